@@ -1,0 +1,1 @@
+//! Headless str0m client speaking the signalling protocol (tests and load tester).

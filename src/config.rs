@@ -1,0 +1,216 @@
+//! Every setting, with its documented default: from the command line, the environment, or a
+//! TOML file (in that order of precedence).
+
+use crate::media::RoomConfig;
+use clap::Args;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings as given (command line, environment, or file); unset ones take their default.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// HTTP/WebSocket listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "CONFAB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// UDP port for all media, on the listen address's IP [default: 10000]
+    #[arg(long, env = "CONFAB_UDP_PORT")]
+    pub udp_port: Option<u16>,
+    /// IP announced in ICE candidates, when clients reach the server through NAT
+    /// [default: the listen IP, or every local interface when listening on 0.0.0.0]
+    #[arg(long, env = "CONFAB_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// PEM certificate chain: serve HTTPS/WSS (needs --tls-key) [default: plain HTTP]
+    #[arg(long, env = "CONFAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "CONFAB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Most participants in one room [default: 100]
+    #[arg(long, env = "CONFAB_MAX_PARTICIPANTS")]
+    pub max_participants: Option<usize>,
+    /// Largest signalling message accepted, in bytes [default: 524288]
+    #[arg(long, env = "CONFAB_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Seconds without any signalling traffic before a session is reaped [default: 30]
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds ICE may stay disconnected before a participant is reaped [default: 4]
+    #[arg(long, env = "CONFAB_ICE_GRACE")]
+    pub ice_grace: Option<u64>,
+    /// TOML file with any of these settings (kebab-case keys)
+    #[arg(long, env = "CONFAB_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP/WebSocket listen address.
+    pub listen: SocketAddr,
+    /// UDP media port (0: any free port).
+    pub udp_port: u16,
+    /// IP announced in ICE candidates instead of the bound one.
+    pub public_ip: Option<IpAddr>,
+    /// Certificate and key for HTTPS/WSS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Room media behaviour.
+    pub room: RoomConfig,
+    /// Largest signalling message accepted.
+    pub max_message_bytes: usize,
+    /// Silence after which a signalling session is reaped.
+    pub idle_timeout: Duration,
+    /// Time allowed between opening the socket and `join`.
+    pub join_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            udp_port: 10000,
+            public_ip: None,
+            tls: None,
+            room: RoomConfig::default(),
+            max_message_bytes: 512 * 1024,
+            idle_timeout: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The TOML file is not valid.
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Merges command line/env (self) over the optional file, over the defaults, and validates.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str::<Settings>(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
+            }
+            None => Settings::default(),
+        };
+        let d = Config::default();
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key go together".into(),
+                ))
+            }
+        };
+        let config = Config {
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
+            public_ip: self.public_ip.or(file.public_ip),
+            tls,
+            room: RoomConfig {
+                max_participants: self
+                    .max_participants
+                    .or(file.max_participants)
+                    .unwrap_or(d.room.max_participants),
+                ice_grace: self
+                    .ice_grace
+                    .or(file.ice_grace)
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.room.ice_grace),
+                ..d.room
+            },
+            max_message_bytes: self
+                .max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(d.max_message_bytes),
+            idle_timeout: self
+                .idle_timeout
+                .or(file.idle_timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.idle_timeout),
+            join_timeout: d.join_timeout,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.room.max_participants == 0 {
+            return Err(ConfigError::Invalid("max-participants must be at least 1".into()));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return Err(ConfigError::Invalid(
+                "max-message-bytes must be between 1024 and 16777216".into(),
+            ));
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid("idle-timeout must be at least 1 s".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let c = Settings::default().resolve().expect("defaults are valid");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(c.udp_port, 10000);
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn file_is_overridden_by_flags() {
+        let dir = std::env::temp_dir().join(format!("confab-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "udp-port = 4000\nmax-participants = 7\n").expect("write");
+        let s = Settings {
+            config: Some(path.clone()),
+            udp_port: Some(5000),
+            ..Default::default()
+        };
+        let c = s.resolve().expect("valid");
+        assert_eq!(c.udp_port, 5000);
+        assert_eq!(c.room.max_participants, 7);
+        std::fs::write(&path, "nonsense = 1\n").expect("write");
+        let s = Settings {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(matches!(s.resolve(), Err(ConfigError::Parse(..))));
+    }
+
+    #[test]
+    fn half_tls_is_refused() {
+        let s = Settings {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(matches!(s.resolve(), Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,77 @@
+//! # confab — a video-conferencing server
+//!
+//! A WebRTC selective-forwarding unit (SFU) on [str0m] in RTP mode, an axum signalling endpoint,
+//! and the browser client it serves itself.
+//!
+//! ## Two planes
+//! ```text
+//!  browser ──WS (JSON)──► server::session ──RoomMsg──► room task ──► media::Room (sans-IO)
+//!  browser ──UDP (ICE/DTLS/SRTP)──► server::udp (ONE port) ──Datagram──► room task ──┘
+//!                                          ◄── media::Output::{Transmit, Signal, Timeout}
+//! ```
+//! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks. A
+//!   [`media::Room`] is driven by one input at a time (`join`, `handle_client`,
+//!   `handle_datagram`, `handle_timeout`, `leave`, each with `now`) and then drained through
+//!   `poll_output` until [`media::Output::Timeout`]: the same contract as str0m's `Rtc`, which
+//!   lets every media behaviour be tested in virtual time.
+//! - **I/O shell** ([`server`]): axum for HTTP/WS, one UDP port (one socket per announced
+//!   interface, all on that port) whose receiver demuxes by STUN ufrag then by source address
+//!   (two hash lookups, no scan), and one tokio task per room that owns its `media::Room`.
+//!
+//! ## Invariants
+//! - A room has exactly one owner (its task): nothing in the packet path takes a lock.
+//! - Every `Rtc` mutation is followed by a full drain of that `Rtc` before the next mutation.
+//! - Every packet not forwarded has a [`media::DropReason`].
+//! - Nothing a client sends can panic the server; a str0m panic ends only its room's task
+//!   (the room's sessions get an `internal` error; the next join reopens the room).
+//! - The client is always the SDP offerer (see [`protocol`]), so negotiation never has glare.
+//!
+//! ## Modules
+//! | module | owns |
+//! |---|---|
+//! | [`protocol`] | every signalling message (the written-down protocol) |
+//! | [`config`] | settings, defaults, CLI/env/TOML merge |
+//! | [`media::room`] | membership, publications, subscriptions, the packet path |
+//! | [`media::participant`] | one peer's `Rtc` and its mid ↔ track maps |
+//! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track) |
+//! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
+//! | [`media::keyframe`] | coalesced, throttled keyframe requests |
+//! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
+//! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
+//! | [`server::udp`] | the one UDP port and its demux |
+//! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
+//! | [`server::rooms`] | room name → task; open on first join, close when empty |
+//! | [`server::session`] | one WebSocket session, validation, rate limit, idle reaping |
+//! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
+//! | [`server::metrics`] | Prometheus counters |
+//! | [`bot`] | headless str0m client (integration tests, load tester) |
+//!
+//! [str0m]: https://docs.rs/str0m
+
+pub mod bot;
+pub mod config;
+pub mod media;
+pub mod protocol;
+pub mod server;
+
+pub use config::{Config, Settings};
+pub use server::{Bound, StartError};
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let bound = Bound::bind(config).await?;
+    let scheme = if bound.shared().config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(
+        "confab listening on {scheme}://{} (media on udp {:?})",
+        bound.http_addr(),
+        bound.udp_addrs()
+    );
+    bound.serve(shutdown).await
+}

@@ -1,0 +1,162 @@
+//! One (subscriber, track) pair: decides per packet whether and how it is forwarded.
+
+use super::rewrite::Rewriter;
+use std::time::Instant;
+
+/// Why a packet was not forwarded. Every drop has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The subscriber needs a keyframe first, and this packet does not start one.
+    NotKeyframeYet,
+    /// The packet is older than the point where the current source started.
+    Stale,
+    /// The subscriber's m-line has no send stream (not negotiated for sending).
+    NoSendStream,
+    /// The subscriber negotiated no codec matching the publisher's.
+    NoMatchingCodec,
+}
+
+/// What to do with one packet for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send it with these rewritten numbers.
+    Forward {
+        /// Outgoing extended sequence number.
+        seq: u64,
+        /// Outgoing extended RTP timestamp.
+        time: u64,
+    },
+    /// Do not send it.
+    Drop(DropReason),
+}
+
+/// The facts about an incoming packet the decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketView {
+    /// Extended sequence number.
+    pub seq: u64,
+    /// Extended RTP timestamp.
+    pub time: u64,
+    /// Clock rate of the codec.
+    pub clock_rate: u32,
+    /// Whether the packet is video.
+    pub video: bool,
+    /// Whether the packet starts a keyframe.
+    pub keyframe_start: bool,
+    /// When it arrived.
+    pub arrival: Instant,
+}
+
+/// Forwarding state of one subscription.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    rewriter: Rewriter,
+    needs_keyframe: bool,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Forwarder {
+    /// A forwarder that waits for a keyframe before its first video packet.
+    pub fn new() -> Self {
+        Forwarder {
+            rewriter: Rewriter::new(),
+            needs_keyframe: true,
+        }
+    }
+
+    /// The subscription now carries another source (a reused m-line).
+    pub fn switch_source(&mut self) {
+        self.rewriter.switch_source();
+        self.needs_keyframe = true;
+    }
+
+    /// Whether video is held back until a keyframe arrives.
+    pub fn needs_keyframe(&self) -> bool {
+        self.needs_keyframe
+    }
+
+    /// Decides for one packet.
+    pub fn decide(&mut self, p: &PacketView) -> Decision {
+        if p.video && self.needs_keyframe {
+            if !p.keyframe_start {
+                return Decision::Drop(DropReason::NotKeyframeYet);
+            }
+            self.needs_keyframe = false;
+        }
+        match self.rewriter.rewrite(p.seq, p.time, p.arrival, p.clock_rate) {
+            Some((seq, time)) => Decision::Forward { seq, time },
+            None => Decision::Drop(DropReason::Stale),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(seq: u64, key: bool, at: Instant) -> PacketView {
+        PacketView {
+            seq,
+            time: seq * 3000,
+            clock_rate: 90_000,
+            video: true,
+            keyframe_start: key,
+            arrival: at,
+        }
+    }
+
+    #[test]
+    fn video_waits_for_keyframe_then_flows() {
+        let t = Instant::now();
+        let mut f = Forwarder::new();
+        assert_eq!(
+            f.decide(&video(100, false, t)),
+            Decision::Drop(DropReason::NotKeyframeYet)
+        );
+        assert!(matches!(
+            f.decide(&video(101, true, t)),
+            Decision::Forward { seq: 1, .. }
+        ));
+        assert!(matches!(
+            f.decide(&video(102, false, t)),
+            Decision::Forward { seq: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn audio_flows_at_once() {
+        let t = Instant::now();
+        let mut f = Forwarder::new();
+        let p = PacketView {
+            seq: 9,
+            time: 960,
+            clock_rate: 48_000,
+            video: false,
+            keyframe_start: false,
+            arrival: t,
+        };
+        assert_eq!(f.decide(&p), Decision::Forward { seq: 1, time: 960 });
+    }
+
+    #[test]
+    fn switch_needs_new_keyframe_and_continues_numbers() {
+        let t = Instant::now();
+        let mut f = Forwarder::new();
+        f.decide(&video(10, true, t));
+        f.decide(&video(11, false, t));
+        f.switch_source();
+        assert_eq!(
+            f.decide(&video(500, false, t)),
+            Decision::Drop(DropReason::NotKeyframeYet)
+        );
+        assert!(matches!(
+            f.decide(&video(501, true, t)),
+            Decision::Forward { seq: 3, .. }
+        ));
+    }
+}

@@ -1,0 +1,16 @@
+//! The sans-IO media core: no sockets, no clocks, no locks; time is an input.
+//!
+//! [`Room`] owns the participants' str0m `Rtc`s and decides, per packet and per subscriber,
+//! [`Decision::Forward`] or [`Decision::Drop`] with a [`DropReason`]. The I/O shell feeds it
+//! datagrams, signalling and time, and carries out its [`Output`]s.
+
+pub mod codec;
+pub mod forwarder;
+pub mod keyframe;
+pub mod participant;
+pub mod rewrite;
+pub mod room;
+pub mod sdp_check;
+
+pub use forwarder::{Decision, DropReason, Forwarder};
+pub use room::{Output, Room, RoomConfig, RoomCounters};

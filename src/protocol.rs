@@ -1,0 +1,386 @@
+//! The signalling protocol: every JSON message on the `/ws` WebSocket, defined once.
+//!
+//! # Transport
+//! One WebSocket per participant at `/ws`, text frames, one JSON object per frame. Every object
+//! has a `"type"` field naming the message (snake_case); the other fields are the message's own.
+//! Frames larger than the server's `max_message_bytes` (default 512 KiB) are refused with an
+//! `error` of code `too_large`; the session goes on.
+//!
+//! # Session
+//! 1. The client opens `/ws` and sends [`ClientMsg::Join`] within 10 s.
+//! 2. The server answers [`ServerMsg::Joined`] (your id, the others, their tracks) or an
+//!    [`ServerMsg::Error`] (`room_full`, `invalid_room`, …) and closes.
+//! 3. **The client is always the SDP offerer** (so there is never glare): whenever it wants to
+//!    publish or to receive something new, it creates an offer and sends [`ClientMsg::Offer`],
+//!    naming which of its m-lines (by `mid`) carry which of its sources (`publish`) and which
+//!    m-lines should receive which remote track (`subscribe`). The server replies
+//!    [`ServerMsg::Answer`]. A client sends its next offer only after the previous answer
+//!    (or an error) arrived. An ICE restart is an offer made with `iceRestart: true`.
+//!    The server is ICE-lite and gives its single UDP candidate inside the answer.
+//! 4. When others come and go the server sends `participant_joined` / `participant_left` and
+//!    `track_published` / `track_unpublished`; the client renegotiates to (un)subscribe.
+//! 5. [`ClientMsg::Leave`] (or closing the socket) ends the session. A peer whose media path
+//!    dies is reaped and the others are told (`participant_left` with `reason: "timeout"`).
+//!
+//! # Errors
+//! Every problem the server finds in what a client sent is answered with an
+//! [`ServerMsg::Error`] carrying a stable [`ErrorCode`] and a human sentence; unless the code is
+//! fatal ([`ErrorCode::is_fatal`]) the session continues.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A participant's id, unique for the life of the server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ParticipantId(pub u64);
+
+/// A published track's id, unique for the life of the server process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrackId(pub u64);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+impl fmt::Display for TrackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// What a participant may do in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Publishes, receives and moderates.
+    Host,
+    /// Publishes and receives.
+    #[default]
+    Presenter,
+    /// Receives only.
+    Audience,
+}
+
+impl Role {
+    /// Whether this role may send media of any source.
+    pub fn may_publish(self) -> bool {
+        matches!(self, Role::Host | Role::Presenter)
+    }
+}
+
+/// Where a track's media comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A camera (video).
+    Camera,
+    /// A microphone (audio).
+    Microphone,
+    /// A shared screen or window (video).
+    Screen,
+    /// The audio of a shared screen or tab.
+    ScreenAudio,
+}
+
+impl Source {
+    /// Whether this source carries video.
+    pub fn is_video(self) -> bool {
+        matches!(self, Source::Camera | Source::Screen)
+    }
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// Messages from a client to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Enter a room. Must be the first message.
+    Join {
+        /// Room name: 1–64 characters of `A–Z a–z 0–9 - _ .`
+        room: String,
+        /// Display name: 1–64 characters, no control characters.
+        name: String,
+        /// Wanted role; honoured in open mode, ignored when a token decides.
+        #[serde(default)]
+        role: Option<Role>,
+        /// Join token (JWT) when the server requires one.
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// An SDP offer, with what its m-lines are for.
+    Offer {
+        /// The offer SDP.
+        sdp: String,
+        /// `mid` → source for each m-line this client sends on.
+        #[serde(default)]
+        publish: BTreeMap<String, Source>,
+        /// `mid` → remote track for each m-line this client receives on.
+        #[serde(default)]
+        subscribe: BTreeMap<String, TrackId>,
+    },
+    /// Tell the others that one of your sources is muted or unmuted.
+    Mute {
+        /// Which of your sources.
+        source: Source,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Leave the room; the server closes the socket.
+    Leave {},
+}
+
+/// One participant as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Its id.
+    pub id: ParticipantId,
+    /// Its display name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// One published track as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Its id: what a subscriber names in `subscribe`.
+    pub id: TrackId,
+    /// Who publishes it.
+    pub participant: ParticipantId,
+    /// Audio or video.
+    pub kind: Kind,
+    /// Camera, microphone, screen.
+    pub source: Source,
+    /// Whether the publisher has muted it.
+    pub muted: bool,
+}
+
+/// Messages from the server to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// You are in.
+    Joined {
+        /// The room's name.
+        room: String,
+        /// You, as the others see you.
+        you: ParticipantInfo,
+        /// Everyone else already there.
+        participants: Vec<ParticipantInfo>,
+        /// Every track already published.
+        tracks: Vec<TrackInfo>,
+    },
+    /// Someone entered.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        id: ParticipantId,
+        /// Why: `left`, `timeout`, `error`.
+        reason: LeaveReason,
+    },
+    /// A track can now be subscribed.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track is gone; free the m-line that received it.
+    TrackUnpublished {
+        /// Which.
+        id: TrackId,
+    },
+    /// A track was muted or unmuted by its publisher.
+    TrackMuted {
+        /// Which.
+        id: TrackId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The answer to your last offer.
+    Answer {
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// Something you sent was refused, or the session is ending.
+    Error {
+        /// Stable, machine-readable code.
+        code: ErrorCode,
+        /// A sentence for humans.
+        message: String,
+    },
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Said goodbye or closed the socket.
+    Left,
+    /// Its media or signalling went silent.
+    Timeout,
+    /// The server ended it after an error.
+    Error,
+}
+
+/// Stable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a known message, or fields of the wrong shape.
+    BadMessage,
+    /// The frame exceeded the size limit.
+    TooLarge,
+    /// Sent too many messages too fast.
+    RateLimited,
+    /// The room name is not valid.
+    InvalidRoom,
+    /// The display name is not valid.
+    InvalidName,
+    /// The room has reached its participant limit.
+    RoomFull,
+    /// A message other than `join` came first, or `join` came twice.
+    NotJoined,
+    /// The SDP offer could not be accepted.
+    SdpRejected,
+    /// Your role does not allow this.
+    Forbidden,
+    /// The join token is missing, invalid, expired or for another room.
+    Unauthorized,
+    /// The server is shutting down or the room ended.
+    Closed,
+    /// Something went wrong on the server; not your fault.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether the server closes the session after sending this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::InvalidRoom
+                | ErrorCode::InvalidName
+                | ErrorCode::RoomFull
+                | ErrorCode::Unauthorized
+                | ErrorCode::Closed
+                | ErrorCode::Internal
+        )
+    }
+}
+
+impl ServerMsg {
+    /// An error message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks a room name: 1–64 of `A–Z a–z 0–9 - _ .`
+pub fn valid_room_name(room: &str) -> bool {
+    !room.is_empty()
+        && room.len() <= 64
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Normalises a display name: trimmed, 1–64 characters, no control characters.
+pub fn clean_display_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 64 || name.chars().any(char::is_control) {
+        return None;
+    }
+    Some(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_with_defaults() {
+        let m: ClientMsg = serde_json::from_str(r#"{"type":"join","room":"a","name":"Ana"}"#)
+            .expect("valid join");
+        assert_eq!(
+            m,
+            ClientMsg::Join {
+                room: "a".into(),
+                name: "Ana".into(),
+                role: None,
+                token: None
+            }
+        );
+    }
+
+    #[test]
+    fn offer_maps_mids() {
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"offer","sdp":"v=0","publish":{"0":"microphone","1":"camera"},"subscribe":{"2":7}}"#,
+        )
+        .expect("valid offer");
+        let ClientMsg::Offer {
+            publish, subscribe, ..
+        } = m
+        else {
+            panic!("not an offer");
+        };
+        assert_eq!(publish.get("1"), Some(&Source::Camera));
+        assert_eq!(subscribe.get("2"), Some(&TrackId(7)));
+    }
+
+    #[test]
+    fn unknown_type_and_fields_are_errors() {
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"dance"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"leave","x":1}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"room":"a"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>("not json").is_err());
+    }
+
+    #[test]
+    fn server_messages_are_tagged() {
+        let s = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full"))
+            .expect("serialises");
+        assert_eq!(
+            s,
+            r#"{"type":"error","code":"room_full","message":"full"}"#
+        );
+        let s = serde_json::to_string(&ServerMsg::TrackMuted {
+            id: TrackId(3),
+            muted: true,
+        })
+        .expect("serialises");
+        assert_eq!(s, r#"{"type":"track_muted","id":3,"muted":true}"#);
+    }
+
+    #[test]
+    fn room_and_name_validation() {
+        assert!(valid_room_name("standup-2.team_a"));
+        assert!(!valid_room_name(""));
+        assert!(!valid_room_name("a b"));
+        assert!(!valid_room_name(&"x".repeat(65)));
+        assert_eq!(clean_display_name("  Ana "), Some("Ana".into()));
+        assert_eq!(clean_display_name("   "), None);
+        assert_eq!(clean_display_name("a\u{7}b"), None);
+        assert_eq!(clean_display_name(&"é".repeat(64)), Some("é".repeat(64)));
+    }
+}

@@ -1,0 +1,86 @@
+//! Prometheus counters for `/metrics` (prometheus-client's registry and text encoding).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Every counter the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// Datagrams received on the media port.
+    pub udp_in: Counter,
+    /// Datagrams that matched no participant.
+    pub udp_unroutable: Counter,
+    /// Datagrams dropped because a room was overloaded.
+    pub udp_dropped_full: Counter,
+    /// Datagrams sent.
+    pub udp_out: Counter,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_forwarded: Counter,
+    /// Signalling messages refused (bad JSON, too large, rate limited, …).
+    pub signalling_errors: Counter,
+    /// Participants connected now.
+    pub participants: Gauge,
+    /// Rooms open now.
+    pub rooms: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("confab");
+        let m = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let udp_in = m(&mut registry, "udp_in_datagrams", "Datagrams received");
+        let udp_unroutable = m(
+            &mut registry,
+            "udp_unroutable_datagrams",
+            "Datagrams matching no participant",
+        );
+        let udp_dropped_full = m(
+            &mut registry,
+            "udp_dropped_datagrams",
+            "Datagrams dropped because a room queue was full",
+        );
+        let udp_out = m(&mut registry, "udp_out_datagrams", "Datagrams sent");
+        let rtp_forwarded = m(
+            &mut registry,
+            "rtp_forwarded_packets",
+            "RTP packets forwarded to subscribers",
+        );
+        let signalling_errors = m(
+            &mut registry,
+            "signalling_errors",
+            "Signalling messages refused",
+        );
+        let participants = Gauge::default();
+        registry.register("participants", "Participants connected", participants.clone());
+        let rooms = Gauge::default();
+        registry.register("rooms", "Rooms open", rooms.clone());
+        Metrics {
+            registry,
+            udp_in,
+            udp_unroutable,
+            udp_dropped_full,
+            udp_out,
+            rtp_forwarded,
+            signalling_errors,
+            participants,
+            rooms,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
+
+pub mod http;
+pub mod metrics;
+pub mod room_task;
+pub mod rooms;
+pub mod session;
+pub mod udp;
+
+use crate::config::Config;
+use metrics::Metrics;
+use rooms::Rooms;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use udp::DemuxCmd;
+
+/// What every task shares. Nothing here is locked per packet.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// Open rooms.
+    pub rooms: Rooms,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The ICE candidates every participant announces.
+    pub candidates: Vec<SocketAddr>,
+    /// Next participant id.
+    pub next_participant: AtomicU64,
+    /// Flips to `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    demux: Vec<mpsc::UnboundedSender<DemuxCmd>>,
+}
+
+impl Shared {
+    /// Sends a datagram from the socket announced as `source`.
+    pub fn send_udp(&self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let socket = self
+            .sockets
+            .iter()
+            .find(|(a, _)| *a == source)
+            .or(self.sockets.first())
+            .map(|(_, s)| s);
+        if let Some(s) = socket {
+            // A full socket buffer drops the datagram, as the network would; RTX repairs it.
+            if s.try_send_to(data, destination).is_ok() {
+                self.metrics.udp_out.inc();
+            }
+        }
+    }
+}
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error("cannot bind {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The TLS certificate or key could not be loaded.
+    #[error("cannot load TLS certificate/key: {0}")]
+    Tls(std::io::Error),
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server with its sockets bound, not yet serving.
+pub struct Bound {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown_tx: watch::Sender<bool>,
+    receivers: Vec<(Arc<UdpSocket>, SocketAddr, mpsc::UnboundedReceiver<DemuxCmd>)>,
+}
+
+impl Bound {
+    /// Binds the HTTP listener and the UDP media port.
+    pub async fn bind(config: Config) -> Result<Bound, StartError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Bind(config.listen, e))?;
+        let listen_ip = config.listen.ip();
+        let bind_ips: Vec<IpAddr> = if listen_ip.is_unspecified() && config.public_ip.is_none() {
+            local_ipv4s()
+        } else {
+            vec![listen_ip]
+        };
+        let mut sockets = vec![];
+        let mut port = config.udp_port;
+        for ip in bind_ips {
+            let addr = SocketAddr::new(ip, port);
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|e| StartError::Bind(addr, e))?;
+            let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
+            // Every interface shares the first socket's port: one port for all media.
+            port = local.port();
+            let announced = match config.public_ip {
+                Some(ip) => SocketAddr::new(ip, local.port()),
+                None => local,
+            };
+            sockets.push((announced, Arc::new(socket)));
+        }
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let mut demux = vec![];
+        let mut receivers = vec![];
+        for (announced, socket) in &sockets {
+            let (tx, rx) = mpsc::unbounded_channel();
+            demux.push(tx);
+            receivers.push((Arc::clone(socket), *announced, rx));
+        }
+        let candidates = sockets.iter().map(|(a, _)| *a).collect();
+        let shared = Arc::new(Shared {
+            config,
+            rooms: Rooms::default(),
+            metrics: Arc::new(Metrics::default()),
+            candidates,
+            next_participant: AtomicU64::new(1),
+            shutdown,
+            sockets,
+            demux,
+        });
+        Ok(Bound {
+            shared,
+            listener,
+            shutdown_tx,
+            receivers,
+        })
+    }
+
+    /// The HTTP address actually bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.listen)
+    }
+
+    /// The media addresses announced to clients.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.candidates.clone()
+    }
+
+    /// The shared state (for tests and metrics).
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Serves until `shutdown` completes, then ends every session cleanly.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let Bound {
+            shared,
+            listener,
+            shutdown_tx,
+            receivers,
+        } = self;
+        for (socket, announced, rx) in receivers {
+            tokio::spawn(udp::run_receiver(
+                socket,
+                announced,
+                rx,
+                Arc::clone(&shared.metrics),
+            ));
+        }
+        let app = http::router(Arc::clone(&shared));
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = shutdown_tx.send(true);
+        };
+        match shared.config.tls.clone() {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+                .map_err(StartError::Serve),
+            Some((cert, key)) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(StartError::Tls)?;
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    signal.await;
+                    h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                });
+                let std_listener = listener.into_std().map_err(StartError::Serve)?;
+                axum_server::from_tcp_rustls(std_listener, tls)
+                    .handle(handle)
+                    .serve(app.into_make_service())
+                    .await
+                    .map_err(StartError::Serve)
+            }
+        }
+    }
+}
+
+/// Every IPv4 address of this machine's interfaces, loopback last; loopback alone if none.
+fn local_ipv4s() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    ips
+}

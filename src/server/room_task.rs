@@ -1,0 +1,165 @@
+//! One tokio task per room: the only owner of its `media::Room`, fed by sessions and the demux.
+
+use super::udp::DemuxCmd;
+use super::Shared;
+use crate::media::{Output, Room};
+use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ParticipantInfo, ServerMsg};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Messages a room task receives.
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// A session wants in; replies go to `tx`.
+    Join {
+        /// Who.
+        info: ParticipantInfo,
+        /// Where its signalling messages go.
+        tx: mpsc::Sender<ServerMsg>,
+    },
+    /// A signalling message from a joined participant.
+    Client {
+        /// From whom.
+        id: ParticipantId,
+        /// What.
+        msg: ClientMsg,
+    },
+    /// The session ended.
+    Leave {
+        /// Who.
+        id: ParticipantId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A datagram the demux routed here.
+    Datagram {
+        /// For whom.
+        id: ParticipantId,
+        /// From where.
+        source: SocketAddr,
+        /// The server address it was sent to (as announced).
+        destination: SocketAddr,
+        /// Its bytes.
+        contents: Vec<u8>,
+        /// When it arrived.
+        at: Instant,
+    },
+}
+
+/// Runs a room until it is empty and no join is queued.
+pub async fn run(
+    mut room: Room,
+    serial: u64,
+    this: mpsc::Sender<RoomMsg>,
+    mut rx: mpsc::Receiver<RoomMsg>,
+    shared: Arc<Shared>,
+) {
+    shared.metrics.rooms.inc();
+    let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
+    loop {
+        let deadline = flush(&mut room, &mut sessions, &shared, &this);
+        if room.is_empty() && shared.rooms.remove_if_idle(room.name(), serial, &rx) {
+            break;
+        }
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                room.handle_timeout(Instant::now());
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
+        match msg {
+            RoomMsg::Join { info, tx } => {
+                let id = info.id;
+                match room.join(info, Instant::now()) {
+                    Ok(()) => {
+                        sessions.insert(id, tx);
+                        shared.metrics.participants.inc();
+                    }
+                    Err((code, message)) => {
+                        let _ = tx.try_send(ServerMsg::error(code, message));
+                    }
+                }
+            }
+            RoomMsg::Client { id, msg } => room.handle_client(id, msg, Instant::now()),
+            RoomMsg::Leave { id, reason } => room.leave(id, reason),
+            RoomMsg::Datagram {
+                id,
+                source,
+                destination,
+                contents,
+                at,
+            } => room.handle_datagram(id, source, destination, &contents, at),
+        }
+    }
+    for id in sessions.keys() {
+        shared.forget_route(*id);
+    }
+    shared
+        .metrics
+        .participants
+        .dec_by(sessions.len() as i64);
+    shared.metrics.rooms.dec();
+}
+
+/// Carries out the room's outputs; returns when it next wants time.
+fn flush(
+    room: &mut Room,
+    sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
+    shared: &Shared,
+    this: &mpsc::Sender<RoomMsg>,
+) -> Instant {
+    let mut slow = vec![];
+    loop {
+        match room.poll_output(Instant::now()) {
+            Output::Timeout(t) => {
+                for id in slow.drain(..) {
+                    // A client that cannot keep up with signalling is as good as gone.
+                    room.leave(id, LeaveReason::Error);
+                }
+                // `leave` queues outputs; carry them out before sleeping.
+                if room.has_output() {
+                    continue;
+                }
+                return t;
+            }
+            Output::Transmit(t) => shared.send_udp(t.source, t.destination, &t.contents),
+            Output::Signal(id, msg) => {
+                if let Some(tx) = sessions.get(&id) {
+                    if tx.try_send(msg).is_err() {
+                        slow.push(id);
+                    }
+                }
+            }
+            Output::RouteUfrag(id, ufrag) => shared.route(ufrag, id, this.clone()),
+            Output::Removed(id, _) => {
+                shared.forget_route(id);
+                if sessions.remove(&id).is_some() {
+                    shared.metrics.participants.dec();
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn route(&self, ufrag: String, id: ParticipantId, room: mpsc::Sender<RoomMsg>) {
+        for tx in &self.demux {
+            let _ = tx.send(DemuxCmd::Route {
+                ufrag: ufrag.clone(),
+                id,
+                room: room.clone(),
+            });
+        }
+    }
+
+    fn forget_route(&self, id: ParticipantId) {
+        for tx in &self.demux {
+            let _ = tx.send(DemuxCmd::Forget { id });
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! One signalling session: a WebSocket (any `Stream`/`Sink` of messages) ⇄ its room task.
+//!
+//! The session validates everything a client sends before it reaches the room: size, JSON shape,
+//! rate, and that `join` comes first and once. Errors go back as typed `error` messages.
+
+use super::room_task::RoomMsg;
+use super::Shared;
+use crate::protocol::{
+    clean_display_name, valid_room_name, ClientMsg, ErrorCode, LeaveReason, ParticipantId,
+    ParticipantInfo, Role, ServerMsg,
+};
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Outbound queue per session; a client this far behind is dropped.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// Messages per second a client may send on average, and the burst it may save up.
+const RATE_PER_SEC: f64 = 20.0;
+const RATE_BURST: f64 = 60.0;
+
+/// Token bucket for incoming messages.
+struct RateLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(now: Instant) -> Self {
+        RateLimit {
+            tokens: RATE_BURST,
+            at: now,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * RATE_PER_SEC).min(RATE_BURST);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What one frame from the client turned out to be.
+enum Incoming {
+    Msg(ClientMsg),
+    Refused(ErrorCode, String),
+    Ignore,
+    Closed,
+}
+
+fn read_frame(frame: Option<Result<Message, axum::Error>>, max: usize) -> Incoming {
+    match frame {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Incoming::Closed,
+        Some(Ok(Message::Text(t))) => parse(t.as_str(), max),
+        Some(Ok(Message::Binary(b))) => {
+            if b.len() > max {
+                return Incoming::Refused(ErrorCode::TooLarge, too_large(b.len(), max));
+            }
+            match std::str::from_utf8(&b) {
+                Ok(t) => parse(t, max),
+                Err(_) => Incoming::Refused(ErrorCode::BadMessage, "Messages are JSON text.".into()),
+            }
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Ignore,
+    }
+}
+
+fn too_large(len: usize, max: usize) -> String {
+    format!("Message of {len} bytes exceeds the limit of {max} bytes.")
+}
+
+/// Parses one client message, refusing oversize and malformed ones.
+fn parse(text: &str, max: usize) -> Incoming {
+    if text.len() > max {
+        return Incoming::Refused(ErrorCode::TooLarge, too_large(text.len(), max));
+    }
+    match serde_json::from_str::<ClientMsg>(text) {
+        Ok(m) => Incoming::Msg(m),
+        Err(e) => Incoming::Refused(ErrorCode::BadMessage, format!("Not a valid message: {e}.")),
+    }
+}
+
+async fn send<S>(sink: &mut S, msg: &ServerMsg) -> bool
+where
+    S: Sink<Message> + Unpin,
+{
+    match serde_json::to_string(msg) {
+        Ok(text) => sink.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn close<S>(sink: &mut S)
+where
+    S: Sink<Message> + Unpin,
+{
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "bye".into(),
+        })))
+        .await;
+    let _ = sink.close().await;
+}
+
+/// Runs one session to its end.
+pub async fn run<S>(socket: S, shared: Arc<Shared>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message> + Unpin,
+{
+    let (mut sink, mut stream) = socket.split();
+    let max = shared.config.max_message_bytes;
+    let mut shutdown = shared.shutdown.clone();
+
+    // Phase 1: the first message must be a valid join.
+    let deadline = tokio::time::sleep(shared.config.join_timeout);
+    tokio::pin!(deadline);
+    let (room_name, name, role) = loop {
+        let frame = tokio::select! {
+            f = stream.next() => f,
+            _ = &mut deadline => {
+                send(&mut sink, &ServerMsg::error(ErrorCode::NotJoined, "No join message arrived in time.")).await;
+                return close(&mut sink).await;
+            }
+            _ = shutdown.changed() => return close(&mut sink).await,
+        };
+        match read_frame(frame, max) {
+            Incoming::Closed => return,
+            Incoming::Ignore => continue,
+            Incoming::Refused(code, message) => {
+                shared.metrics.signalling_errors.inc();
+                send(&mut sink, &ServerMsg::error(code, message)).await;
+            }
+            Incoming::Msg(ClientMsg::Join {
+                room, name, role, ..
+            }) => {
+                if !valid_room_name(&room) {
+                    shared.metrics.signalling_errors.inc();
+                    send(&mut sink, &ServerMsg::error(ErrorCode::InvalidRoom,
+                        "Room names are 1–64 letters, digits, '-', '_' or '.'.")).await;
+                    return close(&mut sink).await;
+                }
+                let Some(name) = clean_display_name(&name) else {
+                    shared.metrics.signalling_errors.inc();
+                    send(&mut sink, &ServerMsg::error(ErrorCode::InvalidName,
+                        "Display names are 1–64 characters without control characters.")).await;
+                    return close(&mut sink).await;
+                };
+                break (room, name, role.unwrap_or_default());
+            }
+            Incoming::Msg(_) => {
+                shared.metrics.signalling_errors.inc();
+                send(&mut sink, &ServerMsg::error(ErrorCode::NotJoined, "Send join first.")).await;
+            }
+        }
+    };
+
+    // Phase 2: in the room.
+    let id = ParticipantId(shared.next_participant.fetch_add(1, Ordering::Relaxed));
+    let info = ParticipantInfo {
+        id,
+        name,
+        role: role_for(role),
+    };
+    let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let room = match shared.rooms.join(&shared, &room_name, info, tx) {
+        Ok(r) => r,
+        Err((code, message)) => {
+            send(&mut sink, &ServerMsg::error(code, message)).await;
+            return close(&mut sink).await;
+        }
+    };
+    let reason = in_room(&mut sink, &mut stream, &mut rx, &room, &shared, id).await;
+    let _ = room.send(RoomMsg::Leave { id, reason }).await;
+    close(&mut sink).await;
+}
+
+/// In open mode the wanted role is honoured as asked.
+fn role_for(wanted: Role) -> Role {
+    wanted
+}
+
+async fn in_room<S, R>(
+    sink: &mut S,
+    stream: &mut R,
+    rx: &mut mpsc::Receiver<ServerMsg>,
+    room: &mpsc::Sender<RoomMsg>,
+    shared: &Shared,
+    id: ParticipantId,
+) -> LeaveReason
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let max = shared.config.max_message_bytes;
+    let idle = shared.config.idle_timeout;
+    let mut rate = RateLimit::new(Instant::now());
+    let mut last_heard = Instant::now();
+    let mut tick = tokio::time::interval(idle / 3);
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(msg) = out else {
+                    send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await;
+                    return LeaveReason::Error;
+                };
+                let fatal = matches!(&msg, ServerMsg::Error { code, .. } if code.is_fatal());
+                if !send(sink, &msg).await {
+                    return LeaveReason::Left;
+                }
+                if fatal {
+                    return LeaveReason::Error;
+                }
+            }
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                let incoming = read_frame(frame, max);
+                if matches!(incoming, Incoming::Msg(_)) && !rate.allow(last_heard) {
+                    shared.metrics.signalling_errors.inc();
+                    send(sink, &ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.")).await;
+                    continue;
+                }
+                match incoming {
+                    Incoming::Closed => return LeaveReason::Left,
+                    Incoming::Ignore => {}
+                    Incoming::Refused(code, message) => {
+                        shared.metrics.signalling_errors.inc();
+                        send(sink, &ServerMsg::error(code, message)).await;
+                    }
+                    Incoming::Msg(ClientMsg::Leave {}) => return LeaveReason::Left,
+                    Incoming::Msg(msg) => {
+                        if room.send(RoomMsg::Client { id, msg }).await.is_err() {
+                            send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await;
+                            return LeaveReason::Error;
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if last_heard.elapsed() > idle {
+                    send(sink, &ServerMsg::error(ErrorCode::Closed, "Your connection timed out.")).await;
+                    return LeaveReason::Timeout;
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return LeaveReason::Left;
+                }
+            }
+            _ = shutdown.changed() => {
+                send(sink, &ServerMsg::error(ErrorCode::Closed, "The server is shutting down.")).await;
+                return LeaveReason::Left;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rate_limit_allows_burst_then_refills() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::new(t0);
+        let allowed = (0..100).filter(|_| r.allow(t0)).count();
+        assert_eq!(allowed, RATE_BURST as usize);
+        assert!(r.allow(t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn parse_refuses_large_and_malformed() {
+        assert!(matches!(parse("{}", 10), Incoming::Refused(ErrorCode::BadMessage, _)));
+        assert!(matches!(
+            parse(&"x".repeat(11), 10),
+            Incoming::Refused(ErrorCode::TooLarge, _)
+        ));
+        assert!(matches!(parse(r#"{"type":"leave"}"#, 100), Incoming::Msg(ClientMsg::Leave {})));
+    }
+}
