@@ -40,6 +40,9 @@ pub struct Settings {
     /// Seconds ICE may stay disconnected before a participant is reaped [default: 4]
     #[arg(long, env = "CONFAB_ICE_GRACE")]
     pub ice_grace: Option<u64>,
+    /// Seconds a connected participant may send no packet at all before it is reaped [default: 6]
+    #[arg(long, env = "CONFAB_MEDIA_TIMEOUT")]
+    pub media_timeout: Option<u64>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -135,6 +138,11 @@ impl Settings {
                     .or(file.ice_grace)
                     .map(Duration::from_secs)
                     .unwrap_or(d.room.ice_grace),
+                media_timeout: self
+                    .media_timeout
+                    .or(file.media_timeout)
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.room.media_timeout),
                 ..d.room
             },
             max_message_bytes: self

@@ -20,10 +20,12 @@ export function startMeeting(view, banner, { room, name, role, token }) {
   setState('connecting');
   setupControls();
 
-  const localMuted = () => ({
-    microphone: client.canPublish('microphone') ? client.muted.microphone : undefined,
-    camera: client.canPublish('camera') ? client.muted.camera : undefined,
-  });
+  function localMuted() {
+    return {
+      microphone: client.canPublish('microphone') ? client.muted.microphone : undefined,
+      camera: client.canPublish('camera') ? client.muted.camera : undefined,
+    };
+  }
 
   function refresh() {
     if (!client.me) return;

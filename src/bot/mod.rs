@@ -1,1 +1,205 @@
-//! Headless str0m client speaking the signalling protocol (tests and load tester).
+//! Headless str0m client speaking the signalling protocol: the integration tests' peer and the
+//! load tester's worker.
+//!
+//! A bot joins over the real WebSocket, negotiates like the browser client (it is always the
+//! offerer), connects over real UDP, publishes synthetic VP8 and Opus packet streams if asked,
+//! subscribes to every remote track, and counts what it receives per track.
+
+mod media;
+mod run;
+
+pub use media::{stamp_micros, StreamShape};
+
+use crate::protocol::{ParticipantId, Role, ServerMsg, TrackId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How a bot behaves.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// `ws://host:port/ws`.
+    pub url: String,
+    /// Room to join.
+    pub room: String,
+    /// Display name.
+    pub name: String,
+    /// Wanted role.
+    pub role: Option<Role>,
+    /// Join token.
+    pub token: Option<String>,
+    /// Publish a microphone and a camera.
+    pub publish: bool,
+    /// Subscribe to every remote track.
+    pub subscribe: bool,
+    /// Shape of the synthetic streams.
+    pub shape: StreamShape,
+}
+
+impl BotConfig {
+    /// A publishing, subscribing bot with default stream shapes.
+    pub fn new(url: impl Into<String>, room: impl Into<String>, name: impl Into<String>) -> Self {
+        BotConfig {
+            url: url.into(),
+            room: room.into(),
+            name: name.into(),
+            role: None,
+            token: None,
+            publish: true,
+            subscribe: true,
+            shape: StreamShape::default(),
+        }
+    }
+}
+
+/// What a bot received on one track.
+#[derive(Debug, Clone, Default)]
+pub struct TrackStats {
+    /// Whether it is video.
+    pub video: bool,
+    /// Packets received.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Keyframe starts received.
+    pub keyframes: u64,
+    /// Lowest and highest sequence numbers seen.
+    pub seq_range: Option<(u64, u64)>,
+    /// One-way delays from the publisher's stamp, in microseconds (same-process bots only).
+    pub delays_us: Vec<u64>,
+}
+
+impl TrackStats {
+    /// Packets missing from the seen sequence range.
+    pub fn lost(&self) -> u64 {
+        match self.seq_range {
+            Some((lo, hi)) => (hi - lo + 1).saturating_sub(self.packets),
+            None => 0,
+        }
+    }
+}
+
+/// Everything a bot observed.
+#[derive(Debug, Clone, Default)]
+pub struct BotStats {
+    /// Per remote track.
+    pub tracks: HashMap<TrackId, TrackStats>,
+    /// Packets sent.
+    pub sent_packets: u64,
+    /// Keyframe requests received from the server.
+    pub keyframe_requests: u64,
+    /// Whether ICE connected.
+    pub connected: bool,
+}
+
+/// Commands to a running bot.
+#[derive(Debug)]
+pub enum BotCmd {
+    /// Send `leave` and stop.
+    Leave,
+    /// Stop all I/O without a goodbye (a vanished peer); keeps the sockets open.
+    Freeze,
+    /// Send this text as a signalling frame.
+    SendRaw(String),
+}
+
+/// Why a bot stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The WebSocket failed.
+    #[error("websocket: {0}")]
+    Ws(String),
+    /// The server refused or said something unexpected.
+    #[error("server: {0}")]
+    Server(String),
+    /// WebRTC failed.
+    #[error("rtc: {0}")]
+    Rtc(String),
+    /// Local I/O failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running bot.
+pub struct Bot {
+    /// Its participant id.
+    pub id: ParticipantId,
+    /// Its role as the server granted it.
+    pub role: Role,
+    cmds: mpsc::UnboundedSender<BotCmd>,
+    events: mpsc::UnboundedReceiver<ServerMsg>,
+    stats: Arc<Mutex<BotStats>>,
+    task: JoinHandle<Result<(), BotError>>,
+}
+
+impl Bot {
+    /// Connects, joins and starts; returns once the server said `joined`.
+    pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
+        run::start(config).await
+    }
+
+    /// A copy of what it observed so far.
+    pub fn stats(&self) -> BotStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Polls the stats until `pred` holds or `timeout` passes.
+    pub async fn wait_until(&self, timeout: Duration, pred: impl Fn(&BotStats) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(&self.stats()) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The next signalling message, if one comes within `timeout`.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<ServerMsg> {
+        tokio::time::timeout(timeout, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for a signalling message matching `pred`, skipping others.
+    pub async fn wait_event(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&ServerMsg) -> bool,
+    ) -> Option<ServerMsg> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self.next_event(left).await?;
+            if pred(&msg) {
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Sends a command.
+    pub fn command(&self, cmd: BotCmd) {
+        let _ = self.cmds.send(cmd);
+    }
+
+    /// Leaves and waits for the bot to stop.
+    pub async fn leave(self) -> Result<(), BotError> {
+        self.command(BotCmd::Leave);
+        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(BotError::Rtc(format!("bot task failed: {e}"))),
+            Err(_) => Err(BotError::Ws("leave timed out".into())),
+        }
+    }
+
+    /// Whether the bot's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}

@@ -41,6 +41,8 @@ pub struct Participant {
     pub disconnected_since: Option<Instant>,
     /// Whether ICE ever connected.
     pub connected: bool,
+    /// When the last datagram from it arrived.
+    pub last_heard: Instant,
 }
 
 impl Participant {
@@ -73,6 +75,7 @@ impl Participant {
             next_timeout: now,
             disconnected_since: None,
             connected: false,
+            last_heard: now,
         })
     }
 

@@ -30,6 +30,9 @@ pub struct RoomConfig {
     pub max_participants: usize,
     /// How long ICE may stay disconnected before the participant is reaped.
     pub ice_grace: Duration,
+    /// How long a connected participant may send nothing at all (browsers send STUN consent
+    /// checks every few seconds even when they publish nothing) before it is reaped.
+    pub media_timeout: Duration,
     /// Keyframe request throttling.
     pub keyframe: KeyframeConfig,
 }
@@ -39,6 +42,7 @@ impl Default for RoomConfig {
         RoomConfig {
             max_participants: 100,
             ice_grace: Duration::from_secs(4),
+            media_timeout: Duration::from_secs(6),
             keyframe: KeyframeConfig::default(),
         }
     }
@@ -232,6 +236,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        p.last_heard = now;
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
             return;
@@ -277,7 +282,8 @@ impl Room {
             .values()
             .flat_map(|p| {
                 let grace = p.disconnected_since.map(|t| t + self.config.ice_grace);
-                [Some(p.next_timeout), grace]
+                let silence = p.connected.then(|| p.last_heard + self.config.media_timeout);
+                [Some(p.next_timeout), grace, silence]
             })
             .flatten()
             .min()
@@ -697,14 +703,16 @@ impl Room {
         }
     }
 
-    /// Removes participants whose ICE stayed disconnected past the grace period.
+    /// Removes participants whose media path went silent or whose ICE stayed disconnected.
     fn reap(&mut self, now: Instant) {
+        let c = &self.config;
         let dead: Vec<ParticipantId> = self
             .participants
             .iter()
             .filter(|(_, p)| {
                 p.disconnected_since
-                    .is_some_and(|t| now >= t + self.config.ice_grace)
+                    .is_some_and(|t| now >= t + c.ice_grace)
+                    || (p.connected && now >= p.last_heard + c.media_timeout)
                     || !p.rtc.is_alive()
             })
             .map(|(id, _)| *id)

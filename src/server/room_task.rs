@@ -59,8 +59,12 @@ pub async fn run(
 ) {
     shared.metrics.rooms.inc();
     let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
+    let mut forwarded = 0;
     loop {
         let deadline = flush(&mut room, &mut sessions, &shared, &this);
+        let now_forwarded = room.counters().rtp_forwarded;
+        shared.metrics.rtp_forwarded.inc_by(now_forwarded - forwarded);
+        forwarded = now_forwarded;
         if room.is_empty() && shared.rooms.remove_if_idle(room.name(), serial, &rx) {
             break;
         }

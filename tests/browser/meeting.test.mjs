@@ -1,0 +1,172 @@
+// A meeting as people have it: three browsers in one room, someone leaving, someone reloading,
+// and the errors a person must be able to read. Run with `node --test` in this folder.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from './server.mjs';
+import {
+  launchBrowser,
+  openPerson,
+  waitFor,
+  joined,
+  myId,
+  inboundStats,
+  decodesVideoFrom,
+  tileIds,
+  rosterNames,
+  errorBanner,
+} from './browser.mjs';
+
+const MEDIA_DEADLINE_MS = 30_000;
+const LEAVE_DEADLINE_MS = 10_000;
+
+let server;
+let browser;
+const people = new Map(); // label → person
+const room = `standup-${process.pid}`;
+
+before(async () => {
+  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+// Runs a test body; on failure the error also carries what the pages and the server said.
+function scenario(name, body) {
+  test(name, async () => {
+    try {
+      await body();
+    } catch (err) {
+      const pageLogs = [...people.values()].flatMap((p) => p.logs.slice(-40)).join('\n');
+      err.message += `\n--- page logs ---\n${pageLogs}\n--- server stderr (tail) ---\n${server?.stderr().slice(-6000)}`;
+      throw err;
+    }
+  });
+}
+
+async function join(label) {
+  const person = await openPerson(browser, `${server.url}/?room=${room}&name=${label}`, label);
+  people.set(label, person);
+  await joined(person);
+  return person;
+}
+
+const receivesEveryone = (others) => (stats) =>
+  stats.filter((s) => s.kind === 'video' && s.framesDecoded > 0).length >= others &&
+  stats.filter((s) => s.kind === 'audio' && s.packetsReceived > 0).length >= others;
+
+scenario('three people in a room see and hear each other', async () => {
+  const trio = [];
+  for (const label of ['Ana', 'Ben', 'Cy']) trio.push(await join(label));
+
+  await Promise.all(
+    trio.map((p) =>
+      waitFor(`${p.label} to decode video and receive audio from both others`, () => inboundStats(p), receivesEveryone(2), {
+        timeoutMs: MEDIA_DEADLINE_MS,
+        intervalMs: 500,
+      }),
+    ),
+  );
+
+  for (const p of trio) {
+    assert.equal((await tileIds(p)).length, 3, `${p.label} should show three tiles`);
+    assert.deepEqual((await rosterNames(p)).sort(), ['Ana', 'Ben', 'Cy'], `${p.label}'s participant list`);
+  }
+});
+
+scenario('muting the microphone shows on the others’ screens', async () => {
+  const ana = people.get('Ana');
+  const anaId = await myId(ana);
+  await ana.page.click('#mic');
+  for (const label of ['Ben', 'Cy']) {
+    await waitFor(
+      `${label} to see Ana muted`,
+      () =>
+        people.get(label).page.evaluate(
+          (id) => Boolean(document.querySelector(`#people [data-participant="${id}"] .muted`)),
+          anaId,
+        ),
+      Boolean,
+      { timeoutMs: 5_000 },
+    );
+  }
+  await ana.page.click('#mic');
+});
+
+scenario('closing a page removes that person for the others', async () => {
+  const cy = people.get('Cy');
+  const cyId = await myId(cy);
+  await cy.context.close();
+  people.delete('Cy');
+
+  await Promise.all(
+    ['Ana', 'Ben'].map((label) =>
+      waitFor(
+        `${label} to drop Cy's tile and list entry`,
+        () =>
+          people.get(label).page.evaluate(
+            (id) => document.querySelectorAll(`[data-participant="${id}"]`).length,
+            cyId,
+          ),
+        (n) => n === 0,
+        { timeoutMs: LEAVE_DEADLINE_MS },
+      ),
+    ),
+  );
+  for (const label of ['Ana', 'Ben']) {
+    assert.deepEqual((await rosterNames(people.get(label))).sort(), ['Ana', 'Ben']);
+  }
+});
+
+scenario('a reloaded page rejoins and is seen again', async () => {
+  const ana = people.get('Ana');
+  const ben = people.get('Ben');
+  const oldBenId = await myId(ben);
+  const anaId = await myId(ana);
+
+  await ben.page.reload();
+  await joined(ben);
+  const benId = await myId(ben);
+  assert.notEqual(benId, oldBenId, 'a rejoin is a new participant');
+
+  await waitFor(
+    "Ana to show Ben's new tile instead of the old one",
+    () => tileIds(ana),
+    (ids) => ids.includes(benId) && !ids.includes(oldBenId),
+    { timeoutMs: LEAVE_DEADLINE_MS },
+  );
+  await Promise.all([
+    decodesVideoFrom(ana, benId, MEDIA_DEADLINE_MS),
+    decodesVideoFrom(ben, anaId, MEDIA_DEADLINE_MS),
+  ]);
+});
+
+scenario('an invalid room name shows an error', async () => {
+  const eve = await openPerson(browser, `${server.url}/?room=bad%20room&name=Eve`, 'Eve');
+  people.set('Eve', eve);
+  const banner = await waitFor('the error banner', () => errorBanner(eve), (b) => b.visible, { timeoutMs: 10_000 });
+  assert.match(banner.text, /room/i);
+  assert.notEqual(await eve.page.evaluate(() => document.body.dataset.state), 'joined');
+  await eve.context.close();
+  people.delete('Eve');
+});
+
+scenario('a server that goes away is reported', async () => {
+  const doomed = await startServer();
+  try {
+    const zoe = await openPerson(browser, `${doomed.url}/?room=${room}&name=Zoe`, 'Zoe');
+    people.set('Zoe', zoe);
+    await joined(zoe);
+    // Killed, not stopped: a graceful stop says "shutting down", which is not this case.
+    await doomed.kill();
+    const banner = await waitFor('the error banner', () => errorBanner(zoe), (b) => b.visible, { timeoutMs: 10_000 });
+    assert.equal(banner.text, 'Cannot reach the server');
+    await zoe.context.close();
+    people.delete('Zoe');
+  } finally {
+    await doomed.stop();
+  }
+});

@@ -1,0 +1,111 @@
+// Starts the real confab binary on free loopback ports for one test file, and stops it.
+
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const STDERR_KEEP = 64 * 1024;
+
+export const serverBinary = () =>
+  process.env.CONFAB_BIN ? path.resolve(process.env.CONFAB_BIN) : path.join(repoRoot, 'target/release/confab');
+
+// Binding port 0 and closing leaves a small window for someone else to take the port; on a
+// test machine that is an acceptable trade for not needing the server to report its ports.
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, '127.0.0.1', () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function healthy(url) {
+  try {
+    const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+// Returns {url, stderr(), stop()}; rejects (with the server's stderr) if it exits or is not
+// healthy within `timeoutMs`.
+export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
+  const bin = serverBinary();
+  if (!fs.existsSync(bin)) {
+    throw new Error(`confab binary not found at ${bin}: build it (cargo build --release) or set CONFAB_BIN`);
+  }
+  const [tcp, udp] = await Promise.all([freeTcpPort(), freeUdpPort()]);
+  const args = ['--listen', `127.0.0.1:${tcp}`, '--udp-port', String(udp), ...extraArgs];
+  const child = spawn(bin, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { RUST_LOG: 'info', ...process.env },
+  });
+  let log = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    log = (log + chunk).slice(-STDERR_KEEP);
+  });
+  let exited = null;
+  const exit = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    }),
+  );
+
+  const server = {
+    url: `http://127.0.0.1:${tcp}`,
+    udpPort: udp,
+    stderr: () => log,
+    get running() {
+      return exited === null;
+    },
+    // A hard kill, as when the machine or the process dies: no goodbye on the sockets.
+    async kill() {
+      if (!exited) child.kill('SIGKILL');
+      return exit;
+    },
+    async stop() {
+      if (exited) return exited;
+      child.kill('SIGTERM');
+      const done = await Promise.race([exit, sleep(5000).then(() => null)]);
+      if (done) return done;
+      child.kill('SIGKILL');
+      return exit;
+    },
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  while (!(await healthy(server.url))) {
+    if (exited) {
+      throw new Error(`confab exited early (${JSON.stringify(exited)}): ${bin} ${args.join(' ')}\n${log}`);
+    }
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new Error(`confab did not answer /healthz within ${timeoutMs} ms\n${log}`);
+    }
+    await sleep(100);
+  }
+  return server;
+}

@@ -1,0 +1,174 @@
+//! Bad input gets a clear error and never hurts the server or the room.
+
+use crate::common::{bot, TestServer};
+use confab::bot::Bot;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer) -> Ws {
+    tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("ws connects")
+        .0
+}
+
+async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.expect("send");
+}
+
+/// The next JSON message, or None when the socket closes or stays quiet for 5 s.
+async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.ok()??;
+        match frame.ok()? {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str) {
+    let m = next_json(ws).await.expect("a reply");
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(m["code"], code, "{m}");
+    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_premature_messages_get_errors_and_session_goes_on() {
+    let server = TestServer::start().await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, "this is not json").await;
+    expect_error(&mut ws, "bad_message").await;
+    send(&mut ws, r#"{"type":"dance"}"#).await;
+    expect_error(&mut ws, "bad_message").await;
+    send(&mut ws, r#"{"type":"mute","source":"camera","muted":true}"#).await;
+    expect_error(&mut ws, "not_joined").await;
+    ws.send(Message::Binary(vec![0xff, 0xfe].into())).await.expect("send");
+    expect_error(&mut ws, "bad_message").await;
+    // Still usable: a proper join works.
+    send(&mut ws, r#"{"type":"join","room":"ok","name":"Ana"}"#).await;
+    let m = next_json(&mut ws).await.expect("joined");
+    assert_eq!(m["type"], "joined", "{m}");
+    // Join twice is refused, not fatal.
+    send(&mut ws, r#"{"type":"join","room":"ok","name":"Ana"}"#).await;
+    expect_error(&mut ws, "not_joined").await;
+    // A broken offer is refused with sdp_rejected.
+    send(&mut ws, r#"{"type":"offer","sdp":"v=0\r\nnonsense"}"#).await;
+    expect_error(&mut ws, "sdp_rejected").await;
+    assert!(server.metric("confab_signalling_errors_total") >= 4.0);
+}
+
+#[tokio::test]
+async fn oversized_message_is_refused() {
+    let server = TestServer::with(|c| c.max_message_bytes = 4096).await;
+    let mut ws = connect(&server).await;
+    let big = format!(r#"{{"type":"join","room":"a","name":"{}"}}"#, "x".repeat(5000));
+    send(&mut ws, &big).await;
+    expect_error(&mut ws, "too_large").await;
+    send(&mut ws, r#"{"type":"join","room":"a","name":"Ana"}"#).await;
+    assert_eq!(next_json(&mut ws).await.expect("joined")["type"], "joined");
+}
+
+#[tokio::test]
+async fn invalid_room_and_name_are_refused_and_closed() {
+    let server = TestServer::start().await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"type":"join","room":"no spaces","name":"Ana"}"#).await;
+    expect_error(&mut ws, "invalid_room").await;
+    assert!(next_json(&mut ws).await.is_none(), "socket closes");
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"type":"join","room":"ok","name":"   "}"#).await;
+    expect_error(&mut ws, "invalid_name").await;
+}
+
+#[tokio::test]
+async fn full_room_is_refused() {
+    let server = TestServer::with(|c| c.room.max_participants = 2).await;
+    let _a = Bot::join(bot(&server, "small", "A")).await.expect("a");
+    let _b = Bot::join(bot(&server, "small", "B")).await.expect("b");
+    let c = Bot::join(bot(&server, "small", "C")).await;
+    let err = c.err().expect("third is refused").to_string();
+    assert!(err.contains("RoomFull"), "{err}");
+    // Another room is unaffected.
+    Bot::join(bot(&server, "other", "C")).await.expect("other room");
+}
+
+#[tokio::test]
+async fn flooding_is_rate_limited() {
+    let server = TestServer::start().await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"type":"join","room":"flood","name":"Ana"}"#).await;
+    assert_eq!(next_json(&mut ws).await.expect("joined")["type"], "joined");
+    for _ in 0..200 {
+        send(&mut ws, r#"{"type":"mute","source":"camera","muted":true}"#).await;
+    }
+    let mut limited = false;
+    while let Some(m) = next_json(&mut ws).await {
+        if m["code"] == "rate_limited" {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_udp_is_dropped_and_media_still_flows() {
+    let server = TestServer::start().await;
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut seed = 0x1234_5678u32;
+    for i in 0..500usize {
+        let len = 1 + (i * 7) % 1400;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        let _ = junk.send_to(&data, server.udp).await;
+        if i % 20 == 0 {
+            // Paced so the kernel's receive buffer does not drop what we want counted.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    // A STUN-looking packet with an unknown ufrag, and a truncated one.
+    let mut stun = vec![0, 1, 0, 12, 0x21, 0x12, 0xA4, 0x42];
+    stun.extend_from_slice(&[0; 12]);
+    stun.extend_from_slice(&[0, 6, 0, 8]);
+    stun.extend_from_slice(b"nope:abc");
+    let _ = junk.send_to(&stun, server.udp).await;
+    let _ = junk.send_to(&stun[..22], server.udp).await;
+    let a = Bot::join(bot(&server, "junk", "A")).await.expect("a");
+    let b = Bot::join(bot(&server, "junk", "B")).await.expect("b");
+    assert!(
+        b.wait_until(Duration::from_secs(15), |s| s.tracks.values().any(|t| t.packets > 20))
+            .await
+    );
+    // Junk aimed at a live participant's address pair is absorbed by its room.
+    for _ in 0..100 {
+        let _ = junk.send_to(&[0x80, 0x60, 1, 2, 3], server.udp).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while server.metric("confab_udp_unroutable_datagrams_total") < 500.0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.metric("confab_udp_unroutable_datagrams_total") >= 500.0);
+    // And the room still works after all of it.
+    let before = b.stats().tracks.values().map(|t| t.packets).sum::<u64>();
+    assert!(
+        b.wait_until(Duration::from_secs(5), |s| {
+            s.tracks.values().map(|t| t.packets).sum::<u64>() > before + 50
+        })
+        .await
+    );
+    drop(a);
+}

@@ -1,0 +1,5 @@
+//! Server integration tests: real WebSocket and real UDP on loopback, headless str0m bots.
+
+mod bad_input;
+mod common;
+mod meeting;

@@ -1,0 +1,112 @@
+//! Media flows between bots in a meeting; leaving and vanishing are cleaned up.
+
+use crate::common::{bot, TestServer};
+use confab::bot::{Bot, BotCmd, BotStats};
+use confab::protocol::{LeaveReason, ServerMsg};
+use std::time::Duration;
+
+fn has_media_from(stats: &BotStats, publishers: usize) -> bool {
+    let audio = stats
+        .tracks
+        .values()
+        .filter(|t| !t.video && t.packets >= 20)
+        .count();
+    let video = stats
+        .tracks
+        .values()
+        .filter(|t| t.video && t.keyframes >= 1 && t.packets >= 30)
+        .count();
+    audio >= publishers && video >= publishers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_receive_each_others_audio_and_video() {
+    let server = TestServer::start().await;
+    let a = Bot::join(bot(&server, "pair", "Ana")).await.expect("a joins");
+    let b = Bot::join(bot(&server, "pair", "Ben")).await.expect("b joins");
+    assert!(
+        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await,
+        "a got {:?}",
+        a.stats()
+    );
+    assert!(
+        b.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await,
+        "b got {:?}",
+        b.stats()
+    );
+    // Loopback loses nothing: every sequence number in the range arrived.
+    for t in b.stats().tracks.values() {
+        assert_eq!(t.lost(), 0, "lost packets on {t:?}");
+    }
+    assert!(server.metric("confab_rtp_forwarded_packets_total") > 100.0);
+    a.leave().await.expect("a leaves");
+    b.leave().await.expect("b leaves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_bots_full_mesh_through_the_sfu() {
+    let server = TestServer::start().await;
+    let mut bots = vec![];
+    for name in ["A", "B", "C"] {
+        bots.push(Bot::join(bot(&server, "trio", name)).await.expect("joins"));
+    }
+    for b in &bots {
+        assert!(
+            b.wait_until(Duration::from_secs(20), |s| has_media_from(s, 2)).await,
+            "{} got {:?}",
+            b.id,
+            b.stats()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_removes_participant_and_tracks() {
+    let server = TestServer::start().await;
+    let mut a = Bot::join(bot(&server, "leave", "Ana")).await.expect("a joins");
+    let b = Bot::join(bot(&server, "leave", "Ben")).await.expect("b joins");
+    let b_id = b.id;
+    assert!(a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await);
+    b.leave().await.expect("b leaves");
+    let left = a
+        .wait_event(Duration::from_secs(5), |m| {
+            matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id)
+        })
+        .await;
+    assert!(
+        matches!(left, Some(ServerMsg::ParticipantLeft { reason: LeaveReason::Left, .. })),
+        "{left:?}"
+    );
+    // Its tracks were unpublished too (they were announced before the leave).
+    assert_eq!(server.shared.rooms.len(), 1);
+    a.leave().await.expect("a leaves");
+    // The empty room closes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !server.shared.rooms.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.shared.rooms.is_empty(), "room not reaped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_is_reaped() {
+    let server = TestServer::with(|c| c.idle_timeout = Duration::from_secs(30)).await;
+    let mut a = Bot::join(bot(&server, "vanish", "Ana")).await.expect("a joins");
+    let b = Bot::join(bot(&server, "vanish", "Ben")).await.expect("b joins");
+    let b_id = b.id;
+    assert!(a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await);
+    // B freezes: sockets stay open, nothing is sent or answered. ICE notices first.
+    b.command(BotCmd::Freeze);
+    let started = tokio::time::Instant::now();
+    let left = a
+        .wait_event(Duration::from_secs(20), |m| {
+            matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id)
+        })
+        .await;
+    assert!(
+        matches!(left, Some(ServerMsg::ParticipantLeft { reason: LeaveReason::Timeout, .. })),
+        "{left:?}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "reaping took {took:?}");
+}
