@@ -106,7 +106,8 @@ impl Settings {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str::<Settings>(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
+                toml::from_str::<Settings>(&text)
+                    .map_err(|e| ConfigError::Parse(path.clone(), e))?
             }
             None => Settings::default(),
         };
@@ -165,7 +166,9 @@ impl Config {
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.room.max_participants == 0 {
-            return Err(ConfigError::Invalid("max-participants must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "max-participants must be at least 1".into(),
+            ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err(ConfigError::Invalid(
@@ -173,7 +176,9 @@ impl Config {
             ));
         }
         if self.idle_timeout < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid("idle-timeout must be at least 1 s".into()));
+            return Err(ConfigError::Invalid(
+                "idle-timeout must be at least 1 s".into(),
+            ));
         }
         Ok(())
     }

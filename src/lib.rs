@@ -44,7 +44,8 @@
 //! | [`server::session`] | one WebSocket session, validation, rate limit, idle reaping |
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
-//! | [`bot`] | headless str0m client (integration tests, load tester) |
+//! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
+//! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
 //!
 //! [str0m]: https://docs.rs/str0m
 
@@ -53,6 +54,7 @@ pub mod config;
 pub mod media;
 pub mod protocol;
 pub mod server;
+pub mod sim;
 
 pub use config::{Config, Settings};
 pub use server::{Bound, StartError};

@@ -319,8 +319,8 @@ mod tests {
 
     #[test]
     fn join_parses_with_defaults() {
-        let m: ClientMsg = serde_json::from_str(r#"{"type":"join","room":"a","name":"Ana"}"#)
-            .expect("valid join");
+        let m: ClientMsg =
+            serde_json::from_str(r#"{"type":"join","room":"a","name":"Ana"}"#).expect("valid join");
         assert_eq!(
             m,
             ClientMsg::Join {
@@ -360,10 +360,7 @@ mod tests {
     fn server_messages_are_tagged() {
         let s = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full"))
             .expect("serialises");
-        assert_eq!(
-            s,
-            r#"{"type":"error","code":"room_full","message":"full"}"#
-        );
+        assert_eq!(s, r#"{"type":"error","code":"room_full","message":"full"}"#);
         let s = serde_json::to_string(&ServerMsg::TrackMuted {
             id: TrackId(3),
             muted: true,

@@ -71,7 +71,12 @@ pub fn audio_payload(shape: &StreamShape, now: Instant) -> Vec<u8> {
 }
 
 /// The RTP payloads of one VP8-shaped frame; the last one carries the marker.
-pub fn video_frame(shape: &StreamShape, keyframe: bool, picture_id: u16, now: Instant) -> Vec<Vec<u8>> {
+pub fn video_frame(
+    shape: &StreamShape,
+    keyframe: bool,
+    picture_id: u16,
+    now: Instant,
+) -> Vec<Vec<u8>> {
     let total = if keyframe {
         shape.keyframe_bytes
     } else {

@@ -5,6 +5,7 @@
 //! offerer), connects over real UDP, publishes synthetic VP8 and Opus packet streams if asked,
 //! subscribes to every remote track, and counts what it receives per track.
 
+pub mod core;
 mod media;
 mod run;
 

@@ -14,6 +14,8 @@ pub enum DropReason {
     NoSendStream,
     /// The subscriber negotiated no codec matching the publisher's.
     NoMatchingCodec,
+    /// The subscriber's DTLS/SRTP is not up yet.
+    NotConnected,
 }
 
 /// What to do with one packet for one subscriber.
@@ -88,7 +90,10 @@ impl Forwarder {
             }
             self.needs_keyframe = false;
         }
-        match self.rewriter.rewrite(p.seq, p.time, p.arrival, p.clock_rate) {
+        match self
+            .rewriter
+            .rewrite(p.seq, p.time, p.arrival, p.clock_rate)
+        {
             Some((seq, time)) => Decision::Forward { seq, time },
             None => Decision::Drop(DropReason::Stale),
         }

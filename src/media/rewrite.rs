@@ -121,6 +121,9 @@ mod tests {
     fn wrapping_inputs_do_not_panic() {
         let t0 = Instant::now();
         let mut r = Rewriter::new();
-        assert_eq!(r.rewrite(u64::MAX, u64::MAX, t0, 90_000), Some((1, u64::MAX)));
+        assert_eq!(
+            r.rewrite(u64::MAX, u64::MAX, t0, 90_000),
+            Some((1, u64::MAX))
+        );
     }
 }

@@ -87,6 +87,8 @@ struct Track {
 }
 
 /// Work found while draining, handled after the drain that found it.
+// Boxing the event would cost an allocation per forwarded packet; the queue stays short.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Event(ParticipantId, Event),
     Keyframe(TrackId, KeyframeRequestKind),
@@ -282,7 +284,9 @@ impl Room {
             .values()
             .flat_map(|p| {
                 let grace = p.disconnected_since.map(|t| t + self.config.ice_grace);
-                let silence = p.connected.then(|| p.last_heard + self.config.media_timeout);
+                let silence = p
+                    .connected
+                    .then(|| p.last_heard + self.config.media_timeout);
                 [Some(p.next_timeout), grace, silence]
             })
             .flatten()
@@ -300,23 +304,28 @@ impl Room {
         now: Instant,
     ) -> Result<(), (ErrorCode, String)> {
         let sending = sdp_check::sending_mids(sdp);
-        let p = self
-            .participants
-            .get_mut(&id)
-            .ok_or((ErrorCode::NotJoined, "You are not in this room.".to_string()))?;
+        let p = self.participants.get_mut(&id).ok_or((
+            ErrorCode::NotJoined,
+            "You are not in this room.".to_string(),
+        ))?;
         if !p.info.role.may_publish() && (!sending.is_empty() || !publish.is_empty()) {
             return Err((
                 ErrorCode::Forbidden,
                 "Your role cannot publish media; offer receive-only m-lines.".into(),
             ));
         }
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| (ErrorCode::SdpRejected, format!("The offer is not valid SDP: {e}")))?;
-        let answer = p
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| (ErrorCode::SdpRejected, format!("The offer was refused: {e}")))?;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
+            (
+                ErrorCode::SdpRejected,
+                format!("The offer is not valid SDP: {e}"),
+            )
+        })?;
+        let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            (
+                ErrorCode::SdpRejected,
+                format!("The offer was refused: {e}"),
+            )
+        })?;
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
             p.ufrag = ufrag.clone();
@@ -422,9 +431,10 @@ impl Room {
                 continue;
             }
             let mid = Mid::from(mid.as_str());
-            let kind_ok = p.rtc.media(mid).is_some_and(|m| {
-                (m.kind() == MediaKind::Video) == (t.info.kind == Kind::Video)
-            });
+            let kind_ok = p
+                .rtc
+                .media(mid)
+                .is_some_and(|m| (m.kind() == MediaKind::Video) == (t.info.kind == Kind::Video));
             if kind_ok {
                 keep.insert(mid, *track);
             }
@@ -559,6 +569,17 @@ impl Room {
                     _ => {}
                 }
             }
+            Event::Connected => {
+                // Subscriptions made before the connection was up start with a fresh keyframe.
+                let tracks: Vec<TrackId> = self
+                    .participants
+                    .get(&id)
+                    .map(|p| p.subscriptions.values().map(|s| s.track).collect())
+                    .unwrap_or_default();
+                for track in tracks {
+                    self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+                }
+            }
             Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction.is_receiving() => {
                 // A fresh publisher's first frames may be lost before DTLS is up; ask early.
                 let track = self
@@ -650,6 +671,15 @@ impl Room {
             let Some(s) = self.participants.get_mut(&sid) else {
                 continue;
             };
+            if !s.rtc.is_connected() {
+                // Anything written before DTLS is up would be lost, keyframe included.
+                *self
+                    .counters
+                    .dropped
+                    .entry(DropReason::NotConnected)
+                    .or_default() += 1;
+                continue;
+            }
             let Some(sub) = s.subscriptions.get_mut(&out_mid) else {
                 continue;
             };
@@ -690,10 +720,16 @@ impl Room {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(pt, seq.into(), time as u32, pkt.timestamp, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(ext.clone())
-                    .nackable(video),
+                RtpWrite::new(
+                    pt,
+                    seq.into(),
+                    time as u32,
+                    pkt.timestamp,
+                    pkt.payload.clone(),
+                )
+                .marker(pkt.header.marker)
+                .ext_vals(ext.clone())
+                .nackable(video),
             );
             self.counters.rtp_forwarded += 1;
             self.drain(sid);
@@ -710,8 +746,7 @@ impl Room {
             .participants
             .iter()
             .filter(|(_, p)| {
-                p.disconnected_since
-                    .is_some_and(|t| now >= t + c.ice_grace)
+                p.disconnected_since.is_some_and(|t| now >= t + c.ice_grace)
                     || (p.connected && now >= p.last_heard + c.media_timeout)
                     || !p.rtc.is_alive()
             })

@@ -57,7 +57,11 @@ impl Default for Metrics {
             "Signalling messages refused",
         );
         let participants = Gauge::default();
-        registry.register("participants", "Participants connected", participants.clone());
+        registry.register(
+            "participants",
+            "Participants connected",
+            participants.clone(),
+        );
         let rooms = Gauge::default();
         registry.register("rooms", "Rooms open", rooms.clone());
         Metrics {

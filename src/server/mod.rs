@@ -73,7 +73,11 @@ pub struct Bound {
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown_tx: watch::Sender<bool>,
-    receivers: Vec<(Arc<UdpSocket>, SocketAddr, mpsc::UnboundedReceiver<DemuxCmd>)>,
+    receivers: Vec<(
+        Arc<UdpSocket>,
+        SocketAddr,
+        mpsc::UnboundedReceiver<DemuxCmd>,
+    )>,
 }
 
 impl Bound {
@@ -149,7 +153,10 @@ impl Bound {
     }
 
     /// Serves until `shutdown` completes, then ends every session cleanly.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let Bound {
             shared,
             listener,

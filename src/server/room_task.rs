@@ -63,7 +63,10 @@ pub async fn run(
     loop {
         let deadline = flush(&mut room, &mut sessions, &shared, &this);
         let now_forwarded = room.counters().rtp_forwarded;
-        shared.metrics.rtp_forwarded.inc_by(now_forwarded - forwarded);
+        shared
+            .metrics
+            .rtp_forwarded
+            .inc_by(now_forwarded - forwarded);
         forwarded = now_forwarded;
         if room.is_empty() && shared.rooms.remove_if_idle(room.name(), serial, &rx) {
             break;
@@ -103,10 +106,7 @@ pub async fn run(
     for id in sessions.keys() {
         shared.forget_route(*id);
     }
-    shared
-        .metrics
-        .participants
-        .dec_by(sessions.len() as i64);
+    shared.metrics.participants.dec_by(sessions.len() as i64);
     shared.metrics.rooms.dec();
 }
 

@@ -32,10 +32,12 @@ impl Rooms {
         info: ParticipantInfo,
         tx: mpsc::Sender<ServerMsg>,
     ) -> Result<mpsc::Sender<RoomMsg>, (ErrorCode, String)> {
-        let mut map = self
-            .map
-            .lock()
-            .map_err(|_| (ErrorCode::Internal, "Room registry unavailable.".to_string()))?;
+        let mut map = self.map.lock().map_err(|_| {
+            (
+                ErrorCode::Internal,
+                "Room registry unavailable.".to_string(),
+            )
+        })?;
         let mut msg = RoomMsg::Join { info, tx };
         for _ in 0..2 {
             let handle = map
@@ -44,7 +46,10 @@ impl Rooms {
             match handle.tx.try_send(msg) {
                 Ok(()) => return Ok(handle.tx.clone()),
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    return Err((ErrorCode::Internal, "The room is overloaded; try again.".into()))
+                    return Err((
+                        ErrorCode::Internal,
+                        "The room is overloaded; try again.".into(),
+                    ))
                 }
                 Err(mpsc::error::TrySendError::Closed(m)) => {
                     // The room's task ended abnormally (a panic); start a fresh one.
@@ -99,4 +104,3 @@ impl Rooms {
         self.len() == 0
     }
 }
-

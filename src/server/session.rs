@@ -68,7 +68,9 @@ fn read_frame(frame: Option<Result<Message, axum::Error>>, max: usize) -> Incomi
             }
             match std::str::from_utf8(&b) {
                 Ok(t) => parse(t, max),
-                Err(_) => Incoming::Refused(ErrorCode::BadMessage, "Messages are JSON text.".into()),
+                Err(_) => {
+                    Incoming::Refused(ErrorCode::BadMessage, "Messages are JSON text.".into())
+                }
             }
         }
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Ignore,
@@ -146,21 +148,37 @@ where
             }) => {
                 if !valid_room_name(&room) {
                     shared.metrics.signalling_errors.inc();
-                    send(&mut sink, &ServerMsg::error(ErrorCode::InvalidRoom,
-                        "Room names are 1–64 letters, digits, '-', '_' or '.'.")).await;
+                    send(
+                        &mut sink,
+                        &ServerMsg::error(
+                            ErrorCode::InvalidRoom,
+                            "Room names are 1–64 letters, digits, '-', '_' or '.'.",
+                        ),
+                    )
+                    .await;
                     return close(&mut sink).await;
                 }
                 let Some(name) = clean_display_name(&name) else {
                     shared.metrics.signalling_errors.inc();
-                    send(&mut sink, &ServerMsg::error(ErrorCode::InvalidName,
-                        "Display names are 1–64 characters without control characters.")).await;
+                    send(
+                        &mut sink,
+                        &ServerMsg::error(
+                            ErrorCode::InvalidName,
+                            "Display names are 1–64 characters without control characters.",
+                        ),
+                    )
+                    .await;
                     return close(&mut sink).await;
                 };
                 break (room, name, role.unwrap_or_default());
             }
             Incoming::Msg(_) => {
                 shared.metrics.signalling_errors.inc();
-                send(&mut sink, &ServerMsg::error(ErrorCode::NotJoined, "Send join first.")).await;
+                send(
+                    &mut sink,
+                    &ServerMsg::error(ErrorCode::NotJoined, "Send join first."),
+                )
+                .await;
             }
         }
     };
@@ -280,11 +298,17 @@ mod tests {
 
     #[test]
     fn parse_refuses_large_and_malformed() {
-        assert!(matches!(parse("{}", 10), Incoming::Refused(ErrorCode::BadMessage, _)));
+        assert!(matches!(
+            parse("{}", 10),
+            Incoming::Refused(ErrorCode::BadMessage, _)
+        ));
         assert!(matches!(
             parse(&"x".repeat(11), 10),
             Incoming::Refused(ErrorCode::TooLarge, _)
         ));
-        assert!(matches!(parse(r#"{"type":"leave"}"#, 100), Incoming::Msg(ClientMsg::Leave {})));
+        assert!(matches!(
+            parse(r#"{"type":"leave"}"#, 100),
+            Incoming::Msg(ClientMsg::Leave {})
+        ));
     }
 }

@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn reads_local_ufrag() {
-        assert_eq!(stun_local_ufrag(&binding_request("abcd:efgh")), Some("abcd"));
+        assert_eq!(
+            stun_local_ufrag(&binding_request("abcd:efgh")),
+            Some("abcd")
+        );
     }
 
     #[test]
@@ -202,7 +205,10 @@ mod tests {
             d.route(a, &binding_request("u1:x")).map(|r| r.id),
             Some(ParticipantId(1))
         );
-        assert_eq!(d.route(a, b"\x17dtls").map(|r| r.id), Some(ParticipantId(1)));
+        assert_eq!(
+            d.route(a, b"\x17dtls").map(|r| r.id),
+            Some(ParticipantId(1))
+        );
         d.apply(DemuxCmd::Forget {
             id: ParticipantId(1),
         });

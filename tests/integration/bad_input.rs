@@ -6,7 +6,8 @@ use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(server: &TestServer) -> Ws {
     tokio_tungstenite::connect_async(server.ws_url())
@@ -22,7 +23,9 @@ async fn send(ws: &mut Ws, text: &str) {
 /// The next JSON message, or None when the socket closes or stays quiet for 5 s.
 async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
     loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.ok()??;
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .ok()??;
         match frame.ok()? {
             Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
             Message::Close(_) => return None,
@@ -48,7 +51,9 @@ async fn malformed_unknown_and_premature_messages_get_errors_and_session_goes_on
     expect_error(&mut ws, "bad_message").await;
     send(&mut ws, r#"{"type":"mute","source":"camera","muted":true}"#).await;
     expect_error(&mut ws, "not_joined").await;
-    ws.send(Message::Binary(vec![0xff, 0xfe].into())).await.expect("send");
+    ws.send(Message::Binary(vec![0xff, 0xfe].into()))
+        .await
+        .expect("send");
     expect_error(&mut ws, "bad_message").await;
     // Still usable: a proper join works.
     send(&mut ws, r#"{"type":"join","room":"ok","name":"Ana"}"#).await;
@@ -67,7 +72,10 @@ async fn malformed_unknown_and_premature_messages_get_errors_and_session_goes_on
 async fn oversized_message_is_refused() {
     let server = TestServer::with(|c| c.max_message_bytes = 4096).await;
     let mut ws = connect(&server).await;
-    let big = format!(r#"{{"type":"join","room":"a","name":"{}"}}"#, "x".repeat(5000));
+    let big = format!(
+        r#"{{"type":"join","room":"a","name":"{}"}}"#,
+        "x".repeat(5000)
+    );
     send(&mut ws, &big).await;
     expect_error(&mut ws, "too_large").await;
     send(&mut ws, r#"{"type":"join","room":"a","name":"Ana"}"#).await;
@@ -78,7 +86,11 @@ async fn oversized_message_is_refused() {
 async fn invalid_room_and_name_are_refused_and_closed() {
     let server = TestServer::start().await;
     let mut ws = connect(&server).await;
-    send(&mut ws, r#"{"type":"join","room":"no spaces","name":"Ana"}"#).await;
+    send(
+        &mut ws,
+        r#"{"type":"join","room":"no spaces","name":"Ana"}"#,
+    )
+    .await;
     expect_error(&mut ws, "invalid_room").await;
     assert!(next_json(&mut ws).await.is_none(), "socket closes");
     let mut ws = connect(&server).await;
@@ -95,7 +107,9 @@ async fn full_room_is_refused() {
     let err = c.err().expect("third is refused").to_string();
     assert!(err.contains("RoomFull"), "{err}");
     // Another room is unaffected.
-    Bot::join(bot(&server, "other", "C")).await.expect("other room");
+    Bot::join(bot(&server, "other", "C"))
+        .await
+        .expect("other room");
 }
 
 #[tokio::test]
@@ -120,7 +134,9 @@ async fn flooding_is_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_udp_is_dropped_and_media_still_flows() {
     let server = TestServer::start().await;
-    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let mut seed = 0x1234_5678u32;
     for i in 0..500usize {
         let len = 1 + (i * 7) % 1400;
@@ -148,7 +164,10 @@ async fn garbage_udp_is_dropped_and_media_still_flows() {
     let a = Bot::join(bot(&server, "junk", "A")).await.expect("a");
     let b = Bot::join(bot(&server, "junk", "B")).await.expect("b");
     assert!(
-        b.wait_until(Duration::from_secs(15), |s| s.tracks.values().any(|t| t.packets > 20))
+        b.wait_until(Duration::from_secs(15), |s| s
+            .tracks
+            .values()
+            .any(|t| t.packets > 20))
             .await
     );
     // Junk aimed at a live participant's address pair is absorbed by its room.

@@ -22,15 +22,21 @@ fn has_media_from(stats: &BotStats, publishers: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_receive_each_others_audio_and_video() {
     let server = TestServer::start().await;
-    let a = Bot::join(bot(&server, "pair", "Ana")).await.expect("a joins");
-    let b = Bot::join(bot(&server, "pair", "Ben")).await.expect("b joins");
+    let a = Bot::join(bot(&server, "pair", "Ana"))
+        .await
+        .expect("a joins");
+    let b = Bot::join(bot(&server, "pair", "Ben"))
+        .await
+        .expect("b joins");
     assert!(
-        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await,
+        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await,
         "a got {:?}",
         a.stats()
     );
     assert!(
-        b.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await,
+        b.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await,
         "b got {:?}",
         b.stats()
     );
@@ -52,7 +58,8 @@ async fn three_bots_full_mesh_through_the_sfu() {
     }
     for b in &bots {
         assert!(
-            b.wait_until(Duration::from_secs(20), |s| has_media_from(s, 2)).await,
+            b.wait_until(Duration::from_secs(20), |s| has_media_from(s, 2))
+                .await,
             "{} got {:?}",
             b.id,
             b.stats()
@@ -63,18 +70,32 @@ async fn three_bots_full_mesh_through_the_sfu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_removes_participant_and_tracks() {
     let server = TestServer::start().await;
-    let mut a = Bot::join(bot(&server, "leave", "Ana")).await.expect("a joins");
-    let b = Bot::join(bot(&server, "leave", "Ben")).await.expect("b joins");
+    let mut a = Bot::join(bot(&server, "leave", "Ana"))
+        .await
+        .expect("a joins");
+    let b = Bot::join(bot(&server, "leave", "Ben"))
+        .await
+        .expect("b joins");
     let b_id = b.id;
-    assert!(a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await);
+    assert!(
+        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await
+    );
     b.leave().await.expect("b leaves");
     let left = a
-        .wait_event(Duration::from_secs(5), |m| {
-            matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id)
-        })
+        .wait_event(
+            Duration::from_secs(5),
+            |m| matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id),
+        )
         .await;
     assert!(
-        matches!(left, Some(ServerMsg::ParticipantLeft { reason: LeaveReason::Left, .. })),
+        matches!(
+            left,
+            Some(ServerMsg::ParticipantLeft {
+                reason: LeaveReason::Left,
+                ..
+            })
+        ),
         "{left:?}"
     );
     // Its tracks were unpublished too (they were announced before the leave).
@@ -91,20 +112,34 @@ async fn leaving_removes_participant_and_tracks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_is_reaped() {
     let server = TestServer::with(|c| c.idle_timeout = Duration::from_secs(30)).await;
-    let mut a = Bot::join(bot(&server, "vanish", "Ana")).await.expect("a joins");
-    let b = Bot::join(bot(&server, "vanish", "Ben")).await.expect("b joins");
+    let mut a = Bot::join(bot(&server, "vanish", "Ana"))
+        .await
+        .expect("a joins");
+    let b = Bot::join(bot(&server, "vanish", "Ben"))
+        .await
+        .expect("b joins");
     let b_id = b.id;
-    assert!(a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1)).await);
+    assert!(
+        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await
+    );
     // B freezes: sockets stay open, nothing is sent or answered. ICE notices first.
     b.command(BotCmd::Freeze);
     let started = tokio::time::Instant::now();
     let left = a
-        .wait_event(Duration::from_secs(20), |m| {
-            matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id)
-        })
+        .wait_event(
+            Duration::from_secs(20),
+            |m| matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id),
+        )
         .await;
     assert!(
-        matches!(left, Some(ServerMsg::ParticipantLeft { reason: LeaveReason::Timeout, .. })),
+        matches!(
+            left,
+            Some(ServerMsg::ParticipantLeft {
+                reason: LeaveReason::Timeout,
+                ..
+            })
+        ),
         "{left:?}"
     );
     let took = started.elapsed();

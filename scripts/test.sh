@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test confab has, installing what is missing first. Safe to run again and again.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+install_chromium() {
+  if [ -x /usr/bin/chromium ]; then return; fi
+  step "installing Chromium from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  # A fresh machine can have half-configured packages that block any install.
+  $sudo apt-get -y --fix-broken install
+  $sudo apt-get install -y chromium
+}
+
+install_node_deps() {
+  if ! command -v npm >/dev/null; then
+    echo "npm is required for the browser tests (Node.js 18+)" >&2
+    exit 1
+  fi
+  step "installing browser test dependencies (playwright-core)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+install_chromium
+install_node_deps
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --release --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --release
+
+step "build the server for the browser tests"
+cargo build --release --bins
+
+step "browser end-to-end tests (headless Chromium)"
+(cd tests/browser && CONFAB_BIN="$PWD/../../target/release/confab" node --test --test-concurrency=1)

@@ -1,0 +1,374 @@
+//! The bot's sans-IO core: negotiation, synthetic media clock and receive statistics.
+//!
+//! Driven like the media room: one input (`handle_signal`, `handle_datagram`,
+//! `handle_timeout`), then drain `poll_output` until [`ClientOutput::Timeout`]. The tokio bot
+//! and the virtual-time simulator both wrap this one core.
+
+use super::media::{audio_payload, stamp_micros, video_frame, StreamShape};
+use super::{BotStats, TrackStats};
+use crate::media::codec::VideoCodec;
+use crate::protocol::{ClientMsg, Kind, ServerMsg, Source, TrackId, TrackInfo};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+/// What the core asks its shell to do.
+#[derive(Debug)]
+pub enum ClientOutput {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Send a signalling message.
+    Signal(ClientMsg),
+    /// Nothing more until then.
+    Timeout(Instant),
+}
+
+/// What the client does.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientBehaviour {
+    /// Publish a microphone and a camera.
+    pub publish: bool,
+    /// Subscribe to every remote track.
+    pub subscribe: bool,
+    /// Shape of the synthetic streams.
+    pub shape: StreamShape,
+}
+
+/// A headless WebRTC client without I/O.
+pub struct ClientCore {
+    behaviour: ClientBehaviour,
+    rtc: Rtc,
+    local: SocketAddr,
+    own_id: crate::protocol::ParticipantId,
+    pending: Option<SdpPendingOffer>,
+    dirty: bool,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    subs: HashMap<Mid, (TrackId, bool)>,
+    wanted: Vec<TrackInfo>,
+    to_stop: Vec<Mid>,
+    out: VecDeque<ClientOutput>,
+    /// What it observed.
+    pub stats: BotStats,
+    seq_audio: u64,
+    seq_video: u64,
+    frames: u64,
+    force_key: bool,
+    last_key: Instant,
+    next_audio: Instant,
+    next_video: Instant,
+    rtc_timeout: Instant,
+    connected: bool,
+}
+
+impl ClientCore {
+    /// A client at `local` that has just received `joined` with these `tracks`.
+    pub fn new(
+        behaviour: ClientBehaviour,
+        local: SocketAddr,
+        own_id: crate::protocol::ParticipantId,
+        tracks: Vec<TrackInfo>,
+        now: Instant,
+    ) -> Result<Self, RtcError> {
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let mut core = ClientCore {
+            behaviour,
+            rtc,
+            local,
+            own_id,
+            pending: None,
+            dirty: false,
+            audio_mid: None,
+            video_mid: None,
+            subs: HashMap::new(),
+            wanted: vec![],
+            to_stop: vec![],
+            out: VecDeque::new(),
+            stats: BotStats::default(),
+            seq_audio: 1,
+            seq_video: 1,
+            frames: 0,
+            force_key: true,
+            last_key: now,
+            next_audio: now,
+            next_video: now,
+            rtc_timeout: now,
+            connected: false,
+        };
+        if behaviour.subscribe {
+            core.wanted
+                .extend(tracks.into_iter().filter(|t| t.participant != own_id));
+        }
+        core.negotiate();
+        Ok(core)
+    }
+
+    /// Whether ICE has connected.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A signalling message from the server.
+    pub fn handle_signal(&mut self, msg: &ServerMsg) -> Result<(), RtcError> {
+        match msg {
+            ServerMsg::Answer { sdp } => {
+                let answer = SdpAnswer::from_sdp_string(sdp)?;
+                if let Some(pending) = self.pending.take() {
+                    self.rtc.sdp_api().accept_answer(pending, answer)?;
+                }
+                self.drain()?;
+                if std::mem::take(&mut self.dirty) {
+                    self.negotiate();
+                }
+            }
+            ServerMsg::Error { .. } => {
+                // A refused offer is abandoned; the client keeps what it has.
+                self.pending = None;
+            }
+            ServerMsg::TrackPublished { track }
+                if self.behaviour.subscribe && track.participant != self.own_id =>
+            {
+                self.wanted.push(track.clone());
+                self.negotiate();
+            }
+            ServerMsg::TrackUnpublished { id } => {
+                let gone: Vec<Mid> = self
+                    .subs
+                    .iter()
+                    .filter(|(_, (t, _))| t == id)
+                    .map(|(m, _)| *m)
+                    .collect();
+                self.wanted.retain(|t| t.id != *id);
+                if !gone.is_empty() {
+                    for m in gone {
+                        self.subs.remove(&m);
+                        self.to_stop.push(m);
+                    }
+                    self.negotiate();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A datagram from the server.
+    pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) {
+        if let Ok(rx) = Receive::new(Protocol::Udp, source, self.local, contents) {
+            // Garbage from the network is the network's problem, not the client's.
+            let _ = self.rtc.handle_input(Input::Receive(now, rx));
+        }
+        let _ = self.drain();
+    }
+
+    /// Time passes: str0m's timers and the media clock.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain()?;
+        if self.connected {
+            if let Some(mid) = self.audio_mid {
+                while self.next_audio <= now {
+                    self.send_audio(mid, now)?;
+                    self.next_audio += Duration::from_millis(20);
+                }
+            }
+            if let Some(mid) = self.video_mid {
+                let frame = Duration::from_secs(1) / self.behaviour.shape.fps.max(1);
+                while self.next_video <= now {
+                    self.send_video(mid, now)?;
+                    self.next_video += frame;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> ClientOutput {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        let mut next = self.rtc_timeout;
+        if self.connected {
+            if self.audio_mid.is_some() {
+                next = next.min(self.next_audio);
+            }
+            if self.video_mid.is_some() {
+                next = next.min(self.next_video);
+            }
+        }
+        ClientOutput::Timeout(next)
+    }
+
+    fn drain(&mut self) -> Result<(), RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.rtc_timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => self.out.push_back(ClientOutput::Transmit(t)),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::IceConnectionStateChange(IceConnectionState::Connected)
+            | Event::IceConnectionStateChange(IceConnectionState::Completed)
+            | Event::Connected => {
+                self.connected = true;
+                self.stats.connected = true;
+            }
+            Event::KeyframeRequest(_) => {
+                self.force_key = true;
+                self.stats.keyframe_requests += 1;
+            }
+            Event::RtpPacket(p) => {
+                let Some(mid) = self
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|s| s.mid())
+                else {
+                    return;
+                };
+                let Some((track, video)) = self.subs.get(&mid).copied() else {
+                    return;
+                };
+                let t: &mut TrackStats = self.stats.tracks.entry(track).or_default();
+                let seq = *p.seq_no;
+                t.video = video;
+                t.packets += 1;
+                t.bytes += p.payload.len() as u64;
+                t.seq_range = Some(match t.seq_range {
+                    None => (seq, seq),
+                    Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
+                });
+                if video && VideoCodec::Vp8.is_keyframe_start(&p.payload) {
+                    t.keyframes += 1;
+                }
+                if let Some(d) = stamp_micros(&p.payload, video, p.timestamp) {
+                    if t.delays_us.len() < 100_000 {
+                        t.delays_us.push(d);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn negotiate(&mut self) {
+        if self.pending.is_some() {
+            self.dirty = true;
+            return;
+        }
+        let mut change = self.rtc.sdp_api();
+        if self.behaviour.publish && self.audio_mid.is_none() {
+            let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let v = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            self.audio_mid = Some(a);
+            self.video_mid = Some(v);
+        }
+        for t in self.wanted.drain(..) {
+            let kind = match t.kind {
+                Kind::Audio => MediaKind::Audio,
+                Kind::Video => MediaKind::Video,
+            };
+            let mid = change.add_media(kind, Direction::RecvOnly, None, None, None);
+            self.subs.insert(mid, (t.id, t.kind == Kind::Video));
+        }
+        for m in self.to_stop.drain(..) {
+            change.stop_media(m);
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        let mut publish = BTreeMap::new();
+        if let Some(a) = self.audio_mid {
+            publish.insert(a.to_string(), Source::Microphone);
+        }
+        if let Some(v) = self.video_mid {
+            publish.insert(v.to_string(), Source::Camera);
+        }
+        let subscribe = self
+            .subs
+            .iter()
+            .map(|(m, (t, _))| (m.to_string(), *t))
+            .collect();
+        self.pending = Some(pending);
+        self.out.push_back(ClientOutput::Signal(ClientMsg::Offer {
+            sdp: offer.to_sdp_string(),
+            publish,
+            subscribe,
+        }));
+    }
+
+    fn pt(&self, codec: Codec) -> Option<Pt> {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+    }
+
+    fn send_audio(&mut self, mid: Mid, now: Instant) -> Result<(), RtcError> {
+        let Some(pt) = self.pt(Codec::Opus) else {
+            return Ok(());
+        };
+        let ts = (self.seq_audio * 960) as u32;
+        let payload = audio_payload(&self.behaviour.shape, now);
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return Ok(());
+        };
+        tx.write_rtp(RtpWrite::new(pt, self.seq_audio.into(), ts, now, payload).marker(true));
+        self.seq_audio += 1;
+        self.stats.sent_packets += 1;
+        self.drain()
+    }
+
+    fn send_video(&mut self, mid: Mid, now: Instant) -> Result<(), RtcError> {
+        let Some(pt) = self.pt(Codec::Vp8) else {
+            return Ok(());
+        };
+        let shape = self.behaviour.shape;
+        let key = self.force_key
+            || now.saturating_duration_since(self.last_key) >= shape.keyframe_interval;
+        if key {
+            self.force_key = false;
+            self.last_key = now;
+        }
+        self.frames += 1;
+        let ts = (self.frames * 90_000 / u64::from(shape.fps.max(1))) as u32;
+        let packets = video_frame(&shape, key, self.frames as u16, now);
+        let count = packets.len();
+        for (i, payload) in packets.into_iter().enumerate() {
+            let mut api = self.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                return Ok(());
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, self.seq_video.into(), ts, now, payload)
+                    .marker(i + 1 == count)
+                    .nackable(true),
+            );
+            self.seq_video += 1;
+            self.stats.sent_packets += 1;
+            self.drain()?;
+        }
+        Ok(())
+    }
+}

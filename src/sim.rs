@@ -1,0 +1,358 @@
+//! Virtual-time harness: a [`Room`] and headless [`ClientCore`] peers over a simulated network.
+//!
+//! No sockets and no clock: time jumps from one due event to the next, so seconds of a meeting
+//! run in milliseconds, and every link can delay, lose or rate-limit packets deterministically.
+//! Used by the media scenario tests and the fan-out benchmark.
+
+use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
+use crate::bot::{BotStats, StreamShape};
+use crate::media::{Output, Room, RoomConfig};
+use crate::protocol::{ParticipantId, ParticipantInfo, Role, ServerMsg};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// One direction of a peer's network path.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// One-way delay.
+    pub delay: Duration,
+    /// Probability of losing a packet, 0.0–1.0.
+    pub loss: f64,
+    /// Bottleneck rate in bits per second; packets queue behind it (tail-drop past 1 s).
+    pub rate_bps: Option<u64>,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            delay: Duration::from_millis(10),
+            loss: 0.0,
+            rate_bps: None,
+        }
+    }
+}
+
+struct Peer {
+    core: ClientCore,
+    addr: SocketAddr,
+    up: Link,
+    down: Link,
+    up_free_at: Instant,
+    down_free_at: Instant,
+    signals: Vec<ServerMsg>,
+}
+
+/// A datagram in flight.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    order: u64,
+    to_server: bool,
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// The simulated world.
+pub struct Sim {
+    /// Virtual now.
+    pub now: Instant,
+    /// The room under test.
+    pub room: Room,
+    server: SocketAddr,
+    peers: BTreeMap<ParticipantId, Peer>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    order: u64,
+    rng: u64,
+    next_id: u64,
+    room_due: Instant,
+}
+
+impl Sim {
+    /// An empty room.
+    pub fn new(config: RoomConfig) -> Sim {
+        let server: SocketAddr = ([10, 0, 0, 1], 10000).into();
+        let now = Instant::now();
+        Sim {
+            now,
+            room: Room::new("sim", config, vec![server]),
+            server,
+            peers: BTreeMap::new(),
+            by_addr: HashMap::new(),
+            in_flight: BinaryHeap::new(),
+            order: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            next_id: 1,
+            room_due: now,
+        }
+    }
+
+    /// A participant joins; returns its id once it received `joined` (media still connecting).
+    pub fn join(
+        &mut self,
+        name: &str,
+        role: Role,
+        publish: bool,
+        shape: StreamShape,
+    ) -> Result<ParticipantId, String> {
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let info = ParticipantInfo {
+            id,
+            name: name.into(),
+            role,
+        };
+        self.room.join(info, self.now).map_err(|(_, m)| m)?;
+        let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
+        let mut joined = None;
+        let mut others = vec![];
+        loop {
+            match self.room.poll_output(self.now) {
+                Output::Timeout(t) => {
+                    self.room_due = t;
+                    break;
+                }
+                Output::Signal(to, msg) if to == id => {
+                    if let ServerMsg::Joined { tracks, .. } = &msg {
+                        joined = Some(tracks.clone());
+                    }
+                }
+                other => others.push(other),
+            }
+        }
+        let tracks = joined.ok_or("no joined message")?;
+        let behaviour = ClientBehaviour {
+            publish,
+            subscribe: true,
+            shape,
+        };
+        let core =
+            ClientCore::new(behaviour, addr, id, tracks, self.now).map_err(|e| e.to_string())?;
+        self.peers.insert(
+            id,
+            Peer {
+                core,
+                addr,
+                up: Link::default(),
+                down: Link::default(),
+                up_free_at: self.now,
+                down_free_at: self.now,
+                signals: vec![],
+            },
+        );
+        self.by_addr.insert(addr, id);
+        for o in others {
+            self.carry_out(o);
+        }
+        self.settle();
+        Ok(id)
+    }
+
+    /// Sets a peer's links.
+    pub fn set_links(&mut self, id: ParticipantId, up: Link, down: Link) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.up = up;
+            p.down = down;
+        }
+    }
+
+    /// A peer leaves cleanly.
+    pub fn leave(&mut self, id: ParticipantId) {
+        self.room.leave(id, crate::protocol::LeaveReason::Left);
+        if let Some(p) = self.peers.remove(&id) {
+            self.by_addr.remove(&p.addr);
+        }
+        self.settle();
+    }
+
+    /// A peer's receive statistics.
+    pub fn stats(&self, id: ParticipantId) -> BotStats {
+        self.peers
+            .get(&id)
+            .map(|p| p.core.stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// Signalling messages a peer received so far.
+    pub fn signals(&self, id: ParticipantId) -> &[ServerMsg] {
+        self.peers
+            .get(&id)
+            .map(|p| p.signals.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Runs virtual time forward by `d`.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let next = self.next_due().min(end);
+            self.now = self.now.max(next);
+            self.deliver_due();
+            if self.room_due <= self.now {
+                self.room.handle_timeout(self.now);
+            }
+            let now = self.now;
+            for p in self.peers.values_mut() {
+                if let ClientOutput::Timeout(t) = p.core.poll_output() {
+                    if t <= now {
+                        let _ = p.core.handle_timeout(now);
+                    }
+                }
+            }
+            self.settle();
+        }
+    }
+
+    /// Runs until `pred` holds or `limit` of virtual time passes; returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Sim) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if pred(self) {
+                return true;
+            }
+            self.run_for(Duration::from_millis(10));
+        }
+        pred(self)
+    }
+
+    fn next_due(&mut self) -> Instant {
+        let mut next = self.room_due;
+        if let Some(Reverse(f)) = self.in_flight.peek() {
+            next = next.min(f.at);
+        }
+        for p in self.peers.values_mut() {
+            if let ClientOutput::Timeout(t) = p.core.poll_output() {
+                next = next.min(t);
+            }
+        }
+        next
+    }
+
+    fn deliver_due(&mut self) {
+        while self
+            .in_flight
+            .peek()
+            .is_some_and(|Reverse(f)| f.at <= self.now)
+        {
+            let Some(Reverse(f)) = self.in_flight.pop() else {
+                break;
+            };
+            if f.to_server {
+                if let Some(id) = self.by_addr.get(&f.from).copied() {
+                    self.room
+                        .handle_datagram(id, f.from, f.to, &f.data, self.now);
+                }
+            } else if let Some(id) = self.by_addr.get(&f.to).copied() {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.core.handle_datagram(f.from, &f.data, self.now);
+                }
+            }
+        }
+    }
+
+    /// Carries out outputs on every side until all are quiet.
+    fn settle(&mut self) {
+        loop {
+            let mut busy = false;
+            loop {
+                match self.room.poll_output(self.now) {
+                    Output::Timeout(t) => {
+                        self.room_due = t;
+                        break;
+                    }
+                    o => {
+                        busy = true;
+                        self.carry_out(o);
+                    }
+                }
+            }
+            let ids: Vec<ParticipantId> = self.peers.keys().copied().collect();
+            for id in ids {
+                while let Some(p) = self.peers.get_mut(&id) {
+                    match p.core.poll_output() {
+                        ClientOutput::Timeout(_) => break,
+                        ClientOutput::Transmit(t) => {
+                            busy = true;
+                            self.send(id, true, t.destination, t.contents.to_vec());
+                        }
+                        ClientOutput::Signal(m) => {
+                            busy = true;
+                            self.room.handle_client(id, m, self.now);
+                        }
+                    }
+                }
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn carry_out(&mut self, o: Output) {
+        match o {
+            Output::Transmit(t) => {
+                if let Some(id) = self.by_addr.get(&t.destination).copied() {
+                    self.send(id, false, t.destination, t.contents.to_vec());
+                }
+            }
+            Output::Signal(id, msg) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let _ = p.core.handle_signal(&msg);
+                    p.signals.push(msg);
+                }
+            }
+            Output::RouteUfrag(..) | Output::Removed(..) | Output::Timeout(_) => {}
+        }
+    }
+
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn send(&mut self, peer: ParticipantId, to_server: bool, to: SocketAddr, data: Vec<u8>) {
+        let roll = self.random();
+        let now = self.now;
+        let server = self.server;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let (link, free_at) = if to_server {
+            (p.up, &mut p.up_free_at)
+        } else {
+            (p.down, &mut p.down_free_at)
+        };
+        if roll < link.loss {
+            return;
+        }
+        let mut at = now;
+        if let Some(rate) = link.rate_bps {
+            let start = (*free_at).max(now);
+            if start > now + Duration::from_secs(1) {
+                return; // the bottleneck queue is full
+            }
+            let tx = Duration::from_nanos(data.len() as u64 * 8 * 1_000_000_000 / rate.max(1));
+            *free_at = start + tx;
+            at = start + tx;
+        }
+        let (from, to) = if to_server {
+            (p.addr, server)
+        } else {
+            (server, to)
+        };
+        self.order += 1;
+        self.in_flight.push(Reverse(InFlight {
+            at: at + link.delay,
+            order: self.order,
+            to_server,
+            from,
+            to,
+            data,
+        }));
+    }
+}
