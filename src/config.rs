@@ -43,6 +43,10 @@ pub struct Settings {
     /// Seconds a connected participant may send no packet at all before it is reaped [default: 6]
     #[arg(long, env = "CONFAB_MEDIA_TIMEOUT")]
     pub media_timeout: Option<u64>,
+    /// Secret for HS256 join tokens; when set, joining needs a token (`confab token`)
+    /// [default: none: open mode, for trusted networks only]
+    #[arg(long, env = "CONFAB_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -68,6 +72,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Time allowed between opening the socket and `join`.
     pub join_timeout: Duration,
+    /// Secret for join tokens; `None` is open mode.
+    pub auth_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -81,6 +87,7 @@ impl Default for Config {
             max_message_bytes: 512 * 1024,
             idle_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
+            auth_secret: None,
         }
     }
 }
@@ -156,6 +163,7 @@ impl Settings {
                 .map(Duration::from_secs)
                 .unwrap_or(d.idle_timeout),
             join_timeout: d.join_timeout,
+            auth_secret: self.auth_secret.or(file.auth_secret),
         };
         config.validate()?;
         Ok(config)

@@ -31,6 +31,10 @@
 //! |---|---|
 //! | [`protocol`] | every signalling message (the written-down protocol) |
 //! | [`config`] | settings, defaults, CLI/env/TOML merge |
+//! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
+//! | [`conference`] | admission (mode, password, lock, lobby, bans), roles, moderation, hands |
+//! | [`conference::talk`] | chat history and Q&A with upvotes |
+//! | [`conference::roles`] | role → permissions table |
 //! | [`media::room`] | membership, publications, subscriptions, the packet path |
 //! | [`media::participant`] | one peer's `Rtc` and its mid ↔ track maps |
 //! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track) |
@@ -49,7 +53,9 @@
 //!
 //! [str0m]: https://docs.rs/str0m
 
+pub mod auth;
 pub mod bot;
+pub mod conference;
 pub mod config;
 pub mod media;
 pub mod protocol;

@@ -1,36 +1,122 @@
-//! The `confab` binary: parse settings, start the server, stop on SIGINT/SIGTERM.
+//! The `confab` binary: parse settings, start the server, stop on SIGINT/SIGTERM; or print a
+//! join token.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use confab::auth::{unix_now, Auth, Claims};
+use confab::protocol::{Role, RoomMode};
 use confab::Settings;
+use std::process::ExitCode;
 
 /// confab: a video-conferencing server (WebRTC SFU + signalling + web client).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     settings: Settings,
 }
 
+#[derive(Subcommand)]
+enum Command {
+    /// Print a join token and a join link (needs the server's auth secret).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// Room the token admits to.
+    #[arg(long)]
+    room: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+    /// Role in the room: host, presenter or audience.
+    #[arg(long, value_parser = parse_role, default_value = "presenter")]
+    role: Role,
+    /// Identity across reconnects (what a removal bans) [default: the name]
+    #[arg(long)]
+    sub: Option<String>,
+    /// Open the room as a webinar if this token's join opens it.
+    #[arg(long)]
+    webinar: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    ttl: u64,
+    /// The server's auth secret.
+    #[arg(long, env = "CONFAB_AUTH_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Base URL of the server for the printed link.
+    #[arg(long, default_value = "http://localhost:8080")]
+    base_url: String,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "host" => Ok(Role::Host),
+        "presenter" => Ok(Role::Presenter),
+        "audience" => Ok(Role::Audience),
+        _ => Err(format!("unknown role {s:?}: use host, presenter or audience")),
+    }
+}
+
+fn token(args: TokenArgs) -> ExitCode {
+    if !confab::protocol::valid_room_name(&args.room) {
+        eprintln!("confab: room names are 1–64 letters, digits, '-', '_' or '.'");
+        return ExitCode::from(2);
+    }
+    let claims = Claims {
+        room: args.room.clone(),
+        name: args.name,
+        role: args.role,
+        exp: unix_now() + args.ttl,
+        sub: args.sub,
+        mode: args.webinar.then_some(RoomMode::Webinar),
+    };
+    match Auth::new(Some(&args.secret)).issue(&claims) {
+        Some(t) => {
+            println!("{t}");
+            println!(
+                "{}/?room={}&token={t}",
+                args.base_url.trim_end_matches('/'),
+                args.room
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("confab: the secret must not be empty");
+            ExitCode::from(2)
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Token(args)) = cli.command {
+        return token(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cli = Cli::parse();
     let config = match cli.settings.resolve() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("confab: {e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
+    if config.auth_secret.is_none() {
+        tracing::warn!("no auth secret: open mode, anyone who reaches this server can join any room with any role; use it on trusted networks only");
+    }
     match confab::run(config, shutdown_signal()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("confab: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -22,6 +22,35 @@
 //! 5. [`ClientMsg::Leave`] (or closing the socket) ends the session. A peer whose media path
 //!    dies is reaped and the others are told (`participant_left` with `reason: "timeout"`).
 //!
+//! # Roles, webinars and moderation
+//! A room is a [`RoomMode::Meeting`] (joiners are presenters unless they ask otherwise) or a
+//! [`RoomMode::Webinar`] (joiners are audience); the join that opens the room decides. Roles:
+//! `host` (publishes, moderates), `presenter` (publishes), `audience` (receives only). The
+//! server enforces them: an audience member's offer with any sending m-line, or a `publish`
+//! map, is refused with `forbidden` and nothing of theirs is forwarded.
+//! - A host promotes/demotes live with `set_role`; everyone gets `participant_updated`. A
+//!   promoted client renegotiates to publish; a demoted one's tracks are unpublished at once and
+//!   its next offer must be receive-only.
+//! - `raise_hand` keeps a queue in arrival order (`hands`); promotion lowers the hand.
+//! - Hosts: `mute_participant` (forwarding stops at once, `track_muted` with `forced: true`;
+//!   the owner may unmute with `mute`), `remove_participant` (`error` `removed`, and the same
+//!   identity is refused afterwards), `lock_room` (newcomers get `waiting`, hosts get `lobby`
+//!   and answer with `admit`), `end_meeting` (everyone gets `error` `closed`).
+//! - The join that opens a room may set a `password`; later joins must give it
+//!   (`wrong_password` otherwise). Hosts joining with a token skip the password and the lobby.
+//!
+//! # Tokens
+//! When the server runs with an auth secret, `join` needs a `token`: an HS256 JWT with claims
+//! `room`, `name`, `role`, `exp` (and optional `sub`, the identity, and `mode`). The token's name
+//! and role win over the message's; a token for another room, expired, or badly signed is
+//! refused with `unauthorized`. Without a secret (open mode) `role` is taken as asked.
+//!
+//! # Chat and Q&A
+//! `chat` is broadcast to the room (the last 100 messages come in `joined`); `ask` adds a
+//! question, `vote` toggles your upvote, a host's `mark_answered` closes it; every change sends
+//! the whole `questions` list, most votes first. Texts are limited (chat 2000, questions 500
+//! characters) and rate-limited with `rate_limited` errors.
+//!
 //! # Errors
 //! Every problem the server finds in what a client sent is answered with an
 //! [`ServerMsg::Error`] carrying a stable [`ErrorCode`] and a human sentence; unless the code is
@@ -120,6 +149,12 @@ pub enum ClientMsg {
         /// Join token (JWT) when the server requires one.
         #[serde(default)]
         token: Option<String>,
+        /// Meeting or webinar; decides only when this join opens the room.
+        #[serde(default)]
+        mode: Option<RoomMode>,
+        /// The room's password: sets it when this join opens the room, else must match.
+        #[serde(default)]
+        password: Option<String>,
     },
     /// An SDP offer, with what its m-lines are for.
     Offer {
@@ -141,6 +176,122 @@ pub enum ClientMsg {
     },
     /// Leave the room; the server closes the socket.
     Leave {},
+    /// Raise or lower your hand.
+    RaiseHand {
+        /// Raised or lowered.
+        raised: bool,
+    },
+    /// Send a chat message to the room (1–2000 characters).
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// Ask a question (Q&A; 1–500 characters).
+    Ask {
+        /// The question.
+        text: String,
+    },
+    /// Upvote a question, or take the vote back.
+    Vote {
+        /// Which question.
+        question: QuestionId,
+        /// Vote or unvote.
+        up: bool,
+    },
+    /// Host: mark a question answered.
+    MarkAnswered {
+        /// Which question.
+        question: QuestionId,
+    },
+    /// Host: change someone's role live (promote to the stage, demote to the audience).
+    SetRole {
+        /// Whom.
+        participant: ParticipantId,
+        /// The new role.
+        role: Role,
+    },
+    /// Host: stop forwarding someone's microphone or camera (they may unmute themselves).
+    MuteParticipant {
+        /// Whom.
+        participant: ParticipantId,
+        /// Which source.
+        source: Source,
+    },
+    /// Host: remove someone; they cannot come back to this room under the same identity.
+    RemoveParticipant {
+        /// Whom.
+        participant: ParticipantId,
+    },
+    /// Host: lock the room (newcomers wait in the lobby) or unlock it.
+    LockRoom {
+        /// Locked or not.
+        locked: bool,
+    },
+    /// Host: let someone waiting in the lobby in, or turn them away.
+    Admit {
+        /// Who is waiting.
+        participant: ParticipantId,
+        /// Admit or refuse.
+        admit: bool,
+    },
+    /// Host: end the meeting for everyone.
+    EndMeeting {},
+}
+
+/// A meeting (joiners present by default) or a webinar (joiners watch by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomMode {
+    /// Everyone on stage.
+    #[default]
+    Meeting,
+    /// A few presenters, a large audience.
+    Webinar,
+}
+
+impl RoomMode {
+    /// The role of a joiner who asks for none.
+    pub fn default_role(self) -> Role {
+        match self {
+            RoomMode::Meeting => Role::Presenter,
+            RoomMode::Webinar => Role::Audience,
+        }
+    }
+}
+
+/// A question's id within its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuestionId(pub u64);
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatEntry {
+    /// Order within the room.
+    pub id: u64,
+    /// Who wrote it.
+    pub from: ParticipantId,
+    /// Their name at the time.
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+/// One Q&A question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    /// Its id.
+    pub id: QuestionId,
+    /// Who asked.
+    pub from: ParticipantId,
+    /// Their name.
+    pub name: String,
+    /// The question.
+    pub text: String,
+    /// Upvotes.
+    pub votes: u32,
+    /// Whether the host marked it answered.
+    pub answered: bool,
 }
 
 /// One participant as the others see it.
@@ -183,6 +334,21 @@ pub enum ServerMsg {
         participants: Vec<ParticipantInfo>,
         /// Every track already published.
         tracks: Vec<TrackInfo>,
+        /// Meeting or webinar.
+        #[serde(default)]
+        mode: RoomMode,
+        /// Whether newcomers wait in the lobby.
+        #[serde(default)]
+        locked: bool,
+        /// Recent chat, oldest first.
+        #[serde(default)]
+        chat: Vec<ChatEntry>,
+        /// Q&A, most votes first.
+        #[serde(default)]
+        questions: Vec<Question>,
+        /// Raised hands in arrival order.
+        #[serde(default)]
+        hands: Vec<ParticipantId>,
     },
     /// Someone entered.
     ParticipantJoined {
@@ -206,12 +372,47 @@ pub enum ServerMsg {
         /// Which.
         id: TrackId,
     },
-    /// A track was muted or unmuted by its publisher.
+    /// A track was muted or unmuted.
     TrackMuted {
         /// Which.
         id: TrackId,
         /// Muted or not.
         muted: bool,
+        /// Muted by a host: the server stopped forwarding it.
+        #[serde(default)]
+        forced: bool,
+    },
+    /// Someone's role changed (promotion to the stage, demotion to the audience).
+    ParticipantUpdated {
+        /// Them, as they are now.
+        participant: ParticipantInfo,
+    },
+    /// Raised hands, in arrival order.
+    Hands {
+        /// The queue.
+        queue: Vec<ParticipantId>,
+    },
+    /// A new chat message.
+    Chat {
+        /// The message.
+        entry: ChatEntry,
+    },
+    /// The Q&A changed; the whole list, most votes first.
+    Questions {
+        /// The questions.
+        list: Vec<Question>,
+    },
+    /// The room was locked or unlocked.
+    RoomLocked {
+        /// Locked or not.
+        locked: bool,
+    },
+    /// To you: the room is locked and a host must let you in; wait.
+    Waiting {},
+    /// To hosts: who waits in the lobby.
+    Lobby {
+        /// Waiting people.
+        waiting: Vec<ParticipantInfo>,
     },
     /// The answer to your last offer.
     Answer {
@@ -237,6 +438,8 @@ pub enum LeaveReason {
     Timeout,
     /// The server ended it after an error.
     Error,
+    /// A host removed them, or ended the meeting.
+    Removed,
 }
 
 /// Stable error codes.
@@ -267,6 +470,12 @@ pub enum ErrorCode {
     Closed,
     /// Something went wrong on the server; not your fault.
     Internal,
+    /// A host removed you.
+    Removed,
+    /// A host turned you away from the lobby.
+    Refused,
+    /// The room's password is missing or wrong.
+    WrongPassword,
 }
 
 impl ErrorCode {
@@ -280,6 +489,9 @@ impl ErrorCode {
                 | ErrorCode::Unauthorized
                 | ErrorCode::Closed
                 | ErrorCode::Internal
+                | ErrorCode::Removed
+                | ErrorCode::Refused
+                | ErrorCode::WrongPassword
         )
     }
 }
@@ -327,7 +539,9 @@ mod tests {
                 room: "a".into(),
                 name: "Ana".into(),
                 role: None,
-                token: None
+                token: None,
+                mode: None,
+                password: None,
             }
         );
     }
@@ -364,9 +578,13 @@ mod tests {
         let s = serde_json::to_string(&ServerMsg::TrackMuted {
             id: TrackId(3),
             muted: true,
+            forced: false,
         })
         .expect("serialises");
-        assert_eq!(s, r#"{"type":"track_muted","id":3,"muted":true}"#);
+        assert_eq!(
+            s,
+            r#"{"type":"track_muted","id":3,"muted":true,"forced":false}"#
+        );
     }
 
     #[test]

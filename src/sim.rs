@@ -105,7 +105,9 @@ impl Sim {
             name: name.into(),
             role,
         };
-        self.room.join(info, self.now).map_err(|(_, m)| m)?;
+        self.room
+            .join(info, crate::media::Welcome::default(), self.now)
+            .map_err(|(_, m)| m)?;
         let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
         let mut joined = None;
         let mut others = vec![];
@@ -196,10 +198,8 @@ impl Sim {
             }
             let now = self.now;
             for p in self.peers.values_mut() {
-                if let ClientOutput::Timeout(t) = p.core.poll_output() {
-                    if t <= now {
-                        let _ = p.core.handle_timeout(now);
-                    }
+                if p.core.next_timeout() <= now {
+                    let _ = p.core.handle_timeout(now);
                 }
             }
             self.settle();
@@ -218,15 +218,13 @@ impl Sim {
         pred(self)
     }
 
-    fn next_due(&mut self) -> Instant {
+    fn next_due(&self) -> Instant {
         let mut next = self.room_due;
         if let Some(Reverse(f)) = self.in_flight.peek() {
             next = next.min(f.at);
         }
-        for p in self.peers.values_mut() {
-            if let ClientOutput::Timeout(t) = p.core.poll_output() {
-                next = next.min(t);
-            }
+        for p in self.peers.values() {
+            next = next.min(p.core.next_timeout());
         }
         next
     }

@@ -197,9 +197,14 @@ impl ClientCore {
 
     /// The next thing to do.
     pub fn poll_output(&mut self) -> ClientOutput {
-        if let Some(o) = self.out.pop_front() {
-            return o;
+        match self.out.pop_front() {
+            Some(o) => o,
+            None => ClientOutput::Timeout(self.next_timeout()),
         }
+    }
+
+    /// When the core next wants time, without taking any queued output.
+    pub fn next_timeout(&self) -> Instant {
         let mut next = self.rtc_timeout;
         if self.connected {
             if self.audio_mid.is_some() {
@@ -209,7 +214,7 @@ impl ClientCore {
                 next = next.min(self.next_video);
             }
         }
-        ClientOutput::Timeout(next)
+        next
     }
 
     fn drain(&mut self) -> Result<(), RtcError> {

@@ -31,6 +31,10 @@ pub struct BotConfig {
     pub role: Option<Role>,
     /// Join token.
     pub token: Option<String>,
+    /// Meeting or webinar, if this join opens the room.
+    pub mode: Option<crate::protocol::RoomMode>,
+    /// Room password.
+    pub password: Option<String>,
     /// Publish a microphone and a camera.
     pub publish: bool,
     /// Subscribe to every remote track.
@@ -48,6 +52,8 @@ impl BotConfig {
             name: name.into(),
             role: None,
             token: None,
+            mode: None,
+            password: None,
             publish: true,
             subscribe: true,
             shape: StreamShape::default(),

@@ -53,6 +53,8 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
             name: config.name.clone(),
             role: config.role,
             token: config.token.clone(),
+            mode: config.mode,
+            password: config.password.clone(),
         },
     )
     .await?;

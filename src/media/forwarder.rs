@@ -16,6 +16,8 @@ pub enum DropReason {
     NoMatchingCodec,
     /// The subscriber's DTLS/SRTP is not up yet.
     NotConnected,
+    /// A host muted the track.
+    Muted,
 }
 
 /// What to do with one packet for one subscriber.

@@ -13,4 +13,4 @@ pub mod room;
 pub mod sdp_check;
 
 pub use forwarder::{Decision, DropReason, Forwarder};
-pub use room::{Output, Room, RoomConfig, RoomCounters};
+pub use room::{Output, Room, RoomConfig, RoomCounters, Welcome};

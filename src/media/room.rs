@@ -11,8 +11,8 @@ use super::keyframe::{KeyframeConfig, KeyframeThrottle};
 use super::participant::{Participant, Subscription};
 use super::sdp_check;
 use crate::protocol::{
-    ClientMsg, ErrorCode, Kind, LeaveReason, ParticipantId, ParticipantInfo, ServerMsg, Source,
-    TrackId, TrackInfo,
+    ChatEntry, ClientMsg, ErrorCode, Kind, LeaveReason, ParticipantId, ParticipantInfo, Question,
+    Role, RoomMode, ServerMsg, Source, TrackId, TrackInfo,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -84,6 +84,23 @@ struct Track {
     info: TrackInfo,
     mid: Mid,
     keyframes: KeyframeThrottle,
+    /// A host muted it: nothing is forwarded until its owner unmutes.
+    forced_mute: bool,
+}
+
+/// Room-level state a newcomer's `joined` carries besides members and tracks.
+#[derive(Debug, Clone, Default)]
+pub struct Welcome {
+    /// Meeting or webinar.
+    pub mode: RoomMode,
+    /// Whether the room is locked.
+    pub locked: bool,
+    /// Recent chat.
+    pub chat: Vec<ChatEntry>,
+    /// Q&A.
+    pub questions: Vec<Question>,
+    /// Raised hands.
+    pub hands: Vec<ParticipantId>,
 }
 
 /// Work found while draining, handled after the drain that found it.
@@ -149,7 +166,12 @@ impl Room {
     }
 
     /// Someone enters. Refused with `room_full` when at capacity.
-    pub fn join(&mut self, info: ParticipantInfo, now: Instant) -> Result<(), (ErrorCode, String)> {
+    pub fn join(
+        &mut self,
+        info: ParticipantInfo,
+        welcome: Welcome,
+        now: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
         if self.participants.len() >= self.config.max_participants {
             return Err((
                 ErrorCode::RoomFull,
@@ -184,9 +206,100 @@ impl Room {
                 you: info,
                 participants,
                 tracks,
+                mode: welcome.mode,
+                locked: welcome.locked,
+                chat: welcome.chat,
+                questions: welcome.questions,
+                hands: welcome.hands,
             },
         ));
         Ok(())
+    }
+
+    /// Whether this participant is in the room.
+    pub fn contains(&self, id: ParticipantId) -> bool {
+        self.participants.contains_key(&id)
+    }
+
+    /// A participant's public info.
+    pub fn info(&self, id: ParticipantId) -> Option<&ParticipantInfo> {
+        self.participants.get(&id).map(|p| &p.info)
+    }
+
+    /// Everyone's public info.
+    pub fn members(&self) -> impl Iterator<Item = &ParticipantInfo> {
+        self.participants.values().map(|p| &p.info)
+    }
+
+    /// Queues a message to one participant (or to a session not in the room, e.g. the lobby).
+    pub fn signal(&mut self, to: ParticipantId, msg: ServerMsg) {
+        self.out.push_back(Output::Signal(to, msg));
+    }
+
+    /// Queues a message to everyone in the room except `except`.
+    pub fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
+        for id in self.participants.keys() {
+            if Some(*id) != except {
+                self.out.push_back(Output::Signal(*id, msg.clone()));
+            }
+        }
+    }
+
+    /// Ends a session that is not (or no longer) in the room, e.g. someone refused in the lobby.
+    pub fn dismiss(&mut self, id: ParticipantId, reason: LeaveReason) {
+        self.out.push_back(Output::Removed(id, reason));
+    }
+
+    /// Changes a role live; a role that may not publish loses its tracks at once.
+    pub fn set_role(&mut self, id: ParticipantId, role: Role) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        if p.info.role == role {
+            return;
+        }
+        p.info.role = role;
+        let info = p.info.clone();
+        if !role.may_publish() {
+            let tracks: Vec<TrackId> = p.published.drain().map(|(_, t)| t).collect();
+            for t in tracks {
+                self.unpublish(t);
+            }
+        }
+        self.broadcast(None, ServerMsg::ParticipantUpdated { participant: info });
+    }
+
+    /// A host stops forwarding one of someone's sources.
+    pub fn force_mute(&mut self, id: ParticipantId, source: Source) {
+        for track in self.tracks_of(id, source) {
+            if let Some(t) = self.tracks.get_mut(&track) {
+                if !t.forced_mute {
+                    t.forced_mute = true;
+                    t.info.muted = true;
+                    self.broadcast(
+                        None,
+                        ServerMsg::TrackMuted {
+                            id: track,
+                            muted: true,
+                            forced: true,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn tracks_of(&self, id: ParticipantId, source: Source) -> Vec<TrackId> {
+        self.participants
+            .get(&id)
+            .map(|p| {
+                p.published
+                    .values()
+                    .filter(|t| self.tracks.get(t).is_some_and(|t| t.info.source == source))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Someone leaves (said goodbye, socket closed, or reaped).
@@ -222,6 +335,8 @@ impl Room {
                 id,
                 ServerMsg::error(ErrorCode::NotJoined, "You have already joined."),
             )),
+            // Control messages belong to the conference layer above.
+            _ => {}
         }
         self.pump(now);
     }
@@ -406,6 +521,7 @@ impl Room {
                     info: info.clone(),
                     mid,
                     keyframes: KeyframeThrottle::default(),
+                    forced_mute: false,
                 },
             );
             self.broadcast(Some(id), ServerMsg::TrackPublished { track: info });
@@ -469,20 +585,31 @@ impl Room {
     }
 
     fn mute(&mut self, id: ParticipantId, source: Source, muted: bool) {
-        let Some(p) = self.participants.get(&id) else {
-            return;
-        };
-        let ids: Vec<TrackId> = p
-            .published
-            .values()
-            .filter(|t| self.tracks.get(t).is_some_and(|t| t.info.source == source))
-            .copied()
-            .collect();
-        for track in ids {
-            if let Some(t) = self.tracks.get_mut(&track) {
-                if t.info.muted != muted {
-                    t.info.muted = muted;
-                    self.broadcast(Some(id), ServerMsg::TrackMuted { id: track, muted });
+        for track in self.tracks_of(id, source) {
+            let Some(t) = self.tracks.get_mut(&track) else {
+                continue;
+            };
+            let resumed = t.forced_mute && !muted;
+            if resumed {
+                t.forced_mute = false;
+            }
+            if t.info.muted != muted || resumed {
+                t.info.muted = muted;
+                self.broadcast(
+                    None,
+                    ServerMsg::TrackMuted {
+                        id: track,
+                        muted,
+                        forced: false,
+                    },
+                );
+            }
+            if resumed {
+                // Forwarding restarts after a gap: continue the numbering, start on a keyframe.
+                for p in self.participants.values_mut() {
+                    for s in p.subscriptions.values_mut().filter(|s| s.track == track) {
+                        s.forwarder.switch_source();
+                    }
                 }
             }
         }
@@ -499,14 +626,6 @@ impl Room {
             Some(t.info.participant),
             ServerMsg::TrackUnpublished { id: track },
         );
-    }
-
-    fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
-        for id in self.participants.keys() {
-            if Some(*id) != except {
-                self.out.push_back(Output::Signal(*id, msg.clone()));
-            }
-        }
     }
 
     /// Drains one `Rtc` to its timeout, queueing transmits and events.
@@ -631,6 +750,13 @@ impl Room {
             return;
         };
         let Some(track) = p.published.get(&mid).copied() else {
+            return;
+        };
+        if self.tracks.get(&track).is_none_or(|t| t.forced_mute) {
+            *self.counters.dropped.entry(DropReason::Muted).or_default() += 1;
+            return;
+        }
+        let Some(p) = self.participants.get_mut(&from) else {
             return;
         };
         let in_pt = pkt.header.payload_type;

@@ -32,6 +32,8 @@ pub struct Shared {
     pub next_participant: AtomicU64,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Join-token checker.
+    pub auth: crate::auth::Auth,
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     demux: Vec<mpsc::UnboundedSender<DemuxCmd>>,
 }
@@ -117,7 +119,9 @@ impl Bound {
             receivers.push((Arc::clone(socket), *announced, rx));
         }
         let candidates = sockets.iter().map(|(a, _)| *a).collect();
+        let auth = crate::auth::Auth::new(config.auth_secret.as_deref());
         let shared = Arc::new(Shared {
+            auth,
             config,
             rooms: Rooms::default(),
             metrics: Arc::new(Metrics::default()),

@@ -2,8 +2,9 @@
 
 use super::udp::DemuxCmd;
 use super::Shared;
+use crate::conference::{Admission, Conference, JoinRequest};
 use crate::media::{Output, Room};
-use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ParticipantInfo, ServerMsg};
+use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use tokio::sync::mpsc;
 pub enum RoomMsg {
     /// A session wants in; replies go to `tx`.
     Join {
-        /// Who.
-        info: ParticipantInfo,
+        /// Who, as checked by the session.
+        request: JoinRequest,
         /// Where its signalling messages go.
         tx: mpsc::Sender<ServerMsg>,
     },
@@ -51,7 +52,7 @@ pub enum RoomMsg {
 
 /// Runs a room until it is empty and no join is queued.
 pub async fn run(
-    mut room: Room,
+    mut conf: Conference,
     serial: u64,
     this: mpsc::Sender<RoomMsg>,
     mut rx: mpsc::Receiver<RoomMsg>,
@@ -61,46 +62,53 @@ pub async fn run(
     let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
     let mut forwarded = 0;
     loop {
-        let deadline = flush(&mut room, &mut sessions, &shared, &this);
-        let now_forwarded = room.counters().rtp_forwarded;
+        let deadline = flush(&mut conf, &mut sessions, &shared, &this);
+        let now_forwarded = conf.room.counters().rtp_forwarded;
         shared
             .metrics
             .rtp_forwarded
             .inc_by(now_forwarded - forwarded);
         forwarded = now_forwarded;
-        if room.is_empty() && shared.rooms.remove_if_idle(room.name(), serial, &rx) {
+        if conf.is_empty() && shared.rooms.remove_if_idle(conf.room.name(), serial, &rx) {
             break;
         }
         let msg = tokio::select! {
             msg = rx.recv() => msg,
             _ = tokio::time::sleep_until(deadline.into()) => {
-                room.handle_timeout(Instant::now());
+                conf.room.handle_timeout(Instant::now());
                 continue;
             }
         };
         let Some(msg) = msg else { break };
         match msg {
-            RoomMsg::Join { info, tx } => {
-                let id = info.id;
-                match room.join(info, Instant::now()) {
-                    Ok(()) => {
-                        sessions.insert(id, tx);
-                        shared.metrics.participants.inc();
-                    }
-                    Err((code, message)) => {
+            RoomMsg::Join { request, tx } => {
+                let id = request.id;
+                // Registered first so that lobby messages reach a waiting session.
+                sessions.insert(id, tx);
+                shared.metrics.participants.inc();
+                if let Admission::Refused(code, message) = conf.join(request, Instant::now()) {
+                    if let Some(tx) = sessions.remove(&id) {
+                        shared.metrics.participants.dec();
                         let _ = tx.try_send(ServerMsg::error(code, message));
                     }
                 }
             }
-            RoomMsg::Client { id, msg } => room.handle_client(id, msg, Instant::now()),
-            RoomMsg::Leave { id, reason } => room.leave(id, reason),
+            RoomMsg::Client { id, msg } => conf.handle(id, msg, Instant::now()),
+            RoomMsg::Leave { id, reason } => {
+                conf.leave(id, reason);
+                if sessions.remove(&id).is_some() {
+                    shared.metrics.participants.dec();
+                }
+            }
             RoomMsg::Datagram {
                 id,
                 source,
                 destination,
                 contents,
                 at,
-            } => room.handle_datagram(id, source, destination, &contents, at),
+            } => conf
+                .room
+                .handle_datagram(id, source, destination, &contents, at),
         }
     }
     for id in sessions.keys() {
@@ -112,21 +120,22 @@ pub async fn run(
 
 /// Carries out the room's outputs; returns when it next wants time.
 fn flush(
-    room: &mut Room,
+    conf: &mut Conference,
     sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
     shared: &Shared,
     this: &mpsc::Sender<RoomMsg>,
 ) -> Instant {
     let mut slow = vec![];
     loop {
+        let room: &mut Room = &mut conf.room;
         match room.poll_output(Instant::now()) {
             Output::Timeout(t) => {
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.
-                    room.leave(id, LeaveReason::Error);
+                    conf.leave(id, LeaveReason::Error);
                 }
                 // `leave` queues outputs; carry them out before sleeping.
-                if room.has_output() {
+                if conf.room.has_output() {
                     continue;
                 }
                 return t;

@@ -2,8 +2,9 @@
 
 use super::room_task::{self, RoomMsg};
 use super::Shared;
+use crate::conference::{Conference, JoinRequest};
 use crate::media::Room;
-use crate::protocol::{ErrorCode, ParticipantInfo, ServerMsg};
+use crate::protocol::{ErrorCode, ServerMsg};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -29,7 +30,7 @@ impl Rooms {
         &self,
         shared: &Arc<Shared>,
         room: &str,
-        info: ParticipantInfo,
+        request: JoinRequest,
         tx: mpsc::Sender<ServerMsg>,
     ) -> Result<mpsc::Sender<RoomMsg>, (ErrorCode, String)> {
         let mut map = self.map.lock().map_err(|_| {
@@ -38,7 +39,7 @@ impl Rooms {
                 "Room registry unavailable.".to_string(),
             )
         })?;
-        let mut msg = RoomMsg::Join { info, tx };
+        let mut msg = RoomMsg::Join { request, tx };
         for _ in 0..2 {
             let handle = map
                 .entry(room.to_string())
@@ -69,7 +70,7 @@ impl Rooms {
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let room = Room::new(name, shared.config.room.clone(), shared.candidates.clone());
         tokio::spawn(room_task::run(
-            room,
+            Conference::new(room),
             serial,
             tx.clone(),
             rx,

@@ -5,9 +5,10 @@
 
 use super::room_task::RoomMsg;
 use super::Shared;
+use crate::conference::JoinRequest;
 use crate::protocol::{
     clean_display_name, valid_room_name, ClientMsg, ErrorCode, LeaveReason, ParticipantId,
-    ParticipantInfo, Role, ServerMsg,
+    ServerMsg,
 };
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -127,7 +128,7 @@ where
     // Phase 1: the first message must be a valid join.
     let deadline = tokio::time::sleep(shared.config.join_timeout);
     tokio::pin!(deadline);
-    let (room_name, name, role) = loop {
+    let (room_name, request) = loop {
         let frame = tokio::select! {
             f = stream.next() => f,
             _ = &mut deadline => {
@@ -136,62 +137,28 @@ where
             }
             _ = shutdown.changed() => return close(&mut sink).await,
         };
-        match read_frame(frame, max) {
+        let refusal = match read_frame(frame, max) {
             Incoming::Closed => return,
             Incoming::Ignore => continue,
-            Incoming::Refused(code, message) => {
-                shared.metrics.signalling_errors.inc();
-                send(&mut sink, &ServerMsg::error(code, message)).await;
-            }
-            Incoming::Msg(ClientMsg::Join {
-                room, name, role, ..
-            }) => {
-                if !valid_room_name(&room) {
+            Incoming::Refused(code, message) => (code, message),
+            Incoming::Msg(join @ ClientMsg::Join { .. }) => match check_join(&shared, join) {
+                Ok(accepted) => break accepted,
+                Err((code, message)) => {
                     shared.metrics.signalling_errors.inc();
-                    send(
-                        &mut sink,
-                        &ServerMsg::error(
-                            ErrorCode::InvalidRoom,
-                            "Room names are 1–64 letters, digits, '-', '_' or '.'.",
-                        ),
-                    )
-                    .await;
+                    send(&mut sink, &ServerMsg::error(code, message)).await;
                     return close(&mut sink).await;
                 }
-                let Some(name) = clean_display_name(&name) else {
-                    shared.metrics.signalling_errors.inc();
-                    send(
-                        &mut sink,
-                        &ServerMsg::error(
-                            ErrorCode::InvalidName,
-                            "Display names are 1–64 characters without control characters.",
-                        ),
-                    )
-                    .await;
-                    return close(&mut sink).await;
-                };
-                break (room, name, role.unwrap_or_default());
-            }
-            Incoming::Msg(_) => {
-                shared.metrics.signalling_errors.inc();
-                send(
-                    &mut sink,
-                    &ServerMsg::error(ErrorCode::NotJoined, "Send join first."),
-                )
-                .await;
-            }
-        }
+            },
+            Incoming::Msg(_) => (ErrorCode::NotJoined, "Send join first.".to_string()),
+        };
+        shared.metrics.signalling_errors.inc();
+        send(&mut sink, &ServerMsg::error(refusal.0, refusal.1)).await;
     };
 
-    // Phase 2: in the room.
-    let id = ParticipantId(shared.next_participant.fetch_add(1, Ordering::Relaxed));
-    let info = ParticipantInfo {
-        id,
-        name,
-        role: role_for(role),
-    };
+    // Phase 2: in the room (or its lobby).
+    let id = request.id;
     let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let room = match shared.rooms.join(&shared, &room_name, info, tx) {
+    let room = match shared.rooms.join(&shared, &room_name, request, tx) {
         Ok(r) => r,
         Err((code, message)) => {
             send(&mut sink, &ServerMsg::error(code, message)).await;
@@ -203,9 +170,56 @@ where
     close(&mut sink).await;
 }
 
-/// In open mode the wanted role is honoured as asked.
-fn role_for(wanted: Role) -> Role {
-    wanted
+/// Validates a join and turns it into a request for the room: room and name rules, token.
+fn check_join(
+    shared: &Shared,
+    join: ClientMsg,
+) -> Result<(String, JoinRequest), (ErrorCode, String)> {
+    let ClientMsg::Join {
+        room,
+        name,
+        role,
+        token,
+        mode,
+        password,
+    } = join
+    else {
+        return Err((ErrorCode::NotJoined, "Send join first.".into()));
+    };
+    if !valid_room_name(&room) {
+        return Err((
+            ErrorCode::InvalidRoom,
+            "Room names are 1–64 letters, digits, '-', '_' or '.'.".into(),
+        ));
+    }
+    let claims = shared
+        .auth
+        .verify(token.as_deref(), &room)
+        .map_err(|e| (ErrorCode::Unauthorized, e.to_string()))?;
+    // A token's name and role win over what the message asks for.
+    let (name, role, identity, mode) = match claims {
+        Some(c) => {
+            let identity = c.sub.clone().unwrap_or_else(|| c.name.clone());
+            (c.name, Some(c.role), identity, c.mode.or(mode))
+        }
+        None => (name.clone(), role, name, mode),
+    };
+    let name = clean_display_name(&name).ok_or((
+        ErrorCode::InvalidName,
+        "Display names are 1–64 characters without control characters.".to_string(),
+    ))?;
+    let id = ParticipantId(shared.next_participant.fetch_add(1, Ordering::Relaxed));
+    Ok((
+        room,
+        JoinRequest {
+            id,
+            name,
+            role,
+            identity: identity.trim().to_string(),
+            mode,
+            password,
+        },
+    ))
 }
 
 async fn in_room<S, R>(
