@@ -56,7 +56,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
         "host" => Ok(Role::Host),
         "presenter" => Ok(Role::Presenter),
         "audience" => Ok(Role::Audience),
-        _ => Err(format!("unknown role {s:?}: use host, presenter or audience")),
+        _ => Err(format!(
+            "unknown role {s:?}: use host, presenter or audience"
+        )),
     }
 }
 
@@ -98,8 +100,7 @@ async fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = match cli.settings.resolve() {

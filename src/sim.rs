@@ -130,9 +130,11 @@ impl Sim {
             publish,
             subscribe: true,
             shape,
+            // The simulator plays hostile clients too: roles are the server's to enforce.
+            ignore_role: true,
         };
-        let core =
-            ClientCore::new(behaviour, addr, id, tracks, self.now).map_err(|e| e.to_string())?;
+        let core = ClientCore::new(behaviour, addr, id, role, tracks, self.now)
+            .map_err(|e| e.to_string())?;
         self.peers.insert(
             id,
             Peer {

@@ -7,7 +7,7 @@
 use super::media::{audio_payload, stamp_micros, video_frame, StreamShape};
 use super::{BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
-use crate::protocol::{ClientMsg, Kind, ServerMsg, Source, TrackId, TrackInfo};
+use crate::protocol::{ClientMsg, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -38,6 +38,8 @@ pub struct ClientBehaviour {
     pub subscribe: bool,
     /// Shape of the synthetic streams.
     pub shape: StreamShape,
+    /// Offer to send even when the role forbids it (a hostile client, for tests).
+    pub ignore_role: bool,
 }
 
 /// A headless WebRTC client without I/O.
@@ -46,6 +48,7 @@ pub struct ClientCore {
     rtc: Rtc,
     local: SocketAddr,
     own_id: crate::protocol::ParticipantId,
+    role: Role,
     pending: Option<SdpPendingOffer>,
     dirty: bool,
     audio_mid: Option<Mid>,
@@ -73,6 +76,7 @@ impl ClientCore {
         behaviour: ClientBehaviour,
         local: SocketAddr,
         own_id: crate::protocol::ParticipantId,
+        role: Role,
         tracks: Vec<TrackInfo>,
         now: Instant,
     ) -> Result<Self, RtcError> {
@@ -88,6 +92,7 @@ impl ClientCore {
             rtc,
             local,
             own_id,
+            role,
             pending: None,
             dirty: false,
             audio_mid: None,
@@ -141,6 +146,15 @@ impl ClientCore {
                 if self.behaviour.subscribe && track.participant != self.own_id =>
             {
                 self.wanted.push(track.clone());
+                self.negotiate();
+            }
+            ServerMsg::ParticipantUpdated { participant } if participant.id == self.own_id => {
+                self.role = participant.role;
+                if !self.may_send() {
+                    // Demoted: the next offer stops the sending m-lines (it must be receive-only).
+                    let sending = [self.audio_mid.take(), self.video_mid.take()];
+                    self.to_stop.extend(sending.into_iter().flatten());
+                }
                 self.negotiate();
             }
             ServerMsg::TrackUnpublished { id } => {
@@ -281,8 +295,9 @@ impl ClientCore {
             self.dirty = true;
             return;
         }
+        let may_send = self.may_send();
         let mut change = self.rtc.sdp_api();
-        if self.behaviour.publish && self.audio_mid.is_none() {
+        if self.behaviour.publish && may_send && self.audio_mid.is_none() {
             let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             let v = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
             self.audio_mid = Some(a);
@@ -320,6 +335,10 @@ impl ClientCore {
             publish,
             subscribe,
         }));
+    }
+
+    fn may_send(&self) -> bool {
+        self.behaviour.ignore_role || self.role.may_publish()
     }
 
     fn pt(&self, codec: Codec) -> Option<Pt> {

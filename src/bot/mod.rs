@@ -41,6 +41,8 @@ pub struct BotConfig {
     pub subscribe: bool,
     /// Shape of the synthetic streams.
     pub shape: StreamShape,
+    /// Offer to send even when the role forbids it (a hostile client, for tests).
+    pub ignore_role: bool,
 }
 
 impl BotConfig {
@@ -57,6 +59,7 @@ impl BotConfig {
             publish: true,
             subscribe: true,
             shape: StreamShape::default(),
+            ignore_role: false,
         }
     }
 }

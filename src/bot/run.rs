@@ -74,9 +74,10 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
         publish: config.publish,
         subscribe: config.subscribe,
         shape: config.shape,
+        ignore_role: config.ignore_role,
     };
-    let core =
-        ClientCore::new(behaviour, local, you.id, tracks, Instant::now()).map_err(rtc_err)?;
+    let core = ClientCore::new(behaviour, local, you.id, you.role, tracks, Instant::now())
+        .map_err(rtc_err)?;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let stats = Arc::new(Mutex::new(BotStats::default()));

@@ -1,45 +1,10 @@
 //! Bad input gets a clear error and never hurts the server or the room.
 
-use crate::common::{bot, TestServer};
+use crate::common::{bot, connect, expect_error, next_json, send, TestServer};
 use confab::bot::Bot;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(server: &TestServer) -> Ws {
-    tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .expect("ws connects")
-        .0
-}
-
-async fn send(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
-
-/// The next JSON message, or None when the socket closes or stays quiet for 5 s.
-async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .ok()??;
-        match frame.ok()? {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
-            Message::Close(_) => return None,
-            _ => continue,
-        }
-    }
-}
-
-async fn expect_error(ws: &mut Ws, code: &str) {
-    let m = next_json(ws).await.expect("a reply");
-    assert_eq!(m["type"], "error", "{m}");
-    assert_eq!(m["code"], code, "{m}");
-    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
-}
 
 #[tokio::test]
 async fn malformed_unknown_and_premature_messages_get_errors_and_session_goes_on() {

@@ -1,9 +1,11 @@
 //! Starting a real server on loopback ports for a test.
 
 use confab::{Bound, Config};
+use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A running server; stops when dropped.
 pub struct TestServer {
@@ -60,4 +62,75 @@ impl TestServer {
 /// A bot config for this server.
 pub fn bot(server: &TestServer, room: &str, name: &str) -> confab::bot::BotConfig {
     confab::bot::BotConfig::new(server.ws_url(), room, name)
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(server: &TestServer) -> Ws {
+    tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("ws connects")
+        .0
+}
+
+pub async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.expect("send");
+}
+
+/// The next JSON message, or None when the socket closes or stays quiet for 5 s.
+pub async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .ok()??;
+        match frame.ok()? {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+pub async fn expect_error(ws: &mut Ws, code: &str) {
+    // Room traffic (joins, chat) may come first; the error is the next error.
+    let m = loop {
+        let m = next_json(ws).await.expect("a reply");
+        if m["type"] == "error" {
+            break m;
+        }
+    };
+    assert_eq!(m["code"], code, "{m}");
+    assert!(m["message"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+/// A raw client that joined `room` with these extra join fields; returns it and `joined`.
+pub async fn raw_join(
+    server: &TestServer,
+    room: &str,
+    name: &str,
+    extra: serde_json::Value,
+) -> (Ws, serde_json::Value) {
+    let mut ws = connect(server).await;
+    let mut join = serde_json::json!({"type": "join", "room": room, "name": name});
+    if let (Some(j), Some(e)) = (join.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            j.insert(k.clone(), v.clone());
+        }
+    }
+    send(&mut ws, &join.to_string()).await;
+    let first = next_json(&mut ws).await.expect("a reply to join");
+    (ws, first)
+}
+
+/// Skips messages until one of type `kind` arrives (5 s each at most).
+pub async fn wait_type(ws: &mut Ws, kind: &str) -> serde_json::Value {
+    loop {
+        let m = next_json(ws)
+            .await
+            .unwrap_or_else(|| panic!("no {kind} arrived"));
+        if m["type"] == kind {
+            return m;
+        }
+    }
 }

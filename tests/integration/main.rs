@@ -2,5 +2,7 @@
 
 mod bad_input;
 mod common;
+mod controls;
 mod meeting;
 mod vtime;
+mod webinar;
