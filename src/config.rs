@@ -28,6 +28,9 @@ pub struct Settings {
     /// PEM private key for --tls-cert
     #[arg(long, env = "CONFAB_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a self-signed certificate made at startup (browsers will warn once)
+    #[arg(long, env = "CONFAB_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_self_signed: Option<bool>,
     /// Most participants in one room [default: 100]
     #[arg(long, env = "CONFAB_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -53,6 +56,20 @@ pub struct Settings {
     pub config: Option<PathBuf>,
 }
 
+/// Where the TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// PEM files.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Made at startup for this machine's names and addresses.
+    SelfSigned,
+}
+
 /// Resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,8 +79,8 @@ pub struct Config {
     pub udp_port: u16,
     /// IP announced in ICE candidates instead of the bound one.
     pub public_ip: Option<IpAddr>,
-    /// Certificate and key for HTTPS/WSS.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where HTTPS/WSS gets its certificate, if served.
+    pub tls: Option<Tls>,
     /// Room media behaviour.
     pub room: RoomConfig,
     /// Largest signalling message accepted.
@@ -119,12 +136,23 @@ impl Settings {
             None => Settings::default(),
         };
         let d = Config::default();
+        let self_signed = self
+            .tls_self_signed
+            .or(file.tls_self_signed)
+            .unwrap_or(false);
         let tls = match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),
+            self_signed,
         ) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
+            (Some(cert), Some(key), false) => Some(Tls::Files { cert, key }),
+            (None, None, true) => Some(Tls::SelfSigned),
+            (None, None, false) => None,
+            (Some(_), Some(_), true) => {
+                return Err(ConfigError::Invalid(
+                    "--tls-self-signed and --tls-cert exclude each other".into(),
+                ))
+            }
             _ => {
                 return Err(ConfigError::Invalid(
                     "--tls-cert and --tls-key go together".into(),

@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
+pub mod tls;
 pub mod udp;
 
 use crate::config::Config;
@@ -186,8 +187,8 @@ impl Bound {
                 .with_graceful_shutdown(signal)
                 .await
                 .map_err(StartError::Serve),
-            Some((cert, key)) => {
-                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            Some(source) => {
+                let tls = tls::rustls_config(&source, &shared.candidates)
                     .await
                     .map_err(StartError::Tls)?;
                 let handle = axum_server::Handle::new();

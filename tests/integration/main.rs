@@ -4,5 +4,6 @@ mod bad_input;
 mod common;
 mod controls;
 mod meeting;
+mod tls;
 mod vtime;
 mod webinar;
