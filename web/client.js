@@ -1,14 +1,24 @@
 // The confab signalling client: one WebSocket, one RTCPeerConnection, and the offer/answer
 // queue between them. Knows nothing about the page; the UI listens to its events.
 //
-// Events: joined, participants, tracks, local, stream, error, connection, closed.
+// Events: waiting, joined, participants, tracks, local, stream, error, connection, closed.
 
 import { Emitter } from './emitter.js';
 import { ReceiverPool } from './receivers.js';
 import { captureCameraAndMicrophone, stopStream } from './media.js';
 
 // Mirrors ErrorCode::is_fatal on the server: after these the server closes the socket.
-const FATAL = new Set(['invalid_room', 'invalid_name', 'room_full', 'unauthorized', 'closed', 'internal']);
+const FATAL = new Set([
+  'invalid_room',
+  'invalid_name',
+  'room_full',
+  'unauthorized',
+  'closed',
+  'internal',
+  'removed',
+  'refused',
+  'wrong_password',
+]);
 
 // Errors that can be the server's reply to our offer instead of an answer.
 const OFFER_ERRORS = new Set(['sdp_rejected', 'bad_message', 'too_large', 'rate_limited', 'forbidden']);
@@ -38,12 +48,15 @@ export class ConfabClient extends Emitter {
   #ws = null;
   #receivers = null;
   #senders = new Map(); // source → RTCRtpTransceiver
+  #retired = new Map(); // kind → a sending transceiver left idle by a demotion, reused on promotion
   #ready = false; // local media settled; offers may be made
   #dirty = false;
   #negotiating = false;
   #pendingAnswer = null;
   #ended = false;
   #fatalSeen = false;
+  #lastNegotiated = null; // what the last accepted offer asked for; equal means no offer needed
+  #lastPublished = '{}';
 
   // opts: {url, room, name, role?, token?, getMedia?}
   constructor(opts) {
@@ -130,7 +143,18 @@ export class ConfabClient extends Emitter {
   }
 
   #handlers = {
+    waiting: () => this.emit('waiting'),
     joined: (msg) => this.#onJoined(msg),
+    participant_updated: ({ participant }) => {
+      if (participant.id === this.me?.id) {
+        const before = this.me.role;
+        this.me = participant;
+        this.#onRoleChanged(before, participant.role);
+      } else if (this.participants.has(participant.id)) {
+        this.participants.set(participant.id, participant);
+      }
+      this.emit('participants');
+    },
     participant_joined: ({ participant }) => {
       if (participant.id === this.me?.id) return;
       this.participants.set(participant.id, participant);
@@ -222,12 +246,50 @@ export class ConfabClient extends Emitter {
       return;
     }
     this.localStream = stream;
+    this.muted = { microphone: false, camera: false };
     for (const [source, kind] of PUBLISHED_SOURCES) {
       const track = stream.getTracks().find((t) => t.kind === kind);
       if (!track) continue;
-      this.#senders.set(source, this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+      const spare = this.#retired.get(kind);
+      if (spare) {
+        this.#retired.delete(kind);
+        spare.direction = 'sendonly';
+        await spare.sender.replaceTrack(track);
+        spare.sender.setStreams(stream);
+        this.#senders.set(source, spare);
+      } else {
+        this.#senders.set(source, this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
+      }
     }
     this.emit('local', stream);
+  }
+
+  // The server has already unpublished our tracks; the next offer must not send anything.
+  #stopPublishing() {
+    for (const transceiver of this.#senders.values()) {
+      transceiver.direction = 'inactive';
+      transceiver.sender.replaceTrack(null).catch(() => {});
+      this.#retired.set(transceiver.receiver.track.kind, transceiver);
+    }
+    this.#senders.clear();
+    stopStream(this.localStream);
+    this.localStream = null;
+    this.emit('local', null);
+  }
+
+  async #onRoleChanged(before, after) {
+    const could = before !== 'audience';
+    const can = after !== 'audience';
+    if (!this.#ready || could === can) return;
+    if (can) await this.#startPublishing();
+    else this.#stopPublishing();
+    this.renegotiate();
+  }
+
+  // Changes whenever the next offer would differ from the last accepted one.
+  #signature() {
+    const sending = [...this.#senders, ...this.#retired].map(([key, t]) => `${key}:${t.mid}:${t.direction}`);
+    return `${sending.join(',')}|${this.#receivers.signature()}`;
   }
 
   // Asks for a new offer/answer round; coalesces with any round already queued.
@@ -265,7 +327,8 @@ export class ConfabClient extends Emitter {
   async #offerOnce() {
     const touched = this.#receivers.sync(this.#wantedTracks());
     for (const participant of touched) this.#emitStream(participant);
-    if (this.#senders.size === 0 && this.#receivers.size === 0) return;
+    if (this.#senders.size === 0 && this.#retired.size === 0 && this.#receivers.size === 0) return;
+    if (this.#signature() === this.#lastNegotiated) return;
 
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
@@ -278,6 +341,15 @@ export class ConfabClient extends Emitter {
     const sdp = await answer;
     if (this.#ended) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    const published = JSON.stringify(publish);
+    if (published !== this.#lastPublished) {
+      // The server creates newly published tracks unmuted; a mute clicked before had no track to apply to.
+      for (const [source, muted] of Object.entries(this.muted)) {
+        if (muted && this.#senders.has(source)) this.#send({ type: 'mute', source, muted });
+      }
+      this.#lastPublished = published;
+    }
+    this.#lastNegotiated = this.#signature();
   }
 
   #wantedTracks() {

@@ -13,6 +13,15 @@ export function startMeeting(view, banner, { room, name, role, token }) {
   const grid = new Grid($('#grid'), { onAudioBlocked: () => (soundButton.hidden = false) });
   const streams = new Map(); // participant id → latest MediaStream, kept until their tile exists
   const rejoin = { label: 'Rejoin', run: () => location.reload() };
+  // The way out of a fatal error: rejoining cannot fix what the user typed.
+  const remedy = {
+    invalid_room: { label: 'Choose another room', run: () => backToForm('room') },
+    invalid_name: { label: 'Change name', run: () => backToForm('name') },
+    unauthorized: null,
+    removed: null,
+    refused: null,
+    wrong_password: null,
+  };
 
   view.hidden = false;
   $('#room-name').textContent = room;
@@ -34,11 +43,7 @@ export function startMeeting(view, banner, { room, name, role, token }) {
     for (const p of [me, ...others]) {
       const tile = grid.ensure(p.id, { name: p.name, local: p.you });
       tile.setMuted(p.muted);
-      const stream = streams.get(p.id);
-      if (stream && tile.stream !== stream) {
-        tile.stream = stream;
-        tile.setStream(stream);
-      }
+      if (streams.has(p.id)) tile.setStream(streams.get(p.id));
     }
     const present = new Set([me.id, ...others.map((p) => p.id)]);
     grid.retain(present);
@@ -47,6 +52,10 @@ export function startMeeting(view, banner, { room, name, role, token }) {
     updateButtons();
   }
 
+  client.on('waiting', () => {
+    setState('waiting');
+    $('#status').textContent = 'The room is locked: waiting for a host to let you in…';
+  });
   client.on('joined', () => {
     setState('joined');
     $('#status').textContent = 'Connecting media…';
@@ -54,7 +63,8 @@ export function startMeeting(view, banner, { room, name, role, token }) {
   client.on('participants', refresh);
   client.on('tracks', refresh);
   client.on('local', (stream) => {
-    streams.set(client.me.id, stream);
+    // null after a demotion to the audience: the tile falls back to initials.
+    streams.set(client.me.id, stream ?? new MediaStream());
     refresh();
   });
   client.on('stream', ({ participant, stream }) => {
@@ -66,8 +76,8 @@ export function startMeeting(view, banner, { room, name, role, token }) {
     $('#status').textContent = text[state] ?? '';
     if (state === 'failed') banner.show('Lost the media connection to the server', rejoin);
   });
-  client.on('error', ({ message, fatal }) => {
-    banner.show(message, fatal ? rejoin : null);
+  client.on('error', ({ code, message, fatal }) => {
+    banner.show(message, fatal ? (code in remedy ? remedy[code] : rejoin) : null);
     if (fatal) setState('error');
   });
   client.on('closed', (reason) => {
@@ -126,6 +136,13 @@ function paintToggle(button, muted, on, off, what) {
   button.setAttribute('aria-pressed', String(muted === true));
   button.title = muted ? `Turn ${what} on` : `Turn ${what} off`;
   button.innerHTML = icon(muted || muted === undefined ? off : on, button.title);
+}
+
+// Reopens the join form with everything but the refused field filled in.
+function backToForm(refused) {
+  const params = new URLSearchParams(location.search);
+  params.delete(refused);
+  location.assign(`${location.pathname}?${params}`);
 }
 
 function setState(state) {

@@ -14,6 +14,12 @@ export class ReceiverPool {
   // no offer is in flight, so the directions set here are exactly what the next offer carries.
   sync(wanted) {
     const touched = new Set();
+    // An m-line the answer rejected is stopped for good and can never receive again.
+    this.#slots = this.#slots.filter((slot) => {
+      if (slot.transceiver.currentDirection !== 'stopped') return true;
+      touched.add(slot.participant);
+      return false;
+    });
     for (const slot of this.#slots) {
       if (slot.trackId !== null && !wanted.has(slot.trackId)) {
         touched.add(slot.participant);
@@ -56,6 +62,11 @@ export class ReceiverPool {
       if (slot.trackId !== null && mid !== null) map[mid] = slot.trackId;
     }
     return map;
+  }
+
+  // Changes whenever the next offer would differ from the last one in what it receives.
+  signature() {
+    return this.#slots.map((s) => `${s.transceiver.mid}:${s.transceiver.direction}:${s.trackId}`).join(',');
   }
 
   // What `participant` is being sent to us, one entry per receiving transceiver.

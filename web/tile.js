@@ -5,6 +5,7 @@ import { icon } from './icons.js';
 export class Tile {
   #video;
   #audio = null;
+  #stream = null;
   #videoTrack = null;
   #cameraMuted = false;
   #refresh = () => this.#showVideoOrAvatar();
@@ -51,19 +52,28 @@ export class Tile {
   }
 
   setStream(stream) {
-    this.#videoTrack?.removeEventListener('mute', this.#refresh);
-    this.#videoTrack?.removeEventListener('unmute', this.#refresh);
-    this.#videoTrack = stream.getVideoTracks()[0] ?? null;
-    // A received track stays muted until packets arrive; until then the initials look better than black.
-    this.#videoTrack?.addEventListener('mute', this.#refresh);
-    this.#videoTrack?.addEventListener('unmute', this.#refresh);
-    this.#video.srcObject = this.#videoTrack ? new MediaStream([this.#videoTrack]) : null;
-    this.#video.play().catch(() => {});
-
+    if (stream === this.#stream) return;
+    this.#stream = stream;
+    // Elements are only re-pointed when their own tracks changed, so an unrelated change
+    // (say, their microphone going away) does not make the picture flicker.
+    const videoTrack = stream.getVideoTracks()[0] ?? null;
+    if (videoTrack !== this.#videoTrack) {
+      this.#videoTrack?.removeEventListener('mute', this.#refresh);
+      this.#videoTrack?.removeEventListener('unmute', this.#refresh);
+      this.#videoTrack = videoTrack;
+      // A received track stays muted until packets arrive; until then the initials look better than black.
+      videoTrack?.addEventListener('mute', this.#refresh);
+      videoTrack?.addEventListener('unmute', this.#refresh);
+      this.#video.srcObject = videoTrack ? new MediaStream([videoTrack]) : null;
+      if (videoTrack) this.#video.play().catch(() => {});
+    }
     if (this.#audio) {
       const audioTracks = stream.getAudioTracks();
-      this.#audio.srcObject = audioTracks.length ? new MediaStream(audioTracks) : null;
-      if (audioTracks.length) this.playAudio();
+      const playing = this.#audio.srcObject?.getAudioTracks() ?? [];
+      if (audioTracks.length !== playing.length || audioTracks.some((t, i) => t !== playing[i])) {
+        this.#audio.srcObject = audioTracks.length ? new MediaStream(audioTracks) : null;
+        this.playAudio();
+      }
     }
     this.#showVideoOrAvatar();
   }

@@ -41,7 +41,7 @@ function scenario(name, body) {
       await body();
     } catch (err) {
       const pageLogs = [...people.values()].flatMap((p) => p.logs.slice(-40)).join('\n');
-      err.message += `\n--- page logs ---\n${pageLogs}\n--- server stderr (tail) ---\n${server?.stderr().slice(-6000)}`;
+      err.message += `\n--- page logs ---\n${pageLogs}\n--- server output (tail) ---\n${server?.log().slice(-6000)}`;
       throw err;
     }
   });
@@ -142,6 +142,35 @@ scenario('a reloaded page rejoins and is seen again', async () => {
     decodesVideoFrom(ana, benId, MEDIA_DEADLINE_MS),
     decodesVideoFrom(ben, anaId, MEDIA_DEADLINE_MS),
   ]);
+});
+
+scenario('the join form leads into the room', async () => {
+  const dee = await openPerson(browser, `${server.url}/`, 'Dee');
+  people.set('Dee', dee);
+  await dee.page.fill('input[name=room]', room);
+  await dee.page.fill('input[name=name]', 'Dee');
+  await dee.page.click('button[type=submit]');
+  await joined(dee);
+  const url = new URL(dee.page.url());
+  assert.equal(url.searchParams.get('room'), room);
+  assert.equal(url.searchParams.get('name'), 'Dee');
+  const deeId = await myId(dee);
+  await decodesVideoFrom(people.get('Ana'), deeId, MEDIA_DEADLINE_MS);
+});
+
+scenario('the leave button ends the meeting for that person only', async () => {
+  const dee = people.get('Dee');
+  const deeId = await myId(dee);
+  await dee.page.click('#leave');
+  assert.equal(await dee.page.evaluate(() => document.body.dataset.state), 'left');
+  await waitFor(
+    "Ana to drop Dee's tile",
+    () => tileIds(people.get('Ana')),
+    (ids) => !ids.includes(deeId) && ids.length === 2,
+    { timeoutMs: LEAVE_DEADLINE_MS },
+  );
+  await dee.context.close();
+  people.delete('Dee');
 });
 
 scenario('an invalid room name shows an error', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const STDERR_KEEP = 64 * 1024;
+const LOG_KEEP = 64 * 1024;
 
 export const serverBinary = () =>
   process.env.CONFAB_BIN ? path.resolve(process.env.CONFAB_BIN) : path.join(repoRoot, 'target/release/confab');
@@ -48,7 +48,7 @@ async function healthy(url) {
   }
 }
 
-// Returns {url, stderr(), stop()}; rejects (with the server's stderr) if it exits or is not
+// Returns {url, udpPort, log(), kill(), stop()}; rejects (with the server's stderr) if it exits or is not
 // healthy within `timeoutMs`.
 export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
   const bin = serverBinary();
@@ -58,14 +58,17 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
   const [tcp, udp] = await Promise.all([freeTcpPort(), freeUdpPort()]);
   const args = ['--listen', `127.0.0.1:${tcp}`, '--udp-port', String(udp), ...extraArgs];
   const child = spawn(bin, args, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { RUST_LOG: 'info', ...process.env },
+    // tracing writes to stdout, panics and fatal errors to stderr: keep both, interleaved.
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { RUST_LOG: 'info', NO_COLOR: '1', ...process.env },
   });
   let log = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    log = (log + chunk).slice(-STDERR_KEEP);
-  });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      log = (log + chunk).slice(-LOG_KEEP);
+    });
+  }
   let exited = null;
   const exit = new Promise((resolve) =>
     child.once('exit', (code, signal) => {
@@ -77,7 +80,7 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
   const server = {
     url: `http://127.0.0.1:${tcp}`,
     udpPort: udp,
-    stderr: () => log,
+    log: () => log,
     get running() {
       return exited === null;
     },
