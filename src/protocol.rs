@@ -45,6 +45,16 @@
 //! and role win over the message's; a token for another room, expired, or badly signed is
 //! refused with `unauthorized`. Without a secret (open mode) `role` is taken as asked.
 //!
+//! # Simulcast, layers and last-N
+//! A camera is published as up to three simulcast encodings with rids `q` (¼ size), `h` (½)
+//! and `f` (full); a screen share as one encoding. Subscribers report the height at which they
+//! render each remote video (`video_sizes`); from that, their bandwidth estimate (TWCC) and
+//! priority (screen share, active speaker, pinned, recent speakers) the server picks one layer
+//! per subscriber, switching only on keyframes, and forwards video for at most `last_n` tracks,
+//! telling the subscriber which (`forwarded`). Publishers are told which layers anyone needs
+//! (`publish_layers`) and should pause the rest. The dominant speaker, from the RFC 6464
+//! audio-level extension smoothed over a second, is announced as `active_speaker`.
+//!
 //! # Chat and Q&A
 //! `chat` is broadcast to the room (the last 100 messages come in `joined`); `ask` adds a
 //! question, `vote` toggles your upvote, a host's `mark_answered` closes it; every change sends
@@ -236,6 +246,17 @@ pub enum ClientMsg {
     },
     /// Host: end the meeting for everyone.
     EndMeeting {},
+    /// How tall (in device pixels) each remote video is rendered now; 0 or absent means not
+    /// visible (another grid page, minimised). Drives layer choice and last-N.
+    VideoSizes {
+        /// Track → rendered height.
+        sizes: BTreeMap<TrackId, u32>,
+    },
+    /// Keep this participant's video in your last-N whatever happens (or unpin with `null`).
+    Pin {
+        /// Whom, or nobody.
+        participant: Option<ParticipantId>,
+    },
 }
 
 /// A meeting (joiners present by default) or a webinar (joiners watch by default).
@@ -376,6 +397,10 @@ pub enum ServerMsg {
     TrackMuted {
         /// Which.
         id: TrackId,
+        /// Whose (so the owner knows it is about one of its own tracks).
+        participant: ParticipantId,
+        /// Which of the owner's sources.
+        source: Source,
         /// Muted or not.
         muted: bool,
         /// Muted by a host: the server stopped forwarding it.
@@ -413,6 +438,25 @@ pub enum ServerMsg {
     Lobby {
         /// Waiting people.
         waiting: Vec<ParticipantInfo>,
+    },
+    /// The dominant speaker changed.
+    ActiveSpeaker {
+        /// Who speaks now.
+        participant: ParticipantId,
+    },
+    /// To a publisher: which simulcast layers (by rid) of its track someone receives; encode
+    /// only those. An empty list means nobody watches: pause the track's encoder.
+    PublishLayers {
+        /// Which of your tracks.
+        track: TrackId,
+        /// The rids wanted (or `[""]` for a track without simulcast).
+        active: Vec<String>,
+    },
+    /// To a subscriber: the video tracks the server forwards to you now (last-N and bandwidth
+    /// decide); show the others as avatars.
+    Forwarded {
+        /// Tracks whose video you receive.
+        tracks: Vec<TrackId>,
     },
     /// The answer to your last offer.
     Answer {
@@ -577,13 +621,15 @@ mod tests {
         assert_eq!(s, r#"{"type":"error","code":"room_full","message":"full"}"#);
         let s = serde_json::to_string(&ServerMsg::TrackMuted {
             id: TrackId(3),
+            participant: ParticipantId(1),
+            source: Source::Camera,
             muted: true,
             forced: false,
         })
         .expect("serialises");
         assert_eq!(
             s,
-            r#"{"type":"track_muted","id":3,"muted":true,"forced":false}"#
+            r#"{"type":"track_muted","id":3,"participant":1,"source":"camera","muted":true,"forced":false}"#
         );
     }
 

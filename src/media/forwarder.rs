@@ -18,6 +18,10 @@ pub enum DropReason {
     NotConnected,
     /// A host muted the track.
     Muted,
+    /// Nobody needs this video now (invisible tile, outside last-N, or no bandwidth).
+    Paused,
+    /// Another simulcast layer is the one selected for this subscriber.
+    LayerMismatch,
 }
 
 /// What to do with one packet for one subscriber.

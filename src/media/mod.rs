@@ -4,13 +4,20 @@
 //! [`Decision::Forward`] or [`Decision::Drop`] with a [`DropReason`]. The I/O shell feeds it
 //! datagrams, signalling and time, and carries out its [`Output`]s.
 
+pub mod allocation;
 pub mod codec;
+mod fanout;
 pub mod forwarder;
 pub mod keyframe;
+mod layers;
+mod negotiation;
 pub mod participant;
 pub mod rewrite;
 pub mod room;
 pub mod sdp_check;
+pub mod simulcast;
+pub mod speaker;
+pub mod track;
 
 pub use forwarder::{Decision, DropReason, Forwarder};
 pub use room::{Output, Room, RoomConfig, RoomCounters, Welcome};

@@ -1,14 +1,19 @@
 //! One peer inside a room: its str0m `Rtc`, its published tracks and its subscriptions.
 
 use super::forwarder::Forwarder;
-use crate::protocol::{ParticipantInfo, TrackId};
+use super::simulcast::LayerSelector;
+use crate::protocol::{ParticipantId, ParticipantInfo, TrackId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
-use str0m::format::Codec;
-use str0m::media::{Mid, Pt};
+use str0m::bwe::Bitrate;
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc, RtcError};
+
+/// Where the downlink estimate starts before feedback refines it.
+const INITIAL_ESTIMATE_KBPS: u64 = 1500;
 
 /// One m-line of a subscriber that receives a remote track.
 #[derive(Debug)]
@@ -19,6 +24,23 @@ pub struct Subscription {
     pub forwarder: Forwarder,
     /// Last (incoming pt → outgoing pt) mapping, so the codec lookup runs once per change.
     pub pt_cache: Option<(Pt, Pt)>,
+    /// Which simulcast layer it forwards.
+    pub selector: LayerSelector,
+    /// Height the subscriber renders it at (device pixels); `u32::MAX` until it reports.
+    pub height: u32,
+}
+
+impl Subscription {
+    /// A fresh subscription: nothing forwarded until allocation picks a layer.
+    pub fn new(track: TrackId) -> Self {
+        Subscription {
+            track,
+            forwarder: Forwarder::new(),
+            pt_cache: None,
+            selector: LayerSelector::default(),
+            height: u32::MAX,
+        }
+    }
 }
 
 /// One participant's media state.
@@ -33,8 +55,14 @@ pub struct Participant {
     pub published: HashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
     pub subscriptions: HashMap<Mid, Subscription>,
-    /// Incoming SSRC → mid, filled as streams appear.
-    pub rx_mids: HashMap<Ssrc, Mid>,
+    /// Incoming SSRC → (mid, rid), filled as streams appear.
+    pub rx_mids: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    /// Downlink estimate (TWCC) in bits per second.
+    pub bwe: Option<u64>,
+    /// Whose video it pinned.
+    pub pinned: Option<ParticipantId>,
+    /// The video tracks it was last told are forwarded.
+    pub forwarded: Vec<TrackId>,
     /// When its `Rtc` wants time next.
     pub next_timeout: Instant,
     /// Since when ICE has been disconnected, if it is.
@@ -52,14 +80,29 @@ impl Participant {
         candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, RtcError> {
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
-            .build(now);
+            // TWCC bandwidth estimation toward this peer drives its layer allocation.
+            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        // Opus with in-band FEC (loss resilience) and DTX (silence costs almost nothing).
+        config.codec_config().add_config(
+            Pt::from(111),
+            None,
+            Codec::Opus,
+            Frequency::FORTY_EIGHT_KHZ,
+            Some(2),
+            FormatParams {
+                min_p_time: Some(10),
+                use_inband_fec: Some(true),
+                use_dtx: Some(true),
+                ..Default::default()
+            },
+        );
+        let mut rtc = config.build(now);
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
             rtc.add_local_candidate(candidate);
@@ -72,6 +115,9 @@ impl Participant {
             published: HashMap::new(),
             subscriptions: HashMap::new(),
             rx_mids: HashMap::new(),
+            bwe: None,
+            pinned: None,
+            forwarded: vec![],
             next_timeout: now,
             disconnected_since: None,
             connected: false,
@@ -79,14 +125,16 @@ impl Participant {
         })
     }
 
-    /// The mid an incoming SSRC belongs to.
-    pub fn mid_of(&mut self, ssrc: Ssrc) -> Option<Mid> {
-        if let Some(mid) = self.rx_mids.get(&ssrc) {
-            return Some(*mid);
+    /// The mid and rid an incoming SSRC belongs to.
+    pub fn mid_of(&mut self, ssrc: Ssrc) -> Option<(Mid, Option<Rid>)> {
+        if let Some(found) = self.rx_mids.get(&ssrc) {
+            return Some(*found);
         }
-        let mid = self.rtc.direct_api().stream_rx(&ssrc)?.mid();
-        self.rx_mids.insert(ssrc, mid);
-        Some(mid)
+        let mut api = self.rtc.direct_api();
+        let rx = api.stream_rx(&ssrc)?;
+        let found = (rx.mid(), rx.rid());
+        self.rx_mids.insert(ssrc, found);
+        Some(found)
     }
 
     /// The codec behind one of this peer's payload types.

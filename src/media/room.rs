@@ -5,22 +5,22 @@
 //! [`Output::Timeout`]. Inside, every `Rtc` mutation is followed by a full drain of that `Rtc`
 //! before the next one; events found while draining are queued and handled in order.
 
-use super::codec::VideoCodec;
-use super::forwarder::{Decision, DropReason, Forwarder, PacketView};
-use super::keyframe::{KeyframeConfig, KeyframeThrottle};
-use super::participant::{Participant, Subscription};
-use super::sdp_check;
+use super::forwarder::DropReason;
+use super::keyframe::KeyframeConfig;
+use super::participant::Participant;
+use super::simulcast::Layer;
+use super::speaker::{SpeakerConfig, SpeakerDetector};
+use super::track::Track;
 use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, Kind, LeaveReason, ParticipantId, ParticipantInfo, Question,
-    Role, RoomMode, ServerMsg, Source, TrackId, TrackInfo,
+    ChatEntry, ClientMsg, ErrorCode, LeaveReason, ParticipantId, ParticipantInfo, Question, Role,
+    RoomMode, ServerMsg, Source, TrackId,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::bwe::BweKind;
+use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState};
 
 /// Settings of a room's media behaviour.
@@ -35,6 +35,10 @@ pub struct RoomConfig {
     pub media_timeout: Duration,
     /// Keyframe request throttling.
     pub keyframe: KeyframeConfig,
+    /// Most videos forwarded to one subscriber (last-N).
+    pub last_n: usize,
+    /// Dominant-speaker detection.
+    pub speaker: SpeakerConfig,
 }
 
 impl Default for RoomConfig {
@@ -44,6 +48,8 @@ impl Default for RoomConfig {
             ice_grace: Duration::from_secs(4),
             media_timeout: Duration::from_secs(6),
             keyframe: KeyframeConfig::default(),
+            last_n: 25,
+            speaker: SpeakerConfig::default(),
         }
     }
 }
@@ -78,16 +84,6 @@ pub struct RoomCounters {
     pub keyframe_requests: u64,
 }
 
-/// A published track.
-#[derive(Debug)]
-struct Track {
-    info: TrackInfo,
-    mid: Mid,
-    keyframes: KeyframeThrottle,
-    /// A host muted it: nothing is forwarded until its owner unmutes.
-    forced_mute: bool,
-}
-
 /// Room-level state a newcomer's `joined` carries besides members and tracks.
 #[derive(Debug, Clone, Default)]
 pub struct Welcome {
@@ -106,27 +102,34 @@ pub struct Welcome {
 /// Work found while draining, handled after the drain that found it.
 // Boxing the event would cost an allocation per forwarded packet; the queue stays short.
 #[allow(clippy::large_enum_variant)]
-enum Work {
+pub(super) enum Work {
     Event(ParticipantId, Event),
-    Keyframe(TrackId, KeyframeRequestKind),
+    Keyframe(TrackId, Layer, KeyframeRequestKind),
 }
+
+/// How often allocation runs even when nothing asked for it (bitrates drift).
+const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 
 /// One meeting's media and membership.
 pub struct Room {
-    name: String,
-    config: RoomConfig,
-    candidates: Vec<SocketAddr>,
-    participants: BTreeMap<ParticipantId, Participant>,
-    tracks: BTreeMap<TrackId, Track>,
-    next_track: u64,
-    out: VecDeque<Output>,
-    work: VecDeque<Work>,
-    counters: RoomCounters,
+    pub(super) name: String,
+    pub(super) config: RoomConfig,
+    pub(super) candidates: Vec<SocketAddr>,
+    pub(super) participants: BTreeMap<ParticipantId, Participant>,
+    pub(super) tracks: BTreeMap<TrackId, Track>,
+    pub(super) next_track: u64,
+    pub(super) out: VecDeque<Output>,
+    pub(super) work: VecDeque<Work>,
+    pub(super) counters: RoomCounters,
+    pub(super) speaker: SpeakerDetector,
+    pub(super) alloc_dirty: bool,
+    pub(super) next_alloc: Option<Instant>,
 }
 
 impl Room {
     /// An empty room whose peers announce `candidates` (the server's one UDP port).
     pub fn new(name: impl Into<String>, config: RoomConfig, candidates: Vec<SocketAddr>) -> Self {
+        let config_speaker = config.speaker;
         Room {
             name: name.into(),
             config,
@@ -137,6 +140,9 @@ impl Room {
             out: VecDeque::new(),
             work: VecDeque::new(),
             counters: RoomCounters::default(),
+            speaker: SpeakerDetector::new(config_speaker),
+            alloc_dirty: false,
+            next_alloc: None,
         }
     }
 
@@ -280,6 +286,8 @@ impl Room {
                         None,
                         ServerMsg::TrackMuted {
                             id: track,
+                            participant: id,
+                            source,
                             muted: true,
                             forced: true,
                         },
@@ -312,6 +320,8 @@ impl Room {
         for track in &gone {
             self.unpublish(*track);
         }
+        self.speaker.remove(id);
+        self.alloc_dirty = true;
         self.out.push_back(Output::Removed(id, reason));
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
     }
@@ -331,6 +341,8 @@ impl Room {
             }
             ClientMsg::Mute { source, muted } => self.mute(id, source, muted),
             ClientMsg::Leave {} => self.leave(id, LeaveReason::Left),
+            ClientMsg::VideoSizes { sizes } => self.set_video_sizes(id, &sizes),
+            ClientMsg::Pin { participant } => self.set_pin(id, participant),
             ClientMsg::Join { .. } => self.out.push_back(Output::Signal(
                 id,
                 ServerMsg::error(ErrorCode::NotJoined, "You have already joined."),
@@ -385,6 +397,19 @@ impl Room {
                 self.drain(id);
             }
         }
+        if let Some(speaker) = self.speaker.tick(now) {
+            self.broadcast(
+                None,
+                ServerMsg::ActiveSpeaker {
+                    participant: speaker,
+                },
+            );
+            self.alloc_dirty = true;
+        }
+        if self.next_alloc.is_none_or(|t| t <= now) {
+            self.alloc_dirty = true;
+            self.next_alloc = Some(now + REALLOCATE_EVERY);
+        }
         self.pump(now);
         self.reap(now);
     }
@@ -404,184 +429,12 @@ impl Room {
                     .then(|| p.last_heard + self.config.media_timeout);
                 [Some(p.next_timeout), grace, silence]
             })
+            .chain([self.speaker.next_tick()])
+            .chain([self.next_alloc.filter(|_| !self.participants.is_empty())])
             .flatten()
             .min()
             .unwrap_or(now + Duration::from_secs(1));
         Output::Timeout(next)
-    }
-
-    fn offer(
-        &mut self,
-        id: ParticipantId,
-        sdp: &str,
-        publish: &BTreeMap<String, Source>,
-        subscribe: &BTreeMap<String, TrackId>,
-        now: Instant,
-    ) -> Result<(), (ErrorCode, String)> {
-        let sending = sdp_check::sending_mids(sdp);
-        let p = self.participants.get_mut(&id).ok_or((
-            ErrorCode::NotJoined,
-            "You are not in this room.".to_string(),
-        ))?;
-        if !p.info.role.may_publish() && (!sending.is_empty() || !publish.is_empty()) {
-            return Err((
-                ErrorCode::Forbidden,
-                "Your role cannot publish media; offer receive-only m-lines.".into(),
-            ));
-        }
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
-            (
-                ErrorCode::SdpRejected,
-                format!("The offer is not valid SDP: {e}"),
-            )
-        })?;
-        let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
-            (
-                ErrorCode::SdpRejected,
-                format!("The offer was refused: {e}"),
-            )
-        })?;
-        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
-        if ufrag != p.ufrag {
-            p.ufrag = ufrag.clone();
-            self.out.push_back(Output::RouteUfrag(id, ufrag));
-        }
-        self.out.push_back(Output::Signal(
-            id,
-            ServerMsg::Answer {
-                sdp: answer.to_sdp_string(),
-            },
-        ));
-        self.drain(id);
-        self.sync_published(id, publish, &sending);
-        self.sync_subscriptions(id, subscribe, now);
-        Ok(())
-    }
-
-    /// Makes the participant's published tracks match what its offer says it sends.
-    fn sync_published(
-        &mut self,
-        id: ParticipantId,
-        publish: &BTreeMap<String, Source>,
-        sending: &[String],
-    ) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        let mut wanted: HashMap<Mid, Source> = HashMap::new();
-        for (mid, source) in publish {
-            if !sending.iter().any(|m| m == mid) {
-                continue;
-            }
-            let mid = Mid::from(mid.as_str());
-            let Some(media) = p.rtc.media(mid) else {
-                continue;
-            };
-            let is_video = media.kind() == MediaKind::Video;
-            if is_video == source.is_video() {
-                wanted.insert(mid, *source);
-            }
-        }
-        let stale: Vec<(Mid, TrackId)> = p
-            .published
-            .iter()
-            .filter(|(mid, _)| !wanted.contains_key(mid))
-            .map(|(m, t)| (*m, *t))
-            .collect();
-        let mut added = vec![];
-        for (mid, source) in &wanted {
-            if !p.published.contains_key(mid) {
-                let track = TrackId(self.next_track);
-                self.next_track += 1;
-                p.published.insert(*mid, track);
-                added.push((track, *mid, *source));
-            }
-        }
-        for (mid, _) in &stale {
-            p.published.remove(mid);
-        }
-        for (_, track) in stale {
-            self.unpublish(track);
-        }
-        for (id_t, mid, source) in added {
-            let info = TrackInfo {
-                id: id_t,
-                participant: id,
-                kind: if source.is_video() {
-                    Kind::Video
-                } else {
-                    Kind::Audio
-                },
-                source,
-                muted: false,
-            };
-            self.tracks.insert(
-                id_t,
-                Track {
-                    info: info.clone(),
-                    mid,
-                    keyframes: KeyframeThrottle::default(),
-                    forced_mute: false,
-                },
-            );
-            self.broadcast(Some(id), ServerMsg::TrackPublished { track: info });
-        }
-    }
-
-    /// Makes the participant's receiving m-lines carry what its offer asks for.
-    fn sync_subscriptions(
-        &mut self,
-        id: ParticipantId,
-        subscribe: &BTreeMap<String, TrackId>,
-        now: Instant,
-    ) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        let mut keep: HashMap<Mid, TrackId> = HashMap::new();
-        for (mid, track) in subscribe {
-            let Some(t) = self.tracks.get(track) else {
-                continue;
-            };
-            if t.info.participant == id {
-                continue;
-            }
-            let mid = Mid::from(mid.as_str());
-            let kind_ok = p
-                .rtc
-                .media(mid)
-                .is_some_and(|m| (m.kind() == MediaKind::Video) == (t.info.kind == Kind::Video));
-            if kind_ok {
-                keep.insert(mid, *track);
-            }
-        }
-        p.subscriptions.retain(|mid, _| keep.contains_key(mid));
-        let mut need_keyframe = vec![];
-        for (mid, track) in keep {
-            match p.subscriptions.get_mut(&mid) {
-                Some(s) if s.track == track => {}
-                Some(s) => {
-                    s.track = track;
-                    s.pt_cache = None;
-                    s.forwarder.switch_source();
-                    need_keyframe.push(track);
-                }
-                None => {
-                    p.subscriptions.insert(
-                        mid,
-                        Subscription {
-                            track,
-                            forwarder: Forwarder::new(),
-                            pt_cache: None,
-                        },
-                    );
-                    need_keyframe.push(track);
-                }
-            }
-        }
-        for track in need_keyframe {
-            self.request_keyframe(track, KeyframeRequestKind::Pli, now);
-        }
     }
 
     fn mute(&mut self, id: ParticipantId, source: Source, muted: bool) {
@@ -599,6 +452,8 @@ impl Room {
                     None,
                     ServerMsg::TrackMuted {
                         id: track,
+                        participant: id,
+                        source,
                         muted,
                         forced: false,
                     },
@@ -615,7 +470,7 @@ impl Room {
         }
     }
 
-    fn unpublish(&mut self, track: TrackId) {
+    pub(super) fn unpublish(&mut self, track: TrackId) {
         let Some(t) = self.tracks.remove(&track) else {
             return;
         };
@@ -629,7 +484,7 @@ impl Room {
     }
 
     /// Drains one `Rtc` to its timeout, queueing transmits and events.
-    fn drain(&mut self, id: ParticipantId) {
+    pub(super) fn drain(&mut self, id: ParticipantId) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -651,12 +506,20 @@ impl Room {
     }
 
     /// Handles queued work until none is left.
-    fn pump(&mut self, now: Instant) {
-        while let Some(w) = self.work.pop_front() {
-            match w {
-                Work::Event(id, e) => self.handle_event(id, e, now),
-                Work::Keyframe(track, kind) => self.send_keyframe_request(track, kind),
+    pub(super) fn pump(&mut self, now: Instant) {
+        loop {
+            while let Some(w) = self.work.pop_front() {
+                match w {
+                    Work::Event(id, e) => self.handle_event(id, e, now),
+                    Work::Keyframe(track, layer, kind) => {
+                        self.send_keyframe_request(track, layer, kind)
+                    }
+                }
             }
+            if !self.alloc_dirty {
+                return;
+            }
+            self.reallocate(now);
         }
     }
 
@@ -664,13 +527,14 @@ impl Room {
         match e {
             Event::RtpPacket(pkt) => self.forward(id, pkt),
             Event::KeyframeRequest(req) => {
-                let track = self
+                // A subscriber's decoder needs a keyframe of the layer it is receiving.
+                let wanted = self
                     .participants
                     .get(&id)
                     .and_then(|p| p.subscriptions.get(&req.mid))
-                    .map(|s| s.track);
-                if let Some(track) = track {
-                    self.request_keyframe(track, req.kind, now);
+                    .and_then(|s| Some((s.track, s.selector.current().or(s.selector.target())?)));
+                if let Some((track, layer)) = wanted {
+                    self.request_keyframe(track, layer, req.kind, now);
                 }
             }
             Event::IceConnectionStateChange(state) => {
@@ -690,13 +554,30 @@ impl Room {
             }
             Event::Connected => {
                 // Subscriptions made before the connection was up start with a fresh keyframe.
-                let tracks: Vec<TrackId> = self
+                let wanted: Vec<(TrackId, Layer)> = self
                     .participants
                     .get(&id)
-                    .map(|p| p.subscriptions.values().map(|s| s.track).collect())
+                    .map(|p| {
+                        p.subscriptions
+                            .values()
+                            .filter_map(|s| Some((s.track, s.selector.target()?)))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                for track in tracks {
-                    self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+                for (track, layer) in wanted {
+                    self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return;
+                };
+                let new = estimate.as_u64();
+                // Small wobbles do not deserve a reallocation.
+                let moved = p.bwe.is_none_or(|old| new.abs_diff(old) * 10 > old);
+                if moved {
+                    p.bwe = Some(new);
+                    self.alloc_dirty = true;
                 }
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction.is_receiving() => {
@@ -706,162 +587,17 @@ impl Room {
                     .get(&id)
                     .and_then(|p| p.published.get(&m.mid))
                     .copied();
-                if let Some(track) = track {
-                    self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+                let layers = track
+                    .and_then(|t| self.tracks.get(&t))
+                    .map(|t| t.layers.len())
+                    .unwrap_or(0);
+                for layer in 0..layers {
+                    if let Some(track) = track {
+                        self.request_keyframe(track, layer as Layer, KeyframeRequestKind::Pli, now);
+                    }
                 }
             }
             _ => {}
-        }
-    }
-
-    fn request_keyframe(&mut self, track: TrackId, kind: KeyframeRequestKind, now: Instant) {
-        let Some(t) = self.tracks.get_mut(&track) else {
-            return;
-        };
-        if t.info.kind == Kind::Video && t.keyframes.should_request(now, &self.config.keyframe) {
-            self.work.push_back(Work::Keyframe(track, kind));
-        }
-    }
-
-    fn send_keyframe_request(&mut self, track: TrackId, kind: KeyframeRequestKind) {
-        let Some(t) = self.tracks.get(&track) else {
-            return;
-        };
-        let (publisher, mid) = (t.info.participant, t.mid);
-        let Some(p) = self.participants.get_mut(&publisher) else {
-            return;
-        };
-        let mut api = p.rtc.direct_api();
-        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
-            return;
-        };
-        rx.request_keyframe(kind);
-        self.counters.keyframe_requests += 1;
-        self.drain(publisher);
-    }
-
-    /// Fans one publisher packet out to every subscription of its track.
-    fn forward(&mut self, from: ParticipantId, pkt: RtpPacket) {
-        self.counters.rtp_in += 1;
-        let Some(p) = self.participants.get_mut(&from) else {
-            return;
-        };
-        let Some(mid) = p.mid_of(pkt.header.ssrc) else {
-            return;
-        };
-        let Some(track) = p.published.get(&mid).copied() else {
-            return;
-        };
-        if self.tracks.get(&track).is_none_or(|t| t.forced_mute) {
-            *self.counters.dropped.entry(DropReason::Muted).or_default() += 1;
-            return;
-        }
-        let Some(p) = self.participants.get_mut(&from) else {
-            return;
-        };
-        let in_pt = pkt.header.payload_type;
-        let Some((codec, clock_rate)) = p.codec_of(in_pt) else {
-            return;
-        };
-        let in_params = p.rtc.codec_config().find(|c| c.pt() == in_pt).copied();
-        let video = codec.is_video();
-        let view = PacketView {
-            seq: *pkt.seq_no,
-            time: pkt.time.numer(),
-            clock_rate,
-            video,
-            keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload),
-            arrival: pkt.timestamp,
-        };
-        let mut ext = ExtensionValues {
-            audio_level: pkt.header.ext_vals.audio_level,
-            voice_activity: pkt.header.ext_vals.voice_activity,
-            video_orientation: pkt.header.ext_vals.video_orientation,
-            video_content_type: pkt.header.ext_vals.video_content_type,
-            ..Default::default()
-        };
-        ext.abs_capture_time = pkt.header.ext_vals.abs_capture_time;
-
-        let subscribers: Vec<(ParticipantId, Mid)> = self
-            .participants
-            .iter()
-            .flat_map(|(sid, s)| {
-                s.subscriptions
-                    .iter()
-                    .filter(|(_, sub)| sub.track == track)
-                    .map(move |(m, _)| (*sid, *m))
-            })
-            .collect();
-        let mut wants_keyframe = false;
-        for (sid, out_mid) in subscribers {
-            let Some(s) = self.participants.get_mut(&sid) else {
-                continue;
-            };
-            if !s.rtc.is_connected() {
-                // Anything written before DTLS is up would be lost, keyframe included.
-                *self
-                    .counters
-                    .dropped
-                    .entry(DropReason::NotConnected)
-                    .or_default() += 1;
-                continue;
-            }
-            let Some(sub) = s.subscriptions.get_mut(&out_mid) else {
-                continue;
-            };
-            let out_pt = match sub.pt_cache {
-                Some((i, o)) if i == in_pt => Some(o),
-                _ => {
-                    let o = in_params
-                        .and_then(|params| s.rtc.codec_config().match_params(params))
-                        .map(|c| c.pt());
-                    if let Some(o) = o {
-                        sub.pt_cache = Some((in_pt, o));
-                    }
-                    o
-                }
-            };
-            let decision = match out_pt {
-                None => Decision::Drop(DropReason::NoMatchingCodec),
-                Some(_) => sub.forwarder.decide(&view),
-            };
-            let (seq, time) = match decision {
-                Decision::Forward { seq, time } => (seq, time),
-                Decision::Drop(reason) => {
-                    if reason == DropReason::NotKeyframeYet {
-                        wants_keyframe = true;
-                    }
-                    *self.counters.dropped.entry(reason).or_default() += 1;
-                    continue;
-                }
-            };
-            let Some(pt) = out_pt else { continue };
-            let mut api = s.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-                *self
-                    .counters
-                    .dropped
-                    .entry(DropReason::NoSendStream)
-                    .or_default() += 1;
-                continue;
-            };
-            tx.write_rtp(
-                RtpWrite::new(
-                    pt,
-                    seq.into(),
-                    time as u32,
-                    pkt.timestamp,
-                    pkt.payload.clone(),
-                )
-                .marker(pkt.header.marker)
-                .ext_vals(ext.clone())
-                .nackable(video),
-            );
-            self.counters.rtp_forwarded += 1;
-            self.drain(sid);
-        }
-        if wants_keyframe {
-            self.request_keyframe(track, KeyframeRequestKind::Pli, pkt.timestamp);
         }
     }
 

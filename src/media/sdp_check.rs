@@ -36,6 +36,40 @@ pub fn sending_mids(sdp: &str) -> Vec<String> {
     out
 }
 
+/// For each m-line offering simulcast (`a=simulcast:send …`), its mid and send rids.
+pub fn simulcast_rids(sdp: &str) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = vec![];
+    let mut mid: Option<String> = None;
+    let mut rids: Vec<String> = vec![];
+    let mut flush = |mid: &mut Option<String>, rids: &mut Vec<String>| {
+        if let Some(m) = mid.take() {
+            if !rids.is_empty() {
+                out.push((m, std::mem::take(rids)));
+            }
+        }
+        rids.clear();
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("m=") {
+            flush(&mut mid, &mut rids);
+        } else if let Some(v) = line.strip_prefix("a=mid:") {
+            mid = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("a=simulcast:send ") {
+            // "q;h;f", alternatives with ',' and paused layers with '~'.
+            let list = v.split_whitespace().next().unwrap_or("");
+            rids = list
+                .split([';', ','])
+                .map(|r| r.trim_start_matches('~').to_string())
+                .filter(|r| !r.is_empty() && r.len() <= 16)
+                .take(4)
+                .collect();
+        }
+    }
+    flush(&mut mid, &mut rids);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +86,17 @@ mod tests {
         assert_eq!(sending_mids(sdp), vec!["0".to_string(), "2".to_string()]);
         assert!(sending_mids("garbage\nm=\nm=video").is_empty());
         assert_eq!(sending_mids(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finds_simulcast_rids() {
+        let sdp = "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\n\
+            m=video 9 X 96\r\na=mid:1\r\na=rid:q send\r\na=simulcast:send q;h;~f\r\n\
+            m=video 9 X 96\r\na=mid:2\r\n";
+        assert_eq!(
+            simulcast_rids(sdp),
+            vec![("1".to_string(), vec!["q".into(), "h".into(), "f".into()])]
+        );
+        assert!(simulcast_rids("a=simulcast:send ;;;").is_empty());
     }
 }

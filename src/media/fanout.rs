@@ -1,0 +1,201 @@
+//! The per-packet path: one publisher packet fanned out to every subscription of its track,
+//! and keyframe requests back toward publishers.
+
+use super::codec::VideoCodec;
+use super::forwarder::{Decision, DropReason, PacketView};
+use super::room::{Room, Work};
+use super::simulcast::{Layer, LayerDecision};
+use crate::protocol::{ParticipantId, TrackId};
+use std::time::Instant;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+
+impl Room {
+    /// Queues a keyframe request for one layer of a track, unless one went out just now.
+    pub(super) fn request_keyframe(
+        &mut self,
+        track: TrackId,
+        layer: Layer,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.info.kind != crate::protocol::Kind::Video {
+            return;
+        }
+        let Some(l) = t.layers.get_mut(usize::from(layer)) else {
+            return;
+        };
+        if l.keyframes.should_request(now, &self.config.keyframe) {
+            self.work.push_back(Work::Keyframe(track, layer, kind));
+        }
+    }
+
+    pub(super) fn send_keyframe_request(
+        &mut self,
+        track: TrackId,
+        layer: Layer,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
+        let (publisher, mid) = (t.info.participant, t.mid);
+        let rid = t.layers.get(usize::from(layer)).and_then(|l| l.rid);
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
+        let mut api = p.rtc.direct_api();
+        let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+            return;
+        };
+        rx.request_keyframe(kind);
+        self.counters.keyframe_requests += 1;
+        self.drain(publisher);
+    }
+
+    /// Fans one publisher packet out to every subscription of its track.
+    pub(super) fn forward(&mut self, from: ParticipantId, pkt: RtpPacket) {
+        self.counters.rtp_in += 1;
+        let now = pkt.timestamp;
+        let Some(p) = self.participants.get_mut(&from) else {
+            return;
+        };
+        let Some((mid, rid)) = p.mid_of(pkt.header.ssrc) else {
+            return;
+        };
+        let Some(track_id) = p.published.get(&mid).copied() else {
+            return;
+        };
+        let in_pt = pkt.header.payload_type;
+        let Some((codec, clock_rate)) = p.codec_of(in_pt) else {
+            return;
+        };
+        let in_params = p.rtc.codec_config().find(|c| c.pt() == in_pt).copied();
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        if track.forced_mute {
+            self.count_drop(DropReason::Muted);
+            return;
+        }
+        let layer = track.layer_index(rid);
+        if let Some(l) = track.layers.get_mut(usize::from(layer)) {
+            l.meter.add(pkt.payload.len(), now);
+        }
+        let video = codec.is_video();
+        if !video {
+            if let Some(level) = pkt.header.ext_vals.audio_level {
+                self.speaker.level(from, level, now);
+            }
+        }
+        let view = PacketView {
+            seq: *pkt.seq_no,
+            time: pkt.time.numer(),
+            clock_rate,
+            video,
+            keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload),
+            arrival: now,
+        };
+        let ext = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            video_content_type: pkt.header.ext_vals.video_content_type,
+            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
+            ..Default::default()
+        };
+        let subscribers = self.subscribers_of(track_id);
+        let mut keyframe_for: Option<Layer> = None;
+        for (sid, out_mid) in subscribers {
+            let Some(s) = self.participants.get_mut(&sid) else {
+                continue;
+            };
+            if !s.rtc.is_connected() {
+                // Anything written before DTLS is up would be lost, keyframe included.
+                self.count_drop(DropReason::NotConnected);
+                continue;
+            }
+            let Some(sub) = s.subscriptions.get_mut(&out_mid) else {
+                continue;
+            };
+            if video {
+                match sub.selector.decide(layer, view.keyframe_start) {
+                    LayerDecision::Forward { switched } => {
+                        if switched {
+                            sub.forwarder.switch_source();
+                        }
+                    }
+                    LayerDecision::Drop(reason) => {
+                        if sub.selector.switching() {
+                            keyframe_for = sub.selector.target().or(keyframe_for);
+                        }
+                        self.count_drop(reason);
+                        continue;
+                    }
+                }
+            }
+            let out_pt = match sub.pt_cache {
+                Some((i, o)) if i == in_pt => Some(o),
+                _ => {
+                    let o = in_params
+                        .and_then(|params| s.rtc.codec_config().match_params(params))
+                        .map(|c| c.pt());
+                    if let Some(o) = o {
+                        sub.pt_cache = Some((in_pt, o));
+                    }
+                    o
+                }
+            };
+            let Some(pt) = out_pt else {
+                self.count_drop(DropReason::NoMatchingCodec);
+                continue;
+            };
+            let (seq, time) = match sub.forwarder.decide(&view) {
+                Decision::Forward { seq, time } => (seq, time),
+                Decision::Drop(reason) => {
+                    if reason == DropReason::NotKeyframeYet {
+                        keyframe_for = Some(layer);
+                    }
+                    self.count_drop(reason);
+                    continue;
+                }
+            };
+            let mut api = s.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+                self.count_drop(DropReason::NoSendStream);
+                continue;
+            };
+            tx.write_rtp(
+                RtpWrite::new(pt, seq.into(), time as u32, now, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(video),
+            );
+            self.counters.rtp_forwarded += 1;
+            self.drain(sid);
+        }
+        if let Some(layer) = keyframe_for {
+            self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Every (subscriber, m-line) receiving a track.
+    fn subscribers_of(&self, track: TrackId) -> Vec<(ParticipantId, Mid)> {
+        self.participants
+            .iter()
+            .flat_map(|(sid, s)| {
+                s.subscriptions
+                    .iter()
+                    .filter(|(_, sub)| sub.track == track)
+                    .map(move |(m, _)| (*sid, *m))
+            })
+            .collect()
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        *self.counters.dropped.entry(reason).or_default() += 1;
+    }
+}

@@ -1,0 +1,159 @@
+//! Applying allocation: each subscriber's layer per video, last-N, what publishers must encode.
+
+use super::allocation::{allocate, layer_for_height, Candidate, Priority};
+use super::room::Room;
+use super::simulcast::Layer;
+use crate::protocol::{Kind, ParticipantId, ServerMsg, Source, TrackId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+use str0m::bwe::Bitrate;
+use str0m::media::KeyframeRequestKind;
+
+/// Downlink kept for each audio stream before video is allocated.
+const AUDIO_RESERVE_BPS: u64 = 40_000;
+
+impl Room {
+    /// Re-decides every subscriber's layers and tells publishers what to encode.
+    pub(super) fn reallocate(&mut self, now: Instant) {
+        self.alloc_dirty = false;
+        let dominant = self.speaker.dominant();
+        let recent: Vec<ParticipantId> = self.speaker.recent().copied().collect();
+        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        let mut keyframes = vec![];
+        for sid in ids {
+            let Some(s) = self.participants.get(&sid) else {
+                continue;
+            };
+            let mut audio = 0u64;
+            let mut entries = vec![];
+            let mut candidates = vec![];
+            for (mid, sub) in &s.subscriptions {
+                let Some(t) = self.tracks.get(&sub.track) else {
+                    continue;
+                };
+                if t.info.kind == Kind::Audio {
+                    audio += 1;
+                    continue;
+                }
+                let publisher = t.info.participant;
+                let priority = if t.info.source == Source::Screen {
+                    Priority::Screen
+                } else if Some(publisher) == dominant {
+                    Priority::Speaker
+                } else if Some(publisher) == s.pinned {
+                    Priority::Pinned
+                } else if let Some(rank) = recent.iter().position(|p| *p == publisher) {
+                    Priority::Recent(rank)
+                } else {
+                    Priority::Other(t.info.id.0)
+                };
+                entries.push((*mid, sub.track));
+                candidates.push(Candidate {
+                    priority,
+                    wanted: layer_for_height(sub.height, t.layers.len()),
+                    rates: t.rates(now),
+                });
+            }
+            let budget = s.bwe.map(|b| b.saturating_sub(audio * AUDIO_RESERVE_BPS));
+            let chosen = allocate(budget, self.config.last_n, &candidates);
+            let desired: u64 = candidates
+                .iter()
+                .filter_map(|c| {
+                    c.wanted
+                        .map(|w| c.rates[usize::from(w).min(c.rates.len() - 1)])
+                })
+                .sum::<u64>()
+                + audio * AUDIO_RESERVE_BPS;
+            let Some(s) = self.participants.get_mut(&sid) else {
+                continue;
+            };
+            let mut forwarded = vec![];
+            for ((mid, track), target) in entries.into_iter().zip(chosen) {
+                if let Some(sub) = s.subscriptions.get_mut(&mid) {
+                    if sub.selector.set_target(target) {
+                        if let Some(layer) = target {
+                            keyframes.push((track, layer));
+                        }
+                    }
+                }
+                if target.is_some() {
+                    forwarded.push(track);
+                }
+            }
+            forwarded.sort();
+            // Probe toward what the visible tiles would need, so quality can come back.
+            let lowest = candidates.iter().map(|c| c.rates[0]).min().unwrap_or(0);
+            s.rtc.bwe().set_bitrate(
+                Bitrate::bps(lowest.min(desired)),
+                Bitrate::bps(desired.max(300_000)),
+            );
+            if s.forwarded != forwarded {
+                s.forwarded = forwarded.clone();
+                self.out.push_back(super::room::Output::Signal(
+                    sid,
+                    ServerMsg::Forwarded { tracks: forwarded },
+                ));
+            }
+            self.drain(sid);
+        }
+        for (track, layer) in keyframes {
+            self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
+        }
+        self.announce_layers();
+    }
+
+    /// Tells each publisher which layers of its tracks anybody receives.
+    fn announce_layers(&mut self) {
+        let mut needed: BTreeMap<TrackId, BTreeSet<Layer>> = BTreeMap::new();
+        for s in self.participants.values() {
+            for sub in s.subscriptions.values() {
+                let set = needed.entry(sub.track).or_default();
+                set.extend(sub.selector.target());
+                set.extend(sub.selector.current());
+            }
+        }
+        let mut msgs = vec![];
+        for (id, t) in self.tracks.iter_mut() {
+            if t.info.kind != Kind::Video {
+                continue;
+            }
+            let layers = needed.get(id).cloned().unwrap_or_default();
+            let active = t.rids_of(layers.into_iter());
+            if t.announced.as_ref() != Some(&active) {
+                t.announced = Some(active.clone());
+                msgs.push((
+                    t.info.participant,
+                    ServerMsg::PublishLayers { track: *id, active },
+                ));
+            }
+        }
+        for (to, msg) in msgs {
+            self.out.push_back(super::room::Output::Signal(to, msg));
+        }
+    }
+
+    /// A subscriber reported how large it renders each video.
+    pub(super) fn set_video_sizes(&mut self, id: ParticipantId, sizes: &BTreeMap<TrackId, u32>) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        for sub in p.subscriptions.values_mut() {
+            if self
+                .tracks
+                .get(&sub.track)
+                .is_some_and(|t| t.info.kind == Kind::Video)
+            {
+                sub.height = sizes.get(&sub.track).copied().unwrap_or(0);
+            }
+        }
+        self.alloc_dirty = true;
+    }
+
+    /// A subscriber pinned someone (or nobody).
+    pub(super) fn set_pin(&mut self, id: ParticipantId, pinned: Option<ParticipantId>) {
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.pinned = pinned;
+            self.alloc_dirty = true;
+        }
+    }
+}

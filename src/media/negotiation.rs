@@ -1,0 +1,179 @@
+//! Negotiation: accepting a client's offer and syncing its publications and subscriptions.
+
+use super::participant::Subscription;
+use super::room::{Output, Room};
+use super::sdp_check;
+use super::simulcast::LayerSelector;
+use super::track::Track;
+use crate::protocol::{ErrorCode, Kind, ParticipantId, ServerMsg, Source, TrackId, TrackInfo};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::media::{MediaKind, Mid};
+
+impl Room {
+    pub(super) fn offer(
+        &mut self,
+        id: ParticipantId,
+        sdp: &str,
+        publish: &BTreeMap<String, Source>,
+        subscribe: &BTreeMap<String, TrackId>,
+        now: Instant,
+    ) -> Result<(), (ErrorCode, String)> {
+        let sending = sdp_check::sending_mids(sdp);
+        let p = self.participants.get_mut(&id).ok_or((
+            ErrorCode::NotJoined,
+            "You are not in this room.".to_string(),
+        ))?;
+        if !p.info.role.may_publish() && (!sending.is_empty() || !publish.is_empty()) {
+            return Err((
+                ErrorCode::Forbidden,
+                "Your role cannot publish media; offer receive-only m-lines.".into(),
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
+            (
+                ErrorCode::SdpRejected,
+                format!("The offer is not valid SDP: {e}"),
+            )
+        })?;
+        let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            (
+                ErrorCode::SdpRejected,
+                format!("The offer was refused: {e}"),
+            )
+        })?;
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag != p.ufrag {
+            p.ufrag = ufrag.clone();
+            self.out.push_back(Output::RouteUfrag(id, ufrag));
+        }
+        self.out.push_back(Output::Signal(
+            id,
+            ServerMsg::Answer {
+                sdp: answer.to_sdp_string(),
+            },
+        ));
+        self.drain(id);
+        let simulcast = sdp_check::simulcast_rids(sdp);
+        self.sync_published(id, publish, &sending, &simulcast);
+        self.sync_subscriptions(id, subscribe, now);
+        Ok(())
+    }
+
+    /// Makes the participant's published tracks match what its offer says it sends.
+    fn sync_published(
+        &mut self,
+        id: ParticipantId,
+        publish: &BTreeMap<String, Source>,
+        sending: &[String],
+        simulcast: &[(String, Vec<String>)],
+    ) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let mut wanted: HashMap<Mid, Source> = HashMap::new();
+        for (mid, source) in publish {
+            if !sending.iter().any(|m| m == mid) {
+                continue;
+            }
+            let mid = Mid::from(mid.as_str());
+            let Some(media) = p.rtc.media(mid) else {
+                continue;
+            };
+            let is_video = media.kind() == MediaKind::Video;
+            if is_video == source.is_video() {
+                wanted.insert(mid, *source);
+            }
+        }
+        let stale: Vec<(Mid, TrackId)> = p
+            .published
+            .iter()
+            .filter(|(mid, _)| !wanted.contains_key(mid))
+            .map(|(m, t)| (*m, *t))
+            .collect();
+        let mut added = vec![];
+        for (mid, source) in &wanted {
+            if !p.published.contains_key(mid) {
+                let track = TrackId(self.next_track);
+                self.next_track += 1;
+                p.published.insert(*mid, track);
+                added.push((track, *mid, *source));
+            }
+        }
+        for (mid, _) in &stale {
+            p.published.remove(mid);
+        }
+        for (_, track) in stale {
+            self.unpublish(track);
+        }
+        for (id_t, mid, source) in added {
+            let info = TrackInfo {
+                id: id_t,
+                participant: id,
+                kind: if source.is_video() {
+                    Kind::Video
+                } else {
+                    Kind::Audio
+                },
+                source,
+                muted: false,
+            };
+            let rids = simulcast
+                .iter()
+                .find(|(m, _)| m.as_str() == mid.to_string().as_str())
+                .map(|(_, r)| r.as_slice())
+                .unwrap_or(&[]);
+            self.tracks
+                .insert(id_t, Track::new(info.clone(), mid, rids));
+            self.broadcast(Some(id), ServerMsg::TrackPublished { track: info });
+        }
+    }
+
+    /// Makes the participant's receiving m-lines carry what its offer asks for.
+    fn sync_subscriptions(
+        &mut self,
+        id: ParticipantId,
+        subscribe: &BTreeMap<String, TrackId>,
+        now: Instant,
+    ) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let mut keep: HashMap<Mid, TrackId> = HashMap::new();
+        for (mid, track) in subscribe {
+            let Some(t) = self.tracks.get(track) else {
+                continue;
+            };
+            if t.info.participant == id {
+                continue;
+            }
+            let mid = Mid::from(mid.as_str());
+            let kind_ok = p
+                .rtc
+                .media(mid)
+                .is_some_and(|m| (m.kind() == MediaKind::Video) == (t.info.kind == Kind::Video));
+            if kind_ok {
+                keep.insert(mid, *track);
+            }
+        }
+        p.subscriptions.retain(|mid, _| keep.contains_key(mid));
+        for (mid, track) in keep {
+            match p.subscriptions.get_mut(&mid) {
+                Some(s) if s.track == track => {}
+                Some(s) => {
+                    s.track = track;
+                    s.pt_cache = None;
+                    s.forwarder.switch_source();
+                    s.selector = LayerSelector::default();
+                    s.height = u32::MAX;
+                }
+                None => {
+                    p.subscriptions.insert(mid, Subscription::new(track));
+                }
+            }
+        }
+        // New or changed subscriptions get their layer (and keyframe) from allocation.
+        self.reallocate(now);
+    }
+}

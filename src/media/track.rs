@@ -1,0 +1,175 @@
+//! A published track and its simulcast layers: rid, measured bitrate, keyframe throttle.
+
+use super::keyframe::KeyframeThrottle;
+use super::simulcast::{layer_of, Layer};
+use crate::protocol::{Source, TrackInfo};
+use std::time::{Duration, Instant};
+use str0m::media::{Mid, Rid};
+
+/// Bitrate assumed for a layer that has not been measured yet (paused, or just started).
+fn nominal_rate(source: Source, layer: Layer, layers: usize) -> u64 {
+    match (source, layers) {
+        (Source::Screen, _) => 1_500_000,
+        (_, 1) => 800_000,
+        (_, _) => [150_000, 500_000, 1_500_000][usize::from(layer.min(2))],
+    }
+}
+
+/// Measured bitrate over half-second windows.
+#[derive(Debug, Clone, Default)]
+pub struct RateMeter {
+    window_start: Option<Instant>,
+    bytes: u64,
+    rate: Option<u64>,
+    last_packet: Option<Instant>,
+}
+
+const WINDOW: Duration = Duration::from_millis(500);
+
+impl RateMeter {
+    /// Counts a packet.
+    pub fn add(&mut self, bytes: usize, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= WINDOW {
+            self.rate = Some(self.bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64);
+            self.window_start = Some(now);
+            self.bytes = 0;
+        }
+        self.bytes += bytes as u64;
+        self.last_packet = Some(now);
+    }
+
+    /// Bits per second, if measured recently.
+    pub fn rate(&self, now: Instant) -> Option<u64> {
+        let fresh = self
+            .last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(2));
+        self.rate.filter(|_| fresh)
+    }
+}
+
+/// One simulcast layer (or the only encoding).
+#[derive(Debug, Clone, Default)]
+pub struct LayerState {
+    /// Its rid, `None` without simulcast.
+    pub rid: Option<Rid>,
+    /// Keyframe requests for this layer.
+    pub keyframes: KeyframeThrottle,
+    /// Its measured bitrate.
+    pub meter: RateMeter,
+}
+
+/// A published track.
+#[derive(Debug)]
+pub struct Track {
+    /// What everyone is told about it.
+    pub info: TrackInfo,
+    /// The publisher's m-line it arrives on.
+    pub mid: Mid,
+    /// A host muted it: nothing is forwarded until its owner unmutes.
+    pub forced_mute: bool,
+    /// Layers, lowest quality first (one without simulcast).
+    pub layers: Vec<LayerState>,
+    /// The layer set last announced to the publisher.
+    pub announced: Option<Vec<String>>,
+}
+
+impl Track {
+    /// A track with these simulcast rids (empty: no simulcast).
+    pub fn new(info: TrackInfo, mid: Mid, rids: &[String]) -> Self {
+        let mut layers: Vec<LayerState> = rids
+            .iter()
+            .map(|r| LayerState {
+                rid: Some(Rid::from(r.as_str())),
+                ..Default::default()
+            })
+            .collect();
+        layers.sort_by_key(|l| layer_of(l.rid));
+        if layers.is_empty() {
+            layers.push(LayerState::default());
+        }
+        Track {
+            info,
+            mid,
+            forced_mute: false,
+            layers,
+            announced: None,
+        }
+    }
+
+    /// The layer a packet with this rid belongs to.
+    pub fn layer_index(&self, rid: Option<Rid>) -> Layer {
+        self.layers.iter().position(|l| l.rid == rid).unwrap_or(0) as Layer
+    }
+
+    /// Bitrate per layer, measured where possible.
+    pub fn rates(&self, now: Instant) -> Vec<u64> {
+        let n = self.layers.len();
+        let mut rates: Vec<u64> = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                l.meter
+                    .rate(now)
+                    .unwrap_or_else(|| nominal_rate(self.info.source, i as Layer, n))
+            })
+            .collect();
+        // Allocation assumes a higher layer never costs less than a lower one.
+        for i in 1..rates.len() {
+            rates[i] = rates[i].max(rates[i - 1]);
+        }
+        rates
+    }
+
+    /// The rid strings of the given layers, for `publish_layers`.
+    pub fn rids_of(&self, layers: impl Iterator<Item = Layer>) -> Vec<String> {
+        let mut v: Vec<String> = layers
+            .filter_map(|l| self.layers.get(usize::from(l)))
+            .map(|l| l.rid.map(|r| r.to_string()).unwrap_or_default())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Kind, ParticipantId, TrackId};
+
+    #[test]
+    fn layers_sorted_and_rates_monotonic() {
+        let info = TrackInfo {
+            id: TrackId(1),
+            participant: ParticipantId(1),
+            kind: Kind::Video,
+            source: Source::Camera,
+            muted: false,
+        };
+        let t = Track::new(info, Mid::from("1"), &["f".into(), "q".into(), "h".into()]);
+        assert_eq!(t.layer_index(Some(Rid::from("q"))), 0);
+        assert_eq!(t.layer_index(Some(Rid::from("f"))), 2);
+        let now = Instant::now();
+        assert_eq!(t.rates(now), vec![150_000, 500_000, 1_500_000]);
+        assert_eq!(
+            t.rids_of([2, 0].into_iter()),
+            vec!["f".to_string(), "q".to_string()]
+        );
+    }
+
+    #[test]
+    fn meter_measures() {
+        let mut m = RateMeter::default();
+        let t0 = Instant::now();
+        for i in 0..=50 {
+            m.add(1250, t0 + Duration::from_millis(i * 10));
+        }
+        // 1250 bytes every 10 ms = 1 Mbit/s.
+        let r = m.rate(t0 + Duration::from_millis(500)).expect("measured");
+        assert!((950_000..=1_050_000).contains(&r), "{r}");
+        assert_eq!(m.rate(t0 + Duration::from_secs(5)), None);
+    }
+}
