@@ -20,8 +20,10 @@ pub struct Link {
     pub delay: Duration,
     /// Probability of losing a packet, 0.0–1.0.
     pub loss: f64,
-    /// Bottleneck rate in bits per second; packets queue behind it (tail-drop past 1 s).
+    /// Bottleneck rate in bits per second; packets queue behind it.
     pub rate_bps: Option<u64>,
+    /// Longest the bottleneck queue may hold before it drops (a router's buffer).
+    pub queue: Duration,
 }
 
 impl Default for Link {
@@ -30,6 +32,7 @@ impl Default for Link {
             delay: Duration::from_millis(10),
             loss: 0.0,
             rate_bps: None,
+            queue: Duration::from_millis(200),
         }
     }
 }
@@ -110,6 +113,7 @@ impl Sim {
             .map_err(|(_, m)| m)?;
         let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
         let mut joined = None;
+        let mut joined_tracks = None;
         let mut others = vec![];
         loop {
             match self.room.poll_output(self.now) {
@@ -120,6 +124,7 @@ impl Sim {
                 Output::Signal(to, msg) if to == id => {
                     if let ServerMsg::Joined { tracks, .. } = &msg {
                         joined = Some(tracks.clone());
+                        joined_tracks = Some(msg);
                     }
                 }
                 other => others.push(other),
@@ -148,6 +153,9 @@ impl Sim {
             },
         );
         self.by_addr.insert(addr, id);
+        if let (Some(p), Some(tracks)) = (self.peers.get_mut(&id), joined_tracks) {
+            p.signals.push(tracks);
+        }
         for o in others {
             self.carry_out(o);
         }
@@ -160,6 +168,19 @@ impl Sim {
         if let Some(p) = self.peers.get_mut(&id) {
             p.up = up;
             p.down = down;
+        }
+    }
+
+    /// A peer sends a signalling message (e.g. `video_sizes`).
+    pub fn client_msg(&mut self, id: ParticipantId, msg: crate::protocol::ClientMsg) {
+        self.room.handle_client(id, msg, self.now);
+        self.settle();
+    }
+
+    /// Changes the audio level a peer sends from now on.
+    pub fn set_audio_level(&mut self, id: ParticipantId, level: i8) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.core.set_audio_level(level);
         }
     }
 
@@ -178,6 +199,11 @@ impl Sim {
             .get(&id)
             .map(|p| p.core.stats.clone())
             .unwrap_or_default()
+    }
+
+    /// The server's downlink estimate toward a peer, bits per second.
+    pub fn server_estimate(&self, id: ParticipantId) -> Option<u64> {
+        self.room.bwe_of(id)
     }
 
     /// Signalling messages a peer received so far.
@@ -333,7 +359,7 @@ impl Sim {
         let mut at = now;
         if let Some(rate) = link.rate_bps {
             let start = (*free_at).max(now);
-            if start > now + Duration::from_secs(1) {
+            if start > now + link.queue {
                 return; // the bottleneck queue is full
             }
             let tx = Duration::from_nanos(data.len() as u64 * 8 * 1_000_000_000 / rate.max(1));

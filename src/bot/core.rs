@@ -4,7 +4,7 @@
 //! `handle_timeout`), then drain `poll_output` until [`ClientOutput::Timeout`]. The tokio bot
 //! and the virtual-time simulator both wrap this one core.
 
-use super::media::{audio_payload, stamp_micros, video_frame, StreamShape};
+use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
 use super::{BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
 use crate::protocol::{ClientMsg, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
@@ -13,10 +13,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+/// Simulcast rids, lowest layer first.
+const RIDS: [&str; 3] = ["q", "h", "f"];
+
+fn rid_layer(rid: &Rid) -> u8 {
+    RIDS.iter().position(|r| *r == &**rid).unwrap_or(0) as u8
+}
 
 /// What the core asks its shell to do.
 #[derive(Debug)]
@@ -60,9 +67,11 @@ pub struct ClientCore {
     /// What it observed.
     pub stats: BotStats,
     seq_audio: u64,
-    seq_video: u64,
+    seq_video: [u64; 3],
     frames: u64,
-    force_key: bool,
+    force_key: [bool; 3],
+    /// Layers the server asked for; `None` until it says (send everything).
+    active_rids: Option<Vec<String>>,
     last_key: Instant,
     next_audio: Instant,
     next_video: Instant,
@@ -103,9 +112,10 @@ impl ClientCore {
             out: VecDeque::new(),
             stats: BotStats::default(),
             seq_audio: 1,
-            seq_video: 1,
+            seq_video: [1; 3],
             frames: 0,
-            force_key: true,
+            force_key: [true; 3],
+            active_rids: None,
             last_key: now,
             next_audio: now,
             next_video: now,
@@ -118,6 +128,11 @@ impl ClientCore {
         }
         core.negotiate();
         Ok(core)
+    }
+
+    /// Changes the level sent with audio from now on.
+    pub fn set_audio_level(&mut self, level: i8) {
+        self.behaviour.shape.audio_level = level;
     }
 
     /// Whether ICE has connected.
@@ -147,6 +162,9 @@ impl ClientCore {
             {
                 self.wanted.push(track.clone());
                 self.negotiate();
+            }
+            ServerMsg::PublishLayers { active, .. } => {
+                self.active_rids = Some(active.clone());
             }
             ServerMsg::ParticipantUpdated { participant } if participant.id == self.own_id => {
                 self.role = participant.role;
@@ -252,8 +270,9 @@ impl ClientCore {
                 self.connected = true;
                 self.stats.connected = true;
             }
-            Event::KeyframeRequest(_) => {
-                self.force_key = true;
+            Event::KeyframeRequest(req) => {
+                let layer = req.rid.map(|r| rid_layer(&r)).unwrap_or(0);
+                self.force_key[usize::from(layer)] = true;
                 self.stats.keyframe_requests += 1;
             }
             Event::RtpPacket(p) => {
@@ -277,12 +296,24 @@ impl ClientCore {
                     None => (seq, seq),
                     Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
                 });
-                if video && VideoCodec::Vp8.is_keyframe_start(&p.payload) {
+                let key = video && VideoCodec::Vp8.is_keyframe_start(&p.payload);
+                if key {
                     t.keyframes += 1;
                 }
-                if let Some(d) = stamp_micros(&p.payload, video, p.timestamp) {
+                if let Some(stamp) = read_stamp(&p.payload, video, p.timestamp) {
                     if t.delays_us.len() < 100_000 {
-                        t.delays_us.push(d);
+                        t.delays_us.push(stamp.age_us);
+                    }
+                    if video {
+                        let layer = stamp.layer.min(2);
+                        t.layer_packets[usize::from(layer)] += 1;
+                        if t.by_seq.len() < 200_000 {
+                            t.by_seq.insert(seq, (layer, key));
+                        }
+                        // Retransmissions arrive late; the highest sequence tells the layer now.
+                        if t.seq_range.is_some_and(|(_, hi)| hi == seq) {
+                            t.last_layer = Some(layer);
+                        }
                     }
                 }
             }
@@ -299,7 +330,14 @@ impl ClientCore {
         let mut change = self.rtc.sdp_api();
         if self.behaviour.publish && may_send && self.audio_mid.is_none() {
             let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-            let v = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+            let simulcast = self.behaviour.shape.simulcast.then(|| {
+                let mut s = Simulcast::new();
+                for rid in RIDS {
+                    s.add_send_layer(SimulcastLayer::new(rid));
+                }
+                s
+            });
+            let v = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
             self.audio_mid = Some(a);
             self.video_mid = Some(v);
         }
@@ -354,11 +392,22 @@ impl ClientCore {
         };
         let ts = (self.seq_audio * 960) as u32;
         let payload = audio_payload(&self.behaviour.shape, now);
+        let level = self.behaviour.shape.audio_level;
+        let ext = ExtensionValues {
+            // str0m carries levels as negative dBov.
+            audio_level: Some(-level.clamp(0, 127)),
+            voice_activity: Some(level < 127),
+            ..Default::default()
+        };
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return Ok(());
         };
-        tx.write_rtp(RtpWrite::new(pt, self.seq_audio.into(), ts, now, payload).marker(true));
+        tx.write_rtp(
+            RtpWrite::new(pt, self.seq_audio.into(), ts, now, payload)
+                .marker(true)
+                .ext_vals(ext),
+        );
         self.seq_audio += 1;
         self.stats.sent_packets += 1;
         self.drain()
@@ -369,29 +418,44 @@ impl ClientCore {
             return Ok(());
         };
         let shape = self.behaviour.shape;
-        let key = self.force_key
-            || now.saturating_duration_since(self.last_key) >= shape.keyframe_interval;
-        if key {
-            self.force_key = false;
+        let periodic = now.saturating_duration_since(self.last_key) >= shape.keyframe_interval;
+        if periodic {
             self.last_key = now;
         }
         self.frames += 1;
         let ts = (self.frames * 90_000 / u64::from(shape.fps.max(1))) as u32;
-        let packets = video_frame(&shape, key, self.frames as u16, now);
-        let count = packets.len();
-        for (i, payload) in packets.into_iter().enumerate() {
-            let mut api = self.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-                return Ok(());
+        let layers: &[u8] = if shape.simulcast { &[0, 1, 2] } else { &[0] };
+        for &layer in layers {
+            let rid = shape.simulcast.then(|| Rid::from(RIDS[usize::from(layer)]));
+            let wanted = match &self.active_rids {
+                None => true,
+                Some(active) => active
+                    .iter()
+                    .any(|a| a.as_str() == rid.as_deref().unwrap_or("")),
             };
-            tx.write_rtp(
-                RtpWrite::new(pt, self.seq_video.into(), ts, now, payload)
-                    .marker(i + 1 == count)
-                    .nackable(true),
-            );
-            self.seq_video += 1;
-            self.stats.sent_packets += 1;
-            self.drain()?;
+            if !wanted {
+                // A paused encoder restarts with a keyframe.
+                self.force_key[usize::from(layer)] = true;
+                continue;
+            }
+            let key = periodic || std::mem::take(&mut self.force_key[usize::from(layer)]);
+            let packets = video_frame(&shape, layer, key, self.frames as u16, now);
+            let count = packets.len();
+            for (i, payload) in packets.into_iter().enumerate() {
+                let mut api = self.rtc.direct_api();
+                let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
+                    break;
+                };
+                let seq = &mut self.seq_video[usize::from(layer)];
+                tx.write_rtp(
+                    RtpWrite::new(pt, (*seq).into(), ts, now, payload)
+                        .marker(i + 1 == count)
+                        .nackable(true),
+                );
+                *seq += 1;
+                self.stats.sent_packets += 1;
+                self.drain()?;
+            }
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ pub mod core;
 mod media;
 mod run;
 
-pub use media::{stamp_micros, StreamShape};
+pub use media::{read_stamp, stamp_micros, Stamp, StreamShape};
 
 use crate::protocol::{ParticipantId, Role, ServerMsg, TrackId};
 use std::collections::HashMap;
@@ -79,9 +79,32 @@ pub struct TrackStats {
     pub seq_range: Option<(u64, u64)>,
     /// One-way delays from the publisher's stamp, in microseconds (same-process bots only).
     pub delays_us: Vec<u64>,
+    /// Packets received per simulcast layer.
+    pub layer_packets: [u64; 3],
+    /// The layer of the highest sequence number received.
+    pub last_layer: Option<u8>,
+    /// Layer and keyframe-start of each video packet by sequence number (bounded).
+    pub by_seq: std::collections::BTreeMap<u64, (u8, bool)>,
 }
 
 impl TrackStats {
+    /// Layer changes in sequence order, repairs included, where no packet is missing at the
+    /// boundary (so the first packet of the new layer is known): (from, to, began with a
+    /// keyframe).
+    pub fn switches(&self) -> Vec<(u8, u8, bool)> {
+        let mut out = vec![];
+        let mut last: Option<(u64, u8)> = None;
+        for (seq, (layer, key)) in &self.by_seq {
+            if let Some((prev_seq, prev)) = last {
+                if prev != *layer && prev_seq + 1 == *seq {
+                    out.push((prev, *layer, *key));
+                }
+            }
+            last = Some((*seq, *layer));
+        }
+        out
+    }
+
     /// Packets missing from the seen sequence range.
     pub fn lost(&self) -> u64 {
         match self.seq_range {

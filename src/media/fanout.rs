@@ -126,6 +126,8 @@ impl Room {
                     LayerDecision::Forward { switched } => {
                         if switched {
                             sub.forwarder.switch_source();
+                            // The publisher may stop encoding the layer just left.
+                            self.alloc_dirty = true;
                         }
                     }
                     LayerDecision::Drop(reason) => {

@@ -9,8 +9,11 @@ use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::media::KeyframeRequestKind;
 
-/// Downlink kept for each audio stream before video is allocated.
-const AUDIO_RESERVE_BPS: u64 = 40_000;
+/// Downlink kept for each audio stream (Opus ~32 kbit/s plus headers) before video.
+const AUDIO_RESERVE_BPS: u64 = 64_000;
+
+/// Share of the estimate allocation may use: the rest absorbs RTX and estimate error.
+const HEADROOM_PERCENT: u64 = 90;
 
 impl Room {
     /// Re-decides every subscriber's layers and tells publishers what to encode.
@@ -56,6 +59,33 @@ impl Room {
             }
             let budget = s.bwe.map(|b| b.saturating_sub(audio * AUDIO_RESERVE_BPS));
             let chosen = allocate(budget, self.config.last_n, &candidates);
+            let rate_of = |c: &Candidate, l: Option<Layer>| {
+                l.map(|l| c.rates[usize::from(l).min(c.rates.len() - 1)])
+                    .unwrap_or(0)
+            };
+            let allocated: u64 = candidates
+                .iter()
+                .zip(&chosen)
+                .map(|(c, l)| rate_of(c, *l))
+                .sum::<u64>()
+                + audio * AUDIO_RESERVE_BPS;
+            // The cheapest step up that a visible video still wants: padding up to it lets the
+            // estimate discover whether the network now carries it.
+            let next_step = candidates
+                .iter()
+                .zip(&chosen)
+                .filter_map(|(c, l)| {
+                    let wanted = c.wanted?;
+                    match l {
+                        None => Some(c.rates[0]),
+                        Some(l) if *l < wanted => {
+                            Some(rate_of(c, Some(*l + 1)).saturating_sub(rate_of(c, Some(*l))))
+                        }
+                        Some(_) => None,
+                    }
+                })
+                .min()
+                .unwrap_or(0);
             let desired: u64 = candidates
                 .iter()
                 .filter_map(|c| {
@@ -82,9 +112,9 @@ impl Room {
             }
             forwarded.sort();
             // Probe toward what the visible tiles would need, so quality can come back.
-            let lowest = candidates.iter().map(|c| c.rates[0]).min().unwrap_or(0);
+            let minimum = (allocated + next_step) * 100 / HEADROOM_PERCENT;
             s.rtc.bwe().set_bitrate(
-                Bitrate::bps(lowest.min(desired)),
+                Bitrate::bps(minimum.min(desired)),
                 Bitrate::bps(desired.max(300_000)),
             );
             if s.forwarded != forwarded {

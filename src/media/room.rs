@@ -222,6 +222,11 @@ impl Room {
         Ok(())
     }
 
+    /// The downlink estimate toward a participant (TWCC), bits per second.
+    pub fn bwe_of(&self, id: ParticipantId) -> Option<u64> {
+        self.participants.get(&id).and_then(|p| p.bwe)
+    }
+
     /// Whether this participant is in the room.
     pub fn contains(&self, id: ParticipantId) -> bool {
         self.participants.contains_key(&id)

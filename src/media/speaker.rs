@@ -68,10 +68,11 @@ impl SpeakerDetector {
         }
     }
 
-    /// One audio packet's level (0 = loudest, 127 = silence), if it carried one.
+    /// One audio packet's level in dBov as str0m reads it (0 = loudest, −127 = silence; the
+    /// sign is ignored), if it carried one.
     pub fn level(&mut self, who: ParticipantId, level: i8, now: Instant) {
         let t = self.tracks.entry(who).or_default();
-        t.sum += u32::from(127u8.saturating_sub(level.clamp(0, 127) as u8));
+        t.sum += u32::from(127u8.saturating_sub(level.unsigned_abs().min(127)));
         t.count += 1;
         self.next_tick.get_or_insert(now + self.config.bucket);
     }
@@ -187,10 +188,10 @@ mod tests {
         let mut changes = vec![];
         for _ in 0..ms / 20 {
             if let Some(l) = a {
-                d.level(A, l, *t);
+                d.level(A, -l, *t);
             }
             if let Some(l) = b {
-                d.level(B, l, *t);
+                d.level(B, -l, *t);
             }
             *t += Duration::from_millis(20);
             changes.extend(d.tick(*t));

@@ -26,9 +26,15 @@ pub struct RateMeter {
 
 const WINDOW: Duration = Duration::from_millis(500);
 
+/// Bytes of headers around a media payload on the wire (RTP 12 + extensions ~16 + SRTP tag 16
+/// + UDP 8 + IPv4 20).
+const PACKET_OVERHEAD: usize = 72;
+
 impl RateMeter {
-    /// Counts a packet.
+    /// Counts a packet of `bytes` payload.
     pub fn add(&mut self, bytes: usize, now: Instant) {
+        // What the link carries: payload plus RTP, SRTP, UDP and IP headers.
+        let bytes = bytes + PACKET_OVERHEAD;
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= WINDOW {
@@ -165,9 +171,9 @@ mod tests {
         let mut m = RateMeter::default();
         let t0 = Instant::now();
         for i in 0..=50 {
-            m.add(1250, t0 + Duration::from_millis(i * 10));
+            m.add(1250 - PACKET_OVERHEAD, t0 + Duration::from_millis(i * 10));
         }
-        // 1250 bytes every 10 ms = 1 Mbit/s.
+        // 1250 bytes every 10 ms (with headers) = 1 Mbit/s.
         let r = m.rate(t0 + Duration::from_millis(500)).expect("measured");
         assert!((950_000..=1_050_000).contains(&r), "{r}");
         assert_eq!(m.rate(t0 + Duration::from_secs(5)), None);

@@ -1,5 +1,6 @@
 //! Server integration tests: real WebSocket and real UDP on loopback, headless str0m bots.
 
+mod allhands;
 mod bad_input;
 mod common;
 mod controls;
