@@ -77,6 +77,7 @@ pub struct ClientCore {
     next_video: Instant,
     rtc_timeout: Instant,
     connected: bool,
+    restart_ice: bool,
 }
 
 impl ClientCore {
@@ -121,6 +122,7 @@ impl ClientCore {
             next_video: now,
             rtc_timeout: now,
             connected: false,
+            restart_ice: false,
         };
         if behaviour.subscribe {
             core.wanted
@@ -128,6 +130,13 @@ impl ClientCore {
         }
         core.negotiate();
         Ok(core)
+    }
+
+    /// Restarts ICE with the next offer (new credentials on both sides), as after a network
+    /// change.
+    pub fn restart_ice(&mut self) {
+        self.restart_ice = true;
+        self.negotiate();
     }
 
     /// Changes the level sent with audio from now on.
@@ -351,6 +360,9 @@ impl ClientCore {
         }
         for m in self.to_stop.drain(..) {
             change.stop_media(m);
+        }
+        if std::mem::take(&mut self.restart_ice) {
+            change.ice_restart(true);
         }
         let Some((offer, pending)) = change.apply() else {
             return;

@@ -136,6 +136,8 @@ pub enum BotCmd {
     Freeze,
     /// Send this text as a signalling frame.
     SendRaw(String),
+    /// Restart ICE with the next offer.
+    RestartIce,
 }
 
 /// Why a bot stopped or could not start.

@@ -160,6 +160,7 @@ async fn drive(
                 Some(BotCmd::SendRaw(text)) => {
                     ws.send(Message::Text(text.into())).await.map_err(ws_err)?;
                 }
+                Some(BotCmd::RestartIce) => core.restart_ice(),
             },
             _ = tokio::time::sleep_until(timeout.into()) => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

@@ -145,3 +145,38 @@ async fn a_vanished_peer_is_reaped() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "reaping took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_keeps_media_flowing() {
+    let server = TestServer::start().await;
+    let a = Bot::join(bot(&server, "restart", "Ana"))
+        .await
+        .expect("a joins");
+    let mut b = Bot::join(bot(&server, "restart", "Ben"))
+        .await
+        .expect("b joins");
+    assert!(
+        b.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await
+    );
+    b.command(BotCmd::RestartIce);
+    let answer = b
+        .wait_event(Duration::from_secs(5), |m| {
+            matches!(m, ServerMsg::Answer { .. })
+        })
+        .await;
+    assert!(answer.is_some(), "the restart offer was answered");
+    let total = |s: &BotStats| s.tracks.values().map(|t| t.packets).sum::<u64>();
+    let before = total(&b.stats());
+    // Media keeps arriving over the restarted ICE session, and B stays in the room.
+    assert!(
+        b.wait_until(Duration::from_secs(10), |s| total(s) > before + 200)
+            .await,
+        "{:?}",
+        b.stats()
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!b.is_finished());
+    assert!(total(&b.stats()) > before + 300);
+    drop(a);
+}
