@@ -7,7 +7,7 @@ use super::room::{Room, Work};
 use super::simulcast::{Layer, LayerDecision};
 use crate::protocol::{ParticipantId, TrackId};
 use std::time::Instant;
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 impl Room {
@@ -107,9 +107,13 @@ impl Room {
             abs_capture_time: pkt.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
-        let subscribers = self.subscribers_of(track_id);
+        if self.index_dirty {
+            self.rebuild_index();
+        }
+        // Taken out for the loop (no per-packet allocation) and put back unless it went stale.
+        let subscribers = self.sub_index.remove(&track_id).unwrap_or_default();
         let mut keyframe_for: Option<Layer> = None;
-        for (sid, out_mid) in subscribers {
+        for &(sid, out_mid) in &subscribers {
             let Some(s) = self.participants.get_mut(&sid) else {
                 continue;
             };
@@ -179,22 +183,26 @@ impl Room {
             self.counters.rtp_forwarded += 1;
             self.drain(sid);
         }
+        if !self.index_dirty {
+            self.sub_index.insert(track_id, subscribers);
+        }
         if let Some(layer) = keyframe_for {
             self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
         }
     }
 
-    /// Every (subscriber, m-line) receiving a track.
-    fn subscribers_of(&self, track: TrackId) -> Vec<(ParticipantId, Mid)> {
-        self.participants
-            .iter()
-            .flat_map(|(sid, s)| {
-                s.subscriptions
-                    .iter()
-                    .filter(|(_, sub)| sub.track == track)
-                    .map(move |(m, _)| (*sid, *m))
-            })
-            .collect()
+    /// Recomputes track → (subscriber, m-line) after subscriptions changed.
+    fn rebuild_index(&mut self) {
+        self.index_dirty = false;
+        self.sub_index.clear();
+        for (sid, s) in &self.participants {
+            for (mid, sub) in &s.subscriptions {
+                self.sub_index
+                    .entry(sub.track)
+                    .or_default()
+                    .push((*sid, *mid));
+            }
+        }
     }
 
     fn count_drop(&mut self, reason: DropReason) {

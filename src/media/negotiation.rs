@@ -158,6 +158,7 @@ impl Room {
             }
         }
         p.subscriptions.retain(|mid, _| keep.contains_key(mid));
+        self.index_dirty = true;
         for (mid, track) in keep {
             match p.subscriptions.get_mut(&mid) {
                 Some(s) if s.track == track => {}

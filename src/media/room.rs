@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::bwe::BweKind;
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Event, IceConnectionState};
 
@@ -124,6 +124,9 @@ pub struct Room {
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
     pub(super) next_alloc: Option<Instant>,
+    /// Track → its (subscriber, m-line) pairs, so a packet finds them without a scan.
+    pub(super) sub_index: HashMap<TrackId, Vec<(ParticipantId, Mid)>>,
+    pub(super) index_dirty: bool,
 }
 
 impl Room {
@@ -143,6 +146,8 @@ impl Room {
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
             next_alloc: None,
+            sub_index: HashMap::new(),
+            index_dirty: false,
         }
     }
 
@@ -320,6 +325,7 @@ impl Room {
         let Some(mut p) = self.participants.remove(&id) else {
             return;
         };
+        self.index_dirty = true;
         p.rtc.disconnect();
         let gone: Vec<TrackId> = p.published.values().copied().collect();
         for track in &gone {
@@ -481,6 +487,7 @@ impl Room {
         };
         for p in self.participants.values_mut() {
             p.subscriptions.retain(|_, s| s.track != track);
+            self.index_dirty = true;
         }
         self.broadcast(
             Some(t.info.participant),
