@@ -156,3 +156,14 @@ async fn garbage_udp_is_dropped_and_media_still_flows() {
     );
     drop(a);
 }
+
+#[tokio::test]
+async fn shutdown_tells_sessions_and_closes_them() {
+    let mut server = TestServer::start().await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"type":"join","room":"bye","name":"Ana"}"#).await;
+    assert_eq!(next_json(&mut ws).await.expect("joined")["type"], "joined");
+    server.shut_down();
+    expect_error(&mut ws, "closed").await;
+    assert!(next_json(&mut ws).await.is_none(), "socket closed");
+}

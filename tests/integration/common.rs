@@ -12,7 +12,7 @@ pub struct TestServer {
     pub http: SocketAddr,
     pub udp: SocketAddr,
     pub shared: std::sync::Arc<confab::server::Shared>,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl TestServer {
@@ -41,7 +41,14 @@ impl TestServer {
             http,
             udp,
             shared,
-            _stop: stop,
+            stop: Some(stop),
+        }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 
