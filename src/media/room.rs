@@ -292,19 +292,28 @@ impl Room {
                 if !t.forced_mute {
                     t.forced_mute = true;
                     t.info.muted = true;
-                    self.broadcast(
-                        None,
-                        ServerMsg::TrackMuted {
-                            id: track,
-                            participant: id,
-                            source,
-                            muted: true,
-                            forced: true,
-                        },
-                    );
+                    self.announce_mute(track, id, source, true, true);
                 }
             }
         }
+    }
+
+    fn announce_mute(
+        &mut self,
+        track: TrackId,
+        owner: ParticipantId,
+        source: Source,
+        muted: bool,
+        forced: bool,
+    ) {
+        let msg = ServerMsg::TrackMuted {
+            id: track,
+            participant: owner,
+            source,
+            muted,
+            forced,
+        };
+        self.broadcast(None, msg);
     }
 
     fn tracks_of(&self, id: ParticipantId, source: Source) -> Vec<TrackId> {
@@ -459,16 +468,7 @@ impl Room {
             }
             if t.info.muted != muted || resumed {
                 t.info.muted = muted;
-                self.broadcast(
-                    None,
-                    ServerMsg::TrackMuted {
-                        id: track,
-                        participant: id,
-                        source,
-                        muted,
-                        forced: false,
-                    },
-                );
+                self.announce_mute(track, id, source, muted, false);
             }
             if resumed {
                 // Forwarding restarts after a gap: continue the numbering, start on a keyframe.
