@@ -46,11 +46,13 @@
 //! | [`server::metrics`] | Prometheus counters |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
+//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report |
 //!
 //! [str0m]: https://docs.rs/str0m
 
 pub mod bot;
 pub mod config;
+pub mod load;
 pub mod media;
 pub mod protocol;
 pub mod server;

@@ -6,9 +6,11 @@
 //! subscribes to every remote track, and counts what it receives per track.
 
 pub mod core;
+mod delays;
 mod media;
 mod run;
 
+pub use delays::DelayHistogram;
 pub use media::{stamp_micros, StreamShape};
 
 use crate::protocol::{ParticipantId, Role, ServerMsg, TrackId};
@@ -37,6 +39,10 @@ pub struct BotConfig {
     pub subscribe: bool,
     /// Shape of the synthetic streams.
     pub shape: StreamShape,
+    /// Decrypt received media. When off, received SRTP is only counted from its clear RTP
+    /// header (per SSRC, in [`BotStats::undecrypted`]): a load tester's cheap viewer, which
+    /// measures loss but not latency and costs a fraction of the CPU.
+    pub decrypt: bool,
 }
 
 impl BotConfig {
@@ -51,6 +57,7 @@ impl BotConfig {
             publish: true,
             subscribe: true,
             shape: StreamShape::default(),
+            decrypt: true,
         }
     }
 }
@@ -69,7 +76,7 @@ pub struct TrackStats {
     /// Lowest and highest sequence numbers seen.
     pub seq_range: Option<(u64, u64)>,
     /// One-way delays from the publisher's stamp, in microseconds (same-process bots only).
-    pub delays_us: Vec<u64>,
+    pub delays_us: DelayHistogram,
 }
 
 impl TrackStats {
@@ -87,6 +94,9 @@ impl TrackStats {
 pub struct BotStats {
     /// Per remote track.
     pub tracks: HashMap<TrackId, TrackStats>,
+    /// Per incoming SSRC, media counted without decrypting (see [`BotConfig::decrypt`]);
+    /// `bytes` are whole datagrams and there are no delays.
+    pub undecrypted: HashMap<u32, TrackStats>,
     /// Packets sent.
     pub sent_packets: u64,
     /// Keyframe requests received from the server.
