@@ -72,6 +72,8 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
         other => return Err(BotError::Server(format!("unexpected reply: {other:?}"))),
     };
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    // A keyframe arrives as a burst; the default buffer overflows when many bots share a CPU.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let local = socket.local_addr()?;
     let behaviour = ClientBehaviour {
         publish: config.publish,

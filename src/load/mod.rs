@@ -126,6 +126,7 @@ struct Snapshot {
     server: Option<ProcSample>,
     counters: Option<ServerCounters>,
     loader: Option<ProcSample>,
+    rcvbuf_errors: Option<u64>,
 }
 
 struct Observer {
@@ -150,6 +151,7 @@ impl Observer {
             server: self.pid.and_then(probe::proc_sample),
             counters,
             loader: probe::proc_sample(std::process::id()),
+            rcvbuf_errors: probe::udp_rcvbuf_errors(),
         }
     }
 
@@ -361,6 +363,9 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
             r.rss_per_participant_kib =
                 Some((x.rss_kib as f64 - base.rss_kib as f64) / r.bots.max(1) as f64);
         }
+    }
+    if let (Some(x), Some(y)) = (a.rcvbuf_errors, b.rcvbuf_errors) {
+        r.udp_rcvbuf_errors = Some(y.saturating_sub(x));
     }
     if let (Some(x), Some(y)) = (a.loader, b.loader) {
         r.loader_cpu_pct = Some((y.cpu_s - x.cpu_s) / secs * 100.0);

@@ -53,6 +53,19 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
+/// UDP datagrams the kernel dropped because a receive buffer was full, machine-wide (on a
+/// loopback test bench: the server's and the bots' sockets), from `/proc/net/snmp`.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names = udp.next()?.split_whitespace();
+    let values = udp.next()?.split_whitespace();
+    names
+        .zip(values)
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// The server counters the load tester compares.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServerCounters {
@@ -141,6 +154,11 @@ mod tests {
             Some("127.0.0.1:8080")
         );
         assert_eq!(metrics_host("wss://x/ws"), None);
+    }
+
+    #[test]
+    fn reads_kernel_udp_drops() {
+        assert!(udp_rcvbuf_errors().is_some());
     }
 
     #[test]

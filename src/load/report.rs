@@ -45,6 +45,8 @@ pub struct Report {
     pub client_received_bps: f64,
     /// Receiver-side packets missing from the sequence ranges, in the window.
     pub lost: i64,
+    /// UDP datagrams dropped by full receive buffers machine-wide in the window (`/proc/net/snmp`).
+    pub udp_rcvbuf_errors: Option<u64>,
     /// `lost` over expected.
     pub loss_ratio: f64,
     /// Publisher stamp → receiver arrival through the SFU, µs (decrypting receivers only).
@@ -131,6 +133,11 @@ impl Report {
             (
                 "lost at receivers",
                 format!("{} ({:.4} %)", self.lost, self.loss_ratio * 100.0),
+            ),
+            (
+                "kernel UDP rcvbuf drops",
+                self.udp_rcvbuf_errors
+                    .map_or("n/a".into(), |v| v.to_string()),
             ),
             (
                 "latency us p50 / p99",

@@ -3,6 +3,12 @@
 //! STUN binding requests carry `USERNAME = <our ufrag>:<their ufrag>`; the first one from a new
 //! address maps that address to the participant owning the ufrag. Everything after (DTLS, SRTP)
 //! is routed by source address in one hash lookup. Unknown traffic is counted and dropped.
+//!
+//! Sending is batched: a fan-out produces one datagram per subscriber, all at once, so a room
+//! hands its whole burst to [`send_batch`], which on Linux makes one `sendmmsg(2)` call per
+//! [`MAX_BATCH`] datagrams instead of one `sendto(2)` each. It calls libc directly on the
+//! tokio socket's fd: `quinn-udp` batches only GSO segments to *one* destination, which a
+//! fan-out (every datagram to another peer) cannot use.
 
 use super::metrics::Metrics;
 use super::room_task::RoomMsg;
@@ -11,8 +17,75 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use str0m::net::Transmit;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+
+/// Most datagrams handed to the kernel in one call.
+pub const MAX_BATCH: usize = 64;
+
+/// Socket buffer size asked for (the kernel caps it at `net.core.{r,w}mem_max`): a keyframe
+/// fanned out to hundreds of peers is a burst of megabytes.
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Sends every datagram of `batch` from `socket`; returns how many the kernel took. A full
+/// socket buffer drops the rest, as the network would; RTX repairs it.
+pub fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> usize {
+    let mut sent = 0;
+    let mut rest = batch;
+    while !rest.is_empty() {
+        match socket.try_io(tokio::io::Interest::WRITABLE, || send_some(socket, rest)) {
+            Ok(n) => {
+                sent += n;
+                rest = &rest[n.max(1).min(rest.len())..];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // One bad destination (unreachable, refused) must not stop the others.
+            Err(_) => rest = &rest[1..],
+        }
+    }
+    sent
+}
+
+/// One `sendmmsg(2)` of up to [`MAX_BATCH`] datagrams; how many were sent (at least one).
+#[cfg(target_os = "linux")]
+fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
+    use socket2::SockAddr;
+    use std::os::fd::AsRawFd;
+    let n = batch.len().min(MAX_BATCH);
+    let addrs: [Option<SockAddr>; MAX_BATCH] =
+        std::array::from_fn(|i| batch.get(i).map(|t| SockAddr::from(t.destination)));
+    let mut iovs: [libc::iovec; MAX_BATCH] = std::array::from_fn(|i| libc::iovec {
+        iov_base: batch
+            .get(i)
+            .map_or(std::ptr::null_mut(), |t| t.contents.as_ptr() as *mut _),
+        iov_len: batch.get(i).map_or(0, |t| t.contents.len()),
+    });
+    // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid (empty) value.
+    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..n {
+        let Some(a) = &addrs[i] else { break };
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_name = a.as_ptr() as *mut _;
+        h.msg_namelen = a.len();
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+    }
+    // SAFETY: the first `n` headers point into `addrs`, `iovs` and the transmits' bytes, all
+    // alive and unmoved until the call returns; the kernel only reads them (and writes
+    // `msg_len` into `hdrs`, which we own).
+    let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(r as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
+    let t = &batch[0];
+    socket.try_send_to(&t.contents, t.destination).map(|_| 1)
+}
 
 /// Changes to the routing table, sent by room tasks.
 #[derive(Debug)]
