@@ -66,7 +66,8 @@ impl Harness {
             name: format!("p{n}"),
             role,
         };
-        self.timed(|r, now| r.join(info, now)).expect("room has space");
+        self.timed(|r, now| r.join(info, now))
+            .expect("room has space");
         let addr: SocketAddr = ([10, 1, (n >> 8) as u8, n as u8], 5000).into();
         let behaviour = ClientBehaviour {
             publish,

@@ -20,7 +20,7 @@ fn decide(c: &mut Criterion) {
                 time: seq * 3000,
                 clock_rate: 90_000,
                 video: true,
-                keyframe_start: seq % 90 == 0,
+                keyframe_start: seq.is_multiple_of(90),
                 arrival: t0 + Duration::from_micros(seq * 300),
             };
             black_box(f.decide(black_box(&p)))
@@ -44,7 +44,7 @@ fn decide(c: &mut Criterion) {
     g.bench_function("rewrite_with_source_switch_every_100", |b| {
         b.iter(|| {
             seq += 1;
-            if seq % 100 == 0 {
+            if seq.is_multiple_of(100) {
                 r.switch_source();
             }
             black_box(r.rewrite(

@@ -261,7 +261,7 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                         started,
                         connect_ms: None,
                     });
-                    if bots.len() % 50 == 0 {
+                    if bots.len().is_multiple_of(50) {
                         say(format!("[join] {} of {} joined", bots.len(), report.bots));
                     }
                 }
