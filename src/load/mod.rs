@@ -102,12 +102,16 @@ struct Totals {
     sent: u64,
     delays: DelayHistogram,
     ready: usize,
+    /// Per bot that should receive something: packets received so far.
+    per_receiver: Vec<u64>,
 }
 
 impl Totals {
     fn add(&mut self, s: &BotStats, plan: &BotPlan) {
         let mut receiving = 0;
+        let mut received = 0;
         for t in s.tracks.values().chain(s.undecrypted.values()) {
+            received += t.packets;
             self.received += t.packets;
             self.bytes += t.bytes;
             self.expected += t.seq_range.map_or(0, |(lo, hi)| hi - lo + 1);
@@ -116,6 +120,9 @@ impl Totals {
         }
         self.sent += s.sent_packets;
         self.ready += usize::from(receiving >= plan.expected_tracks);
+        if plan.expected_tracks > 0 {
+            self.per_receiver.push(received);
+        }
     }
 }
 
@@ -330,11 +337,21 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
     let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3);
     r.window_s = secs;
     r.ready = a.totals.ready;
+    // A receiver that got nothing in the window was cut off (reaped, starved), whatever it
+    // received before.
+    r.stalled = a
+        .totals
+        .per_receiver
+        .iter()
+        .zip(&b.totals.per_receiver)
+        .filter(|(x, y)| y <= x)
+        .count();
     if let (Some(x), Some(y)) = (a.counters, b.counters) {
         r.server_forwarded_pps = Some((y.forwarded - x.forwarded) / secs);
         r.server_udp_out_pps = Some((y.udp_out - x.udp_out) / secs);
         r.server_udp_in_pps = Some((y.udp_in - x.udp_in) / secs);
         r.server_dropped = Some(y.udp_dropped - x.udp_dropped);
+        r.server_participants = Some(y.participants);
     }
     let (ta, tb) = (&a.totals, &b.totals);
     r.client_sent_pps = tb.sent.saturating_sub(ta.sent) as f64 / secs;

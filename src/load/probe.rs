@@ -77,6 +77,8 @@ pub struct ServerCounters {
     pub udp_in: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
     pub udp_dropped: f64,
+    /// `confab_participants`: participants the server holds now.
+    pub participants: f64,
 }
 
 /// `http://host:port/metrics` for `ws://host:port/...`; `None` for TLS or odd URLs.
@@ -128,6 +130,7 @@ fn parse_counters(text: &str) -> ServerCounters {
         udp_out: value("confab_udp_out_datagrams_total"),
         udp_in: value("confab_udp_in_datagrams_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
+        participants: value("confab_participants"),
     }
 }
 

@@ -17,6 +17,10 @@ pub struct Report {
     pub connected: usize,
     /// Bots receiving every track they should when the window started.
     pub ready: usize,
+    /// Receivers that got no packet at all during the window (cut off: reaped, starved).
+    pub stalled: usize,
+    /// Participants the server held at the end of the window (`confab_participants`).
+    pub server_participants: Option<f64>,
     /// Join failures (refused, timed out).
     pub join_errors: usize,
     /// Time from opening the WebSocket to `joined`, ms.
@@ -76,6 +80,10 @@ impl Report {
         self.joined == self.bots
             && self.connected == self.bots
             && self.ready == self.bots
+            && self.stalled == 0
+            && self
+                .server_participants
+                .is_none_or(|p| p as usize == self.bots)
             && self.lost == 0
     }
 
@@ -95,6 +103,10 @@ impl Report {
                     "{}/{}/{} of {} ({} join errors)",
                     self.joined, self.connected, self.ready, self.bots, self.join_errors
                 ),
+            ),
+            (
+                "stalled receivers / server participants",
+                format!("{} / {}", self.stalled, f(self.server_participants, 0)),
             ),
             (
                 "join ms p50 / p99",
