@@ -16,7 +16,8 @@
 //!   lets every media behaviour be tested in virtual time.
 //! - **I/O shell** ([`server`]): axum for HTTP/WS, one UDP port (one socket per announced
 //!   interface, all on that port) whose receiver demuxes by STUN ufrag then by source address
-//!   (two hash lookups, no scan), and one tokio task per room that owns its `media::Room`.
+//!   (two hash lookups, no scan), and one tokio task per room that owns its `media::Room` and
+//!   sends each burst of its datagrams (a fan-out) in as few `sendmmsg` calls as it can.
 //!
 //! ## Invariants
 //! - A room has exactly one owner (its task): nothing in the packet path takes a lock.
@@ -50,6 +51,7 @@
 //! | [`server::metrics`] | Prometheus counters |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
+//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report |
 //!
 //! [str0m]: https://docs.rs/str0m
 
@@ -57,6 +59,7 @@ pub mod auth;
 pub mod bot;
 pub mod conference;
 pub mod config;
+pub mod load;
 pub mod media;
 pub mod protocol;
 pub mod server;

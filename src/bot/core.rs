@@ -78,6 +78,7 @@ pub struct ClientCore {
     rtc_timeout: Instant,
     connected: bool,
     restart_ice: bool,
+    decrypt: bool,
 }
 
 impl ClientCore {
@@ -123,6 +124,7 @@ impl ClientCore {
             rtc_timeout: now,
             connected: false,
             restart_ice: false,
+            decrypt: true,
         };
         if behaviour.subscribe {
             core.wanted
@@ -205,13 +207,50 @@ impl ClientCore {
         Ok(())
     }
 
+    /// Whether received media is decrypted (on by default); see [`super::BotConfig::decrypt`].
+    pub fn set_decrypt(&mut self, decrypt: bool) {
+        self.decrypt = decrypt;
+    }
+
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) {
+        if !self.decrypt && self.count_undecrypted(contents) {
+            return;
+        }
         if let Ok(rx) = Receive::new(Protocol::Udp, source, self.local, contents) {
             // Garbage from the network is the network's problem, not the client's.
             let _ = self.rtc.handle_input(Input::Receive(now, rx));
         }
         let _ = self.drain();
+    }
+
+    /// Counts an SRTP packet from its clear header; `false` when it is not RTP (STUN, DTLS,
+    /// RTCP), which str0m must still see.
+    fn count_undecrypted(&mut self, d: &[u8]) -> bool {
+        // RFC 7983: 128–191 is RTP or RTCP; RTCP packet types 192–223 sit where RTP's
+        // marker bit and payload type are, and dynamic RTP payload types are ≥ 96.
+        if d.len() < 12 || !(128..=191).contains(&d[0]) || (192..=223).contains(&d[1]) {
+            return false;
+        }
+        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        let seq16 = u16::from_be_bytes([d[2], d[3]]);
+        let t = self.stats.undecrypted.entry(ssrc).or_default();
+        if t.packets == 0 {
+            let pt = d[1] & 0x7f;
+            t.video = self
+                .rtc
+                .codec_config()
+                .find(|p| *p.pt() == pt)
+                .is_some_and(|p| p.spec().codec.is_video());
+        }
+        let seq = extend_seq(t.seq_range.map(|(_, hi)| hi), seq16);
+        t.packets += 1;
+        t.bytes += d.len() as u64;
+        t.seq_range = Some(match t.seq_range {
+            None => (seq, seq),
+            Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
+        });
+        true
     }
 
     /// Time passes: str0m's timers and the media clock.
@@ -310,9 +349,7 @@ impl ClientCore {
                     t.keyframes += 1;
                 }
                 if let Some(stamp) = read_stamp(&p.payload, video, p.timestamp) {
-                    if t.delays_us.len() < 100_000 {
-                        t.delays_us.push(stamp.age_us);
-                    }
+                    t.delays_us.record(stamp.age_us);
                     if video {
                         let layer = stamp.layer.min(2);
                         t.layer_packets[usize::from(layer)] += 1;
@@ -470,5 +507,29 @@ impl ClientCore {
             }
         }
         Ok(())
+    }
+}
+
+/// The 64-bit sequence number closest to `reference` whose low 16 bits are `seq16`.
+fn extend_seq(reference: Option<u64>, seq16: u16) -> u64 {
+    // Start high enough that a few reordered packets before the first never go negative.
+    let Some(r) = reference else {
+        return (1 << 16) + u64::from(seq16);
+    };
+    let delta = seq16.wrapping_sub(r as u16) as i16;
+    r.saturating_add_signed(i64::from(delta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extend_seq;
+
+    #[test]
+    fn sequence_numbers_extend_across_wraps_and_reordering() {
+        let a = extend_seq(None, 65_535);
+        let b = extend_seq(Some(a), 0);
+        assert_eq!(b, a + 1);
+        assert_eq!(extend_seq(Some(b), 65_534), a - 1);
+        assert_eq!(extend_seq(Some(b), 5), b + 5);
     }
 }

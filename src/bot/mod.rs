@@ -6,9 +6,11 @@
 //! subscribes to every remote track, and counts what it receives per track.
 
 pub mod core;
+mod delays;
 mod media;
 mod run;
 
+pub use delays::DelayHistogram;
 pub use media::{read_stamp, stamp_micros, Stamp, StreamShape};
 
 use crate::protocol::{ParticipantId, Role, ServerMsg, TrackId};
@@ -43,6 +45,10 @@ pub struct BotConfig {
     pub shape: StreamShape,
     /// Offer to send even when the role forbids it (a hostile client, for tests).
     pub ignore_role: bool,
+    /// Decrypt received media. When off, received SRTP is only counted from its clear RTP
+    /// header (per SSRC, in [`BotStats::undecrypted`]): a load tester's cheap viewer, which
+    /// measures loss but not latency and costs a fraction of the CPU.
+    pub decrypt: bool,
 }
 
 impl BotConfig {
@@ -60,6 +66,7 @@ impl BotConfig {
             subscribe: true,
             shape: StreamShape::default(),
             ignore_role: false,
+            decrypt: true,
         }
     }
 }
@@ -78,7 +85,7 @@ pub struct TrackStats {
     /// Lowest and highest sequence numbers seen.
     pub seq_range: Option<(u64, u64)>,
     /// One-way delays from the publisher's stamp, in microseconds (same-process bots only).
-    pub delays_us: Vec<u64>,
+    pub delays_us: DelayHistogram,
     /// Packets received per simulcast layer.
     pub layer_packets: [u64; 3],
     /// The layer of the highest sequence number received.
@@ -119,6 +126,9 @@ impl TrackStats {
 pub struct BotStats {
     /// Per remote track.
     pub tracks: HashMap<TrackId, TrackStats>,
+    /// Per incoming SSRC, media counted without decrypting (see [`BotConfig::decrypt`]);
+    /// `bytes` are whole datagrams and there are no delays.
+    pub undecrypted: HashMap<u32, TrackStats>,
     /// Packets sent.
     pub sent_packets: u64,
     /// Keyframe requests received from the server.

@@ -10,6 +10,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+/// How often the shared copy of the stats is refreshed.
+const STATS_INTERVAL: Duration = Duration::from_millis(50);
+/// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
+const BURST: usize = 64;
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -69,6 +74,8 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
         other => return Err(BotError::Server(format!("unexpected reply: {other:?}"))),
     };
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    // A keyframe arrives as a burst; the default buffer overflows when many bots share a CPU.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let local = socket.local_addr()?;
     let behaviour = ClientBehaviour {
         publish: config.publish,
@@ -76,8 +83,9 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
         shape: config.shape,
         ignore_role: config.ignore_role,
     };
-    let core = ClientCore::new(behaviour, local, you.id, you.role, tracks, Instant::now())
+    let mut core = ClientCore::new(behaviour, local, you.id, you.role, tracks, Instant::now())
         .map_err(rtc_err)?;
+    core.set_decrypt(config.decrypt);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let stats = Arc::new(Mutex::new(BotStats::default()));
@@ -130,7 +138,7 @@ async fn drive(
     loop {
         let timeout = flush(&mut core, &mut ws, &socket).await?;
         // Copying stats for every packet would cost more than the bot's own work.
-        if published.elapsed() >= Duration::from_millis(20) {
+        if published.elapsed() >= STATS_INTERVAL {
             published = Instant::now();
             if let Ok(mut s) = stats.lock() {
                 *s = core.stats.clone();
@@ -140,6 +148,16 @@ async fn drive(
             r = socket.recv_from(&mut buf) => {
                 let (n, source) = r?;
                 core.handle_datagram(source, &buf[..n], Instant::now());
+                // Take what else is queued before going back through `select!`: one wake-up
+                // and one timer re-arm per burst instead of per datagram.
+                for _ in 0..BURST {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, source)) => {
+                            core.handle_datagram(source, &buf[..n], Instant::now())
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
             msg = recv(&mut ws) => {
                 let Some(msg) = msg? else { return Ok(()) };

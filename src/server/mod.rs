@@ -15,6 +15,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use str0m::net::Transmit;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use udp::DemuxCmd;
@@ -40,20 +41,30 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Sends a datagram from the socket announced as `source`.
-    pub fn send_udp(&self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
-        let socket = self
-            .sockets
+    /// Sends and empties `batch`, each run of datagrams sharing a source socket in as few
+    /// system calls as the platform allows (see [`udp::send_batch`]).
+    pub fn send_all(&self, batch: &mut Vec<Transmit>) {
+        let mut rest = batch.as_slice();
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .position(|t| t.source != first.source)
+                .unwrap_or(rest.len());
+            if let Some(s) = self.socket_for(first.source) {
+                let sent = udp::send_batch(s, &rest[..run]);
+                self.metrics.udp_out.inc_by(sent as u64);
+            }
+            rest = &rest[run..];
+        }
+        batch.clear();
+    }
+
+    fn socket_for(&self, source: SocketAddr) -> Option<&UdpSocket> {
+        self.sockets
             .iter()
             .find(|(a, _)| *a == source)
             .or(self.sockets.first())
-            .map(|(_, s)| s);
-        if let Some(s) = socket {
-            // A full socket buffer drops the datagram, as the network would; RTX repairs it.
-            if s.try_send_to(data, destination).is_ok() {
-                self.metrics.udp_out.inc();
-            }
-        }
+            .map(|(_, s)| s.as_ref())
     }
 }
 
@@ -102,6 +113,10 @@ impl Bound {
             let socket = UdpSocket::bind(addr)
                 .await
                 .map_err(|e| StartError::Bind(addr, e))?;
+            // Best effort: a smaller buffer only means earlier drops under bursts.
+            let sock = socket2::SockRef::from(&socket);
+            let _ = sock.set_send_buffer_size(udp::SOCKET_BUFFER);
+            let _ = sock.set_recv_buffer_size(udp::SOCKET_BUFFER);
             let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
             // Every interface shares the first socket's port: one port for all media.
             port = local.port();

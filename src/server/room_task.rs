@@ -1,6 +1,6 @@
 //! One tokio task per room: the only owner of its `media::Room`, fed by sessions and the demux.
 
-use super::udp::DemuxCmd;
+use super::udp::{DemuxCmd, MAX_BATCH};
 use super::Shared;
 use crate::conference::{Admission, Conference, JoinRequest};
 use crate::media::{Output, Room};
@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use str0m::net::Transmit;
 use tokio::sync::mpsc;
 
 /// Messages a room task receives.
@@ -61,8 +62,9 @@ pub async fn run(
     shared.metrics.rooms.inc();
     let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
     let mut forwarded = 0;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        let deadline = flush(&mut conf, &mut sessions, &shared, &this);
+        let deadline = flush(&mut conf, &mut sessions, &shared, &this, &mut batch);
         let now_forwarded = conf.room.counters().rtp_forwarded;
         shared
             .metrics
@@ -118,18 +120,22 @@ pub async fn run(
     shared.metrics.rooms.dec();
 }
 
-/// Carries out the room's outputs; returns when it next wants time.
+/// Carries out the room's outputs; returns when it next wants time. Datagrams are collected
+/// in `batch` and sent together (a fan-out is a burst to many peers), at the latest before
+/// the task sleeps.
 fn flush(
     conf: &mut Conference,
     sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
     shared: &Shared,
     this: &mpsc::Sender<RoomMsg>,
+    batch: &mut Vec<Transmit>,
 ) -> Instant {
     let mut slow = vec![];
     loop {
         let room: &mut Room = &mut conf.room;
         match room.poll_output(Instant::now()) {
             Output::Timeout(t) => {
+                shared.send_all(batch);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.
                     conf.leave(id, LeaveReason::Error);
@@ -140,7 +146,12 @@ fn flush(
                 }
                 return t;
             }
-            Output::Transmit(t) => shared.send_udp(t.source, t.destination, &t.contents),
+            Output::Transmit(t) => {
+                batch.push(t);
+                if batch.len() >= MAX_BATCH {
+                    shared.send_all(batch);
+                }
+            }
             Output::Signal(id, msg) => {
                 if let Some(tx) = sessions.get(&id) {
                     if tx.try_send(msg).is_err() {

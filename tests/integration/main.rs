@@ -4,6 +4,7 @@ mod allhands;
 mod bad_input;
 mod common;
 mod controls;
+mod load_smoke;
 mod meeting;
 mod tls;
 mod vtime;

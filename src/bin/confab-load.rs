@@ -1,0 +1,206 @@
+//! `confab-load`: drives headless bots against a confab server and reports forwarding
+//! throughput, server CPU per forwarded packet, loss, latency and memory.
+
+use clap::{Parser, Subcommand};
+use confab::bot::StreamShape;
+use confab::load::{self, probe, LoadConfig, Scenario};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// Load tester for confab. Start a server (or pass --spawn), then e.g.
+/// `confab-load --server-pid $(pgrep -n confab) webinar --viewers 100`.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Signalling URL of a running server.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Pid of the server, to read its CPU time and RSS from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Start this confab binary on free loopback ports and measure it (ignores --url).
+    #[arg(long)]
+    spawn: Option<std::path::PathBuf>,
+    /// Measured window, seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Warm-up after every bot receives media, seconds.
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Longest wait for every bot to receive every track, seconds.
+    #[arg(long, default_value_t = 30)]
+    ramp_timeout: u64,
+    /// Joins in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Receivers per room that decrypt media and measure latency; the others only count
+    /// packets from the clear RTP header (far cheaper for the tester).
+    #[arg(long, default_value_t = 5)]
+    decrypting: usize,
+    /// Video frames per second of each publisher.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Bytes of a video delta frame (1100-byte packets; 1500 ≈ 2 packets ≈ 360 kbit/s at 30 fps).
+    #[arg(long, default_value_t = 1500)]
+    delta_bytes: usize,
+    /// Bytes of a video keyframe (one every 3 s and on request).
+    #[arg(long, default_value_t = 6000)]
+    keyframe_bytes: usize,
+    /// Print the report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    #[command(subcommand)]
+    scenario: ScenarioArg,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum ScenarioArg {
+    /// One room, everyone publishes and receives everyone.
+    Meeting {
+        /// Participants.
+        #[arg(long, default_value_t = 20)]
+        size: usize,
+    },
+    /// Publishers on stage, receive-only viewers.
+    Webinar {
+        /// Publishers.
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        /// Viewers.
+        #[arg(long, default_value_t = 100)]
+        viewers: usize,
+    },
+    /// Many small meetings.
+    Rooms {
+        /// Rooms.
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        /// Participants per room.
+        #[arg(long, default_value_t = 2)]
+        size: usize,
+    },
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(s: ScenarioArg) -> Self {
+        match s {
+            ScenarioArg::Meeting { size } => Scenario::Meeting { size },
+            ScenarioArg::Webinar {
+                publishers,
+                viewers,
+            } => Scenario::Webinar {
+                publishers,
+                viewers,
+            },
+            ScenarioArg::Rooms { rooms, size } => Scenario::Rooms { rooms, size },
+        }
+    }
+}
+
+fn free_port(udp: bool) -> std::io::Result<u16> {
+    if udp {
+        Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    } else {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    }
+}
+
+/// Starts the server binary on free loopback ports; returns it and its signalling URL.
+async fn spawn(path: &std::path::Path, max_room: usize) -> Result<(Child, String), String> {
+    let http = free_port(false).map_err(|e| e.to_string())?;
+    let udp = free_port(true).map_err(|e| e.to_string())?;
+    let child = Command::new(path)
+        .args(["--listen", &format!("127.0.0.1:{http}")])
+        .args(["--udp-port", &udp.to_string()])
+        .args(["--max-participants", &max_room.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    let host = format!("127.0.0.1:{http}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !probe::healthy(&host).await {
+        if Instant::now() >= deadline {
+            return Err("the spawned server did not answer /healthz within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, format!("ws://{host}/ws")))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let scenario: Scenario = cli.scenario.into();
+    let mut config = LoadConfig::new(cli.url.clone(), scenario);
+    config.server_pid = cli.server_pid;
+    config.duration = Duration::from_secs(cli.duration);
+    config.warmup = Duration::from_secs(cli.warmup);
+    config.ramp_timeout = Duration::from_secs(cli.ramp_timeout);
+    config.join_concurrency = cli.concurrency;
+    config.decrypting = cli.decrypting;
+    config.progress = !cli.quiet;
+    config.shape = StreamShape {
+        fps: cli.fps,
+        delta_bytes: cli.delta_bytes,
+        keyframe_bytes: cli.keyframe_bytes,
+        ..StreamShape::default()
+    };
+    // Distinct room names per run, so a run never joins a room a previous one left behind.
+    config.room_prefix = format!("load{}", std::process::id());
+    let _child = match &cli.spawn {
+        None => None,
+        Some(path) => {
+            let max_room = scenario.room_sizes().into_iter().max().unwrap_or(1);
+            match spawn(path, max_room + 1).await {
+                Ok((child, url)) => {
+                    config.url = url;
+                    config.server_pid = child.id();
+                    Some(child)
+                }
+                Err(e) => {
+                    eprintln!("confab-load: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let report = match load::run(&config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("confab-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("confab-load: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.table());
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
