@@ -87,7 +87,10 @@ impl Participant {
             .enable_vp8(true)
             .enable_h264(true)
             // TWCC bandwidth estimation toward this peer drives its layer allocation.
-            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+            // ~1 s of video history per stream for retransmissions: enough for NACKs within a
+            // round trip, and the largest part of a subscriber's memory.
+            .set_send_buffer_video(150);
         // Opus with in-band FEC (loss resilience) and DTX (silence costs almost nothing).
         config.codec_config().add_config(
             Pt::from(111),

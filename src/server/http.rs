@@ -31,6 +31,10 @@ async fn ws(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Res
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        // Signalling is small and rare; default 128 KiB buffers per socket would dominate the
+        // memory of an idle participant.
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(8 << 10)
         .on_upgrade(move |socket| session::run(socket, shared))
 }
 
