@@ -47,6 +47,10 @@ struct Cli {
     /// Bytes of a video keyframe (one every 3 s and on request).
     #[arg(long, default_value_t = 6000)]
     keyframe_bytes: usize,
+    /// Publish the camera as three simulcast layers (1/8, 1/3 and all of the frame sizes), as
+    /// the web client does; receivers get the layer the server allocates them
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    simulcast: bool,
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -159,6 +163,7 @@ async fn main() -> ExitCode {
         fps: cli.fps,
         delta_bytes: cli.delta_bytes,
         keyframe_bytes: cli.keyframe_bytes,
+        simulcast: cli.simulcast,
         ..StreamShape::default()
     };
     // Distinct room names per run, so a run never joins a room a previous one left behind.

@@ -111,8 +111,13 @@ impl Room {
                 }
             }
             forwarded.sort();
-            // Probe toward what the visible tiles would need, so quality can come back.
-            let minimum = (allocated + next_step) * 100 / HEADROOM_PERCENT;
+            // Pad toward the next step only when there is one: padding is how the estimate
+            // learns the network carries more, and pure waste when everyone has what they want.
+            let minimum = if next_step == 0 {
+                0
+            } else {
+                (allocated + next_step) * 100 / HEADROOM_PERCENT
+            };
             s.rtc.bwe().set_bitrate(
                 Bitrate::bps(minimum.min(desired)),
                 Bitrate::bps(desired.max(300_000)),
