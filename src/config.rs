@@ -50,6 +50,10 @@ pub struct Settings {
     /// [default: none: open mode, for trusted networks only]
     #[arg(long, env = "CONFAB_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
+    /// Per-subscriber bandwidth estimation (TWCC) and pacing; `false` forwards what tiles
+    /// want without pacing [default: true]
+    #[arg(long, env = "CONFAB_BANDWIDTH_ESTIMATION", action = clap::ArgAction::Set)]
+    pub bandwidth_estimation: Option<bool>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -179,6 +183,10 @@ impl Settings {
                     .or(file.media_timeout)
                     .map(Duration::from_secs)
                     .unwrap_or(d.room.media_timeout),
+                bwe: self
+                    .bandwidth_estimation
+                    .or(file.bandwidth_estimation)
+                    .unwrap_or(d.room.bwe),
                 ..d.room
             },
             max_message_bytes: self

@@ -12,8 +12,10 @@ use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc, RtcError};
 
-/// Where the downlink estimate starts before feedback refines it.
-const INITIAL_ESTIMATE_KBPS: u64 = 1500;
+/// Where the downlink estimate starts before feedback refines it: a typical office downlink.
+/// Starting low would make str0m's pacer (1.1 × estimate) queue media until the estimate
+/// climbs; TWCC brings it down within a second where the path is worse.
+const INITIAL_ESTIMATE_KBPS: u64 = 8000;
 
 /// One m-line of a subscriber that receives a remote track.
 #[derive(Debug)]
@@ -78,19 +80,25 @@ impl Participant {
     pub fn new(
         info: ParticipantInfo,
         candidates: &[SocketAddr],
+        bwe: bool,
         now: Instant,
     ) -> Result<Self, RtcError> {
-        let mut config = Rtc::builder()
+        let config = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_vp8(true)
             .enable_h264(true)
-            // TWCC bandwidth estimation toward this peer drives its layer allocation.
-            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
             // ~1 s of video history per stream for retransmissions: enough for NACKs within a
             // round trip, and the largest part of a subscriber's memory.
             .set_send_buffer_video(150);
+        // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
+        // what is sent to it).
+        let mut config = if bwe {
+            config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+        } else {
+            config
+        };
         // Opus with in-band FEC (loss resilience) and DTX (silence costs almost nothing).
         config.codec_config().add_config(
             Pt::from(111),

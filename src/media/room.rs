@@ -39,6 +39,9 @@ pub struct RoomConfig {
     pub last_n: usize,
     /// Dominant-speaker detection.
     pub speaker: SpeakerConfig,
+    /// Estimate each subscriber's downlink (TWCC) and allocate layers within it; off, every
+    /// subscriber gets what its tiles want and nothing is paced.
+    pub bwe: bool,
 }
 
 impl Default for RoomConfig {
@@ -50,6 +53,7 @@ impl Default for RoomConfig {
             keyframe: KeyframeConfig::default(),
             last_n: 25,
             speaker: SpeakerConfig::default(),
+            bwe: true,
         }
     }
 }
@@ -193,12 +197,13 @@ impl Room {
             ));
         }
         let id = info.id;
-        let participant = Participant::new(info.clone(), &self.candidates, now).map_err(|e| {
-            (
-                ErrorCode::Internal,
-                format!("Could not set up media for you: {e}"),
-            )
-        })?;
+        let participant = Participant::new(info.clone(), &self.candidates, self.config.bwe, now)
+            .map_err(|e| {
+                (
+                    ErrorCode::Internal,
+                    format!("Could not set up media for you: {e}"),
+                )
+            })?;
         self.out
             .push_back(Output::RouteUfrag(id, participant.ufrag.clone()));
         let participants = self.participants.values().map(|p| p.info.clone()).collect();
