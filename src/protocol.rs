@@ -250,6 +250,7 @@ pub enum ClientMsg {
     /// visible (another grid page, minimised). Drives layer choice and last-N.
     VideoSizes {
         /// Track → rendered height.
+        #[serde(deserialize_with = "track_keyed")]
         sizes: BTreeMap<TrackId, u32>,
     },
     /// Keep this participant's video in your last-N whatever happens (or unpin with `null`).
@@ -449,6 +450,8 @@ pub enum ServerMsg {
     PublishLayers {
         /// Which of your tracks.
         track: TrackId,
+        /// Its source (you are not told your own track ids otherwise).
+        source: Source,
         /// The rids wanted (or `[""]` for a track without simulcast).
         active: Vec<String>,
     },
@@ -550,6 +553,22 @@ impl ServerMsg {
     }
 }
 
+/// Reads a JSON object keyed by track ids. Inside an internally tagged enum serde hands map
+/// keys over as strings, so they are parsed here.
+fn track_keyed<'de, D>(d: D) -> Result<BTreeMap<TrackId, u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = BTreeMap::<String, u32>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            k.parse::<u64>()
+                .map(|id| (TrackId(id), v))
+                .map_err(|_| serde::de::Error::custom(format!("track id {k:?} is not a number")))
+        })
+        .collect()
+}
+
 /// Checks a room name: 1–64 of `A–Z a–z 0–9 - _ .`
 pub fn valid_room_name(room: &str) -> bool {
     !room.is_empty()
@@ -604,6 +623,22 @@ mod tests {
         };
         assert_eq!(publish.get("1"), Some(&Source::Camera));
         assert_eq!(subscribe.get("2"), Some(&TrackId(7)));
+    }
+
+    #[test]
+    fn video_sizes_parse_from_browser_json() {
+        let m: ClientMsg =
+            serde_json::from_str(r#"{"type":"video_sizes","sizes":{"4":180,"12":0}}"#)
+                .expect("valid sizes");
+        assert_eq!(
+            m,
+            ClientMsg::VideoSizes {
+                sizes: BTreeMap::from([(TrackId(4), 180), (TrackId(12), 0)])
+            }
+        );
+        assert!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"video_sizes","sizes":{"x":1}}"#).is_err()
+        );
     }
 
     #[test]

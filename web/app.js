@@ -1,21 +1,33 @@
-// Entry point: a link with a room and a name joins at once; anything else shows the join form.
+// Entry point. A link with a room and a name (or a join token, which carries the name) joins at
+// once; anything else shows the join form. Link parameters:
+//   room, name, role=audience|presenter|host, token=JWT, mode=webinar|meeting,
+//   password, screen=1 (share the screen right after joining: a presentation laptop).
 
 import { Banner } from './banner.js';
 import { showJoinForm } from './joinform.js';
 import { startMeeting } from './meeting.js';
+import { rememberedPassword } from './password.js';
+
+const ROLES = new Set(['host', 'presenter', 'audience']);
+const MODES = new Set(['meeting', 'webinar']);
 
 const params = new URLSearchParams(location.search);
-const room = params.get('room')?.trim();
-const name = params.get('name')?.trim();
+const get = (k) => params.get(k)?.trim() || undefined;
+const room = get('room');
+const name = get('name');
+const token = get('token');
 const banner = new Banner(document.getElementById('banner'));
 
 let client = null;
-if (room && name) {
-  client = startMeeting(document.getElementById('meeting-view'), banner, {
+if (room && (name || token)) {
+  client = startMeeting(banner, {
     room,
     name,
-    role: params.get('role') || undefined,
-    token: params.get('token') || undefined,
+    token,
+    role: ROLES.has(get('role')) ? get('role') : undefined,
+    mode: MODES.has(get('mode')) ? get('mode') : undefined,
+    password: rememberedPassword(room) ?? get('password'),
+    shareScreen: get('screen') === '1',
   });
 } else {
   document.body.dataset.state = 'form';

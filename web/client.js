@@ -1,11 +1,15 @@
-// The confab signalling client: one WebSocket, one RTCPeerConnection, and the offer/answer
-// queue between them. Knows nothing about the page; the UI listens to its events.
+// The confab signalling client: one WebSocket, one RTCPeerConnection, the offer/answer queue
+// between them, and the room as the server describes it (people, tracks, chat, questions,
+// hands, lobby). Knows nothing about the page; the UI listens to its events and calls its
+// commands. The protocol itself is written down in src/protocol.rs.
 //
-// Events: waiting, joined, participants, tracks, local, stream, error, connection, closed.
+// Events: waiting, joined, participants, tracks, local, stream, error, connection, closed,
+// chat, questions, hands, lobby, locked, speaker, pinned, forwarded, talk_error, notice.
 
 import { Emitter } from './emitter.js';
 import { ReceiverPool } from './receivers.js';
-import { captureCameraAndMicrophone, stopStream } from './media.js';
+import { Publisher, KIND_OF } from './publisher.js';
+import { captureCameraAndMicrophone, captureScreen, stopStream } from './media.js';
 
 // Mirrors ErrorCode::is_fatal on the server: after these the server closes the socket.
 const FATAL = new Set([
@@ -20,18 +24,23 @@ const FATAL = new Set([
   'wrong_password',
 ]);
 
-// Errors that can be the server's reply to our offer instead of an answer.
-const OFFER_ERRORS = new Set(['sdp_rejected', 'bad_message', 'too_large', 'rate_limited', 'forbidden']);
+// Errors that only ever answer an offer. Others (bad_message, rate_limited) may just as well
+// answer a chat line sent meanwhile: the protocol does not say which message an error is about,
+// so those are left to the answer timeout rather than risk pairing the next answer with the
+// wrong offer.
+const OFFER_ERRORS = new Set(['sdp_rejected', 'forbidden']);
+
+// Errors a chat line or question earns, shown next to what was typed rather than in the
+// banner: posting too fast, and for questions a board that is full. Texts are checked here
+// before sending, so a bad_message after a chat line is about something else.
+const TALK_ERRORS = { chat: new Set(['rate_limited']), question: new Set(['rate_limited', 'bad_message']) };
+const TALK_ERROR_WINDOW_MS = 5_000;
+
+// Mirrors the server's limits (conference::talk) so the user learns before sending.
+export const CHAT_MAX_CHARS = 2000;
+export const QUESTION_MAX_CHARS = 500;
 
 const ANSWER_TIMEOUT_MS = 15_000;
-const RATE_LIMIT_BACKOFF_MS = 1_000;
-const MAX_RETRIES = 5;
-
-// Publish order is fixed so the microphone and camera always get the first two mids.
-const PUBLISHED_SOURCES = [
-  ['microphone', 'audio'],
-  ['camera', 'video'],
-];
 
 export const UNREACHABLE = 'Cannot reach the server';
 
@@ -39,17 +48,29 @@ export class ConfabClient extends Emitter {
   pc = null;
   me = null;
   room = null;
+  mode = 'meeting';
+  locked = false;
   participants = new Map(); // id → {id, name, role}, everyone but me
   tracks = new Map(); // id → TrackInfo, remote tracks only
-  localStream = null;
+  chat = []; // ChatEntry, oldest first
+  questions = []; // Question, in the server's order
+  votes = new Set(); // question ids I upvoted; the server does not tell
+  hands = []; // participant ids, in the order they raised them
+  lobby = []; // {id, name, role} waiting for a host
+  activeSpeaker = null;
+  forwarded = null; // Set of track ids whose video the server sends; null = all
+  pinned = null;
+  localStream = null; // camera and microphone
+  screenStream = null;
   muted = { microphone: false, camera: false };
 
   #opts;
   #ws = null;
   #receivers = null;
-  #senders = new Map(); // source → RTCRtpTransceiver
-  #retired = new Map(); // kind → a sending transceiver left idle by a demotion, reused on promotion
-  #ready = false; // local media settled; offers may be made
+  #publisher = null;
+  #ownTracks = new Map(); // my track id → source, as far as the server has named them
+  #roleWork = Promise.resolve();
+  #ready = false; // first media settled; offers may be made
   #dirty = false;
   #negotiating = false;
   #pendingAnswer = null;
@@ -57,25 +78,42 @@ export class ConfabClient extends Emitter {
   #fatalSeen = false;
   #lastNegotiated = null; // what the last accepted offer asked for; equal means no offer needed
   #lastPublished = '{}';
+  #lastSizes = '';
+  #lastTalk = null; // {kind, at}: the chat line or question an error may be about
 
-  // opts: {url, room, name, role?, token?, getMedia?}
+  // opts: {url, room, name, role?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
   constructor(opts) {
     super();
-    this.#opts = { getMedia: captureCameraAndMicrophone, ...opts };
+    this.#opts = { getMedia: captureCameraAndMicrophone, getScreen: captureScreen, simulcast: true, ...opts };
   }
 
   get ended() {
     return this.#ended;
   }
 
+  get isHost() {
+    return this.me?.role === 'host';
+  }
+
+  get onStage() {
+    return Boolean(this.me) && this.me.role !== 'audience';
+  }
+
+  get sharing() {
+    return Boolean(this.#publisher?.has('screen'));
+  }
+
   connect() {
     const ws = new WebSocket(this.#opts.url);
     this.#ws = ws;
     ws.addEventListener('open', () => {
-      const { room, name, role, token } = this.#opts;
-      const join = { type: 'join', room, name };
+      const { room, name, role, token, mode, password } = this.#opts;
+      // The server requires a name even when the token's name wins over it.
+      const join = { type: 'join', room, name: name ?? '' };
       if (role) join.role = role;
       if (token) join.token = token;
+      if (mode) join.mode = mode;
+      if (password) join.password = password;
       this.#send(join);
     });
     ws.addEventListener('message', (ev) => this.#onMessage(ev.data));
@@ -88,7 +126,7 @@ export class ConfabClient extends Emitter {
   }
 
   setMuted(source, muted) {
-    const track = this.#senders.get(source)?.sender.track;
+    const track = this.#publisher?.track(source);
     if (!track) return;
     track.enabled = !muted;
     this.muted[source] = muted;
@@ -97,7 +135,110 @@ export class ConfabClient extends Emitter {
   }
 
   canPublish(source) {
-    return Boolean(this.#senders.get(source)?.sender.track);
+    return Boolean(this.#publisher?.has(source));
+  }
+
+  localTrack(source) {
+    return this.#publisher?.track(source) ?? null;
+  }
+
+  // Throws when the screen cannot be captured (refused, unsupported, no user gesture).
+  async startScreenShare() {
+    if (!this.onStage || this.sharing || this.#ended) return;
+    const stream = await this.#opts.getScreen();
+    const track = stream.getVideoTracks()[0];
+    if (!track || this.#ended || !this.onStage || this.sharing) {
+      stopStream(stream);
+      return;
+    }
+    // Tells the encoder this is text and lines, not faces: sharpness over smoothness.
+    track.contentHint = 'detail';
+    // The browser's own "Stop sharing" bar ends the track without asking us.
+    track.addEventListener('ended', () => {
+      if (this.screenStream === stream) this.stopScreenShare();
+    });
+    this.screenStream = stream;
+    await this.#publisher.publish('screen', track, stream);
+    this.emit('local');
+    this.renegotiate();
+  }
+
+  stopScreenShare() {
+    if (!this.#publisher) return;
+    const track = this.#publisher.unpublish('screen');
+    stopStream(this.screenStream);
+    this.screenStream = null;
+    if (!track) return;
+    this.emit('local');
+    this.renegotiate();
+  }
+
+  raiseHand(raised) {
+    this.#send({ type: 'raise_hand', raised });
+  }
+
+  // Returns why the text cannot be sent, or null once it is on its way.
+  sendChat(text) {
+    return this.#talk('chat', text, CHAT_MAX_CHARS);
+  }
+
+  ask(text) {
+    return this.#talk('ask', text, QUESTION_MAX_CHARS);
+  }
+
+  vote(question, up) {
+    if (up) this.votes.add(question);
+    else this.votes.delete(question);
+    this.#send({ type: 'vote', question, up });
+    this.emit('questions');
+  }
+
+  markAnswered(question) {
+    this.#send({ type: 'mark_answered', question });
+  }
+
+  setRole(participant, role) {
+    this.#send({ type: 'set_role', participant, role });
+  }
+
+  muteParticipant(participant, source) {
+    this.#send({ type: 'mute_participant', participant, source });
+  }
+
+  removeParticipant(participant) {
+    this.#send({ type: 'remove_participant', participant });
+  }
+
+  lockRoom(locked) {
+    this.#send({ type: 'lock_room', locked });
+  }
+
+  admit(participant, admit) {
+    this.#send({ type: 'admit', participant, admit });
+  }
+
+  endMeeting() {
+    this.#send({ type: 'end_meeting' });
+  }
+
+  pin(participant) {
+    this.pinned = participant;
+    this.#send({ type: 'pin', participant });
+    this.emit('pinned');
+  }
+
+  // sizes: Map trackId → rendered height in device pixels (0: not visible). Sent only when
+  // something changed, so callers may report as often as their layout changes.
+  reportVideoSizes(sizes) {
+    if (!this.me || this.#ended) return;
+    const known = {};
+    for (const [id, height] of sizes) {
+      if (this.tracks.get(id)?.kind === 'video') known[id] = Math.max(0, Math.round(height));
+    }
+    const key = JSON.stringify(known);
+    if (key === this.#lastSizes) return;
+    this.#lastSizes = key;
+    this.#send({ type: 'video_sizes', sizes: known });
   }
 
   leave() {
@@ -111,12 +252,19 @@ export class ConfabClient extends Emitter {
     if (!this.#ended) this.#teardown('closed');
   }
 
-  // What we receive from `participantId`: [{kind, trackId, receiver}].
+  // What we receive from `participantId`: [{kind, source, trackId, receiver}].
   receiversOf(participantId) {
     return this.#receivers?.of(participantId) ?? [];
   }
 
-  // {microphone, camera} → true/false when published, undefined when not.
+  // source → {trackId, track} for what we receive from `participantId`.
+  remoteMedia(participantId) {
+    const media = {};
+    for (const r of this.receiversOf(participantId)) media[r.source] = { trackId: r.trackId, track: r.receiver.track };
+    return media;
+  }
+
+  // source → muted, for each track `participantId` publishes.
   mutedOf(participantId) {
     const state = {};
     for (const t of this.tracks.values()) {
@@ -127,6 +275,15 @@ export class ConfabClient extends Emitter {
 
   #send(msg) {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(msg));
+  }
+
+  #talk(type, text, max) {
+    const clean = text.trim();
+    if (!clean) return 'Write something first';
+    if ([...clean].length > max) return `That is longer than ${max} characters`;
+    this.#lastTalk = { kind: type === 'ask' ? 'question' : 'chat', at: Date.now() };
+    this.#send({ type, text: clean });
+    return null;
   }
 
   #onMessage(data) {
@@ -149,7 +306,7 @@ export class ConfabClient extends Emitter {
       if (participant.id === this.me?.id) {
         const before = this.me.role;
         this.me = participant;
-        this.#onRoleChanged(before, participant.role);
+        if (before !== participant.role) this.#onRoleChanged(before, participant.role);
       } else if (this.participants.has(participant.id)) {
         this.participants.set(participant.id, participant);
       }
@@ -165,11 +322,16 @@ export class ConfabClient extends Emitter {
       for (const [trackId, t] of this.tracks) {
         if (t.participant === id) this.tracks.delete(trackId);
       }
+      if (this.activeSpeaker === id) this.activeSpeaker = null;
+      if (this.pinned === id) this.pin(null);
       this.emit('participants');
       this.renegotiate();
     },
     track_published: ({ track }) => {
-      if (track.participant === this.me?.id) return;
+      if (track.participant === this.me?.id) {
+        this.#ownTracks.set(track.id, track.source);
+        return;
+      }
       this.tracks.set(track.id, track);
       this.emit('tracks', track.participant);
       this.renegotiate();
@@ -181,12 +343,46 @@ export class ConfabClient extends Emitter {
       this.emit('tracks', track.participant);
       this.renegotiate();
     },
-    track_muted: ({ id, muted }) => {
+    track_muted: ({ id, participant, source, muted, forced }) => {
+      if (participant !== undefined && participant === this.me?.id) {
+        this.#ownTracks.set(id, source);
+        if (muted && forced) this.#mutedByHost(source);
+        return;
+      }
       const track = this.tracks.get(id);
       if (!track) return;
       track.muted = muted;
       this.emit('tracks', track.participant);
     },
+    hands: ({ queue }) => {
+      this.hands = queue;
+      this.emit('hands');
+    },
+    chat: ({ entry }) => {
+      this.chat.push(entry);
+      this.emit('chat', entry);
+    },
+    questions: ({ list }) => {
+      this.questions = list;
+      this.emit('questions');
+    },
+    room_locked: ({ locked }) => {
+      this.locked = locked;
+      this.emit('locked', locked);
+    },
+    lobby: ({ waiting }) => {
+      this.lobby = waiting;
+      this.emit('lobby');
+    },
+    active_speaker: ({ participant }) => {
+      this.activeSpeaker = participant;
+      this.emit('speaker');
+    },
+    forwarded: ({ tracks }) => {
+      this.forwarded = new Set(tracks);
+      this.emit('forwarded');
+    },
+    publish_layers: ({ source, active }) => this.#setLayers(source, active),
     answer: ({ sdp }) => {
       const pending = this.#pendingAnswer;
       this.#pendingAnswer = null;
@@ -200,17 +396,25 @@ export class ConfabClient extends Emitter {
         const pending = this.#pendingAnswer;
         this.#pendingAnswer = null;
         pending.reject(Object.assign(new Error(message), { code, fromServer: true }));
-        // Backing off after a rate limit is routine; the user need not hear about it.
-        if (code === 'rate_limited') return;
+      }
+      const talk = this.#lastTalk;
+      if (!fatal && talk && TALK_ERRORS[talk.kind].has(code) && Date.now() - talk.at < TALK_ERROR_WINDOW_MS) {
+        this.emit('talk_error', { kind: talk.kind, code, message });
+        return;
       }
       this.emit('error', { code, message, fatal });
       if (fatal) this.#teardown('error');
     },
   };
 
-  async #onJoined({ room, you, participants, tracks }) {
+  async #onJoined({ room, you, participants, tracks, mode, locked, chat, questions, hands }) {
     this.room = room;
     this.me = you;
+    this.mode = mode ?? 'meeting';
+    this.locked = Boolean(locked);
+    this.chat = chat ?? [];
+    this.questions = questions ?? [];
+    this.hands = hands ?? [];
     for (const p of participants) {
       if (p.id !== you.id) this.participants.set(p.id, p);
     }
@@ -220,13 +424,42 @@ export class ConfabClient extends Emitter {
     this.pc = new RTCPeerConnection();
     this.pc.addEventListener('connectionstatechange', () => this.emit('connection', this.pc.connectionState));
     this.#receivers = new ReceiverPool(this.pc);
+    this.#publisher = new Publisher(this.pc, { simulcast: this.#opts.simulcast });
     this.emit('joined', { room, you });
     this.emit('participants');
 
-    if (you.role !== 'audience') await this.#startPublishing();
+    await this.#syncPublishing();
     if (this.#ended) return;
     this.#ready = true;
     this.renegotiate();
+  }
+
+  #onRoleChanged(before, after) {
+    const could = before !== 'audience';
+    const can = after !== 'audience';
+    if (could === can) return;
+    this.emit('notice', { code: can ? 'promoted' : 'demoted' });
+    if (!can) {
+      // The server has already unpublished our tracks; the next offer must not send anything.
+      this.#stopPublishing();
+      this.renegotiate();
+      return;
+    }
+    this.#syncPublishing().then(() => this.renegotiate());
+  }
+
+  // Brings what we send in line with our role. Serialised, because capturing takes a while
+  // and the role may change again meanwhile.
+  #syncPublishing() {
+    this.#roleWork = this.#roleWork
+      .then(async () => {
+        if (this.#ended) return;
+        if (!this.onStage) return this.#stopPublishing();
+        if (!this.localStream) await this.#startPublishing();
+      })
+      // One failed capture must not stall every later role change.
+      .catch((err) => console.error('confab: could not change what we send', err));
+    return this.#roleWork;
   }
 
   async #startPublishing() {
@@ -241,55 +474,48 @@ export class ConfabClient extends Emitter {
       });
       return;
     }
-    if (this.#ended) {
+    if (this.#ended || !this.onStage) {
       stopStream(stream);
       return;
     }
     this.localStream = stream;
     this.muted = { microphone: false, camera: false };
-    for (const [source, kind] of PUBLISHED_SOURCES) {
-      const track = stream.getTracks().find((t) => t.kind === kind);
-      if (!track) continue;
-      const spare = this.#retired.get(kind);
-      if (spare) {
-        this.#retired.delete(kind);
-        spare.direction = 'sendonly';
-        await spare.sender.replaceTrack(track);
-        spare.sender.setStreams(stream);
-        this.#senders.set(source, spare);
-      } else {
-        this.#senders.set(source, this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }));
-      }
+    for (const source of ['microphone', 'camera']) {
+      const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
+      if (track) await this.#publisher.publish(source, track, stream);
     }
-    this.emit('local', stream);
+    this.emit('local');
   }
 
-  // The server has already unpublished our tracks; the next offer must not send anything.
   #stopPublishing() {
-    for (const transceiver of this.#senders.values()) {
-      transceiver.direction = 'inactive';
-      transceiver.sender.replaceTrack(null).catch(() => {});
-      this.#retired.set(transceiver.receiver.track.kind, transceiver);
-    }
-    this.#senders.clear();
+    if (!this.#publisher) return;
+    for (const track of this.#publisher.unpublishAll()) track.stop();
     stopStream(this.localStream);
+    stopStream(this.screenStream);
     this.localStream = null;
-    this.emit('local', null);
+    this.screenStream = null;
+    this.emit('local');
   }
 
-  async #onRoleChanged(before, after) {
-    const could = before !== 'audience';
-    const can = after !== 'audience';
-    if (!this.#ready || could === can) return;
-    if (can) await this.#startPublishing();
-    else this.#stopPublishing();
-    this.renegotiate();
+  #mutedByHost(source) {
+    const track = this.#publisher?.track(source);
+    if (!track) return;
+    // Keep what we send in line with what the others are told, so unmuting is one click.
+    track.enabled = false;
+    this.muted[source] = true;
+    this.emit('notice', { code: 'muted_by_host', source });
+    this.emit('participants');
+  }
+
+  // The server names which of our sources it means; our own track ids are never announced to us.
+  #setLayers(source, active) {
+    if (!this.#publisher || KIND_OF[source] !== 'video') return;
+    this.#publisher.setLayers(source, active);
   }
 
   // Changes whenever the next offer would differ from the last accepted one.
   #signature() {
-    const sending = [...this.#senders, ...this.#retired].map(([key, t]) => `${key}:${t.mid}:${t.direction}`);
-    return `${sending.join(',')}|${this.#receivers.signature()}`;
+    return `${this.#publisher.signature()}|${this.#receivers.signature()}`;
   }
 
   // Asks for a new offer/answer round; coalesces with any round already queued.
@@ -300,21 +526,16 @@ export class ConfabClient extends Emitter {
 
   async #negotiate() {
     this.#negotiating = true;
-    let retries = 0;
     try {
       while (this.#dirty && !this.#ended) {
         this.#dirty = false;
         try {
           await this.#offerOnce();
-          retries = 0;
         } catch (err) {
           if (this.#ended) break;
           await this.#rollback();
-          if (err.code === 'rate_limited' && retries++ < MAX_RETRIES) {
-            this.#dirty = true;
-            await sleep(RATE_LIMIT_BACKOFF_MS);
-          } else if (!err.fromServer) {
-            // Server errors were shown when they arrived; local failures have no other voice.
+          // Server errors were shown when they arrived; local failures have no other voice.
+          if (!err.fromServer) {
             this.emit('error', { code: 'negotiation', message: `Could not set up media: ${err.message}`, fatal: false });
           }
         }
@@ -325,17 +546,19 @@ export class ConfabClient extends Emitter {
   }
 
   async #offerOnce() {
+    // A demotion may overtake a capture in progress; nothing of ours may go out as audience.
+    if (!this.onStage && this.#publisher.sources().length) this.#stopPublishing();
     const touched = this.#receivers.sync(this.#wantedTracks());
     for (const participant of touched) this.#emitStream(participant);
-    if (this.#senders.size === 0 && this.#retired.size === 0 && this.#receivers.size === 0) return;
+    if (this.#publisher.size === 0 && this.#receivers.size === 0) return;
     if (this.#signature() === this.#lastNegotiated) return;
 
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    const publish = {};
-    for (const [source, transceiver] of this.#senders) {
-      if (transceiver.mid !== null && transceiver.sender.track) publish[transceiver.mid] = source;
-    }
+    // Taken now that every transceiver in the offer has its mid: one added while we wait for
+    // the answer has none yet, so the signature will differ and it gets its own round.
+    const signature = this.#signature();
+    const publish = this.#publisher.publishMap();
     const answer = this.#awaitAnswer();
     this.#send({ type: 'offer', sdp: this.pc.localDescription.sdp, publish, subscribe: this.#receivers.subscribeMap() });
     const sdp = await answer;
@@ -345,16 +568,19 @@ export class ConfabClient extends Emitter {
     if (published !== this.#lastPublished) {
       // The server creates newly published tracks unmuted; a mute clicked before had no track to apply to.
       for (const [source, muted] of Object.entries(this.muted)) {
-        if (muted && this.#senders.has(source)) this.#send({ type: 'mute', source, muted });
+        if (muted && this.#publisher.has(source)) this.#send({ type: 'mute', source, muted });
       }
       this.#lastPublished = published;
     }
-    this.#lastNegotiated = this.#signature();
+    this.#lastNegotiated = signature;
   }
 
   #wantedTracks() {
-    // Everything the others publish is subscribed; the grid shows everyone.
-    return new Map([...this.tracks].map(([id, t]) => [id, { kind: t.kind, participant: t.participant }]));
+    // Everything the others publish is subscribed; what is actually forwarded the server
+    // decides from the sizes we report.
+    return new Map(
+      [...this.tracks].map(([id, t]) => [id, { kind: t.kind, participant: t.participant, source: t.source }]),
+    );
   }
 
   #awaitAnswer() {
@@ -387,8 +613,7 @@ export class ConfabClient extends Emitter {
 
   #emitStream(participant) {
     if (participant === null || participant === undefined) return;
-    const tracks = this.#receivers.of(participant).map((r) => r.receiver.track);
-    this.emit('stream', { participant, stream: new MediaStream(tracks) });
+    this.emit('stream', participant);
   }
 
   #teardown(reason) {
@@ -398,10 +623,7 @@ export class ConfabClient extends Emitter {
     if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) this.#ws.close(1000);
     this.pc?.close();
     stopStream(this.localStream);
+    stopStream(this.screenStream);
     this.emit('closed', reason);
   }
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

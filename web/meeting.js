@@ -1,75 +1,185 @@
-// The meeting screen: wires the client's events to the grid, the participant list and the controls.
+// The meeting screen: wires the client's events to the stage, the side panel and the controls.
 
 import { ConfabClient } from './client.js';
 import { Grid } from './grid.js';
-import { renderRoster } from './roster.js';
+import { AudioOut } from './audio.js';
+import { Roster } from './roster.js';
+import { ChatPanel } from './chat.js';
+import { QnaPanel } from './qna.js';
+import { SidePanel } from './sidepanel.js';
+import { Controls } from './controls.js';
+import { SizeReporter } from './sizes.js';
+import { askForPassword } from './password.js';
 import { icon } from './icons.js';
 
-export function startMeeting(view, banner, { room, name, role, token }) {
+// Refusals of something the client itself got wrong: the user can do nothing about them, so
+// they go to the console for whoever debugs the client, not into a banner.
+const QUIET_ERRORS = new Set(['bad_message', 'too_large', 'not_joined']);
+
+const NOTICES = {
+  promoted: 'A host brought you on stage: your camera and microphone are on',
+  demoted: 'A host moved you to the audience: you are watching only',
+  muted_by_host: ({ source }) => `A host turned off your ${source === 'camera' ? 'camera' : 'microphone'}; you can turn it back on`,
+};
+
+// opts: {room, name?, role?, token?, mode?, password?, shareScreen?}
+export function startMeeting(banner, opts) {
+  const view = document.getElementById('meeting-view');
   const $ = (sel) => view.querySelector(sel);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  const client = new ConfabClient({ url, room, name, role, token });
+  const client = new ConfabClient({ url, ...opts });
   const soundButton = $('#sound');
-  const grid = new Grid($('#grid'), { onAudioBlocked: () => (soundButton.hidden = false) });
-  const streams = new Map(); // participant id → latest MediaStream, kept until their tile exists
+  const sizes = new SizeReporter({
+    measure: () => grid.videoSizes(),
+    send: (s) => client.reportVideoSizes(s),
+  });
+  const grid = new Grid($('#grid'), {
+    onPin: (id) => client.pin(client.pinned === id ? null : id),
+    onLayout: () => sizes.schedule(),
+  });
+  const audio = new AudioOut($('#audio'), { onBlocked: () => (soundButton.hidden = false) });
+  const roster = new Roster($('#roster'), { onAction: moderate });
+  const chat = new ChatPanel($('#chat'), { onSend: (text) => client.sendChat(text) });
+  const qna = new QnaPanel($('#qna'), {
+    onAsk: (text) => client.ask(text),
+    onVote: (id, up) => client.vote(id, up),
+    onAnswered: (id) => client.markAnswered(id),
+  });
+  const panel = new SidePanel(
+    $('#panel'),
+    { people: $('#people-toggle'), chat: $('#chat-toggle'), qna: $('#qna-toggle') },
+    { onChange: () => grid.layout() },
+  );
+  const controls = new Controls(view, client, { onProblem: (m) => banner.show(m) });
   const rejoin = { label: 'Rejoin', run: () => location.reload() };
-  // The way out of a fatal error: rejoining cannot fix what the user typed.
+  // The way out of a fatal error: rejoining cannot fix what the user typed or a host decided.
   const remedy = {
     invalid_room: { label: 'Choose another room', run: () => backToForm('room') },
     invalid_name: { label: 'Change name', run: () => backToForm('name') },
     unauthorized: null,
     removed: null,
     refused: null,
-    wrong_password: null,
   };
 
   view.hidden = false;
-  $('#room-name').textContent = room;
-  document.title = `${room} · confab`;
+  $('#room-name').textContent = opts.room;
+  document.title = `${opts.room} · confab`;
   setState('connecting');
-  setupControls();
-
-  function localMuted() {
-    return {
-      microphone: client.canPublish('microphone') ? client.muted.microphone : undefined,
-      camera: client.canPublish('camera') ? client.muted.camera : undefined,
-    };
-  }
+  setupStaticButtons();
 
   function refresh() {
     if (!client.me) return;
     const me = { ...client.me, you: true, muted: localMuted() };
     const others = [...client.participants.values()].map((p) => ({ ...p, you: false, muted: client.mutedOf(p.id) }));
-    for (const p of [me, ...others]) {
-      const tile = grid.ensure(p.id, { name: p.name, local: p.you });
-      tile.setMuted(p.muted);
-      if (streams.has(p.id)) tile.setStream(streams.get(p.id));
+    const people = [me, ...others];
+    syncStage(people);
+    audio.sync(
+      others.flatMap((p) =>
+        Object.entries(client.remoteMedia(p.id))
+          .filter(([source]) => source === 'microphone' || source === 'screen_audio')
+          .map(([, m]) => m),
+      ),
+    );
+    roster.render({ people, hands: client.hands, lobby: client.lobby, host: client.isHost });
+    const audience = people.filter((p) => p.role === 'audience').length;
+    const mode = $('#mode');
+    mode.hidden = client.mode !== 'webinar';
+    mode.textContent = `Webinar · ${audience} watching`;
+    $('#locked').hidden = !client.locked;
+    $('#qna-toggle').hidden = client.mode !== 'webinar';
+    controls.update();
+  }
+
+  // Only the stage gets tiles: the audience sends nothing, so theirs would be empty boxes;
+  // they are counted and listed in the people panel instead.
+  function syncStage(people) {
+    const entries = [];
+    for (const p of people) {
+      if (p.role === 'audience') continue;
+      entries.push({ participant: p.id, source: 'camera', name: p.name, local: p.you });
+      const sharing = p.you ? client.sharing : p.muted.screen !== undefined;
+      if (sharing) entries.push({ participant: p.id, source: 'screen', name: p.name, local: p.you });
     }
-    const present = new Set([me.id, ...others.map((p) => p.id)]);
-    grid.retain(present);
-    for (const id of streams.keys()) if (!present.has(id)) streams.delete(id);
-    renderRoster($('#people'), $('#people-count'), [me, ...others]);
-    updateButtons();
+    grid.sync(entries);
+    for (const p of people) {
+      const remote = p.you ? null : client.remoteMedia(p.id);
+      for (const source of ['camera', 'screen']) {
+        const tile = grid.tile(p.id, source);
+        if (!tile) continue;
+        if (p.you) {
+          tile.setVideo(client.localTrack(source));
+        } else {
+          const media = remote[source];
+          tile.setVideo(media?.track ?? null, media?.trackId ?? null);
+          tile.setForwarded(!media || client.forwarded === null || client.forwarded.has(media.trackId));
+        }
+        tile.setMuted(p.muted);
+      }
+    }
+    grid.setFocus({ pinned: client.pinned, speaker: client.activeSpeaker });
+  }
+
+  function localMuted() {
+    const state = {};
+    for (const source of ['microphone', 'camera']) {
+      state[source] = client.canPublish(source) ? client.muted[source] : undefined;
+    }
+    if (client.sharing) state.screen = false;
+    return state;
+  }
+
+  function moderate(action, id) {
+    switch (action) {
+      case 'promote':
+        return client.setRole(id, 'presenter');
+      case 'demote':
+        return client.setRole(id, 'audience');
+      case 'mute-microphone':
+        return client.muteParticipant(id, 'microphone');
+      case 'mute-camera':
+        return client.muteParticipant(id, 'camera');
+      case 'remove':
+        return client.removeParticipant(id);
+      case 'admit':
+        return client.admit(id, true);
+      case 'refuse':
+        return client.admit(id, false);
+    }
   }
 
   client.on('waiting', () => {
     setState('waiting');
-    $('#status').textContent = 'The room is locked: waiting for a host to let you in…';
+    view.hidden = true;
+    document.getElementById('waiting-view').hidden = false;
   });
   client.on('joined', () => {
     setState('joined');
+    document.getElementById('waiting-view').hidden = true;
+    view.hidden = false;
     $('#status').textContent = 'Connecting media…';
+    chat.setEntries(client.chat, client.me.id);
+    renderQuestions();
+    grid.layout();
+    if (opts.shareScreen && client.onStage) presentRightAway();
   });
-  client.on('participants', refresh);
-  client.on('tracks', refresh);
-  client.on('local', (stream) => {
-    // null after a demotion to the audience: the tile falls back to initials.
-    streams.set(client.me.id, stream ?? new MediaStream());
-    refresh();
+  for (const event of ['participants', 'tracks', 'stream', 'hands', 'lobby', 'locked', 'forwarded', 'speaker', 'pinned']) {
+    client.on(event, refresh);
+  }
+  client.on('local', refresh);
+  client.on('lobby', () => {
+    if (client.isHost && client.lobby.length) {
+      toast(`${client.lobby.map((w) => w.name).join(', ')} ${client.lobby.length === 1 ? 'is' : 'are'} waiting to join`);
+    }
   });
-  client.on('stream', ({ participant, stream }) => {
-    streams.set(participant, stream);
-    refresh();
+  client.on('chat', (entry) => {
+    chat.add(entry, client.me.id);
+    if (entry.from !== client.me.id) panel.chatArrived();
+  });
+  client.on('questions', renderQuestions);
+  client.on('talk_error', ({ kind, message }) => (kind === 'question' ? qna : chat).showError(message));
+  client.on('notice', (notice) => {
+    const text = NOTICES[notice.code];
+    if (text) toast(typeof text === 'function' ? text(notice) : text);
   });
   client.on('connection', (state) => {
     const text = { connected: '', connecting: 'Connecting media…', disconnected: 'Media interrupted…' };
@@ -77,17 +187,29 @@ export function startMeeting(view, banner, { room, name, role, token }) {
     if (state === 'failed') banner.show('Lost the media connection to the server', rejoin);
   });
   client.on('error', ({ code, message, fatal }) => {
+    if (code === 'wrong_password') {
+      setState('password');
+      view.hidden = true;
+      document.getElementById('waiting-view').hidden = true;
+      askForPassword(document.getElementById('password-view'), opts.room, { tried: Boolean(opts.password) });
+      return;
+    }
+    if (!fatal && QUIET_ERRORS.has(code)) {
+      console.warn(`confab: the server refused a message (${code}): ${message}`);
+      return;
+    }
     banner.show(message, fatal ? (code in remedy ? remedy[code] : rejoin) : null);
     if (fatal) setState('error');
   });
   client.on('closed', (reason) => {
     if (reason === 'left') {
       view.hidden = true;
+      document.getElementById('waiting-view').hidden = true;
       document.getElementById('left-view').hidden = false;
       setState('left');
     } else {
       view.dataset.ended = 'true';
-      if (document.body.dataset.state !== 'error') setState('ended');
+      if (!['error', 'password'].includes(document.body.dataset.state)) setState('ended');
     }
   });
 
@@ -97,45 +219,49 @@ export function startMeeting(view, banner, { room, name, role, token }) {
   client.connect();
   return client;
 
-  function setupControls() {
-    const mic = $('#mic');
-    const cam = $('#cam');
-    mic.addEventListener('click', () => client.setMuted('microphone', !client.muted.microphone));
-    cam.addEventListener('click', () => client.setMuted('camera', !client.muted.camera));
-    $('#leave').innerHTML = `${icon('leave')}<span>Leave</span>`;
-    $('#leave').addEventListener('click', () => client.leave());
-    const roster = $('#roster');
-    const toggle = $('#people-toggle');
-    const showRoster = (show) => {
-      roster.hidden = !show;
-      toggle.setAttribute('aria-pressed', String(show));
-      grid.layout();
-    };
-    toggle.innerHTML = icon('people', 'participants');
-    toggle.addEventListener('click', () => showRoster(roster.hidden));
-    // On a phone the list would cover the videos, so there it starts closed.
-    showRoster(!matchMedia('(max-width: 760px)').matches);
+  function renderQuestions() {
+    qna.render(client.questions, { votes: client.votes, host: client.isHost, myId: client.me?.id });
+  }
+
+  // For a presentation laptop: share as soon as we are in. Browsers that insist on a click
+  // before showing the screen picker get one big button to click.
+  async function presentRightAway() {
+    opts.shareScreen = false;
+    try {
+      await client.startScreenShare();
+    } catch (err) {
+      const prompt = $('#share-prompt');
+      prompt.innerHTML = `${icon('screen')}<span>Start presenting</span>`;
+      prompt.hidden = false;
+      prompt.addEventListener('click', () => {
+        prompt.hidden = true;
+        controls.toggleScreen();
+      }, { once: true });
+      console.warn('confab: sharing needs a click first', err);
+    }
+    controls.update();
+  }
+
+  function toast(text) {
+    const el = document.getElementById('toast');
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => (el.hidden = true), 5000);
+  }
+
+  function setupStaticButtons() {
+    $('#people-toggle').innerHTML = icon('people', 'participants');
+    $('#chat-toggle').insertAdjacentHTML('afterbegin', icon('chat', 'chat'));
+    $('#qna-toggle').innerHTML = icon('qna', 'questions');
     document.getElementById('rejoin').addEventListener('click', () => location.reload());
+    document.getElementById('waiting-leave').addEventListener('click', () => client.leave());
     soundButton.innerHTML = `${icon('sound')}<span>Enable sound</span>`;
     soundButton.addEventListener('click', async () => {
       soundButton.hidden = true;
-      await grid.playAllAudio();
+      await audio.playAll();
     });
-    updateButtons();
   }
-
-  function updateButtons() {
-    const muted = localMuted();
-    paintToggle($('#mic'), muted.microphone, 'mic', 'micOff', 'microphone');
-    paintToggle($('#cam'), muted.camera, 'cam', 'camOff', 'camera');
-  }
-}
-
-function paintToggle(button, muted, on, off, what) {
-  button.disabled = muted === undefined;
-  button.setAttribute('aria-pressed', String(muted === true));
-  button.title = muted ? `Turn ${what} on` : `Turn ${what} off`;
-  button.innerHTML = icon(muted || muted === undefined ? off : on, button.title);
 }
 
 // Reopens the join form with everything but the refused field filled in.

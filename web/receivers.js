@@ -9,7 +9,7 @@ export class ReceiverPool {
     this.#pc = pc;
   }
 
-  // Brings the transceivers in line with `wanted` (Map trackId → {kind, participant}) and
+  // Brings the transceivers in line with `wanted` (Map trackId → {kind, participant, source}) and
   // returns the ids of participants whose set of receiving tracks changed. Must only run while
   // no offer is in flight, so the directions set here are exactly what the next offer carries.
   sync(wanted) {
@@ -26,6 +26,7 @@ export class ReceiverPool {
         slot.transceiver.direction = 'inactive';
         slot.trackId = null;
         slot.participant = null;
+        slot.source = null;
       }
     }
     for (const [trackId, track] of wanted) {
@@ -39,11 +40,13 @@ export class ReceiverPool {
           transceiver: this.#pc.addTransceiver(track.kind, { direction: 'recvonly' }),
           trackId: null,
           participant: null,
+          source: null,
         };
         this.#slots.push(slot);
       }
       slot.trackId = trackId;
       slot.participant = track.participant;
+      slot.source = track.source;
       touched.add(track.participant);
     }
     return touched;
@@ -73,6 +76,6 @@ export class ReceiverPool {
   of(participant) {
     return this.#slots
       .filter((s) => s.participant === participant)
-      .map((s) => ({ kind: s.kind, trackId: s.trackId, receiver: s.transceiver.receiver }));
+      .map((s) => ({ kind: s.kind, source: s.source, trackId: s.trackId, receiver: s.transceiver.receiver }));
   }
 }

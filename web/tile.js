@@ -1,35 +1,33 @@
-// One participant's tile: their video (or initials when there is none), their sound, their name.
+// One video on the stage: a participant's camera (or their initials when there is no picture)
+// or their shared screen, with their name and what they have muted. Sound plays elsewhere
+// (audio.js): a tile may be on another page of the grid and must still be heard.
 
 import { icon } from './icons.js';
 
 export class Tile {
   #video;
-  #audio = null;
-  #stream = null;
-  #videoTrack = null;
+  #track = null;
   #cameraMuted = false;
+  #forwarded = true;
   #refresh = () => this.#showVideoOrAvatar();
+  trackId = null; // the remote track shown, for reporting its size; null for our own
 
-  // onAudioBlocked: called when the browser refuses to start this tile's sound without a click.
-  constructor(id, { name, local = false, onAudioBlocked = () => {} }) {
-    this.onAudioBlocked = onAudioBlocked;
+  // source: 'camera' or 'screen'. onPin: called with the participant when the pin is clicked.
+  constructor(participant, { source, name, local = false, onPin = null }) {
+    this.participant = participant;
+    this.source = source;
+    this.local = local;
     this.el = document.createElement('figure');
     this.el.className = 'tile';
-    this.el.dataset.participant = String(id);
+    this.el.dataset.participant = String(participant);
+    this.el.dataset.source = source;
     if (local) this.el.dataset.local = 'true';
 
     this.#video = document.createElement('video');
-    // Sound goes through the <audio> element, so the video may always autoplay muted.
     this.#video.muted = true;
     this.#video.autoplay = true;
     this.#video.playsInline = true;
     this.el.append(this.#video);
-
-    if (!local) {
-      this.#audio = document.createElement('audio');
-      this.#audio.autoplay = true;
-      this.el.append(this.#audio);
-    }
 
     this.avatar = document.createElement('div');
     this.avatar.className = 'avatar';
@@ -39,62 +37,93 @@ export class Tile {
     caption.className = 'label';
     caption.innerHTML =
       `<span class="mic-off" hidden>${icon('micOff', 'microphone muted')}</span>` +
+      (source === 'screen' ? `<span class="screen-mark">${icon('screen', 'screen')}</span>` : '') +
       '<span class="name"></span>' +
       (local ? '<span class="you">you</span>' : '');
     this.el.append(caption);
+
+    if (onPin && !local) {
+      this.pinButton = document.createElement('button');
+      this.pinButton.type = 'button';
+      this.pinButton.className = 'pin';
+      this.pinButton.setAttribute('aria-pressed', 'false');
+      this.pinButton.innerHTML = icon('pin', 'pin');
+      this.pinButton.addEventListener('click', () => onPin(participant));
+      this.el.append(this.pinButton);
+    }
     this.setName(name);
     this.#showVideoOrAvatar();
   }
 
   setName(name) {
-    this.el.querySelector('.name').textContent = name;
+    this.name = name;
+    const label = this.source === 'screen' ? `${name}’s screen` : name;
+    this.el.querySelector('.name').textContent = label;
     this.avatar.textContent = initials(name);
+    this.pinButton?.setAttribute('title', `Keep ${name} in view`);
   }
 
-  setStream(stream) {
-    if (stream === this.#stream) return;
-    this.#stream = stream;
-    // Elements are only re-pointed when their own tracks changed, so an unrelated change
-    // (say, their microphone going away) does not make the picture flicker.
-    const videoTrack = stream.getVideoTracks()[0] ?? null;
-    if (videoTrack !== this.#videoTrack) {
-      this.#videoTrack?.removeEventListener('mute', this.#refresh);
-      this.#videoTrack?.removeEventListener('unmute', this.#refresh);
-      this.#videoTrack = videoTrack;
-      // A received track stays muted until packets arrive; until then the initials look better than black.
-      videoTrack?.addEventListener('mute', this.#refresh);
-      videoTrack?.addEventListener('unmute', this.#refresh);
-      this.#video.srcObject = videoTrack ? new MediaStream([videoTrack]) : null;
-      if (videoTrack) this.#video.play().catch(() => {});
-    }
-    if (this.#audio) {
-      const audioTracks = stream.getAudioTracks();
-      const playing = this.#audio.srcObject?.getAudioTracks() ?? [];
-      if (audioTracks.length !== playing.length || audioTracks.some((t, i) => t !== playing[i])) {
-        this.#audio.srcObject = audioTracks.length ? new MediaStream(audioTracks) : null;
-        this.playAudio();
-      }
-    }
+  setVideo(track, trackId = null) {
+    this.trackId = trackId;
+    if (track === this.#track) return;
+    this.#track?.removeEventListener('mute', this.#refresh);
+    this.#track?.removeEventListener('unmute', this.#refresh);
+    this.#track = track;
+    // A received track stays muted until packets arrive; until then the initials look better than black.
+    track?.addEventListener('mute', this.#refresh);
+    track?.addEventListener('unmute', this.#refresh);
+    this.#video.srcObject = track ? new MediaStream([track]) : null;
+    if (track) this.#video.play().catch(() => {});
     this.#showVideoOrAvatar();
   }
 
-  playAudio() {
-    if (!this.#audio?.srcObject) return Promise.resolve();
-    return this.#audio.play().catch((err) => {
-      if (err.name === 'NotAllowedError') this.onAudioBlocked();
-    });
-  }
-
-  // muted: {microphone, camera}, each true/false when published, undefined when not.
+  // muted: source → true/false when published, undefined when not.
   setMuted({ microphone, camera }) {
-    this.el.querySelector('.mic-off').hidden = microphone !== true;
-    this.#cameraMuted = camera === true;
+    this.el.querySelector('.mic-off').hidden = this.source !== 'camera' || microphone !== true;
+    this.#cameraMuted = this.source === 'camera' && camera === true;
     this.#showVideoOrAvatar();
+  }
+
+  // Whether the server sends us this video now (last-N may leave it out).
+  setForwarded(forwarded) {
+    this.#forwarded = forwarded;
+    this.#showVideoOrAvatar();
+  }
+
+  setSpeaking(speaking) {
+    if (speaking) this.el.dataset.speaking = 'true';
+    else delete this.el.dataset.speaking;
+  }
+
+  setPinned(pinned) {
+    this.pinButton?.setAttribute('aria-pressed', String(pinned));
+  }
+
+  // Where the layout puts it; null hides it (another page of the grid).
+  place(rect) {
+    this.el.hidden = !rect;
+    if (!rect) return;
+    Object.assign(this.el.style, {
+      left: `${rect.x}px`,
+      top: `${rect.y}px`,
+      width: `${rect.w}px`,
+      height: `${rect.h}px`,
+    });
+    this.el.dataset.size = rect.big ? 'large' : 'small';
+  }
+
+  // Height of the picture on screen in device pixels, 0 when nothing of it is seen: what the
+  // server needs to pick a simulcast layer.
+  renderedHeight() {
+    if (this.el.hidden || this.#cameraMuted) return 0;
+    return Math.round(this.el.getBoundingClientRect().height * devicePixelRatio);
   }
 
   #showVideoOrAvatar() {
-    const live = this.#videoTrack && this.#videoTrack.readyState === 'live' && !this.#videoTrack.muted;
-    this.el.dataset.video = live && !this.#cameraMuted ? 'on' : 'off';
+    const live = this.#track && this.#track.readyState === 'live' && !this.#track.muted;
+    const on = live && !this.#cameraMuted && this.#forwarded;
+    this.el.dataset.video = on ? 'on' : 'off';
+    if (!this.local) this.el.dataset.forwarded = String(this.#forwarded);
   }
 }
 

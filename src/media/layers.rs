@@ -158,7 +158,11 @@ impl Room {
                 t.announced = Some(active.clone());
                 msgs.push((
                     t.info.participant,
-                    ServerMsg::PublishLayers { track: *id, active },
+                    ServerMsg::PublishLayers {
+                        track: *id,
+                        source: t.info.source,
+                        active,
+                    },
                 ));
             }
         }

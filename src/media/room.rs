@@ -229,6 +229,15 @@ impl Room {
                 hands: welcome.hands,
             },
         ));
+        if let Some(speaker) = self.speaker.dominant() {
+            // A newcomer learns who is talking now, not only at the next change.
+            self.out.push_back(Output::Signal(
+                id,
+                ServerMsg::ActiveSpeaker {
+                    participant: speaker,
+                },
+            ));
+        }
         Ok(())
     }
 

@@ -26,13 +26,26 @@ export function launchBrowser() {
 }
 
 // A person: their own context (cookies, permissions, fake devices), one page, and what the
-// page logged, kept to explain a failure.
-export async function openPerson(browser, url, label) {
-  const context = await browser.newContext({
-    permissions: ['camera', 'microphone'],
-    viewport: { width: 1280, height: 800 },
-  });
+// page logged, kept to explain a failure. The page counts its camera/microphone requests in
+// `window.__mediaRequests`, so a test can tell that the audience was never asked.
+// options: viewport, deviceScaleFactor, devices: false for a machine without camera or
+// microphone (a cheap extra person on stage: a tile, but nothing to encode).
+export async function openPerson(browser, url, label, { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true } = {}) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport, deviceScaleFactor });
+  await context.addInitScript((devices) => {
+    window.__mediaRequests = 0;
+    const md = navigator.mediaDevices;
+    if (!md?.getUserMedia) return;
+    const original = md.getUserMedia.bind(md);
+    md.getUserMedia = (constraints) => {
+      window.__mediaRequests += 1;
+      if (!devices) return Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+      return original(constraints);
+    };
+  }, devices);
   const page = await context.newPage();
+  // Playwright's own waits (clicks, fills) get the same bound as ours, not its 30 s default.
+  page.setDefaultTimeout(10_000);
   const logs = [];
   const keep = (line) => {
     logs.push(`[${label}] ${line}`);
@@ -67,13 +80,12 @@ export async function waitFor(what, probe, accept = Boolean, { timeoutMs = 10_00
   }
 }
 
-export const joined = (person, timeoutMs = 15_000) =>
-  waitFor(
-    `${person.label} to join`,
-    () => person.page.evaluate(() => document.body.dataset.state),
-    (s) => s === 'joined',
-    { timeoutMs },
-  );
+export const viewState = (person) => person.page.evaluate(() => document.body.dataset.state);
+
+export const inState = (person, state, timeoutMs = 15_000) =>
+  waitFor(`${person.label} to be ${state}`, () => viewState(person), (s) => s === state, { timeoutMs });
+
+export const joined = (person, timeoutMs = 15_000) => inState(person, 'joined', timeoutMs);
 
 export const myId = (person) => person.page.evaluate(() => window.confab.client.me.id);
 
@@ -90,26 +102,53 @@ export const inboundStats = (person) =>
     return out;
   });
 
-// framesDecoded by ssrc on the video receiver that carries `participantId`, or null if none.
-export const videoFramesFrom = (person, participantId) =>
-  person.page.evaluate(async (id) => {
-    const r = window.confab.client.receiversOf(id).find((x) => x.kind === 'video');
-    if (!r) return null;
-    const frames = {};
-    (await r.receiver.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp') frames[s.ssrc] = s.framesDecoded ?? 0;
+// Outbound RTP of the person's peer connection: [{kind, rid, packetsSent, bytesSent, frameWidth}].
+export const outboundStats = (person) =>
+  person.page.evaluate(async () => {
+    const pc = window.confab?.client?.pc;
+    if (!pc) return [];
+    const out = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'outbound-rtp') return;
+      out.push({
+        kind: s.kind,
+        rid: s.rid ?? '',
+        packetsSent: s.packetsSent ?? 0,
+        bytesSent: s.bytesSent ?? 0,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+      });
     });
-    return frames;
-  }, participantId);
+    return out;
+  });
 
-// Resolves once `person` decodes new video frames from `participantId` (a receiver that is
-// being reused may still report an earlier sender's totals, so growth is what counts).
-export async function decodesVideoFrom(person, participantId, timeoutMs) {
+// Total packets sent on every outbound stream of `kind` (audio or video).
+export const packetsSent = async (person, kind) =>
+  (await outboundStats(person)).filter((s) => s.kind === kind).reduce((n, s) => n + s.packetsSent, 0);
+
+// framesDecoded by ssrc on the video receiver that carries `participantId`, or null if none.
+export const videoFramesFrom = (person, participantId, source = 'camera') =>
+  person.page.evaluate(
+    async ([id, source]) => {
+      const r = window.confab.client.receiversOf(id).find((x) => x.kind === 'video' && x.source === source);
+      if (!r) return null;
+      const frames = {};
+      (await r.receiver.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp') frames[s.ssrc] = s.framesDecoded ?? 0;
+      });
+      return frames;
+    },
+    [participantId, source],
+  );
+
+// Resolves once `person` decodes new video frames of `source` from `participantId` (a receiver
+// that is being reused may still report an earlier sender's totals, so growth is what counts).
+export async function decodesVideoFrom(person, participantId, timeoutMs, source = 'camera') {
   let previous = {};
   return waitFor(
-    `${person.label} to decode video from participant ${participantId}`,
+    `${person.label} to decode ${source} video from participant ${participantId}`,
     async () => {
-      const now = await videoFramesFrom(person, participantId);
+      const now = await videoFramesFrom(person, participantId, source);
       const grew = now && Object.entries(now).some(([ssrc, n]) => n > 0 && n > (previous[ssrc] ?? Infinity));
       previous = now ?? {};
       return { grew, now };
@@ -119,9 +158,17 @@ export async function decodesVideoFrom(person, participantId, timeoutMs) {
   );
 }
 
-export const tileIds = (person) =>
-  person.page.evaluate(() => [...document.querySelectorAll('#grid [data-participant]')].map((e) => Number(e.dataset.participant)));
+// The sources `person` receives from `participantId`, e.g. ['camera', 'microphone'].
+export const receivedSources = (person, participantId) =>
+  person.page.evaluate((id) => window.confab.client.receiversOf(id).map((r) => r.source).sort(), participantId);
 
+// Participants with a camera tile on the stage (shown or on another page).
+export const tileIds = (person) =>
+  person.page.evaluate(() =>
+    [...document.querySelectorAll('#grid .tile[data-source="camera"]')].map((e) => Number(e.dataset.participant)),
+  );
+
+// Everyone in the people panel, on stage and in the audience.
 export const rosterNames = (person) =>
   person.page.evaluate(() => [...document.querySelectorAll('#people [data-participant] .name')].map((e) => e.textContent));
 

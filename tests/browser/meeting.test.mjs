@@ -1,11 +1,10 @@
 // A meeting as people have it: three browsers in one room, someone leaving, someone reloading,
 // and the errors a person must be able to read. Run with `node --test` in this folder.
 
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
+import { useWorld } from './harness.mjs';
 import {
-  launchBrowser,
   openPerson,
   waitFor,
   joined,
@@ -20,39 +19,12 @@ import {
 const MEDIA_DEADLINE_MS = 30_000;
 const LEAVE_DEADLINE_MS = 10_000;
 
-let server;
-let browser;
-const people = new Map(); // label → person
+const world = useWorld();
+const { people } = world;
+const scenario = world.scenario;
 const room = `standup-${process.pid}`;
 
-before(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-// Runs a test body; on failure the error also carries what the pages and the server said.
-function scenario(name, body) {
-  test(name, async () => {
-    try {
-      await body();
-    } catch (err) {
-      const pageLogs = [...people.values()].flatMap((p) => p.logs.slice(-40)).join('\n');
-      err.message += `\n--- page logs ---\n${pageLogs}\n--- server output (tail) ---\n${server?.log().slice(-6000)}`;
-      throw err;
-    }
-  });
-}
-
-async function join(label) {
-  const person = await openPerson(browser, `${server.url}/?room=${room}&name=${label}`, label);
-  people.set(label, person);
-  await joined(person);
-  return person;
-}
+const join = (label) => world.open(label, `room=${room}&name=${label}`);
 
 const receivesEveryone = (others) => (stats) =>
   stats.filter((s) => s.kind === 'video' && s.framesDecoded > 0).length >= others &&
@@ -145,7 +117,7 @@ scenario('a reloaded page rejoins and is seen again', async () => {
 });
 
 scenario('the join form leads into the room', async () => {
-  const dee = await openPerson(browser, `${server.url}/`, 'Dee');
+  const dee = await openPerson(world.browser, `${world.server.url}/`, 'Dee');
   people.set('Dee', dee);
   await dee.page.fill('input[name=room]', room);
   await dee.page.fill('input[name=name]', 'Dee');
@@ -174,7 +146,7 @@ scenario('the leave button ends the meeting for that person only', async () => {
 });
 
 scenario('an invalid room name shows an error', async () => {
-  const eve = await openPerson(browser, `${server.url}/?room=bad%20room&name=Eve`, 'Eve');
+  const eve = await openPerson(world.browser, `${world.server.url}/?room=bad%20room&name=Eve`, 'Eve');
   people.set('Eve', eve);
   const banner = await waitFor('the error banner', () => errorBanner(eve), (b) => b.visible, { timeoutMs: 10_000 });
   assert.match(banner.text, /room/i);
@@ -186,7 +158,7 @@ scenario('an invalid room name shows an error', async () => {
 scenario('a server that goes away is reported', async () => {
   const doomed = await startServer();
   try {
-    const zoe = await openPerson(browser, `${doomed.url}/?room=${room}&name=Zoe`, 'Zoe');
+    const zoe = await openPerson(world.browser, `${doomed.url}/?room=${room}&name=Zoe`, 'Zoe');
     people.set('Zoe', zoe);
     await joined(zoe);
     // Killed, not stopped: a graceful stop says "shutting down", which is not this case.

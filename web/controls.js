@@ -1,0 +1,91 @@
+// The control bar: what I send (microphone, camera, screen), my raised hand, and for hosts the
+// room lock and ending the meeting for everyone.
+
+import { icon } from './icons.js';
+
+export class Controls {
+  #$;
+  #client;
+  #onProblem;
+
+  // onProblem(message): something the user asked for failed (no screen to share, say).
+  constructor(view, client, { onProblem }) {
+    this.#$ = (sel) => view.querySelector(sel);
+    this.#client = client;
+    this.#onProblem = onProblem;
+    const $ = this.#$;
+    $('#mic').addEventListener('click', () => client.setMuted('microphone', !client.muted.microphone));
+    $('#cam').addEventListener('click', () => client.setMuted('camera', !client.muted.camera));
+    $('#screen').addEventListener('click', () => this.toggleScreen());
+    $('#hand').innerHTML = icon('hand', 'raise hand');
+    $('#hand').addEventListener('click', () => client.raiseHand(!this.#handRaised()));
+    $('#lock').addEventListener('click', () => client.lockRoom(!client.locked));
+    $('#leave').innerHTML = `${icon('leave')}<span>Leave</span>`;
+    const menu = $('#leave-menu');
+    $('#leave').addEventListener('click', () => {
+      // A host might mean either; everyone else can only mean leaving.
+      if (client.isHost) menu.hidden = !menu.hidden;
+      else client.leave();
+    });
+    document.addEventListener('click', (ev) => {
+      if (!menu.hidden && !ev.target.closest('.leave-group')) menu.hidden = true;
+    });
+    $('#leave-only').addEventListener('click', () => client.leave());
+    $('#end-all').addEventListener('click', () => {
+      menu.hidden = true;
+      client.endMeeting();
+    });
+    this.update();
+  }
+
+  async toggleScreen() {
+    const client = this.#client;
+    if (client.sharing) return client.stopScreenShare();
+    try {
+      await client.startScreenShare();
+    } catch (err) {
+      // Closing the browser's picker is a choice, not a failure.
+      if (err.name === 'NotAllowedError' || err.name === 'AbortError') return;
+      this.#onProblem(`Could not share the screen: ${err.message || err.name}`);
+    } finally {
+      this.update();
+    }
+  }
+
+  update() {
+    const $ = this.#$;
+    const client = this.#client;
+    const muted = (source) => (client.canPublish(source) ? client.muted[source] : undefined);
+    paintToggle($('#mic'), muted('microphone'), 'mic', 'micOff', 'microphone');
+    paintToggle($('#cam'), muted('camera'), 'cam', 'camOff', 'camera');
+    // The audience has nothing to switch on; greyed-out buttons would only suggest otherwise.
+    $('#mic').hidden = !client.onStage;
+    $('#cam').hidden = !client.onStage;
+    const screen = $('#screen');
+    screen.hidden = !client.onStage;
+    screen.setAttribute('aria-pressed', String(client.sharing));
+    screen.title = client.sharing ? 'Stop sharing your screen' : 'Share your screen';
+    screen.innerHTML = icon(client.sharing ? 'screenOff' : 'screen', screen.title);
+    const hand = $('#hand');
+    hand.hidden = !client.me || client.isHost;
+    hand.setAttribute('aria-pressed', String(this.#handRaised()));
+    hand.title = this.#handRaised() ? 'Lower your hand' : 'Raise your hand';
+    const lock = $('#lock');
+    lock.hidden = !client.isHost;
+    lock.setAttribute('aria-pressed', String(client.locked));
+    lock.title = client.locked ? 'Unlock the room' : 'Lock the room: newcomers wait to be let in';
+    lock.innerHTML = icon(client.locked ? 'lock' : 'unlock', lock.title);
+    if (!client.isHost) $('#leave-menu').hidden = true;
+  }
+
+  #handRaised() {
+    return Boolean(this.#client.me) && this.#client.hands.includes(this.#client.me.id);
+  }
+}
+
+function paintToggle(button, muted, on, off, what) {
+  button.disabled = muted === undefined;
+  button.setAttribute('aria-pressed', String(muted === true));
+  button.title = muted ? `Turn ${what} on` : `Turn ${what} off`;
+  button.innerHTML = icon(muted || muted === undefined ? off : on, button.title);
+}

@@ -1,0 +1,148 @@
+// What this browser sends: one sending transceiver per source (microphone, camera, screen), the
+// camera as three simulcast layers, and the layers switched on and off as the server asks.
+
+// rid → how much smaller and how many bits. The server knows the rids by these names
+// (q = quarter, h = half, f = full size), so they are part of the protocol.
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
+
+// Text on a shared screen must stay legible: one high-bitrate layer that keeps its resolution
+// and gives up frame rate instead when bandwidth runs short.
+const SCREEN_BITRATE = 2_500_000;
+
+export const KIND_OF = { microphone: 'audio', camera: 'video', screen: 'video', screen_audio: 'audio' };
+
+// Transceivers are added in this order so the mids of the usual sources are stable and low.
+const ORDER = ['microphone', 'camera', 'screen', 'screen_audio'];
+
+export class Publisher {
+  #pc;
+  #simulcast;
+  #senders = new Map(); // source → RTCRtpTransceiver, sending now
+  // source → a transceiver left idle by a demotion or a stopped share, reused when that source
+  // comes back so the SDP does not grow. Kept per source because a camera's three simulcast
+  // encodings cannot be turned into a screen's one, or back.
+  #retired = new Map();
+
+  constructor(pc, { simulcast = true } = {}) {
+    this.#pc = pc;
+    this.#simulcast = simulcast;
+  }
+
+  get size() {
+    return this.#senders.size + this.#retired.size;
+  }
+
+  has(source) {
+    return Boolean(this.#senders.get(source)?.sender.track);
+  }
+
+  track(source) {
+    return this.#senders.get(source)?.sender.track ?? null;
+  }
+
+  sources() {
+    return [...this.#senders.keys()];
+  }
+
+  async publish(source, track, stream) {
+    const spare = this.#retired.get(source);
+    if (spare) {
+      this.#retired.delete(source);
+      spare.direction = 'sendonly';
+      await spare.sender.replaceTrack(track);
+      spare.sender.setStreams(stream);
+      this.#senders.set(source, spare);
+      // A paused layer from the previous publication must not stay paused for the new one.
+      await this.#setActive(spare.sender, () => true);
+      return;
+    }
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (source === 'camera' && this.#simulcast) init.sendEncodings = CAMERA_LAYERS.map((l) => ({ ...l }));
+    if (source === 'screen') init.sendEncodings = [{ maxBitrate: SCREEN_BITRATE }];
+    const transceiver = this.#pc.addTransceiver(track, init);
+    this.#senders.set(source, transceiver);
+    if (source === 'screen') {
+      const params = transceiver.sender.getParameters();
+      params.degradationPreference = 'maintain-resolution';
+      await transceiver.sender.setParameters(params).catch((err) => {
+        console.warn('confab: could not prefer resolution for the screen share', err);
+      });
+    }
+  }
+
+  // Stops sending `source`; the next offer says so and the server unpublishes it.
+  unpublish(source) {
+    const transceiver = this.#senders.get(source);
+    if (!transceiver) return null;
+    this.#senders.delete(source);
+    const track = transceiver.sender.track;
+    transceiver.direction = 'inactive';
+    transceiver.sender.replaceTrack(null).catch(() => {});
+    this.#retired.set(source, transceiver);
+    return track;
+  }
+
+  unpublishAll() {
+    return this.sources()
+      .map((s) => this.unpublish(s))
+      .filter(Boolean);
+  }
+
+  // mid → source for each m-line that sends; read after setLocalDescription gave new ones mids.
+  publishMap() {
+    const map = {};
+    for (const source of ORDER) {
+      const t = this.#senders.get(source);
+      if (t?.mid != null && t.sender.track) map[t.mid] = source;
+    }
+    return map;
+  }
+
+  // Changes whenever the next offer would differ from the last one in what it sends.
+  signature() {
+    return [...this.#senders, ...this.#retired].map(([source, t]) => `${source}:${t.mid}:${t.direction}`).join(',');
+  }
+
+  // The server says which layers (by rid) anyone receives; encoding the rest wastes the
+  // sender's CPU and uplink. `[]` pauses the track; `[""]` names the one layer of a track
+  // without simulcast.
+  async setLayers(source, rids) {
+    const transceiver = this.#senders.get(source);
+    if (!transceiver) return;
+    const wanted = new Set(rids);
+    await this.#setActive(transceiver.sender, (encoding) => wanted.has(encoding.rid ?? ''));
+  }
+
+  // The rid of each sending layer of `source`, for deciding which track a layer list is about.
+  rids(source) {
+    const transceiver = this.#senders.get(source);
+    if (!transceiver) return [];
+    return transceiver.sender.getParameters().encodings.map((e) => e.rid ?? '');
+  }
+
+  async #setActive(sender, isActive, retried = false) {
+    const params = sender.getParameters();
+    if (!params.encodings?.length) return;
+    let changed = false;
+    for (const encoding of params.encodings) {
+      const active = isActive(encoding);
+      if (encoding.active !== active) {
+        encoding.active = active;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(params);
+    } catch (err) {
+      // Chrome sometimes drops the transaction getParameters() opened when a negotiation
+      // finishes meanwhile; a fresh read is then accepted.
+      if (err.name === 'InvalidStateError' && !retried) return this.#setActive(sender, isActive, true);
+      console.warn('confab: could not switch simulcast layers', err);
+    }
+  }
+}
