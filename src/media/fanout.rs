@@ -6,9 +6,27 @@ use super::forwarder::{Decision, DropReason, PacketView};
 use super::room::{Room, Work};
 use super::simulcast::{Layer, LayerDecision};
 use crate::protocol::{ParticipantId, TrackId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+
+/// Longest video may wait in a subscriber's pacer queue before new video is skipped.
+const MAX_QUEUE_AGE: Duration = Duration::from_millis(400);
+
+/// A pacer sample older than this says nothing about the queue now.
+const FRESH_SAMPLE: Duration = Duration::from_millis(250);
+
+/// How long the oldest packet has waited in a subscriber's send queue for this m-line, when
+/// str0m sampled it recently.
+fn send_queue_age(rtc: &mut str0m::Rtc, mid: str0m::media::Mid, now: Instant) -> Option<Duration> {
+    let mut api = rtc.direct_api();
+    let info = api.stream_tx_by_mid(mid, None)?.queue_info()?;
+    if now.saturating_duration_since(info.created_at()) > FRESH_SAMPLE {
+        return None;
+    }
+    info.first_unsent()
+        .map(|t| now.saturating_duration_since(t))
+}
 
 impl Room {
     /// Queues a keyframe request for one layer of a track, unless one went out just now.
@@ -142,6 +160,15 @@ impl Room {
                         continue;
                     }
                 }
+            }
+            if video && send_queue_age(&mut s.rtc, out_mid, now).is_some_and(|a| a > MAX_QUEUE_AGE)
+            {
+                // The pacer is already seconds behind for this subscriber (estimate below
+                // demand): adding video only adds delay. Skip it, and resume on a keyframe with
+                // continuous numbering once the queue has drained.
+                sub.forwarder.switch_source();
+                self.count_drop(DropReason::Congested);
+                continue;
             }
             let out_pt = match sub.pt_cache {
                 Some((i, o)) if i == in_pt => Some(o),

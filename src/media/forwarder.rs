@@ -22,6 +22,9 @@ pub enum DropReason {
     Paused,
     /// Another simulcast layer is the one selected for this subscriber.
     LayerMismatch,
+    /// The subscriber's send queue is too far behind (its downlink estimate is below what it
+    /// is sent); video waits for the queue to drain.
+    Congested,
 }
 
 /// What to do with one packet for one subscriber.
