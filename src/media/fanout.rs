@@ -3,12 +3,12 @@
 
 use super::codec::VideoCodec;
 use super::forwarder::{Decision, DropReason, PacketView};
-use super::room::{Room, Work};
+use super::room::{Room, RoomCounters, Work};
 use super::simulcast::{Layer, LayerDecision};
 use crate::protocol::{ParticipantId, TrackId};
 use std::time::{Duration, Instant};
 use str0m::media::KeyframeRequestKind;
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, StreamTx};
 
 /// Longest video may wait in a subscriber's pacer queue before new video is skipped.
 const MAX_QUEUE_AGE: Duration = Duration::from_millis(400);
@@ -16,16 +16,20 @@ const MAX_QUEUE_AGE: Duration = Duration::from_millis(400);
 /// A pacer sample older than this says nothing about the queue now.
 const FRESH_SAMPLE: Duration = Duration::from_millis(250);
 
-/// How long the oldest packet has waited in a subscriber's send queue for this m-line, when
-/// str0m sampled it recently.
-fn send_queue_age(rtc: &mut str0m::Rtc, mid: str0m::media::Mid, now: Instant) -> Option<Duration> {
-    let mut api = rtc.direct_api();
-    let info = api.stream_tx_by_mid(mid, None)?.queue_info()?;
+/// How long the oldest packet has waited in a send stream's queue, when str0m sampled it
+/// recently.
+fn queue_age(tx: &StreamTx, now: Instant) -> Option<Duration> {
+    let info = tx.queue_info()?;
     if now.saturating_duration_since(info.created_at()) > FRESH_SAMPLE {
         return None;
     }
     info.first_unsent()
         .map(|t| now.saturating_duration_since(t))
+}
+
+/// Counts a drop; a free function so the packet loop can count while it holds a participant.
+fn count(counters: &mut RoomCounters, reason: DropReason) {
+    *counters.dropped.entry(reason).or_default() += 1;
 }
 
 impl Room {
@@ -88,10 +92,10 @@ impl Room {
             return;
         };
         let in_pt = pkt.header.payload_type;
-        let Some((codec, clock_rate)) = p.codec_of(in_pt) else {
+        let Some(in_params) = p.params_of(in_pt) else {
             return;
         };
-        let in_params = p.rtc.codec_config().find(|c| c.pt() == in_pt).copied();
+        let (codec, clock_rate) = (in_params.spec().codec, in_params.spec().clock_rate.get());
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
@@ -161,21 +165,10 @@ impl Room {
                     }
                 }
             }
-            if video && send_queue_age(&mut s.rtc, out_mid, now).is_some_and(|a| a > MAX_QUEUE_AGE)
-            {
-                // The pacer is already seconds behind for this subscriber (estimate below
-                // demand): adding video only adds delay. Skip it, and resume on a keyframe with
-                // continuous numbering once the queue has drained.
-                sub.forwarder.switch_source();
-                self.count_drop(DropReason::Congested);
-                continue;
-            }
             let out_pt = match sub.pt_cache {
                 Some((i, o)) if i == in_pt => Some(o),
                 _ => {
-                    let o = in_params
-                        .and_then(|params| s.rtc.codec_config().match_params(params))
-                        .map(|c| c.pt());
+                    let o = s.rtc.codec_config().match_params(in_params).map(|c| c.pt());
                     if let Some(o) = o {
                         sub.pt_cache = Some((in_pt, o));
                     }
@@ -186,27 +179,38 @@ impl Room {
                 self.count_drop(DropReason::NoMatchingCodec);
                 continue;
             };
-            let (seq, time) = match sub.forwarder.decide(&view) {
-                Decision::Forward { seq, time } => (seq, time),
-                Decision::Drop(reason) => {
-                    if reason == DropReason::NotKeyframeYet {
-                        keyframe_for = Some(layer);
-                    }
-                    self.count_drop(reason);
+            {
+                // One send-stream lookup serves the queue check and the write.
+                let mut api = s.rtc.direct_api();
+                let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+                    count(&mut self.counters, DropReason::NoSendStream);
+                    continue;
+                };
+                if video && queue_age(tx, now).is_some_and(|a| a > MAX_QUEUE_AGE) {
+                    // The pacer is already far behind for this subscriber (estimate below
+                    // demand): adding video only adds delay. Skip it, and resume on a keyframe
+                    // with continuous numbering once the queue has drained.
+                    sub.forwarder.switch_source();
+                    count(&mut self.counters, DropReason::Congested);
                     continue;
                 }
-            };
-            let mut api = s.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-                self.count_drop(DropReason::NoSendStream);
-                continue;
-            };
-            tx.write_rtp(
-                RtpWrite::new(pt, seq.into(), time as u32, now, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(ext.clone())
-                    .nackable(video),
-            );
+                let (seq, time) = match sub.forwarder.decide(&view) {
+                    Decision::Forward { seq, time } => (seq, time),
+                    Decision::Drop(reason) => {
+                        if reason == DropReason::NotKeyframeYet {
+                            keyframe_for = Some(layer);
+                        }
+                        count(&mut self.counters, reason);
+                        continue;
+                    }
+                };
+                tx.write_rtp(
+                    RtpWrite::new(pt, seq.into(), time as u32, now, pkt.payload.clone())
+                        .marker(pkt.header.marker)
+                        .ext_vals(ext.clone())
+                        .nackable(video),
+                );
+            }
             self.counters.rtp_forwarded += 1;
             self.drain(sid);
         }
@@ -233,6 +237,6 @@ impl Room {
     }
 
     fn count_drop(&mut self, reason: DropReason) {
-        *self.counters.dropped.entry(reason).or_default() += 1;
+        count(&mut self.counters, reason);
     }
 }

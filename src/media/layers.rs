@@ -86,13 +86,7 @@ impl Room {
                 })
                 .min()
                 .unwrap_or(0);
-            let desired: u64 = candidates
-                .iter()
-                .filter_map(|c| {
-                    c.wanted
-                        .map(|w| c.rates[usize::from(w).min(c.rates.len() - 1)])
-                })
-                .sum::<u64>()
+            let desired: u64 = candidates.iter().map(|c| rate_of(c, c.wanted)).sum::<u64>()
                 + audio * AUDIO_RESERVE_BPS;
             let Some(s) = self.participants.get_mut(&sid) else {
                 continue;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 use str0m::bwe::Bitrate;
-use str0m::format::{Codec, FormatParams};
+use str0m::format::{Codec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc, RtcError};
@@ -148,10 +148,8 @@ impl Participant {
         Some(found)
     }
 
-    /// The codec behind one of this peer's payload types.
-    pub fn codec_of(&self, pt: Pt) -> Option<(Codec, u32)> {
-        let params = self.rtc.codec_config().find(|p| p.pt() == pt)?;
-        let spec = params.spec();
-        Some((spec.codec, spec.clock_rate.get()))
+    /// The negotiated parameters behind one of this peer's payload types.
+    pub fn params_of(&self, pt: Pt) -> Option<PayloadParams> {
+        self.rtc.codec_config().find(|p| p.pt() == pt).copied()
     }
 }
