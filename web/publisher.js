@@ -13,6 +13,10 @@ const CAMERA_LAYERS = [
 // and gives up frame rate instead when bandwidth runs short.
 const SCREEN_BITRATE = 2_500_000;
 
+// A layer switch the browser refuses (mid-negotiation) is tried again this often, spaced out.
+const LAYER_ATTEMPTS = 5;
+const LAYER_RETRY_MS = 200;
+
 export const KIND_OF = { microphone: 'audio', camera: 'video', screen: 'video', screen_audio: 'audio' };
 
 // Transceivers are added in this order so the mids of the usual sources are stable and low.
@@ -26,6 +30,8 @@ export class Publisher {
   // comes back so the SDP does not grow. Kept per source because a camera's three simulcast
   // encodings cannot be turned into a screen's one, or back.
   #retired = new Map();
+  #wantedLayers = new Map(); // source → Set of rids the server last asked for
+  #applying = new Map(); // source → the promise of the layer switches queued for it
 
   constructor(pc, { simulcast = true } = {}) {
     this.#pc = pc;
@@ -56,8 +62,11 @@ export class Publisher {
       await spare.sender.replaceTrack(track);
       spare.sender.setStreams(stream);
       this.#senders.set(source, spare);
-      // A paused layer from the previous publication must not stay paused for the new one.
-      await this.#setActive(spare.sender, () => true);
+      // A paused layer from the previous publication must not stay paused for the new one;
+      // the server says afresh what the new track needs.
+      this.#wantedLayers.delete(source);
+      const error = await this.#setActive(spare.sender, () => true);
+      if (error) console.warn('confab: could not resume the layers of a reused sender', error);
       return;
     }
     const init = { direction: 'sendonly', streams: [stream] };
@@ -109,12 +118,29 @@ export class Publisher {
 
   // The server says which layers (by rid) anyone receives; encoding the rest wastes the
   // sender's CPU and uplink. `[]` pauses the track; `[""]` names the one layer of a track
-  // without simulcast.
-  async setLayers(source, rids) {
-    const transceiver = this.#senders.get(source);
-    if (!transceiver) return;
-    const wanted = new Set(rids);
-    await this.#setActive(transceiver.sender, (encoding) => wanted.has(encoding.rid ?? ''));
+  // without simulcast. Requests for one source are applied in order, and the latest one wins:
+  // a burst of changes (everyone minimising at once) must end in the last state asked for.
+  setLayers(source, rids) {
+    this.#wantedLayers.set(source, new Set(rids));
+    const previous = this.#applying.get(source) ?? Promise.resolve();
+    const next = previous.then(() => this.#applyLayers(source));
+    this.#applying.set(source, next);
+    return next;
+  }
+
+  async #applyLayers(source) {
+    for (let attempt = 1; attempt <= LAYER_ATTEMPTS; attempt++) {
+      const transceiver = this.#senders.get(source);
+      const wanted = this.#wantedLayers.get(source);
+      if (!transceiver || !wanted) return;
+      const error = await this.#setActive(transceiver.sender, (encoding) => wanted.has(encoding.rid ?? ''));
+      if (!error) return;
+      if (attempt === LAYER_ATTEMPTS) {
+        console.warn('confab: could not switch simulcast layers', error);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, LAYER_RETRY_MS * attempt));
+    }
   }
 
   // The rid of each sending layer of `source`, for deciding which track a layer list is about.
@@ -124,9 +150,11 @@ export class Publisher {
     return transceiver.sender.getParameters().encodings.map((e) => e.rid ?? '');
   }
 
-  async #setActive(sender, isActive, retried = false) {
+  // Sets each encoding's `active`; resolves to null once the sender reports exactly that, or
+  // to the error that stopped it.
+  async #setActive(sender, isActive) {
     const params = sender.getParameters();
-    if (!params.encodings?.length) return;
+    if (!params.encodings?.length) return null;
     let changed = false;
     for (const encoding of params.encodings) {
       const active = isActive(encoding);
@@ -135,14 +163,15 @@ export class Publisher {
         changed = true;
       }
     }
-    if (!changed) return;
+    if (!changed) return null;
     try {
       await sender.setParameters(params);
     } catch (err) {
-      // Chrome sometimes drops the transaction getParameters() opened when a negotiation
-      // finishes meanwhile; a fresh read is then accepted.
-      if (err.name === 'InvalidStateError' && !retried) return this.#setActive(sender, isActive, true);
-      console.warn('confab: could not switch simulcast layers', err);
+      // Chrome drops the transaction getParameters() opened when a negotiation finishes
+      // meanwhile; the caller tries again with a fresh read.
+      return err;
     }
+    const now = sender.getParameters().encodings ?? [];
+    return now.every((e) => e.active === isActive(e)) ? null : new Error('the sender kept other layers');
   }
 }

@@ -170,6 +170,16 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        // Only tracks that exist: the map is bounded by the room, not by what a client sends.
+        p.video_sizes = sizes
+            .iter()
+            .filter(|(t, _)| {
+                self.tracks
+                    .get(t)
+                    .is_some_and(|t| t.info.kind == Kind::Video)
+            })
+            .map(|(t, h)| (*t, *h))
+            .collect();
         for sub in p.subscriptions.values_mut() {
             if self
                 .tracks

@@ -167,10 +167,12 @@ impl Room {
                     s.pt_cache = None;
                     s.forwarder.switch_source();
                     s.selector = LayerSelector::default();
-                    s.height = u32::MAX;
+                    s.height = p.video_sizes.get(&track).copied().unwrap_or(u32::MAX);
                 }
                 None => {
-                    p.subscriptions.insert(mid, Subscription::new(track));
+                    let height = p.video_sizes.get(&track).copied();
+                    p.subscriptions
+                        .insert(mid, Subscription::new(track, height));
                 }
             }
         }

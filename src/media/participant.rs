@@ -3,7 +3,7 @@
 use super::forwarder::Forwarder;
 use super::simulcast::LayerSelector;
 use crate::protocol::{ParticipantId, ParticipantInfo, TrackId};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 use str0m::bwe::Bitrate;
@@ -33,14 +33,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// A fresh subscription: nothing forwarded until allocation picks a layer.
-    pub fn new(track: TrackId) -> Self {
+    /// A fresh subscription: nothing forwarded until allocation picks a layer. `height` is
+    /// what the subscriber last reported for the track, if it did.
+    pub fn new(track: TrackId, height: Option<u32>) -> Self {
         Subscription {
             track,
             forwarder: Forwarder::new(),
             pt_cache: None,
             selector: LayerSelector::default(),
-            height: u32::MAX,
+            height: height.unwrap_or(u32::MAX),
         }
     }
 }
@@ -65,6 +66,10 @@ pub struct Participant {
     pub pinned: Option<ParticipantId>,
     /// The video tracks it was last told are forwarded.
     pub forwarded: Vec<TrackId>,
+    /// The rendered heights it last reported, by track. Kept apart from the subscriptions so
+    /// an m-line re-assigned by a renegotiation starts from what the client already said
+    /// (clients only report when their layout changes).
+    pub video_sizes: BTreeMap<TrackId, u32>,
     /// When its `Rtc` wants time next.
     pub next_timeout: Instant,
     /// Since when ICE has been disconnected, if it is.
@@ -129,6 +134,7 @@ impl Participant {
             bwe: None,
             pinned: None,
             forwarded: vec![],
+            video_sizes: BTreeMap::new(),
             next_timeout: now,
             disconnected_since: None,
             connected: false,

@@ -68,9 +68,22 @@ world.scenario('the presenter’s camera goes out as three simulcast layers', as
     async () => {
       const video = (await outboundStats(pub)).filter((s) => s.kind === 'video');
       const now = Object.fromEntries(video.map((s) => [s.rid, s]));
+      // Whether the server asked for each layer (it pauses what no viewer receives).
+      const active = await pub.page.evaluate(() =>
+        window.confab.client.pc
+          .getSenders()
+          .find((s) => s.track?.kind === 'video')
+          ?.getParameters()
+          .encodings.map((e) => `${e.rid}:${e.active}`),
+      );
       const flowing = ['q', 'h', 'f'].filter((rid) => now[rid] && now[rid].bytesSent > (before[rid]?.bytesSent ?? Infinity));
       before = now;
-      return { flowing, widths: Object.fromEntries(video.map((s) => [s.rid, s.frameWidth])) };
+      return {
+        flowing,
+        widths: Object.fromEntries(video.map((s) => [s.rid, s.frameWidth])),
+        limitation: Object.fromEntries(video.map((s) => [s.rid, s.limitation])),
+        active,
+      };
     },
     (r) => r.flowing.length === 3,
     { timeoutMs: LAYER_DEADLINE_MS, intervalMs: 1000 },

@@ -117,6 +117,8 @@ export const outboundStats = (person) =>
         bytesSent: s.bytesSent ?? 0,
         frameWidth: s.frameWidth ?? 0,
         frameHeight: s.frameHeight ?? 0,
+        // Why the encoder sends less than asked (cpu, bandwidth), for a failure to explain.
+        limitation: s.qualityLimitationReason ?? '',
       });
     });
     return out;

@@ -5,6 +5,8 @@ import { test, before, after } from 'node:test';
 import { startServer } from './server.mjs';
 import { launchBrowser, openPerson, joined } from './browser.mjs';
 
+const SDP_LINE = /"type":"(offer|answer)"/;
+
 // serverArgs: extra command-line arguments for confab (e.g. an auth secret).
 export function useWorld({ serverArgs = [] } = {}) {
   const world = {
@@ -31,7 +33,10 @@ export function useWorld({ serverArgs = [] } = {}) {
         try {
           await body();
         } catch (err) {
-          const pageLogs = [...world.people.values()].flatMap((p) => p.logs.slice(-40)).join('\n');
+          // SDP is long and rarely the story: leave it out so the messages around it fit.
+          const pageLogs = [...world.people.values()]
+            .flatMap((p) => p.logs.filter((l) => !SDP_LINE.test(l)).slice(-40))
+            .join('\n');
           err.message += `\n--- page logs ---\n${pageLogs}\n--- server output (tail) ---\n${world.server?.log().slice(-6000)}`;
           throw err;
         }
