@@ -24,6 +24,6 @@ COPY --from=build /src/target/release/confab /usr/local/bin/confab
 USER confab
 ENV CONFAB_LISTEN=0.0.0.0:8080 \
     CONFAB_UDP_PORT=10000
-EXPOSE 8080/tcp 10000/udp
+EXPOSE 8080/tcp 10000/udp 10000/tcp
 HEALTHCHECK --interval=30s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["/usr/local/bin/confab"]

@@ -54,6 +54,10 @@ pub struct Settings {
     /// want without pacing [default: true]
     #[arg(long, env = "CONFAB_BANDWIDTH_ESTIMATION", action = clap::ArgAction::Set)]
     pub bandwidth_estimation: Option<bool>,
+    /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
+    /// UDP; browsers use it only when UDP fails [default: true]
+    #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
+    pub ice_tcp: Option<bool>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -83,6 +87,8 @@ pub struct Config {
     pub udp_port: u16,
     /// IP announced in ICE candidates instead of the bound one.
     pub public_ip: Option<IpAddr>,
+    /// Whether media is also accepted over TCP (ICE-TCP) on the UDP port's number.
+    pub ice_tcp: bool,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -103,6 +109,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             udp_port: 10000,
             public_ip: None,
+            ice_tcp: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -167,6 +174,7 @@ impl Settings {
             listen: self.listen.or(file.listen).unwrap_or(d.listen),
             udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
             public_ip: self.public_ip.or(file.public_ip),
+            ice_tcp: self.ice_tcp.or(file.ice_tcp).unwrap_or(d.ice_tcp),
             tls,
             room: RoomConfig {
                 max_participants: self

@@ -6,7 +6,8 @@
 //! ## Two planes
 //! ```text
 //!  browser ──WS (JSON)──► server::session ──RoomMsg──► room task ──► media::Room (sans-IO)
-//!  browser ──UDP (ICE/DTLS/SRTP)──► server::udp (ONE port) ──Datagram──► room task ──┘
+//!  browser ──UDP (ICE/DTLS/SRTP)──► server::udp (ONE port) ──Datagram──► room task ──┤
+//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► server::tcp ──TcpFrame──┘
 //!                                          ◄── media::Output::{Transmit, Signal, Timeout}
 //! ```
 //! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks. A
@@ -36,7 +37,14 @@
 //! | [`conference`] | admission (mode, password, lock, lobby, bans), roles, moderation, hands |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
 //! | [`conference::roles`] | role → permissions table |
-//! | [`media::room`] | membership, publications, subscriptions, the packet path |
+//! | [`media::room`] | membership, publications, the drain/pump loop, timeouts |
+//! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
+//! | `media::fanout` | the per-packet path: one incoming RTP packet to every subscriber |
+//! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
+//! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
+//! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
+//! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
+//! | [`media::track`] | a published track, its layers and their measured rates |
 //! | [`media::participant`] | one peer's `Rtc` and its mid ↔ track maps |
 //! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track) |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
@@ -44,6 +52,8 @@
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
 //! | [`server::udp`] | the one UDP port and its demux |
+//! | [`server::tcp`] | ICE-TCP fallback on the same port number: framing, routing by ufrag |
+//! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
 //! | [`server::rooms`] | room name → task; open on first join, close when empty |
 //! | [`server::session`] | one WebSocket session, validation, rate limit, idle reaping |

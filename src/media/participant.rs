@@ -1,6 +1,7 @@
 //! One peer inside a room: its str0m `Rtc`, its published tracks and its subscriptions.
 
 use super::forwarder::Forwarder;
+use super::room::RoomConfig;
 use super::simulcast::LayerSelector;
 use crate::protocol::{ParticipantId, ParticipantInfo, TrackId};
 use std::collections::{BTreeMap, HashMap};
@@ -9,6 +10,7 @@ use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::format::{Codec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, Mid, Pt, Rid};
+use str0m::net::TcpType;
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc, RtcError};
 
@@ -85,7 +87,7 @@ impl Participant {
     pub fn new(
         info: ParticipantInfo,
         candidates: &[SocketAddr],
-        bwe: bool,
+        room: &RoomConfig,
         now: Instant,
     ) -> Result<Self, RtcError> {
         let config = Rtc::builder()
@@ -99,7 +101,7 @@ impl Participant {
             .set_send_buffer_video(150);
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
-        let mut config = if bwe {
+        let mut config = if room.bwe {
             config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
         } else {
             config
@@ -122,6 +124,16 @@ impl Participant {
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
             rtc.add_local_candidate(candidate);
+            if room.ice_tcp {
+                // Passive: the browser connects; its ICE ranks this below UDP, so it is only
+                // used where UDP does not get through.
+                let tcp = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(TcpType::Passive)
+                    .build()?;
+                rtc.add_local_candidate(tcp);
+            }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         Ok(Participant {

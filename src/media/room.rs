@@ -42,6 +42,9 @@ pub struct RoomConfig {
     /// Estimate each subscriber's downlink (TWCC) and allocate layers within it; off, every
     /// subscriber gets what its tiles want and nothing is paced.
     pub bwe: bool,
+    /// Also announce a passive TCP candidate on each media address (ICE-TCP, for networks
+    /// that block UDP); the shell sets it when it listens there.
+    pub ice_tcp: bool,
 }
 
 impl Default for RoomConfig {
@@ -54,6 +57,7 @@ impl Default for RoomConfig {
             last_n: 25,
             speaker: SpeakerConfig::default(),
             bwe: true,
+            ice_tcp: false,
         }
     }
 }
@@ -197,7 +201,7 @@ impl Room {
             ));
         }
         let id = info.id;
-        let participant = Participant::new(info.clone(), &self.candidates, self.config.bwe, now)
+        let participant = Participant::new(info.clone(), &self.candidates, &self.config, now)
             .map_err(|e| {
                 (
                     ErrorCode::Internal,
@@ -396,11 +400,24 @@ impl Room {
         contents: &[u8],
         now: Instant,
     ) {
+        self.handle_receive(id, Protocol::Udp, source, destination, contents, now);
+    }
+
+    /// A packet that came over `proto`: UDP, or one RFC 4571 frame of an ICE-TCP connection.
+    pub fn handle_receive(
+        &mut self,
+        id: ParticipantId,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
         p.last_heard = now;
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
             return;
         };

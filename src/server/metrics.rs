@@ -24,6 +24,10 @@ pub struct Metrics {
     pub participants: Gauge,
     /// Rooms open now.
     pub rooms: Gauge,
+    /// ICE-TCP connections carrying a participant now.
+    pub tcp_connections: Gauge,
+    /// ICE-TCP connections closed without carrying anyone (over the limit, no valid STUN).
+    pub tcp_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -64,6 +68,17 @@ impl Default for Metrics {
         );
         let rooms = Gauge::default();
         registry.register("rooms", "Rooms open", rooms.clone());
+        let tcp_connections = Gauge::default();
+        registry.register(
+            "ice_tcp_connections",
+            "ICE-TCP connections carrying a participant",
+            tcp_connections.clone(),
+        );
+        let tcp_refused = m(
+            &mut registry,
+            "ice_tcp_refused_connections",
+            "ICE-TCP connections closed without a valid first STUN request",
+        );
         Metrics {
             registry,
             udp_in,
@@ -74,6 +89,8 @@ impl Default for Metrics {
             signalling_errors,
             participants,
             rooms,
+            tcp_connections,
+            tcp_refused,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
+pub mod tcp;
 pub mod tls;
 pub mod udp;
 
@@ -38,6 +39,7 @@ pub struct Shared {
     pub auth: crate::auth::Auth,
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     demux: Vec<mpsc::UnboundedSender<DemuxCmd>>,
+    tcp_routes: tcp::TcpRoutes,
 }
 
 impl Shared {
@@ -92,11 +94,12 @@ pub struct Bound {
         SocketAddr,
         mpsc::UnboundedReceiver<DemuxCmd>,
     )>,
+    tcp_listeners: Vec<(TcpListener, SocketAddr)>,
 }
 
 impl Bound {
     /// Binds the HTTP listener and the UDP media port.
-    pub async fn bind(config: Config) -> Result<Bound, StartError> {
+    pub async fn bind(mut config: Config) -> Result<Bound, StartError> {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -126,6 +129,12 @@ impl Bound {
             };
             sockets.push((announced, Arc::new(socket)));
         }
+        let tcp_listeners = if config.ice_tcp {
+            bind_ice_tcp(&sockets).await
+        } else {
+            vec![]
+        };
+        config.room.ice_tcp = !tcp_listeners.is_empty();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let mut demux = vec![];
         let mut receivers = vec![];
@@ -146,12 +155,14 @@ impl Bound {
             shutdown,
             sockets,
             demux,
+            tcp_routes: Default::default(),
         });
         Ok(Bound {
             shared,
             listener,
             shutdown_tx,
             receivers,
+            tcp_listeners,
         })
     }
 
@@ -182,7 +193,11 @@ impl Bound {
             listener,
             shutdown_tx,
             receivers,
+            tcp_listeners,
         } = self;
+        for (listener, announced) in tcp_listeners {
+            tokio::spawn(tcp::run_listener(listener, announced, Arc::clone(&shared)));
+        }
         for (socket, announced, rx) in receivers {
             tokio::spawn(udp::run_receiver(
                 socket,
@@ -221,6 +236,25 @@ impl Bound {
             }
         }
     }
+}
+
+/// A TCP listener beside each UDP socket, on the same address and port number. ICE-TCP is a
+/// fallback: when a port is taken, the server runs without it rather than not at all.
+async fn bind_ice_tcp(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<(TcpListener, SocketAddr)> {
+    let mut listeners = vec![];
+    for (announced, socket) in sockets {
+        let Ok(local) = socket.local_addr() else {
+            return vec![];
+        };
+        match TcpListener::bind(local).await {
+            Ok(l) => listeners.push((l, *announced)),
+            Err(e) => {
+                tracing::warn!(%local, error = %e, "ICE-TCP disabled: cannot listen on the media port over TCP");
+                return vec![];
+            }
+        }
+    }
+    listeners
 }
 
 /// Every IPv4 address of this machine's interfaces, loopback last; loopback alone if none.

@@ -1,5 +1,6 @@
 //! One tokio task per room: the only owner of its `media::Room`, fed by sessions and the demux.
 
+use super::tcp::{self, Link};
 use super::udp::{DemuxCmd, MAX_BATCH};
 use super::Shared;
 use crate::conference::{Admission, Conference, JoinRequest};
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::sync::mpsc;
 
 /// Messages a room task receives.
@@ -49,6 +50,31 @@ pub enum RoomMsg {
         /// When it arrived.
         at: Instant,
     },
+    /// One frame of an ICE-TCP connection.
+    TcpFrame {
+        /// For whom.
+        id: ParticipantId,
+        /// The connection's remote address.
+        source: SocketAddr,
+        /// The server address it was sent to (as announced).
+        destination: SocketAddr,
+        /// The packet, without its length prefix.
+        contents: Vec<u8>,
+        /// When it arrived.
+        at: Instant,
+    },
+    /// An ICE-TCP connection now carries a participant of this room.
+    TcpLink {
+        /// The connection's remote address.
+        peer: SocketAddr,
+        /// Where its transmits go.
+        link: Link,
+    },
+    /// That connection closed.
+    TcpUnlink {
+        /// The connection's remote address.
+        peer: SocketAddr,
+    },
 }
 
 /// Runs a room until it is empty and no join is queued.
@@ -63,8 +89,16 @@ pub async fn run(
     let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
     let mut forwarded = 0;
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     loop {
-        let deadline = flush(&mut conf, &mut sessions, &shared, &this, &mut batch);
+        let deadline = flush(
+            &mut conf,
+            &mut sessions,
+            &mut links,
+            &shared,
+            &this,
+            &mut batch,
+        );
         let now_forwarded = conf.room.counters().rtp_forwarded;
         shared
             .metrics
@@ -111,6 +145,21 @@ pub async fn run(
             } => conf
                 .room
                 .handle_datagram(id, source, destination, &contents, at),
+            RoomMsg::TcpFrame {
+                id,
+                source,
+                destination,
+                contents,
+                at,
+            } => conf
+                .room
+                .handle_receive(id, Protocol::Tcp, source, destination, &contents, at),
+            RoomMsg::TcpLink { peer, link } => {
+                links.insert(peer, link);
+            }
+            RoomMsg::TcpUnlink { peer } => {
+                links.remove(&peer);
+            }
         }
     }
     for id in sessions.keys() {
@@ -126,6 +175,7 @@ pub async fn run(
 fn flush(
     conf: &mut Conference,
     sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
+    links: &mut HashMap<SocketAddr, Link>,
     shared: &Shared,
     this: &mpsc::Sender<RoomMsg>,
     batch: &mut Vec<Transmit>,
@@ -146,6 +196,14 @@ fn flush(
                 }
                 return t;
             }
+            Output::Transmit(t) if t.proto != Protocol::Udp => {
+                // Gone or backed up: lost, as on a congested path; ICE and RTX recover.
+                if let (Some(link), Some(framed)) =
+                    (links.get(&t.destination), tcp::frame(&t.contents))
+                {
+                    let _ = link.tx.try_send(framed);
+                }
+            }
             Output::Transmit(t) => {
                 batch.push(t);
                 if batch.len() >= MAX_BATCH {
@@ -162,6 +220,8 @@ fn flush(
             Output::RouteUfrag(id, ufrag) => shared.route(ufrag, id, this.clone()),
             Output::Removed(id, _) => {
                 shared.forget_route(id);
+                // Dropping the queue closes the connection.
+                links.retain(|_, l| l.id != id);
                 if sessions.remove(&id).is_some() {
                     shared.metrics.participants.dec();
                 }
@@ -172,6 +232,7 @@ fn flush(
 
 impl Shared {
     fn route(&self, ufrag: String, id: ParticipantId, room: mpsc::Sender<RoomMsg>) {
+        self.add_tcp_route(&ufrag, id, &room);
         for tx in &self.demux {
             let _ = tx.send(DemuxCmd::Route {
                 ufrag: ufrag.clone(),
@@ -182,6 +243,7 @@ impl Shared {
     }
 
     fn forget_route(&self, id: ParticipantId) {
+        self.forget_tcp_route(id);
         for tx in &self.demux {
             let _ = tx.send(DemuxCmd::Forget { id });
         }

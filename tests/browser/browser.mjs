@@ -25,13 +25,36 @@ export function launchBrowser() {
   });
 }
 
+// A network that lets no UDP through (a strict corporate firewall): the server's UDP
+// candidates never reach the browser's ICE agent, so only TCP can connect.
+function blockUdp() {
+  const original = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (description) {
+    if (description?.sdp) {
+      const sdp = description.sdp
+        .split('\r\n')
+        .filter((line) => !/^a=candidate:\S+ \d+ udp /i.test(line))
+        .join('\r\n');
+      description = { type: description.type, sdp };
+    }
+    return original.call(this, description);
+  };
+}
+
 // A person: their own context (cookies, permissions, fake devices), one page, and what the
 // page logged, kept to explain a failure. The page counts its camera/microphone requests in
 // `window.__mediaRequests`, so a test can tell that the audience was never asked.
 // options: viewport, deviceScaleFactor, devices: false for a machine without camera or
-// microphone (a cheap extra person on stage: a tile, but nothing to encode).
-export async function openPerson(browser, url, label, { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true } = {}) {
+// microphone (a cheap extra person on stage: a tile, but nothing to encode), udp: false for a
+// network that blocks UDP.
+export async function openPerson(
+  browser,
+  url,
+  label,
+  { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true, udp = true } = {},
+) {
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport, deviceScaleFactor });
+  if (!udp) await context.addInitScript(blockUdp);
   await context.addInitScript((devices) => {
     window.__mediaRequests = 0;
     const md = navigator.mediaDevices;

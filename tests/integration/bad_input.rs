@@ -167,3 +167,49 @@ async fn shutdown_tells_sessions_and_closes_them() {
     expect_error(&mut ws, "closed").await;
     assert!(next_json(&mut ws).await.is_none(), "socket closed");
 }
+
+#[tokio::test]
+async fn garbage_on_the_ice_tcp_port_is_refused_and_media_still_flows() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let a = Bot::join(bot(&server, "tcpjunk", "A")).await.expect("a");
+    let b = Bot::join(bot(&server, "tcpjunk", "B")).await.expect("b");
+    let mut unknown_ufrag = vec![0, 1, 0, 12, 0x21, 0x12, 0xA4, 0x42];
+    unknown_ufrag.extend_from_slice(&[0; 12]);
+    unknown_ufrag.extend_from_slice(&[0, 6, 0, 8]);
+    unknown_ufrag.extend_from_slice(b"nope:abc");
+    let framed = |p: &[u8]| [&(p.len() as u16).to_be_bytes()[..], p].concat();
+    let openings: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        framed(&[0x80, 0x60, 1, 2, 3]),
+        framed(&unknown_ufrag),
+        framed(&[]),
+        // A length promising more than ever comes.
+        vec![0xff, 0xff, 1, 2, 3],
+    ];
+    for opening in &openings {
+        let mut conn = tokio::net::TcpStream::connect(server.udp)
+            .await
+            .expect("the media port number listens on TCP too");
+        conn.write_all(opening).await.expect("write");
+        conn.shutdown().await.expect("half-close");
+        // The server closes its side: the read ends instead of hanging.
+        let mut rest = vec![];
+        let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "server kept a junk connection open");
+        assert!(rest.is_empty(), "server answered junk with {rest:?}");
+    }
+    assert_eq!(
+        server.metric("confab_ice_tcp_refused_connections_total"),
+        openings.len() as f64
+    );
+    assert_eq!(server.metric("confab_ice_tcp_connections"), 0.0);
+    let before = b.stats().tracks.values().map(|t| t.packets).sum::<u64>();
+    assert!(
+        b.wait_until(Duration::from_secs(10), |s| {
+            s.tracks.values().map(|t| t.packets).sum::<u64>() > before + 50
+        })
+        .await
+    );
+    drop(a);
+}

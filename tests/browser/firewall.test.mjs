@@ -1,0 +1,57 @@
+// A one-to-one call from behind firewalls that let no UDP through: the browsers reach the
+// server's ICE-TCP candidate on the media port number and the call works all the same.
+
+import assert from 'node:assert/strict';
+import { useWorld } from './harness.mjs';
+import { waitFor, inboundStats } from './browser.mjs';
+
+const MEDIA_DEADLINE_MS = 30_000;
+
+const world = useWorld();
+const room = `checkin-${process.pid}`;
+
+// The transport protocol of the candidate pair the page's connection uses, as the page sees it.
+const selectedProtocol = (person) =>
+  person.page.evaluate(async () => {
+    const stats = await window.confab.client.pc.getStats();
+    let pairId = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && stats.get(pairId);
+    return pair ? { local: stats.get(pair.localCandidateId)?.protocol, remote: stats.get(pair.remoteCandidateId)?.protocol } : null;
+  });
+
+world.scenario('with UDP blocked, two people see and hear each other over TCP', async () => {
+  const pair = [];
+  for (const label of ['Dee', 'Eli']) pair.push(await world.open(label, `room=${room}&name=${label}`, { udp: false }));
+
+  await Promise.all(
+    pair.map((p) =>
+      waitFor(
+        `${p.label} to decode the other's video and receive their audio`,
+        () => inboundStats(p),
+        (stats) => stats.some((s) => s.kind === 'video' && s.framesDecoded > 0) && stats.some((s) => s.kind === 'audio' && s.packetsReceived > 0),
+        { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
+      ),
+    ),
+  );
+  for (const p of pair) {
+    assert.deepEqual(await selectedProtocol(p), { local: 'tcp', remote: 'tcp' }, `${p.label} should be connected over TCP`);
+  }
+  // The server agrees: connections carry both (Chrome may open one per local candidate), and
+  // not one datagram reached the UDP port.
+  const metrics = await (await fetch(`${world.server.url}/metrics`)).text();
+  const value = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+  assert.ok(value('confab_ice_tcp_connections') >= 2, metrics);
+  assert.equal(value('confab_udp_in_datagrams_total'), 0);
+});
+
+world.scenario('where UDP gets through, the call uses UDP', async () => {
+  const open = `room=${room}-open`;
+  const pair = [await world.open('Fay', `${open}&name=Fay`), await world.open('Gus', `${open}&name=Gus`)];
+  for (const p of pair) {
+    const protocol = await waitFor(`${p.label} to connect`, () => selectedProtocol(p), Boolean, { timeoutMs: MEDIA_DEADLINE_MS });
+    assert.deepEqual(protocol, { local: 'udp', remote: 'udp' }, `${p.label} should prefer UDP`);
+  }
+});
