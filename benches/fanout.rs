@@ -74,6 +74,7 @@ impl Harness {
             subscribe: true,
             shape: StreamShape::default(),
             ignore_role: false,
+            audio_slots: 0,
         };
         // The core is created once `joined` arrives; until then its signals wait here.
         let mut tracks = None;

@@ -57,6 +57,14 @@
 //! (`publish_layers`) and should pause the rest. The dominant speaker, from the RFC 6464
 //! audio-level extension smoothed over a second, is announced as `active_speaker`.
 //!
+//! # Receiving in large rooms
+//! An m-line per remote track does not scale: a browser's offer with 100 remote cameras and
+//! microphones is ~600 KB. So a browser subscribes video only for the tiles it shows (reusing
+//! idle m-lines), and receives audio on a few `audio_slots`: receive-only audio m-lines the
+//! server fills with the most recently heard voices (every remote microphone, while there are
+//! no more of them than slots). `audio_slots` messages say which track each slot carries;
+//! a slot switches to a new voice within about 100 ms of it being heard.
+//!
 //! # Chat and Q&A
 //! `chat` is broadcast to the room (the last 100 messages come in `joined`); `ask` adds a
 //! question, `vote` toggles your upvote, a host's `mark_answered` closes it; every change sends
@@ -71,6 +79,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+
+/// Most audio slots one subscriber may declare; more are ignored.
+pub const MAX_AUDIO_SLOTS: usize = 16;
 
 /// A participant's id, unique for the life of the server process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -178,6 +189,11 @@ pub enum ClientMsg {
         /// `mid` → remote track for each m-line this client receives on.
         #[serde(default)]
         subscribe: BTreeMap<String, TrackId>,
+        /// Receive-only audio m-lines (by `mid`) the server fills with the most recent voices
+        /// (see [`ServerMsg::AudioSlots`]), so a client in a 300-person room needs a handful
+        /// of audio m-lines instead of 300. At most [`MAX_AUDIO_SLOTS`] are used.
+        #[serde(default)]
+        audio_slots: Vec<String>,
     },
     /// Tell the others that one of your sources is muted or unmuted.
     Mute {
@@ -462,6 +478,12 @@ pub enum ServerMsg {
     Forwarded {
         /// Tracks whose video you receive.
         tracks: Vec<TrackId>,
+    },
+    /// To a subscriber: which remote audio track each of its audio slots carries now
+    /// (`mid` → track; a slot not listed is silent). Sent whenever it changes.
+    AudioSlots {
+        /// `mid` → track.
+        slots: BTreeMap<String, TrackId>,
     },
     /// The answer to your last offer.
     Answer {

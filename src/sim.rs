@@ -101,6 +101,18 @@ impl Sim {
         publish: bool,
         shape: StreamShape,
     ) -> Result<ParticipantId, String> {
+        self.join_with_slots(name, role, publish, shape, 0)
+    }
+
+    /// Like [`join`](Self::join), receiving audio on `audio_slots` server-filled slots.
+    pub fn join_with_slots(
+        &mut self,
+        name: &str,
+        role: Role,
+        publish: bool,
+        shape: StreamShape,
+        audio_slots: usize,
+    ) -> Result<ParticipantId, String> {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
         let info = ParticipantInfo {
@@ -137,6 +149,7 @@ impl Sim {
             shape,
             // The simulator plays hostile clients too: roles are the server's to enforce.
             ignore_role: true,
+            audio_slots,
         };
         let core = ClientCore::new(behaviour, addr, id, role, tracks, self.now)
             .map_err(|e| e.to_string())?;

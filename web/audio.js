@@ -1,10 +1,11 @@
-// Everyone's sound: one <audio> element per received audio track, kept apart from the tiles
-// because a voice must be heard whether or not its tile is on the page being watched.
+// Everyone's sound: one <audio> element per receiving audio slot, kept apart from the tiles
+// because a voice must be heard whether or not its tile is on the page being watched. Keyed
+// by the receiver's track, so a slot passing to another voice keeps playing without a gap.
 
 export class AudioOut {
   #container;
   #onBlocked;
-  #elements = new Map(); // track id → <audio>
+  #elements = new Map(); // receiver's MediaStreamTrack id → <audio>
 
   // onBlocked: the browser refuses to play sound until the user clicks something.
   constructor(container, { onBlocked }) {
@@ -16,24 +17,23 @@ export class AudioOut {
   sync(tracks) {
     const wanted = new Set();
     for (const { trackId, track } of tracks) {
-      wanted.add(trackId);
-      let el = this.#elements.get(trackId);
-      if (el?.srcObject?.getAudioTracks()[0] === track) continue;
+      wanted.add(track.id);
+      let el = this.#elements.get(track.id);
       if (!el) {
         el = document.createElement('audio');
         el.autoplay = true;
-        el.dataset.track = String(trackId);
-        this.#elements.set(trackId, el);
+        el.srcObject = new MediaStream([track]);
+        this.#elements.set(track.id, el);
         this.#container.append(el);
+        this.#play(el);
       }
-      el.srcObject = new MediaStream([track]);
-      this.#play(el);
+      el.dataset.track = String(trackId);
     }
-    for (const [trackId, el] of this.#elements) {
-      if (wanted.has(trackId)) continue;
+    for (const [key, el] of this.#elements) {
+      if (wanted.has(key)) continue;
       el.srcObject = null;
       el.remove();
-      this.#elements.delete(trackId);
+      this.#elements.delete(key);
     }
   }
 

@@ -7,7 +7,7 @@
 // chat, questions, hands, lobby, locked, speaker, pinned, forwarded, talk_error, notice.
 
 import { Emitter } from './emitter.js';
-import { ReceiverPool } from './receivers.js';
+import { ReceiverPool, AUDIO_SLOTS } from './receivers.js';
 import { Publisher, KIND_OF } from './publisher.js';
 import { captureCameraAndMicrophone, captureScreen, stopStream } from './media.js';
 
@@ -79,6 +79,8 @@ export class ConfabClient extends Emitter {
   #lastNegotiated = null; // what the last accepted offer asked for; equal means no offer needed
   #lastPublished = '{}';
   #lastSizes = '';
+  #shownVideo = new Set(); // remote video track ids with a tile on screen: the ones we receive
+  #audioSlots = {}; // mid → trackId, as the server last said
   #lastTalk = null; // {kind, at}: the chat line or question an error may be about
 
   // opts: {url, room, name, role?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
@@ -229,8 +231,16 @@ export class ConfabClient extends Emitter {
 
   // sizes: Map trackId → rendered height in device pixels (0: not visible). Sent only when
   // something changed, so callers may report as often as their layout changes.
-  reportVideoSizes(sizes) {
+  // `shown`: the track ids whose tiles are on the page (even in a hidden tab); only those are
+  // received, so the SDP stays small in a room of hundreds.
+  reportVideoSizes(sizes, shown = null) {
     if (!this.me || this.#ended) return;
+    if (shown) {
+      const now = new Set([...shown].filter((id) => this.tracks.get(id)?.kind === 'video'));
+      const changed = now.size !== this.#shownVideo.size || [...now].some((id) => !this.#shownVideo.has(id));
+      this.#shownVideo = now;
+      if (changed) this.renegotiate();
+    }
     const known = {};
     for (const [id, height] of sizes) {
       if (this.tracks.get(id)?.kind === 'video') known[id] = Math.max(0, Math.round(height));
@@ -333,6 +343,8 @@ export class ConfabClient extends Emitter {
         return;
       }
       this.tracks.set(track.id, track);
+      // A slot may already carry it: the server can name a track before we heard of it.
+      this.#applyAudioSlots();
       this.emit('tracks', track.participant);
       this.renegotiate();
     },
@@ -383,6 +395,10 @@ export class ConfabClient extends Emitter {
       this.emit('forwarded');
     },
     publish_layers: ({ source, active }) => this.#setLayers(source, active),
+    audio_slots: ({ slots }) => {
+      this.#audioSlots = slots ?? {};
+      this.#applyAudioSlots();
+    },
     answer: ({ sdp }) => {
       const pending = this.#pendingAnswer;
       this.#pendingAnswer = null;
@@ -508,6 +524,12 @@ export class ConfabClient extends Emitter {
   }
 
   // The server names which of our sources it means; our own track ids are never announced to us.
+  #applyAudioSlots() {
+    if (!this.#receivers) return;
+    const touched = this.#receivers.assignAudio(this.#audioSlots, (id) => this.tracks.get(id));
+    for (const participant of touched) this.#emitStream(participant);
+  }
+
   #setLayers(source, active) {
     if (!this.#publisher || KIND_OF[source] !== 'video') return;
     this.#publisher.setLayers(source, active);
@@ -548,6 +570,8 @@ export class ConfabClient extends Emitter {
   async #offerOnce() {
     // A demotion may overtake a capture in progress; nothing of ours may go out as audience.
     if (!this.onStage && this.#publisher.sources().length) this.#stopPublishing();
+    const microphones = [...this.tracks.values()].filter((t) => t.kind === 'audio').length;
+    this.#receivers.ensureAudioSlots(Math.min(AUDIO_SLOTS, microphones));
     const touched = this.#receivers.sync(this.#wantedTracks());
     for (const participant of touched) this.#emitStream(participant);
     if (this.#publisher.size === 0 && this.#receivers.size === 0) return;
@@ -560,7 +584,13 @@ export class ConfabClient extends Emitter {
     const signature = this.#signature();
     const publish = this.#publisher.publishMap();
     const answer = this.#awaitAnswer();
-    this.#send({ type: 'offer', sdp: this.pc.localDescription.sdp, publish, subscribe: this.#receivers.subscribeMap() });
+    this.#send({
+      type: 'offer',
+      sdp: this.pc.localDescription.sdp,
+      publish,
+      subscribe: this.#receivers.subscribeMap(),
+      audio_slots: this.#receivers.audioSlotMids(),
+    });
     const sdp = await answer;
     if (this.#ended) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
@@ -576,11 +606,21 @@ export class ConfabClient extends Emitter {
   }
 
   #wantedTracks() {
-    // Everything the others publish is subscribed; what is actually forwarded the server
-    // decides from the sizes we report.
+    // Video for the tiles on screen (the server then decides from the sizes we report what
+    // it forwards, and at which layer); audio comes on the server-filled slots.
     return new Map(
-      [...this.tracks].map(([id, t]) => [id, { kind: t.kind, participant: t.participant, source: t.source }]),
+      [...this.tracks]
+        .filter(([id, t]) => t.kind === 'video' && this.#shownVideo.has(id))
+        .map(([id, t]) => [id, { kind: t.kind, participant: t.participant, source: t.source }]),
     );
+  }
+
+  // The id of the track `participantId` publishes from `source`, received or not.
+  publishedTrack(participantId, source) {
+    for (const [id, t] of this.tracks) {
+      if (t.participant === participantId && t.source === source) return id;
+    }
+    return null;
   }
 
   #awaitAnswer() {

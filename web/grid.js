@@ -114,6 +114,15 @@ export class Grid {
     return sizes;
   }
 
+  // Track ids of the remote videos whose tiles are on the current page (camera muted or not).
+  shownVideos() {
+    const shown = new Set();
+    for (const tile of this.#tiles.values()) {
+      if (tile.trackId !== null && tile.onPage()) shown.add(tile.trackId);
+    }
+    return shown;
+  }
+
   // The tile shown large: a pinned person's screen or camera, else the newest screen share.
   #focusKey() {
     if (this.pinned !== null) {

@@ -31,7 +31,8 @@ export function startMeeting(banner, opts) {
   const soundButton = $('#sound');
   const sizes = new SizeReporter({
     measure: () => grid.videoSizes(),
-    send: (s) => client.reportVideoSizes(s),
+    shown: () => grid.shownVideos(),
+    send: (s, shown) => client.reportVideoSizes(s, shown),
   });
   const grid = new Grid($('#grid'), {
     onPin: (id) => client.pin(client.pinned === id ? null : id),
@@ -110,7 +111,8 @@ export function startMeeting(banner, opts) {
           tile.setVideo(client.localTrack(source));
         } else {
           const media = remote[source];
-          tile.setVideo(media?.track ?? null, media?.trackId ?? null);
+          // A tile off the page has no receiver, but its size (0) still names the track.
+          tile.setVideo(media?.track ?? null, media?.trackId ?? client.publishedTrack(p.id, source));
           tile.setForwarded(!media || client.forwarded === null || client.forwarded.has(media.trackId));
         }
         tile.setMuted(p.muted);

@@ -114,6 +114,10 @@ export class Tile {
 
   // Height of the picture on screen in device pixels, 0 when nothing of it is seen: what the
   // server needs to pick a simulcast layer.
+  onPage() {
+    return !this.el.hidden;
+  }
+
   renderedHeight() {
     if (this.el.hidden || this.#cameraMuted) return 0;
     return Math.round(this.el.getBoundingClientRect().height * devicePixelRatio);

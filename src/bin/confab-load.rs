@@ -61,7 +61,7 @@ struct Cli {
     scenario: ScenarioArg,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum ScenarioArg {
     /// One room, everyone publishes and receives everyone.
     Meeting {
@@ -77,6 +77,19 @@ enum ScenarioArg {
         /// Viewers.
         #[arg(long, default_value_t = 100)]
         viewers: usize,
+    },
+    /// Fill a room with publishing bots that receive nothing and leave after `--duration`
+    /// seconds: a large meeting to try a client in. Measures nothing.
+    Crowd {
+        /// Room to fill.
+        #[arg(long)]
+        room: String,
+        /// Bots.
+        #[arg(long, default_value_t = 30)]
+        size: usize,
+        /// How many of them talk (the others are silent).
+        #[arg(long, default_value_t = 1)]
+        talking: usize,
     },
     /// Many small meetings.
     Rooms {
@@ -101,6 +114,8 @@ impl From<ScenarioArg> for Scenario {
                 viewers,
             },
             ScenarioArg::Rooms { rooms, size } => Scenario::Rooms { rooms, size },
+            // Handled before any scenario runs.
+            ScenarioArg::Crowd { size, .. } => Scenario::Meeting { size },
         }
     }
 }
@@ -150,6 +165,35 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let shape = StreamShape {
+        fps: cli.fps,
+        delta_bytes: cli.delta_bytes,
+        keyframe_bytes: cli.keyframe_bytes,
+        simulcast: cli.simulcast,
+        ..StreamShape::default()
+    };
+    if let ScenarioArg::Crowd {
+        room,
+        size,
+        talking,
+    } = &cli.scenario
+    {
+        let crowd = load::crowd::CrowdConfig {
+            url: cli.url.clone(),
+            room: room.clone(),
+            size: *size,
+            talking: *talking,
+            hold: Duration::from_secs(cli.duration),
+            shape,
+        };
+        return match load::crowd::run(&crowd, !cli.quiet).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("confab-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let scenario: Scenario = cli.scenario.into();
     let mut config = LoadConfig::new(cli.url.clone(), scenario);
     config.server_pid = cli.server_pid;
@@ -159,13 +203,7 @@ async fn main() -> ExitCode {
     config.join_concurrency = cli.concurrency;
     config.decrypting = cli.decrypting;
     config.progress = !cli.quiet;
-    config.shape = StreamShape {
-        fps: cli.fps,
-        delta_bytes: cli.delta_bytes,
-        keyframe_bytes: cli.keyframe_bytes,
-        simulcast: cli.simulcast,
-        ..StreamShape::default()
-    };
+    config.shape = shape;
     // Distinct room names per run, so a run never joins a room a previous one left behind.
     config.room_prefix = format!("load{}", std::process::id());
     let _child = match &cli.spawn {

@@ -47,6 +47,9 @@ pub struct ClientBehaviour {
     pub shape: StreamShape,
     /// Offer to send even when the role forbids it (a hostile client, for tests).
     pub ignore_role: bool,
+    /// Receive audio on this many server-filled slots instead of one m-line per remote
+    /// microphone (0: per-track audio subscriptions), as the web client does.
+    pub audio_slots: usize,
 }
 
 /// A headless WebRTC client without I/O.
@@ -61,6 +64,8 @@ pub struct ClientCore {
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
     subs: HashMap<Mid, (TrackId, bool)>,
+    /// Audio slot m-lines, once added.
+    slots: Vec<Mid>,
     wanted: Vec<TrackInfo>,
     to_stop: Vec<Mid>,
     out: VecDeque<ClientOutput>,
@@ -109,6 +114,7 @@ impl ClientCore {
             audio_mid: None,
             video_mid: None,
             subs: HashMap::new(),
+            slots: vec![],
             wanted: vec![],
             to_stop: vec![],
             out: VecDeque::new(),
@@ -177,6 +183,14 @@ impl ClientCore {
             ServerMsg::PublishLayers { active, .. } => {
                 self.active_rids = Some(active.clone());
             }
+            ServerMsg::AudioSlots { slots } => {
+                for mid in &self.slots {
+                    match slots.get(&mid.to_string()) {
+                        Some(track) => self.subs.insert(*mid, (*track, false)),
+                        None => self.subs.remove(mid),
+                    };
+                }
+            }
             ServerMsg::ParticipantUpdated { participant } if participant.id == self.own_id => {
                 self.role = participant.role;
                 if !self.may_send() {
@@ -190,7 +204,7 @@ impl ClientCore {
                 let gone: Vec<Mid> = self
                     .subs
                     .iter()
-                    .filter(|(_, (t, _))| t == id)
+                    .filter(|(m, (t, _))| t == id && !self.slots.contains(m))
                     .map(|(m, _)| *m)
                     .collect();
                 self.wanted.retain(|t| t.id != *id);
@@ -387,7 +401,17 @@ impl ClientCore {
             self.audio_mid = Some(a);
             self.video_mid = Some(v);
         }
+        if self.slots.is_empty() {
+            for _ in 0..self.behaviour.audio_slots {
+                let mid = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+                self.slots.push(mid);
+            }
+        }
+        let slotted = self.behaviour.audio_slots > 0;
         for t in self.wanted.drain(..) {
+            if slotted && t.kind == Kind::Audio {
+                continue;
+            }
             let kind = match t.kind {
                 Kind::Audio => MediaKind::Audio,
                 Kind::Video => MediaKind::Video,
@@ -421,6 +445,7 @@ impl ClientCore {
             sdp: offer.to_sdp_string(),
             publish,
             subscribe,
+            audio_slots: self.slots.iter().map(|m| m.to_string()).collect(),
         }));
     }
 

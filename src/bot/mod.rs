@@ -45,6 +45,8 @@ pub struct BotConfig {
     pub shape: StreamShape,
     /// Offer to send even when the role forbids it (a hostile client, for tests).
     pub ignore_role: bool,
+    /// Receive audio on this many server-filled slots (0: one m-line per remote microphone).
+    pub audio_slots: usize,
     /// Decrypt received media. When off, received SRTP is only counted from its clear RTP
     /// header (per SSRC, in [`BotStats::undecrypted`]): a load tester's cheap viewer, which
     /// measures loss but not latency and costs a fraction of the CPU.
@@ -66,6 +68,7 @@ impl BotConfig {
             subscribe: true,
             shape: StreamShape::default(),
             ignore_role: false,
+            audio_slots: 0,
             decrypt: true,
         }
     }

@@ -82,6 +82,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
         subscribe: config.subscribe,
         shape: config.shape,
         ignore_role: config.ignore_role,
+        audio_slots: config.audio_slots,
     };
     let mut core = ClientCore::new(behaviour, local, you.id, you.role, tracks, Instant::now())
         .map_err(rtc_err)?;

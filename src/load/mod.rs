@@ -11,6 +11,7 @@
 //! for CPU. Receivers past the first `decrypting` per room therefore only count SRTP from its
 //! clear header (see [`crate::bot::BotConfig::decrypt`]); the report states the tester's CPU.
 
+pub mod crowd;
 mod plan;
 pub mod probe;
 mod report;

@@ -5,6 +5,7 @@
 //! datagrams, signalling and time, and carries out its [`Output`]s.
 
 pub mod allocation;
+mod audio_slots;
 pub mod codec;
 mod fanout;
 pub mod forwarder;

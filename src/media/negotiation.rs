@@ -1,12 +1,10 @@
 //! Negotiation: accepting a client's offer and syncing its publications and subscriptions.
 
-use super::participant::Subscription;
 use super::room::{Output, Room};
 use super::sdp_check;
-use super::simulcast::LayerSelector;
 use super::track::Track;
 use crate::protocol::{ErrorCode, Kind, ParticipantId, ServerMsg, Source, TrackId, TrackInfo};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::{MediaKind, Mid};
@@ -18,6 +16,7 @@ impl Room {
         sdp: &str,
         publish: &BTreeMap<String, Source>,
         subscribe: &BTreeMap<String, TrackId>,
+        audio_slots: &[String],
         now: Instant,
     ) -> Result<(), (ErrorCode, String)> {
         let sending = sdp_check::sending_mids(sdp);
@@ -57,6 +56,11 @@ impl Room {
         self.drain(id);
         let simulcast = sdp_check::simulcast_rids(sdp);
         self.sync_published(id, publish, &sending, &simulcast);
+        let subscribed: BTreeSet<Mid> = subscribe.keys().map(|m| Mid::from(m.as_str())).collect();
+        let slots = self.declared_slots(id, audio_slots, &subscribed);
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.audio_slots = slots;
+        }
         self.sync_subscriptions(id, subscribe, now);
         Ok(())
     }
@@ -157,22 +161,25 @@ impl Room {
                 keep.insert(mid, *track);
             }
         }
-        p.subscriptions.retain(|mid, _| keep.contains_key(mid));
+        // Slots keep their voice across renegotiations; `assign_audio_slots` owns them.
+        let gone: Vec<Mid> = p
+            .subscriptions
+            .keys()
+            .filter(|mid| !keep.contains_key(mid) && !p.audio_slots.contains(mid))
+            .copied()
+            .collect();
+        for mid in gone {
+            p.park(mid);
+        }
+        self.slots_dirty = true;
         self.index_dirty = true;
         for (mid, track) in keep {
             match p.subscriptions.get_mut(&mid) {
                 Some(s) if s.track == track => {}
-                Some(s) => {
-                    s.track = track;
-                    s.pt_cache = None;
-                    s.forwarder.switch_source();
-                    s.selector = LayerSelector::default();
-                    s.height = p.video_sizes.get(&track).copied().unwrap_or(u32::MAX);
-                }
+                Some(s) => s.retarget(track, p.video_sizes.get(&track).copied()),
                 None => {
                     let height = p.video_sizes.get(&track).copied();
-                    p.subscriptions
-                        .insert(mid, Subscription::new(track, height));
+                    p.subscribe(mid, track, height);
                 }
             }
         }

@@ -46,6 +46,16 @@ impl Subscription {
             height: height.unwrap_or(u32::MAX),
         }
     }
+
+    /// The m-line carries another track from now on: its numbering continues, and it starts
+    /// again from a keyframe and a fresh layer choice.
+    pub fn retarget(&mut self, track: TrackId, height: Option<u32>) {
+        self.track = track;
+        self.pt_cache = None;
+        self.forwarder.switch_source();
+        self.selector = LayerSelector::default();
+        self.height = height.unwrap_or(u32::MAX);
+    }
 }
 
 /// One participant's media state.
@@ -72,6 +82,14 @@ pub struct Participant {
     /// an m-line re-assigned by a renegotiation starts from what the client already said
     /// (clients only report when their layout changes).
     pub video_sizes: BTreeMap<TrackId, u32>,
+    /// Forwarding state of m-lines that carry nothing now, so that when one carries a track
+    /// again its numbering continues where it stopped: the browser keeps the m-line's stream
+    /// and would drop packets that seem to go back in time. Bounded by the m-lines of the SDP.
+    pub parked: HashMap<Mid, Forwarder>,
+    /// Receive-only audio m-lines the server fills with voices (see `audio_slots`).
+    pub audio_slots: Vec<Mid>,
+    /// What it was last told its audio slots carry.
+    pub announced_slots: BTreeMap<String, TrackId>,
     /// When its `Rtc` wants time next.
     pub next_timeout: Instant,
     /// Since when ICE has been disconnected, if it is.
@@ -83,6 +101,28 @@ pub struct Participant {
 }
 
 impl Participant {
+    /// `mid` carries `track` from now on, continuing the numbering it had if it carried
+    /// something before.
+    pub fn subscribe(&mut self, mid: Mid, track: TrackId, height: Option<u32>) {
+        let mut sub = Subscription::new(track, height);
+        if let Some(mut forwarder) = self.parked.remove(&mid) {
+            forwarder.switch_source();
+            sub.forwarder = forwarder;
+        }
+        self.subscriptions.insert(mid, sub);
+    }
+
+    /// `mid` carries nothing from now on; returns whether it carried something.
+    pub fn park(&mut self, mid: Mid) -> bool {
+        match self.subscriptions.remove(&mid) {
+            Some(sub) => {
+                self.parked.insert(mid, sub.forwarder);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Creates the peer with an ICE-lite, RTP-mode `Rtc` announcing `candidates`.
     pub fn new(
         info: ParticipantInfo,
@@ -147,6 +187,9 @@ impl Participant {
             pinned: None,
             forwarded: vec![],
             video_sizes: BTreeMap::new(),
+            parked: HashMap::new(),
+            audio_slots: vec![],
+            announced_slots: BTreeMap::new(),
             next_timeout: now,
             disconnected_since: None,
             connected: false,

@@ -131,6 +131,8 @@ pub struct Room {
     pub(super) counters: RoomCounters,
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
+    /// Audio slots need re-deciding (voices heard, tracks came or went).
+    pub(super) slots_dirty: bool,
     pub(super) next_alloc: Option<Instant>,
     /// Track → its (subscriber, m-line) pairs, so a packet finds them without a scan.
     pub(super) sub_index: HashMap<TrackId, Vec<(ParticipantId, Mid)>>,
@@ -153,6 +155,7 @@ impl Room {
             counters: RoomCounters::default(),
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
+            slots_dirty: false,
             next_alloc: None,
             sub_index: HashMap::new(),
             index_dirty: false,
@@ -371,8 +374,11 @@ impl Room {
                 sdp,
                 publish,
                 subscribe,
+                audio_slots,
             } => {
-                if let Err((code, message)) = self.offer(id, &sdp, &publish, &subscribe, now) {
+                if let Err((code, message)) =
+                    self.offer(id, &sdp, &publish, &subscribe, &audio_slots, now)
+                {
                     self.out
                         .push_back(Output::Signal(id, ServerMsg::error(code, message)));
                 }
@@ -457,6 +463,9 @@ impl Room {
             );
             self.alloc_dirty = true;
         }
+        if self.speaker.take_heard_changed() {
+            self.slots_dirty = true;
+        }
         if self.next_alloc.is_none_or(|t| t <= now) {
             self.alloc_dirty = true;
             self.next_alloc = Some(now + REALLOCATE_EVERY);
@@ -499,6 +508,7 @@ impl Room {
             }
             if t.info.muted != muted || resumed {
                 t.info.muted = muted;
+                self.slots_dirty = true;
                 self.announce_mute(track, id, source, muted, false);
             }
             if resumed {
@@ -517,9 +527,18 @@ impl Room {
             return;
         };
         for p in self.participants.values_mut() {
-            p.subscriptions.retain(|_, s| s.track != track);
+            let gone: Vec<Mid> = p
+                .subscriptions
+                .iter()
+                .filter(|(_, s)| s.track == track)
+                .map(|(m, _)| *m)
+                .collect();
+            for mid in gone {
+                p.park(mid);
+            }
             self.index_dirty = true;
         }
+        self.slots_dirty = true;
         self.broadcast(
             Some(t.info.participant),
             ServerMsg::TrackUnpublished { id: track },
@@ -558,6 +577,10 @@ impl Room {
                         self.send_keyframe_request(track, layer, kind)
                     }
                 }
+            }
+            if self.slots_dirty {
+                self.assign_audio_slots();
+                continue;
             }
             if !self.alloc_dirty {
                 return;

@@ -53,7 +53,14 @@ pub struct SpeakerDetector {
     challenger: Option<(ParticipantId, u32)>,
     /// Participants in order of when they last held the floor, most recent first.
     recent: VecDeque<ParticipantId>,
+    /// Participants in order of when their voice was last heard, most recent first.
+    heard: VecDeque<ParticipantId>,
+    heard_changed: bool,
 }
+
+/// A 100 ms bucket at least this loud (mean level, −dBov) counts as a voice being heard:
+/// speech is −20 to −40 dBov, room noise and comfort noise −60 and below.
+const VOICE_DBOV: u8 = 50;
 
 impl SpeakerDetector {
     /// A detector with these settings.
@@ -65,6 +72,8 @@ impl SpeakerDetector {
             dominant: None,
             challenger: None,
             recent: VecDeque::new(),
+            heard: VecDeque::new(),
+            heard_changed: false,
         }
     }
 
@@ -81,6 +90,7 @@ impl SpeakerDetector {
     pub fn remove(&mut self, who: ParticipantId) {
         self.tracks.remove(&who);
         self.recent.retain(|p| *p != who);
+        self.heard.retain(|p| *p != who);
         if self.dominant == Some(who) {
             self.dominant = None;
         }
@@ -99,6 +109,16 @@ impl SpeakerDetector {
     /// Recent speakers, most recent first.
     pub fn recent(&self) -> impl Iterator<Item = &ParticipantId> {
         self.recent.iter()
+    }
+
+    /// Everyone whose voice was heard, most recently heard first.
+    pub fn heard(&self) -> impl Iterator<Item = &ParticipantId> {
+        self.heard.iter()
+    }
+
+    /// Whether the order of [`heard`](Self::heard) changed since the last call.
+    pub fn take_heard_changed(&mut self) -> bool {
+        std::mem::take(&mut self.heard_changed)
     }
 
     /// Closes due buckets; returns the new dominant speaker when it changes.
@@ -125,12 +145,16 @@ impl SpeakerDetector {
         let window = self.config.window;
         let mut best: Option<(ParticipantId, f32)> = None;
         let mut dominant_score = 0.0;
+        let mut voices = vec![];
         for (who, t) in self.tracks.iter_mut() {
             let mean = if t.count == 0 {
                 0.0
             } else {
                 t.sum as f32 / t.count as f32
             };
+            if mean >= f32::from(127 - VOICE_DBOV) {
+                voices.push((mean, *who));
+            }
             t.sum = 0;
             t.count = 0;
             if t.buckets.len() == window {
@@ -143,6 +167,15 @@ impl SpeakerDetector {
             }
             if best.is_none_or(|(b, s)| score > s || (score == s && *who < b)) {
                 best = Some((*who, score));
+            }
+        }
+        // Quietest first, so the loudest of this bucket ends up in front.
+        voices.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        for (_, who) in voices {
+            if self.heard.front() != Some(&who) {
+                self.heard.retain(|p| *p != who);
+                self.heard.push_front(who);
+                self.heard_changed = true;
             }
         }
         let (who, score) = best?;

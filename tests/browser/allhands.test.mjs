@@ -169,10 +169,12 @@ world.scenario('with more people on stage than fit one page, only the page in vi
       const tile = document.querySelector(`#grid .tile[data-participant="${id}"]`);
       return { shown: !tile.hidden, page: document.querySelector('#grid .page-label').textContent, pager: !document.querySelector('#grid .pager').hidden };
     }, pubId);
+  // Off the page, the camera is not even subscribed (no m-line), let alone forwarded.
   const pubForwarded = () =>
     small.page.evaluate((id) => {
       const { client } = window.confab;
       const camera = client.remoteMedia(id).camera;
+      if (!camera) return false;
       return client.forwarded?.has(camera.trackId) ?? null;
     }, pubId);
   const frames = async () => (await cameraFrom(small, pubId))?.frames ?? 0;

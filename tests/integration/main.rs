@@ -1,6 +1,7 @@
 //! Server integration tests: real WebSocket and real UDP on loopback, headless str0m bots.
 
 mod allhands;
+mod audio_slots;
 mod bad_input;
 mod common;
 mod controls;
