@@ -45,7 +45,8 @@
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
 //! | [`media::track`] | a published track, its layers and their measured rates |
-//! | [`media::participant`] | one peer's `Rtc` and its mid ↔ track maps |
+//! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
+//! | [`media::participant`] | one peer's `Rtc`, its mid ↔ track maps, parked forwarders |
 //! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track) |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |
@@ -61,7 +62,7 @@
 //! | [`server::metrics`] | Prometheus counters |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
-//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report |
+//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room |
 //!
 //! [str0m]: https://docs.rs/str0m
 
