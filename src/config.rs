@@ -31,7 +31,7 @@ pub struct Settings {
     /// Serve HTTPS/WSS with a self-signed certificate made at startup (browsers will warn once)
     #[arg(long, env = "CONFAB_TLS_SELF_SIGNED", num_args = 0..=1, default_missing_value = "true")]
     pub tls_self_signed: Option<bool>,
-    /// Most participants in one room [default: 100]
+    /// Most participants in one room [default: 300]
     #[arg(long, env = "CONFAB_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
     /// Largest signalling message accepted, in bytes [default: 524288]

@@ -50,7 +50,7 @@ pub struct RoomConfig {
 impl Default for RoomConfig {
     fn default() -> Self {
         RoomConfig {
-            max_participants: 100,
+            max_participants: 300,
             ice_grace: Duration::from_secs(4),
             media_timeout: Duration::from_secs(6),
             keyframe: KeyframeConfig::default(),
