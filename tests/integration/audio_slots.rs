@@ -55,8 +55,8 @@ fn audio_packets(sim: &Sim, listener: ParticipantId, track: TrackId) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn every_voice_gets_a_slot_while_there_are_enough() {
+/// Two quiet microphones and a listener with `n` slots, once the listener's slots are filled.
+fn two_and_a_listener(n: usize) -> (Sim, [ParticipantId; 2], ParticipantId) {
     let mut sim = Sim::new(RoomConfig::default());
     let a = sim
         .join("a", Role::Presenter, true, shape(QUIET))
@@ -65,9 +65,15 @@ fn every_voice_gets_a_slot_while_there_are_enough() {
         .join("b", Role::Presenter, true, shape(QUIET))
         .expect("join");
     let ear = sim
-        .join_with_slots("ear", Role::Presenter, false, shape(QUIET), 4)
+        .join_with_slots("ear", Role::Presenter, false, shape(QUIET), n)
         .expect("join");
-    assert!(sim.run_until(Duration::from_secs(5), |s| slots(s, ear).len() == 2));
+    assert!(sim.run_until(Duration::from_secs(5), |s| slots(s, ear).len() == n.min(2)));
+    (sim, [a, b], ear)
+}
+
+#[test]
+fn every_voice_gets_a_slot_while_there_are_enough() {
+    let (mut sim, [a, b], ear) = two_and_a_listener(4);
     let tracks = audio_tracks(&sim, ear);
     let before: Vec<u64> = [a, b]
         .iter()
@@ -135,17 +141,7 @@ fn a_new_voice_takes_the_slot_of_the_least_recently_heard() {
 
 #[test]
 fn a_muted_microphone_gives_up_its_slot() {
-    let mut sim = Sim::new(RoomConfig::default());
-    let a = sim
-        .join("a", Role::Presenter, true, shape(QUIET))
-        .expect("join");
-    let b = sim
-        .join("b", Role::Presenter, true, shape(QUIET))
-        .expect("join");
-    let ear = sim
-        .join_with_slots("ear", Role::Presenter, false, shape(QUIET), 1)
-        .expect("join");
-    assert!(sim.run_until(Duration::from_secs(5), |s| slots(s, ear).len() == 1));
+    let (mut sim, [a, b], ear) = two_and_a_listener(1);
     let tracks = audio_tracks(&sim, ear);
     assert_eq!(slots(&sim, ear), vec![tracks[&a]]);
     sim.client_msg(
