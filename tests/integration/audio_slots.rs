@@ -34,16 +34,19 @@ fn audio_tracks(sim: &Sim, listener: ParticipantId) -> BTreeMap<ParticipantId, T
     out
 }
 
-/// What the listener's slots carry, from the latest `audio_slots` message.
+/// What the listener's slots carry, from the latest `audio_slots` message, in track order.
 fn slots(sim: &Sim, listener: ParticipantId) -> Vec<TrackId> {
-    sim.signals(listener)
+    let mut tracks: Vec<TrackId> = sim
+        .signals(listener)
         .iter()
         .rev()
         .find_map(|m| match m {
             ServerMsg::AudioSlots { slots } => Some(slots.values().copied().collect()),
             _ => None,
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    tracks.sort();
+    tracks
 }
 
 fn audio_packets(sim: &Sim, listener: ParticipantId, track: TrackId) -> u64 {
