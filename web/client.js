@@ -41,6 +41,8 @@ export const CHAT_MAX_CHARS = 2000;
 export const QUESTION_MAX_CHARS = 500;
 
 const ANSWER_TIMEOUT_MS = 15_000;
+const ICE_DISCONNECT_GRACE_MS = 2_000;
+const ICE_RESTART_SPACING_MS = 5_000;
 
 export const UNREACHABLE = 'Cannot reach the server';
 
@@ -82,6 +84,9 @@ export class ConfabClient extends Emitter {
   #shownVideo = new Set(); // remote video track ids with a tile on screen: the ones we receive
   #audioSlots = {}; // mid → trackId, as the server last said
   #lastTalk = null; // {kind, at}: the chat line or question an error may be about
+  #iceTimer = null;
+  #iceRestartPending = false; // an offer must go out even if nothing else changed
+  #lastIceRestart = 0;
 
   // opts: {url, room, name, role?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
   constructor(opts) {
@@ -125,6 +130,30 @@ export class ConfabClient extends Emitter {
       if (!this.#fatalSeen) this.emit('error', { code: 'unreachable', message: UNREACHABLE, fatal: true });
       this.#teardown('disconnected');
     });
+  }
+
+  // New ICE credentials and candidates on the next offer: how a browser recovers its media
+  // path after a network change (Wi-Fi to cable, a NAT that forgot us) without rejoining.
+  restartIce() {
+    if (!this.pc || this.#ended) return;
+    this.#lastIceRestart = Date.now();
+    this.pc.restartIce();
+    this.#iceRestartPending = true;
+    this.renegotiate();
+  }
+
+  #onConnectionState() {
+    const state = this.pc.connectionState;
+    this.emit('connection', state);
+    clearTimeout(this.#iceTimer);
+    // A short 'disconnected' often heals by itself; 'failed' never does. Restarts are spaced
+    // out so a dead network does not turn into an offer storm.
+    const wait = state === 'failed' ? 0 : state === 'disconnected' ? ICE_DISCONNECT_GRACE_MS : null;
+    if (wait === null) return;
+    const spacing = Math.max(0, this.#lastIceRestart + ICE_RESTART_SPACING_MS - Date.now());
+    this.#iceTimer = setTimeout(() => {
+      if (['disconnected', 'failed'].includes(this.pc?.connectionState)) this.restartIce();
+    }, Math.max(wait, spacing));
   }
 
   setMuted(source, muted) {
@@ -438,7 +467,7 @@ export class ConfabClient extends Emitter {
       if (t.participant !== you.id) this.tracks.set(t.id, t);
     }
     this.pc = new RTCPeerConnection();
-    this.pc.addEventListener('connectionstatechange', () => this.emit('connection', this.pc.connectionState));
+    this.pc.addEventListener('connectionstatechange', () => this.#onConnectionState());
     this.#receivers = new ReceiverPool(this.pc);
     this.#publisher = new Publisher(this.pc, { simulcast: this.#opts.simulcast });
     this.emit('joined', { room, you });
@@ -575,8 +604,9 @@ export class ConfabClient extends Emitter {
     const touched = this.#receivers.sync(this.#wantedTracks());
     for (const participant of touched) this.#emitStream(participant);
     if (this.#publisher.size === 0 && this.#receivers.size === 0) return;
-    if (this.#signature() === this.#lastNegotiated) return;
+    if (this.#signature() === this.#lastNegotiated && !this.#iceRestartPending) return;
 
+    const restarting = this.#iceRestartPending;
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     // Taken now that every transceiver in the offer has its mid: one added while we wait for
@@ -594,6 +624,7 @@ export class ConfabClient extends Emitter {
     const sdp = await answer;
     if (this.#ended) return;
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    if (restarting) this.#iceRestartPending = false;
     const published = JSON.stringify(publish);
     if (published !== this.#lastPublished) {
       // The server creates newly published tracks unmuted; a mute clicked before had no track to apply to.
@@ -658,6 +689,7 @@ export class ConfabClient extends Emitter {
 
   #teardown(reason) {
     this.#ended = true;
+    clearTimeout(this.#iceTimer);
     this.#pendingAnswer?.reject(Object.assign(new Error('session ended'), { fromServer: true }));
     this.#pendingAnswer = null;
     if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) this.#ws.close(1000);

@@ -16,6 +16,10 @@ import { icon } from './icons.js';
 // they go to the console for whoever debugs the client, not into a banner.
 const QUIET_ERRORS = new Set(['bad_message', 'too_large', 'not_joined']);
 
+// After losing the server, how often to look for it again and for how long.
+const RECONNECT_EVERY_MS = 2_000;
+const RECONNECT_FOR_MS = 120_000;
+
 const NOTICES = {
   promoted: 'A host brought you on stage: your camera and microphone are on',
   demoted: 'A host moved you to the audience: you are watching only',
@@ -168,6 +172,17 @@ export function startMeeting(banner, opts) {
     client.on(event, refresh);
   }
   client.on('local', refresh);
+  // Back from a reconnect: the microphone and camera stay as the person left them.
+  const mutedKey = `confab:muted:${opts.room}`;
+  let restoreMuted = JSON.parse(sessionStorage.getItem(mutedKey) ?? 'null');
+  sessionStorage.removeItem(mutedKey);
+  client.on('local', () => {
+    if (!restoreMuted) return;
+    for (const source of ['microphone', 'camera']) {
+      if (restoreMuted[source]) client.setMuted(source, true);
+    }
+    restoreMuted = null;
+  });
   client.on('lobby', () => {
     if (client.isHost && client.lobby.length) {
       toast(`${client.lobby.map((w) => w.name).join(', ')} ${client.lobby.length === 1 ? 'is' : 'are'} waiting to join`);
@@ -212,8 +227,31 @@ export function startMeeting(banner, opts) {
     } else {
       view.dataset.ended = 'true';
       if (!['error', 'password'].includes(document.body.dataset.state)) setState('ended');
+      if (reason === 'disconnected') reconnectWhenBack();
     }
   });
+
+  // The server went away without a word (restart, crash, network): come back by ourselves
+  // once it answers again, as the same person with the same microphone and camera state.
+  function reconnectWhenBack() {
+    $('#status').textContent = 'Reconnecting…';
+    const giveUpAt = Date.now() + RECONNECT_FOR_MS;
+    const attempt = async () => {
+      const back = await fetch('/healthz', { cache: 'no-store' }).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (back) {
+        sessionStorage.setItem(mutedKey, JSON.stringify(client.muted));
+        location.reload();
+      } else if (Date.now() < giveUpAt) {
+        setTimeout(attempt, RECONNECT_EVERY_MS);
+      } else {
+        $('#status').textContent = '';
+      }
+    };
+    setTimeout(attempt, RECONNECT_EVERY_MS);
+  }
 
   // Leaving a page closes the socket, so the others see us go at once rather than on a timeout.
   addEventListener('pagehide', () => client.close());

@@ -11,6 +11,7 @@ import {
   myId,
   inboundStats,
   decodesVideoFrom,
+  videoFramesFrom,
   tileIds,
   rosterNames,
   errorBanner,
@@ -155,19 +156,53 @@ scenario('an invalid room name shows an error', async () => {
   people.delete('Eve');
 });
 
-scenario('a server that goes away is reported', async () => {
+scenario('a server that goes away is reported, and the page comes back by itself when it returns', async () => {
   const doomed = await startServer();
+  let revived = null;
   try {
     const zoe = await openPerson(world.browser, `${doomed.url}/?room=${room}&name=Zoe`, 'Zoe');
     people.set('Zoe', zoe);
     await joined(zoe);
+    await zoe.page.click('#mic');
     // Killed, not stopped: a graceful stop says "shutting down", which is not this case.
     await doomed.kill();
     const banner = await waitFor('the error banner', () => errorBanner(zoe), (b) => b.visible, { timeoutMs: 10_000 });
     assert.equal(banner.text, 'Cannot reach the server');
+
+    // The server is back where it was (a restart): the page rejoins without a click, muted
+    // as Zoe left it.
+    revived = await startServer({ ports: { tcp: doomed.tcpPort, udp: doomed.udpPort } });
+    await joined(zoe, 20_000);
+    const state = await waitFor(
+      'Zoe back in, still muted',
+      () => zoe.page.evaluate(() => ({ id: window.confab.client.me?.id, muted: window.confab.client.muted.microphone })),
+      (s) => s.id !== undefined && s.muted === true,
+      { timeoutMs: 10_000 },
+    );
+    assert.equal(state.muted, true);
     await zoe.context.close();
     people.delete('Zoe');
   } finally {
     await doomed.stop();
+    await revived?.stop();
   }
+});
+
+scenario('an ICE restart (a network change) keeps the call going', async () => {
+  const pair = [];
+  for (const label of ['Ida', 'Jon']) pair.push(await world.open(label, `room=${room}-ice&name=${label}`));
+  const [ida, jon] = pair;
+  const idaId = await myId(ida);
+  await decodesVideoFrom(jon, idaId, MEDIA_DEADLINE_MS);
+  const ufrag = () => ida.page.evaluate(() => window.confab.client.pc.localDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1]);
+  const before = await ufrag();
+  await ida.page.evaluate(() => window.confab.client.restartIce());
+  await waitFor('new ICE credentials, connected again', async () => ({
+    ufrag: await ufrag(),
+    state: await ida.page.evaluate(() => window.confab.client.pc.connectionState),
+  }), (s) => s.ufrag && s.ufrag !== before && s.state === 'connected', { timeoutMs: MEDIA_DEADLINE_MS });
+  // Media keeps flowing over the new path.
+  const frames = async () => Object.values((await videoFramesFrom(jon, idaId)) ?? {}).reduce((a, b) => a + b, 0);
+  const then = await frames();
+  await waitFor("Jon's decoding of Ida to go on", frames, (n) => n > then + 10, { timeoutMs: MEDIA_DEADLINE_MS });
 });

@@ -48,14 +48,15 @@ async function healthy(url) {
   }
 }
 
-// Returns {url, udpPort, log(), kill(), stop()}; rejects (with the server's stderr) if it exits or is not
-// healthy within `timeoutMs`.
-export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
+// Returns {url, tcpPort, udpPort, log(), kill(), stop()}; rejects (with the server's stderr) if it
+// exits or is not healthy within `timeoutMs`. `ports: {tcp, udp}` restarts a server where an
+// earlier one was (free ports are picked otherwise).
+export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = null } = {}) {
   const bin = serverBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`confab binary not found at ${bin}: build it (cargo build --release) or set CONFAB_BIN`);
   }
-  const [tcp, udp] = await Promise.all([freeTcpPort(), freeUdpPort()]);
+  const [tcp, udp] = ports ? [ports.tcp, ports.udp] : await Promise.all([freeTcpPort(), freeUdpPort()]);
   const args = ['--listen', `127.0.0.1:${tcp}`, '--udp-port', String(udp), ...extraArgs];
   const child = spawn(bin, args, {
     // tracing writes to stdout, panics and fatal errors to stderr: keep both, interleaved.
@@ -79,6 +80,7 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000 } = {}) {
 
   const server = {
     url: `http://127.0.0.1:${tcp}`,
+    tcpPort: tcp,
     udpPort: udp,
     log: () => log,
     get running() {
