@@ -212,7 +212,10 @@ impl Room {
                 );
             }
             self.counters.rtp_forwarded += 1;
-            self.drain(sid);
+            // str0m releases written media only from a timeout, so draining now would find
+            // nothing to send and cost a full poll. The subscriber is due instead: every
+            // packet written to it before the room next takes time leaves in that one pass.
+            s.next_timeout = s.next_timeout.min(now);
         }
         if !self.index_dirty {
             self.sub_index.insert(track_id, subscribers);

@@ -118,6 +118,14 @@ pub(super) enum Work {
 /// How often allocation runs even when nothing asked for it (bitrates drift).
 const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the room looks for silent or disconnected participants. Their deadlines are
+/// seconds long; checking on every wake-up made each one scan every participant twice.
+const REAP_EVERY: Duration = Duration::from_millis(250);
+
+/// Most timeouts one `Rtc` gets in a row within one [`Room::handle_timeout`]; bounded so a
+/// peer that keeps asking for time now cannot stall the room.
+const TIMEOUT_ROUNDS: usize = 8;
+
 /// One meeting's media and membership.
 pub struct Room {
     pub(super) name: String,
@@ -137,6 +145,10 @@ pub struct Room {
     /// Track → its (subscriber, m-line) pairs, so a packet finds them without a scan.
     pub(super) sub_index: HashMap<TrackId, Vec<(ParticipantId, Mid)>>,
     pub(super) index_dirty: bool,
+    pub(super) next_reap: Option<Instant>,
+    /// Scratch list of the participants due in one [`Room::handle_timeout`], kept for its
+    /// allocation.
+    pub(super) due: Vec<ParticipantId>,
 }
 
 impl Room {
@@ -159,6 +171,8 @@ impl Room {
             next_alloc: None,
             sub_index: HashMap::new(),
             index_dirty: false,
+            next_reap: None,
+            due: Vec::new(),
         }
     }
 
@@ -439,17 +453,27 @@ impl Room {
 
     /// Time passes.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ParticipantId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.next_timeout <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(p) = self.participants.get_mut(&id) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        due.extend(
+            self.participants
+                .iter()
+                .filter(|(_, p)| p.next_timeout <= now)
+                .map(|(id, _)| *id),
+        );
+        for &id in &due {
+            // The pacer releases one packet per timeout and then asks for another at once;
+            // answering here saves a trip through the room's wake-up for every paced packet.
+            for _ in 0..TIMEOUT_ROUNDS {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    break;
+                };
+                if p.next_timeout > now {
+                    break;
+                }
                 if p.rtc.handle_input(str0m::Input::Timeout(now)).is_err() {
                     self.leave(id, LeaveReason::Error);
-                    continue;
+                    break;
                 }
                 self.drain(id);
             }
@@ -470,8 +494,12 @@ impl Room {
             self.alloc_dirty = true;
             self.next_alloc = Some(now + REALLOCATE_EVERY);
         }
+        self.due = due;
         self.pump(now);
-        self.reap(now);
+        if self.next_reap.is_none_or(|t| t <= now) {
+            self.next_reap = Some(now + REAP_EVERY);
+            self.reap(now);
+        }
     }
 
     /// The next thing to do; [`Output::Timeout`] when there is nothing more for now.
@@ -479,21 +507,19 @@ impl Room {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let next = self
-            .participants
-            .values()
-            .flat_map(|p| {
-                let grace = p.disconnected_since.map(|t| t + self.config.ice_grace);
-                let silence = p
-                    .connected
-                    .then(|| p.last_heard + self.config.media_timeout);
-                [Some(p.next_timeout), grace, silence]
-            })
-            .chain([self.speaker.next_tick()])
-            .chain([self.next_alloc.filter(|_| !self.participants.is_empty())])
-            .flatten()
-            .min()
-            .unwrap_or(now + Duration::from_secs(1));
+        let peers = self.participants.values().map(|p| p.next_timeout).min();
+        // Reaping runs on its own schedule (see `REAP_EVERY`) while anyone is in.
+        let busy = !self.participants.is_empty();
+        let next = [
+            peers,
+            self.speaker.next_tick(),
+            self.next_alloc.filter(|_| busy),
+            self.next_reap.filter(|_| busy),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + Duration::from_secs(1));
         Output::Timeout(next)
     }
 
