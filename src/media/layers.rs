@@ -59,6 +59,14 @@ impl Room {
             }
             let budget = s.bwe.map(|b| b.saturating_sub(audio * AUDIO_RESERVE_BPS));
             let chosen = allocate(budget, self.config.last_n, &candidates);
+            tracing::trace!(
+                subscriber = sid.0,
+                ?budget,
+                wanted = ?candidates.iter().map(|c| c.wanted).collect::<Vec<_>>(),
+                rates = ?candidates.iter().map(|c| c.rates.clone()).collect::<Vec<_>>(),
+                ?chosen,
+                "allocation"
+            );
             let rate_of = |c: &Candidate, l: Option<Layer>| {
                 l.map(|l| c.rates[usize::from(l).min(c.rates.len() - 1)])
                     .unwrap_or(0)
