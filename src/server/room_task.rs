@@ -40,28 +40,17 @@ pub enum RoomMsg {
         /// Why.
         reason: LeaveReason,
     },
-    /// A datagram the demux routed here.
+    /// A datagram the demux routed here, or one frame of an ICE-TCP connection.
     Datagram {
         /// For whom.
         id: ParticipantId,
-        /// From where.
+        /// UDP, or TCP for a frame (without its length prefix).
+        proto: Protocol,
+        /// From where (for TCP, the connection's remote address).
         source: SocketAddr,
         /// The server address it was sent to (as announced).
         destination: SocketAddr,
         /// Its bytes.
-        contents: Vec<u8>,
-        /// When it arrived.
-        at: Instant,
-    },
-    /// One frame of an ICE-TCP connection.
-    TcpFrame {
-        /// For whom.
-        id: ParticipantId,
-        /// The connection's remote address.
-        source: SocketAddr,
-        /// The server address it was sent to (as announced).
-        destination: SocketAddr,
-        /// The packet, without its length prefix.
         contents: Vec<u8>,
         /// When it arrived.
         at: Instant,
@@ -168,22 +157,14 @@ pub async fn run(
             }
             RoomMsg::Datagram {
                 id,
+                proto,
                 source,
                 destination,
                 contents,
                 at,
             } => conf
                 .room
-                .handle_datagram(id, source, destination, &contents, at),
-            RoomMsg::TcpFrame {
-                id,
-                source,
-                destination,
-                contents,
-                at,
-            } => conf
-                .room
-                .handle_receive(id, Protocol::Tcp, source, destination, &contents, at),
+                .handle_receive(id, proto, source, destination, &contents, at),
             RoomMsg::TcpLink { peer, link } => {
                 links.insert(peer, link);
             }

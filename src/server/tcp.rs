@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use str0m::net::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -164,8 +165,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, announced: SocketAddr, share
                 None => break,
             },
         };
-        let msg = RoomMsg::TcpFrame {
+        let msg = RoomMsg::Datagram {
             id,
+            proto: Protocol::Tcp,
             source: peer,
             destination: announced,
             contents,

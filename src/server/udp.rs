@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -216,6 +216,7 @@ pub async fn run_receiver(
                 };
                 let msg = RoomMsg::Datagram {
                     id: route.id,
+                    proto: Protocol::Udp,
                     source,
                     destination: announced,
                     contents: data.to_vec(),
