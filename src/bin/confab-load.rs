@@ -142,6 +142,8 @@ async fn spawn(path: &std::path::Path, max_room: usize) -> Result<(Child, String
         .args(["--max-participants", &max_room.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
+        // Our stdout may be the JSON report: the server's log must not land in it.
+        .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
