@@ -74,7 +74,9 @@
 //! # Errors
 //! Every problem the server finds in what a client sent is answered with an
 //! [`ServerMsg::Error`] carrying a stable [`ErrorCode`] and a human sentence; unless the code is
-//! fatal ([`ErrorCode::is_fatal`]) the session continues.
+//! fatal ([`ErrorCode::is_fatal`]) the session continues. `shutting_down` (the server is
+//! restarting) is fatal too, but the same room is there again once `/healthz` answers: the web
+//! client rejoins by itself.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -537,8 +539,10 @@ pub enum ErrorCode {
     Forbidden,
     /// The join token is missing, invalid, expired or for another room.
     Unauthorized,
-    /// The server is shutting down or the room ended.
+    /// The room ended (the host ended the meeting) or the session timed out.
     Closed,
+    /// The server is going away (a restart or an upgrade): rejoin when it answers again.
+    ShuttingDown,
     /// Something went wrong on the server; not your fault.
     Internal,
     /// A host removed you.
@@ -559,6 +563,7 @@ impl ErrorCode {
                 | ErrorCode::RoomFull
                 | ErrorCode::Unauthorized
                 | ErrorCode::Closed
+                | ErrorCode::ShuttingDown
                 | ErrorCode::Internal
                 | ErrorCode::Removed
                 | ErrorCode::Refused

@@ -18,6 +18,7 @@ const FATAL = new Set([
   'room_full',
   'unauthorized',
   'closed',
+  'shutting_down',
   'internal',
   'removed',
   'refused',

@@ -211,6 +211,13 @@ export function startMeeting(banner, opts) {
       askForPassword(document.getElementById('password-view'), opts.room, { tried: Boolean(opts.password) });
       return;
     }
+    if (code === 'shutting_down') {
+      // A restart or an upgrade: the same meeting is there again in a moment.
+      banner.show('The server is restarting; rejoining when it is back', rejoin);
+      setState('error');
+      reconnectWhenBack();
+      return;
+    }
     if (!fatal && QUIET_ERRORS.has(code)) {
       console.warn(`confab: the server refused a message (${code}): ${message}`);
       return;

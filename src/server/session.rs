@@ -289,7 +289,7 @@ where
                 }
             }
             _ = shutdown.changed() => {
-                send(sink, &ServerMsg::error(ErrorCode::Closed, "The server is shutting down.")).await;
+                send(sink, &ServerMsg::error(ErrorCode::ShuttingDown, "The server is restarting.")).await;
                 return LeaveReason::Left;
             }
         }

@@ -164,7 +164,7 @@ scenario('a server that goes away is reported, and the page comes back by itself
     people.set('Zoe', zoe);
     await joined(zoe);
     await zoe.page.click('#mic');
-    // Killed, not stopped: a graceful stop says "shutting down", which is not this case.
+    // Killed, not stopped: a graceful stop says it is restarting (the next scenario).
     await doomed.kill();
     const banner = await waitFor('the error banner', () => errorBanner(zoe), (b) => b.visible, { timeoutMs: 10_000 });
     assert.equal(banner.text, 'Cannot reach the server');
@@ -185,6 +185,27 @@ scenario('a server that goes away is reported, and the page comes back by itself
   } finally {
     await doomed.stop();
     await revived?.stop();
+  }
+});
+
+scenario('a server restarted gracefully (an upgrade) takes the page back by itself', async () => {
+  const old = await startServer();
+  let fresh = null;
+  try {
+    const kim = await openPerson(world.browser, `${old.url}/?room=${room}&name=Kim`, 'Kim');
+    people.set('Kim', kim);
+    await joined(kim);
+    await old.stop();
+    const banner = await waitFor('the restart banner', () => errorBanner(kim), (b) => b.visible, { timeoutMs: 10_000 });
+    assert.match(banner.text, /restarting/);
+    fresh = await startServer({ ports: { tcp: old.tcpPort, udp: old.udpPort } });
+    await joined(kim, 20_000);
+    await waitFor('Kim in again', () => kim.page.evaluate(() => window.confab.client.me?.id), (id) => id !== undefined, { timeoutMs: 10_000 });
+    await kim.context.close();
+    people.delete('Kim');
+  } finally {
+    await old.stop();
+    await fresh?.stop();
   }
 });
 

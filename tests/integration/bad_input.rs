@@ -164,7 +164,7 @@ async fn shutdown_tells_sessions_and_closes_them() {
     send(&mut ws, r#"{"type":"join","room":"bye","name":"Ana"}"#).await;
     assert_eq!(next_json(&mut ws).await.expect("joined")["type"], "joined");
     server.shut_down();
-    expect_error(&mut ws, "closed").await;
+    expect_error(&mut ws, "shutting_down").await;
     assert!(next_json(&mut ws).await.is_none(), "socket closed");
 }
 
