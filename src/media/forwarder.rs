@@ -23,8 +23,13 @@ pub enum DropReason {
     /// Another simulcast layer is the one selected for this subscriber.
     LayerMismatch,
     /// The subscriber's send queue is too far behind (its downlink estimate is below what it
-    /// is sent); video waits for the queue to drain.
+    /// is sent); video waits for the queue to drain. Stays last: it sizes the counters.
     Congested,
+}
+
+impl DropReason {
+    /// How many reasons there are: the length of a per-reason counter array.
+    pub const COUNT: usize = DropReason::Congested as usize + 1;
 }
 
 /// What to do with one packet for one subscriber.
@@ -112,6 +117,35 @@ impl Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_drop_reason_has_a_counter() {
+        use DropReason::*;
+        let all = [
+            NotKeyframeYet,
+            Stale,
+            NoSendStream,
+            NoMatchingCodec,
+            NotConnected,
+            Muted,
+            Paused,
+            LayerMismatch,
+            Congested,
+        ];
+        for r in all {
+            // Exhaustive on purpose: a new reason does not compile here until it is listed.
+            match r {
+                NotKeyframeYet | Stale | NoSendStream | NoMatchingCodec | NotConnected | Muted
+                | Paused | LayerMismatch | Congested => {}
+            }
+        }
+        assert_eq!(all.len(), DropReason::COUNT);
+        let mut seen = [false; DropReason::COUNT];
+        for r in all {
+            seen[r as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
 
     fn video(seq: u64, key: bool, at: Instant) -> PacketView {
         PacketView {

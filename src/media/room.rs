@@ -84,12 +84,20 @@ pub struct RoomCounters {
     pub rtp_in: u64,
     /// RTP packets handed to subscribers' send streams.
     pub rtp_forwarded: u64,
-    /// Packets dropped, by reason.
-    pub dropped: HashMap<DropReason, u64>,
+    /// Packets dropped, indexed by `DropReason as usize`: an array, because the packet path
+    /// counts a drop for most subscribers of every simulcast packet (the other layers).
+    pub dropped: [u64; DropReason::COUNT],
     /// Datagrams str0m refused.
     pub bad_datagrams: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
+}
+
+impl RoomCounters {
+    /// Packets dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(reason as usize).copied().unwrap_or(0)
+    }
 }
 
 /// Room-level state a newcomer's `joined` carries besides members and tracks.
