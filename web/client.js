@@ -647,14 +647,6 @@ export class ConfabClient extends Emitter {
     );
   }
 
-  // The id of the track `participantId` publishes from `source`, received or not.
-  publishedTrack(participantId, source) {
-    for (const [id, t] of this.tracks) {
-      if (t.participant === participantId && t.source === source) return id;
-    }
-    return null;
-  }
-
   #awaitAnswer() {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

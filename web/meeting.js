@@ -106,6 +106,9 @@ export function startMeeting(banner, opts) {
       if (sharing) entries.push({ participant: p.id, source: 'screen', name: p.name, local: p.you });
     }
     grid.sync(entries);
+    // participant/source → the track it publishes, received or not: one pass over the tracks
+    // rather than one per tile in a room of hundreds.
+    const published = new Map([...client.tracks.values()].map((t) => [`${t.participant}/${t.source}`, t.id]));
     for (const p of people) {
       const remote = p.you ? null : client.remoteMedia(p.id);
       for (const source of ['camera', 'screen']) {
@@ -116,7 +119,7 @@ export function startMeeting(banner, opts) {
         } else {
           const media = remote[source];
           // A tile off the page has no receiver, but its size (0) still names the track.
-          tile.setVideo(media?.track ?? null, media?.trackId ?? client.publishedTrack(p.id, source));
+          tile.setVideo(media?.track ?? null, media?.trackId ?? published.get(`${p.id}/${source}`) ?? null);
           tile.setForwarded(!media || client.forwarded === null || client.forwarded.has(media.trackId));
         }
         tile.setMuted(p.muted);

@@ -156,57 +156,64 @@ scenario('an invalid room name shows an error', async () => {
   people.delete('Eve');
 });
 
-scenario('a server that goes away is reported, and the page comes back by itself when it returns', async () => {
-  const doomed = await startServer();
-  let revived = null;
+// `label` joins on a server of its own; `takeDown(person, server)` ends that server and checks
+// what the page says; the server then restarts on the same ports, and `back(person)` checks the
+// page once it has rejoined without a click.
+async function restartAround(label, takeDown, back) {
+  const first = await startServer();
+  let second = null;
   try {
-    const zoe = await openPerson(world.browser, `${doomed.url}/?room=${room}&name=Zoe`, 'Zoe');
-    people.set('Zoe', zoe);
-    await joined(zoe);
-    await zoe.page.click('#mic');
-    // Killed, not stopped: a graceful stop says it is restarting (the next scenario).
-    await doomed.kill();
-    const banner = await waitFor('the error banner', () => errorBanner(zoe), (b) => b.visible, { timeoutMs: 10_000 });
-    assert.equal(banner.text, 'Cannot reach the server');
-
-    // The server is back where it was (a restart): the page rejoins without a click, muted
-    // as Zoe left it.
-    revived = await startServer({ ports: { tcp: doomed.tcpPort, udp: doomed.udpPort } });
-    await joined(zoe, 20_000);
-    const state = await waitFor(
-      'Zoe back in, still muted',
-      () => zoe.page.evaluate(() => ({ id: window.confab.client.me?.id, muted: window.confab.client.muted.microphone })),
-      (s) => s.id !== undefined && s.muted === true,
-      { timeoutMs: 10_000 },
-    );
-    assert.equal(state.muted, true);
-    await zoe.context.close();
-    people.delete('Zoe');
+    const person = await openPerson(world.browser, `${first.url}/?room=${room}&name=${label}`, label);
+    people.set(label, person);
+    await joined(person);
+    await takeDown(person, first);
+    second = await startServer({ ports: { tcp: first.tcpPort, udp: first.udpPort } });
+    await joined(person, 20_000);
+    await back(person);
+    await person.context.close();
+    people.delete(label);
   } finally {
-    await doomed.stop();
-    await revived?.stop();
+    await first.stop();
+    await second?.stop();
   }
+}
+
+scenario('a server that goes away is reported, and the page comes back by itself when it returns', async () => {
+  await restartAround(
+    'Zoe',
+    async (zoe, server) => {
+      await zoe.page.click('#mic');
+      // Killed, not stopped: a graceful stop says it is restarting (the next scenario).
+      await server.kill();
+      const banner = await waitFor('the error banner', () => errorBanner(zoe), (b) => b.visible, { timeoutMs: 10_000 });
+      assert.equal(banner.text, 'Cannot reach the server');
+    },
+    async (zoe) => {
+      // Back in, muted as Zoe left it.
+      const state = await waitFor(
+        'Zoe back in, still muted',
+        () => zoe.page.evaluate(() => ({ id: window.confab.client.me?.id, muted: window.confab.client.muted.microphone })),
+        (s) => s.id !== undefined && s.muted === true,
+        { timeoutMs: 10_000 },
+      );
+      assert.equal(state.muted, true);
+    },
+  );
 });
 
 scenario('a server restarted gracefully (an upgrade) takes the page back by itself', async () => {
-  const old = await startServer();
-  let fresh = null;
-  try {
-    const kim = await openPerson(world.browser, `${old.url}/?room=${room}&name=Kim`, 'Kim');
-    people.set('Kim', kim);
-    await joined(kim);
-    await old.stop();
-    const banner = await waitFor('the restart banner', () => errorBanner(kim), (b) => b.visible, { timeoutMs: 10_000 });
-    assert.match(banner.text, /restarting/);
-    fresh = await startServer({ ports: { tcp: old.tcpPort, udp: old.udpPort } });
-    await joined(kim, 20_000);
-    await waitFor('Kim in again', () => kim.page.evaluate(() => window.confab.client.me?.id), (id) => id !== undefined, { timeoutMs: 10_000 });
-    await kim.context.close();
-    people.delete('Kim');
-  } finally {
-    await old.stop();
-    await fresh?.stop();
-  }
+  await restartAround(
+    'Kim',
+    async (kim, server) => {
+      await server.stop();
+      const banner = await waitFor('the restart banner', () => errorBanner(kim), (b) => b.visible, { timeoutMs: 10_000 });
+      assert.match(banner.text, /restarting/);
+    },
+    (kim) =>
+      waitFor('Kim in again', () => kim.page.evaluate(() => window.confab.client.me?.id), (id) => id !== undefined, {
+        timeoutMs: 10_000,
+      }),
+  );
 });
 
 scenario('an ICE restart (a network change) keeps the call going', async () => {

@@ -41,15 +41,21 @@ fn video_track(sim: &Sim, viewer: ParticipantId) -> TrackId {
         .expect("video published")
 }
 
-#[test]
-fn capped_subscriber_drops_to_low_layer_and_recovers() {
+/// A room with a simulcast publisher and one viewer that only receives.
+fn publisher_and_viewer(viewer: &str) -> (Sim, ParticipantId, ParticipantId) {
     let mut sim = Sim::new(RoomConfig::default());
     let publisher = sim
         .join("pub", Role::Presenter, true, simulcast_shape())
         .expect("join");
     let viewer = sim
-        .join("hotel", Role::Presenter, false, StreamShape::default())
+        .join(viewer, Role::Presenter, false, StreamShape::default())
         .expect("join");
+    (sim, publisher, viewer)
+}
+
+#[test]
+fn capped_subscriber_drops_to_low_layer_and_recovers() {
+    let (mut sim, publisher, viewer) = publisher_and_viewer("hotel");
     // Unlimited: the viewer (no size reported) gets the full layer.
     assert!(
         sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
@@ -115,18 +121,11 @@ fn capped_subscriber_drops_to_low_layer_and_recovers() {
     let switches = video(&sim, viewer).expect("video").switches();
     assert!(switches.len() >= 2, "{switches:?}");
     assert!(switches.iter().all(|(_, _, key)| *key), "{switches:?}");
-    let _ = publisher;
 }
 
 #[test]
 fn small_tile_gets_low_layer_and_unwatched_layers_pause_then_resume() {
-    let mut sim = Sim::new(RoomConfig::default());
-    let publisher = sim
-        .join("pub", Role::Presenter, true, simulcast_shape())
-        .expect("join");
-    let small = sim
-        .join("small", Role::Presenter, false, StreamShape::default())
-        .expect("join");
+    let (mut sim, publisher, small) = publisher_and_viewer("small");
     sim.run_for(Duration::from_millis(500));
     let track = video_track(&sim, small);
     sim.client_msg(
