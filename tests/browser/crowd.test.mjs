@@ -20,17 +20,12 @@ let crowd = null;
 
 after(() => crowd?.kill('SIGKILL'));
 
-const metric = async (name) => {
-  const text = await (await fetch(`${world.server.url}/metrics`)).text();
-  return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1] ?? 0);
-};
-
 world.scenario(`among ${CROWD} others, a browser receives the page it shows and the voice it hears`, async () => {
   const bin = path.join(path.dirname(serverBinary()), 'confab-load');
   const url = `${world.server.url.replace('http', 'ws')}/ws`;
   const args = ['--url', url, '--quiet', '--duration', '120', 'crowd', '--room', room, '--size', String(CROWD), '--talking', '1'];
   crowd = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitFor(`${CROWD} bots in the room`, () => metric('confab_participants'), (n) => n >= CROWD, { timeoutMs: DEADLINE_MS });
+  await waitFor(`${CROWD} bots in the room`, () => world.server.metric('confab_participants'), (n) => n >= CROWD, { timeoutMs: DEADLINE_MS });
 
   const me = await world.open('Me', `room=${room}&name=Me`, { devices: false });
   await waitFor('a tile for everyone, over several pages', () => tileIds(me), (ids) => ids.length === CROWD + 1, { timeoutMs: DEADLINE_MS });

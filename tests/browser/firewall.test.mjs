@@ -41,10 +41,9 @@ world.scenario('with UDP blocked, two people see and hear each other over TCP', 
   }
   // The server agrees: connections carry both (Chrome may open one per local candidate), and
   // not one datagram reached the UDP port.
-  const metrics = await (await fetch(`${world.server.url}/metrics`)).text();
-  const value = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
-  assert.ok(value('confab_ice_tcp_connections') >= 2, metrics);
-  assert.equal(value('confab_udp_in_datagrams_total'), 0);
+  const connections = await world.server.metric('confab_ice_tcp_connections');
+  assert.ok(connections >= 2, `${connections} ICE-TCP connections`);
+  assert.equal(await world.server.metric('confab_udp_in_datagrams_total'), 0);
 });
 
 world.scenario('where UDP gets through, the call uses UDP', async () => {

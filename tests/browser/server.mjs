@@ -48,7 +48,7 @@ async function healthy(url) {
   }
 }
 
-// Returns {url, tcpPort, udpPort, log(), kill(), stop()}; rejects (with the server's stderr) if it
+// Returns {url, tcpPort, udpPort, log(), metric(name), kill(), stop()}; rejects (with the server's stderr) if it
 // exits or is not healthy within `timeoutMs`. `ports: {tcp, udp}` restarts a server where an
 // earlier one was (free ports are picked otherwise).
 export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = null } = {}) {
@@ -83,6 +83,11 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = 
     tcpPort: tcp,
     udpPort: udp,
     log: () => log,
+    // One value from /metrics (NaN when the server does not report it).
+    async metric(name) {
+      const text = await (await fetch(`${this.url}/metrics`)).text();
+      return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    },
     get running() {
       return exited === null;
     },
