@@ -90,21 +90,18 @@ fn capped_subscriber_drops_to_low_layer_and_recovers() {
     let took = sim.now - capped_at;
     assert!(took <= Duration::from_secs(2), "moved down after {took:?}");
     // Audio keeps flowing at the low rate.
-    let audio_before: u64 = sim
-        .stats(viewer)
-        .tracks
-        .values()
-        .filter(|t| !t.video)
-        .map(|t| t.packets)
-        .sum();
+    let audio = |sim: &Sim| -> u64 {
+        let stats = sim.stats(viewer);
+        stats
+            .tracks
+            .values()
+            .filter(|t| !t.video)
+            .map(|t| t.packets)
+            .sum()
+    };
+    let audio_before = audio(&sim);
     sim.run_for(Duration::from_secs(2));
-    let audio_after: u64 = sim
-        .stats(viewer)
-        .tracks
-        .values()
-        .filter(|t| !t.video)
-        .map(|t| t.packets)
-        .sum();
+    let audio_after = audio(&sim);
     assert!(
         audio_after >= audio_before + 80,
         "audio starved: {audio_before} → {audio_after}"
