@@ -6,10 +6,10 @@ use super::simulcast::LayerSelector;
 use crate::protocol::{ParticipantId, ParticipantInfo, TrackId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 use str0m::format::{Codec, FormatParams, PayloadParams};
-use str0m::media::{Frequency, Mid, Pt, Rid};
+use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::TcpType;
 use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc, RtcError};
@@ -18,6 +18,15 @@ use str0m::{Candidate, Rtc, RtcError};
 /// Starting low would make str0m's pacer (1.1 × estimate) queue media until the estimate
 /// climbs; TWCC brings it down within a second where the path is worse.
 const INITIAL_ESTIMATE_KBPS: u64 = 8000;
+
+/// How far back a subscriber's NACK can reach: a few round trips on a bad network, and the
+/// receiver's jitter buffer has moved on from anything older.
+const RESEND_HISTORY: Duration = Duration::from_secs(1);
+/// At most this many video packets remembered per m-line (1 s of a ~1.5 Mbit/s camera; a
+/// heavier one keeps less than the full second).
+const RESEND_PACKETS: usize = 150;
+/// str0m's own default: stop answering NACKs when retransmissions pass 15 % of the traffic.
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 
 /// One m-line of a subscriber that receives a remote track.
 #[derive(Debug)]
@@ -108,8 +117,28 @@ impl Participant {
         if let Some(mut forwarder) = self.parked.remove(&mid) {
             forwarder.switch_source();
             sub.forwarder = forwarder;
+        } else {
+            self.bound_resend_history(mid);
         }
         self.subscriptions.insert(mid, sub);
+    }
+
+    /// Keeps a video m-line's retransmission history to [`RESEND_HISTORY`] instead of str0m's
+    /// 3 s: a retransmission older than that arrives after the receiver has given the frame
+    /// up, and each remembered packet costs ~0.5 KB per subscriber (its header; the payload is
+    /// shared), the largest part of a viewer's memory after the TWCC register. Done once,
+    /// on the m-line's first subscription: setting it again would forget the history.
+    fn bound_resend_history(&mut self, mid: Mid) {
+        let video = self
+            .rtc
+            .media(mid)
+            .is_some_and(|m| m.kind() == MediaKind::Video);
+        if !video {
+            return;
+        }
+        if let Some(tx) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            tx.set_rtx_cache(RESEND_PACKETS, RESEND_HISTORY, RESEND_RATIO_CAP);
+        }
     }
 
     /// `mid` carries nothing from now on; returns whether it carried something.
@@ -136,9 +165,8 @@ impl Participant {
             .clear_codecs()
             .enable_vp8(true)
             .enable_h264(true)
-            // ~1 s of video history per stream for retransmissions: enough for NACKs within a
-            // round trip, and the largest part of a subscriber's memory.
-            .set_send_buffer_video(150);
+            // Capped here; aged by `bound_resend_history` once the m-line is used.
+            .set_send_buffer_video(RESEND_PACKETS);
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
         let mut config = if room.bwe {
