@@ -91,6 +91,23 @@ enum ScenarioArg {
         #[arg(long, default_value_t = 1)]
         talking: usize,
     },
+    /// No server: how many datagrams per CPU-second this machine's kernel sends at all, in
+    /// a fan-out's shape (each to another receiver, in batches). The ceiling for the
+    /// scenarios' "forwarded per CPU-s" on the same machine.
+    Ceiling {
+        /// Receiving sockets.
+        #[arg(long, default_value_t = 100)]
+        peers: usize,
+        /// Datagrams per second (default: what a 1 -> 100 webinar forwards).
+        #[arg(long, default_value_t = 11_200)]
+        pps: u64,
+        /// Datagrams per `sendmmsg` batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Bytes per datagram.
+        #[arg(long, default_value_t = 1130)]
+        bytes: usize,
+    },
     /// Many small meetings.
     Rooms {
         /// Rooms.
@@ -116,6 +133,7 @@ impl From<ScenarioArg> for Scenario {
             ScenarioArg::Rooms { rooms, size } => Scenario::Rooms { rooms, size },
             // Handled before any scenario runs.
             ScenarioArg::Crowd { size, .. } => Scenario::Meeting { size },
+            ScenarioArg::Ceiling { peers, .. } => Scenario::Meeting { size: peers },
         }
     }
 }
@@ -196,6 +214,28 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let ScenarioArg::Ceiling {
+        peers,
+        pps,
+        batch,
+        bytes,
+    } = cli.scenario
+    {
+        let config = load::ceiling::CeilingConfig {
+            peers,
+            pps,
+            batch,
+            bytes,
+            duration: Duration::from_secs(cli.duration),
+        };
+        return match load::ceiling::run(&config).await {
+            Ok(report) => print_report(cli.json, &report, || report.table()),
+            Err(e) => {
+                eprintln!("confab-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let scenario: Scenario = cli.scenario.into();
     let mut config = LoadConfig::new(cli.url.clone(), scenario);
     config.server_pid = cli.server_pid;
@@ -232,8 +272,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.json {
-        match serde_json::to_string_pretty(&report) {
+    let printed = print_report(cli.json, &report, || report.table());
+    if printed == ExitCode::SUCCESS && report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Prints `report` as JSON on stdout, or as the table `table` makes.
+fn print_report<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    table: impl Fn() -> String,
+) -> ExitCode {
+    if json {
+        match serde_json::to_string_pretty(report) {
             Ok(j) => println!("{j}"),
             Err(e) => {
                 eprintln!("confab-load: {e}");
@@ -241,11 +295,7 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        print!("{}", report.table());
+        print!("{}", table());
     }
-    if report.is_clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ExitCode::SUCCESS
 }

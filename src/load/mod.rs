@@ -11,6 +11,7 @@
 //! for CPU. Receivers past the first `decrypting` per room therefore only count SRTP from its
 //! clear header (see [`crate::bot::BotConfig::decrypt`]); the report states the tester's CPU.
 
+pub mod ceiling;
 pub mod crowd;
 mod plan;
 pub mod probe;
@@ -350,6 +351,10 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
     if let (Some(x), Some(y)) = (a.counters, b.counters) {
         r.server_forwarded_pps = Some((y.forwarded - x.forwarded) / secs);
         r.server_udp_out_pps = Some((y.udp_out - x.udp_out) / secs);
+        let calls = y.udp_send_calls - x.udp_send_calls;
+        if calls > 0.0 {
+            r.server_datagrams_per_send = Some((y.udp_out - x.udp_out) / calls);
+        }
         r.server_udp_in_pps = Some((y.udp_in - x.udp_in) / secs);
         r.server_dropped = Some(y.udp_dropped - x.udp_dropped);
         r.server_participants = Some(y.participants);

@@ -73,6 +73,8 @@ pub struct ServerCounters {
     pub forwarded: f64,
     /// `confab_udp_out_datagrams_total`.
     pub udp_out: f64,
+    /// `confab_udp_send_calls_total`.
+    pub udp_send_calls: f64,
     /// `confab_udp_in_datagrams_total`.
     pub udp_in: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
@@ -128,6 +130,7 @@ fn parse_counters(text: &str) -> ServerCounters {
     ServerCounters {
         forwarded: value("confab_rtp_forwarded_packets_total"),
         udp_out: value("confab_udp_out_datagrams_total"),
+        udp_send_calls: value("confab_udp_send_calls_total"),
         udp_in: value("confab_udp_in_datagrams_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),

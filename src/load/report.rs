@@ -38,6 +38,9 @@ pub struct Report {
     pub server_forwarded_pps: Option<f64>,
     /// Server-counted datagrams sent per second.
     pub server_udp_out_pps: Option<f64>,
+    /// Datagrams per sending system call (`sendmmsg` batching; compare `confab-load ceiling
+    /// --batch`).
+    pub server_datagrams_per_send: Option<f64>,
     /// Server-counted datagrams received per second.
     pub server_udp_in_pps: Option<f64>,
     /// Datagrams the server dropped because a room queue was full, in the window.
@@ -129,6 +132,10 @@ impl Report {
                     f(self.server_udp_out_pps, 0),
                     f(self.server_udp_in_pps, 0)
                 ),
+            ),
+            (
+                "server datagrams per send call",
+                f(self.server_datagrams_per_send, 1),
             ),
             ("server queue drops", f(self.server_dropped, 0)),
             (

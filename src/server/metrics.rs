@@ -16,6 +16,8 @@ pub struct Metrics {
     pub udp_dropped_full: Counter,
     /// Datagrams sent.
     pub udp_out: Counter,
+    /// System calls that sent datagrams: `udp_out` over this is the batching achieved.
+    pub udp_send_calls: Counter,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: Counter,
     /// Signalling messages refused (bad JSON, too large, rate limited, …).
@@ -50,6 +52,11 @@ impl Default for Metrics {
             "Datagrams dropped because a room queue was full",
         );
         let udp_out = m(&mut registry, "udp_out_datagrams", "Datagrams sent");
+        let udp_send_calls = m(
+            &mut registry,
+            "udp_send_calls",
+            "System calls that sent datagrams (sendmmsg or sendto)",
+        );
         let rtp_forwarded = m(
             &mut registry,
             "rtp_forwarded_packets",
@@ -85,6 +92,7 @@ impl Default for Metrics {
             udp_unroutable,
             udp_dropped_full,
             udp_out,
+            udp_send_calls,
             rtp_forwarded,
             signalling_errors,
             participants,

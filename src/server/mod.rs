@@ -54,7 +54,8 @@ impl Shared {
                 .unwrap_or(rest.len());
             if let Some(s) = self.socket_for(first.source) {
                 let sent = udp::send_batch(s, &rest[..run]);
-                self.metrics.udp_out.inc_by(sent as u64);
+                self.metrics.udp_out.inc_by(sent.datagrams as u64);
+                self.metrics.udp_send_calls.inc_by(sent.calls as u64);
             }
             rest = &rest[run..];
         }

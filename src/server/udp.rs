@@ -28,15 +28,25 @@ pub const MAX_BATCH: usize = 64;
 /// fanned out to hundreds of peers is a burst of megabytes.
 pub const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Sends every datagram of `batch` from `socket`; returns how many the kernel took. A full
-/// socket buffer drops the rest, as the network would; RTX repairs it.
-pub fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> usize {
-    let mut sent = 0;
+/// What one [`send_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Datagrams the kernel took.
+    pub datagrams: usize,
+    /// System calls that took some (datagrams / calls is the batching achieved).
+    pub calls: usize,
+}
+
+/// Sends every datagram of `batch` from `socket`. A full socket buffer drops the rest, as the
+/// network would; RTX repairs it.
+pub fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> Sent {
+    let mut sent = Sent::default();
     let mut rest = batch;
     while !rest.is_empty() {
         match socket.try_io(tokio::io::Interest::WRITABLE, || send_some(socket, rest)) {
             Ok(n) => {
-                sent += n;
+                sent.datagrams += n;
+                sent.calls += 1;
                 rest = &rest[n.max(1).min(rest.len())..];
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

@@ -1,8 +1,9 @@
 //! The load tester's engine end to end against an in-process server: a small webinar connects
-//! and forwards without loss. Speed figures are printed, never asserted.
+//! and forwards without loss; the kernel-ceiling measurement sends what it is asked. Speed
+//! figures are printed, never asserted.
 
 use crate::common::TestServer;
-use confab::load::{self, LoadConfig, Scenario};
+use confab::load::{self, ceiling, LoadConfig, Scenario};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,5 +36,72 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
     );
     assert!(report.client_received_pps > 0.0, "{report:?}");
     assert!(report.latency_samples > 0, "{report:?}");
+    // The server batches its sends: every datagram counted went out in some system call.
+    let per_send = report
+        .server_datagrams_per_send
+        .expect("send calls are counted");
+    assert!(per_send >= 1.0, "{report:?}");
     assert!(report.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ceiling_sends_a_fan_out_shape_and_times_only_the_sender() {
+    let config = ceiling::CeilingConfig {
+        peers: 10,
+        pps: 2000,
+        batch: 8,
+        bytes: 1130,
+        duration: Duration::from_secs(1),
+    };
+    let report = tokio::time::timeout(Duration::from_secs(20), ceiling::run(&config))
+        .await
+        .expect("the run is bounded")
+        .expect("valid configuration");
+    eprintln!("{}", report.table());
+    // Paced at the asked rate (a starved sender thread can only fall short of it).
+    assert!(
+        report.sent_pps > 1000.0 && report.sent_pps < 2200.0,
+        "{report:?}"
+    );
+    // Loopback with 1 MiB receive buffers and readers waiting: everything arrives.
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert!(report.sender_cpu_pct > 0.0, "{report:?}");
+    let cost = report.us_per_datagram;
+    assert!(cost.is_finite() && cost > 0.0, "{report:?}");
+}
+
+#[tokio::test]
+async fn ceiling_refuses_shapes_it_cannot_send() {
+    let good = ceiling::CeilingConfig {
+        peers: 10,
+        pps: 2000,
+        batch: 8,
+        bytes: 1130,
+        duration: Duration::from_secs(1),
+    };
+    for bad in [
+        ceiling::CeilingConfig {
+            peers: 0,
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            batch: 65,
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            bytes: 9000,
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            pps: 0,
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            duration: Duration::ZERO,
+            ..good.clone()
+        },
+    ] {
+        let err = ceiling::run(&bad).await.expect_err("refused");
+        assert!(err.starts_with("--") || err.contains("window"), "{err}");
+    }
 }

@@ -1,0 +1,291 @@
+//! The machine's own limit: datagrams per CPU-second that this kernel sends when nothing else
+//! is done per packet.
+//!
+//! A fan-out's figure (forwarded packets per server CPU-second) only means something next to
+//! what the same machine does with no SFU at all. This sends datagrams shaped like a fan-out
+//! (one socket, each datagram to another of `peers` receivers, batches through the server's
+//! own [`send_batch`]) at a fixed rate from one thread, and divides what it sent by that
+//! thread's CPU time. On loopback the sending call also delivers into the receiving socket and
+//! wakes its reader, so the figure includes that, exactly as the server's own CPU time does.
+//! The receivers are tokio sockets in this process, like the bots.
+
+use crate::server::udp::{send_batch, SOCKET_BUFFER};
+use serde::Serialize;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::net::{Protocol, Transmit};
+use tokio::net::UdpSocket;
+
+/// Most receivers one run may bind.
+pub const MAX_PEERS: usize = 2000;
+/// Fastest rate one run may ask for.
+pub const MAX_PPS: u64 = 2_000_000;
+/// Time the sender runs before the measured window (socket buffers, caches, wake-up pattern).
+const WARMUP: Duration = Duration::from_millis(500);
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct CeilingConfig {
+    /// Receiving sockets, each a destination in turn.
+    pub peers: usize,
+    /// Datagrams per second to send.
+    pub pps: u64,
+    /// Datagrams handed to the kernel per batch (the server's `sendmmsg` takes up to 64).
+    pub batch: usize,
+    /// Bytes per datagram (an SRTP video packet is ~1,130).
+    pub bytes: usize,
+    /// Measured window.
+    pub duration: Duration,
+}
+
+/// What the kernel did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CeilingReport {
+    /// Receivers.
+    pub peers: usize,
+    /// Datagrams per batch.
+    pub batch: usize,
+    /// Bytes per datagram.
+    pub bytes: usize,
+    /// Rate asked for, per second.
+    pub target_pps: u64,
+    /// Length of the measured window, s.
+    pub window_s: f64,
+    /// Datagrams the kernel took per second.
+    pub sent_pps: f64,
+    /// Datagrams the receivers read per second.
+    pub received_pps: f64,
+    /// Sent but never read, in the window (full receive buffers).
+    pub lost: u64,
+    /// CPU of the sending thread, percent of one core.
+    pub sender_cpu_pct: f64,
+    /// Datagrams sent per CPU-second of the sending thread: the most any server on this
+    /// machine could forward per CPU-second at this rate and batch size.
+    pub sent_per_cpu_s: f64,
+    /// The same as a cost, µs per datagram.
+    pub us_per_datagram: f64,
+}
+
+impl CeilingConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.peers == 0 || self.peers > MAX_PEERS {
+            return Err(format!("--peers must be 1..={MAX_PEERS}"));
+        }
+        if self.pps == 0 || self.pps > MAX_PPS {
+            return Err(format!("--pps must be 1..={MAX_PPS}"));
+        }
+        if self.batch == 0 || self.batch > crate::server::udp::MAX_BATCH {
+            return Err(format!(
+                "--batch must be 1..={}",
+                crate::server::udp::MAX_BATCH
+            ));
+        }
+        if !(12..=1400).contains(&self.bytes) {
+            return Err("--bytes must be 12..=1400".into());
+        }
+        if self.duration.is_zero() || self.duration > super::MAX_PHASE {
+            return Err("the window must be 1..=600 s".into());
+        }
+        Ok(())
+    }
+}
+
+/// Binds the receivers, sends for warm-up plus the window, and reports.
+pub async fn run(config: &CeilingConfig) -> Result<CeilingReport, String> {
+    config.check()?;
+    let received = Arc::new(AtomicU64::new(0));
+    let mut destinations = Vec::with_capacity(config.peers);
+    let mut readers = Vec::with_capacity(config.peers);
+    for _ in 0..config.peers {
+        let socket = receiver().map_err(|e| format!("cannot bind a receiver: {e}"))?;
+        destinations.push(socket.local_addr().map_err(|e| e.to_string())?);
+        let count = received.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while socket.recv(&mut buf).await.is_ok() {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let config = config.clone();
+    let counted = received.clone();
+    let sent = tokio::task::spawn_blocking(move || send_paced(&config, &destinations, &counted))
+        .await
+        .map_err(|e| format!("the sender failed: {e}"))??;
+    // What is still in flight arrives within milliseconds on loopback.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read_after = received.load(Ordering::Relaxed);
+    for r in readers {
+        r.abort();
+    }
+    let window_s = sent.window.as_secs_f64();
+    let read = read_after.saturating_sub(sent.received_before);
+    Ok(CeilingReport {
+        peers: sent.peers,
+        batch: sent.batch,
+        bytes: sent.bytes,
+        target_pps: sent.target_pps,
+        window_s,
+        sent_pps: sent.datagrams as f64 / window_s,
+        received_pps: read as f64 / window_s,
+        lost: sent.datagrams.saturating_sub(read),
+        sender_cpu_pct: 100.0 * sent.cpu_s / window_s,
+        sent_per_cpu_s: sent.datagrams as f64 / sent.cpu_s.max(1e-9),
+        us_per_datagram: 1e6 * sent.cpu_s / sent.datagrams.max(1) as f64,
+    })
+}
+
+fn receiver() -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    // As the bots do: the default 208 KiB overflows on bursts.
+    let _ = socket.set_recv_buffer_size(1 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+struct Sent {
+    peers: usize,
+    batch: usize,
+    bytes: usize,
+    target_pps: u64,
+    window: Duration,
+    datagrams: u64,
+    cpu_s: f64,
+    /// Receivers' count when the window started.
+    received_before: u64,
+}
+
+/// Runs on its own thread, so that thread's CPU clock is the sending cost alone.
+fn send_paced(
+    config: &CeilingConfig,
+    destinations: &[SocketAddr],
+    received: &AtomicU64,
+) -> Result<Sent, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let _guard = runtime.enter();
+    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let _ = socket2::SockRef::from(&std_socket).set_send_buffer_size(SOCKET_BUFFER);
+    std_socket
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let socket = UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?;
+    let source = socket.local_addr().map_err(|e| e.to_string())?;
+    // `send_batch` sends only while tokio knows the socket is writable; this runtime's
+    // reactor runs only here and after a full buffer, not once per batch.
+    runtime
+        .block_on(socket.writable())
+        .map_err(|e| e.to_string())?;
+    // Every destination once, then the first `batch` again, so each batch is one slice.
+    let ring: Vec<Transmit> = destinations
+        .iter()
+        .chain(destinations.iter().cycle().take(config.batch))
+        .map(|d| Transmit {
+            proto: Protocol::Udp,
+            source,
+            destination: *d,
+            contents: vec![0x80; config.bytes].into(),
+        })
+        .collect();
+    let interval = Duration::from_secs_f64(config.batch as f64 / config.pps as f64);
+    let start = Instant::now();
+    let mut next = start;
+    let mut at = 0;
+    let mut datagrams = 0u64;
+    let mut window_start: Option<(Instant, f64, u64, u64)> = None;
+    loop {
+        let now = Instant::now();
+        if window_start.is_none() && now >= start + WARMUP {
+            window_start = Some((
+                now,
+                thread_cpu_s(),
+                datagrams,
+                received.load(Ordering::Relaxed),
+            ));
+        }
+        if let Some((t0, cpu0, sent0, received0)) = window_start {
+            if now >= t0 + config.duration {
+                return Ok(Sent {
+                    peers: config.peers,
+                    batch: config.batch,
+                    bytes: config.bytes,
+                    target_pps: config.pps,
+                    window: now - t0,
+                    datagrams: datagrams - sent0,
+                    cpu_s: thread_cpu_s() - cpu0,
+                    received_before: received0,
+                });
+            }
+        }
+        let n = send_batch(&socket, &ring[at..at + config.batch]).datagrams;
+        datagrams += n as u64;
+        if n < config.batch {
+            runtime
+                .block_on(socket.writable())
+                .map_err(|e| e.to_string())?;
+        }
+        at = (at + config.batch) % config.peers;
+        next += interval;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+impl CeilingReport {
+    /// The report as aligned text.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let rows = [
+            (
+                "shape",
+                format!(
+                    "{} receivers, {} B datagrams, batches of {}",
+                    self.peers, self.bytes, self.batch
+                ),
+            ),
+            ("window s", format!("{:.1}", self.window_s)),
+            (
+                "sent / received pkt/s",
+                format!(
+                    "{:.0} / {:.0} (asked {})",
+                    self.sent_pps, self.received_pps, self.target_pps
+                ),
+            ),
+            ("never read", self.lost.to_string()),
+            (
+                "sending thread CPU %",
+                format!("{:.1}", self.sender_cpu_pct),
+            ),
+            ("µs per datagram", format!("{:.2}", self.us_per_datagram)),
+            (
+                "SENT PKT PER CPU-S (ceiling)",
+                format!("{:.0}", self.sent_per_cpu_s),
+            ),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "{name:<40} {value}");
+        }
+        out
+    }
+}
