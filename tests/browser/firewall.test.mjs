@@ -46,11 +46,21 @@ world.scenario('with UDP blocked, two people see and hear each other over TCP', 
   assert.equal(await world.server.metric('confab_udp_in_datagrams_total'), 0);
 });
 
-world.scenario('where UDP gets through, the call uses UDP', async () => {
+world.scenario('where UDP gets through, the call uses UDP, and its SRTP is AES-GCM', async () => {
   const open = `room=${room}-open`;
   const pair = [await world.open('Fay', `${open}&name=Fay`), await world.open('Gus', `${open}&name=Gus`)];
   for (const p of pair) {
     const protocol = await waitFor(`${p.label} to connect`, () => selectedProtocol(p), Boolean, { timeoutMs: MEDIA_DEADLINE_MS });
     assert.deepEqual(protocol, { local: 'udp', remote: 'udp' }, `${p.label} should prefer UDP`);
+    // AEAD-GCM costs a quarter of AES-CM + HMAC-SHA1 per packet on the server's send path.
+    const srtp = await p.page.evaluate(async () => {
+      const stats = await window.confab.client.pc.getStats();
+      let cipher = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.srtpCipher) cipher = s.srtpCipher;
+      });
+      return cipher;
+    });
+    assert.match(String(srtp), /AEAD_AES_(128|256)_GCM/, `${p.label} negotiated SRTP ${srtp}`);
   }
 });
