@@ -58,6 +58,10 @@ pub struct Settings {
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
     pub ice_tcp: Option<bool>,
+    /// Also accept ICE-TCP media on the HTTP(S) port, told apart from web traffic by its first
+    /// byte, for firewalls that let only web ports through [default: true]
+    #[arg(long, env = "CONFAB_ICE_TCP_HTTP", action = clap::ArgAction::Set)]
+    pub ice_tcp_http: Option<bool>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -89,6 +93,8 @@ pub struct Config {
     pub public_ip: Option<IpAddr>,
     /// Whether media is also accepted over TCP (ICE-TCP) on the UDP port's number.
     pub ice_tcp: bool,
+    /// Whether ICE-TCP is also accepted on the HTTP(S) port.
+    pub ice_tcp_http: bool,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -110,6 +116,7 @@ impl Default for Config {
             udp_port: 10000,
             public_ip: None,
             ice_tcp: true,
+            ice_tcp_http: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -175,6 +182,10 @@ impl Settings {
             udp_port: self.udp_port.or(file.udp_port).unwrap_or(d.udp_port),
             public_ip: self.public_ip.or(file.public_ip),
             ice_tcp: self.ice_tcp.or(file.ice_tcp).unwrap_or(d.ice_tcp),
+            ice_tcp_http: self
+                .ice_tcp_http
+                .or(file.ice_tcp_http)
+                .unwrap_or(d.ice_tcp_http),
             tls,
             room: RoomConfig {
                 max_participants: self

@@ -8,6 +8,7 @@
 //!  browser ──WS (JSON)──► server::session ──RoomMsg──► room task ──► media::Room (sans-IO)
 //!  browser ──UDP (ICE/DTLS/SRTP)──► server::udp (ONE port) ──Datagram──► room task ──┤
 //!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► server::tcp ──TcpFrame──┘
+//!            (on the media port, or on the HTTP(S) port via server::web_port)
 //!                                          ◄── media::Output::{Transmit, Signal, Timeout}
 //! ```
 //! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks. A
@@ -54,6 +55,7 @@
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
 //! | [`server::udp`] | the one UDP port and its demux |
 //! | [`server::tcp`] | ICE-TCP fallback on the same port number: framing, routing by ufrag |
+//! | [`server::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
 //! | [`server::rooms`] | room name → task; open on first join, close when empty |

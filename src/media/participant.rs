@@ -192,12 +192,17 @@ impl Participant {
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
             rtc.add_local_candidate(candidate);
-            if room.ice_tcp {
-                // Passive: the browser connects; its ICE ranks this below UDP, so it is only
-                // used where UDP does not get through.
+            // Passive TCP: the browser connects; its ICE ranks these below UDP, so they are
+            // used only where UDP does not get through.
+            let tcp_ports = room
+                .ice_tcp
+                .then_some(addr.port())
+                .into_iter()
+                .chain(room.ice_tcp_http_port);
+            for port in tcp_ports {
                 let tcp = Candidate::builder()
                     .tcp()
-                    .host(*addr)
+                    .host(SocketAddr::new(addr.ip(), port))
                     .tcptype(TcpType::Passive)
                     .build()?;
                 rtc.add_local_candidate(tcp);

@@ -45,6 +45,10 @@ pub struct RoomConfig {
     /// Also announce a passive TCP candidate on each media address (ICE-TCP, for networks
     /// that block UDP); the shell sets it when it listens there.
     pub ice_tcp: bool,
+    /// Also announce a passive TCP candidate on this port (the HTTP(S) one) of each media
+    /// address, for firewalls that let only web ports through; the shell sets it when it
+    /// tells ICE-TCP apart from web traffic there.
+    pub ice_tcp_http_port: Option<u16>,
 }
 
 impl Default for RoomConfig {
@@ -58,6 +62,7 @@ impl Default for RoomConfig {
             speaker: SpeakerConfig::default(),
             bwe: true,
             ice_tcp: false,
+            ice_tcp_http_port: None,
         }
     }
 }

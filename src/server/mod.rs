@@ -8,6 +8,7 @@ pub mod session;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod web_port;
 
 use crate::config::Config;
 use metrics::Metrics;
@@ -40,6 +41,8 @@ pub struct Shared {
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     demux: Vec<mpsc::UnboundedSender<DemuxCmd>>,
     tcp_routes: tcp::TcpRoutes,
+    /// ICE-TCP connections open, on the media port and the HTTP(S) port together.
+    tcp_open: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -136,6 +139,12 @@ impl Bound {
             vec![]
         };
         config.room.ice_tcp = !tcp_listeners.is_empty();
+        if config.ice_tcp && config.ice_tcp_http {
+            let http = listener
+                .local_addr()
+                .map_err(|e| StartError::Bind(config.listen, e))?;
+            config.room.ice_tcp_http_port = Some(http.port());
+        }
         let (shutdown_tx, shutdown) = watch::channel(false);
         let mut demux = vec![];
         let mut receivers = vec![];
@@ -157,6 +166,7 @@ impl Bound {
             sockets,
             demux,
             tcp_routes: Default::default(),
+            tcp_open: Default::default(),
         });
         Ok(Bound {
             shared,
@@ -213,7 +223,16 @@ impl Bound {
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(true);
         };
+        let mux = shared.config.room.ice_tcp_http_port.is_some();
         match shared.config.tls.clone() {
+            None if mux => {
+                let web =
+                    web_port::split(listener, Arc::clone(&shared)).map_err(StartError::Serve)?;
+                axum::serve(web, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+                    .map_err(StartError::Serve)
+            }
             None => axum::serve(listener, app)
                 .with_graceful_shutdown(signal)
                 .await
@@ -229,11 +248,20 @@ impl Bound {
                     h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
                 });
                 let std_listener = listener.into_std().map_err(StartError::Serve)?;
-                axum_server::from_tcp_rustls(std_listener, tls)
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await
-                    .map_err(StartError::Serve)
+                let server = axum_server::from_tcp_rustls(std_listener, tls).handle(handle);
+                if mux {
+                    let shared = Arc::clone(&shared);
+                    server
+                        .map(|tls| web_port::SniffAcceptor::new(tls, shared))
+                        .serve(app.into_make_service())
+                        .await
+                        .map_err(StartError::Serve)
+                } else {
+                    server
+                        .serve(app.into_make_service())
+                        .await
+                        .map_err(StartError::Serve)
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ use super::Shared;
 use crate::protocol::ParticipantId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
@@ -52,7 +52,7 @@ impl Shared {
         id: ParticipantId,
         room: &mpsc::Sender<RoomMsg>,
     ) {
-        if !self.config.room.ice_tcp {
+        if !self.config.room.ice_tcp && self.config.room.ice_tcp_http_port.is_none() {
             return;
         }
         if let Ok(mut routes) = self.tcp_routes.lock() {
@@ -73,7 +73,6 @@ impl Shared {
 
 /// Accepts connections on `listener` until the server shuts down.
 pub async fn run_listener(listener: TcpListener, announced: SocketAddr, shared: Arc<Shared>) {
-    let open = Arc::new(AtomicUsize::new(0));
     let mut shutdown = shared.shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -88,17 +87,48 @@ pub async fn run_listener(listener: TcpListener, announced: SocketAddr, shared: 
             },
             _ = shutdown.changed() => return,
         };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            shared.metrics.tcp_refused.inc();
-            continue;
-        }
-        open.fetch_add(1, Ordering::Relaxed);
-        let (shared, open) = (Arc::clone(&shared), Arc::clone(&open));
-        tokio::spawn(async move {
-            serve(stream, peer, announced, &shared).await;
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
+        take(stream, peer, announced, &shared);
     }
+}
+
+/// Serves an accepted ICE-TCP connection on its own task, unless [`MAX_CONNECTIONS`] are
+/// open already (then it is closed).
+pub fn take(stream: TcpStream, peer: SocketAddr, announced: SocketAddr, shared: &Arc<Shared>) {
+    if shared.tcp_open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+        shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+        shared.metrics.tcp_refused.inc();
+        return;
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        serve(stream, peer, announced, &shared).await;
+        shared.tcp_open.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+/// How long a connection to the HTTP(S) port may stay silent before it is taken for web
+/// traffic (browsers and TLS clients speak first, at once).
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whether a connection to the HTTP(S) port carries ICE-TCP: its first byte is the high
+/// byte of an RFC 4571 length, 0 for any STUN or DTLS frame, where an HTTP request starts
+/// with a letter and a TLS handshake with 0x16. The frame itself is checked by [`serve`].
+pub async fn is_ice_tcp(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(SNIFF_TIMEOUT, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0
+    )
+}
+
+/// The address a connection to the HTTP(S) port came in on, as the participant's TCP
+/// candidate announces it (the public IP when one is configured).
+pub fn announced_http(stream: &TcpStream, shared: &Shared) -> Option<SocketAddr> {
+    let local = stream.local_addr().ok()?;
+    Some(match shared.config.public_ip {
+        Some(ip) => SocketAddr::new(ip, local.port()),
+        None => local,
+    })
 }
 
 /// Reads one RFC 4571 frame into `buf`; `None` at the end of the stream or on an error.

@@ -25,15 +25,24 @@ export function launchBrowser() {
   });
 }
 
-// A network that lets no UDP through (a strict corporate firewall): the server's UDP
-// candidates never reach the browser's ICE agent, so only TCP can connect.
-function blockUdp() {
+// A firewall, seen from the page: the server's answer loses the candidates the network would
+// not let through. 'no-udp' drops its UDP candidates; 'web-only' keeps only TCP candidates on
+// the page's own (web) port.
+function firewall(mode) {
   const original = RTCPeerConnection.prototype.setRemoteDescription;
+  const webPort = location.port || (location.protocol === 'https:' ? '443' : '80');
+  const blocked = (line) => {
+    const m = /^a=candidate:\S+ \d+ (\S+) \d+ \S+ (\d+) /i.exec(line);
+    if (!m) return false;
+    const [, protocol, port] = m;
+    if (mode === 'no-udp') return protocol.toLowerCase() === 'udp';
+    return protocol.toLowerCase() !== 'tcp' || port !== webPort;
+  };
   RTCPeerConnection.prototype.setRemoteDescription = function (description) {
     if (description?.sdp) {
       const sdp = description.sdp
         .split('\r\n')
-        .filter((line) => !/^a=candidate:\S+ \d+ udp /i.test(line))
+        .filter((line) => !blocked(line))
         .join('\r\n');
       description = { type: description.type, sdp };
     }
@@ -46,15 +55,16 @@ function blockUdp() {
 // `window.__mediaRequests`, so a test can tell that the audience was never asked.
 // options: viewport, deviceScaleFactor, devices: false for a machine without camera or
 // microphone (a cheap extra person on stage: a tile, but nothing to encode), udp: false for a
-// network that blocks UDP.
+// network that blocks UDP, webOnly: true for one that lets only the web port through.
 export async function openPerson(
   browser,
   url,
   label,
-  { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true, udp = true } = {},
+  { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true, udp = true, webOnly = false } = {},
 ) {
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport, deviceScaleFactor });
-  if (!udp) await context.addInitScript(blockUdp);
+  if (webOnly) await context.addInitScript(firewall, 'web-only');
+  else if (!udp) await context.addInitScript(firewall, 'no-udp');
   await context.addInitScript((devices) => {
     window.__mediaRequests = 0;
     const md = navigator.mediaDevices;

@@ -168,6 +168,39 @@ async fn shutdown_tells_sessions_and_closes_them() {
     assert!(next_json(&mut ws).await.is_none(), "socket closed");
 }
 
+/// The HTTP port also takes ICE-TCP (for firewalls that let only web ports through): junk
+/// that opens like a media frame is closed and counted there, and the web keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_media_on_the_web_port_is_refused_and_the_web_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let openings: [&[u8]; 3] = [&[0, 5, 0x80, 0x60, 1, 2, 3], &[0, 0], &[0, 0xff, 1]];
+    for opening in openings {
+        let mut conn = tokio::net::TcpStream::connect(server.http)
+            .await
+            .expect("connect");
+        conn.write_all(opening).await.expect("write");
+        conn.shutdown().await.expect("half-close");
+        let mut rest = vec![];
+        let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "server kept a junk connection open");
+        assert!(rest.is_empty(), "server answered junk with {rest:?}");
+    }
+    assert_eq!(
+        server.metric("confab_ice_tcp_refused_connections_total"),
+        openings.len() as f64
+    );
+    let mut conn = tokio::net::TcpStream::connect(server.http)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.expect("read");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+}
+
 #[tokio::test]
 async fn garbage_on_the_ice_tcp_port_is_refused_and_media_still_flows() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -51,6 +51,26 @@ async fn serves_https_and_wss() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.ends_with("ok"), "{body}");
 
+    // ICE-TCP shares the HTTPS port: junk opening like a media frame is closed before any
+    // TLS, and counted.
+    let mut junk = tokio::net::TcpStream::connect(server.http)
+        .await
+        .expect("tcp");
+    junk.write_all(&[0, 5, 0x80, 0x60, 1, 2, 3])
+        .await
+        .expect("write");
+    let mut rest = vec![];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        junk.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok() && rest.is_empty(), "junk got {rest:?}");
+    assert_eq!(
+        server.metric("confab_ice_tcp_refused_connections_total"),
+        1.0
+    );
+
     // WSS
     let tcp = tokio::net::TcpStream::connect(server.http)
         .await
