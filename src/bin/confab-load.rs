@@ -19,9 +19,15 @@ struct Cli {
     /// Pid of the server, to read its CPU time and RSS from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Start this confab binary on free loopback ports and measure it (ignores --url).
+    /// Start this confab binary on free loopback ports and measure it (ignores --url). Give it
+    /// twice or more to compare builds: with --runs, they take turns, each run on a fresh
+    /// server.
     #[arg(long)]
-    spawn: Option<std::path::PathBuf>,
+    spawn: Vec<std::path::PathBuf>,
+    /// Runs per spawned binary (each with a fresh server); more than one prints the median
+    /// and range of forwarded packets per CPU-second instead of one report.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// Measured window, seconds.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -248,31 +254,101 @@ async fn main() -> ExitCode {
     config.shape = shape;
     // Distinct room names per run, so a run never joins a room a previous one left behind.
     config.room_prefix = format!("load{}", std::process::id());
-    let _child = match &cli.spawn {
-        None => None,
-        Some(path) => {
-            let max_room = scenario.room_sizes().into_iter().max().unwrap_or(1);
-            match spawn(path, max_room + 1).await {
-                Ok((child, url)) => {
-                    config.url = url;
-                    config.server_pid = child.id();
-                    Some(child)
-                }
+    if cli.runs == 0 || cli.runs > MAX_RUNS {
+        eprintln!("confab-load: --runs must be 1..={MAX_RUNS}");
+        return ExitCode::from(2);
+    }
+    if cli.spawn.is_empty() {
+        if cli.runs > 1 {
+            eprintln!("confab-load: --runs needs --spawn (each run starts its own server)");
+            return ExitCode::from(2);
+        }
+        return match load::run(&config).await {
+            Ok(report) => finish(cli.json, &report),
+            Err(e) => {
+                eprintln!("confab-load: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let max_room = scenario.room_sizes().into_iter().max().unwrap_or(1);
+    let mut reports: Vec<Vec<load::Report>> = vec![vec![]; cli.spawn.len()];
+    for run in 0..cli.runs {
+        // Binaries take turns, so a slow stretch of the machine falls on all of them alike.
+        for (i, path) in cli.spawn.iter().enumerate() {
+            let (child, url) = match spawn(path, max_room + 1).await {
+                Ok(x) => x,
                 Err(e) => {
                     eprintln!("confab-load: {e}");
                     return ExitCode::from(2);
                 }
+            };
+            let mut this = config.clone();
+            this.url = url;
+            this.server_pid = child.id();
+            this.room_prefix = format!("{}r{run}b{i}", config.room_prefix);
+            let report = match load::run(&this).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("confab-load: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            drop(child);
+            if cli.spawn.len() == 1 && cli.runs == 1 {
+                return finish(cli.json, &report);
             }
+            if !cli.quiet {
+                eprintln!(
+                    "[run {}/{}] {}: {} fwd/CPU-s, {}",
+                    run + 1,
+                    cli.runs,
+                    path.display(),
+                    report
+                        .forwarded_per_cpu_s
+                        .map_or("n/a".into(), |v| format!("{v:.0}")),
+                    if report.is_clean() {
+                        "clean"
+                    } else {
+                        "NOT clean"
+                    }
+                );
+            }
+            reports[i].push(report);
         }
+    }
+    let summaries: Vec<load::compare::Summary> = cli
+        .spawn
+        .iter()
+        .zip(&reports)
+        .map(|(path, r)| load::compare::summarize(&path.display().to_string(), r))
+        .collect();
+    let all = Comparison {
+        summaries,
+        runs: reports,
     };
-    let report = match load::run(&config).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("confab-load: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let printed = print_report(cli.json, &report, || report.table());
+    let printed = print_report(cli.json, &all, || load::compare::table(&all.summaries));
+    let clean = all.runs.iter().flatten().all(load::Report::is_clean);
+    if printed == ExitCode::SUCCESS && clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Most runs per binary.
+const MAX_RUNS: usize = 50;
+
+/// Several runs: the summary per binary, then every run's report.
+#[derive(serde::Serialize)]
+struct Comparison {
+    summaries: Vec<load::compare::Summary>,
+    runs: Vec<Vec<load::Report>>,
+}
+
+/// Prints one run's report; success only if the run was clean.
+fn finish(json: bool, report: &load::Report) -> ExitCode {
+    let printed = print_report(json, report, || report.table());
     if printed == ExitCode::SUCCESS && report.is_clean() {
         ExitCode::SUCCESS
     } else {

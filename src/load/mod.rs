@@ -12,6 +12,7 @@
 //! clear header (see [`crate::bot::BotConfig::decrypt`]); the report states the tester's CPU.
 
 pub mod ceiling;
+pub mod compare;
 pub mod crowd;
 mod plan;
 pub mod probe;
