@@ -1,6 +1,6 @@
-//! ICE-TCP (RFC 6544) for networks that let no UDP through: a passive candidate on the media
-//! port number, over which the browser connects and sends RFC 4571 frames (a 2-byte length,
-//! then one STUN, DTLS or SRTP packet).
+//! ICE-TCP (RFC 6544) for networks that let no UDP through: passive candidates on the media
+//! port number and on the HTTP(S) port (see `web_port`), over which the browser connects and
+//! sends RFC 4571 frames (a 2-byte length, then one STUN, DTLS or SRTP packet).
 //!
 //! A connection is tied to its participant by the first frame, which must be a STUN binding
 //! request naming a local ufrag, exactly as the UDP demux does for a new address. Frames then
