@@ -30,6 +30,8 @@ pub struct Metrics {
     pub tcp_connections: Gauge,
     /// ICE-TCP connections closed without carrying anyone (over the limit, no valid STUN).
     pub tcp_refused: Counter,
+    /// ICE-TCP frames dropped because the room's queue was full.
+    pub tcp_dropped_full: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +88,11 @@ impl Default for Metrics {
             "ice_tcp_refused_connections",
             "ICE-TCP connections closed without a valid first STUN request",
         );
+        let tcp_dropped_full = m(
+            &mut registry,
+            "ice_tcp_dropped_frames",
+            "ICE-TCP frames dropped because a room queue was full",
+        );
         Metrics {
             registry,
             udp_in,
@@ -99,6 +106,7 @@ impl Default for Metrics {
             rooms,
             tcp_connections,
             tcp_refused,
+            tcp_dropped_full,
         }
     }
 }

@@ -206,7 +206,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, announced: SocketAddr, share
         match room.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                shared.metrics.udp_dropped_full.inc();
+                shared.metrics.tcp_dropped_full.inc();
             }
             Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
