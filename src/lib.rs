@@ -54,6 +54,7 @@
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
 //! | [`server::udp`] | the one UDP port and its demux |
+//! | [`server::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
 //! | [`server::tcp`] | ICE-TCP fallback on the same port number: framing, routing by ufrag |
 //! | [`server::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |

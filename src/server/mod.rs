@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod recv_batch;
 pub mod room_task;
 pub mod rooms;
 pub mod session;

@@ -4,6 +4,7 @@
 //! address maps that address to the participant owning the ufrag. Everything after (DTLS, SRTP)
 //! is routed by source address in one hash lookup. Unknown traffic is counted and dropped.
 //!
+//! Receiving takes what is queued in one `recvmmsg(2)` ([`super::recv_batch`]).
 //! Sending is batched: a fan-out produces one datagram per subscriber, all at once, so a room
 //! hands its whole burst to [`send_batch`], which on Linux makes one `sendmmsg(2)` call per
 //! [`MAX_BATCH`] datagrams instead of one `sendto(2)` each. It calls libc directly on the
@@ -11,6 +12,7 @@
 //! fan-out (every datagram to another peer) cannot use.
 
 use super::metrics::Metrics;
+use super::recv_batch::{RecvBatch, RECV_BATCH};
 use super::room_task::RoomMsg;
 use crate::protocol::ParticipantId;
 use std::collections::HashMap;
@@ -201,7 +203,7 @@ pub async fn run_receiver(
     metrics: Arc<Metrics>,
 ) {
     let mut demux = Demux::default();
-    let mut buf = vec![0u8; 2048];
+    let mut batch = RecvBatch::default();
     loop {
         tokio::select! {
             biased;
@@ -209,38 +211,65 @@ pub async fn run_receiver(
                 Some(c) => demux.apply(c),
                 None => return,
             },
-            r = socket.recv_from(&mut buf) => {
-                let (n, source) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // ICMP port-unreachable surfaces here on Linux; it is not fatal.
-                        tracing::debug!(error = %e, "udp receive error");
-                        continue;
-                    }
-                };
-                metrics.udp_in.inc();
-                let data = &buf[..n];
-                let Some(route) = demux.route(source, data) else {
-                    metrics.udp_unroutable.inc();
+            ready = socket.readable() => {
+                if ready.is_err() {
                     continue;
-                };
-                let msg = RoomMsg::Datagram {
-                    id: route.id,
-                    proto: Protocol::Udp,
-                    source,
-                    destination: announced,
-                    contents: data.to_vec(),
-                    at: Instant::now(),
-                };
-                match route.room.try_send(msg) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        metrics.udp_dropped_full.inc();
+                }
+                // A few batches, then routing commands get their turn again.
+                for _ in 0..BATCHES_PER_WAKE {
+                    let n = match batch.recv(&socket) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            // ICMP port-unreachable surfaces here on Linux; it is not fatal.
+                            tracing::debug!(error = %e, "udp receive error");
+                            break;
+                        }
+                    };
+                    for i in 0..n {
+                        if let Some((source, data)) = batch.get(i) {
+                            deliver(&mut demux, &metrics, announced, source, data);
+                        }
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => demux.forget(route.id),
+                    if n < RECV_BATCH {
+                        break;
+                    }
                 }
             }
         }
+    }
+}
+
+/// Batches taken per wake-up of the receiver before it looks at its commands again.
+const BATCHES_PER_WAKE: usize = 4;
+
+/// Hands one datagram to its participant's room, or counts why not.
+fn deliver(
+    demux: &mut Demux,
+    metrics: &Metrics,
+    announced: SocketAddr,
+    source: SocketAddr,
+    data: &[u8],
+) {
+    metrics.udp_in.inc();
+    let Some(route) = demux.route(source, data) else {
+        metrics.udp_unroutable.inc();
+        return;
+    };
+    let msg = RoomMsg::Datagram {
+        id: route.id,
+        proto: Protocol::Udp,
+        source,
+        destination: announced,
+        contents: data.to_vec(),
+        at: Instant::now(),
+    };
+    match route.room.try_send(msg) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.udp_dropped_full.inc();
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => demux.forget(route.id),
     }
 }
 
