@@ -73,6 +73,18 @@ impl Shared {
 
 /// Accepts connections on `listener` until the server shuts down.
 pub async fn run_listener(listener: TcpListener, announced: SocketAddr, shared: Arc<Shared>) {
+    accept_until_shutdown(listener, &shared, |stream, peer| {
+        take(stream, peer, announced, &shared)
+    })
+    .await;
+}
+
+/// Accepts on `listener` until the server shuts down, handing each connection to `take`.
+pub async fn accept_until_shutdown(
+    listener: TcpListener,
+    shared: &Shared,
+    mut take: impl FnMut(TcpStream, SocketAddr),
+) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         let (stream, peer) = tokio::select! {
@@ -80,14 +92,14 @@ pub async fn run_listener(listener: TcpListener, announced: SocketAddr, shared: 
                 Ok(x) => x,
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "ice-tcp accept failed");
+                    tracing::warn!(error = %e, "tcp accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = shutdown.changed() => return,
         };
-        take(stream, peer, announced, &shared);
+        take(stream, peer);
     }
 }
 

@@ -13,7 +13,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -49,19 +48,7 @@ pub fn split(listener: TcpListener, shared: Arc<Shared>) -> io::Result<WebListen
     let local = listener.local_addr()?;
     let (tx, rx) = mpsc::channel(WEB_BACKLOG);
     tokio::spawn(async move {
-        let mut shutdown = shared.shutdown.clone();
-        loop {
-            let (stream, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "http accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            };
+        tcp::accept_until_shutdown(listener, &shared, |stream, peer| {
             let (tx, shared) = (tx.clone(), Arc::clone(&shared));
             tokio::spawn(async move {
                 if tcp::is_ice_tcp(&stream).await {
@@ -70,7 +57,8 @@ pub fn split(listener: TcpListener, shared: Arc<Shared>) -> io::Result<WebListen
                     let _ = tx.send((stream, peer)).await;
                 }
             });
-        }
+        })
+        .await;
     });
     Ok(WebListener { rx, local })
 }

@@ -1,6 +1,8 @@
 //! Bad input gets a clear error and never hurts the server or the room.
 
-use crate::common::{bot, connect, expect_error, next_json, send, TestServer};
+use crate::common::{
+    assert_closed_unanswered, bot, connect, expect_error, next_json, send, TestServer,
+};
 use confab::bot::Bot;
 use futures_util::SinkExt;
 use std::time::Duration;
@@ -176,15 +178,7 @@ async fn junk_media_on_the_web_port_is_refused_and_the_web_still_answers() {
     let server = TestServer::start().await;
     let openings: [&[u8]; 3] = [&[0, 5, 0x80, 0x60, 1, 2, 3], &[0, 0], &[0, 0xff, 1]];
     for opening in openings {
-        let mut conn = tokio::net::TcpStream::connect(server.http)
-            .await
-            .expect("connect");
-        conn.write_all(opening).await.expect("write");
-        conn.shutdown().await.expect("half-close");
-        let mut rest = vec![];
-        let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
-        assert!(read.is_ok(), "server kept a junk connection open");
-        assert!(rest.is_empty(), "server answered junk with {rest:?}");
+        assert_closed_unanswered(server.http, opening).await;
     }
     assert_eq!(
         server.metric("confab_ice_tcp_refused_connections_total"),
@@ -203,7 +197,6 @@ async fn junk_media_on_the_web_port_is_refused_and_the_web_still_answers() {
 
 #[tokio::test]
 async fn garbage_on_the_ice_tcp_port_is_refused_and_media_still_flows() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start().await;
     let a = Bot::join(bot(&server, "tcpjunk", "A")).await.expect("a");
     let b = Bot::join(bot(&server, "tcpjunk", "B")).await.expect("b");
@@ -221,16 +214,8 @@ async fn garbage_on_the_ice_tcp_port_is_refused_and_media_still_flows() {
         vec![0xff, 0xff, 1, 2, 3],
     ];
     for opening in &openings {
-        let mut conn = tokio::net::TcpStream::connect(server.udp)
-            .await
-            .expect("the media port number listens on TCP too");
-        conn.write_all(opening).await.expect("write");
-        conn.shutdown().await.expect("half-close");
-        // The server closes its side: the read ends instead of hanging.
-        let mut rest = vec![];
-        let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
-        assert!(read.is_ok(), "server kept a junk connection open");
-        assert!(rest.is_empty(), "server answered junk with {rest:?}");
+        // The media port number listens on TCP too.
+        assert_closed_unanswered(server.udp, opening).await;
     }
     assert_eq!(
         server.metric("confab_ice_tcp_refused_connections_total"),

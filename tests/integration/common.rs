@@ -141,3 +141,18 @@ pub async fn wait_type(ws: &mut Ws, kind: &str) -> serde_json::Value {
         }
     }
 }
+
+/// Opens a TCP connection to `addr`, writes `opening` and half-closes: the server must close
+/// its side within 8 s without answering a byte (how junk on an ICE-TCP port ends).
+pub async fn assert_closed_unanswered(addr: SocketAddr, opening: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the port listens on TCP");
+    conn.write_all(opening).await.expect("write");
+    conn.shutdown().await.expect("half-close");
+    let mut rest = vec![];
+    let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "server kept a junk connection open");
+    assert!(rest.is_empty(), "server answered junk with {rest:?}");
+}

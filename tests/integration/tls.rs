@@ -1,6 +1,6 @@
 //! HTTPS and WSS through rustls, with a certificate the test makes and trusts.
 
-use crate::common::TestServer;
+use crate::common::{assert_closed_unanswered, TestServer};
 use confab::config::Tls;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
@@ -53,19 +53,7 @@ async fn serves_https_and_wss() {
 
     // ICE-TCP shares the HTTPS port: junk opening like a media frame is closed before any
     // TLS, and counted.
-    let mut junk = tokio::net::TcpStream::connect(server.http)
-        .await
-        .expect("tcp");
-    junk.write_all(&[0, 5, 0x80, 0x60, 1, 2, 3])
-        .await
-        .expect("write");
-    let mut rest = vec![];
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(8),
-        junk.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(read.is_ok() && rest.is_empty(), "junk got {rest:?}");
+    assert_closed_unanswered(server.http, &[0, 5, 0x80, 0x60, 1, 2, 3]).await;
     assert_eq!(
         server.metric("confab_ice_tcp_refused_connections_total"),
         1.0
