@@ -226,6 +226,15 @@ impl Settings {
 }
 
 impl Config {
+    /// The address clients are told for a socket bound at `local`: the public IP in its place
+    /// when one is configured (a server behind NAT), the port unchanged.
+    pub fn announced(&self, local: SocketAddr) -> SocketAddr {
+        match self.public_ip {
+            Some(ip) => SocketAddr::new(ip, local.port()),
+            None => local,
+        }
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.room.max_participants == 0 {

@@ -162,15 +162,8 @@ impl Room {
             }
         }
         // Slots keep their voice across renegotiations; `assign_audio_slots` owns them.
-        let gone: Vec<Mid> = p
-            .subscriptions
-            .keys()
-            .filter(|mid| !keep.contains_key(mid) && !p.audio_slots.contains(mid))
-            .copied()
-            .collect();
-        for mid in gone {
-            p.park(mid);
-        }
+        let slots = p.audio_slots.clone();
+        p.park_where(|mid, _| !keep.contains_key(mid) && !slots.contains(mid));
         self.slots_dirty = true;
         self.index_dirty = true;
         for (mid, track) in keep {

@@ -141,6 +141,19 @@ impl Participant {
         }
     }
 
+    /// Parks every m-line whose subscription `gone` picks.
+    pub fn park_where(&mut self, gone: impl Fn(&Mid, &Subscription) -> bool) {
+        let mids: Vec<Mid> = self
+            .subscriptions
+            .iter()
+            .filter(|(mid, sub)| gone(mid, sub))
+            .map(|(mid, _)| *mid)
+            .collect();
+        for mid in mids {
+            self.park(mid);
+        }
+    }
+
     /// `mid` carries nothing from now on; returns whether it carried something.
     pub fn park(&mut self, mid: Mid) -> bool {
         match self.subscriptions.remove(&mid) {

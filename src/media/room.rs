@@ -566,15 +566,7 @@ impl Room {
             return;
         };
         for p in self.participants.values_mut() {
-            let gone: Vec<Mid> = p
-                .subscriptions
-                .iter()
-                .filter(|(_, s)| s.track == track)
-                .map(|(m, _)| *m)
-                .collect();
-            for mid in gone {
-                p.park(mid);
-            }
+            p.park_where(|_, s| s.track == track);
             self.index_dirty = true;
         }
         self.slots_dirty = true;

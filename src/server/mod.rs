@@ -128,10 +128,7 @@ impl Bound {
             let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
             // Every interface shares the first socket's port: one port for all media.
             port = local.port();
-            let announced = match config.public_ip {
-                Some(ip) => SocketAddr::new(ip, local.port()),
-                None => local,
-            };
+            let announced = config.announced(local);
             sockets.push((announced, Arc::new(socket)));
         }
         let tcp_listeners = if config.ice_tcp {

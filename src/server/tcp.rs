@@ -136,11 +136,7 @@ pub async fn is_ice_tcp(stream: &TcpStream) -> bool {
 /// The address a connection to the HTTP(S) port came in on, as the participant's TCP
 /// candidate announces it (the public IP when one is configured).
 pub fn announced_http(stream: &TcpStream, shared: &Shared) -> Option<SocketAddr> {
-    let local = stream.local_addr().ok()?;
-    Some(match shared.config.public_ip {
-        Some(ip) => SocketAddr::new(ip, local.port()),
-        None => local,
-    })
+    Some(shared.config.announced(stream.local_addr().ok()?))
 }
 
 /// Reads one RFC 4571 frame into `buf`; `None` at the end of the stream or on an error.

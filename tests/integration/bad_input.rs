@@ -8,6 +8,13 @@ use futures_util::SinkExt;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Whether `bot` gets 50 more media packets within `within`: its room still forwards.
+async fn keeps_receiving(bot: &Bot, within: Duration) -> bool {
+    let packets = |s: &confab::bot::BotStats| s.tracks.values().map(|t| t.packets).sum::<u64>();
+    let before = packets(&bot.stats());
+    bot.wait_until(within, |s| packets(s) > before + 50).await
+}
+
 #[tokio::test]
 async fn malformed_unknown_and_premature_messages_get_errors_and_session_goes_on() {
     let server = TestServer::start().await;
@@ -149,13 +156,7 @@ async fn garbage_udp_is_dropped_and_media_still_flows() {
     }
     assert!(server.metric("confab_udp_unroutable_datagrams_total") >= 500.0);
     // And the room still works after all of it.
-    let before = b.stats().tracks.values().map(|t| t.packets).sum::<u64>();
-    assert!(
-        b.wait_until(Duration::from_secs(5), |s| {
-            s.tracks.values().map(|t| t.packets).sum::<u64>() > before + 50
-        })
-        .await
-    );
+    assert!(keeps_receiving(&b, Duration::from_secs(5)).await);
     drop(a);
 }
 
@@ -222,12 +223,6 @@ async fn garbage_on_the_ice_tcp_port_is_refused_and_media_still_flows() {
         openings.len() as f64
     );
     assert_eq!(server.metric("confab_ice_tcp_connections"), 0.0);
-    let before = b.stats().tracks.values().map(|t| t.packets).sum::<u64>();
-    assert!(
-        b.wait_until(Duration::from_secs(10), |s| {
-            s.tracks.values().map(|t| t.packets).sum::<u64>() > before + 50
-        })
-        .await
-    );
+    assert!(keeps_receiving(&b, Duration::from_secs(10)).await);
     drop(a);
 }
