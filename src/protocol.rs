@@ -17,8 +17,8 @@
 //!    [`ServerMsg::Answer`]. A client sends its next offer only after the previous answer
 //!    (or an error) arrived. An ICE restart is an offer made with `iceRestart: true`.
 //!    The server is ICE-lite and gives its candidates inside the answer (no trickle): the
-//!    UDP media port, and a passive TCP candidate on the same port number (RFC 6544 framing
-//!    per RFC 4571) that browsers use only when UDP is blocked.
+//!    UDP media port, and passive TCP candidates (RFC 6544, framing per RFC 4571) on the same
+//!    port number and on the HTTP(S) port, which browsers use only when UDP is blocked.
 //! 4. When others come and go the server sends `participant_joined` / `participant_left` and
 //!    `track_published` / `track_unpublished`; the client renegotiates to (un)subscribe.
 //! 5. [`ClientMsg::Leave`] (or closing the socket) ends the session. A peer whose media path

@@ -553,13 +553,14 @@ export class ConfabClient extends Emitter {
     this.emit('participants');
   }
 
-  // The server names which of our sources it means; our own track ids are never announced to us.
+  // Points the audio slots at the voices the server last named for them.
   #applyAudioSlots() {
     if (!this.#receivers) return;
     const touched = this.#receivers.assignAudio(this.#audioSlots, (id) => this.tracks.get(id));
     for (const participant of touched) this.#emitStream(participant);
   }
 
+  // The server names which of our sources it means; our own track ids are never announced to us.
   #setLayers(source, active) {
     if (!this.#publisher || KIND_OF[source] !== 'video') return;
     this.#publisher.setLayers(source, active);

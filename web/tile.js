@@ -112,14 +112,15 @@ export class Tile {
     this.el.dataset.size = rect.big ? 'large' : 'small';
   }
 
-  // Height of the picture on screen in device pixels, 0 when nothing of it is seen: what the
-  // server needs to pick a simulcast layer.
+  // Whether the tile is on the current page of the grid (its video is received).
   onPage() {
     return !this.el.hidden;
   }
 
+  // Height of the picture on screen in device pixels, 0 when nothing of it is seen: what the
+  // server needs to pick a simulcast layer.
   renderedHeight() {
-    if (this.el.hidden || this.#cameraMuted) return 0;
+    if (!this.onPage() || this.#cameraMuted) return 0;
     return Math.round(this.el.getBoundingClientRect().height * devicePixelRatio);
   }
 
