@@ -8,7 +8,8 @@
 //!
 //! # Session
 //! 1. The client opens `/ws` and sends [`ClientMsg::Join`] within 10 s.
-//! 2. The server answers [`ServerMsg::Joined`] (your id, the others, their tracks) or an
+//! 2. The server answers [`ServerMsg::Joined`] (your id, the others, their tracks, and the
+//!    [`Limits`] a client follows: the encodings to send per source, text lengths) or an
 //!    [`ServerMsg::Error`] (`room_full`, `invalid_room`, …) and closes.
 //! 3. **The client is always the SDP offerer** (so there is never glare): whenever it wants to
 //!    publish or to receive something new, it creates an offer and sends [`ClientMsg::Offer`],
@@ -49,10 +50,12 @@
 //!
 //! # Simulcast, layers and last-N
 //! A camera is published as up to three simulcast encodings with rids `q` (¼ size), `h` (½)
-//! and `f` (full); a screen share as one encoding. Subscribers report the height at which they
-//! render each remote video (`video_sizes`); from that, their bandwidth estimate (TWCC) and
-//! priority (screen share, active speaker, pinned, recent speakers) the server picks one layer
-//! per subscriber, switching only on keyframes, and forwards video for at most `last_n` tracks,
+//! and `f` (full); a screen share as one encoding. Their scales and bitrates come in `joined`
+//! (`limits.camera`, `limits.screen`): the server budgets exactly what it asks browsers to send.
+//! Subscribers report the height at which they render each remote video (`video_sizes`); from
+//! that, their bandwidth estimate (TWCC) and priority (screen share, active speaker, pinned,
+//! recent speakers) the server picks one layer per subscriber, switching only on keyframes, and
+//! forwards video for at most `last_n` tracks,
 //! telling the subscriber which (`forwarded`). Publishers are told which layers anyone needs
 //! (`publish_layers`) and should pause the rest. The dominant speaker, from the RFC 6464
 //! audio-level extension smoothed over a second, is announced as `active_speaker`.
@@ -362,6 +365,34 @@ pub struct TrackInfo {
     pub muted: bool,
 }
 
+/// The server's numbers a client follows instead of keeping copies, sent in `joined`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The camera's simulcast encodings, lowest first (rids `q`, `h`, `f`).
+    pub camera: Vec<Encoding>,
+    /// The screen share's encodings (one, rid `""`).
+    pub screen: Vec<Encoding>,
+    /// Longest chat line, in characters; longer ones get `bad_message`.
+    pub chat_max_chars: usize,
+    /// Longest question, in characters.
+    pub question_max_chars: usize,
+    /// Most audio slots an offer may declare (see `audio_slots`).
+    pub max_audio_slots: usize,
+}
+
+/// One encoding a client sends for a video source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    /// The simulcast rid, `""` for a source sent without simulcast.
+    pub rid: String,
+    /// How many times smaller than the capture (1: full size).
+    pub scale_down_by: u32,
+    /// Bits per second the encoder must stay under; the server budgets this much.
+    pub max_bitrate: u64,
+    /// Frames per second at most.
+    pub max_framerate: u32,
+}
+
 /// Messages from the server to a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -391,6 +422,8 @@ pub enum ServerMsg {
         /// Raised hands in arrival order.
         #[serde(default)]
         hands: Vec<ParticipantId>,
+        /// What the client must send and may say: encodings and text limits.
+        limits: Limits,
     },
     /// Someone entered.
     ParticipantJoined {

@@ -4,14 +4,26 @@
 pub mod roles;
 pub mod talk;
 
-use crate::media::{Room, Welcome};
+use crate::media::{track, Room, Welcome};
 use crate::protocol::{
-    ClientMsg, ErrorCode, LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode, ServerMsg,
+    ClientMsg, ErrorCode, LeaveReason, Limits, ParticipantId, ParticipantInfo, Role, RoomMode,
+    ServerMsg, Source, MAX_AUDIO_SLOTS,
 };
 use roles::{allows, Permission};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 use talk::{Chat, QnA};
+
+/// The numbers every client gets in `joined`, from the constants the server enforces.
+fn limits() -> Limits {
+    Limits {
+        camera: track::encodings(Source::Camera),
+        screen: track::encodings(Source::Screen),
+        chat_max_chars: talk::CHAT_MAX_CHARS,
+        question_max_chars: talk::QUESTION_MAX_CHARS,
+        max_audio_slots: MAX_AUDIO_SLOTS,
+    }
+}
 
 /// Chat and questions a participant may post per second on average, and the burst.
 const TALK_PER_SEC: f64 = 1.0;
@@ -145,6 +157,7 @@ impl Conference {
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
+            limits: limits(),
         };
         let id = info.id;
         let host = info.role == Role::Host;

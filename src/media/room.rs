@@ -12,8 +12,8 @@ use super::simulcast::Layer;
 use super::speaker::{SpeakerConfig, SpeakerDetector};
 use super::track::Track;
 use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, LeaveReason, ParticipantId, ParticipantInfo, Question, Role,
-    RoomMode, ServerMsg, Source, TrackId,
+    ChatEntry, ClientMsg, ErrorCode, LeaveReason, Limits, ParticipantId, ParticipantInfo, Question,
+    Role, RoomMode, ServerMsg, Source, TrackId,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -118,6 +118,8 @@ pub struct Welcome {
     pub questions: Vec<Question>,
     /// Raised hands.
     pub hands: Vec<ParticipantId>,
+    /// What the client must send and may say.
+    pub limits: Limits,
 }
 
 /// Work found while draining, handled after the drain that found it.
@@ -261,6 +263,7 @@ impl Room {
                 chat: welcome.chat,
                 questions: welcome.questions,
                 hands: welcome.hands,
+                limits: welcome.limits,
             },
         ));
         if let Some(speaker) = self.speaker.dominant() {

@@ -2,16 +2,56 @@
 
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
-use crate::protocol::{Source, TrackInfo};
+use crate::protocol::{Encoding, Source, TrackInfo};
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
+
+/// The camera's simulcast layers, lowest first: rid, how much smaller than the capture, and the
+/// bitrate browsers are asked to cap it at. The one source of these numbers: clients receive
+/// them in `joined` (see [`encodings`]) and the allocator assumes them until it has measured.
+const CAMERA_LAYERS: [(&str, u32, u64); 3] =
+    [("q", 4, 150_000), ("h", 2, 500_000), ("f", 1, 1_500_000)];
+
+/// A camera sent without simulcast (the client's choice), before it has been measured.
+const CAMERA_SINGLE_BPS: u64 = 800_000;
+
+/// A screen share's one encoding. It keeps its resolution (often 1080p or more, captured at the
+/// screen's own size) and gives up frame rate instead; 1.5 Mbit/s left text blurred for a
+/// second after every scroll, so clients send and the allocator budgets 2.5 Mbit/s.
+const SCREEN_BPS: u64 = 2_500_000;
+
+/// Frame-rate cap of every video encoding; captures ask for no more.
+const MAX_FRAMERATE: u32 = 30;
 
 /// Bitrate assumed for a layer that has not been measured yet (paused, or just started).
 fn nominal_rate(source: Source, layer: Layer, layers: usize) -> u64 {
     match (source, layers) {
-        (Source::Screen, _) => 1_500_000,
-        (_, 1) => 800_000,
-        (_, _) => [150_000, 500_000, 1_500_000][usize::from(layer.min(2))],
+        (Source::Screen, _) => SCREEN_BPS,
+        (_, 1) => CAMERA_SINGLE_BPS,
+        (_, _) => CAMERA_LAYERS[usize::from(layer.min(2))].2,
+    }
+}
+
+/// What a client sends for `source`: its encodings, lowest first (`Camera` and `Screen` only;
+/// audio has no layers).
+pub fn encodings(source: Source) -> Vec<Encoding> {
+    match source {
+        Source::Camera => CAMERA_LAYERS
+            .iter()
+            .map(|&(rid, scale_down_by, max_bitrate)| Encoding {
+                rid: rid.to_string(),
+                scale_down_by,
+                max_bitrate,
+                max_framerate: MAX_FRAMERATE,
+            })
+            .collect(),
+        Source::Screen => vec![Encoding {
+            rid: String::new(),
+            scale_down_by: 1,
+            max_bitrate: SCREEN_BPS,
+            max_framerate: MAX_FRAMERATE,
+        }],
+        _ => Vec::new(),
     }
 }
 
@@ -160,6 +200,17 @@ mod tests {
         assert_eq!(t.layer_index(Some(Rid::from("f"))), 2);
         let now = Instant::now();
         assert_eq!(t.rates(now), vec![150_000, 500_000, 1_500_000]);
+        // What clients are told to send is what the allocator assumes before measuring.
+        let told: Vec<u64> = encodings(Source::Camera)
+            .iter()
+            .map(|e| e.max_bitrate)
+            .collect();
+        assert_eq!(t.rates(now), told);
+        let rids: Vec<String> = encodings(Source::Camera)
+            .into_iter()
+            .map(|e| e.rid)
+            .collect();
+        assert_eq!(rids, ["q", "h", "f"]);
         assert_eq!(
             t.rids_of([2, 0].into_iter()),
             vec!["f".to_string(), "q".to_string()]
