@@ -23,7 +23,7 @@ install_node_deps() {
     echo "npm is required for the browser tests (Node.js 18+)" >&2
     exit 1
   fi
-  step "installing browser test dependencies (playwright-core)"
+  step "installing browser test dependencies (playwright-core, typescript)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 }
 
@@ -41,6 +41,9 @@ cargo test --release
 
 step "build the server for the browser tests"
 cargo build --release --bins
+
+step "type-check the web client (tsc, checkJs)"
+tests/browser/node_modules/.bin/tsc -p jsconfig.json
 
 step "browser end-to-end tests (headless Chromium)"
 (cd tests/browser && CONFAB_BIN="$PWD/../../target/release/confab" node --test --test-concurrency=1)

@@ -35,7 +35,7 @@ if (room && (name || token)) {
 }
 
 // A stable handle for the end-to-end tests and for poking at a live call from the console.
-window.confab = {
+/** @type {any} */ (window).confab = {
   client,
   state: {
     get view() {

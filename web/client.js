@@ -1,289 +1,259 @@
-// The confab signalling client: one WebSocket, one RTCPeerConnection, the offer/answer queue
-// between them, and the room as the server describes it (people, tracks, chat, questions,
-// hands, lobby). Knows nothing about the page; the UI listens to its events and calls its
-// commands. The protocol itself is written down in src/protocol.rs.
+// One session in a room, as the UI sees it: wires the signalling channel (signal.js), the room
+// model (room.js) and the media engine (engine.js) together, routes each server message to its
+// owner, and offers the UI one object to read and to command. Knows nothing about the page.
 //
 // Events: waiting, joined, participants, tracks, local, stream, error, connection, closed,
 // chat, questions, hands, lobby, locked, speaker, pinned, forwarded, talk_error, notice.
 
 import { Emitter } from './emitter.js';
-import { ReceiverPool, AUDIO_SLOTS } from './receivers.js';
-import { Publisher, KIND_OF } from './publisher.js';
-import { captureCameraAndMicrophone, captureScreen, stopStream } from './media.js';
-
-// Mirrors ErrorCode::is_fatal on the server: after these the server closes the socket.
-const FATAL = new Set([
-  'invalid_room',
-  'invalid_name',
-  'room_full',
-  'unauthorized',
-  'closed',
-  'shutting_down',
-  'internal',
-  'removed',
-  'refused',
-  'wrong_password',
-]);
-
-// Errors that only ever answer an offer. Others (bad_message, rate_limited) may just as well
-// answer a chat line sent meanwhile: the protocol does not say which message an error is about,
-// so those are left to the answer timeout rather than risk pairing the next answer with the
-// wrong offer.
-const OFFER_ERRORS = new Set(['sdp_rejected', 'forbidden']);
-
-// Errors a chat line or question earns, shown next to what was typed rather than in the
-// banner: posting too fast, and for questions a board that is full. Texts are checked here
-// before sending, so a bad_message after a chat line is about something else.
-const TALK_ERRORS = { chat: new Set(['rate_limited']), question: new Set(['rate_limited', 'bad_message']) };
-const TALK_ERROR_WINDOW_MS = 5_000;
-
-// Mirrors the server's limits (conference::talk) so the user learns before sending.
-export const CHAT_MAX_CHARS = 2000;
-export const QUESTION_MAX_CHARS = 500;
-
-const ANSWER_TIMEOUT_MS = 15_000;
-const ICE_DISCONNECT_GRACE_MS = 2_000;
-const ICE_RESTART_SPACING_MS = 5_000;
+import { Signal, isFatal } from './signal.js';
+import { Room } from './room.js';
+import { Engine } from './engine.js';
+import { captureCameraAndMicrophone, captureScreen } from './media.js';
 
 export const UNREACHABLE = 'Cannot reach the server';
 
+// What the UI hears from the model and from the engine, passed on unchanged.
+const ROOM_EVENTS = ['waiting', 'participants', 'tracks', 'chat', 'questions', 'hands', 'lobby', 'locked', 'speaker', 'pinned', 'forwarded'];
+const ENGINE_EVENTS = ['local', 'stream', 'connection', 'error', 'notice'];
+
+/**
+ * @typedef {import('./room.js').Source} Source
+ * @typedef {import('./room.js').Role} Role
+ * @typedef {{url: string, room: string, name?: string, role?: string, token?: string,
+ *   mode?: string, password?: string, simulcast?: boolean,
+ *   getMedia?: () => Promise<MediaStream>, getScreen?: () => Promise<MediaStream>}} ClientOptions
+ */
+
 export class ConfabClient extends Emitter {
-  pc = null;
-  me = null;
-  room = null;
-  mode = 'meeting';
-  locked = false;
-  participants = new Map(); // id → {id, name, role}, everyone but me
-  tracks = new Map(); // id → TrackInfo, remote tracks only
-  chat = []; // ChatEntry, oldest first
-  questions = []; // Question, in the server's order
-  votes = new Set(); // question ids I upvoted; the server does not tell
-  hands = []; // participant ids, in the order they raised them
-  lobby = []; // {id, name, role} waiting for a host
-  activeSpeaker = null;
-  forwarded = null; // Set of track ids whose video the server sends; null = all
-  pinned = null;
-  localStream = null; // camera and microphone
-  screenStream = null;
-  muted = { microphone: false, camera: false };
-
-  #opts;
-  #ws = null;
-  #receivers = null;
-  #publisher = null;
-  #ownTracks = new Map(); // my track id → source, as far as the server has named them
-  #roleWork = Promise.resolve();
-  #ready = false; // first media settled; offers may be made
-  #dirty = false;
-  #negotiating = false;
-  #pendingAnswer = null;
+  #signal;
+  #room;
+  #engine;
   #ended = false;
-  #fatalSeen = false;
-  #lastNegotiated = null; // what the last accepted offer asked for; equal means no offer needed
-  #lastPublished = '{}';
-  #lastSizes = '';
-  #shownVideo = new Set(); // remote video track ids with a tile on screen: the ones we receive
-  #audioSlots = {}; // mid → trackId, as the server last said
-  #lastTalk = null; // {kind, at}: the chat line or question an error may be about
-  #iceTimer = null;
-  #iceRestartPending = false; // an offer must go out even if nothing else changed
-  #lastIceRestart = 0;
 
-  // opts: {url, room, name, role?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
+  /** @param {ClientOptions} opts */
   constructor(opts) {
     super();
-    this.#opts = { getMedia: captureCameraAndMicrophone, getScreen: captureScreen, simulcast: true, ...opts };
-  }
-
-  get ended() {
-    return this.#ended;
-  }
-
-  get isHost() {
-    return this.me?.role === 'host';
-  }
-
-  get onStage() {
-    return Boolean(this.me) && this.me.role !== 'audience';
-  }
-
-  get sharing() {
-    return Boolean(this.#publisher?.has('screen'));
-  }
-
-  connect() {
-    const ws = new WebSocket(this.#opts.url);
-    this.#ws = ws;
-    ws.addEventListener('open', () => {
-      const { room, name, role, token, mode, password } = this.#opts;
-      // The server requires a name even when the token's name wins over it.
-      const join = { type: 'join', room, name: name ?? '' };
-      if (role) join.role = role;
-      if (token) join.token = token;
-      if (mode) join.mode = mode;
-      if (password) join.password = password;
-      this.#send(join);
+    const { url, room, name, role, token, mode, password } = opts;
+    // The server requires a name even when the token's name wins over it.
+    /** @type {import('./signal.js').JoinMsg} */
+    const join = { type: 'join', room, name: name ?? '' };
+    if (role) join.role = role;
+    if (token) join.token = token;
+    if (mode) join.mode = mode;
+    if (password) join.password = password;
+    this.#signal = new Signal(url, join);
+    this.#room = new Room((msg) => this.#signal.send(msg));
+    this.#engine = new Engine(this.#signal, this.#room, {
+      simulcast: opts.simulcast ?? true,
+      getMedia: opts.getMedia ?? captureCameraAndMicrophone,
+      getScreen: opts.getScreen ?? captureScreen,
     });
-    ws.addEventListener('message', (ev) => this.#onMessage(ev.data));
-    ws.addEventListener('close', () => {
+    for (const name of ROOM_EVENTS) this.#room.on(name, (payload) => this.emit(name, payload));
+    for (const name of ENGINE_EVENTS) this.#engine.on(name, (payload) => this.emit(name, payload));
+    // My mute state shows in the people list.
+    this.#engine.on('muted', () => this.emit('participants'));
+    this.#signal.on('message', (msg) => this.#onMessage(msg));
+    this.#signal.on('closed', ({ fatalSeen }) => {
       if (this.#ended) return;
       // A fatal error already told the user why; a bare close means the server went away.
-      if (!this.#fatalSeen) this.emit('error', { code: 'unreachable', message: UNREACHABLE, fatal: true });
+      if (!fatalSeen) this.emit('error', { code: 'unreachable', message: UNREACHABLE, fatal: true });
       this.#teardown('disconnected');
     });
   }
 
-  // New ICE credentials and candidates on the next offer: how a browser recovers its media
-  // path after a network change (Wi-Fi to cable, a NAT that forgot us) without rejoining.
-  restartIce() {
-    if (!this.pc || this.#ended) return;
-    this.#lastIceRestart = Date.now();
-    this.pc.restartIce();
-    this.#iceRestartPending = true;
-    this.renegotiate();
+  connect() {
+    this.#signal.connect();
   }
 
-  #onConnectionState() {
-    const state = this.pc.connectionState;
-    this.emit('connection', state);
-    clearTimeout(this.#iceTimer);
-    // A short 'disconnected' often heals by itself; 'failed' never does. Restarts are spaced
-    // out so a dead network does not turn into an offer storm.
-    const wait = state === 'failed' ? 0 : state === 'disconnected' ? ICE_DISCONNECT_GRACE_MS : null;
-    if (wait === null) return;
-    const spacing = Math.max(0, this.#lastIceRestart + ICE_RESTART_SPACING_MS - Date.now());
-    this.#iceTimer = setTimeout(() => {
-      if (['disconnected', 'failed'].includes(this.pc?.connectionState)) this.restartIce();
-    }, Math.max(wait, spacing));
+  // The model, read by the UI.
+  get me() {
+    return this.#room.me;
+  }
+  get room() {
+    return this.#room.name;
+  }
+  get mode() {
+    return this.#room.mode;
+  }
+  get locked() {
+    return this.#room.locked;
+  }
+  get participants() {
+    return this.#room.participants;
+  }
+  get tracks() {
+    return this.#room.tracks;
+  }
+  get chat() {
+    return this.#room.chat;
+  }
+  get questions() {
+    return this.#room.questions;
+  }
+  get votes() {
+    return this.#room.votes;
+  }
+  get hands() {
+    return this.#room.hands;
+  }
+  get lobby() {
+    return this.#room.lobby;
+  }
+  get activeSpeaker() {
+    return this.#room.activeSpeaker;
+  }
+  get forwarded() {
+    return this.#room.forwarded;
+  }
+  get pinned() {
+    return this.#room.pinned;
+  }
+  get isHost() {
+    return this.#room.isHost;
+  }
+  get onStage() {
+    return this.#room.onStage;
+  }
+  get ended() {
+    return this.#ended;
   }
 
-  setMuted(source, muted) {
-    const track = this.#publisher?.track(source);
-    if (!track) return;
-    track.enabled = !muted;
-    this.muted[source] = muted;
-    this.#send({ type: 'mute', source, muted });
-    this.emit('participants');
+  // The media, read by the UI and the tests.
+  get pc() {
+    return this.#engine.pc;
+  }
+  get localStream() {
+    return this.#engine.localStream;
+  }
+  get screenStream() {
+    return this.#engine.screenStream;
+  }
+  get muted() {
+    return this.#engine.muted;
+  }
+  get sharing() {
+    return this.#engine.sharing;
   }
 
+  /** @param {number} participantId */
+  mutedOf(participantId) {
+    return this.#room.mutedOf(participantId);
+  }
+
+  /** @param {number} participantId */
+  receiversOf(participantId) {
+    return this.#engine.receiversOf(participantId);
+  }
+
+  // source → {trackId, track} for what we receive from `participantId`.
+  /** @param {number} participantId */
+  remoteMedia(participantId) {
+    /** @type {Record<string, {trackId: number, track: MediaStreamTrack}>} */
+    const media = {};
+    for (const r of this.receiversOf(participantId)) media[r.source] = { trackId: r.trackId, track: r.receiver.track };
+    return media;
+  }
+
+  /** @param {Source} source */
   canPublish(source) {
-    return Boolean(this.#publisher?.has(source));
+    return this.#engine.canPublish(source);
   }
 
+  /** @param {Source} source */
   localTrack(source) {
-    return this.#publisher?.track(source) ?? null;
+    return this.#engine.localTrack(source);
   }
 
-  // Throws when the screen cannot be captured (refused, unsupported, no user gesture).
-  async startScreenShare() {
-    if (!this.onStage || this.sharing || this.#ended) return;
-    const stream = await this.#opts.getScreen();
-    const track = stream.getVideoTracks()[0];
-    if (!track || this.#ended || !this.onStage || this.sharing) {
-      stopStream(stream);
-      return;
-    }
-    // Tells the encoder this is text and lines, not faces: sharpness over smoothness.
-    track.contentHint = 'detail';
-    // The browser's own "Stop sharing" bar ends the track without asking us.
-    track.addEventListener('ended', () => {
-      if (this.screenStream === stream) this.stopScreenShare();
-    });
-    this.screenStream = stream;
-    await this.#publisher.publish('screen', track, stream);
-    this.emit('local');
-    this.renegotiate();
+  // Commands about media.
+  /**
+   * @param {'microphone' | 'camera'} source
+   * @param {boolean} muted
+   */
+  setMuted(source, muted) {
+    this.#engine.setMuted(source, muted);
   }
-
+  startScreenShare() {
+    return this.#engine.startScreenShare();
+  }
   stopScreenShare() {
-    if (!this.#publisher) return;
-    const track = this.#publisher.unpublish('screen');
-    stopStream(this.screenStream);
-    this.screenStream = null;
-    if (!track) return;
-    this.emit('local');
-    this.renegotiate();
+    this.#engine.stopScreenShare();
   }
-
-  raiseHand(raised) {
-    this.#send({ type: 'raise_hand', raised });
+  restartIce() {
+    this.#engine.restartIce();
   }
-
-  // Returns why the text cannot be sent, or null once it is on its way.
-  sendChat(text) {
-    return this.#talk('chat', text, CHAT_MAX_CHARS);
-  }
-
-  ask(text) {
-    return this.#talk('ask', text, QUESTION_MAX_CHARS);
-  }
-
-  vote(question, up) {
-    if (up) this.votes.add(question);
-    else this.votes.delete(question);
-    this.#send({ type: 'vote', question, up });
-    this.emit('questions');
-  }
-
-  markAnswered(question) {
-    this.#send({ type: 'mark_answered', question });
-  }
-
-  setRole(participant, role) {
-    this.#send({ type: 'set_role', participant, role });
-  }
-
-  muteParticipant(participant, source) {
-    this.#send({ type: 'mute_participant', participant, source });
-  }
-
-  removeParticipant(participant) {
-    this.#send({ type: 'remove_participant', participant });
-  }
-
-  lockRoom(locked) {
-    this.#send({ type: 'lock_room', locked });
-  }
-
-  admit(participant, admit) {
-    this.#send({ type: 'admit', participant, admit });
-  }
-
-  endMeeting() {
-    this.#send({ type: 'end_meeting' });
-  }
-
-  pin(participant) {
-    this.pinned = participant;
-    this.#send({ type: 'pin', participant });
-    this.emit('pinned');
-  }
-
-  // sizes: Map trackId → rendered height in device pixels (0: not visible). Sent only when
-  // something changed, so callers may report as often as their layout changes.
-  // `shown`: the track ids whose tiles are on the page (even in a hidden tab); only those are
-  // received, so the SDP stays small in a room of hundreds.
+  /**
+   * @param {Map<number, number>} sizes
+   * @param {Set<number> | null} shown
+   */
   reportVideoSizes(sizes, shown = null) {
-    if (!this.me || this.#ended) return;
-    if (shown) {
-      const now = new Set([...shown].filter((id) => this.tracks.get(id)?.kind === 'video'));
-      const changed = now.size !== this.#shownVideo.size || [...now].some((id) => !this.#shownVideo.has(id));
-      this.#shownVideo = now;
-      if (changed) this.renegotiate();
-    }
-    const known = {};
-    for (const [id, height] of sizes) {
-      if (this.tracks.get(id)?.kind === 'video') known[id] = Math.max(0, Math.round(height));
-    }
-    const key = JSON.stringify(known);
-    if (key === this.#lastSizes) return;
-    this.#lastSizes = key;
-    this.#send({ type: 'video_sizes', sizes: known });
+    this.#engine.reportVideoSizes(sizes, shown);
+  }
+
+  // Commands about the room.
+  /** @param {boolean} raised */
+  raiseHand(raised) {
+    this.#room.raiseHand(raised);
+  }
+  /** @param {string} text */
+  sendChat(text) {
+    return this.#room.sendChat(text);
+  }
+  /** @param {string} text */
+  ask(text) {
+    return this.#room.ask(text);
+  }
+  /**
+   * @param {number} question
+   * @param {boolean} up
+   */
+  vote(question, up) {
+    this.#room.vote(question, up);
+  }
+  /** @param {number} question */
+  markAnswered(question) {
+    this.#room.markAnswered(question);
+  }
+  /**
+   * @param {number} participant
+   * @param {Role} role
+   */
+  setRole(participant, role) {
+    this.#room.setRole(participant, role);
+  }
+  /**
+   * @param {number} participant
+   * @param {Source} source
+   */
+  muteParticipant(participant, source) {
+    this.#room.muteParticipant(participant, source);
+  }
+  /** @param {number} participant */
+  removeParticipant(participant) {
+    this.#room.removeParticipant(participant);
+  }
+  /** @param {boolean} locked */
+  lockRoom(locked) {
+    this.#room.lockRoom(locked);
+  }
+  /**
+   * @param {number} participant
+   * @param {boolean} admit
+   */
+  admit(participant, admit) {
+    this.#room.admit(participant, admit);
+  }
+  endMeeting() {
+    this.#room.endMeeting();
+  }
+  /** @param {number | null} participant */
+  pin(participant) {
+    this.#room.pin(participant);
   }
 
   leave() {
     if (this.#ended) return;
-    this.#send({ type: 'leave' });
+    this.#signal.send({ type: 'leave' });
     this.#teardown('left');
   }
 
@@ -292,404 +262,46 @@ export class ConfabClient extends Emitter {
     if (!this.#ended) this.#teardown('closed');
   }
 
-  // What we receive from `participantId`: [{kind, source, trackId, receiver}].
-  receiversOf(participantId) {
-    return this.#receivers?.of(participantId) ?? [];
+  /** @param {any} msg */
+  #onMessage(msg) {
+    if (msg.type === 'joined') return this.#onJoined(msg);
+    if (msg.type === 'error') return this.#onError(msg);
+    this.#room.apply(msg);
+    if (this.#engine.apply(msg) || this.#room.handles(msg.type)) return;
+    console.warn('confab: ignoring unknown message', msg.type);
   }
 
-  // source → {trackId, track} for what we receive from `participantId`.
-  remoteMedia(participantId) {
-    const media = {};
-    for (const r of this.receiversOf(participantId)) media[r.source] = { trackId: r.trackId, track: r.receiver.track };
-    return media;
-  }
-
-  // source → muted, for each track `participantId` publishes.
-  mutedOf(participantId) {
-    const state = {};
-    for (const t of this.tracks.values()) {
-      if (t.participant === participantId) state[t.source] = t.muted;
-    }
-    return state;
-  }
-
-  #send(msg) {
-    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(msg));
-  }
-
-  #talk(type, text, max) {
-    const clean = text.trim();
-    if (!clean) return 'Write something first';
-    if ([...clean].length > max) return `That is longer than ${max} characters`;
-    this.#lastTalk = { kind: type === 'ask' ? 'question' : 'chat', at: Date.now() };
-    this.#send({ type, text: clean });
-    return null;
-  }
-
-  #onMessage(data) {
-    let msg;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      console.warn('confab: ignoring a frame that is not JSON', data);
+  /** @param {any} msg */
+  #onJoined(msg) {
+    this.#room.apply(msg);
+    if (!msg.limits) {
+      this.emit('error', { code: 'internal', message: 'The server did not say how to send media', fatal: true });
+      this.#teardown('error');
       return;
     }
-    const handler = this.#handlers[msg.type];
-    if (handler) handler(msg);
-    else console.warn('confab: ignoring unknown message', msg.type);
-  }
-
-  #handlers = {
-    waiting: () => this.emit('waiting'),
-    joined: (msg) => this.#onJoined(msg),
-    participant_updated: ({ participant }) => {
-      if (participant.id === this.me?.id) {
-        const before = this.me.role;
-        this.me = participant;
-        if (before !== participant.role) this.#onRoleChanged(before, participant.role);
-      } else if (this.participants.has(participant.id)) {
-        this.participants.set(participant.id, participant);
-      }
-      this.emit('participants');
-    },
-    participant_joined: ({ participant }) => {
-      if (participant.id === this.me?.id) return;
-      this.participants.set(participant.id, participant);
-      this.emit('participants');
-    },
-    participant_left: ({ id }) => {
-      this.participants.delete(id);
-      for (const [trackId, t] of this.tracks) {
-        if (t.participant === id) this.tracks.delete(trackId);
-      }
-      if (this.activeSpeaker === id) this.activeSpeaker = null;
-      if (this.pinned === id) this.pin(null);
-      this.emit('participants');
-      this.renegotiate();
-    },
-    track_published: ({ track }) => {
-      if (track.participant === this.me?.id) {
-        this.#ownTracks.set(track.id, track.source);
-        return;
-      }
-      this.tracks.set(track.id, track);
-      // A slot may already carry it: the server can name a track before we heard of it.
-      this.#applyAudioSlots();
-      this.emit('tracks', track.participant);
-      this.renegotiate();
-    },
-    track_unpublished: ({ id }) => {
-      const track = this.tracks.get(id);
-      if (!track) return;
-      this.tracks.delete(id);
-      this.emit('tracks', track.participant);
-      this.renegotiate();
-    },
-    track_muted: ({ id, participant, source, muted, forced }) => {
-      if (participant !== undefined && participant === this.me?.id) {
-        this.#ownTracks.set(id, source);
-        if (muted && forced) this.#mutedByHost(source);
-        return;
-      }
-      const track = this.tracks.get(id);
-      if (!track) return;
-      track.muted = muted;
-      this.emit('tracks', track.participant);
-    },
-    hands: ({ queue }) => {
-      this.hands = queue;
-      this.emit('hands');
-    },
-    chat: ({ entry }) => {
-      this.chat.push(entry);
-      this.emit('chat', entry);
-    },
-    questions: ({ list }) => {
-      this.questions = list;
-      this.emit('questions');
-    },
-    room_locked: ({ locked }) => {
-      this.locked = locked;
-      this.emit('locked', locked);
-    },
-    lobby: ({ waiting }) => {
-      this.lobby = waiting;
-      this.emit('lobby');
-    },
-    active_speaker: ({ participant }) => {
-      this.activeSpeaker = participant;
-      this.emit('speaker');
-    },
-    forwarded: ({ tracks }) => {
-      this.forwarded = new Set(tracks);
-      this.emit('forwarded');
-    },
-    publish_layers: ({ source, active }) => this.#setLayers(source, active),
-    audio_slots: ({ slots }) => {
-      this.#audioSlots = slots ?? {};
-      this.#applyAudioSlots();
-    },
-    answer: ({ sdp }) => {
-      const pending = this.#pendingAnswer;
-      this.#pendingAnswer = null;
-      if (pending) pending.resolve(sdp);
-      else console.warn('confab: ignoring an answer to an offer we gave up on');
-    },
-    error: ({ code, message }) => {
-      const fatal = FATAL.has(code);
-      if (fatal) this.#fatalSeen = true;
-      if (!fatal && OFFER_ERRORS.has(code) && this.#pendingAnswer) {
-        const pending = this.#pendingAnswer;
-        this.#pendingAnswer = null;
-        pending.reject(Object.assign(new Error(message), { code, fromServer: true }));
-      }
-      const talk = this.#lastTalk;
-      if (!fatal && talk && TALK_ERRORS[talk.kind].has(code) && Date.now() - talk.at < TALK_ERROR_WINDOW_MS) {
-        this.emit('talk_error', { kind: talk.kind, code, message });
-        return;
-      }
-      this.emit('error', { code, message, fatal });
-      if (fatal) this.#teardown('error');
-    },
-  };
-
-  async #onJoined({ room, you, participants, tracks, mode, locked, chat, questions, hands }) {
-    this.room = room;
-    this.me = you;
-    this.mode = mode ?? 'meeting';
-    this.locked = Boolean(locked);
-    this.chat = chat ?? [];
-    this.questions = questions ?? [];
-    this.hands = hands ?? [];
-    for (const p of participants) {
-      if (p.id !== you.id) this.participants.set(p.id, p);
-    }
-    for (const t of tracks) {
-      if (t.participant !== you.id) this.tracks.set(t.id, t);
-    }
-    this.pc = new RTCPeerConnection();
-    this.pc.addEventListener('connectionstatechange', () => this.#onConnectionState());
-    this.#receivers = new ReceiverPool(this.pc);
-    this.#publisher = new Publisher(this.pc, { simulcast: this.#opts.simulcast });
-    this.emit('joined', { room, you });
+    this.#engine.open(msg.limits);
+    this.emit('joined', { room: msg.room, you: msg.you });
     this.emit('participants');
-
-    await this.#syncPublishing();
-    if (this.#ended) return;
-    this.#ready = true;
-    this.renegotiate();
+    this.#engine.start();
   }
 
-  #onRoleChanged(before, after) {
-    const could = before !== 'audience';
-    const can = after !== 'audience';
-    if (could === can) return;
-    this.emit('notice', { code: can ? 'promoted' : 'demoted' });
-    if (!can) {
-      // The server has already unpublished our tracks; the next offer must not send anything.
-      this.#stopPublishing();
-      this.renegotiate();
+  /** @param {{code: string, message: string}} msg */
+  #onError({ code, message }) {
+    const fatal = isFatal(code);
+    const talk = fatal ? null : this.#room.talkErrorKind(code);
+    if (talk) {
+      this.emit('talk_error', { kind: talk, code, message });
       return;
     }
-    this.#syncPublishing().then(() => this.renegotiate());
+    this.emit('error', { code, message, fatal });
+    if (fatal) this.#teardown('error');
   }
 
-  // Brings what we send in line with our role. Serialised, because capturing takes a while
-  // and the role may change again meanwhile.
-  #syncPublishing() {
-    this.#roleWork = this.#roleWork
-      .then(async () => {
-        if (this.#ended) return;
-        if (!this.onStage) return this.#stopPublishing();
-        if (!this.localStream) await this.#startPublishing();
-      })
-      // One failed capture must not stall every later role change.
-      .catch((err) => console.error('confab: could not change what we send', err));
-    return this.#roleWork;
-  }
-
-  async #startPublishing() {
-    let stream;
-    try {
-      stream = await this.#opts.getMedia();
-    } catch (err) {
-      this.emit('error', {
-        code: 'no_media',
-        message: `Camera and microphone are unavailable (${err.message || err.name}); you can still watch and listen`,
-        fatal: false,
-      });
-      return;
-    }
-    if (this.#ended || !this.onStage) {
-      stopStream(stream);
-      return;
-    }
-    this.localStream = stream;
-    this.muted = { microphone: false, camera: false };
-    for (const source of ['microphone', 'camera']) {
-      const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
-      if (track) await this.#publisher.publish(source, track, stream);
-    }
-    this.emit('local');
-  }
-
-  #stopPublishing() {
-    if (!this.#publisher) return;
-    for (const track of this.#publisher.unpublishAll()) track.stop();
-    stopStream(this.localStream);
-    stopStream(this.screenStream);
-    this.localStream = null;
-    this.screenStream = null;
-    this.emit('local');
-  }
-
-  #mutedByHost(source) {
-    const track = this.#publisher?.track(source);
-    if (!track) return;
-    // Keep what we send in line with what the others are told, so unmuting is one click.
-    track.enabled = false;
-    this.muted[source] = true;
-    this.emit('notice', { code: 'muted_by_host', source });
-    this.emit('participants');
-  }
-
-  // Points the audio slots at the voices the server last named for them.
-  #applyAudioSlots() {
-    if (!this.#receivers) return;
-    const touched = this.#receivers.assignAudio(this.#audioSlots, (id) => this.tracks.get(id));
-    for (const participant of touched) this.#emitStream(participant);
-  }
-
-  // The server names which of our sources it means; our own track ids are never announced to us.
-  #setLayers(source, active) {
-    if (!this.#publisher || KIND_OF[source] !== 'video') return;
-    this.#publisher.setLayers(source, active);
-  }
-
-  // Changes whenever the next offer would differ from the last accepted one.
-  #signature() {
-    return `${this.#publisher.signature()}|${this.#receivers.signature()}`;
-  }
-
-  // Asks for a new offer/answer round; coalesces with any round already queued.
-  renegotiate() {
-    this.#dirty = true;
-    if (this.#ready && !this.#negotiating && !this.#ended) this.#negotiate();
-  }
-
-  async #negotiate() {
-    this.#negotiating = true;
-    try {
-      while (this.#dirty && !this.#ended) {
-        this.#dirty = false;
-        try {
-          await this.#offerOnce();
-        } catch (err) {
-          if (this.#ended) break;
-          await this.#rollback();
-          // Server errors were shown when they arrived; local failures have no other voice.
-          if (!err.fromServer) {
-            this.emit('error', { code: 'negotiation', message: `Could not set up media: ${err.message}`, fatal: false });
-          }
-        }
-      }
-    } finally {
-      this.#negotiating = false;
-    }
-  }
-
-  async #offerOnce() {
-    // A demotion may overtake a capture in progress; nothing of ours may go out as audience.
-    if (!this.onStage && this.#publisher.sources().length) this.#stopPublishing();
-    const microphones = [...this.tracks.values()].filter((t) => t.kind === 'audio').length;
-    this.#receivers.ensureAudioSlots(Math.min(AUDIO_SLOTS, microphones));
-    const touched = this.#receivers.sync(this.#wantedTracks());
-    for (const participant of touched) this.#emitStream(participant);
-    if (this.#publisher.size === 0 && this.#receivers.size === 0) return;
-    if (this.#signature() === this.#lastNegotiated && !this.#iceRestartPending) return;
-
-    const restarting = this.#iceRestartPending;
-    const offer = await this.pc.createOffer();
-    await this.pc.setLocalDescription(offer);
-    // Taken now that every transceiver in the offer has its mid: one added while we wait for
-    // the answer has none yet, so the signature will differ and it gets its own round.
-    const signature = this.#signature();
-    const publish = this.#publisher.publishMap();
-    const answer = this.#awaitAnswer();
-    this.#send({
-      type: 'offer',
-      sdp: this.pc.localDescription.sdp,
-      publish,
-      subscribe: this.#receivers.subscribeMap(),
-      audio_slots: this.#receivers.audioSlotMids(),
-    });
-    const sdp = await answer;
-    if (this.#ended) return;
-    await this.pc.setRemoteDescription({ type: 'answer', sdp });
-    if (restarting) this.#iceRestartPending = false;
-    const published = JSON.stringify(publish);
-    if (published !== this.#lastPublished) {
-      // The server creates newly published tracks unmuted; a mute clicked before had no track to apply to.
-      for (const [source, muted] of Object.entries(this.muted)) {
-        if (muted && this.#publisher.has(source)) this.#send({ type: 'mute', source, muted });
-      }
-      this.#lastPublished = published;
-    }
-    this.#lastNegotiated = signature;
-  }
-
-  #wantedTracks() {
-    // Video for the tiles on screen (the server then decides from the sizes we report what
-    // it forwards, and at which layer); audio comes on the server-filled slots.
-    return new Map(
-      [...this.tracks]
-        .filter(([id, t]) => t.kind === 'video' && this.#shownVideo.has(id))
-        .map(([id, t]) => [id, { kind: t.kind, participant: t.participant, source: t.source }]),
-    );
-  }
-
-  #awaitAnswer() {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pendingAnswer = null;
-        reject(new Error('the server did not answer in time'));
-      }, ANSWER_TIMEOUT_MS);
-      this.#pendingAnswer = {
-        resolve: (sdp) => {
-          clearTimeout(timer);
-          resolve(sdp);
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-    });
-  }
-
-  async #rollback() {
-    if (this.pc?.signalingState !== 'have-local-offer') return;
-    try {
-      await this.pc.setLocalDescription({ type: 'rollback' });
-    } catch (err) {
-      console.warn('confab: rollback failed', err);
-    }
-  }
-
-  #emitStream(participant) {
-    if (participant === null || participant === undefined) return;
-    this.emit('stream', participant);
-  }
-
+  /** @param {string} reason */
   #teardown(reason) {
     this.#ended = true;
-    clearTimeout(this.#iceTimer);
-    this.#pendingAnswer?.reject(Object.assign(new Error('session ended'), { fromServer: true }));
-    this.#pendingAnswer = null;
-    if (this.#ws && this.#ws.readyState <= WebSocket.OPEN) this.#ws.close(1000);
-    this.pc?.close();
-    stopStream(this.localStream);
-    stopStream(this.screenStream);
+    this.#signal.close();
+    this.#engine.close();
     this.emit('closed', reason);
   }
 }

@@ -28,7 +28,7 @@ export class Controls {
       else client.leave();
     });
     document.addEventListener('click', (ev) => {
-      if (!menu.hidden && !ev.target.closest('.leave-group')) menu.hidden = true;
+      if (!menu.hidden && !(/** @type {Element} */ (ev.target).closest('.leave-group'))) menu.hidden = true;
     });
     $('#leave-only').addEventListener('click', () => client.leave());
     $('#end-all').addEventListener('click', () => {

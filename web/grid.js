@@ -160,8 +160,9 @@ export class Grid {
     this.el.dataset.layout = focus ? 'focus' : 'gallery';
     this.#pager.hidden = placed.pages <= 1;
     this.#pager.querySelector('.page-label').textContent = `${this.#page + 1} / ${placed.pages}`;
-    this.#pager.querySelector('.prev').disabled = this.#page === 0;
-    this.#pager.querySelector('.next').disabled = this.#page >= placed.pages - 1;
+    const button = (/** @type {string} */ sel) => /** @type {HTMLButtonElement} */ (this.#pager.querySelector(sel));
+    button('.prev').disabled = this.#page === 0;
+    button('.next').disabled = this.#page >= placed.pages - 1;
     this.#onLayout?.();
   }
 

@@ -111,7 +111,7 @@ export function startMeeting(banner, opts) {
     const published = new Map([...client.tracks.values()].map((t) => [`${t.participant}/${t.source}`, t.id]));
     for (const p of people) {
       const remote = p.you ? null : client.remoteMedia(p.id);
-      for (const source of ['camera', 'screen']) {
+      for (const source of /** @type {const} */ (['camera', 'screen'])) {
         const tile = grid.tile(p.id, source);
         if (!tile) continue;
         if (p.you) {
@@ -130,7 +130,7 @@ export function startMeeting(banner, opts) {
 
   function localMuted() {
     const state = {};
-    for (const source of ['microphone', 'camera']) {
+    for (const source of /** @type {const} */ (['microphone', 'camera'])) {
       state[source] = client.canPublish(source) ? client.muted[source] : undefined;
     }
     if (client.sharing) state.screen = false;
@@ -181,7 +181,7 @@ export function startMeeting(banner, opts) {
   sessionStorage.removeItem(mutedKey);
   client.on('local', () => {
     if (!restoreMuted) return;
-    for (const source of ['microphone', 'camera']) {
+    for (const source of /** @type {const} */ (['microphone', 'camera'])) {
       if (restoreMuted[source]) client.setMuted(source, true);
     }
     restoreMuted = null;
@@ -292,12 +292,15 @@ export function startMeeting(banner, opts) {
     controls.update();
   }
 
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let toastTimer;
+  /** @param {string} text */
   function toast(text) {
     const el = document.getElementById('toast');
     el.textContent = text;
     el.hidden = false;
-    clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => (el.hidden = true), 5000);
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => (el.hidden = true), 5000);
   }
 
   function setupStaticButtons() {

@@ -1,17 +1,8 @@
 // What this browser sends: one sending transceiver per source (microphone, camera, screen), the
 // camera as three simulcast layers, and the layers switched on and off as the server asks.
+// How each source is encoded is the server's word, handed in from `joined`.
 
-// rid → how much smaller and how many bits. The server knows the rids by these names
-// (q = quarter, h = half, f = full size), so they are part of the protocol.
-const CAMERA_LAYERS = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-  { rid: 'f', maxBitrate: 1_500_000 },
-];
-
-// Text on a shared screen must stay legible: one high-bitrate layer that keeps its resolution
-// and gives up frame rate instead when bandwidth runs short.
-const SCREEN_BITRATE = 2_500_000;
+/** @typedef {import('./room.js').Encoding} Encoding */
 
 // A layer switch the browser refuses (mid-negotiation) is tried again this often, spaced out.
 const LAYER_ATTEMPTS = 5;
@@ -22,9 +13,26 @@ export const KIND_OF = { microphone: 'audio', camera: 'video', screen: 'video', 
 // Transceivers are added in this order so the mids of the usual sources are stable and low.
 const ORDER = ['microphone', 'camera', 'screen', 'screen_audio'];
 
+/**
+ * The server's description of one encoding as the browser takes it. The rids (q = quarter,
+ * h = half, f = full size) are part of the protocol; a lone encoding has none.
+ * @param {Encoding} e
+ * @returns {RTCRtpEncodingParameters}
+ */
+function toParameters(e) {
+  /** @type {RTCRtpEncodingParameters} */
+  const p = { scaleResolutionDownBy: e.scale_down_by, maxBitrate: e.max_bitrate, maxFramerate: e.max_framerate };
+  if (e.rid) p.rid = e.rid;
+  return p;
+}
+
 export class Publisher {
   #pc;
   #simulcast;
+  /** @type {RTCRtpEncodingParameters[]} */
+  #camera;
+  /** @type {RTCRtpEncodingParameters[]} */
+  #screen;
   #senders = new Map(); // source → RTCRtpTransceiver, sending now
   // source → a transceiver left idle by a demotion or a stopped share, reused when that source
   // comes back so the SDP does not grow. Kept per source because a camera's three simulcast
@@ -33,9 +41,16 @@ export class Publisher {
   #wantedLayers = new Map(); // source → Set of rids the server last asked for
   #applying = new Map(); // source → the promise of the layer switches queued for it
 
-  constructor(pc, { simulcast = true } = {}) {
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {{simulcast: boolean, camera: Encoding[], screen: Encoding[]}} opts the encodings
+   *   are the server's (`joined.limits`): it budgets what it asks us to send.
+   */
+  constructor(pc, { simulcast, camera, screen }) {
     this.#pc = pc;
     this.#simulcast = simulcast;
+    this.#camera = camera.map(toParameters);
+    this.#screen = screen.map(toParameters);
   }
 
   get size() {
@@ -69,9 +84,12 @@ export class Publisher {
       if (error) console.warn('confab: could not resume the layers of a reused sender', error);
       return;
     }
+    /** @type {RTCRtpTransceiverInit} */
     const init = { direction: 'sendonly', streams: [stream] };
-    if (source === 'camera' && this.#simulcast) init.sendEncodings = CAMERA_LAYERS.map((l) => ({ ...l }));
-    if (source === 'screen') init.sendEncodings = [{ maxBitrate: SCREEN_BITRATE }];
+    if (source === 'camera' && this.#simulcast) init.sendEncodings = this.#camera.map((e) => ({ ...e }));
+    // Text on a shared screen must stay legible: one high-bitrate layer that keeps its
+    // resolution and gives up frame rate instead when bandwidth runs short.
+    if (source === 'screen') init.sendEncodings = this.#screen.map((e) => ({ ...e }));
     const transceiver = this.#pc.addTransceiver(track, init);
     this.#senders.set(source, transceiver);
     if (source === 'screen') {

@@ -79,7 +79,7 @@ export class Tile {
 
   // muted: source → true/false when published, undefined when not.
   setMuted({ microphone, camera }) {
-    this.el.querySelector('.mic-off').hidden = this.source !== 'camera' || microphone !== true;
+    /** @type {HTMLElement} */ (this.el.querySelector('.mic-off')).hidden = this.source !== 'camera' || microphone !== true;
     this.#cameraMuted = this.source === 'camera' && camera === true;
     this.#showVideoOrAvatar();
   }
