@@ -109,6 +109,9 @@ export class ConfabClient extends Emitter {
   get pinned() {
     return this.#room.pinned;
   }
+  get limits() {
+    return this.#room.limits;
+  }
   get isHost() {
     return this.#room.isHost;
   }

@@ -1,5 +1,6 @@
-// A minimal event emitter, so client.js stays free of the DOM (EventTarget would tie
-// listeners to Event objects and make the client awkward to drive outside a page).
+// A minimal event emitter, so the session modules (signal, room, engine, client) stay free of
+// the DOM (EventTarget would tie listeners to Event objects and make them awkward to drive
+// outside a page).
 export class Emitter {
   #handlers = new Map();
 

@@ -53,6 +53,18 @@ world.scenario('a viewer sees the shared screen large beside the sharer’s came
 
   const sender = await screenSender(laptop);
   assert.deepEqual(sender, { degradation: 'maintain-resolution', encodings: 1, maxBitrate: 2_500_000 }, 'the screen keeps its resolution');
+
+  // The camera is encoded as the server said in `joined` (what it budgets), not from a copy.
+  const layers = await laptop.page.evaluate(() => {
+    const client = window.confab.client;
+    const sender = client.pc.getSenders().find((s) => s.track && s.track === client.localTrack('camera'));
+    return {
+      told: client.limits.camera.map((e) => [e.rid, e.scale_down_by, e.max_bitrate]),
+      sent: sender.getParameters().encodings.map((e) => [e.rid, e.scaleResolutionDownBy, e.maxBitrate]),
+    };
+  });
+  assert.deepEqual(layers.told, [['q', 4, 150_000], ['h', 2, 500_000], ['f', 1, 1_500_000]], 'the server names three layers');
+  assert.deepEqual(layers.sent, layers.told, 'the camera sends the layers the server named');
 });
 
 world.scenario('two people share at once, and each stop removes only theirs', async () => {
