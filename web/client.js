@@ -14,7 +14,19 @@ import { captureCameraAndMicrophone, captureScreen } from './media.js';
 export const UNREACHABLE = 'Cannot reach the server';
 
 // What the UI hears from the model and from the engine, passed on unchanged.
-const ROOM_EVENTS = ['waiting', 'participants', 'tracks', 'chat', 'questions', 'hands', 'lobby', 'locked', 'speaker', 'pinned', 'forwarded'];
+const ROOM_EVENTS = [
+  'waiting',
+  'participants',
+  'tracks',
+  'chat',
+  'questions',
+  'hands',
+  'lobby',
+  'locked',
+  'speaker',
+  'pinned',
+  'forwarded',
+];
 const ENGINE_EVENTS = ['local', 'stream', 'connection', 'error', 'notice'];
 
 /**
@@ -49,8 +61,8 @@ export class ConfabClient extends Emitter {
       getMedia: opts.getMedia ?? captureCameraAndMicrophone,
       getScreen: opts.getScreen ?? captureScreen,
     });
-    for (const name of ROOM_EVENTS) this.#room.on(name, (payload) => this.emit(name, payload));
-    for (const name of ENGINE_EVENTS) this.#engine.on(name, (payload) => this.emit(name, payload));
+    for (const event of ROOM_EVENTS) this.#room.on(event, (payload) => this.emit(event, payload));
+    for (const event of ENGINE_EVENTS) this.#engine.on(event, (payload) => this.emit(event, payload));
     // My mute state shows in the people list.
     this.#engine.on('muted', () => this.emit('participants'));
     this.#signal.on('message', (msg) => this.#onMessage(msg));
