@@ -30,7 +30,12 @@ fn webinar(viewers: usize) -> Sim {
     let mut ids = vec![];
     for n in 0..viewers {
         let id = sim
-            .join(&format!("v{n}"), Role::Audience, false, StreamShape::default())
+            .join(
+                &format!("v{n}"),
+                Role::Audience,
+                false,
+                StreamShape::default(),
+            )
             .expect("room has space");
         ids.push(id);
     }
