@@ -72,6 +72,12 @@ pub struct Sim {
     rng: u64,
     next_id: u64,
     room_due: Instant,
+    /// Links given to peers that join from now on.
+    new_links: (Link, Link),
+    /// Wall-clock time spent inside the room's methods (what the fan-out benchmark measures).
+    room_time: Duration,
+    /// Fixed time step, if any (see [`Sim::set_tick`]).
+    tick: Option<Duration>,
 }
 
 impl Sim {
@@ -90,7 +96,38 @@ impl Sim {
             rng: 0x9E37_79B9_7F4A_7C15,
             next_id: 1,
             room_due: now,
+            new_links: (Link::default(), Link::default()),
+            room_time: Duration::ZERO,
+            tick: None,
         }
+    }
+
+    /// Advances time in fixed steps of `tick` instead of from one due event to the next: at
+    /// every step the room takes a timeout whether due or not and every due peer takes its
+    /// own, so timeouts falling between two steps are taken together, as under a millisecond
+    /// timer. `None` (the default) goes from event to event. The fan-out benchmark steps by
+    /// 1 ms to keep its figures comparable with those measured before it used this harness.
+    pub fn set_tick(&mut self, tick: Option<Duration>) {
+        self.tick = tick.filter(|t| !t.is_zero());
+    }
+
+    /// Calls into the room, adding the wall-clock time it takes to [`room_time`](Self::room_time).
+    fn timed<R>(&mut self, f: impl FnOnce(&mut Room, Instant) -> R) -> R {
+        let start = Instant::now();
+        let r = f(&mut self.room, self.now);
+        self.room_time += start.elapsed();
+        r
+    }
+
+    /// Wall-clock time spent inside the room so far: its inputs and `poll_output`, none of
+    /// the peers' or the simulated network's work.
+    pub fn room_time(&self) -> Duration {
+        self.room_time
+    }
+
+    /// Sets the links of peers that join from now on (default: [`Link::default`] both ways).
+    pub fn set_new_links(&mut self, up: Link, down: Link) {
+        self.new_links = (up, down);
     }
 
     /// A participant joins; returns its id once it received `joined` (media still connecting).
@@ -120,15 +157,14 @@ impl Sim {
             name: name.into(),
             role,
         };
-        self.room
-            .join(info, crate::media::Welcome::default(), self.now)
+        self.timed(|r, now| r.join(info, crate::media::Welcome::default(), now))
             .map_err(|(_, m)| m)?;
         let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
         let mut joined = None;
         let mut joined_tracks = None;
         let mut others = vec![];
         loop {
-            match self.room.poll_output(self.now) {
+            match self.timed(|r, now| r.poll_output(now)) {
                 Output::Timeout(t) => {
                     self.room_due = t;
                     break;
@@ -158,8 +194,8 @@ impl Sim {
             Peer {
                 core,
                 addr,
-                up: Link::default(),
-                down: Link::default(),
+                up: self.new_links.0,
+                down: self.new_links.1,
                 up_free_at: self.now,
                 down_free_at: self.now,
                 signals: vec![],
@@ -186,7 +222,7 @@ impl Sim {
 
     /// A peer sends a signalling message (e.g. `video_sizes`).
     pub fn client_msg(&mut self, id: ParticipantId, msg: crate::protocol::ClientMsg) {
-        self.room.handle_client(id, msg, self.now);
+        self.timed(|r, now| r.handle_client(id, msg, now));
         self.settle();
     }
 
@@ -197,9 +233,17 @@ impl Sim {
         }
     }
 
+    /// Whether a peer decrypts the media it receives (default) or only counts it from the
+    /// clear SRTP header, which spares the harness most of its own cost in large rooms.
+    pub fn set_decrypt(&mut self, id: ParticipantId, decrypt: bool) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.core.set_decrypt(decrypt);
+        }
+    }
+
     /// A peer leaves cleanly.
     pub fn leave(&mut self, id: ParticipantId) {
-        self.room.leave(id, crate::protocol::LeaveReason::Left);
+        self.timed(|r, _| r.leave(id, crate::protocol::LeaveReason::Left));
         if let Some(p) = self.peers.remove(&id) {
             self.by_addr.remove(&p.addr);
         }
@@ -231,11 +275,14 @@ impl Sim {
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         while self.now < end {
-            let next = self.next_due().min(end);
-            self.now = self.now.max(next);
+            let next = match self.tick {
+                Some(tick) => self.now + tick,
+                None => self.next_due(),
+            };
+            self.now = self.now.max(next.min(end));
             self.deliver_due();
-            if self.room_due <= self.now {
-                self.room.handle_timeout(self.now);
+            if self.room_due <= self.now || self.tick.is_some() {
+                self.timed(|r, now| r.handle_timeout(now));
             }
             let now = self.now;
             for p in self.peers.values_mut() {
@@ -270,7 +317,9 @@ impl Sim {
         next
     }
 
-    fn deliver_due(&mut self) {
+    /// Hands every datagram due by now to its receiver; returns whether there was any.
+    fn deliver_due(&mut self) -> bool {
+        let mut any = false;
         while self
             .in_flight
             .peek()
@@ -279,10 +328,10 @@ impl Sim {
             let Some(Reverse(f)) = self.in_flight.pop() else {
                 break;
             };
+            any = true;
             if f.to_server {
                 if let Some(id) = self.by_addr.get(&f.from).copied() {
-                    self.room
-                        .handle_datagram(id, f.from, f.to, &f.data, self.now);
+                    self.timed(|r, now| r.handle_datagram(id, f.from, f.to, &f.data, now));
                 }
             } else if let Some(id) = self.by_addr.get(&f.to).copied() {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -290,14 +339,16 @@ impl Sim {
                 }
             }
         }
+        any
     }
 
-    /// Carries out outputs on every side until all are quiet.
+    /// Carries out outputs on every side, datagrams over zero-delay links included, until all
+    /// are quiet.
     fn settle(&mut self) {
         loop {
             let mut busy = false;
             loop {
-                match self.room.poll_output(self.now) {
+                match self.timed(|r, now| r.poll_output(now)) {
                     Output::Timeout(t) => {
                         self.room_due = t;
                         break;
@@ -319,10 +370,13 @@ impl Sim {
                         }
                         ClientOutput::Signal(m) => {
                             busy = true;
-                            self.room.handle_client(id, m, self.now);
+                            self.timed(|r, now| r.handle_client(id, m, now));
                         }
                     }
                 }
+            }
+            if self.deliver_due() {
+                busy = true;
             }
             if !busy {
                 return;
@@ -384,9 +438,20 @@ impl Sim {
         } else {
             (server, to)
         };
+        let at = at + link.delay;
+        if at <= now {
+            // A zero-delay link hands the datagram over at once, inside the sender's output
+            // loop, as a direct call would: the fan-out bench's figures depend on that order.
+            if to_server {
+                self.timed(|r, now| r.handle_datagram(peer, from, to, &data, now));
+            } else if let Some(p) = self.peers.get_mut(&peer) {
+                p.core.handle_datagram(from, &data, now);
+            }
+            return;
+        }
         self.order += 1;
         self.in_flight.push(Reverse(InFlight {
-            at: at + link.delay,
+            at,
             order: self.order,
             to_server,
             from,
