@@ -145,4 +145,53 @@ mod tests {
             "m=video\r\nm=video 9"
         );
     }
+
+    // The shape of Safari 17's camera offer: H.264 profiles first, then VP8, each with rtx.
+    const SAFARI_OFFER: &str = "v=0\r\n\
+        o=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\na=msid-semantic: WMS s\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100 101\r\n\
+        c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=msid:s t\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+        a=rtpmap:96 H264/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n\
+        a=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f\r\n\
+        a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+        a=rtpmap:98 H264/90000\r\na=rtcp-fb:98 nack\r\na=rtcp-fb:98 nack pli\r\n\
+        a=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+        a=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n\
+        a=rtpmap:100 VP8/90000\r\na=rtcp-fb:100 nack\r\na=rtcp-fb:100 nack pli\r\n\
+        a=rtpmap:101 rtx/90000\r\na=fmtp:101 apt=100\r\n\
+        a=ssrc-group:FID 1 2\r\na=ssrc:1 cname:c\r\na=ssrc:2 cname:c\r\n";
+
+    #[test]
+    fn safari_is_answered_vp8_first() {
+        use std::time::Instant;
+        use str0m::change::SdpOffer;
+        use str0m::Rtc;
+        // The codecs a participant's Rtc enables (participant.rs).
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(Instant::now());
+        let offer = SdpOffer::from_sdp_string(SAFARI_OFFER).expect("valid offer");
+        let answer = rtc.sdp_api().accept_offer(offer).expect("accepted");
+        let answer = prefer_video_codec(&answer.to_sdp_string());
+        let mline = answer
+            .split("\r\n")
+            .find(|l| l.starts_with("m=video"))
+            .expect("a video line");
+        let first = mline.split(' ').nth(3).expect("a format");
+        let rtpmap = format!("a=rtpmap:{first} VP8/90000");
+        assert!(
+            answer.contains(&rtpmap),
+            "{mline} leads with VP8:\n{answer}"
+        );
+        // H.264 stays negotiated behind it.
+        assert!(answer.contains("H264/90000"));
+    }
 }
