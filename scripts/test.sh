@@ -6,16 +6,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
 
-install_chromium() {
-  if [ -x /usr/bin/chromium ]; then return; fi
-  step "installing Chromium from Debian"
+# The browsers (Chromium; firefox-esr, with Xvfb for the windows it shares as a screen), from
+# Debian, installed only when one is missing.
+install_browsers() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/firefox-esr ] && command -v Xvfb >/dev/null; then return; fi
+  step "installing Chromium, firefox-esr and Xvfb from Debian"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update
   # A fresh machine can have half-configured packages that block any install.
   $sudo apt-get -y --fix-broken install
-  $sudo apt-get install -y chromium
+  $sudo apt-get install -y chromium firefox-esr xvfb
 }
 
 install_node_deps() {
@@ -23,11 +25,11 @@ install_node_deps() {
     echo "npm is required for the browser tests (Node.js 18+)" >&2
     exit 1
   fi
-  step "installing browser test dependencies (playwright-core, typescript)"
+  step "installing browser test dependencies (playwright-core, puppeteer-core, typescript)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 }
 
-install_chromium
+install_browsers
 install_node_deps
 
 step "format"
@@ -45,5 +47,5 @@ cargo build --release --bins
 step "type-check the web client (tsc, checkJs)"
 tests/browser/node_modules/.bin/tsc -p jsconfig.json
 
-step "browser end-to-end tests (headless Chromium)"
+step "browser end-to-end tests (headless Chromium; firefox-esr over WebDriver BiDi)"
 (cd tests/browser && CONFAB_BIN="$PWD/../../target/release/confab" node --test --test-concurrency=1)

@@ -52,6 +52,7 @@
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
+//! | [`media::codec_map`] | room video codec policy (VP8 first); payload type per subscriber m-line |
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
 //! | [`server::udp`] | the one UDP port and its demux |
 //! | [`server::recv_batch`] | many datagrams per receive call (`recvmmsg`) |

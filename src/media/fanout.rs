@@ -2,6 +2,7 @@
 //! and keyframe requests back toward publishers.
 
 use super::codec::VideoCodec;
+use super::codec_map;
 use super::forwarder::{Decision, DropReason, PacketView};
 use super::room::{Room, RoomCounters, Work};
 use super::simulcast::{Layer, LayerDecision};
@@ -168,12 +169,12 @@ impl Room {
                 }
             }
             let out_pt = match sub.pt_cache {
-                Some((i, o)) if i == in_pt => Some(o),
+                Some((i, o)) if i == in_pt => o,
                 _ => {
-                    let o = s.rtc.codec_config().match_params(in_params).map(|c| c.pt());
-                    if let Some(o) = o {
-                        sub.pt_cache = Some((in_pt, o));
-                    }
+                    // What this m-line negotiated, not the subscriber's whole session.
+                    let line_pts = s.rtc.media(out_mid).map_or(&[][..], |m| m.remote_pts());
+                    let o = codec_map::out_pt(s.rtc.codec_config(), line_pts, in_params);
+                    sub.pt_cache = Some((in_pt, o));
                     o
                 }
             };

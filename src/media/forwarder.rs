@@ -30,6 +30,34 @@ pub enum DropReason {
 impl DropReason {
     /// How many reasons there are: the length of a per-reason counter array.
     pub const COUNT: usize = DropReason::Congested as usize + 1;
+
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::NotKeyframeYet,
+        DropReason::Stale,
+        DropReason::NoSendStream,
+        DropReason::NoMatchingCodec,
+        DropReason::NotConnected,
+        DropReason::Muted,
+        DropReason::Paused,
+        DropReason::LayerMismatch,
+        DropReason::Congested,
+    ];
+
+    /// The reason as a `/metrics` label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NotKeyframeYet => "not_keyframe_yet",
+            DropReason::Stale => "stale",
+            DropReason::NoSendStream => "no_send_stream",
+            DropReason::NoMatchingCodec => "no_matching_codec",
+            DropReason::NotConnected => "not_connected",
+            DropReason::Muted => "muted",
+            DropReason::Paused => "paused",
+            DropReason::LayerMismatch => "layer_mismatch",
+            DropReason::Congested => "congested",
+        }
+    }
 }
 
 /// What to do with one packet for one subscriber.
@@ -145,6 +173,9 @@ mod tests {
             seen[r as usize] = true;
         }
         assert!(seen.iter().all(|s| *s));
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "ALL is in counter order");
+        }
     }
 
     fn video(seq: u64, key: bool, at: Instant) -> PacketView {

@@ -7,6 +7,7 @@
 pub mod allocation;
 mod audio_slots;
 pub mod codec;
+pub mod codec_map;
 mod fanout;
 pub mod forwarder;
 pub mod keyframe;

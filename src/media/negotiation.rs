@@ -1,5 +1,6 @@
 //! Negotiation: accepting a client's offer and syncing its publications and subscriptions.
 
+use super::codec_map;
 use super::room::{Output, Room};
 use super::sdp_check;
 use super::track::Track;
@@ -50,7 +51,7 @@ impl Room {
         self.out.push_back(Output::Signal(
             id,
             ServerMsg::Answer {
-                sdp: answer.to_sdp_string(),
+                sdp: codec_map::prefer_video_codec(&answer.to_sdp_string()),
             },
         ));
         self.drain(id);

@@ -35,8 +35,9 @@ pub struct Subscription {
     pub track: TrackId,
     /// Forwarding state.
     pub forwarder: Forwarder,
-    /// Last (incoming pt → outgoing pt) mapping, so the codec lookup runs once per change.
-    pub pt_cache: Option<(Pt, Pt)>,
+    /// Last (incoming pt → outgoing pt on this m-line, or none negotiated) mapping, so the
+    /// codec lookup runs once per change.
+    pub pt_cache: Option<(Pt, Option<Pt>)>,
     /// Which simulcast layer it forwards.
     pub selector: LayerSelector,
     /// Height the subscriber renders it at (device pixels); `u32::MAX` until it reports.

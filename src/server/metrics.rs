@@ -2,6 +2,7 @@
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -20,6 +21,8 @@ pub struct Metrics {
     pub udp_send_calls: Counter,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: Counter,
+    /// Packets not forwarded to a subscriber, by `reason` (a `DropReason` name).
+    pub rtp_dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Signalling messages refused (bad JSON, too large, rate limited, …).
     pub signalling_errors: Counter,
     /// Participants connected now.
@@ -64,6 +67,12 @@ impl Default for Metrics {
             "rtp_forwarded_packets",
             "RTP packets forwarded to subscribers",
         );
+        let rtp_dropped = Family::default();
+        registry.register(
+            "rtp_dropped_packets",
+            "Packets not forwarded to a subscriber, by reason",
+            rtp_dropped.clone(),
+        );
         let signalling_errors = m(
             &mut registry,
             "signalling_errors",
@@ -101,6 +110,7 @@ impl Default for Metrics {
             udp_out,
             udp_send_calls,
             rtp_forwarded,
+            rtp_dropped,
             signalling_errors,
             participants,
             rooms,
@@ -112,6 +122,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds `n` drops of `reason` (a `DropReason` name).
+    pub fn dropped(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.rtp_dropped
+                .get_or_create(&vec![("reason", reason)])
+                .inc_by(n);
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

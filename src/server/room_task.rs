@@ -4,7 +4,7 @@ use super::tcp::{self, Link};
 use super::udp::{DemuxCmd, MAX_BATCH};
 use super::Shared;
 use crate::conference::{Admission, Conference, JoinRequest};
-use crate::media::{Output, Room};
+use crate::media::{DropReason, Output, Room};
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,6 +80,7 @@ pub async fn run(
     shared.metrics.rooms.inc();
     let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
     let mut forwarded = 0;
+    let mut dropped = [0; DropReason::COUNT];
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
@@ -99,6 +100,14 @@ pub async fn run(
             .rtp_forwarded
             .inc_by(now_forwarded - forwarded);
         forwarded = now_forwarded;
+        let now_dropped = conf.room.counters().dropped;
+        for reason in DropReason::ALL {
+            let i = reason as usize;
+            shared
+                .metrics
+                .dropped(reason.name(), now_dropped[i] - dropped[i]);
+        }
+        dropped = now_dropped;
         if conf.is_empty() && shared.rooms.remove_if_idle(conf.room.name(), serial, &rx) {
             break;
         }

@@ -55,14 +55,16 @@ function firewall(mode) {
 // `window.__mediaRequests`, so a test can tell that the audience was never asked.
 // options: viewport, deviceScaleFactor, devices: false for a machine without camera or
 // microphone (a cheap extra person on stage: a tile, but nothing to encode), udp: false for a
-// network that blocks UDP, webOnly: true for one that lets only the web port through.
+// network that blocks UDP, webOnly: true for one that lets only the web port through, init: a
+// function run in the page before its own scripts (e.g. to change what it offers).
 export async function openPerson(
   browser,
   url,
   label,
-  { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true, udp = true, webOnly = false } = {},
+  { viewport = { width: 1280, height: 800 }, deviceScaleFactor = 1, devices = true, udp = true, webOnly = false, init = null } = {},
 ) {
   const context = await browser.newContext({ permissions: ['camera', 'microphone'], viewport, deviceScaleFactor });
+  if (init) await context.addInitScript(init);
   if (webOnly) await context.addInitScript(firewall, 'web-only');
   else if (!udp) await context.addInitScript(firewall, 'no-udp');
   await context.addInitScript((devices) => {

@@ -4,20 +4,27 @@
 import { test, before, after } from 'node:test';
 import { startServer } from './server.mjs';
 import { launchBrowser, openPerson, joined } from './browser.mjs';
+import { launchFirefox, openFirefoxPerson, startXvfb } from './firefox.mjs';
 
 const SDP_LINE = /"type":"(offer|answer)"/;
 
-// serverArgs: extra command-line arguments for confab (e.g. an auth secret).
-export function useWorld({ serverArgs = [] } = {}) {
+// serverArgs: extra command-line arguments for confab (e.g. an auth secret); firefox: also a
+// Firefox (windows on a virtual display) for people opened with `{ firefox: true }`.
+export function useWorld({ serverArgs = [], firefox = false } = {}) {
   const world = {
     server: null,
     browser: null,
+    firefox: null,
+    xvfb: null,
     people: new Map(), // label → person
 
     // Opens a page at `/?query` for `label`; `expect` is the state to wait for (null: none);
     // the other options go to openPerson.
-    async open(label, query, { expect = 'joined', ...options } = {}) {
-      const person = await openPerson(world.browser, `${world.server.url}/?${query}`, label, options);
+    async open(label, query, { expect = 'joined', firefox = false, ...options } = {}) {
+      const url = `${world.server.url}/?${query}`;
+      const person = firefox
+        ? await openFirefoxPerson(world.firefox, url, label)
+        : await openPerson(world.browser, url, label, options);
       world.people.set(label, person);
       if (expect === 'joined') await joined(person);
       return person;
@@ -46,9 +53,16 @@ export function useWorld({ serverArgs = [] } = {}) {
 
   before(async () => {
     [world.server, world.browser] = await Promise.all([startServer({ extraArgs: serverArgs }), launchBrowser()]);
+    if (firefox) {
+      // After the server: Firefox's stored permissions name its origin.
+      world.xvfb = await startXvfb();
+      world.firefox = await launchFirefox(world.server.url, { display: world.xvfb.display });
+    }
   });
 
   after(async () => {
+    await world.firefox?.close();
+    world.xvfb?.stop();
     await world.browser?.close();
     await world.server?.stop();
   });
