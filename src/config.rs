@@ -63,6 +63,22 @@ pub struct Settings {
     #[arg(long, env = "CONFAB_ICE_TCP_HTTP", action = clap::ArgAction::Set)]
     pub ice_tcp_http: Option<bool>,
     /// TOML file with any of these settings (kebab-case keys)
+    /// Seconds a client may take to send a request's headers (slowloris) [default: 10]
+    #[arg(long, env = "CONFAB_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: Option<u64>,
+    /// HTTP(S)/WebSocket connections open at once, lowered to fit the open-file limit
+    /// [default: 10000]
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// HTTP(S)/WebSocket connections from one IP address [default: 256]
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Participants in all rooms together [default: 5000]
+    #[arg(long, env = "CONFAB_MAX_SERVER_PARTICIPANTS")]
+    pub max_server_participants: Option<usize>,
+    /// Rooms open at once [default: 1000]
+    #[arg(long, env = "CONFAB_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -107,6 +123,51 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Secret for join tokens; `None` is open mode.
     pub auth_secret: Option<String>,
+    /// Caps and timeouts of the server as a whole (connections, rooms, ICE-TCP).
+    pub limits: Limits,
+}
+
+/// Caps and timeouts that protect the server as a whole (the README's "Limits and timeouts").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time a client may take to send a request's headers; then it is closed (slowloris).
+    pub http_header_timeout: Duration,
+    /// HTTP(S)/WebSocket connections open at once (lowered at start to fit the open-file
+    /// limit); more wait in a small reserve that answers only `/healthz` and `/metrics`.
+    pub max_connections: usize,
+    /// HTTP(S)/WebSocket connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// Participants in all rooms together; a join beyond it is refused.
+    pub max_participants: usize,
+    /// Rooms open at once; a join that would open another is refused.
+    pub max_rooms: usize,
+    /// ICE-TCP connections open at once, the media and HTTP(S) ports together.
+    pub ice_tcp_max_connections: usize,
+    /// ICE-TCP connections from one IP address.
+    pub ice_tcp_max_per_address: usize,
+    /// ICE-TCP connections carrying one participant.
+    pub ice_tcp_max_per_participant: usize,
+    /// Time a new ICE-TCP connection may take to send a first frame naming a participant.
+    pub ice_tcp_first_frame: Duration,
+    /// Time an ICE-TCP connection may go without STUN (ICE consent) before it is closed.
+    pub ice_tcp_idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            http_header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            max_participants: 5_000,
+            max_rooms: 1_000,
+            ice_tcp_max_connections: 2_048,
+            ice_tcp_max_per_address: 32,
+            ice_tcp_max_per_participant: 4,
+            ice_tcp_first_frame: Duration::from_secs(5),
+            ice_tcp_idle: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for Config {
@@ -123,6 +184,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
             auth_secret: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -219,6 +281,30 @@ impl Settings {
                 .unwrap_or(d.idle_timeout),
             join_timeout: d.join_timeout,
             auth_secret: self.auth_secret.or(file.auth_secret),
+            limits: Limits {
+                http_header_timeout: self
+                    .http_header_timeout
+                    .or(file.http_header_timeout)
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.limits.http_header_timeout),
+                max_connections: self
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(d.limits.max_connections),
+                max_connections_per_address: self
+                    .max_connections_per_address
+                    .or(file.max_connections_per_address)
+                    .unwrap_or(d.limits.max_connections_per_address),
+                max_participants: self
+                    .max_server_participants
+                    .or(file.max_server_participants)
+                    .unwrap_or(d.limits.max_participants),
+                max_rooms: self
+                    .max_rooms
+                    .or(file.max_rooms)
+                    .unwrap_or(d.limits.max_rooms),
+                ..d.limits
+            },
         };
         config.validate()?;
         Ok(config)
@@ -251,6 +337,22 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "idle-timeout must be at least 1 s".into(),
             ));
+        }
+        let l = &self.limits;
+        if l.http_header_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "http-header-timeout must be at least 1 s".into(),
+            ));
+        }
+        for (name, v) in [
+            ("max-connections", l.max_connections),
+            ("max-connections-per-address", l.max_connections_per_address),
+            ("max-server-participants", l.max_participants),
+            ("max-rooms", l.max_rooms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
         }
         Ok(())
     }

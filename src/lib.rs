@@ -5,20 +5,23 @@
 //!
 //! ## Two planes
 //! ```text
-//!  browser ──WS (JSON)──► server::session ──RoomMsg──► room task ──► media::Room (sans-IO)
-//!  browser ──UDP (ICE/DTLS/SRTP)──► server::udp (ONE port) ──Datagram──► room task ──┤
-//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► server::tcp ──TcpFrame──┘
-//!            (on the media port, or on the HTTP(S) port via server::web_port)
-//!                                          ◄── media::Output::{Transmit, Signal, Timeout}
+//!  browser ──WS (JSON)──► server::session ──RoomMsg (signalling inbox)──► room task ──► conference ──► media::Room (sans-IO)
+//!  browser ──UDP (ICE/DTLS/SRTP)──► server::transport::udp (ONE port) ─┐
+//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► transport::tcp ─┴─MediaMsg (media inbox)─► room task
+//!            (on the media port, or on the HTTP(S) port via transport::web_port)
+//!                                          ◄── media::Output::{Transmit, Signal, Timeout} ── transport::egress
 //! ```
+//! A room task takes signalling before media, from separate inboxes ([`server::inbox`]): a
+//! burst of datagrams never delays or refuses a join. Transport never imports the room task.
+//!
 //! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks. A
 //!   [`media::Room`] is driven by one input at a time (`join`, `handle_client`,
 //!   `handle_datagram`, `handle_timeout`, `leave`, each with `now`) and then drained through
 //!   `poll_output` until [`media::Output::Timeout`]: the same contract as str0m's `Rtc`, which
 //!   lets every media behaviour be tested in virtual time.
 //! - **I/O shell** ([`server`]): axum for HTTP/WS, one UDP port (one socket per announced
-//!   interface, all on that port) whose receiver demuxes by STUN ufrag then by source address
-//!   (two hash lookups, no scan), and one tokio task per room that owns its `media::Room` and
+//!   interface, all on that port) whose receiver routes by STUN ufrag (one table shared with
+//!   ICE-TCP) then by source address (two hash lookups, no scan), and one tokio task per room that owns its `media::Room` and
 //!   sends each burst of its datagrams (a fan-out) in as few `sendmmsg` calls as it can.
 //!
 //! ## Invariants
@@ -54,10 +57,16 @@
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
 //! | [`media::codec_map`] | room video codec policy (VP8 first); payload type per subscriber m-line |
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
-//! | [`server::udp`] | the one UDP port and its demux |
-//! | [`server::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
-//! | [`server::tcp`] | ICE-TCP fallback on the same port number: framing, routing by ufrag |
-//! | [`server::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |
+//! | [`server::transport`] | the media sockets and the one routing table (ufrag → room) for UDP and ICE-TCP |
+//! | [`server::transport::udp`] | UDP ingress: the one port, routed by ufrag then by address |
+//! | [`server::transport::egress`] | UDP egress: a room's burst in `sendmmsg` batches |
+//! | [`server::transport::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
+//! | [`server::transport::stun`] | the ufrag a STUN binding request names |
+//! | [`server::transport::tcp`] | ICE-TCP fallback on the same port number: framing, caps, idle and leave closes |
+//! | [`server::transport::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |
+//! | [`server::inbox`] | what transport hands a room: its media inbox, apart from signalling |
+//! | [`server::gate`] | HTTP(S) admission: connection caps, a reserve for `/healthz` and `/metrics` |
+//! | [`server::limits`] | connection slots per address; the open-file limit and caps that fit it |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
 //! | [`server::rooms`] | room name → task; open on first join, close when empty |

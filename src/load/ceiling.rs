@@ -9,7 +9,7 @@
 //! wakes its reader, so the figure includes that, exactly as the server's own CPU time does.
 //! The receivers are tokio sockets in this process, like the bots.
 
-use crate::server::udp::{send_batch, SOCKET_BUFFER};
+use crate::server::transport::egress::{send_batch, SOCKET_BUFFER};
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -77,10 +77,10 @@ impl CeilingConfig {
         if self.pps == 0 || self.pps > MAX_PPS {
             return Err(format!("--pps must be 1..={MAX_PPS}"));
         }
-        if self.batch == 0 || self.batch > crate::server::udp::MAX_BATCH {
+        if self.batch == 0 || self.batch > crate::server::transport::egress::MAX_BATCH {
             return Err(format!(
                 "--batch must be 1..={}",
-                crate::server::udp::MAX_BATCH
+                crate::server::transport::egress::MAX_BATCH
             ));
         }
         if !(12..=1400).contains(&self.bytes) {

@@ -24,6 +24,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// What a connection over the caps may ask: health and metrics, nothing else.
+pub fn health_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is at its connection limit; try again later.",
+            )
+        })
+        .with_state(shared)
+}
+
 async fn ws(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
     // axum's own limit sits above ours so that an oversize message gets our clear error
     // instead of a dropped connection.

@@ -35,6 +35,24 @@ pub struct Metrics {
     pub tcp_refused: Counter,
     /// ICE-TCP frames dropped because the room's queue was full.
     pub tcp_dropped_full: Counter,
+    /// ICE-TCP connections refused because every slot was taken.
+    pub tcp_refused_full: Counter,
+    /// ICE-TCP connections refused because their source address held its share.
+    pub tcp_refused_address: Counter,
+    /// ICE-TCP connections refused because their participant held its share.
+    pub tcp_refused_participant: Counter,
+    /// ICE-TCP connections closed for want of STUN (no ICE consent).
+    pub tcp_closed_idle: Counter,
+    /// ICE-TCP connections closed because their participant left.
+    pub tcp_closed_left: Counter,
+    /// Joins refused by a server-wide cap (participants or rooms).
+    pub joins_refused_server: Counter,
+    /// HTTP(S) connections refused (every slot and the reserve taken, or the address's share).
+    pub http_refused: Counter,
+    /// HTTP(S) connections served from the health reserve (caps reached).
+    pub http_reserve: Counter,
+    /// HTTP(S)/WebSocket connections open now.
+    pub http_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -102,8 +120,63 @@ impl Default for Metrics {
             "ice_tcp_dropped_frames",
             "ICE-TCP frames dropped because a room queue was full",
         );
+        let tcp_refused_full = m(
+            &mut registry,
+            "ice_tcp_refused_full_connections",
+            "ICE-TCP connections refused: every slot taken",
+        );
+        let tcp_refused_address = m(
+            &mut registry,
+            "ice_tcp_refused_address_connections",
+            "ICE-TCP connections refused: per-source-address cap",
+        );
+        let tcp_refused_participant = m(
+            &mut registry,
+            "ice_tcp_refused_participant_connections",
+            "ICE-TCP connections refused: per-participant cap",
+        );
+        let tcp_closed_idle = m(
+            &mut registry,
+            "ice_tcp_closed_idle_connections",
+            "ICE-TCP connections closed without STUN for the idle timeout",
+        );
+        let tcp_closed_left = m(
+            &mut registry,
+            "ice_tcp_closed_left_connections",
+            "ICE-TCP connections closed because their participant left",
+        );
+        let joins_refused_server = m(
+            &mut registry,
+            "joins_refused_server",
+            "Joins refused by a server-wide cap (participants or rooms)",
+        );
+        let http_refused = m(
+            &mut registry,
+            "http_refused_connections",
+            "HTTP connections closed on accept: caps and reserve full",
+        );
+        let http_reserve = m(
+            &mut registry,
+            "http_reserve_connections",
+            "HTTP connections over the caps served only /healthz and /metrics",
+        );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP and WebSocket connections open",
+            http_connections.clone(),
+        );
         Metrics {
             registry,
+            joins_refused_server,
+            http_refused,
+            http_reserve,
+            http_connections,
+            tcp_refused_full,
+            tcp_refused_address,
+            tcp_refused_participant,
+            tcp_closed_idle,
+            tcp_closed_left,
             udp_in,
             udp_unroutable,
             udp_dropped_full,

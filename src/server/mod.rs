@@ -1,15 +1,15 @@
 //! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
 
+pub mod gate;
 pub mod http;
+pub mod inbox;
+pub mod limits;
 pub mod metrics;
-pub mod recv_batch;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
-pub mod tcp;
 pub mod tls;
-pub mod udp;
-pub mod web_port;
+pub mod transport;
 
 use crate::config::Config;
 use metrics::Metrics;
@@ -20,8 +20,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use str0m::net::Transmit;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, watch};
-use udp::DemuxCmd;
+use tokio::sync::watch;
+use transport::{tcp, udp, web_port, Transport};
 
 /// What every task shares. Nothing here is locked per packet.
 pub struct Shared {
@@ -39,39 +39,14 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Join-token checker.
     pub auth: crate::auth::Auth,
-    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
-    demux: Vec<mpsc::UnboundedSender<DemuxCmd>>,
-    tcp_routes: tcp::TcpRoutes,
-    /// ICE-TCP connections open, on the media port and the HTTP(S) port together.
-    tcp_open: std::sync::atomic::AtomicUsize,
+    /// Media sockets and the routing table.
+    pub transport: Arc<Transport>,
 }
 
 impl Shared {
-    /// Sends and empties `batch`, each run of datagrams sharing a source socket in as few
-    /// system calls as the platform allows (see [`udp::send_batch`]).
+    /// Sends and empties `batch` (see [`Transport::send_all`]).
     pub fn send_all(&self, batch: &mut Vec<Transmit>) {
-        let mut rest = batch.as_slice();
-        while let Some(first) = rest.first() {
-            let run = rest
-                .iter()
-                .position(|t| t.source != first.source)
-                .unwrap_or(rest.len());
-            if let Some(s) = self.socket_for(first.source) {
-                let sent = udp::send_batch(s, &rest[..run]);
-                self.metrics.udp_out.inc_by(sent.datagrams as u64);
-                self.metrics.udp_send_calls.inc_by(sent.calls as u64);
-            }
-            rest = &rest[run..];
-        }
-        batch.clear();
-    }
-
-    fn socket_for(&self, source: SocketAddr) -> Option<&UdpSocket> {
-        self.sockets
-            .iter()
-            .find(|(a, _)| *a == source)
-            .or(self.sockets.first())
-            .map(|(_, s)| s.as_ref())
+        self.transport.send_all(batch);
     }
 }
 
@@ -94,17 +69,16 @@ pub struct Bound {
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown_tx: watch::Sender<bool>,
-    receivers: Vec<(
-        Arc<UdpSocket>,
-        SocketAddr,
-        mpsc::UnboundedReceiver<DemuxCmd>,
-    )>,
+    receivers: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp_listeners: Vec<(TcpListener, SocketAddr)>,
 }
 
 impl Bound {
     /// Binds the HTTP listener and the UDP media port.
     pub async fn bind(mut config: Config) -> Result<Bound, StartError> {
+        if let Some(open_files) = limits::raise_open_files() {
+            limits::fit_to_open_files(&mut config.limits, open_files);
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -123,8 +97,8 @@ impl Bound {
                 .map_err(|e| StartError::Bind(addr, e))?;
             // Best effort: a smaller buffer only means earlier drops under bursts.
             let sock = socket2::SockRef::from(&socket);
-            let _ = sock.set_send_buffer_size(udp::SOCKET_BUFFER);
-            let _ = sock.set_recv_buffer_size(udp::SOCKET_BUFFER);
+            let _ = sock.set_send_buffer_size(transport::egress::SOCKET_BUFFER);
+            let _ = sock.set_recv_buffer_size(transport::egress::SOCKET_BUFFER);
             let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
             // Every interface shares the first socket's port: one port for all media.
             port = local.port();
@@ -144,27 +118,28 @@ impl Bound {
             config.room.ice_tcp_http_port = Some(http.port());
         }
         let (shutdown_tx, shutdown) = watch::channel(false);
-        let mut demux = vec![];
-        let mut receivers = vec![];
-        for (announced, socket) in &sockets {
-            let (tx, rx) = mpsc::unbounded_channel();
-            demux.push(tx);
-            receivers.push((Arc::clone(socket), *announced, rx));
-        }
+        let receivers = sockets
+            .iter()
+            .map(|(announced, socket)| (Arc::clone(socket), *announced))
+            .collect();
         let candidates = sockets.iter().map(|(a, _)| *a).collect();
         let auth = crate::auth::Auth::new(config.auth_secret.as_deref());
+        let metrics = Arc::new(Metrics::default());
+        let transport = Arc::new(Transport::new(
+            config.clone(),
+            sockets,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
         let shared = Arc::new(Shared {
             auth,
             config,
             rooms: Rooms::default(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             candidates,
             next_participant: AtomicU64::new(1),
             shutdown,
-            sockets,
-            demux,
-            tcp_routes: Default::default(),
-            tcp_open: Default::default(),
+            transport,
         });
         Ok(Bound {
             shared,
@@ -205,64 +180,72 @@ impl Bound {
             tcp_listeners,
         } = self;
         for (listener, announced) in tcp_listeners {
-            tokio::spawn(tcp::run_listener(listener, announced, Arc::clone(&shared)));
+            let t = Arc::clone(&shared.transport);
+            tokio::spawn(tcp::run_listener(listener, announced, t));
         }
-        for (socket, announced, rx) in receivers {
-            tokio::spawn(udp::run_receiver(
-                socket,
-                announced,
-                rx,
-                Arc::clone(&shared.metrics),
-            ));
+        for (socket, announced) in receivers {
+            let t = Arc::clone(&shared.transport);
+            tokio::spawn(udp::run_receiver(socket, announced, t));
         }
         let app = http::router(Arc::clone(&shared));
-        let signal = async move {
+        let handle = axum_server::Handle::new();
+        let h = handle.clone();
+        tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(true);
-        };
-        let mux = shared.config.room.ice_tcp_http_port.is_some();
+            h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        });
+        let gate = |inner| admission(inner, &shared);
+        let tls_gate = |inner| admission(inner, &shared);
+        let std_listener = listener.into_std().map_err(StartError::Serve)?;
+        let header_timeout = shared.config.limits.http_header_timeout;
+        let app = app.into_make_service();
         match shared.config.tls.clone() {
-            None if mux => {
-                let web =
-                    web_port::split(listener, Arc::clone(&shared)).map_err(StartError::Serve)?;
-                axum::serve(web, app)
-                    .with_graceful_shutdown(signal)
-                    .await
-                    .map_err(StartError::Serve)
+            None => {
+                let mut server = axum_server::from_tcp(std_listener).map(gate);
+                http1_limits(server.http_builder(), header_timeout);
+                server.handle(handle).serve(app).await
             }
-            None => axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await
-                .map_err(StartError::Serve),
             Some(source) => {
                 let tls = tls::rustls_config(&source, &shared.candidates)
                     .await
                     .map_err(StartError::Tls)?;
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    signal.await;
-                    h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-                });
-                let std_listener = listener.into_std().map_err(StartError::Serve)?;
-                let server = axum_server::from_tcp_rustls(std_listener, tls).handle(handle);
-                if mux {
-                    let shared = Arc::clone(&shared);
-                    server
-                        .map(|tls| web_port::SniffAcceptor::new(tls, shared))
-                        .serve(app.into_make_service())
-                        .await
-                        .map_err(StartError::Serve)
-                } else {
-                    server
-                        .serve(app.into_make_service())
-                        .await
-                        .map_err(StartError::Serve)
-                }
+                let mut server = axum_server::from_tcp_rustls(std_listener, tls).map(tls_gate);
+                http1_limits(server.http_builder(), header_timeout);
+                server.handle(handle).serve(app).await
             }
         }
+        .map_err(StartError::Serve)
     }
+}
+
+/// The web port's acceptor chain: connection caps, then ICE-TCP sniffing, then `inner`.
+fn admission<A>(inner: A, shared: &Arc<Shared>) -> gate::Gate<web_port::SniffAcceptor<A>> {
+    let sniff = shared
+        .config
+        .room
+        .ice_tcp_http_port
+        .map(|_| Arc::clone(&shared.transport));
+    let limits = &shared.config.limits;
+    gate::Gate::new(
+        web_port::SniffAcceptor::new(inner, sniff),
+        limits.max_connections,
+        limits.max_connections_per_address,
+        http::health_router(Arc::clone(shared)),
+        Arc::clone(&shared.metrics),
+    )
+}
+
+/// The header-read timeout closes a client that trickles its request (slowloris).
+fn http1_limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: std::time::Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
 }
 
 /// A TCP listener beside each UDP socket, on the same address and port number. ICE-TCP is a

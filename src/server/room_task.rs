@@ -1,7 +1,9 @@
-//! One tokio task per room: the only owner of its `media::Room`, fed by sessions and the demux.
+//! One tokio task per room: the only owner of its `media::Room`, fed by sessions (signalling)
+//! and transport (media), signalling first.
 
-use super::tcp::{self, Link};
-use super::udp::{DemuxCmd, MAX_BATCH};
+use super::inbox::{Link, MediaMsg, MediaTx};
+use super::transport::egress::MAX_BATCH;
+use super::transport::tcp;
 use super::Shared;
 use crate::conference::{Admission, Conference, JoinRequest};
 use crate::media::{DropReason, Output, Room};
@@ -16,7 +18,7 @@ use tokio::sync::mpsc;
 /// Most messages handled while the room's timeout is already due.
 const MAX_TAKEN: usize = 16;
 
-/// Messages a room task receives.
+/// Signalling a room task receives (media comes on its own inbox, [`MediaMsg`]).
 #[derive(Debug)]
 pub enum RoomMsg {
     /// A session wants in; replies go to `tx`.
@@ -40,41 +42,15 @@ pub enum RoomMsg {
         /// Why.
         reason: LeaveReason,
     },
-    /// A datagram the demux routed here, or one frame of an ICE-TCP connection.
-    Datagram {
-        /// For whom.
-        id: ParticipantId,
-        /// UDP, or TCP for a frame (without its length prefix).
-        proto: Protocol,
-        /// From where (for TCP, the connection's remote address).
-        source: SocketAddr,
-        /// The server address it was sent to (as announced).
-        destination: SocketAddr,
-        /// Its bytes.
-        contents: Vec<u8>,
-        /// When it arrived.
-        at: Instant,
-    },
-    /// An ICE-TCP connection now carries a participant of this room.
-    TcpLink {
-        /// The connection's remote address.
-        peer: SocketAddr,
-        /// Where its transmits go.
-        link: Link,
-    },
-    /// That connection closed.
-    TcpUnlink {
-        /// The connection's remote address.
-        peer: SocketAddr,
-    },
 }
 
 /// Runs a room until it is empty and no join is queued.
 pub async fn run(
     mut conf: Conference,
     serial: u64,
-    this: mpsc::Sender<RoomMsg>,
     mut rx: mpsc::Receiver<RoomMsg>,
+    this: MediaTx,
+    mut media: mpsc::Receiver<MediaMsg>,
     shared: Arc<Shared>,
 ) {
     shared.metrics.rooms.inc();
@@ -117,7 +93,10 @@ pub async fn run(
             // Messages already queued go first, up to a bound, so that one timeout pass sends
             // every packet they wrote; the bound keeps a busy room taking time.
             let queued = if taken < MAX_TAKEN {
-                rx.try_recv().ok()
+                rx.try_recv()
+                    .map(Input::Signal)
+                    .or_else(|_| media.try_recv().map(Input::Media))
+                    .ok()
             } else {
                 None
             };
@@ -133,7 +112,10 @@ pub async fn run(
             }
         } else {
             let msg = tokio::select! {
-                msg = rx.recv() => msg,
+                // Signalling first: a burst of datagrams never holds up a join.
+                biased;
+                msg = rx.recv() => msg.map(Input::Signal),
+                Some(msg) = media.recv() => Some(Input::Media(msg)),
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     taken = 0;
                     conf.room.handle_timeout(Instant::now());
@@ -145,7 +127,7 @@ pub async fn run(
         };
         taken += 1;
         match msg {
-            RoomMsg::Join { request, tx } => {
+            Input::Signal(RoomMsg::Join { request, tx }) => {
                 let id = request.id;
                 // Registered first so that lobby messages reach a waiting session.
                 sessions.insert(id, tx);
@@ -157,36 +139,42 @@ pub async fn run(
                     }
                 }
             }
-            RoomMsg::Client { id, msg } => conf.handle(id, msg, Instant::now()),
-            RoomMsg::Leave { id, reason } => {
+            Input::Signal(RoomMsg::Client { id, msg }) => conf.handle(id, msg, Instant::now()),
+            Input::Signal(RoomMsg::Leave { id, reason }) => {
                 conf.leave(id, reason);
                 if sessions.remove(&id).is_some() {
                     shared.metrics.participants.dec();
                 }
             }
-            RoomMsg::Datagram {
+            Input::Media(MediaMsg::Datagram {
                 id,
                 proto,
                 source,
                 destination,
                 contents,
                 at,
-            } => conf
+            }) => conf
                 .room
                 .handle_receive(id, proto, source, destination, &contents, at),
-            RoomMsg::TcpLink { peer, link } => {
+            Input::Media(MediaMsg::TcpLink { peer, link }) => {
                 links.insert(peer, link);
             }
-            RoomMsg::TcpUnlink { peer } => {
+            Input::Media(MediaMsg::TcpUnlink { peer }) => {
                 links.remove(&peer);
             }
         }
     }
     for id in sessions.keys() {
-        shared.forget_route(*id);
+        shared.transport.routes.forget(*id);
     }
     shared.metrics.participants.dec_by(sessions.len() as i64);
     shared.metrics.rooms.dec();
+}
+
+/// One input of the room task, from either inbox.
+enum Input {
+    Signal(RoomMsg),
+    Media(MediaMsg),
 }
 
 /// Carries out the room's outputs; returns when it next wants time. Datagrams are collected
@@ -197,7 +185,7 @@ fn flush(
     sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
     links: &mut HashMap<SocketAddr, Link>,
     shared: &Shared,
-    this: &mpsc::Sender<RoomMsg>,
+    this: &MediaTx,
     batch: &mut Vec<Transmit>,
 ) -> Instant {
     let mut slow = vec![];
@@ -237,35 +225,15 @@ fn flush(
                     }
                 }
             }
-            Output::RouteUfrag(id, ufrag) => shared.route(ufrag, id, this.clone()),
+            Output::RouteUfrag(id, ufrag) => shared.transport.routes.route(ufrag, id, this.clone()),
             Output::Removed(id, _) => {
-                shared.forget_route(id);
+                shared.transport.routes.forget(id);
                 // Dropping the queue closes the connection.
                 links.retain(|_, l| l.id != id);
                 if sessions.remove(&id).is_some() {
                     shared.metrics.participants.dec();
                 }
             }
-        }
-    }
-}
-
-impl Shared {
-    fn route(&self, ufrag: String, id: ParticipantId, room: mpsc::Sender<RoomMsg>) {
-        self.add_tcp_route(&ufrag, id, &room);
-        for tx in &self.demux {
-            let _ = tx.send(DemuxCmd::Route {
-                ufrag: ufrag.clone(),
-                id,
-                room: room.clone(),
-            });
-        }
-    }
-
-    fn forget_route(&self, id: ParticipantId) {
-        self.forget_tcp_route(id);
-        for tx in &self.demux {
-            let _ = tx.send(DemuxCmd::Forget { id });
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Room name → room task; a room is created on its first join and removed when it empties.
 
+use super::inbox::MEDIA_QUEUE;
 use super::room_task::{self, RoomMsg};
 use super::Shared;
 use crate::conference::{Conference, JoinRequest};
@@ -9,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// Queue depth of a room: datagrams beyond it are dropped and counted.
+/// Signalling queued toward one room before a join is refused as "overloaded" (media has its
+/// own inbox, [`MEDIA_QUEUE`], so datagrams never fill this one).
 const ROOM_QUEUE: usize = 8192;
 
 struct Handle {
@@ -39,6 +41,21 @@ impl Rooms {
                 "Room registry unavailable.".to_string(),
             )
         })?;
+        let limits = &shared.config.limits;
+        if shared.metrics.participants.get() >= limits.max_participants as i64 {
+            shared.metrics.joins_refused_server.inc();
+            return Err((
+                ErrorCode::RoomFull,
+                "The server is full; try again later.".into(),
+            ));
+        }
+        if !map.contains_key(room) && map.len() >= limits.max_rooms {
+            shared.metrics.joins_refused_server.inc();
+            return Err((
+                ErrorCode::RoomFull,
+                "The server has as many rooms open as it may; try again later.".into(),
+            ));
+        }
         let mut msg = RoomMsg::Join { request, tx };
         for _ in 0..2 {
             let handle = map
@@ -68,12 +85,14 @@ impl Rooms {
             .next_serial
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
         let room = Room::new(name, shared.config.room.clone(), shared.candidates.clone());
         tokio::spawn(room_task::run(
             Conference::new(room),
             serial,
-            tx.clone(),
             rx,
+            media_tx,
+            media_rx,
             Arc::clone(shared),
         ));
         tracing::info!(room = name, "room opened");
