@@ -9,12 +9,14 @@
 
 use confab::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use confab::bot::StreamShape;
-use confab::media::{Output, Room, RoomConfig};
-use confab::protocol::{ParticipantId, ParticipantInfo, Role, ServerMsg};
+use confab::conference::{Admission, Conference, JoinRequest, Output};
+use confab::media::{Room, RoomConfig};
+use confab::protocol::{ParticipantId, Role, ServerMsg};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use str0m::net::Protocol;
 
 struct Peer {
     id: ParticipantId,
@@ -24,7 +26,7 @@ struct Peer {
 
 struct Harness {
     now: Instant,
-    room: Room,
+    conf: Conference,
     server: SocketAddr,
     peers: Vec<Peer>,
     by_addr: HashMap<SocketAddr, usize>,
@@ -42,7 +44,7 @@ impl Harness {
         };
         Harness {
             now: Instant::now(),
-            room: Room::new("bench", config, vec![server]),
+            conf: Conference::new(Room::new("bench", config, vec![server])),
             server,
             peers: vec![],
             by_addr: HashMap::new(),
@@ -51,9 +53,9 @@ impl Harness {
         }
     }
 
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Room, Instant) -> R) -> R {
+    fn timed<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
         let t = Instant::now();
-        let r = f(&mut self.room, self.now);
+        let r = f(&mut self.conf, self.now);
         self.room_time += t.elapsed();
         r
     }
@@ -61,13 +63,16 @@ impl Harness {
     fn join(&mut self, role: Role, publish: bool) {
         let n = self.peers.len() as u64 + 1;
         let id = ParticipantId(n);
-        let info = ParticipantInfo {
+        let request = JoinRequest {
             id,
             name: format!("p{n}"),
-            role,
+            role: Some(role),
+            identity: format!("p{n}"),
+            mode: None,
+            password: None,
         };
-        self.timed(|r, now| r.join(info, confab::media::Welcome::default(), now))
-            .expect("room has space");
+        let admission = self.timed(|r, now| r.join(request, now));
+        assert_eq!(admission, Admission::Joined, "room has space");
         let addr: SocketAddr = ([10, 1, (n >> 8) as u8, n as u8], 5000).into();
         let behaviour = ClientBehaviour {
             publish,
@@ -139,12 +144,19 @@ impl Harness {
                             busy = true;
                             let server = self.server;
                             self.timed(|r, now| {
-                                r.handle_datagram(id, addr, server, &t.contents, now)
+                                r.room.handle_receive(
+                                    id,
+                                    Protocol::Udp,
+                                    addr,
+                                    server,
+                                    &t.contents,
+                                    now,
+                                )
                             });
                         }
                         ClientOutput::Signal(m) => {
                             busy = true;
-                            self.timed(|r, now| r.handle_client(id, m, now));
+                            self.timed(|r, now| r.handle(id, m, now));
                         }
                     }
                 }
@@ -160,7 +172,7 @@ impl Harness {
         let end = self.now + d;
         while self.now < end {
             self.now += Duration::from_millis(1);
-            self.timed(|r, now| r.handle_timeout(now));
+            self.timed(|r, now| r.room.handle_timeout(now));
             let now = self.now;
             for p in &mut self.peers {
                 if matches!(p.core.poll_output(), ClientOutput::Timeout(t) if t <= now) {
@@ -181,7 +193,7 @@ fn webinar(viewers: usize) -> Harness {
     }
     h.run_for(Duration::from_secs(2));
     assert!(
-        h.room.counters().rtp_forwarded > 0,
+        h.conf.room.counters().rtp_forwarded > 0,
         "the fan-out must be flowing before it is measured"
     );
     for p in h.peers.iter_mut().skip(1) {
@@ -197,9 +209,9 @@ fn fanout(c: &mut Criterion) {
     for n in [10usize, 100] {
         let mut h = webinar(n);
         // Forwarded packets per virtual second, to state throughput in packets.
-        let before = h.room.counters().rtp_forwarded;
+        let before = h.conf.room.counters().rtp_forwarded;
         h.run_for(Duration::from_secs(1));
-        let per_second = h.room.counters().rtp_forwarded - before;
+        let per_second = h.conf.room.counters().rtp_forwarded - before;
         g.throughput(Throughput::Elements(per_second));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_custom(|iters| {

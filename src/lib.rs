@@ -75,7 +75,9 @@ pub mod conference;
 pub mod config;
 pub mod load;
 pub mod media;
+pub mod model;
 pub mod protocol;
+pub mod rate;
 pub mod server;
 pub mod sim;
 

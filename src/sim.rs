@@ -1,4 +1,5 @@
-//! Virtual-time harness: a [`Room`] and headless [`ClientCore`] peers over a simulated network.
+//! Virtual-time harness: a [`Conference`] (and its media [`Room`]) and headless [`ClientCore`]
+//! peers over a simulated network.
 //!
 //! No sockets and no clock: time jumps from one due event to the next, so seconds of a meeting
 //! run in milliseconds, and every link can delay, lose or rate-limit packets deterministically.
@@ -6,12 +7,14 @@
 
 use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use crate::bot::{BotStats, StreamShape};
-use crate::media::{Output, Room, RoomConfig};
-use crate::protocol::{ParticipantId, ParticipantInfo, Role, ServerMsg};
+use crate::conference::{Admission, Conference, JoinRequest, Output};
+use crate::media::{Room, RoomConfig};
+use crate::protocol::{ParticipantId, Role, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use str0m::net::Protocol;
 
 /// One direction of a peer's network path.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +65,8 @@ struct InFlight {
 pub struct Sim {
     /// Virtual now.
     pub now: Instant,
-    /// The room under test.
-    pub room: Room,
+    /// The conference under test; its media room is `conf.room`.
+    pub conf: Conference,
     server: SocketAddr,
     peers: BTreeMap<ParticipantId, Peer>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
@@ -81,7 +84,7 @@ impl Sim {
         let now = Instant::now();
         Sim {
             now,
-            room: Room::new("sim", config, vec![server]),
+            conf: Conference::new(Room::new("sim", config, vec![server])),
             server,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
@@ -115,20 +118,25 @@ impl Sim {
     ) -> Result<ParticipantId, String> {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let info = ParticipantInfo {
+        let request = JoinRequest {
             id,
             name: name.into(),
-            role,
+            role: Some(role),
+            identity: format!("{name}#{}", id.0),
+            mode: None,
+            password: None,
         };
-        self.room
-            .join(info, crate::media::Welcome::default(), self.now)
-            .map_err(|(_, m)| m)?;
+        match self.conf.join(request, self.now) {
+            Admission::Joined => {}
+            Admission::Waiting => return Err("waiting in the lobby".into()),
+            Admission::Refused(_, m) => return Err(m),
+        }
         let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
         let mut joined = None;
         let mut joined_tracks = None;
         let mut others = vec![];
         loop {
-            match self.room.poll_output(self.now) {
+            match self.conf.poll_output(self.now) {
                 Output::Timeout(t) => {
                     self.room_due = t;
                     break;
@@ -186,7 +194,7 @@ impl Sim {
 
     /// A peer sends a signalling message (e.g. `video_sizes`).
     pub fn client_msg(&mut self, id: ParticipantId, msg: crate::protocol::ClientMsg) {
-        self.room.handle_client(id, msg, self.now);
+        self.conf.handle(id, msg, self.now);
         self.settle();
     }
 
@@ -199,7 +207,7 @@ impl Sim {
 
     /// A peer leaves cleanly.
     pub fn leave(&mut self, id: ParticipantId) {
-        self.room.leave(id, crate::protocol::LeaveReason::Left);
+        self.conf.leave(id, crate::protocol::LeaveReason::Left);
         if let Some(p) = self.peers.remove(&id) {
             self.by_addr.remove(&p.addr);
         }
@@ -216,7 +224,7 @@ impl Sim {
 
     /// The server's downlink estimate toward a peer, bits per second.
     pub fn server_estimate(&self, id: ParticipantId) -> Option<u64> {
-        self.room.bwe_of(id)
+        self.conf.room.bwe_of(id)
     }
 
     /// Signalling messages a peer received so far.
@@ -235,7 +243,7 @@ impl Sim {
             self.now = self.now.max(next);
             self.deliver_due();
             if self.room_due <= self.now {
-                self.room.handle_timeout(self.now);
+                self.conf.room.handle_timeout(self.now);
             }
             let now = self.now;
             for p in self.peers.values_mut() {
@@ -281,8 +289,9 @@ impl Sim {
             };
             if f.to_server {
                 if let Some(id) = self.by_addr.get(&f.from).copied() {
-                    self.room
-                        .handle_datagram(id, f.from, f.to, &f.data, self.now);
+                    let now = self.now;
+                    let room = &mut self.conf.room;
+                    room.handle_receive(id, Protocol::Udp, f.from, f.to, &f.data, now);
                 }
             } else if let Some(id) = self.by_addr.get(&f.to).copied() {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -297,7 +306,7 @@ impl Sim {
         loop {
             let mut busy = false;
             loop {
-                match self.room.poll_output(self.now) {
+                match self.conf.poll_output(self.now) {
                     Output::Timeout(t) => {
                         self.room_due = t;
                         break;
@@ -319,7 +328,7 @@ impl Sim {
                         }
                         ClientOutput::Signal(m) => {
                             busy = true;
-                            self.room.handle_client(id, m, self.now);
+                            self.conf.handle(id, m, self.now);
                         }
                     }
                 }

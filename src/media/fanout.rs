@@ -3,9 +3,9 @@
 
 use super::codec::VideoCodec;
 use super::forwarder::{Decision, DropReason, PacketView};
-use super::room::{Room, RoomCounters, Work};
+use super::room::{Room, Work};
 use super::simulcast::{Layer, LayerDecision};
-use crate::protocol::{ParticipantId, TrackId};
+use crate::model::{ParticipantId, TrackId};
 use std::time::{Duration, Instant};
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, StreamTx};
@@ -27,13 +27,6 @@ fn queue_age(tx: &StreamTx, now: Instant) -> Option<Duration> {
         .map(|t| now.saturating_duration_since(t))
 }
 
-/// Counts a drop; a free function so the packet loop can count while it holds a participant.
-fn count(counters: &mut RoomCounters, reason: DropReason) {
-    if let Some(n) = counters.dropped.get_mut(reason as usize) {
-        *n += 1;
-    }
-}
-
 impl Room {
     /// Queues a keyframe request for one layer of a track, unless one went out just now.
     pub(super) fn request_keyframe(
@@ -46,7 +39,7 @@ impl Room {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
-        if t.info.kind != crate::protocol::Kind::Video {
+        if t.info.kind != crate::model::Kind::Video {
             return;
         }
         let Some(l) = t.layers.get_mut(usize::from(layer)) else {
@@ -85,21 +78,22 @@ impl Room {
         self.counters.rtp_in += 1;
         let now = pkt.timestamp;
         let Some(p) = self.participants.get_mut(&from) else {
-            return;
+            // The sender left between receiving the packet and handling it.
+            return self.count_drop(DropReason::NotPublished);
         };
         let Some((mid, rid)) = p.mid_of(pkt.header.ssrc) else {
-            return;
+            return self.count_drop(DropReason::UnknownStream);
         };
         let Some(track_id) = p.published.get(&mid).copied() else {
-            return;
+            return self.count_drop(DropReason::NotPublished);
         };
         let in_pt = pkt.header.payload_type;
         let Some(in_params) = p.params_of(in_pt) else {
-            return;
+            return self.count_drop(DropReason::UnknownPayloadType);
         };
         let (codec, clock_rate) = (in_params.spec().codec, in_params.spec().clock_rate.get());
         let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
+            return self.count_drop(DropReason::NotPublished);
         };
         if track.forced_mute {
             self.count_drop(DropReason::Muted);
@@ -139,6 +133,7 @@ impl Room {
         let mut keyframe_for: Option<Layer> = None;
         for &(sid, out_mid) in &subscribers {
             let Some(s) = self.participants.get_mut(&sid) else {
+                self.counters.count(DropReason::SubscriptionGone);
                 continue;
             };
             if !s.rtc.is_connected() {
@@ -147,6 +142,7 @@ impl Room {
                 continue;
             }
             let Some(sub) = s.subscriptions.get_mut(&out_mid) else {
+                self.counters.count(DropReason::SubscriptionGone);
                 continue;
             };
             if video {
@@ -185,7 +181,7 @@ impl Room {
                 // One send-stream lookup serves the queue check and the write.
                 let mut api = s.rtc.direct_api();
                 let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-                    count(&mut self.counters, DropReason::NoSendStream);
+                    self.counters.count(DropReason::NoSendStream);
                     continue;
                 };
                 if video && queue_age(tx, now).is_some_and(|a| a > MAX_QUEUE_AGE) {
@@ -193,7 +189,7 @@ impl Room {
                     // demand): adding video only adds delay. Skip it, and resume on a keyframe
                     // with continuous numbering once the queue has drained.
                     sub.forwarder.switch_source();
-                    count(&mut self.counters, DropReason::Congested);
+                    self.counters.count(DropReason::Congested);
                     continue;
                 }
                 let (seq, time) = match sub.forwarder.decide(&view) {
@@ -202,7 +198,7 @@ impl Room {
                         if reason == DropReason::NotKeyframeYet {
                             keyframe_for = Some(layer);
                         }
-                        count(&mut self.counters, reason);
+                        self.counters.count(reason);
                         continue;
                     }
                 };
@@ -242,6 +238,6 @@ impl Room {
     }
 
     fn count_drop(&mut self, reason: DropReason) {
-        count(&mut self.counters, reason);
+        self.counters.count(reason);
     }
 }

@@ -7,6 +7,7 @@
 pub mod allocation;
 mod audio_slots;
 pub mod codec;
+pub mod command;
 mod fanout;
 pub mod forwarder;
 pub mod keyframe;
@@ -20,5 +21,6 @@ pub mod simulcast;
 pub mod speaker;
 pub mod track;
 
+pub use command::{Event, JoinError, OfferError, Output};
 pub use forwarder::{Decision, DropReason, Forwarder};
-pub use room::{Output, Room, RoomConfig, RoomCounters, Welcome};
+pub use room::{Room, RoomConfig, RoomCounters};

@@ -2,7 +2,7 @@
 
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
-use crate::protocol::{Source, TrackInfo};
+use crate::model::{Source, TrackInfo};
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
 
@@ -144,7 +144,7 @@ impl Track {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Kind, ParticipantId, TrackId};
+    use crate::model::{Kind, ParticipantId, TrackId};
 
     #[test]
     fn layers_sorted_and_rates_monotonic() {

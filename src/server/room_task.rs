@@ -1,10 +1,10 @@
-//! One tokio task per room: the only owner of its `media::Room`, fed by sessions and the demux.
+//! One tokio task per room: the only owner of its `Conference` (and so of its `media::Room`),
+//! fed by sessions and the demux.
 
 use super::tcp::{self, Link};
 use super::udp::{DemuxCmd, MAX_BATCH};
 use super::Shared;
-use crate::conference::{Admission, Conference, JoinRequest};
-use crate::media::{Output, Room};
+use crate::conference::{Admission, Conference, JoinRequest, Output};
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -193,8 +193,7 @@ fn flush(
 ) -> Instant {
     let mut slow = vec![];
     loop {
-        let room: &mut Room = &mut conf.room;
-        match room.poll_output(Instant::now()) {
+        match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
                 shared.send_all(batch);
                 for id in slow.drain(..) {
@@ -202,7 +201,7 @@ fn flush(
                     conf.leave(id, LeaveReason::Error);
                 }
                 // `leave` queues outputs; carry them out before sleeping.
-                if conf.room.has_output() {
+                if conf.has_output() {
                     continue;
                 }
                 return t;
