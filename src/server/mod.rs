@@ -1,6 +1,8 @@
 //! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
 
 pub mod http;
+#[cfg(test)]
+mod isolation;
 pub mod metrics;
 pub mod recv_batch;
 pub mod room_task;

@@ -67,6 +67,9 @@ pub enum RoomMsg {
         /// The connection's remote address.
         peer: SocketAddr,
     },
+    /// Unit tests only: the task panics, as a bug in str0m or in the room would make it.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Runs a room until it is empty and no join is queued.
@@ -171,6 +174,8 @@ pub async fn run(
             RoomMsg::TcpUnlink { peer } => {
                 links.remove(&peer);
             }
+            #[cfg(test)]
+            RoomMsg::Panic => panic!("a room task panics (test)"),
         }
     }
     for id in sessions.keys() {
