@@ -16,6 +16,7 @@ mod negotiation;
 pub mod participant;
 pub mod rewrite;
 pub mod room;
+mod rtc_events;
 pub mod sdp_check;
 pub mod simulcast;
 pub mod speaker;
