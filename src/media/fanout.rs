@@ -129,7 +129,10 @@ impl Room {
             self.rebuild_index();
         }
         // Taken out for the loop (no per-packet allocation) and put back unless it went stale.
-        let subscribers = self.sub_index.remove(&track_id).unwrap_or_default();
+        let subscribers = match self.tracks.get_mut(&track_id) {
+            Some(t) => std::mem::take(&mut t.subscribers),
+            None => Vec::new(),
+        };
         let mut keyframe_for: Option<Layer> = None;
         for &(sid, out_mid) in &subscribers {
             let Some(s) = self.participants.get_mut(&sid) else {
@@ -216,23 +219,26 @@ impl Room {
             s.next_timeout = s.next_timeout.min(now);
         }
         if !self.index_dirty {
-            self.sub_index.insert(track_id, subscribers);
+            if let Some(t) = self.tracks.get_mut(&track_id) {
+                t.subscribers = subscribers;
+            }
         }
         if let Some(layer) = keyframe_for {
             self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
         }
     }
 
-    /// Recomputes track → (subscriber, m-line) after subscriptions changed.
+    /// Recomputes every track's subscriber list after subscriptions changed.
     fn rebuild_index(&mut self) {
         self.index_dirty = false;
-        self.sub_index.clear();
+        for t in self.tracks.values_mut() {
+            t.subscribers.clear();
+        }
         for (sid, s) in &self.participants {
             for (mid, sub) in &s.subscriptions {
-                self.sub_index
-                    .entry(sub.track)
-                    .or_default()
-                    .push((*sid, *mid));
+                if let Some(t) = self.tracks.get_mut(&sub.track) {
+                    t.subscribers.push((*sid, *mid));
+                }
             }
         }
     }

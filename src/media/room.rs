@@ -15,10 +15,10 @@ use super::simulcast::Layer;
 use super::speaker::{SpeakerConfig, SpeakerDetector};
 use super::track::Track;
 use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::Event;
 
@@ -133,8 +133,7 @@ pub struct Room {
     /// Audio slots need re-deciding (voices heard, tracks came or went).
     pub(super) slots_dirty: bool,
     pub(super) next_alloc: Option<Instant>,
-    /// Track → its (subscriber, m-line) pairs, so a packet finds them without a scan.
-    pub(super) sub_index: HashMap<TrackId, Vec<(ParticipantId, Mid)>>,
+    /// Some track's subscriber list is out of date (subscriptions changed).
     pub(super) index_dirty: bool,
     pub(super) next_reap: Option<Instant>,
     /// Scratch list of the participants due in one [`Room::handle_timeout`], kept for its
@@ -161,7 +160,6 @@ impl Room {
             alloc_dirty: false,
             slots_dirty: false,
             next_alloc: None,
-            sub_index: HashMap::new(),
             index_dirty: false,
             next_reap: None,
             due: Vec::new(),

@@ -2,7 +2,7 @@
 
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
-use crate::model::{Source, TrackInfo};
+use crate::model::{ParticipantId, Source, TrackInfo};
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
 
@@ -79,6 +79,9 @@ pub struct Track {
     pub layers: Vec<LayerState>,
     /// The layer set last announced to the publisher.
     pub announced: Option<Vec<String>>,
+    /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
+    /// without a scan. Rebuilt by the room when subscriptions change.
+    pub subscribers: Vec<(ParticipantId, Mid)>,
 }
 
 impl Track {
@@ -101,6 +104,7 @@ impl Track {
             forced_mute: false,
             layers,
             announced: None,
+            subscribers: Vec::new(),
         }
     }
 
