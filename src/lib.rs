@@ -64,7 +64,7 @@
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
-//! | [`media::track`] | a published track, its layers and their measured rates |
+//! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::participant`] | one peer's `Rtc`, its mid ↔ track maps, parked forwarders |
 //! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track); the drop reasons |
