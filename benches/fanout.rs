@@ -43,7 +43,7 @@ fn webinar(viewers: usize) -> Sim {
     }
     sim.run_for(Duration::from_secs(2));
     assert!(
-        sim.room.counters().rtp_forwarded > 0,
+        sim.conf.room.counters().rtp_forwarded > 0,
         "the fan-out must be flowing before it is measured"
     );
     for id in ids {
@@ -59,9 +59,9 @@ fn fanout(c: &mut Criterion) {
     for n in [10usize, 100] {
         let mut sim = webinar(n);
         // Forwarded packets per virtual second, to state throughput in packets.
-        let before = sim.room.counters().rtp_forwarded;
+        let before = sim.conf.room.counters().rtp_forwarded;
         sim.run_for(Duration::from_secs(1));
-        let per_second = sim.room.counters().rtp_forwarded - before;
+        let per_second = sim.conf.room.counters().rtp_forwarded - before;
         g.throughput(Throughput::Elements(per_second));
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_custom(|iters| {

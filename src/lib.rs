@@ -3,31 +3,46 @@
 //! A WebRTC selective-forwarding unit (SFU) on [str0m] in RTP mode, an axum signalling endpoint,
 //! and the browser client it serves itself.
 //!
-//! ## Two planes
+//! ## Layers and planes
 //! ```text
-//!  browser ──WS (JSON)──► server::session ──RoomMsg (signalling inbox)──► room task ──► conference ──► media::Room (sans-IO)
-//!  browser ──UDP (ICE/DTLS/SRTP)──► server::transport::udp (ONE port) ─┐
-//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► transport::tcp ─┴─MediaMsg (media inbox)─► room task
+//!  browser ──WS (JSON)──► server::session ──RoomMsg (signalling inbox)──► room task ──► Conference
+//!                                                                                 │ media calls
+//!                                                                                 ▼
+//!  browser ──UDP (ICE/DTLS/SRTP)──► server::transport::udp (ONE port) ─┐            media::Room
+//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► transport::tcp ─┴─MediaMsg (media inbox)─► room task ─► media::Room::handle_receive
 //!            (on the media port, or on the HTTP(S) port via transport::web_port)
-//!                                          ◄── media::Output::{Transmit, Signal, Timeout} ── transport::egress
+//!
+//!  media::Room ──media::Output::{Transmit, Event, Timeout}──► Conference::poll_output
+//!  Conference  ──conference::Output::{Transmit, Signal, RouteUfrag, Removed, Timeout}──► room task ──► transport::egress
 //! ```
 //! A room task takes signalling before media, from separate inboxes ([`server::inbox`]): a
 //! burst of datagrams never delays or refuses a join. Transport never imports the room task.
 //!
-//! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks. A
-//!   [`media::Room`] is driven by one input at a time (`join`, `handle_client`,
-//!   `handle_datagram`, `handle_timeout`, `leave`, each with `now`) and then drained through
+//! - **Model** ([`model`]): ids, roles and the one permission table, sources, room mode;
+//!   shared by every layer. **Protocol** ([`protocol`]): the wire messages only, used by the
+//!   conference and the session.
+//! - **Conference** ([`conference`]) is the room as people see it: admission, roster, roles,
+//!   moderation, hands, chat, Q&A. It is the only producer of [`protocol::ServerMsg`] and
+//!   handles every [`protocol::ClientMsg`] in one exhaustive match. Sans-IO.
+//! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks, no wire
+//!   messages. A [`media::Room`] is driven by one input at a time (`join`, `offer`, `mute`,
+//!   `video_sizes`, `pin`, `set_may_publish`, `force_mute`, `remove`, `handle_receive`,
+//!   `handle_timeout`, each with `now` where time matters) and then drained through
 //!   `poll_output` until [`media::Output::Timeout`]: the same contract as str0m's `Rtc`, which
-//!   lets every media behaviour be tested in virtual time.
+//!   lets every media behaviour be tested in virtual time ([`sim`]). It reports what happened
+//!   as [`media::Event`]s, which the conference turns into messages.
 //! - **I/O shell** ([`server`]): axum for HTTP/WS, one UDP port (one socket per announced
 //!   interface, all on that port) whose receiver routes by STUN ufrag (one table shared with
-//!   ICE-TCP) then by source address (two hash lookups, no scan), and one tokio task per room that owns its `media::Room` and
+//!   ICE-TCP) then by source address (two hash lookups, no scan), and one tokio task per room
+//!   that owns its `Conference` and
 //!   sends each burst of its datagrams (a fan-out) in as few `sendmmsg` calls as it can.
 //!
 //! ## Invariants
 //! - A room has exactly one owner (its task): nothing in the packet path takes a lock.
-//! - Every `Rtc` mutation is followed by a full drain of that `Rtc` before the next mutation.
-//! - Every packet not forwarded has a [`media::DropReason`].
+//! - Every `Rtc` input is followed by a full drain of that `Rtc` before the next input, except
+//!   the fan-out's RTP writes: str0m releases written media only from a timeout, so the
+//!   subscriber is marked due instead and drained by the room's next `handle_timeout`.
+//! - Every packet the fan-out does not forward is counted under a [`media::DropReason`].
 //! - Nothing a client sends can panic the server; a str0m panic ends only its room's task
 //!   (the room's sessions get an `internal` error; the next join reopens the room).
 //! - The client is always the SDP offerer (see [`protocol`]), so negotiation never has glare.
@@ -35,23 +50,28 @@
 //! ## Modules
 //! | module | owns |
 //! |---|---|
-//! | [`protocol`] | every signalling message (the written-down protocol) |
+//! | [`model`] | ids, roles + the permission table, sources, kinds, room mode, leave reasons |
+//! | [`protocol`] | every signalling message (the written-down protocol) and its version |
+//! | [`rate`] | the token bucket behind every rate limit |
 //! | [`config`] | settings, defaults, CLI/env/TOML merge |
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
-//! | [`conference`] | admission (mode, password, lock, lobby, bans), roles, moderation, hands |
+//! | [`conference`] | admission (mode, password, lock, lobby, bans), roster, roles, moderation, hands |
+//! | `conference::handle` | the one exhaustive match over client messages |
+//! | `conference::output` | media events → server messages; the conference's outputs |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
-//! | [`conference::roles`] | role → permissions table |
-//! | [`media::room`] | membership, publications, the drain/pump loop, timeouts |
+//! | [`media::command`] | the media core's `Event`s, `Output`s and command errors |
+//! | [`media::room`] | peers, publications, the drain/pump loop, timeouts |
+//! | `media::rtc_events` | what a peer's `Rtc` reports: packets, keyframe requests, ICE, estimates; reaping |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
 //! | `media::fanout` | the per-packet path: one incoming RTP packet to every subscriber |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
-//! | [`media::track`] | a published track, its layers and their measured rates |
+//! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::participant`] | one peer's `Rtc`, its mid ↔ track maps, parked forwarders |
-//! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track) |
+//! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track); the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
@@ -68,13 +88,14 @@
 //! | [`server::gate`] | HTTP(S) admission: connection caps, a reserve for `/healthz` and `/metrics` |
 //! | [`server::limits`] | connection slots per address; the open-file limit and caps that fit it |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
-//! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
+//! | [`server::room_task`] | a room's task: inputs in, the conference's outputs carried out |
 //! | [`server::rooms`] | room name → task; open on first join, close when empty |
-//! | [`server::session`] | one WebSocket session, validation, rate limit, idle reaping |
+//! | [`server::session`] | one WebSocket session, validation, version, rate limit, idle reaping |
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
+//! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
-//! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
+//! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //!
 //! [str0m]: https://docs.rs/str0m
@@ -85,7 +106,9 @@ pub mod conference;
 pub mod config;
 pub mod load;
 pub mod media;
+pub mod model;
 pub mod protocol;
+pub mod rate;
 pub mod server;
 pub mod sim;
 

@@ -10,7 +10,9 @@
 //! 1. The client opens `/ws` and sends [`ClientMsg::Join`] within 10 s.
 //! 2. The server answers [`ServerMsg::Joined`] (your id, the others, their tracks, and the
 //!    [`Limits`] a client follows: the encodings to send per source, text lengths) or an
-//!    [`ServerMsg::Error`] (`room_full`, `invalid_room`, …) and closes.
+//!    [`ServerMsg::Error`] (`room_full`, `invalid_room`, …) and closes. Both `join` and
+//!    `joined` carry the protocol `version` ([`PROTOCOL_VERSION`]); a client that names another
+//!    one gets `unsupported_version`, one that names none is taken to speak the current one.
 //! 3. **The client is always the SDP offerer** (so there is never glare): whenever it wants to
 //!    publish or to receive something new, it creates an offer and sends [`ClientMsg::Offer`],
 //!    naming which of its m-lines (by `mid`) carry which of its sources (`publish`) and which
@@ -81,85 +83,16 @@
 //! restarting) is fatal too, but the same room is there again once `/healthz` answers: the web
 //! client rejoins by itself.
 
+pub use crate::model::{
+    Kind, LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode, Source, TrackId,
+    TrackInfo, MAX_AUDIO_SLOTS,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// Most audio slots one subscriber may declare; more are ignored.
-pub const MAX_AUDIO_SLOTS: usize = 16;
-
-/// A participant's id, unique for the life of the server process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ParticipantId(pub u64);
-
-/// A published track's id, unique for the life of the server process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TrackId(pub u64);
-
-impl fmt::Display for ParticipantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p{}", self.0)
-    }
-}
-
-impl fmt::Display for TrackId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t{}", self.0)
-    }
-}
-
-/// What a participant may do in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Publishes, receives and moderates.
-    Host,
-    /// Publishes and receives.
-    #[default]
-    Presenter,
-    /// Receives only.
-    Audience,
-}
-
-impl Role {
-    /// Whether this role may send media of any source.
-    pub fn may_publish(self) -> bool {
-        matches!(self, Role::Host | Role::Presenter)
-    }
-}
-
-/// Where a track's media comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A camera (video).
-    Camera,
-    /// A microphone (audio).
-    Microphone,
-    /// A shared screen or window (video).
-    Screen,
-    /// The audio of a shared screen or tab.
-    ScreenAudio,
-}
-
-impl Source {
-    /// Whether this source carries video.
-    pub fn is_video(self) -> bool {
-        matches!(self, Source::Camera | Source::Screen)
-    }
-}
-
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Audio.
-    Audio,
-    /// Video.
-    Video,
-}
+/// The protocol's version, exchanged in `join` and `joined`. A client that names another
+/// version is refused with `unsupported_version`; one that names none speaks this one.
+pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Messages from a client to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +116,9 @@ pub enum ClientMsg {
         /// The room's password: sets it when this join opens the room, else must match.
         #[serde(default)]
         password: Option<String>,
+        /// The protocol version the client speaks ([`PROTOCOL_VERSION`] when absent).
+        #[serde(default)]
+        version: Option<u32>,
     },
     /// An SDP offer, with what its m-lines are for.
     Offer {
@@ -283,32 +219,6 @@ pub enum ClientMsg {
     },
 }
 
-/// A meeting (joiners present by default) or a webinar (joiners watch by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RoomMode {
-    /// Everyone on stage.
-    #[default]
-    Meeting,
-    /// A few presenters, a large audience.
-    Webinar,
-}
-
-impl RoomMode {
-    /// The role of a joiner who asks for none.
-    pub fn default_role(self) -> Role {
-        match self {
-            RoomMode::Meeting => Role::Presenter,
-            RoomMode::Webinar => Role::Audience,
-        }
-    }
-}
-
-/// A question's id within its room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct QuestionId(pub u64);
-
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatEntry {
@@ -337,32 +247,6 @@ pub struct Question {
     pub votes: u32,
     /// Whether the host marked it answered.
     pub answered: bool,
-}
-
-/// One participant as the others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParticipantInfo {
-    /// Its id.
-    pub id: ParticipantId,
-    /// Its display name.
-    pub name: String,
-    /// Its role.
-    pub role: Role,
-}
-
-/// One published track as the others see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrackInfo {
-    /// Its id: what a subscriber names in `subscribe`.
-    pub id: TrackId,
-    /// Who publishes it.
-    pub participant: ParticipantId,
-    /// Audio or video.
-    pub kind: Kind,
-    /// Camera, microphone, screen.
-    pub source: Source,
-    /// Whether the publisher has muted it.
-    pub muted: bool,
 }
 
 /// The server's numbers a client follows instead of keeping copies, sent in `joined`.
@@ -399,6 +283,9 @@ pub struct Encoding {
 pub enum ServerMsg {
     /// You are in.
     Joined {
+        /// The protocol version the server speaks ([`PROTOCOL_VERSION`]).
+        #[serde(default)]
+        version: u32,
         /// The room's name.
         room: String,
         /// You, as the others see you.
@@ -534,20 +421,6 @@ pub enum ServerMsg {
     },
 }
 
-/// Why a participant left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeaveReason {
-    /// Said goodbye or closed the socket.
-    Left,
-    /// Its media or signalling went silent.
-    Timeout,
-    /// The server ended it after an error.
-    Error,
-    /// A host removed them, or ended the meeting.
-    Removed,
-}
-
 /// Stable error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -584,6 +457,8 @@ pub enum ErrorCode {
     Refused,
     /// The room's password is missing or wrong.
     WrongPassword,
+    /// The client speaks a protocol version this server does not.
+    UnsupportedVersion,
 }
 
 impl ErrorCode {
@@ -601,6 +476,7 @@ impl ErrorCode {
                 | ErrorCode::Removed
                 | ErrorCode::Refused
                 | ErrorCode::WrongPassword
+                | ErrorCode::UnsupportedVersion
         )
     }
 }
@@ -651,94 +527,4 @@ pub fn clean_display_name(name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn join_parses_with_defaults() {
-        let m: ClientMsg =
-            serde_json::from_str(r#"{"type":"join","room":"a","name":"Ana"}"#).expect("valid join");
-        assert_eq!(
-            m,
-            ClientMsg::Join {
-                room: "a".into(),
-                name: "Ana".into(),
-                role: None,
-                token: None,
-                mode: None,
-                password: None,
-            }
-        );
-    }
-
-    #[test]
-    fn offer_maps_mids() {
-        let m: ClientMsg = serde_json::from_str(
-            r#"{"type":"offer","sdp":"v=0","publish":{"0":"microphone","1":"camera"},"subscribe":{"2":7}}"#,
-        )
-        .expect("valid offer");
-        let ClientMsg::Offer {
-            publish, subscribe, ..
-        } = m
-        else {
-            panic!("not an offer");
-        };
-        assert_eq!(publish.get("1"), Some(&Source::Camera));
-        assert_eq!(subscribe.get("2"), Some(&TrackId(7)));
-    }
-
-    #[test]
-    fn video_sizes_parse_from_browser_json() {
-        let m: ClientMsg =
-            serde_json::from_str(r#"{"type":"video_sizes","sizes":{"4":180,"12":0}}"#)
-                .expect("valid sizes");
-        assert_eq!(
-            m,
-            ClientMsg::VideoSizes {
-                sizes: BTreeMap::from([(TrackId(4), 180), (TrackId(12), 0)])
-            }
-        );
-        assert!(
-            serde_json::from_str::<ClientMsg>(r#"{"type":"video_sizes","sizes":{"x":1}}"#).is_err()
-        );
-    }
-
-    #[test]
-    fn unknown_type_and_fields_are_errors() {
-        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"dance"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"leave","x":1}"#).is_err());
-        assert!(serde_json::from_str::<ClientMsg>(r#"{"room":"a"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMsg>("not json").is_err());
-    }
-
-    #[test]
-    fn server_messages_are_tagged() {
-        let s = serde_json::to_string(&ServerMsg::error(ErrorCode::RoomFull, "full"))
-            .expect("serialises");
-        assert_eq!(s, r#"{"type":"error","code":"room_full","message":"full"}"#);
-        let s = serde_json::to_string(&ServerMsg::TrackMuted {
-            id: TrackId(3),
-            participant: ParticipantId(1),
-            source: Source::Camera,
-            muted: true,
-            forced: false,
-        })
-        .expect("serialises");
-        assert_eq!(
-            s,
-            r#"{"type":"track_muted","id":3,"participant":1,"source":"camera","muted":true,"forced":false}"#
-        );
-    }
-
-    #[test]
-    fn room_and_name_validation() {
-        assert!(valid_room_name("standup-2.team_a"));
-        assert!(!valid_room_name(""));
-        assert!(!valid_room_name("a b"));
-        assert!(!valid_room_name(&"x".repeat(65)));
-        assert_eq!(clean_display_name("  Ana "), Some("Ana".into()));
-        assert_eq!(clean_display_name("   "), None);
-        assert_eq!(clean_display_name("a\u{7}b"), None);
-        assert_eq!(clean_display_name(&"é".repeat(64)), Some("é".repeat(64)));
-    }
-}
+mod tests;

@@ -1,4 +1,5 @@
-//! Virtual-time harness: a [`Room`] and headless [`ClientCore`] peers over a simulated network.
+//! Virtual-time harness: a [`Conference`] (and its media [`Room`]) and headless [`ClientCore`]
+//! peers over a simulated network.
 //!
 //! No sockets and no clock: time jumps from one due event to the next, so seconds of a meeting
 //! run in milliseconds, and every link can delay, lose or rate-limit packets deterministically.
@@ -6,12 +7,14 @@
 
 use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use crate::bot::{BotStats, StreamShape};
-use crate::media::{Output, Room, RoomConfig};
-use crate::protocol::{ParticipantId, ParticipantInfo, Role, ServerMsg};
+use crate::conference::{Admission, Conference, JoinRequest, Output};
+use crate::media::{Room, RoomConfig};
+use crate::protocol::{ParticipantId, Role, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use str0m::net::Protocol;
 
 /// One direction of a peer's network path.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +65,8 @@ struct InFlight {
 pub struct Sim {
     /// Virtual now.
     pub now: Instant,
-    /// The room under test.
-    pub room: Room,
+    /// The conference under test; its media room is `conf.room`.
+    pub conf: Conference,
     server: SocketAddr,
     peers: BTreeMap<ParticipantId, Peer>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
@@ -87,7 +90,7 @@ impl Sim {
         let now = Instant::now();
         Sim {
             now,
-            room: Room::new("sim", config, vec![server]),
+            conf: Conference::new(Room::new("sim", config, vec![server])),
             server,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
@@ -112,9 +115,9 @@ impl Sim {
     }
 
     /// Calls into the room, adding the wall-clock time it takes to [`room_time`](Self::room_time).
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Room, Instant) -> R) -> R {
+    fn timed<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
         let start = Instant::now();
-        let r = f(&mut self.room, self.now);
+        let r = f(&mut self.conf, self.now);
         self.room_time += start.elapsed();
         r
     }
@@ -152,19 +155,25 @@ impl Sim {
     ) -> Result<ParticipantId, String> {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let info = ParticipantInfo {
+        let request = JoinRequest {
             id,
             name: name.into(),
-            role,
+            role: Some(role),
+            identity: format!("{name}#{}", id.0),
+            mode: None,
+            password: None,
         };
-        self.timed(|r, now| r.join(info, crate::media::Welcome::default(), now))
-            .map_err(|(_, m)| m)?;
+        match self.timed(|c, now| c.join(request, now)) {
+            Admission::Joined => {}
+            Admission::Waiting => return Err("waiting in the lobby".into()),
+            Admission::Refused(_, m) => return Err(m),
+        }
         let addr: SocketAddr = ([10, 1, (id.0 >> 8) as u8, id.0 as u8], 5000).into();
         let mut joined = None;
         let mut joined_tracks = None;
         let mut others = vec![];
         loop {
-            match self.timed(|r, now| r.poll_output(now)) {
+            match self.timed(|c, now| c.poll_output(now)) {
                 Output::Timeout(t) => {
                     self.room_due = t;
                     break;
@@ -222,7 +231,7 @@ impl Sim {
 
     /// A peer sends a signalling message (e.g. `video_sizes`).
     pub fn client_msg(&mut self, id: ParticipantId, msg: crate::protocol::ClientMsg) {
-        self.timed(|r, now| r.handle_client(id, msg, now));
+        self.timed(|c, now| c.handle(id, msg, now));
         self.settle();
     }
 
@@ -243,7 +252,7 @@ impl Sim {
 
     /// A peer leaves cleanly.
     pub fn leave(&mut self, id: ParticipantId) {
-        self.timed(|r, _| r.leave(id, crate::protocol::LeaveReason::Left));
+        self.timed(|c, _| c.leave(id, crate::protocol::LeaveReason::Left));
         if let Some(p) = self.peers.remove(&id) {
             self.by_addr.remove(&p.addr);
         }
@@ -260,7 +269,7 @@ impl Sim {
 
     /// The server's downlink estimate toward a peer, bits per second.
     pub fn server_estimate(&self, id: ParticipantId) -> Option<u64> {
-        self.room.bwe_of(id)
+        self.conf.room.bwe_of(id)
     }
 
     /// Signalling messages a peer received so far.
@@ -282,7 +291,7 @@ impl Sim {
             self.now = self.now.max(next.min(end));
             self.deliver_due();
             if self.room_due <= self.now || self.tick.is_some() {
-                self.timed(|r, now| r.handle_timeout(now));
+                self.timed(|c, now| c.room.handle_timeout(now));
             }
             let now = self.now;
             for p in self.peers.values_mut() {
@@ -331,7 +340,10 @@ impl Sim {
             any = true;
             if f.to_server {
                 if let Some(id) = self.by_addr.get(&f.from).copied() {
-                    self.timed(|r, now| r.handle_datagram(id, f.from, f.to, &f.data, now));
+                    self.timed(|c, now| {
+                        c.room
+                            .handle_receive(id, Protocol::Udp, f.from, f.to, &f.data, now)
+                    });
                 }
             } else if let Some(id) = self.by_addr.get(&f.to).copied() {
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -348,7 +360,7 @@ impl Sim {
         loop {
             let mut busy = false;
             loop {
-                match self.timed(|r, now| r.poll_output(now)) {
+                match self.timed(|c, now| c.poll_output(now)) {
                     Output::Timeout(t) => {
                         self.room_due = t;
                         break;
@@ -370,7 +382,7 @@ impl Sim {
                         }
                         ClientOutput::Signal(m) => {
                             busy = true;
-                            self.timed(|r, now| r.handle_client(id, m, now));
+                            self.timed(|c, now| c.handle(id, m, now));
                         }
                     }
                 }
@@ -443,7 +455,10 @@ impl Sim {
             // A zero-delay link hands the datagram over at once, inside the sender's output
             // loop, as a direct call would: the fan-out bench's figures depend on that order.
             if to_server {
-                self.timed(|r, now| r.handle_datagram(peer, from, to, &data, now));
+                self.timed(|c, now| {
+                    c.room
+                        .handle_receive(peer, Protocol::Udp, from, to, &data, now)
+                });
             } else if let Some(p) = self.peers.get_mut(&peer) {
                 p.core.handle_datagram(from, &data, now);
             }

@@ -60,6 +60,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
             token: config.token.clone(),
             mode: config.mode,
             password: config.password.clone(),
+            version: Some(crate::protocol::PROTOCOL_VERSION),
         },
     )
     .await?;

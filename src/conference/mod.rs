@@ -1,27 +1,34 @@
-//! The conference layer above the media room: admission (mode, password, lock, lobby, bans),
-//! roles and moderation, raised hands, chat and Q&A. Sans-IO like the room it owns.
+//! The conference: the room as people see it. Admission (mode, password, lock, lobby, bans),
+//! the roster and roles, moderation, raised hands, chat and Q&A. Sans-IO like the media room
+//! it owns, and the only producer of [`ServerMsg`]: the media room reports [`media::Event`]s,
+//! which [`Conference::poll_output`] turns into messages.
+//!
+//! [`media::Event`]: crate::media::Event
 
-pub mod roles;
+mod handle;
+mod output;
 pub mod talk;
+#[cfg(test)]
+mod tests;
 
-use crate::media::{track, Room, Welcome};
-use crate::protocol::{
-    ClientMsg, ErrorCode, LeaveReason, Limits, ParticipantId, ParticipantInfo, Role, RoomMode,
-    ServerMsg, Source, MAX_AUDIO_SLOTS,
-};
-use roles::{allows, Permission};
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub use output::Output;
+
+use crate::media::{track, JoinError, Room};
+use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode};
+use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
+use crate::rate::TokenBucket;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 use talk::{Chat, QnA};
 
 /// The numbers every client gets in `joined`, from the constants the server enforces.
 fn limits() -> Limits {
     Limits {
-        camera: track::encodings(Source::Camera),
-        screen: track::encodings(Source::Screen),
+        camera: track::encodings(crate::model::Source::Camera),
+        screen: track::encodings(crate::model::Source::Screen),
         chat_max_chars: talk::CHAT_MAX_CHARS,
         question_max_chars: talk::QUESTION_MAX_CHARS,
-        max_audio_slots: MAX_AUDIO_SLOTS,
+        max_audio_slots: crate::model::MAX_AUDIO_SLOTS,
     }
 }
 
@@ -62,10 +69,12 @@ struct Waiting {
     identity: String,
 }
 
-/// One conference: its media room and everything around it.
+/// One conference: its people and the media room that carries their media.
 pub struct Conference {
     /// The media room.
     pub room: Room,
+    /// Who is in, as the others see them.
+    roster: BTreeMap<ParticipantId, ParticipantInfo>,
     mode: RoomMode,
     opened: bool,
     locked: bool,
@@ -76,7 +85,8 @@ pub struct Conference {
     hands: Vec<ParticipantId>,
     chat: Chat,
     qna: QnA,
-    talk_rate: HashMap<ParticipantId, (f64, Instant)>,
+    talk_rate: HashMap<ParticipantId, TokenBucket>,
+    out: VecDeque<Output>,
 }
 
 impl Conference {
@@ -84,6 +94,7 @@ impl Conference {
     pub fn new(room: Room) -> Self {
         Conference {
             room,
+            roster: BTreeMap::new(),
             mode: RoomMode::Meeting,
             opened: false,
             locked: false,
@@ -95,17 +106,28 @@ impl Conference {
             chat: Chat::default(),
             qna: QnA::default(),
             talk_rate: HashMap::new(),
+            out: VecDeque::new(),
         }
     }
 
     /// Nobody in the room and nobody waiting.
     pub fn is_empty(&self) -> bool {
-        self.room.is_empty() && self.lobby.is_empty()
+        self.roster.is_empty() && self.lobby.is_empty()
+    }
+
+    /// How many are in (not counting the lobby).
+    pub fn len(&self) -> usize {
+        self.roster.len()
     }
 
     /// Meeting or webinar.
     pub fn mode(&self) -> RoomMode {
         self.mode
+    }
+
+    /// Everyone in, as the others see them.
+    pub fn members(&self) -> impl Iterator<Item = &ParticipantInfo> {
+        self.roster.values()
     }
 
     /// Someone asks to enter.
@@ -143,7 +165,7 @@ impl Conference {
                     identity: req.identity,
                 },
             );
-            self.room.signal(req.id, ServerMsg::Waiting {});
+            self.signal(req.id, ServerMsg::Waiting {});
             self.tell_hosts_lobby();
             return Admission::Waiting;
         }
@@ -151,164 +173,83 @@ impl Conference {
     }
 
     fn enter(&mut self, info: ParticipantInfo, identity: String, now: Instant) -> Admission {
-        let welcome = Welcome {
+        let id = info.id;
+        if let Err(e) = self.room.join(id, info.role.may_publish(), now) {
+            return match e {
+                JoinError::Full(max) => Admission::Refused(
+                    ErrorCode::RoomFull,
+                    format!("Room {} is full ({max} participants).", self.room.name()),
+                ),
+                JoinError::Media(e) => Admission::Refused(
+                    ErrorCode::Internal,
+                    format!("Could not set up media for you: {e}"),
+                ),
+            };
+        }
+        self.absorb();
+        self.broadcast(
+            None,
+            ServerMsg::ParticipantJoined {
+                participant: info.clone(),
+            },
+        );
+        let joined = self.joined(info.clone());
+        self.roster.insert(id, info);
+        self.signal(id, joined);
+        if let Some(speaker) = self.room.dominant_speaker() {
+            // A newcomer learns who is talking now, not only at the next change.
+            let msg = ServerMsg::ActiveSpeaker {
+                participant: speaker,
+            };
+            self.signal(id, msg);
+        }
+        self.identities.insert(id, identity);
+        if self.roster.get(&id).is_some_and(|i| i.role == Role::Host) && !self.lobby.is_empty() {
+            let waiting = self.lobby.values().map(|w| w.info.clone()).collect();
+            self.signal(id, ServerMsg::Lobby { waiting });
+        }
+        Admission::Joined
+    }
+
+    /// The one place `joined` is built: what a newcomer needs to know about the room.
+    fn joined(&self, you: ParticipantInfo) -> ServerMsg {
+        ServerMsg::Joined {
+            version: PROTOCOL_VERSION,
+            room: self.room.name().to_string(),
+            you,
+            participants: self.roster.values().cloned().collect(),
+            tracks: self.room.tracks().cloned().collect(),
             mode: self.mode,
             locked: self.locked,
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
             limits: limits(),
-        };
-        let id = info.id;
-        let host = info.role == Role::Host;
-        match self.room.join(info, welcome, now) {
-            Ok(()) => {
-                self.identities.insert(id, identity);
-                if host && !self.lobby.is_empty() {
-                    let waiting = self.lobby.values().map(|w| w.info.clone()).collect();
-                    self.room.signal(id, ServerMsg::Lobby { waiting });
-                }
-                Admission::Joined
-            }
-            Err((code, message)) => Admission::Refused(code, message),
         }
     }
 
-    /// A session ended.
+    /// A session ended, or the conference ends it: the one place a participant leaves.
     pub fn leave(&mut self, id: ParticipantId, reason: LeaveReason) {
         if self.lobby.remove(&id).is_some() {
             self.tell_hosts_lobby();
             return;
         }
-        self.room.leave(id, reason);
-        self.identities.remove(&id);
-        self.talk_rate.remove(&id);
-        self.lower_hand(id);
+        if self.room.remove(id) {
+            self.absorb();
+        }
+        self.gone(id, reason);
     }
 
-    /// A signalling message from a session in this conference.
-    pub fn handle(&mut self, id: ParticipantId, msg: ClientMsg, now: Instant) {
-        if self.lobby.contains_key(&id) {
-            if matches!(msg, ClientMsg::Leave {}) {
-                self.leave(id, LeaveReason::Left);
-            } else {
-                self.refuse(id, ErrorCode::NotJoined, "You are waiting in the lobby.");
-            }
+    /// Forgets someone the media room no longer carries, and tells the others.
+    fn gone(&mut self, id: ParticipantId, reason: LeaveReason) {
+        if self.roster.remove(&id).is_none() {
             return;
         }
-        let Some(role) = self.room.info(id).map(|i| i.role) else {
-            return;
-        };
-        let needed = match &msg {
-            ClientMsg::Chat { .. } => Some(Permission::Chat),
-            ClientMsg::RaiseHand { .. } | ClientMsg::Ask { .. } | ClientMsg::Vote { .. } => {
-                Some(Permission::Ask)
-            }
-            ClientMsg::MarkAnswered { .. }
-            | ClientMsg::SetRole { .. }
-            | ClientMsg::MuteParticipant { .. }
-            | ClientMsg::RemoveParticipant { .. }
-            | ClientMsg::LockRoom { .. }
-            | ClientMsg::Admit { .. }
-            | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
-            _ => None,
-        };
-        if let Some(p) = needed {
-            if !allows(role, p) {
-                let what = if p == Permission::Moderate {
-                    "Only a host can do that."
-                } else {
-                    "Your role does not allow that."
-                };
-                self.refuse(id, ErrorCode::Forbidden, what);
-                return;
-            }
-        }
-        match msg {
-            ClientMsg::Leave {} => self.leave(id, LeaveReason::Left),
-            ClientMsg::RaiseHand { raised } => {
-                if raised && !self.hands.contains(&id) {
-                    self.hands.push(id);
-                    self.broadcast_hands();
-                } else if !raised {
-                    self.lower_hand(id);
-                }
-            }
-            ClientMsg::Chat { text } => {
-                if self.talk_allowed(id, now) {
-                    let name = self.name(id);
-                    match self.chat.post(id, &name, &text) {
-                        Ok(entry) => self.room.broadcast(None, ServerMsg::Chat { entry }),
-                        Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
-                    }
-                }
-            }
-            ClientMsg::Ask { text } => {
-                if self.talk_allowed(id, now) {
-                    let name = self.name(id);
-                    match self.qna.ask(id, &name, &text) {
-                        Ok(()) => self.broadcast_questions(),
-                        Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
-                    }
-                }
-            }
-            ClientMsg::Vote { question, up } => {
-                if self.qna.vote(question, id, up) {
-                    self.broadcast_questions();
-                }
-            }
-            ClientMsg::MarkAnswered { question } => {
-                if self.qna.mark_answered(question) {
-                    self.broadcast_questions();
-                }
-            }
-            ClientMsg::SetRole { participant, role } => {
-                if !self.room.contains(participant) {
-                    return self.refuse(id, ErrorCode::BadMessage, "No such participant.");
-                }
-                self.room.set_role(participant, role);
-                if role.may_publish() {
-                    // On stage, the hand has been answered.
-                    self.lower_hand(participant);
-                }
-            }
-            ClientMsg::MuteParticipant {
-                participant,
-                source,
-            } => self.room.force_mute(participant, source),
-            ClientMsg::RemoveParticipant { participant } => {
-                if participant == id || !self.room.contains(participant) {
-                    return self.refuse(
-                        id,
-                        ErrorCode::BadMessage,
-                        "No such participant to remove.",
-                    );
-                }
-                if let Some(identity) = self.identities.get(&participant) {
-                    self.banned.insert(identity.clone());
-                }
-                self.room.signal(
-                    participant,
-                    ServerMsg::error(ErrorCode::Removed, "A host removed you from this room."),
-                );
-                self.leave(participant, LeaveReason::Removed);
-            }
-            ClientMsg::LockRoom { locked } => {
-                if self.locked != locked {
-                    self.locked = locked;
-                    self.room.broadcast(None, ServerMsg::RoomLocked { locked });
-                }
-                if !locked {
-                    let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();
-                    for w in waiting {
-                        self.admit(w, true, now);
-                    }
-                }
-            }
-            ClientMsg::Admit { participant, admit } => self.admit(participant, admit, now),
-            ClientMsg::EndMeeting {} => self.end(),
-            other => self.room.handle_client(id, other, now),
-        }
+        self.identities.remove(&id);
+        self.talk_rate.remove(&id);
+        self.out.push_back(Output::Removed(id, reason));
+        self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
+        self.lower_hand(id);
     }
 
     fn admit(&mut self, id: ParticipantId, admit: bool, now: Instant) {
@@ -317,61 +258,73 @@ impl Conference {
         };
         if admit {
             if let Admission::Refused(code, message) = self.enter(w.info, w.identity, now) {
-                self.room.signal(id, ServerMsg::error(code, message));
-                self.room.dismiss(id, LeaveReason::Error);
+                self.signal(id, ServerMsg::error(code, message));
+                self.out.push_back(Output::Removed(id, LeaveReason::Error));
             }
         } else {
-            self.room.signal(
-                id,
-                ServerMsg::error(ErrorCode::Refused, "A host did not let you in."),
-            );
-            self.room.dismiss(id, LeaveReason::Removed);
+            let msg = ServerMsg::error(ErrorCode::Refused, "A host did not let you in.");
+            self.signal(id, msg);
+            self.out
+                .push_back(Output::Removed(id, LeaveReason::Removed));
         }
         self.tell_hosts_lobby();
     }
 
     fn end(&mut self) {
         let msg = ServerMsg::error(ErrorCode::Closed, "The host ended the meeting.");
-        let everyone: Vec<ParticipantId> = self.room.members().map(|m| m.id).collect();
+        let everyone: Vec<ParticipantId> = self.roster.keys().copied().collect();
         for id in everyone {
-            self.room.signal(id, msg.clone());
+            self.signal(id, msg.clone());
             self.leave(id, LeaveReason::Removed);
         }
         let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();
         for id in waiting {
             self.lobby.remove(&id);
-            self.room.signal(id, msg.clone());
-            self.room.dismiss(id, LeaveReason::Removed);
+            self.signal(id, msg.clone());
+            self.out
+                .push_back(Output::Removed(id, LeaveReason::Removed));
         }
     }
 
     fn name(&self, id: ParticipantId) -> String {
-        self.room
-            .info(id)
+        self.roster
+            .get(&id)
             .map(|i| i.name.clone())
             .unwrap_or_default()
     }
 
+    /// Queues a message to one session (in the room or in the lobby).
+    fn signal(&mut self, to: ParticipantId, msg: ServerMsg) {
+        self.out.push_back(Output::Signal(to, msg));
+    }
+
+    /// Queues a message to everyone in the room except `except`.
+    fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
+        for id in self.roster.keys() {
+            if Some(*id) != except {
+                self.out.push_back(Output::Signal(*id, msg.clone()));
+            }
+        }
+    }
+
     fn refuse(&mut self, id: ParticipantId, code: ErrorCode, message: &str) {
-        self.room.signal(id, ServerMsg::error(code, message));
+        self.signal(id, ServerMsg::error(code, message));
     }
 
     fn talk_allowed(&mut self, id: ParticipantId, now: Instant) -> bool {
-        let (tokens, at) = self.talk_rate.entry(id).or_insert((TALK_BURST, now));
-        let dt = now.saturating_duration_since(*at).as_secs_f64();
-        *at = now;
-        *tokens = (*tokens + dt * TALK_PER_SEC).min(TALK_BURST);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            self.refuse(
-                id,
-                ErrorCode::RateLimited,
-                "You are posting too fast; wait a moment.",
-            );
-            false
+        let bucket = self
+            .talk_rate
+            .entry(id)
+            .or_insert_with(|| TokenBucket::new(TALK_PER_SEC, TALK_BURST, now));
+        if bucket.allow(now) {
+            return true;
         }
+        self.refuse(
+            id,
+            ErrorCode::RateLimited,
+            "You are posting too fast; wait a moment.",
+        );
+        false
     }
 
     fn lower_hand(&mut self, id: ParticipantId) {
@@ -384,29 +337,25 @@ impl Conference {
 
     fn broadcast_hands(&mut self) {
         let queue = self.hands.clone();
-        self.room.broadcast(None, ServerMsg::Hands { queue });
+        self.broadcast(None, ServerMsg::Hands { queue });
     }
 
     fn broadcast_questions(&mut self) {
         let list = self.qna.list();
-        self.room.broadcast(None, ServerMsg::Questions { list });
+        self.broadcast(None, ServerMsg::Questions { list });
     }
 
     fn tell_hosts_lobby(&mut self) {
         let waiting: Vec<ParticipantInfo> = self.lobby.values().map(|w| w.info.clone()).collect();
         let hosts: Vec<ParticipantId> = self
-            .room
-            .members()
+            .roster
+            .values()
             .filter(|m| m.role == Role::Host)
             .map(|m| m.id)
             .collect();
         for h in hosts {
-            self.room.signal(
-                h,
-                ServerMsg::Lobby {
-                    waiting: waiting.clone(),
-                },
-            );
+            let waiting = waiting.clone();
+            self.signal(h, ServerMsg::Lobby { waiting });
         }
     }
 }

@@ -7,8 +7,9 @@
 //! (100 ms) of it being heard. A switch continues the slot's numbering and timestamps, so the
 //! browser's jitter buffer and Opus decoder see one stream.
 
-use super::room::{Output, Room};
-use crate::protocol::{Kind, ParticipantId, ServerMsg, TrackId, MAX_AUDIO_SLOTS};
+use super::command::Event;
+use super::room::Room;
+use crate::model::{Kind, ParticipantId, TrackId, MAX_AUDIO_SLOTS};
 use std::collections::{BTreeMap, BTreeSet};
 use str0m::media::{MediaKind, Mid};
 
@@ -128,8 +129,10 @@ impl Room {
                 .collect();
             if now != p.announced_slots {
                 p.announced_slots = now.clone();
-                self.out
-                    .push_back(Output::Signal(sid, ServerMsg::AudioSlots { slots: now }));
+                self.events.push_back(Event::AudioSlots {
+                    to: sid,
+                    slots: now,
+                });
             }
         }
     }

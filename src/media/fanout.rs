@@ -4,9 +4,9 @@
 use super::codec::VideoCodec;
 use super::codec_map;
 use super::forwarder::{Decision, DropReason, PacketView};
-use super::room::{Room, RoomCounters, Work};
+use super::room::{Room, Work};
 use super::simulcast::{Layer, LayerDecision};
-use crate::protocol::{ParticipantId, TrackId};
+use crate::model::{ParticipantId, TrackId};
 use std::time::{Duration, Instant};
 use str0m::media::KeyframeRequestKind;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, StreamTx};
@@ -28,13 +28,6 @@ fn queue_age(tx: &StreamTx, now: Instant) -> Option<Duration> {
         .map(|t| now.saturating_duration_since(t))
 }
 
-/// Counts a drop; a free function so the packet loop can count while it holds a participant.
-fn count(counters: &mut RoomCounters, reason: DropReason) {
-    if let Some(n) = counters.dropped.get_mut(reason as usize) {
-        *n += 1;
-    }
-}
-
 impl Room {
     /// Queues a keyframe request for one layer of a track, unless one went out just now.
     pub(super) fn request_keyframe(
@@ -47,7 +40,7 @@ impl Room {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
-        if t.info.kind != crate::protocol::Kind::Video {
+        if t.info.kind != crate::model::Kind::Video {
             return;
         }
         let Some(l) = t.layers.get_mut(usize::from(layer)) else {
@@ -86,21 +79,22 @@ impl Room {
         self.counters.rtp_in += 1;
         let now = pkt.timestamp;
         let Some(p) = self.participants.get_mut(&from) else {
-            return;
+            // The sender left between receiving the packet and handling it.
+            return self.count_drop(DropReason::NotPublished);
         };
         let Some((mid, rid)) = p.mid_of(pkt.header.ssrc) else {
-            return;
+            return self.count_drop(DropReason::UnknownStream);
         };
         let Some(track_id) = p.published.get(&mid).copied() else {
-            return;
+            return self.count_drop(DropReason::NotPublished);
         };
         let in_pt = pkt.header.payload_type;
         let Some(in_params) = p.params_of(in_pt) else {
-            return;
+            return self.count_drop(DropReason::UnknownPayloadType);
         };
         let (codec, clock_rate) = (in_params.spec().codec, in_params.spec().clock_rate.get());
         let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
+            return self.count_drop(DropReason::NotPublished);
         };
         if track.forced_mute {
             self.count_drop(DropReason::Muted);
@@ -136,10 +130,14 @@ impl Room {
             self.rebuild_index();
         }
         // Taken out for the loop (no per-packet allocation) and put back unless it went stale.
-        let subscribers = self.sub_index.remove(&track_id).unwrap_or_default();
+        let subscribers = match self.tracks.get_mut(&track_id) {
+            Some(t) => std::mem::take(&mut t.subscribers),
+            None => Vec::new(),
+        };
         let mut keyframe_for: Option<Layer> = None;
         for &(sid, out_mid) in &subscribers {
             let Some(s) = self.participants.get_mut(&sid) else {
+                self.counters.count(DropReason::SubscriptionGone);
                 continue;
             };
             if !s.rtc.is_connected() {
@@ -148,6 +146,7 @@ impl Room {
                 continue;
             }
             let Some(sub) = s.subscriptions.get_mut(&out_mid) else {
+                self.counters.count(DropReason::SubscriptionGone);
                 continue;
             };
             if video {
@@ -186,7 +185,7 @@ impl Room {
                 // One send-stream lookup serves the queue check and the write.
                 let mut api = s.rtc.direct_api();
                 let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
-                    count(&mut self.counters, DropReason::NoSendStream);
+                    self.counters.count(DropReason::NoSendStream);
                     continue;
                 };
                 if video && queue_age(tx, now).is_some_and(|a| a > MAX_QUEUE_AGE) {
@@ -194,7 +193,7 @@ impl Room {
                     // demand): adding video only adds delay. Skip it, and resume on a keyframe
                     // with continuous numbering once the queue has drained.
                     sub.forwarder.switch_source();
-                    count(&mut self.counters, DropReason::Congested);
+                    self.counters.count(DropReason::Congested);
                     continue;
                 }
                 let (seq, time) = match sub.forwarder.decide(&view) {
@@ -203,7 +202,7 @@ impl Room {
                         if reason == DropReason::NotKeyframeYet {
                             keyframe_for = Some(layer);
                         }
-                        count(&mut self.counters, reason);
+                        self.counters.count(reason);
                         continue;
                     }
                 };
@@ -221,28 +220,31 @@ impl Room {
             s.next_timeout = s.next_timeout.min(now);
         }
         if !self.index_dirty {
-            self.sub_index.insert(track_id, subscribers);
+            if let Some(t) = self.tracks.get_mut(&track_id) {
+                t.subscribers = subscribers;
+            }
         }
         if let Some(layer) = keyframe_for {
             self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
         }
     }
 
-    /// Recomputes track → (subscriber, m-line) after subscriptions changed.
+    /// Recomputes every track's subscriber list after subscriptions changed.
     fn rebuild_index(&mut self) {
         self.index_dirty = false;
-        self.sub_index.clear();
+        for t in self.tracks.values_mut() {
+            t.subscribers.clear();
+        }
         for (sid, s) in &self.participants {
             for (mid, sub) in &s.subscriptions {
-                self.sub_index
-                    .entry(sub.track)
-                    .or_default()
-                    .push((*sid, *mid));
+                if let Some(t) = self.tracks.get_mut(&sub.track) {
+                    t.subscribers.push((*sid, *mid));
+                }
             }
         }
     }
 
     fn count_drop(&mut self, reason: DropReason) {
-        count(&mut self.counters, reason);
+        self.counters.count(reason);
     }
 }

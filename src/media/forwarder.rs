@@ -3,61 +3,64 @@
 use super::rewrite::Rewriter;
 use std::time::Instant;
 
-/// Why a packet was not forwarded. Every drop has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
+/// Declares [`DropReason`] and its [`DropReason::ALL`] from one list, so that no reason can
+/// be left out of the counters sized by it.
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
+        /// Why a packet was not forwarded. Every drop has one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order (`ALL[r as usize] == r`).
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+
+            /// The reason as a `/metrics` label value.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $label,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// The subscriber needs a keyframe first, and this packet does not start one.
-    NotKeyframeYet,
+    NotKeyframeYet => "not_keyframe_yet",
     /// The packet is older than the point where the current source started.
-    Stale,
+    Stale => "stale",
     /// The subscriber's m-line has no send stream (not negotiated for sending).
-    NoSendStream,
+    NoSendStream => "no_send_stream",
     /// The subscriber negotiated no codec matching the publisher's.
-    NoMatchingCodec,
+    NoMatchingCodec => "no_matching_codec",
     /// The subscriber's DTLS/SRTP is not up yet.
-    NotConnected,
+    NotConnected => "not_connected",
     /// A host muted the track.
-    Muted,
+    Muted => "muted",
     /// Nobody needs this video now (invisible tile, outside last-N, or no bandwidth).
-    Paused,
+    Paused => "paused",
     /// Another simulcast layer is the one selected for this subscriber.
-    LayerMismatch,
+    LayerMismatch => "layer_mismatch",
     /// The subscriber's send queue is too far behind (its downlink estimate is below what it
-    /// is sent); video waits for the queue to drain. Stays last: it sizes the counters.
-    Congested,
+    /// is sent); video waits for the queue to drain.
+    Congested => "congested",
+    /// The packet came on a stream the publisher's `Rtc` maps to no m-line.
+    UnknownStream => "unknown_stream",
+    /// The packet's m-line carries no published track (not announced in `publish`, or the
+    /// sender may not publish).
+    NotPublished => "not_published",
+    /// The packet's payload type was not negotiated with its sender.
+    UnknownPayloadType => "unknown_payload_type",
+    /// The subscription the packet was meant for ended while it was in flight.
+    SubscriptionGone => "subscription_gone",
 }
 
 impl DropReason {
     /// How many reasons there are: the length of a per-reason counter array.
-    pub const COUNT: usize = DropReason::Congested as usize + 1;
-
-    /// Every reason, in counter order.
-    pub const ALL: [DropReason; DropReason::COUNT] = [
-        DropReason::NotKeyframeYet,
-        DropReason::Stale,
-        DropReason::NoSendStream,
-        DropReason::NoMatchingCodec,
-        DropReason::NotConnected,
-        DropReason::Muted,
-        DropReason::Paused,
-        DropReason::LayerMismatch,
-        DropReason::Congested,
-    ];
-
-    /// The reason as a `/metrics` label value.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::NotKeyframeYet => "not_keyframe_yet",
-            DropReason::Stale => "stale",
-            DropReason::NoSendStream => "no_send_stream",
-            DropReason::NoMatchingCodec => "no_matching_codec",
-            DropReason::NotConnected => "not_connected",
-            DropReason::Muted => "muted",
-            DropReason::Paused => "paused",
-            DropReason::LayerMismatch => "layer_mismatch",
-            DropReason::Congested => "congested",
-        }
-    }
+    pub const COUNT: usize = DropReason::ALL.len();
 }
 
 /// What to do with one packet for one subscriber.
@@ -149,33 +152,35 @@ mod tests {
     #[test]
     fn every_drop_reason_has_a_counter() {
         use DropReason::*;
-        let all = [
-            NotKeyframeYet,
-            Stale,
-            NoSendStream,
-            NoMatchingCodec,
-            NotConnected,
-            Muted,
-            Paused,
-            LayerMismatch,
-            Congested,
-        ];
+        let all = DropReason::ALL;
         for r in all {
             // Exhaustive on purpose: a new reason does not compile here until it is listed.
             match r {
                 NotKeyframeYet | Stale | NoSendStream | NoMatchingCodec | NotConnected | Muted
-                | Paused | LayerMismatch | Congested => {}
+                | Paused | LayerMismatch | Congested | UnknownStream | NotPublished
+                | UnknownPayloadType | SubscriptionGone => {}
             }
         }
         assert_eq!(all.len(), DropReason::COUNT);
         let mut seen = [false; DropReason::COUNT];
         for r in all {
-            seen[r as usize] = true;
+            seen[*r as usize] = true;
         }
         assert!(seen.iter().all(|s| *s));
-        for (i, r) in DropReason::ALL.iter().enumerate() {
-            assert_eq!(*r as usize, i, "ALL is in counter order");
+        // Counting each reason once fills each counter once: none falls outside the array
+        // (where the packet path would lose it) and none shares another's slot.
+        let mut counters = crate::media::RoomCounters::default();
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is out of place in ALL");
+            counters.count(*r);
         }
+        for r in all {
+            assert_eq!(counters.dropped(*r), 1, "{r:?} has no counter of its own");
+        }
+        assert_eq!(
+            counters.dropped.iter().sum::<u64>(),
+            DropReason::COUNT as u64
+        );
     }
 
     fn video(seq: u64, key: bool, at: Instant) -> PacketView {

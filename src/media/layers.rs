@@ -1,9 +1,10 @@
 //! Applying allocation: each subscriber's layer per video, last-N, what publishers must encode.
 
 use super::allocation::{allocate, layer_for_height, Candidate, Priority};
+use super::command::Event;
 use super::room::Room;
 use super::simulcast::Layer;
-use crate::protocol::{Kind, ParticipantId, ServerMsg, Source, TrackId};
+use crate::model::{Kind, ParticipantId, Source, TrackId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use str0m::bwe::Bitrate;
@@ -126,10 +127,10 @@ impl Room {
             );
             if s.forwarded != forwarded {
                 s.forwarded = forwarded.clone();
-                self.out.push_back(super::room::Output::Signal(
-                    sid,
-                    ServerMsg::Forwarded { tracks: forwarded },
-                ));
+                self.emit(Event::Forwarded {
+                    to: sid,
+                    tracks: forwarded,
+                });
             }
             self.drain(sid);
         }
@@ -158,18 +159,16 @@ impl Room {
             let active = t.rids_of(layers.into_iter());
             if t.announced.as_ref() != Some(&active) {
                 t.announced = Some(active.clone());
-                msgs.push((
-                    t.info.participant,
-                    ServerMsg::PublishLayers {
-                        track: *id,
-                        source: t.info.source,
-                        active,
-                    },
-                ));
+                msgs.push(Event::PublishLayers {
+                    to: t.info.participant,
+                    track: *id,
+                    source: t.info.source,
+                    active,
+                });
             }
         }
-        for (to, msg) in msgs {
-            self.out.push_back(super::room::Output::Signal(to, msg));
+        for e in msgs {
+            self.emit(e);
         }
     }
 

@@ -1,17 +1,18 @@
 //! Negotiation: accepting a client's offer and syncing its publications and subscriptions.
 
 use super::codec_map;
-use super::room::{Output, Room};
+use super::command::{Event, OfferError};
+use super::room::Room;
 use super::sdp_check;
 use super::track::Track;
-use crate::protocol::{ErrorCode, Kind, ParticipantId, ServerMsg, Source, TrackId, TrackInfo};
+use crate::model::{Kind, ParticipantId, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::{MediaKind, Mid};
 
 impl Room {
-    pub(super) fn offer(
+    pub(super) fn accept_offer(
         &mut self,
         id: ParticipantId,
         sdp: &str,
@@ -19,41 +20,28 @@ impl Room {
         subscribe: &BTreeMap<String, TrackId>,
         audio_slots: &[String],
         now: Instant,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), OfferError> {
         let sending = sdp_check::sending_mids(sdp);
-        let p = self.participants.get_mut(&id).ok_or((
-            ErrorCode::NotJoined,
-            "You are not in this room.".to_string(),
-        ))?;
-        if !p.info.role.may_publish() && (!sending.is_empty() || !publish.is_empty()) {
-            return Err((
-                ErrorCode::Forbidden,
-                "Your role cannot publish media; offer receive-only m-lines.".into(),
-            ));
-        }
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
-            (
-                ErrorCode::SdpRejected,
-                format!("The offer is not valid SDP: {e}"),
-            )
-        })?;
-        let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
-            (
-                ErrorCode::SdpRejected,
-                format!("The offer was refused: {e}"),
-            )
-        })?;
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(OfferError::NotJoined)?;
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::BadSdp(e.to_string()))?;
+        let answer = p
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| OfferError::Refused(e.to_string()))?;
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
             p.ufrag = ufrag.clone();
-            self.out.push_back(Output::RouteUfrag(id, ufrag));
+            self.emit(Event::RouteUfrag(id, ufrag));
         }
-        self.out.push_back(Output::Signal(
-            id,
-            ServerMsg::Answer {
-                sdp: codec_map::prefer_video_codec(&answer.to_sdp_string()),
-            },
-        ));
+        self.emit(Event::Answer {
+            to: id,
+            sdp: codec_map::prefer_video_codec(&answer.to_sdp_string()),
+        });
         self.drain(id);
         let simulcast = sdp_check::simulcast_rids(sdp);
         self.sync_published(id, publish, &sending, &simulcast);
@@ -78,6 +66,13 @@ impl Room {
             return;
         };
         let mut wanted: HashMap<Mid, Source> = HashMap::new();
+        // The conference refuses a sending offer from a peer that may not publish; this keeps
+        // such a peer from publishing anything should one get through all the same.
+        let publish = if p.may_publish {
+            publish
+        } else {
+            &BTreeMap::new()
+        };
         for (mid, source) in publish {
             if !sending.iter().any(|m| m == mid) {
                 continue;
@@ -116,11 +111,7 @@ impl Room {
             let info = TrackInfo {
                 id: id_t,
                 participant: id,
-                kind: if source.is_video() {
-                    Kind::Video
-                } else {
-                    Kind::Audio
-                },
+                kind: source.kind(),
                 source,
                 muted: false,
             };
@@ -131,7 +122,7 @@ impl Room {
                 .unwrap_or(&[]);
             self.tracks
                 .insert(id_t, Track::new(info.clone(), mid, rids));
-            self.broadcast(Some(id), ServerMsg::TrackPublished { track: info });
+            self.emit(Event::TrackPublished(info));
         }
     }
 

@@ -3,7 +3,7 @@
 use super::forwarder::Forwarder;
 use super::room::RoomConfig;
 use super::simulcast::LayerSelector;
-use crate::protocol::{ParticipantId, ParticipantInfo, TrackId};
+use crate::model::{ParticipantId, TrackId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -70,8 +70,8 @@ impl Subscription {
 
 /// One participant's media state.
 pub struct Participant {
-    /// Who it is.
-    pub info: ParticipantInfo,
+    /// Whether its offers may send media (the conference decides, by role).
+    pub may_publish: bool,
     /// Its WebRTC endpoint (ICE-lite, RTP mode).
     pub rtc: Rtc,
     /// Its local ICE username fragment: the key the UDP demux routes STUN by.
@@ -168,7 +168,7 @@ impl Participant {
 
     /// Creates the peer with an ICE-lite, RTP-mode `Rtc` announcing `candidates`.
     pub fn new(
-        info: ParticipantInfo,
+        may_publish: bool,
         candidates: &[SocketAddr],
         room: &RoomConfig,
         now: Instant,
@@ -224,7 +224,7 @@ impl Participant {
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         Ok(Participant {
-            info,
+            may_publish,
             rtc,
             ufrag,
             published: HashMap::new(),

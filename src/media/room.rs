@@ -1,27 +1,26 @@
 //! The room state machine: membership, who publishes, who receives what, and the packet path.
 //!
-//! Driven like str0m's `Rtc`: one input (`join`, `handle_client`, `handle_datagram`,
-//! `handle_timeout`, `leave`), then drain [`Room::poll_output`] until it returns
-//! [`Output::Timeout`]. Inside, every `Rtc` mutation is followed by a full drain of that `Rtc`
-//! before the next one; events found while draining are queued and handled in order.
+//! Driven like str0m's `Rtc`: one input (`join`, `offer`, `mute`, `handle_receive`,
+//! `handle_timeout`, `remove`, …), then drain [`Room::poll_output`] until it returns
+//! [`Output::Timeout`]. Inside, every `Rtc` input is followed by a drain of that `Rtc` before
+//! the next one, except the fan-out's RTP writes (see `fanout.rs`): those mark the subscriber
+//! due instead. str0m events found while draining are queued and handled in order. What the
+//! room has to say comes out as [`Event`]s; the conference above turns them into messages.
 
+use super::command::{Event as MediaEvent, JoinError, OfferError, Output};
 use super::forwarder::DropReason;
 use super::keyframe::KeyframeConfig;
 use super::participant::Participant;
 use super::simulcast::Layer;
 use super::speaker::{SpeakerConfig, SpeakerDetector};
 use super::track::Track;
-use crate::protocol::{
-    ChatEntry, ClientMsg, ErrorCode, LeaveReason, Limits, ParticipantId, ParticipantInfo, Question,
-    Role, RoomMode, ServerMsg, Source, TrackId,
-};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::bwe::BweKind;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Event, IceConnectionState};
+use str0m::media::KeyframeRequestKind;
+use str0m::net::{Protocol, Receive};
+use str0m::Event;
 
 /// Settings of a room's media behaviour.
 #[derive(Debug, Clone)]
@@ -67,21 +66,6 @@ impl Default for RoomConfig {
     }
 }
 
-/// What the room asks its owner to do.
-#[derive(Debug)]
-pub enum Output {
-    /// Send a datagram.
-    Transmit(Transmit),
-    /// Send a signalling message to one participant.
-    Signal(ParticipantId, ServerMsg),
-    /// Route STUN carrying this local ufrag to this participant.
-    RouteUfrag(ParticipantId, String),
-    /// The participant is gone from the room: stop routing to it and end its session.
-    Removed(ParticipantId, LeaveReason),
-    /// Nothing more until this time (or the next input).
-    Timeout(Instant),
-}
-
 /// Counters of what the room did with packets.
 #[derive(Debug, Default, Clone)]
 pub struct RoomCounters {
@@ -103,23 +87,13 @@ impl RoomCounters {
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped.get(reason as usize).copied().unwrap_or(0)
     }
-}
 
-/// Room-level state a newcomer's `joined` carries besides members and tracks.
-#[derive(Debug, Clone, Default)]
-pub struct Welcome {
-    /// Meeting or webinar.
-    pub mode: RoomMode,
-    /// Whether the room is locked.
-    pub locked: bool,
-    /// Recent chat.
-    pub chat: Vec<ChatEntry>,
-    /// Q&A.
-    pub questions: Vec<Question>,
-    /// Raised hands.
-    pub hands: Vec<ParticipantId>,
-    /// What the client must send and may say.
-    pub limits: Limits,
+    /// Counts one packet dropped for `reason`.
+    pub fn count(&mut self, reason: DropReason) {
+        if let Some(n) = self.dropped.get_mut(reason as usize) {
+            *n += 1;
+        }
+    }
 }
 
 /// Work found while draining, handled after the drain that found it.
@@ -150,6 +124,8 @@ pub struct Room {
     pub(super) tracks: BTreeMap<TrackId, Track>,
     pub(super) next_track: u64,
     pub(super) out: VecDeque<Output>,
+    /// Events for the conference, handed out before any transmit.
+    pub(super) events: VecDeque<MediaEvent>,
     pub(super) work: VecDeque<Work>,
     pub(super) counters: RoomCounters,
     pub(super) speaker: SpeakerDetector,
@@ -157,8 +133,7 @@ pub struct Room {
     /// Audio slots need re-deciding (voices heard, tracks came or went).
     pub(super) slots_dirty: bool,
     pub(super) next_alloc: Option<Instant>,
-    /// Track → its (subscriber, m-line) pairs, so a packet finds them without a scan.
-    pub(super) sub_index: HashMap<TrackId, Vec<(ParticipantId, Mid)>>,
+    /// Some track's subscriber list is out of date (subscriptions changed).
     pub(super) index_dirty: bool,
     pub(super) next_reap: Option<Instant>,
     /// Scratch list of the participants due in one [`Room::handle_timeout`], kept for its
@@ -178,13 +153,13 @@ impl Room {
             tracks: BTreeMap::new(),
             next_track: 1,
             out: VecDeque::new(),
+            events: VecDeque::new(),
             work: VecDeque::new(),
             counters: RoomCounters::default(),
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
             slots_dirty: false,
             next_alloc: None,
-            sub_index: HashMap::new(),
             index_dirty: false,
             next_reap: None,
             due: Vec::new(),
@@ -208,7 +183,17 @@ impl Room {
 
     /// Whether outputs are queued (poll before sleeping).
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || !self.events.is_empty()
+    }
+
+    /// The next event, if one is queued (the conference takes them right after each command,
+    /// so that what it says itself stays in order with what the room reports).
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    pub(super) fn emit(&mut self, event: MediaEvent) {
+        self.events.push_back(event);
     }
 
     /// What happened to packets so far.
@@ -216,66 +201,31 @@ impl Room {
         &self.counters
     }
 
-    /// Someone enters. Refused with `room_full` when at capacity.
+    /// A peer enters; `may_publish` says whether its offers may send media.
     pub fn join(
         &mut self,
-        info: ParticipantInfo,
-        welcome: Welcome,
+        id: ParticipantId,
+        may_publish: bool,
         now: Instant,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), JoinError> {
         if self.participants.len() >= self.config.max_participants {
-            return Err((
-                ErrorCode::RoomFull,
-                format!(
-                    "Room {} is full ({} participants).",
-                    self.name, self.config.max_participants
-                ),
-            ));
+            return Err(JoinError::Full(self.config.max_participants));
         }
-        let id = info.id;
-        let participant = Participant::new(info.clone(), &self.candidates, &self.config, now)
-            .map_err(|e| {
-                (
-                    ErrorCode::Internal,
-                    format!("Could not set up media for you: {e}"),
-                )
-            })?;
-        self.out
-            .push_back(Output::RouteUfrag(id, participant.ufrag.clone()));
-        let participants = self.participants.values().map(|p| p.info.clone()).collect();
-        let tracks = self.tracks.values().map(|t| t.info.clone()).collect();
-        self.broadcast(
-            None,
-            ServerMsg::ParticipantJoined {
-                participant: info.clone(),
-            },
-        );
+        let participant = Participant::new(may_publish, &self.candidates, &self.config, now)
+            .map_err(|e| JoinError::Media(e.to_string()))?;
+        self.emit(MediaEvent::RouteUfrag(id, participant.ufrag.clone()));
         self.participants.insert(id, participant);
-        self.out.push_back(Output::Signal(
-            id,
-            ServerMsg::Joined {
-                room: self.name.clone(),
-                you: info,
-                participants,
-                tracks,
-                mode: welcome.mode,
-                locked: welcome.locked,
-                chat: welcome.chat,
-                questions: welcome.questions,
-                hands: welcome.hands,
-                limits: welcome.limits,
-            },
-        ));
-        if let Some(speaker) = self.speaker.dominant() {
-            // A newcomer learns who is talking now, not only at the next change.
-            self.out.push_back(Output::Signal(
-                id,
-                ServerMsg::ActiveSpeaker {
-                    participant: speaker,
-                },
-            ));
-        }
         Ok(())
+    }
+
+    /// Every published track.
+    pub fn tracks(&self) -> impl Iterator<Item = &TrackInfo> {
+        self.tracks.values().map(|t| &t.info)
+    }
+
+    /// Who is speaking now, if anyone.
+    pub fn dominant_speaker(&self) -> Option<ParticipantId> {
+        self.speaker.dominant()
     }
 
     /// The downlink estimate toward a participant (TWCC), bits per second.
@@ -288,52 +238,18 @@ impl Room {
         self.participants.contains_key(&id)
     }
 
-    /// A participant's public info.
-    pub fn info(&self, id: ParticipantId) -> Option<&ParticipantInfo> {
-        self.participants.get(&id).map(|p| &p.info)
-    }
-
-    /// Everyone's public info.
-    pub fn members(&self) -> impl Iterator<Item = &ParticipantInfo> {
-        self.participants.values().map(|p| &p.info)
-    }
-
-    /// Queues a message to one participant (or to a session not in the room, e.g. the lobby).
-    pub fn signal(&mut self, to: ParticipantId, msg: ServerMsg) {
-        self.out.push_back(Output::Signal(to, msg));
-    }
-
-    /// Queues a message to everyone in the room except `except`.
-    pub fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
-        for id in self.participants.keys() {
-            if Some(*id) != except {
-                self.out.push_back(Output::Signal(*id, msg.clone()));
-            }
-        }
-    }
-
-    /// Ends a session that is not (or no longer) in the room, e.g. someone refused in the lobby.
-    pub fn dismiss(&mut self, id: ParticipantId, reason: LeaveReason) {
-        self.out.push_back(Output::Removed(id, reason));
-    }
-
-    /// Changes a role live; a role that may not publish loses its tracks at once.
-    pub fn set_role(&mut self, id: ParticipantId, role: Role) {
+    /// Whether a peer's offers may send media; taking the right away unpublishes its tracks.
+    pub fn set_may_publish(&mut self, id: ParticipantId, may: bool) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        if p.info.role == role {
-            return;
-        }
-        p.info.role = role;
-        let info = p.info.clone();
-        if !role.may_publish() {
+        p.may_publish = may;
+        if !may {
             let tracks: Vec<TrackId> = p.published.drain().map(|(_, t)| t).collect();
             for t in tracks {
                 self.unpublish(t);
             }
         }
-        self.broadcast(None, ServerMsg::ParticipantUpdated { participant: info });
     }
 
     /// A host stops forwarding one of someone's sources.
@@ -357,14 +273,13 @@ impl Room {
         muted: bool,
         forced: bool,
     ) {
-        let msg = ServerMsg::TrackMuted {
-            id: track,
-            participant: owner,
+        self.emit(MediaEvent::TrackMuted {
+            track,
+            owner,
             source,
             muted,
             forced,
-        };
-        self.broadcast(None, msg);
+        });
     }
 
     fn tracks_of(&self, id: ParticipantId, source: Source) -> Vec<TrackId> {
@@ -380,10 +295,11 @@ impl Room {
             .unwrap_or_default()
     }
 
-    /// Someone leaves (said goodbye, socket closed, or reaped).
-    pub fn leave(&mut self, id: ParticipantId, reason: LeaveReason) {
+    /// A peer leaves (the conference decided: goodbye, socket closed, removed by a host).
+    /// Returns whether it was in.
+    pub fn remove(&mut self, id: ParticipantId) -> bool {
         let Some(mut p) = self.participants.remove(&id) else {
-            return;
+            return false;
         };
         self.index_dirty = true;
         p.rtc.disconnect();
@@ -393,50 +309,48 @@ impl Room {
         }
         self.speaker.remove(id);
         self.alloc_dirty = true;
-        self.out.push_back(Output::Removed(id, reason));
-        self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
+        true
     }
 
-    /// A signalling message from a participant that has joined.
-    pub fn handle_client(&mut self, id: ParticipantId, msg: ClientMsg, now: Instant) {
-        match msg {
-            ClientMsg::Offer {
-                sdp,
-                publish,
-                subscribe,
-                audio_slots,
-            } => {
-                if let Err((code, message)) =
-                    self.offer(id, &sdp, &publish, &subscribe, &audio_slots, now)
-                {
-                    self.out
-                        .push_back(Output::Signal(id, ServerMsg::error(code, message)));
-                }
-            }
-            ClientMsg::Mute { source, muted } => self.mute(id, source, muted),
-            ClientMsg::Leave {} => self.leave(id, LeaveReason::Left),
-            ClientMsg::VideoSizes { sizes } => self.set_video_sizes(id, &sizes),
-            ClientMsg::Pin { participant } => self.set_pin(id, participant),
-            ClientMsg::Join { .. } => self.out.push_back(Output::Signal(
-                id,
-                ServerMsg::error(ErrorCode::NotJoined, "You have already joined."),
-            )),
-            // Control messages belong to the conference layer above.
-            _ => {}
+    /// The room removes a peer on its own and says so.
+    pub(super) fn drop_peer(&mut self, id: ParticipantId, reason: LeaveReason) {
+        if self.remove(id) {
+            self.emit(MediaEvent::PeerRemoved { id, reason });
         }
+    }
+
+    /// A peer's SDP offer: `publish` names the m-lines it sends on, `subscribe` those that
+    /// receive remote tracks, `audio_slots` those the room fills with voices.
+    pub fn offer(
+        &mut self,
+        id: ParticipantId,
+        sdp: &str,
+        publish: &BTreeMap<String, Source>,
+        subscribe: &BTreeMap<String, TrackId>,
+        audio_slots: &[String],
+        now: Instant,
+    ) -> Result<(), OfferError> {
+        let result = self.accept_offer(id, sdp, publish, subscribe, audio_slots, now);
+        self.pump(now);
+        result
+    }
+
+    /// A peer muted or unmuted one of its sources.
+    pub fn mute(&mut self, id: ParticipantId, source: Source, muted: bool, now: Instant) {
+        self.mute_source(id, source, muted);
         self.pump(now);
     }
 
-    /// A datagram the demux routed to a participant.
-    pub fn handle_datagram(
-        &mut self,
-        id: ParticipantId,
-        source: SocketAddr,
-        destination: SocketAddr,
-        contents: &[u8],
-        now: Instant,
-    ) {
-        self.handle_receive(id, Protocol::Udp, source, destination, contents, now);
+    /// A subscriber reported how tall it renders each video.
+    pub fn video_sizes(&mut self, id: ParticipantId, sizes: &BTreeMap<TrackId, u32>, now: Instant) {
+        self.set_video_sizes(id, sizes);
+        self.pump(now);
+    }
+
+    /// A subscriber pins someone's video (or nobody).
+    pub fn pin(&mut self, id: ParticipantId, pinned: Option<ParticipantId>, now: Instant) {
+        self.set_pin(id, pinned);
+        self.pump(now);
     }
 
     /// A packet that came over `proto`: UDP, or one RFC 4571 frame of an ICE-TCP connection.
@@ -488,19 +402,14 @@ impl Room {
                     break;
                 }
                 if p.rtc.handle_input(str0m::Input::Timeout(now)).is_err() {
-                    self.leave(id, LeaveReason::Error);
+                    self.drop_peer(id, LeaveReason::Error);
                     break;
                 }
                 self.drain(id);
             }
         }
         if let Some(speaker) = self.speaker.tick(now) {
-            self.broadcast(
-                None,
-                ServerMsg::ActiveSpeaker {
-                    participant: speaker,
-                },
-            );
+            self.emit(MediaEvent::ActiveSpeaker(speaker));
             self.alloc_dirty = true;
         }
         if self.speaker.take_heard_changed() {
@@ -520,6 +429,9 @@ impl Room {
 
     /// The next thing to do; [`Output::Timeout`] when there is nothing more for now.
     pub fn poll_output(&mut self, now: Instant) -> Output {
+        if let Some(e) = self.events.pop_front() {
+            return Output::Event(e);
+        }
         if let Some(o) = self.out.pop_front() {
             return o;
         }
@@ -539,7 +451,7 @@ impl Room {
         Output::Timeout(next)
     }
 
-    fn mute(&mut self, id: ParticipantId, source: Source, muted: bool) {
+    fn mute_source(&mut self, id: ParticipantId, source: Source, muted: bool) {
         for track in self.tracks_of(id, source) {
             let Some(t) = self.tracks.get_mut(&track) else {
                 continue;
@@ -573,10 +485,10 @@ impl Room {
             self.index_dirty = true;
         }
         self.slots_dirty = true;
-        self.broadcast(
-            Some(t.info.participant),
-            ServerMsg::TrackUnpublished { id: track },
-        );
+        self.emit(MediaEvent::TrackUnpublished {
+            track,
+            owner: t.info.participant,
+        });
     }
 
     /// Drains one `Rtc` to its timeout, queueing transmits and events.
@@ -594,7 +506,7 @@ impl Room {
                 Ok(str0m::Output::Event(e)) => self.work.push_back(Work::Event(id, e)),
                 Err(e) => {
                     tracing::warn!(participant = %id, error = %e, "media failed; removing");
-                    self.leave(id, LeaveReason::Error);
+                    self.drop_peer(id, LeaveReason::Error);
                     break;
                 }
             }
@@ -620,107 +532,6 @@ impl Room {
                 return;
             }
             self.reallocate(now);
-        }
-    }
-
-    fn handle_event(&mut self, id: ParticipantId, e: Event, now: Instant) {
-        match e {
-            Event::RtpPacket(pkt) => self.forward(id, pkt),
-            Event::KeyframeRequest(req) => {
-                // A subscriber's decoder needs a keyframe of the layer it is receiving.
-                let wanted = self
-                    .participants
-                    .get(&id)
-                    .and_then(|p| p.subscriptions.get(&req.mid))
-                    .and_then(|s| Some((s.track, s.selector.current().or(s.selector.target())?)));
-                if let Some((track, layer)) = wanted {
-                    self.request_keyframe(track, layer, req.kind, now);
-                }
-            }
-            Event::IceConnectionStateChange(state) => {
-                let Some(p) = self.participants.get_mut(&id) else {
-                    return;
-                };
-                match state {
-                    IceConnectionState::Disconnected => {
-                        p.disconnected_since.get_or_insert(now);
-                    }
-                    IceConnectionState::Connected | IceConnectionState::Completed => {
-                        p.connected = true;
-                        p.disconnected_since = None;
-                    }
-                    _ => {}
-                }
-            }
-            Event::Connected => {
-                // Subscriptions made before the connection was up start with a fresh keyframe.
-                let wanted: Vec<(TrackId, Layer)> = self
-                    .participants
-                    .get(&id)
-                    .map(|p| {
-                        p.subscriptions
-                            .values()
-                            .filter_map(|s| Some((s.track, s.selector.target()?)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for (track, layer) in wanted {
-                    self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
-                }
-            }
-            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
-                let Some(p) = self.participants.get_mut(&id) else {
-                    return;
-                };
-                let new = estimate.as_u64();
-                // Small wobbles do not deserve a reallocation.
-                let moved = p.bwe.is_none_or(|old| new.abs_diff(old) * 10 > old);
-                if moved {
-                    p.bwe = Some(new);
-                    self.alloc_dirty = true;
-                }
-            }
-            Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction.is_receiving() => {
-                // A fresh publisher's first frames may be lost before DTLS is up; ask early.
-                let track = self
-                    .participants
-                    .get(&id)
-                    .and_then(|p| p.published.get(&m.mid))
-                    .copied();
-                let layers = track
-                    .and_then(|t| self.tracks.get(&t))
-                    .map(|t| t.layers.len())
-                    .unwrap_or(0);
-                for layer in 0..layers {
-                    if let Some(track) = track {
-                        self.request_keyframe(track, layer as Layer, KeyframeRequestKind::Pli, now);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Removes participants whose media path went silent or whose ICE stayed disconnected.
-    fn reap(&mut self, now: Instant) {
-        let c = &self.config;
-        let dead: Vec<ParticipantId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| {
-                p.disconnected_since.is_some_and(|t| now >= t + c.ice_grace)
-                    || (p.connected && now >= p.last_heard + c.media_timeout)
-                    || !p.rtc.is_alive()
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dead {
-            tracing::info!(participant = %id, "media went silent; reaping");
-            self.out.push_back(Output::Signal(
-                id,
-                ServerMsg::error(ErrorCode::Closed, "Your connection timed out."),
-            ));
-            self.leave(id, LeaveReason::Timeout);
         }
     }
 }

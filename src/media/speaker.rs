@@ -5,7 +5,7 @@
 //! as zero. A challenger takes over only after being loudest by a margin for 3 evaluations in a
 //! row (300 ms): a 200 ms burst moves a one-second mean by at most a fifth of its loudness.
 
-use crate::protocol::ParticipantId;
+use crate::model::ParticipantId;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 

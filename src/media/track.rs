@@ -2,7 +2,8 @@
 
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
-use crate::protocol::{Encoding, Source, TrackInfo};
+use crate::model::{ParticipantId, Source, TrackInfo};
+use crate::protocol::Encoding;
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
 
@@ -119,6 +120,9 @@ pub struct Track {
     pub layers: Vec<LayerState>,
     /// The layer set last announced to the publisher.
     pub announced: Option<Vec<String>>,
+    /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
+    /// without a scan. Rebuilt by the room when subscriptions change.
+    pub subscribers: Vec<(ParticipantId, Mid)>,
 }
 
 impl Track {
@@ -141,6 +145,7 @@ impl Track {
             forced_mute: false,
             layers,
             announced: None,
+            subscribers: Vec::new(),
         }
     }
 
@@ -184,7 +189,7 @@ impl Track {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Kind, ParticipantId, TrackId};
+    use crate::model::{Kind, ParticipantId, TrackId};
 
     #[test]
     fn layers_sorted_and_rates_monotonic() {

@@ -3,6 +3,8 @@
 pub mod gate;
 pub mod http;
 pub mod inbox;
+#[cfg(test)]
+mod isolation;
 pub mod limits;
 pub mod metrics;
 pub mod room_task;

@@ -1,12 +1,12 @@
-//! One tokio task per room: the only owner of its `media::Room`, fed by sessions (signalling)
-//! and transport (media), signalling first.
+//! One tokio task per room: the only owner of its `Conference` (and so of its `media::Room`),
+//! fed by sessions (signalling) and transport (media), signalling first.
 
 use super::inbox::{Link, MediaMsg, MediaTx};
 use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
-use crate::conference::{Admission, Conference, JoinRequest};
-use crate::media::{DropReason, Output, Room};
+use crate::conference::{Admission, Conference, JoinRequest, Output};
+use crate::media::DropReason;
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,6 +42,9 @@ pub enum RoomMsg {
         /// Why.
         reason: LeaveReason,
     },
+    /// Unit tests only: the task panics, as a bug in str0m or in the room would make it.
+    #[cfg(test)]
+    Panic,
 }
 
 /// Runs a room until it is empty and no join is queued.
@@ -77,7 +80,7 @@ pub async fn run(
             .inc_by(now_forwarded - forwarded);
         forwarded = now_forwarded;
         let now_dropped = conf.room.counters().dropped;
-        for reason in DropReason::ALL {
+        for &reason in DropReason::ALL {
             let i = reason as usize;
             shared
                 .metrics
@@ -162,6 +165,8 @@ pub async fn run(
             Input::Media(MediaMsg::TcpUnlink { peer }) => {
                 links.remove(&peer);
             }
+            #[cfg(test)]
+            Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
         }
     }
     for id in sessions.keys() {
@@ -190,8 +195,7 @@ fn flush(
 ) -> Instant {
     let mut slow = vec![];
     loop {
-        let room: &mut Room = &mut conf.room;
-        match room.poll_output(Instant::now()) {
+        match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
                 shared.send_all(batch);
                 for id in slow.drain(..) {
@@ -199,7 +203,7 @@ fn flush(
                     conf.leave(id, LeaveReason::Error);
                 }
                 // `leave` queues outputs; carry them out before sleeping.
-                if conf.room.has_output() {
+                if conf.has_output() {
                     continue;
                 }
                 return t;

@@ -114,6 +114,13 @@ impl Rooms {
         true
     }
 
+    /// The queue of an open room (tests reach a room's task through it).
+    #[cfg(test)]
+    pub(crate) fn sender(&self, room: &str) -> Option<mpsc::Sender<RoomMsg>> {
+        let map = self.map.lock().ok()?;
+        map.get(room).map(|h| h.tx.clone())
+    }
+
     /// How many rooms are open.
     pub fn len(&self) -> usize {
         self.map.lock().map(|m| m.len()).unwrap_or(0)

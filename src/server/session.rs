@@ -8,8 +8,9 @@ use super::Shared;
 use crate::conference::JoinRequest;
 use crate::protocol::{
     clean_display_name, valid_room_name, ClientMsg, ErrorCode, LeaveReason, ParticipantId,
-    ServerMsg,
+    ServerMsg, PROTOCOL_VERSION,
 };
+use crate::rate::TokenBucket;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::atomic::Ordering;
@@ -23,33 +24,6 @@ const OUTBOUND_QUEUE: usize = 1024;
 /// Messages per second a client may send on average, and the burst it may save up.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 60.0;
-
-/// Token bucket for incoming messages.
-struct RateLimit {
-    tokens: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn new(now: Instant) -> Self {
-        RateLimit {
-            tokens: RATE_BURST,
-            at: now,
-        }
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + dt * RATE_PER_SEC).min(RATE_BURST);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// What one frame from the client turned out to be.
 enum Incoming {
@@ -182,10 +156,17 @@ fn check_join(
         token,
         mode,
         password,
+        version,
     } = join
     else {
         return Err((ErrorCode::NotJoined, "Send join first.".into()));
     };
+    if let Some(v) = version.filter(|v| *v != PROTOCOL_VERSION) {
+        return Err((
+            ErrorCode::UnsupportedVersion,
+            format!("This client speaks protocol version {v}; this server speaks {PROTOCOL_VERSION}. Reload the page or update the client."),
+        ));
+    }
     if !valid_room_name(&room) {
         return Err((
             ErrorCode::InvalidRoom,
@@ -236,7 +217,7 @@ where
 {
     let max = shared.config.max_message_bytes;
     let idle = shared.config.idle_timeout;
-    let mut rate = RateLimit::new(Instant::now());
+    let mut rate = TokenBucket::new(RATE_PER_SEC, RATE_BURST, Instant::now());
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(idle / 3);
     let mut shutdown = shared.shutdown.clone();
@@ -270,6 +251,7 @@ where
                         shared.metrics.signalling_errors.inc();
                         send(sink, &ServerMsg::error(code, message)).await;
                     }
+                    // Leaving ends the session; the room hears it once, as `RoomMsg::Leave`.
                     Incoming::Msg(ClientMsg::Leave {}) => return LeaveReason::Left,
                     Incoming::Msg(msg) => {
                         if room.send(RoomMsg::Client { id, msg }).await.is_err() {
@@ -304,7 +286,7 @@ mod tests {
     #[test]
     fn rate_limit_allows_burst_then_refills() {
         let t0 = Instant::now();
-        let mut r = RateLimit::new(t0);
+        let mut r = TokenBucket::new(RATE_PER_SEC, RATE_BURST, t0);
         let allowed = (0..100).filter(|_| r.allow(t0)).count();
         assert_eq!(allowed, RATE_BURST as usize);
         assert!(r.allow(t0 + Duration::from_millis(100)));

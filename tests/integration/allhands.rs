@@ -84,7 +84,7 @@ fn capped_subscriber_drops_to_low_layer_and_recovers() {
             .filter(|m| matches!(m, ServerMsg::PublishLayers { .. }))
             .collect::<Vec<_>>(),
         video(&sim, viewer).map(|t| (t.layer_packets, t.switches())),
-        sim.room.counters(),
+        sim.conf.room.counters(),
         sim.server_estimate(viewer)
     );
     let took = sim.now - capped_at;

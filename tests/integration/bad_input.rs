@@ -73,6 +73,34 @@ async fn invalid_room_and_name_are_refused_and_closed() {
 }
 
 #[tokio::test]
+async fn another_protocol_version_is_refused_and_the_current_one_or_none_accepted() {
+    let server = TestServer::start().await;
+    let current = confab::protocol::PROTOCOL_VERSION;
+    let mut ws = connect(&server).await;
+    let join = format!(
+        r#"{{"type":"join","room":"v","name":"Old","version":{}}}"#,
+        current + 1
+    );
+    send(&mut ws, &join).await;
+    expect_error(&mut ws, "unsupported_version").await;
+    assert!(next_json(&mut ws).await.is_none(), "socket closes");
+    for (name, version) in [
+        ("Now", format!(r#","version":{current}"#)),
+        ("Web", String::new()),
+    ] {
+        let mut ws = connect(&server).await;
+        send(
+            &mut ws,
+            &format!(r#"{{"type":"join","room":"v","name":"{name}"{version}}}"#),
+        )
+        .await;
+        let joined = next_json(&mut ws).await.expect("joined");
+        assert_eq!(joined["type"], "joined", "{joined}");
+        assert_eq!(joined["version"], current, "{joined}");
+    }
+}
+
+#[tokio::test]
 async fn full_room_is_refused() {
     let server = TestServer::with(|c| c.room.max_participants = 2).await;
     let _a = Bot::join(bot(&server, "small", "A")).await.expect("a");

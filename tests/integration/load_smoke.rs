@@ -36,11 +36,23 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
     );
     assert!(report.client_received_pps > 0.0, "{report:?}");
     assert!(report.latency_samples > 0, "{report:?}");
-    // The server batches its sends: every datagram counted went out in some system call.
+    // The server batches its sends: every system call sent at least one datagram and at most
+    // one batch, in the measured window as over the whole run (read apart from the report).
     let per_send = report
         .server_datagrams_per_send
         .expect("send calls are counted");
-    assert!(per_send >= 1.0, "{report:?}");
+    let batch = confab::server::transport::egress::MAX_BATCH as f64;
+    assert!((1.0..=batch).contains(&per_send), "{report:?}");
+    let out = server.metric("confab_udp_out_datagrams_total");
+    let calls = server.metric("confab_udp_send_calls_total");
+    assert!(calls > 0.0, "no send calls counted");
+    assert!(
+        out >= calls && out <= calls * batch,
+        "{out} datagrams in {calls} calls"
+    );
+    // The window's datagrams are part of the run's.
+    let window_out = report.server_udp_out_pps.expect("counted") * report.window_s;
+    assert!(window_out <= out + 1.0, "{window_out} > {out}");
     assert!(report.is_clean());
 }
 

@@ -2,7 +2,8 @@
 
 use crate::common::{bot, TestServer};
 use confab::bot::{Bot, BotCmd, BotStats};
-use confab::protocol::{LeaveReason, ServerMsg};
+use confab::protocol::{LeaveReason, ServerMsg, TrackId};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 fn has_media_from(stats: &BotStats, publishers: usize) -> bool {
@@ -81,13 +82,22 @@ async fn leaving_removes_participant_and_tracks() {
         a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
             .await
     );
+    // Ana receives only Ben's tracks: those are the ones his leaving must unpublish.
+    let b_tracks: BTreeSet<TrackId> = a.stats().tracks.keys().copied().collect();
+    assert_eq!(b_tracks.len(), 2, "Ben's microphone and camera");
     b.leave().await.expect("b leaves");
-    let left = a
-        .wait_event(
-            Duration::from_secs(5),
-            |m| matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == b_id),
-        )
-        .await;
+    let mut unpublished = BTreeSet::new();
+    let mut left = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while left.is_none() && tokio::time::Instant::now() < deadline {
+        match a.next_event(Duration::from_millis(200)).await {
+            Some(ServerMsg::TrackUnpublished { id }) => {
+                unpublished.insert(id);
+            }
+            Some(m @ ServerMsg::ParticipantLeft { id, .. }) if id == b_id => left = Some(m),
+            _ => {}
+        }
+    }
     assert!(
         matches!(
             left,
@@ -98,7 +108,8 @@ async fn leaving_removes_participant_and_tracks() {
         ),
         "{left:?}"
     );
-    // Its tracks were unpublished too (they were announced before the leave).
+    // Its tracks were unpublished too, before Ana heard that Ben left.
+    assert_eq!(unpublished, b_tracks);
     assert_eq!(server.shared.rooms.len(), 1);
     a.leave().await.expect("a leaves");
     // The empty room closes.

@@ -76,7 +76,7 @@ fn late_joiner_gets_a_keyframe_fast_through_a_pli() {
     assert!(
         took < Duration::from_millis(1500),
         "first keyframe after {took:?}: {:?} {:?}",
-        sim.room.counters(),
+        sim.conf.room.counters(),
         sim.stats(publisher).keyframe_requests
     );
     assert!(sim.stats(publisher).keyframe_requests >= 1);
@@ -147,7 +147,7 @@ fn publisher_leaving_unpublishes_its_tracks() {
         .signals(b)
         .iter()
         .any(|m| matches!(m, ServerMsg::ParticipantLeft { id, .. } if *id == a)));
-    assert_eq!(sim.room.len(), 1);
+    assert_eq!(sim.conf.len(), 1);
 }
 
 #[test]

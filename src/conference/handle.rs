@@ -1,0 +1,205 @@
+//! Every client message, in one exhaustive match: who may send it, and what it does.
+
+use super::{Conference, Output};
+use crate::media::{sdp_check, OfferError};
+use crate::model::{LeaveReason, ParticipantId, Permission};
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use std::time::Instant;
+
+/// What a message needs its sender to be allowed. Exhaustive: a new message does not compile
+/// until it says.
+fn needs(msg: &ClientMsg) -> Option<Permission> {
+    match msg {
+        ClientMsg::Chat { .. } => Some(Permission::Chat),
+        ClientMsg::RaiseHand { .. } | ClientMsg::Ask { .. } | ClientMsg::Vote { .. } => {
+            Some(Permission::Ask)
+        }
+        ClientMsg::MarkAnswered { .. }
+        | ClientMsg::SetRole { .. }
+        | ClientMsg::MuteParticipant { .. }
+        | ClientMsg::RemoveParticipant { .. }
+        | ClientMsg::LockRoom { .. }
+        | ClientMsg::Admit { .. }
+        | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
+        // Publishing is checked against what the offer sends (a receive-only offer is fine).
+        ClientMsg::Offer { .. }
+        | ClientMsg::Join { .. }
+        | ClientMsg::Mute { .. }
+        | ClientMsg::Leave {}
+        | ClientMsg::VideoSizes { .. }
+        | ClientMsg::Pin { .. } => None,
+    }
+}
+
+impl Conference {
+    /// A signalling message from a session in this conference.
+    pub fn handle(&mut self, id: ParticipantId, msg: ClientMsg, now: Instant) {
+        if self.lobby.contains_key(&id) {
+            if matches!(msg, ClientMsg::Leave {}) {
+                self.leave(id, LeaveReason::Left);
+            } else {
+                self.refuse(id, ErrorCode::NotJoined, "You are waiting in the lobby.");
+            }
+            return;
+        }
+        let Some(role) = self.roster.get(&id).map(|i| i.role) else {
+            return;
+        };
+        if let Some(p) = needs(&msg) {
+            if !role.allows(p) {
+                let what = if p == Permission::Moderate {
+                    "Only a host can do that."
+                } else {
+                    "Your role does not allow that."
+                };
+                self.refuse(id, ErrorCode::Forbidden, what);
+                return;
+            }
+        }
+        match msg {
+            ClientMsg::Join { .. } => {
+                self.refuse(id, ErrorCode::NotJoined, "You have already joined.")
+            }
+            ClientMsg::Leave {} => self.leave(id, LeaveReason::Left),
+            ClientMsg::Offer {
+                sdp,
+                publish,
+                subscribe,
+                audio_slots,
+            } => {
+                let sends = !publish.is_empty() || !sdp_check::sending_mids(&sdp).is_empty();
+                if sends && !role.allows(Permission::Publish) {
+                    return self.refuse(
+                        id,
+                        ErrorCode::Forbidden,
+                        "Your role cannot publish media; offer receive-only m-lines.",
+                    );
+                }
+                let result = self
+                    .room
+                    .offer(id, &sdp, &publish, &subscribe, &audio_slots, now);
+                self.absorb();
+                if let Err(e) = result {
+                    let code = match e {
+                        OfferError::NotJoined => ErrorCode::NotJoined,
+                        OfferError::BadSdp(_) | OfferError::Refused(_) => ErrorCode::SdpRejected,
+                    };
+                    self.refuse(id, code, &e.to_string());
+                }
+            }
+            ClientMsg::Mute { source, muted } => {
+                self.room.mute(id, source, muted, now);
+                self.absorb();
+            }
+            ClientMsg::VideoSizes { sizes } => {
+                self.room.video_sizes(id, &sizes, now);
+                self.absorb();
+            }
+            ClientMsg::Pin { participant } => {
+                self.room.pin(id, participant, now);
+                self.absorb();
+            }
+            ClientMsg::RaiseHand { raised } => {
+                if raised && !self.hands.contains(&id) {
+                    self.hands.push(id);
+                    self.broadcast_hands();
+                } else if !raised {
+                    self.lower_hand(id);
+                }
+            }
+            ClientMsg::Chat { text } => {
+                if self.talk_allowed(id, now) {
+                    let name = self.name(id);
+                    match self.chat.post(id, &name, &text) {
+                        Ok(entry) => self.broadcast(None, ServerMsg::Chat { entry }),
+                        Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
+                    }
+                }
+            }
+            ClientMsg::Ask { text } => {
+                if self.talk_allowed(id, now) {
+                    let name = self.name(id);
+                    match self.qna.ask(id, &name, &text) {
+                        Ok(()) => self.broadcast_questions(),
+                        Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
+                    }
+                }
+            }
+            ClientMsg::Vote { question, up } => {
+                if self.qna.vote(question, id, up) {
+                    self.broadcast_questions();
+                }
+            }
+            ClientMsg::MarkAnswered { question } => {
+                if self.qna.mark_answered(question) {
+                    self.broadcast_questions();
+                }
+            }
+            ClientMsg::SetRole { participant, role } => {
+                let Some(info) = self.roster.get_mut(&participant) else {
+                    return self.refuse(id, ErrorCode::BadMessage, "No such participant.");
+                };
+                if info.role != role {
+                    info.role = role;
+                    let info = info.clone();
+                    // A role that may not publish loses its tracks at once.
+                    self.room.set_may_publish(participant, role.may_publish());
+                    self.absorb();
+                    let msg = ServerMsg::ParticipantUpdated { participant: info };
+                    self.broadcast(None, msg);
+                }
+                if role.may_publish() {
+                    // On stage, the hand has been answered.
+                    self.lower_hand(participant);
+                }
+            }
+            ClientMsg::MuteParticipant {
+                participant,
+                source,
+            } => {
+                self.room.force_mute(participant, source);
+                self.absorb();
+            }
+            ClientMsg::RemoveParticipant { participant } => {
+                if participant == id || !self.roster.contains_key(&participant) {
+                    return self.refuse(
+                        id,
+                        ErrorCode::BadMessage,
+                        "No such participant to remove.",
+                    );
+                }
+                if let Some(identity) = self.identities.get(&participant) {
+                    self.banned.insert(identity.clone());
+                }
+                let msg =
+                    ServerMsg::error(ErrorCode::Removed, "A host removed you from this room.");
+                self.signal(participant, msg);
+                self.leave(participant, LeaveReason::Removed);
+            }
+            ClientMsg::LockRoom { locked } => {
+                if self.locked != locked {
+                    self.locked = locked;
+                    self.broadcast(None, ServerMsg::RoomLocked { locked });
+                }
+                if !locked {
+                    let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();
+                    for w in waiting {
+                        self.admit(w, true, now);
+                    }
+                }
+            }
+            ClientMsg::Admit { participant, admit } => self.admit(participant, admit, now),
+            ClientMsg::EndMeeting {} => self.end(),
+        }
+    }
+
+    /// Whether anything is queued (poll before sleeping).
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || self.room.has_output()
+    }
+
+    /// Queues `o` for the owner: used by [`Conference::poll_output`] and the handlers.
+    pub(super) fn push(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+}

@@ -1,0 +1,103 @@
+//! What the conference asks its owner to do, and the media events it turns into messages.
+
+use super::Conference;
+use crate::media::{self, Event};
+use crate::model::{LeaveReason, ParticipantId};
+use crate::protocol::{ErrorCode, ServerMsg};
+use std::time::Instant;
+use str0m::net::Transmit;
+
+/// What the conference asks its owner (the room task, or the simulator) to do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Send a signalling message to one session.
+    Signal(ParticipantId, ServerMsg),
+    /// Route STUN carrying this local ufrag to this participant.
+    RouteUfrag(ParticipantId, String),
+    /// The participant is gone: stop routing to it and end its session.
+    Removed(ParticipantId, LeaveReason),
+    /// Nothing more until this time (or the next input).
+    Timeout(Instant),
+}
+
+impl Conference {
+    /// The next thing to do; [`Output::Timeout`] when there is nothing more for now. Media
+    /// events become messages here, in the order the room reported them.
+    pub fn poll_output(&mut self, now: Instant) -> Output {
+        loop {
+            if let Some(o) = self.out.pop_front() {
+                return o;
+            }
+            match self.room.poll_output(now) {
+                media::Output::Event(e) => self.on_event(e),
+                media::Output::Transmit(t) => return Output::Transmit(t),
+                media::Output::Timeout(t) => return Output::Timeout(t),
+            }
+        }
+    }
+
+    /// Takes what the media room reported during a command, so that what the conference says
+    /// next comes after it.
+    pub(super) fn absorb(&mut self) {
+        while let Some(e) = self.room.poll_event() {
+            self.on_event(e);
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::RouteUfrag(id, ufrag) => self.push(Output::RouteUfrag(id, ufrag)),
+            Event::Answer { to, sdp } => self.signal(to, ServerMsg::Answer { sdp }),
+            Event::TrackPublished(track) => {
+                let owner = track.participant;
+                self.broadcast(Some(owner), ServerMsg::TrackPublished { track });
+            }
+            Event::TrackUnpublished { track, owner } => {
+                self.broadcast(Some(owner), ServerMsg::TrackUnpublished { id: track });
+            }
+            Event::TrackMuted {
+                track,
+                owner,
+                source,
+                muted,
+                forced,
+            } => {
+                let msg = ServerMsg::TrackMuted {
+                    id: track,
+                    participant: owner,
+                    source,
+                    muted,
+                    forced,
+                };
+                self.broadcast(None, msg);
+            }
+            Event::Forwarded { to, tracks } => self.signal(to, ServerMsg::Forwarded { tracks }),
+            Event::PublishLayers {
+                to,
+                track,
+                source,
+                active,
+            } => {
+                let msg = ServerMsg::PublishLayers {
+                    track,
+                    source,
+                    active,
+                };
+                self.signal(to, msg);
+            }
+            Event::AudioSlots { to, slots } => self.signal(to, ServerMsg::AudioSlots { slots }),
+            Event::ActiveSpeaker(participant) => {
+                self.broadcast(None, ServerMsg::ActiveSpeaker { participant });
+            }
+            Event::PeerRemoved { id, reason } => {
+                if reason == LeaveReason::Timeout {
+                    let msg = ServerMsg::error(ErrorCode::Closed, "Your connection timed out.");
+                    self.signal(id, msg);
+                }
+                self.gone(id, reason);
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! What the media core tells the layer above: [`Event`]s in the media's own words, errors of
+//! its commands, and the [`Output`]s its owner carries out. It never speaks the wire protocol.
+
+use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+use str0m::net::Transmit;
+
+/// What the room asks its owner to do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Something the conference above should know (and usually tell someone).
+    Event(Event),
+    /// Nothing more until this time (or the next input).
+    Timeout(Instant),
+}
+
+/// What happened in the media room.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Route STUN carrying this local ufrag to this peer (a new peer, or an ICE restart).
+    RouteUfrag(ParticipantId, String),
+    /// The answer to a peer's offer.
+    Answer {
+        /// The offerer.
+        to: ParticipantId,
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// A peer started sending a new track.
+    TrackPublished(TrackInfo),
+    /// A track is gone (its publisher stopped it, left, or lost the right to publish).
+    TrackUnpublished {
+        /// Which.
+        track: TrackId,
+        /// Whose it was.
+        owner: ParticipantId,
+    },
+    /// A track was muted or unmuted (by its owner, or `forced` by a host).
+    TrackMuted {
+        /// Which.
+        track: TrackId,
+        /// Whose.
+        owner: ParticipantId,
+        /// Which of the owner's sources.
+        source: Source,
+        /// Muted or not.
+        muted: bool,
+        /// Muted by a host: forwarding stopped.
+        forced: bool,
+    },
+    /// The video tracks forwarded to a subscriber changed (last-N and bandwidth decide).
+    Forwarded {
+        /// The subscriber.
+        to: ParticipantId,
+        /// Tracks whose video it receives now.
+        tracks: Vec<TrackId>,
+    },
+    /// The simulcast layers anyone receives of a publisher's track changed.
+    PublishLayers {
+        /// The publisher.
+        to: ParticipantId,
+        /// Its track.
+        track: TrackId,
+        /// The track's source.
+        source: Source,
+        /// The rids wanted (`[""]` for a track without simulcast; empty: pause).
+        active: Vec<String>,
+    },
+    /// What a subscriber's audio slots carry changed (`mid` → track).
+    AudioSlots {
+        /// The subscriber.
+        to: ParticipantId,
+        /// `mid` → track.
+        slots: BTreeMap<String, TrackId>,
+    },
+    /// The dominant speaker changed.
+    ActiveSpeaker(ParticipantId),
+    /// The media core removed a peer on its own (its path went silent, or its `Rtc` failed).
+    PeerRemoved {
+        /// Who.
+        id: ParticipantId,
+        /// Why: `timeout` or `error`.
+        reason: LeaveReason,
+    },
+}
+
+/// Why a peer could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// The room holds its maximum of peers already.
+    Full(usize),
+    /// The WebRTC endpoint could not be set up.
+    Media(String),
+}
+
+/// Why an offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferError {
+    /// The peer is not in the room.
+    NotJoined,
+    /// The offer is not valid SDP.
+    BadSdp(String),
+    /// str0m refused the offer.
+    Refused(String),
+}
+
+impl fmt::Display for OfferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfferError::NotJoined => write!(f, "You are not in this room."),
+            OfferError::BadSdp(e) => write!(f, "The offer is not valid SDP: {e}"),
+            OfferError::Refused(e) => write!(f, "The offer was refused: {e}"),
+        }
+    }
+}
