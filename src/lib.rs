@@ -76,6 +76,7 @@ pub mod config;
 pub mod load;
 pub mod media;
 pub mod protocol;
+pub mod record;
 pub mod server;
 pub mod sim;
 
