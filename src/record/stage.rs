@@ -10,6 +10,8 @@ pub const RESYNC_MS: u64 = 2_000;
 /// A frame mapped this far behind its arrival also re-anchors, so stage video never lags the
 /// audio mix by more than this (the interleaver relies on it).
 pub const BEHIND_MS: u64 = 500;
+/// The least time between the last frame before a new anchor and the first after it.
+pub const SWITCH_GAP_MS: u64 = 34;
 
 /// What the stage decided about a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +83,10 @@ impl Stage {
         }
         let mapped = self
             .anchor
-            .map(|(rtp, ms)| ms as i64 + (frame.timestamp as i64 - rtp as i64) / 90);
+            // Rounded to the nearest ms, as ffmpeg does: truncating makes 30 fps frames land
+            // 33, 33, 34 ms apart, which decoders at a 1/30 time base read as duplicates.
+            .map(|(rtp, ms)| ms as i64 + (frame.timestamp as i64 - rtp as i64 + 45).div_euclid(90));
+        let mut anchored = false;
         let ms = match mapped {
             Some(m)
                 if m >= 0
@@ -91,15 +96,21 @@ impl Stage {
                 m as u64
             }
             _ => {
-                self.anchor = Some((frame.timestamp, arrival_ms));
+                anchored = true;
                 arrival_ms
             }
         };
-        // Never go back in time: a new source's first frame follows the old one's last.
+        // Never go back in time. A new anchor (a switch, a resync) keeps a frame interval
+        // after the last frame: the old source may have sent one just before, and players
+        // that assume 30 fps read frames closer than that as duplicates.
+        let gap = if anchored { SWITCH_GAP_MS } else { 1 };
         let ms = match self.last_ms {
-            Some(last) if ms <= last => last + 1,
+            Some(last) if ms < last + gap => last + gap,
             _ => ms,
         };
+        if anchored {
+            self.anchor = Some((frame.timestamp, ms));
+        }
         self.last_ms = Some(ms);
         StageDecision::Write(ms)
     }
@@ -148,17 +159,17 @@ mod tests {
         assert_eq!(s.decide(b, &frame(500_000, false), 99), StageDecision::Skip);
         assert_eq!(
             s.decide(a, &frame(10_000, false), 100),
-            StageDecision::Write(99)
+            StageDecision::Write(100)
         );
         // b's clock is unrelated to a's; the recording time continues from the arrival.
         assert_eq!(
             s.decide(b, &frame(503_000, true), 120),
-            StageDecision::Write(120)
+            StageDecision::Write(134)
         );
         assert_eq!(s.decide(a, &frame(13_000, false), 133), StageDecision::Skip);
         assert_eq!(
             s.decide(b, &frame(506_000, false), 150),
-            StageDecision::Write(153)
+            StageDecision::Write(167)
         );
         assert_eq!(s.switches(), 2);
     }
@@ -175,7 +186,7 @@ mod tests {
         // The encoder restarted with an older timestamp: anchored anew, still after 500.
         assert_eq!(
             s.decide(a, &frame(10, true), 480),
-            StageDecision::Write(501)
+            StageDecision::Write(534)
         );
         // A pause of 10 s in RTP but 3 s by the clock: follows the clock.
         assert_eq!(

@@ -91,6 +91,22 @@ pub fn keyframe_info(frame: &[u8]) -> Option<Option<(u16, u16)>> {
     Some(size)
 }
 
+/// Splits a VP8 frame into RTP payloads of at most `max` bytes of frame data each, with an
+/// RFC 7741 descriptor carrying a 15-bit picture id (for test media, benches and bots).
+pub fn packetize(frame: &[u8], picture_id: u16, max: usize) -> Vec<Vec<u8>> {
+    let pid = picture_id & 0x7fff;
+    frame
+        .chunks(max.max(1))
+        .enumerate()
+        .map(|(i, chunk)| {
+            let start = if i == 0 { 0x10 } else { 0 };
+            let mut p = vec![0x80 | start, 0x80, 0x80 | (pid >> 8) as u8, pid as u8];
+            p.extend_from_slice(chunk);
+            p
+        })
+        .collect()
+}
+
 impl Depacketizer {
     /// Extends a 32-bit RTP timestamp to 64 bits, assuming steps of less than 2^31.
     fn extend(&mut self, ts: u32) -> u64 {
@@ -268,6 +284,22 @@ mod tests {
         assert!(f.keyframe);
         assert_eq!(f.size, Some((640, 360)));
         assert_eq!(f.data, frame);
+    }
+
+    #[test]
+    fn packetize_and_depacketize_round_trip() {
+        let frame = key(1280, 720, 5000);
+        let parts = packetize(&frame, 300, 1100);
+        assert_eq!(parts.len(), 5);
+        let mut d = Depacketizer::default();
+        let mut out = None;
+        for (i, p) in parts.iter().enumerate() {
+            out = d.push(i as u64, 77, i == parts.len() - 1, p).unwrap();
+        }
+        assert_eq!(
+            out.map(|f| (f.data, f.size)),
+            Some((frame, Some((1280, 720))))
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ mod common;
 mod controls;
 mod load_smoke;
 mod meeting;
+mod record;
+mod record_media;
 mod tls;
 mod vtime;
 mod webinar;
