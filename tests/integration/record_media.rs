@@ -17,7 +17,6 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// One VP8 frame of a clip.
 pub struct ClipFrame {
-    pub keyframe: bool,
     pub data: Vec<u8>,
 }
 
@@ -51,10 +50,7 @@ pub fn vp8_clip(dir: &Path, w: u32, h: u32, secs: u32) -> Vec<ClipFrame> {
     while at + 12 <= ivf.len() {
         let len = u32::from_le_bytes(ivf[at..at + 4].try_into().expect("4 bytes")) as usize;
         let data = ivf[at + 12..at + 12 + len].to_vec();
-        frames.push(ClipFrame {
-            keyframe: data[0] & 1 == 0,
-            data,
-        });
+        frames.push(ClipFrame { data });
         at += 12 + len;
     }
     assert_eq!(frames.len() as u32, secs * 30, "one frame per 1/30 s");
@@ -106,11 +102,6 @@ impl VideoSender {
                 )
             })
             .collect()
-    }
-
-    /// Whether the next frame is a keyframe.
-    pub fn next_is_key(&self) -> bool {
-        self.frames[self.next % self.frames.len()].keyframe
     }
 }
 
