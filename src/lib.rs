@@ -64,7 +64,7 @@
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (not yet wired into rooms) |
-| [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
+//! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //!
