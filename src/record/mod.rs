@@ -14,9 +14,9 @@
 //! - [`recorder`]: the core tying them together, driven by inputs and `now`.
 //! - [`writer`]: the file (name, directory, errors) and the thread that owns a [`Recorder`].
 //!
-//! Video is VP8 only: packets of another codec (H.264 publishers) fail VP8 parsing and are
-//! dropped as malformed, so such a stage source leaves the video track without new frames
-//! while audio goes on (transcoding is out of scope).
+//! Video is VP8 only, and the depacketizer cannot tell another codec's payload from VP8, so
+//! the room must send only VP8 tracks as `Input::Video`: an H.264 stage source is not sent,
+//! the video track holds its last frame while audio goes on (transcoding is out of scope).
 
 pub mod ebml;
 pub mod mix;
