@@ -20,6 +20,20 @@ install_browsers() {
   $sudo apt-get install -y chromium firefox-esr xvfb
 }
 
+# ffmpeg/ffprobe check recordings; cmake builds libopus for the `opus` crate (opusic-sys).
+install_media_tools() {
+  local missing=()
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  command -v cmake >/dev/null || missing+=(cmake)
+  if [ ${#missing[@]} -eq 0 ]; then return; fi
+  step "installing ${missing[*]} from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update
+  $sudo apt-get install -y "${missing[@]}"
+}
+
 install_node_deps() {
   if ! command -v npm >/dev/null; then
     echo "npm is required for the browser tests (Node.js 18+)" >&2
@@ -30,6 +44,7 @@ install_node_deps() {
 }
 
 install_browsers
+install_media_tools
 install_node_deps
 
 step "format"

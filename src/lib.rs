@@ -94,6 +94,7 @@
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
+//! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (not yet wired into rooms) |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
@@ -109,6 +110,7 @@ pub mod media;
 pub mod model;
 pub mod protocol;
 pub mod rate;
+pub mod record;
 pub mod server;
 pub mod sim;
 

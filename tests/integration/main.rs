@@ -8,6 +8,8 @@ mod controls;
 mod limits;
 mod load_smoke;
 mod meeting;
+mod record;
+mod record_media;
 mod tls;
 mod vtime;
 mod webinar;
