@@ -36,7 +36,22 @@ impl Room {
                 format!("The offer is not valid SDP: {e}"),
             )
         })?;
-        let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+        // str0m 0.25 asserts instead of erring on some payload-type clashes (one PT locked
+        // to two codecs across m-lines, found by fuzzing): a panic here would end the whole
+        // room's task. Its Rtc may be half-updated after one, so the offerer alone goes.
+        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.rtc.sdp_api().accept_offer(offer)
+        }));
+        let Ok(accepted) = accepted else {
+            let message = "The offer was refused: its payload types clash.";
+            self.out.push_back(Output::Signal(
+                id,
+                ServerMsg::error(ErrorCode::SdpRejected, message),
+            ));
+            self.leave(id, crate::protocol::LeaveReason::Error);
+            return Ok(());
+        };
+        let answer = accepted.map_err(|e| {
             (
                 ErrorCode::SdpRejected,
                 format!("The offer was refused: {e}"),

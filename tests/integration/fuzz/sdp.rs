@@ -357,6 +357,44 @@ fn the_template_offer_is_answered() {
     assert_eq!(sending_mids(OFFER), vec!["0".to_string(), "1".to_string()]);
 }
 
+/// Found by `mutated_offers_are_answered_or_refused`: str0m 0.25 panicked ("Pt locked
+/// multiple times: 96") on an offer whose payload type 96 is H.264 on one m-line and VP8 on
+/// another, which ended the whole room's task. Now the offerer is refused and removed, and the
+/// room goes on for the others.
+#[test]
+fn clashing_payload_types_remove_the_offerer_not_the_room() {
+    let now = Instant::now();
+    let (mut room, hostile) = room_with(Role::Audience, now);
+    let edits = [Edit::Replace(
+        13740542421913869602,
+        "a=rtpmap:96 H264/90000".into(),
+    )];
+    let msg = ClientMsg::Offer {
+        sdp: mutate(&receive_only(), &edits, false),
+        publish: BTreeMap::new(),
+        subscribe: BTreeMap::new(),
+        audio_slots: vec![],
+    };
+    let reply = offer(&mut room, hostile, msg, now);
+    assert!(reply.is_err_and(|e| e.contains("SdpRejected")));
+    assert!(!room.contains(hostile));
+    let other = ParticipantId(2);
+    let info = ParticipantInfo {
+        id: other,
+        name: "q".into(),
+        role: Role::Presenter,
+    };
+    room.join(info, Welcome::default(), now)
+        .expect("joins after");
+    let msg = ClientMsg::Offer {
+        sdp: OFFER.to_string(),
+        publish: BTreeMap::from([("0".into(), Source::Microphone)]),
+        subscribe: BTreeMap::new(),
+        audio_slots: vec![],
+    };
+    assert!(offer(&mut room, other, msg, now).is_ok());
+}
+
 proptest! {
     #![proptest_config(config(3000))]
 
