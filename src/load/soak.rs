@@ -121,7 +121,7 @@ pub struct RssSample {
 pub struct SoakReport {
     /// Seconds of churn.
     pub churn_s: f64,
-    /// Churning joins that succeeded, and that failed.
+    /// Churning joins that succeeded.
     pub joins: u64,
     /// Churning joins refused or timed out.
     pub join_failures: u64,
