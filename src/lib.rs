@@ -97,7 +97,7 @@
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (not yet wired into rooms) |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
-//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
+//! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //!
 //! [str0m]: https://docs.rs/str0m
 

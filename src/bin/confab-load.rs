@@ -114,6 +114,33 @@ enum ScenarioArg {
         #[arg(long, default_value_t = 1130)]
         bytes: usize,
     },
+    /// A long stretch of room life at bounded rates (join/leave churn, chat, Q&A votes, raised
+    /// hands, renegotiations, ICE restarts) for `--duration` seconds, sampling the server's RSS
+    /// (needs --server-pid or --spawn): reports start, baseline, peak and end RSS, crashes and
+    /// lost sessions. Fails unless memory returns to its baseline and nothing was lost.
+    Soak {
+        /// Rooms.
+        #[arg(long, default_value_t = 2)]
+        rooms: usize,
+        /// Bots per room that stay throughout (checked for lost sessions).
+        #[arg(long, default_value_t = 3)]
+        resident: usize,
+        /// Places per room taken by bots that come and go.
+        #[arg(long, default_value_t = 3)]
+        churners: usize,
+        /// Average stay of a churning bot, seconds.
+        #[arg(long, default_value_t = 10)]
+        stay: u64,
+        /// Chat / Q&A / hand / ICE-restart actions per second, over all rooms.
+        #[arg(long, default_value_t = 2.0)]
+        actions_per_sec: f64,
+        /// RSS sample interval, seconds.
+        #[arg(long, default_value_t = 5)]
+        sample_every: u64,
+        /// Settling time before the baseline and before the end sample, seconds.
+        #[arg(long, default_value_t = 10)]
+        settle: u64,
+    },
     /// Many small meetings.
     Rooms {
         /// Rooms.
@@ -139,6 +166,7 @@ impl From<ScenarioArg> for Scenario {
             ScenarioArg::Rooms { rooms, size } => Scenario::Rooms { rooms, size },
             // Handled before any scenario runs.
             ScenarioArg::Crowd { size, .. } => Scenario::Meeting { size },
+            ScenarioArg::Soak { resident, .. } => Scenario::Meeting { size: resident },
             ScenarioArg::Ceiling { peers, .. } => Scenario::Meeting { size: peers },
         }
     }
@@ -219,6 +247,31 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let ScenarioArg::Soak {
+        rooms,
+        resident,
+        churners,
+        stay,
+        actions_per_sec,
+        sample_every,
+        settle,
+    } = cli.scenario
+    {
+        let mut soak = load::soak::SoakConfig::new(cli.url.clone());
+        soak.server_pid = cli.server_pid;
+        soak.duration = Duration::from_secs(cli.duration);
+        soak.rooms = rooms;
+        soak.resident = resident;
+        soak.churners = churners;
+        soak.stay = Duration::from_secs(stay);
+        soak.actions_per_sec = actions_per_sec;
+        soak.sample_every = Duration::from_secs(sample_every);
+        soak.settle = Duration::from_secs(settle);
+        soak.room_prefix = format!("soak{}", std::process::id());
+        soak.shape = shape;
+        soak.progress = !cli.quiet;
+        return run_soak(soak, cli.spawn.first(), cli.json).await;
     }
     if let ScenarioArg::Ceiling {
         peers,
@@ -330,6 +383,51 @@ async fn main() -> ExitCode {
     let printed = print_report(cli.json, &all, || load::compare::table(&all.summaries));
     let clean = all.runs.iter().flatten().all(load::Report::is_clean);
     if printed == ExitCode::SUCCESS && clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs a soak, against a spawned server if `spawn` names a binary.
+async fn run_soak(
+    mut soak: load::soak::SoakConfig,
+    spawn_path: Option<&std::path::PathBuf>,
+    json: bool,
+) -> ExitCode {
+    if let Err(e) = soak.validate() {
+        eprintln!("confab-load: {e}");
+        return ExitCode::from(2);
+    }
+    let mut child = None;
+    if let Some(path) = spawn_path {
+        match spawn(path, soak.resident + soak.churners + 1).await {
+            Ok((c, url)) => {
+                soak.url = url;
+                soak.server_pid = c.id();
+                child = Some(c);
+            }
+            Err(e) => {
+                eprintln!("confab-load: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut report = match load::soak::run(&soak).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("confab-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(c) = child.as_mut() {
+        // A spawned server that exited by itself crashed.
+        if !matches!(c.try_wait(), Ok(None)) {
+            report.crashed = true;
+        }
+    }
+    let printed = print_report(json, &report, || report.table());
+    if printed == ExitCode::SUCCESS && report.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -82,9 +82,14 @@ impl Conference {
                 if let Err(e) = result {
                     let code = match e {
                         OfferError::NotJoined => ErrorCode::NotJoined,
-                        OfferError::BadSdp(_) | OfferError::Refused(_) => ErrorCode::SdpRejected,
+                        OfferError::BadSdp(_) | OfferError::Refused(_) | OfferError::Crashed => {
+                            ErrorCode::SdpRejected
+                        }
                     };
                     self.refuse(id, code, &e.to_string());
+                    if matches!(e, OfferError::Crashed) {
+                        self.leave(id, LeaveReason::Error);
+                    }
                 }
             }
             ClientMsg::Mute { source, muted } => {

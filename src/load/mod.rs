@@ -17,6 +17,7 @@ pub mod crowd;
 mod plan;
 pub mod probe;
 mod report;
+pub mod soak;
 
 pub use plan::{BotPlan, Scenario};
 pub use report::{percentile, Report};

@@ -106,6 +106,9 @@ pub enum OfferError {
     BadSdp(String),
     /// str0m refused the offer.
     Refused(String),
+    /// str0m panicked on the offer (it asserts on some payload-type clashes): the peer's
+    /// `Rtc` may be half-updated, so the peer must go.
+    Crashed,
 }
 
 impl fmt::Display for OfferError {
@@ -114,6 +117,7 @@ impl fmt::Display for OfferError {
             OfferError::NotJoined => write!(f, "You are not in this room."),
             OfferError::BadSdp(e) => write!(f, "The offer is not valid SDP: {e}"),
             OfferError::Refused(e) => write!(f, "The offer was refused: {e}"),
+            OfferError::Crashed => write!(f, "The offer was refused: its payload types clash."),
         }
     }
 }

@@ -28,11 +28,15 @@ impl Room {
             .ok_or(OfferError::NotJoined)?;
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::BadSdp(e.to_string()))?;
-        let answer = p
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| OfferError::Refused(e.to_string()))?;
+        // str0m 0.25 asserts instead of erring on some payload-type clashes (one PT locked
+        // to two codecs across m-lines, found by fuzzing): a panic here would end the whole
+        // room's task. Its Rtc may be half-updated after one, so the conference removes the
+        // offerer alone.
+        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.rtc.sdp_api().accept_offer(offer)
+        }))
+        .map_err(|_| OfferError::Crashed)?;
+        let answer = accepted.map_err(|e| OfferError::Refused(e.to_string()))?;
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
             p.ufrag = ufrag.clone();

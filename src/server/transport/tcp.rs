@@ -102,7 +102,7 @@ pub fn announced_http(stream: &TcpStream, t: &Transport) -> Option<SocketAddr> {
 }
 
 /// Reads one RFC 4571 frame into `buf`; `None` at the end of the stream or on an error.
-async fn read_frame<'a>(
+pub async fn read_frame<'a>(
     rd: &mut (impl AsyncReadExt + Unpin),
     buf: &'a mut [u8; 65535],
 ) -> Option<&'a [u8]> {
