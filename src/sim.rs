@@ -8,7 +8,7 @@
 use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use crate::bot::{BotStats, StreamShape};
 use crate::conference::{Admission, Conference, JoinRequest, Output};
-use crate::media::{Room, RoomConfig};
+use crate::media::{RoomConfig, Router};
 use crate::protocol::{ParticipantId, Role, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -90,7 +90,7 @@ impl Sim {
         let now = Instant::now();
         Sim {
             now,
-            conf: Conference::new(Room::new("sim", config, vec![server])),
+            conf: Conference::new(Router::new("sim", config, vec![server])),
             server,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),

@@ -1,6 +1,7 @@
 //! What the media core tells the layer above: [`Event`]s in the media's own words, errors of
 //! its commands, and the [`Output`]s its owner carries out. It never speaks the wire protocol.
 
+use super::forwarder::DropReason;
 use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -114,6 +115,36 @@ impl fmt::Display for OfferError {
             OfferError::NotJoined => write!(f, "You are not in this room."),
             OfferError::BadSdp(e) => write!(f, "The offer is not valid SDP: {e}"),
             OfferError::Refused(e) => write!(f, "The offer was refused: {e}"),
+        }
+    }
+}
+
+/// Counters of what the room did with packets.
+#[derive(Debug, Default, Clone)]
+pub struct RoomCounters {
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets handed to subscribers' send streams.
+    pub rtp_forwarded: u64,
+    /// Packets dropped, indexed by `DropReason as usize`: an array, because the packet path
+    /// counts a drop for most subscribers of every simulcast packet (the other layers).
+    pub dropped: [u64; DropReason::COUNT],
+    /// Datagrams str0m refused.
+    pub bad_datagrams: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+}
+
+impl RoomCounters {
+    /// Packets dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts one packet dropped for `reason`.
+    pub fn count(&mut self, reason: DropReason) {
+        if let Some(n) = self.dropped.get_mut(reason as usize) {
+            *n += 1;
         }
     }
 }
