@@ -1,11 +1,13 @@
-//! The room state machine: membership, who publishes, who receives what, and the packet path.
+//! The router: one room's media. It owns the peers and the up-tracks they publish, and routes.
 //!
 //! Driven like str0m's `Rtc`: one input (`join`, `offer`, `mute`, `handle_receive`,
 //! `handle_timeout`, `remove`, …), then drain [`Router::poll_output`] until it returns
 //! [`Output::Timeout`]. Inside, every `Rtc` input is followed by a drain of that `Rtc` before
 //! the next one, except the fan-out's RTP writes (see `fanout.rs`): those mark the subscriber
-//! due instead. str0m events found while draining are queued and handled in order. What the
-//! room has to say comes out as [`Event`]s; the conference above turns them into messages.
+//! due instead. str0m events found while draining are queued and handled in order: packets are
+//! routed (`rtc_events.rs`) to the fan-out, which the router calls with the up-track's
+//! subscriber list and the peers. What the router has to say comes out as [`MediaEvent`]s;
+//! the conference above turns them into messages.
 
 use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCounters};
 use super::config::RoomConfig;
