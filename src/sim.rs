@@ -1,4 +1,4 @@
-//! Virtual-time harness: a [`Conference`] (and its media [`Room`]) and headless [`ClientCore`]
+//! Virtual-time harness: a [`Conference`] (and its media [`Router`]) and headless [`ClientCore`]
 //! peers over a simulated network.
 //!
 //! No sockets and no clock: time jumps from one due event to the next, so seconds of a meeting
