@@ -139,10 +139,10 @@ impl Router {
         if self.peers.len() >= self.config.max_participants {
             return Err(JoinError::Full(self.config.max_participants));
         }
-        let participant = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
+        let browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
             .map_err(|e| JoinError::Media(e.to_string()))?;
-        self.emit(MediaEvent::RouteUfrag(id, participant.ufrag.clone()));
-        self.peers.insert(id, Peer::WebRtc(participant));
+        self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
+        self.peers.insert(id, Peer::WebRtc(browser));
         Ok(())
     }
 
