@@ -8,11 +8,11 @@
 //!  browser ──WS (JSON)──► server::session ──RoomMsg (signalling inbox)──► room task ──► Conference
 //!                                                                                 │ media calls
 //!                                                                                 ▼
-//!  browser ──UDP (ICE/DTLS/SRTP)──► server::transport::udp (ONE port) ─┐            media::Room
-//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► transport::tcp ─┴─MediaMsg (media inbox)─► room task ─► media::Room::handle_receive
+//!  browser ──UDP (ICE/DTLS/SRTP)──► server::transport::udp (ONE port) ─┐            media::Router
+//!  browser ──TCP (RFC 4571 frames, when UDP is blocked)──► transport::tcp ─┴─MediaMsg (media inbox)─► room task ─► media::Router::handle_receive
 //!            (on the media port, or on the HTTP(S) port via transport::web_port)
 //!
-//!  media::Room ──media::Output::{Transmit, Event, Timeout}──► Conference::poll_output
+//!  media::Router ──media::Output::{Transmit, Event, Timeout}──► Conference::poll_output
 //!  Conference  ──conference::Output::{Transmit, Signal, RouteUfrag, Removed, Timeout}──► room task ──► transport::egress
 //! ```
 //! A room task takes signalling before media, from separate inboxes ([`server::inbox`]): a
@@ -25,7 +25,7 @@
 //!   moderation, hands, chat, Q&A. It is the only producer of [`protocol::ServerMsg`] and
 //!   handles every [`protocol::ClientMsg`] in one exhaustive match. Sans-IO.
 //! - **Media core** ([`media`]) is sans-IO: no sockets, no clock reads, no locks, no wire
-//!   messages. A [`media::Room`] is driven by one input at a time (`join`, `offer`, `mute`,
+//!   messages. A [`media::Router`] is driven by one input at a time (`join`, `offer`, `mute`,
 //!   `video_sizes`, `pin`, `set_may_publish`, `force_mute`, `remove`, `handle_receive`,
 //!   `handle_timeout`, each with `now` where time matters) and then drained through
 //!   `poll_output` until [`media::Output::Timeout`]: the same contract as str0m's `Rtc`, which
@@ -42,7 +42,14 @@
 //! - Every `Rtc` input is followed by a full drain of that `Rtc` before the next input, except
 //!   the fan-out's RTP writes: str0m releases written media only from a timeout, so the
 //!   subscriber is marked due instead and drained by the room's next `handle_timeout`.
-//! - Every packet the fan-out does not forward is counted under a [`media::DropReason`].
+//! - Every packet a router receives and does not forward to a subscriber is counted under a
+//!   [`media::DropReason`]: before the fan-out once (unknown stream, not published, muted, …),
+//!   then once per down-track that drops it (each gate of [`media::downtrack`] names its own).
+//! - The per-packet path is router (`rtc_events::route`) → `fanout::fan_out` → `Peer::forward`
+//!   → `DownTrack` → str0m write: no allocation, hashing beyond the subscriber's map lookups,
+//!   or dynamic dispatch is added per packet (the peer kind is an enum `match`).
+//! - In `media/`, no file imports from a file that imports it: the fan-out takes the peers and
+//!   counters as arguments and knows nothing of the router.
 //! - Nothing a client sends can panic the server; a str0m panic ends only its room's task
 //!   (the room's sessions get an `internal` error; the next join reopens the room).
 //! - The client is always the SDP offerer (see [`protocol`]), so negotiation never has glare.
@@ -59,19 +66,22 @@
 //! | `conference::handle` | the one exhaustive match over client messages |
 //! | `conference::output` | media events → server messages; the conference's outputs |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
-//! | [`media::command`] | the media core's `Event`s, `Output`s and command errors |
-//! | [`media::room`] | peers, publications, the drain/pump loop, timeouts |
-//! | `media::rtc_events` | what a peer's `Rtc` reports: packets, keyframe requests, ICE, estimates; reaping |
+//! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
+//! | [`media::config`] | a room's media settings (`RoomConfig`) |
+//! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
+//! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc` today; how a recorder plugs in) |
+//! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
+//! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
-//! | `media::fanout` | the per-packet path: one incoming RTP packet to every subscriber |
+//! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
+//! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
-//! | [`media::participant`] | one peer's `Rtc`, its mid ↔ track maps, parked forwarders |
-//! | [`media::forwarder`] | `Forward` / `Drop(reason)` per (subscriber, track); the drop reasons |
+//! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |

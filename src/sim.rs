@@ -1,4 +1,4 @@
-//! Virtual-time harness: a [`Conference`] (and its media [`Room`]) and headless [`ClientCore`]
+//! Virtual-time harness: a [`Conference`] (and its media [`Router`]) and headless [`ClientCore`]
 //! peers over a simulated network.
 //!
 //! No sockets and no clock: time jumps from one due event to the next, so seconds of a meeting
@@ -8,7 +8,7 @@
 use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use crate::bot::{BotStats, StreamShape};
 use crate::conference::{Admission, Conference, JoinRequest, Output};
-use crate::media::{Room, RoomConfig};
+use crate::media::{RoomConfig, Router};
 use crate::protocol::{ParticipantId, Role, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -90,7 +90,7 @@ impl Sim {
         let now = Instant::now();
         Sim {
             now,
-            conf: Conference::new(Room::new("sim", config, vec![server])),
+            conf: Conference::new(Router::new("sim", config, vec![server])),
             server,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),

@@ -13,7 +13,7 @@ mod tests;
 
 pub use output::Output;
 
-use crate::media::{track, JoinError, Room};
+use crate::media::{track, JoinError, Router};
 use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode};
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
@@ -72,7 +72,7 @@ struct Waiting {
 /// One conference: its people and the media room that carries their media.
 pub struct Conference {
     /// The media room.
-    pub room: Room,
+    pub room: Router,
     /// Who is in, as the others see them.
     roster: BTreeMap<ParticipantId, ParticipantInfo>,
     mode: RoomMode,
@@ -91,7 +91,7 @@ pub struct Conference {
 
 impl Conference {
     /// A conference around an empty media room.
-    pub fn new(room: Room) -> Self {
+    pub fn new(room: Router) -> Self {
         Conference {
             room,
             roster: BTreeMap::new(),

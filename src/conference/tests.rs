@@ -1,7 +1,7 @@
 //! Conference behaviour without sockets: roles, lobby, hands, Q&A, bans, leaving.
 
 use super::{Admission, Conference, JoinRequest, Output};
-use crate::media::{Room, RoomConfig};
+use crate::media::{RoomConfig, Router};
 use crate::model::{LeaveReason, ParticipantId, QuestionId, Role, RoomMode, Source};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +25,7 @@ impl Harness {
             max_participants: max,
             ..RoomConfig::default()
         };
-        let room = Room::new("r", config, vec![([127, 0, 0, 1], 9).into()]);
+        let room = Router::new("r", config, vec![([127, 0, 0, 1], 9).into()]);
         Harness {
             conf: Conference::new(room),
             now: Instant::now(),

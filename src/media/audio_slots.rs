@@ -8,12 +8,13 @@
 //! browser's jitter buffer and Opus decoder see one stream.
 
 use super::command::Event;
-use super::room::Room;
+use super::peer::Peer;
+use super::router::Router;
 use crate::model::{Kind, ParticipantId, TrackId, MAX_AUDIO_SLOTS};
 use std::collections::{BTreeMap, BTreeSet};
 use str0m::media::{MediaKind, Mid};
 
-impl Room {
+impl Router {
     /// The audio slots a participant's latest offer declares: receive-only audio m-lines
     /// that are not explicitly subscribed, at most [`MAX_AUDIO_SLOTS`].
     pub(super) fn declared_slots(
@@ -22,7 +23,7 @@ impl Room {
         slots: &[String],
         subscribed: &BTreeSet<Mid>,
     ) -> Vec<Mid> {
-        let Some(p) = self.participants.get(&id) else {
+        let Some(p) = self.peers.get(&id).and_then(Peer::webrtc) else {
             return vec![];
         };
         let mut out: Vec<Mid> = vec![];
@@ -70,13 +71,13 @@ impl Room {
             .collect();
         ranking.sort_unstable();
         let ids: Vec<ParticipantId> = self
-            .participants
+            .peers
             .iter()
-            .filter(|(_, p)| !p.audio_slots.is_empty())
+            .filter(|(_, p)| p.webrtc().is_some_and(|p| !p.audio_slots.is_empty()))
             .map(|(id, _)| *id)
             .collect();
         for sid in ids {
-            let Some(p) = self.participants.get_mut(&sid) else {
+            let Some(p) = self.peers.get_mut(&sid).and_then(Peer::webrtc_mut) else {
                 continue;
             };
             let wanted: Vec<TrackId> = ranking
@@ -89,7 +90,7 @@ impl Room {
             let assigned: BTreeSet<TrackId> = p
                 .audio_slots
                 .iter()
-                .filter_map(|m| p.subscriptions.get(m).map(|s| s.track))
+                .filter_map(|m| p.down_tracks.get(m).map(|s| s.track))
                 .collect();
             let mut newcomers = wanted
                 .iter()
@@ -100,14 +101,14 @@ impl Room {
             let mut changed = false;
             for mid in p.audio_slots.clone() {
                 let keeps = p
-                    .subscriptions
+                    .down_tracks
                     .get(&mid)
                     .is_some_and(|s| wanted.contains(&s.track));
                 if keeps {
                     continue;
                 }
                 match newcomers.next() {
-                    Some(track) => match p.subscriptions.get_mut(&mid) {
+                    Some(track) => match p.down_tracks.get_mut(&mid) {
                         Some(s) => s.retarget(track, None),
                         None => p.subscribe(mid, track, None),
                     },
@@ -125,7 +126,7 @@ impl Room {
             let now: BTreeMap<String, TrackId> = p
                 .audio_slots
                 .iter()
-                .filter_map(|m| Some((m.to_string(), p.subscriptions.get(m)?.track)))
+                .filter_map(|m| Some((m.to_string(), p.down_tracks.get(m)?.track)))
                 .collect();
             if now != p.announced_slots {
                 p.announced_slots = now.clone();

@@ -1,6 +1,7 @@
 //! What the media core tells the layer above: [`Event`]s in the media's own words, errors of
 //! its commands, and the [`Output`]s its owner carries out. It never speaks the wire protocol.
 
+use super::forwarder::DropReason;
 use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -119,5 +120,74 @@ impl fmt::Display for OfferError {
             OfferError::Refused(e) => write!(f, "The offer was refused: {e}"),
             OfferError::Crashed => write!(f, "The offer was refused: its payload types clash."),
         }
+    }
+}
+
+/// Counters of what the room did with packets.
+#[derive(Debug, Default, Clone)]
+pub struct RoomCounters {
+    /// RTP packets received from publishers.
+    pub rtp_in: u64,
+    /// RTP packets handed to subscribers' send streams.
+    pub rtp_forwarded: u64,
+    /// Packets dropped, indexed by `DropReason as usize`: an array, because the packet path
+    /// counts a drop for most subscribers of every simulcast packet (the other layers).
+    pub dropped: [u64; DropReason::COUNT],
+    /// Datagrams str0m refused.
+    pub bad_datagrams: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+}
+
+impl RoomCounters {
+    /// Packets dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(reason as usize).copied().unwrap_or(0)
+    }
+
+    /// Counts one packet dropped for `reason`.
+    pub fn count(&mut self, reason: DropReason) {
+        if let Some(n) = self.dropped.get_mut(reason as usize) {
+            *n += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drop_reason_has_a_counter() {
+        use DropReason::*;
+        let all = DropReason::ALL;
+        for r in all {
+            // Exhaustive on purpose: a new reason does not compile here until it is listed.
+            match r {
+                NotKeyframeYet | Stale | NoSendStream | NoMatchingCodec | NotConnected | Muted
+                | Paused | LayerMismatch | Congested | UnknownStream | NotPublished
+                | UnknownPayloadType | SubscriptionGone => {}
+            }
+        }
+        assert_eq!(all.len(), DropReason::COUNT);
+        let mut seen = [false; DropReason::COUNT];
+        for r in all {
+            seen[*r as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+        // Counting each reason once fills each counter once: none falls outside the array
+        // (where the packet path would lose it) and none shares another's slot.
+        let mut counters = RoomCounters::default();
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} is out of place in ALL");
+            counters.count(*r);
+        }
+        for r in all {
+            assert_eq!(counters.dropped(*r), 1, "{r:?} has no counter of its own");
+        }
+        assert_eq!(
+            counters.dropped.iter().sum::<u64>(),
+            DropReason::COUNT as u64
+        );
     }
 }

@@ -2,7 +2,8 @@
 
 use super::allocation::{allocate, layer_for_height, Candidate, Priority};
 use super::command::Event;
-use super::room::Room;
+use super::peer::Peer;
+use super::router::Router;
 use super::simulcast::Layer;
 use crate::model::{Kind, ParticipantId, Source, TrackId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,22 +17,22 @@ const AUDIO_RESERVE_BPS: u64 = 64_000;
 /// Share of the estimate allocation may use: the rest absorbs RTX and estimate error.
 const HEADROOM_PERCENT: u64 = 90;
 
-impl Room {
+impl Router {
     /// Re-decides every subscriber's layers and tells publishers what to encode.
     pub(super) fn reallocate(&mut self, now: Instant) {
         self.alloc_dirty = false;
         let dominant = self.speaker.dominant();
         let recent: Vec<ParticipantId> = self.speaker.recent().copied().collect();
-        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        let ids: Vec<ParticipantId> = self.peers.keys().copied().collect();
         let mut keyframes = vec![];
         for sid in ids {
-            let Some(s) = self.participants.get(&sid) else {
+            let Some(s) = self.peers.get(&sid).and_then(Peer::webrtc) else {
                 continue;
             };
             let mut audio = 0u64;
             let mut entries = vec![];
             let mut candidates = vec![];
-            for (mid, sub) in &s.subscriptions {
+            for (mid, sub) in &s.down_tracks {
                 let Some(t) = self.tracks.get(&sub.track) else {
                     continue;
                 };
@@ -97,12 +98,12 @@ impl Room {
                 .unwrap_or(0);
             let desired: u64 = candidates.iter().map(|c| rate_of(c, c.wanted)).sum::<u64>()
                 + audio * AUDIO_RESERVE_BPS;
-            let Some(s) = self.participants.get_mut(&sid) else {
+            let Some(s) = self.peers.get_mut(&sid).and_then(Peer::webrtc_mut) else {
                 continue;
             };
             let mut forwarded = vec![];
             for ((mid, track), target) in entries.into_iter().zip(chosen) {
-                if let Some(sub) = s.subscriptions.get_mut(&mid) {
+                if let Some(sub) = s.down_tracks.get_mut(&mid) {
                     if sub.selector.set_target(target) {
                         if let Some(layer) = target {
                             keyframes.push((track, layer));
@@ -143,8 +144,8 @@ impl Room {
     /// Tells each publisher which layers of its tracks anybody receives.
     fn announce_layers(&mut self) {
         let mut needed: BTreeMap<TrackId, BTreeSet<Layer>> = BTreeMap::new();
-        for s in self.participants.values() {
-            for sub in s.subscriptions.values() {
+        for s in self.peers.values().filter_map(Peer::webrtc) {
+            for sub in s.down_tracks.values() {
                 let set = needed.entry(sub.track).or_default();
                 set.extend(sub.selector.target());
                 set.extend(sub.selector.current());
@@ -174,7 +175,7 @@ impl Room {
 
     /// A subscriber reported how large it renders each video.
     pub(super) fn set_video_sizes(&mut self, id: ParticipantId, sizes: &BTreeMap<TrackId, u32>) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         // Only tracks that exist: the map is bounded by the room, not by what a client sends.
@@ -187,7 +188,7 @@ impl Room {
             })
             .map(|(t, h)| (*t, *h))
             .collect();
-        for sub in p.subscriptions.values_mut() {
+        for sub in p.down_tracks.values_mut() {
             if self
                 .tracks
                 .get(&sub.track)
@@ -201,7 +202,7 @@ impl Room {
 
     /// A subscriber pinned someone (or nobody).
     pub(super) fn set_pin(&mut self, id: ParticipantId, pinned: Option<ParticipantId>) {
-        if let Some(p) = self.participants.get_mut(&id) {
+        if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
             p.pinned = pinned;
             self.alloc_dirty = true;
         }

@@ -1,28 +1,34 @@
-//! The sans-IO media core: no sockets, no clocks, no locks; time is an input.
+//! The sans-IO media core, in an SFU's words: no sockets, no clocks, no locks; time is an input.
 //!
-//! [`Room`] owns the participants' str0m `Rtc`s and decides, per packet and per subscriber,
-//! [`Decision::Forward`] or [`Decision::Drop`] with a [`DropReason`]. The I/O shell feeds it
-//! datagrams, signalling and time, and carries out its [`Output`]s.
+//! A [`Router`] (one per room) owns its [`peer::Peer`]s and their published up-tracks
+//! ([`track::UpTrack`]) and routes each incoming packet to the up-track's down-tracks
+//! ([`downtrack::DownTrack`]), each deciding [`Decision::Forward`] or [`Decision::Drop`] with a
+//! [`DropReason`]. The I/O shell feeds it datagrams, signalling and time, and carries out its
+//! [`Output`]s.
 
 pub mod allocation;
 mod audio_slots;
 pub mod codec;
 pub mod codec_map;
 pub mod command;
+pub mod config;
+pub mod downtrack;
 mod fanout;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
 mod negotiation;
-pub mod participant;
+pub mod peer;
 pub mod rewrite;
-pub mod room;
+pub mod router;
 mod rtc_events;
 pub mod sdp_check;
 pub mod simulcast;
 pub mod speaker;
 pub mod track;
+pub mod webrtc;
 
-pub use command::{Event, JoinError, OfferError, Output};
+pub use command::{Event, JoinError, OfferError, Output, RoomCounters};
+pub use config::RoomConfig;
 pub use forwarder::{Decision, DropReason, Forwarder};
-pub use room::{Room, RoomConfig, RoomCounters};
+pub use router::Router;

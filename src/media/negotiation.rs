@@ -2,16 +2,17 @@
 
 use super::codec_map;
 use super::command::{Event, OfferError};
-use super::room::Room;
+use super::peer::Peer;
+use super::router::Router;
 use super::sdp_check;
-use super::track::Track;
+use super::track::UpTrack;
 use crate::model::{Kind, ParticipantId, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::{MediaKind, Mid};
 
-impl Room {
+impl Router {
     pub(super) fn accept_offer(
         &mut self,
         id: ParticipantId,
@@ -23,8 +24,9 @@ impl Room {
     ) -> Result<(), OfferError> {
         let sending = sdp_check::sending_mids(sdp);
         let p = self
-            .participants
+            .peers
             .get_mut(&id)
+            .and_then(Peer::webrtc_mut)
             .ok_or(OfferError::NotJoined)?;
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::BadSdp(e.to_string()))?;
@@ -51,7 +53,7 @@ impl Room {
         self.sync_published(id, publish, &sending, &simulcast);
         let subscribed: BTreeSet<Mid> = subscribe.keys().map(|m| Mid::from(m.as_str())).collect();
         let slots = self.declared_slots(id, audio_slots, &subscribed);
-        if let Some(p) = self.participants.get_mut(&id) {
+        if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
             p.audio_slots = slots;
         }
         self.sync_subscriptions(id, subscribe, now);
@@ -66,7 +68,7 @@ impl Room {
         sending: &[String],
         simulcast: &[(String, Vec<String>)],
     ) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         let mut wanted: HashMap<Mid, Source> = HashMap::new();
@@ -125,7 +127,7 @@ impl Room {
                 .map(|(_, r)| r.as_slice())
                 .unwrap_or(&[]);
             self.tracks
-                .insert(id_t, Track::new(info.clone(), mid, rids));
+                .insert(id_t, UpTrack::new(info.clone(), mid, rids));
             self.emit(Event::TrackPublished(info));
         }
     }
@@ -137,7 +139,7 @@ impl Room {
         subscribe: &BTreeMap<String, TrackId>,
         now: Instant,
     ) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         let mut keep: HashMap<Mid, TrackId> = HashMap::new();
@@ -163,7 +165,7 @@ impl Room {
         self.slots_dirty = true;
         self.index_dirty = true;
         for (mid, track) in keep {
-            match p.subscriptions.get_mut(&mid) {
+            match p.down_tracks.get_mut(&mid) {
                 Some(s) if s.track == track => {}
                 Some(s) => s.retarget(track, p.video_sizes.get(&track).copied()),
                 None => {

@@ -1,31 +1,39 @@
-//! What a peer's `Rtc` reports, handled: its packets go to the fan-out, keyframe requests
-//! to the publisher, ICE state and downlink estimates to the peer; silent peers are reaped.
+//! What a peer's `Rtc` reports, handled: its packets are routed to the fan-out, keyframe
+//! requests to the publisher, ICE state and downlink estimates to the peer; silent peers are
+//! reaped.
 
-use super::room::Room;
+use super::codec::VideoCodec;
+use super::downtrack::Incoming;
+use super::fanout::fan_out;
+use super::forwarder::{DropReason, PacketView};
+use super::peer::Peer;
+use super::router::{Router, Work};
 use super::simulcast::Layer;
-use crate::model::{LeaveReason, ParticipantId, TrackId};
+use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
 use std::time::Instant;
 use str0m::bwe::BweKind;
 use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::{Event, IceConnectionState};
 
-impl Room {
+impl Router {
     pub(super) fn handle_event(&mut self, id: ParticipantId, e: Event, now: Instant) {
         match e {
-            Event::RtpPacket(pkt) => self.forward(id, pkt),
+            Event::RtpPacket(pkt) => self.route(id, pkt),
             Event::KeyframeRequest(req) => {
                 // A subscriber's decoder needs a keyframe of the layer it is receiving.
                 let wanted = self
-                    .participants
+                    .peers
                     .get(&id)
-                    .and_then(|p| p.subscriptions.get(&req.mid))
+                    .and_then(Peer::webrtc)
+                    .and_then(|p| p.down_tracks.get(&req.mid))
                     .and_then(|s| Some((s.track, s.selector.current().or(s.selector.target())?)));
                 if let Some((track, layer)) = wanted {
                     self.request_keyframe(track, layer, req.kind, now);
                 }
             }
             Event::IceConnectionStateChange(state) => {
-                let Some(p) = self.participants.get_mut(&id) else {
+                let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
                 match state {
@@ -42,10 +50,11 @@ impl Room {
             Event::Connected => {
                 // Subscriptions made before the connection was up start with a fresh keyframe.
                 let wanted: Vec<(TrackId, Layer)> = self
-                    .participants
+                    .peers
                     .get(&id)
+                    .and_then(Peer::webrtc)
                     .map(|p| {
-                        p.subscriptions
+                        p.down_tracks
                             .values()
                             .filter_map(|s| Some((s.track, s.selector.target()?)))
                             .collect()
@@ -56,7 +65,7 @@ impl Room {
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
-                let Some(p) = self.participants.get_mut(&id) else {
+                let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
                 let new = estimate.as_u64();
@@ -70,8 +79,9 @@ impl Room {
             Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction.is_receiving() => {
                 // A fresh publisher's first frames may be lost before DTLS is up; ask early.
                 let track = self
-                    .participants
+                    .peers
                     .get(&id)
+                    .and_then(Peer::webrtc)
                     .and_then(|p| p.published.get(&m.mid))
                     .copied();
                 let layers = track
@@ -88,12 +98,13 @@ impl Room {
         }
     }
 
-    /// Removes participants whose media path went silent or whose ICE stayed disconnected.
+    /// Removes peers whose media path went silent or whose ICE stayed disconnected.
     pub(super) fn reap(&mut self, now: Instant) {
         let c = &self.config;
         let dead: Vec<ParticipantId> = self
-            .participants
+            .peers
             .iter()
+            .filter_map(|(id, p)| Some((id, p.webrtc()?)))
             .filter(|(_, p)| {
                 p.disconnected_since.is_some_and(|t| now >= t + c.ice_grace)
                     || (p.connected && now >= p.last_heard + c.media_timeout)
@@ -105,5 +116,151 @@ impl Room {
             tracing::info!(participant = %id, "media went silent; reaping");
             self.drop_peer(id, LeaveReason::Timeout);
         }
+    }
+
+    /// Routes one publisher packet: finds its up-track and layer, measures it, and fans it
+    /// out to the up-track's subscribers. A packet that reaches no down-track is counted
+    /// under the reason why.
+    fn route(&mut self, from: ParticipantId, pkt: RtpPacket) {
+        self.counters.rtp_in += 1;
+        let now = pkt.timestamp;
+        let Some(p) = self.peers.get_mut(&from).and_then(Peer::webrtc_mut) else {
+            // The sender left between receiving the packet and handling it.
+            return self.counters.count(DropReason::NotPublished);
+        };
+        let Some((mid, rid)) = p.mid_of(pkt.header.ssrc) else {
+            return self.counters.count(DropReason::UnknownStream);
+        };
+        let Some(track_id) = p.published.get(&mid).copied() else {
+            return self.counters.count(DropReason::NotPublished);
+        };
+        let pt = pkt.header.payload_type;
+        let Some(params) = p.params_of(pt) else {
+            return self.counters.count(DropReason::UnknownPayloadType);
+        };
+        let (codec, clock_rate) = (params.spec().codec, params.spec().clock_rate.get());
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return self.counters.count(DropReason::NotPublished);
+        };
+        if track.forced_mute {
+            return self.counters.count(DropReason::Muted);
+        }
+        let layer = track.layer_index(rid);
+        if let Some(l) = track.layers.get_mut(usize::from(layer)) {
+            l.meter.add(pkt.payload.len(), now);
+        }
+        let video = codec.is_video();
+        if !video {
+            if let Some(level) = pkt.header.ext_vals.audio_level {
+                self.speaker.level(from, level, now);
+            }
+        }
+        let ext = &pkt.header.ext_vals;
+        let incoming = Incoming {
+            view: PacketView {
+                seq: *pkt.seq_no,
+                time: pkt.time.numer(),
+                clock_rate,
+                video,
+                keyframe_start: video
+                    && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload),
+                arrival: now,
+            },
+            layer,
+            pt,
+            params,
+            ext: ExtensionValues {
+                audio_level: ext.audio_level,
+                voice_activity: ext.voice_activity,
+                video_orientation: ext.video_orientation,
+                video_content_type: ext.video_content_type,
+                abs_capture_time: ext.abs_capture_time,
+                ..Default::default()
+            },
+            pkt: &pkt,
+        };
+        if self.index_dirty {
+            self.rebuild_index();
+        }
+        // Taken out for the fan-out (no per-packet allocation) and put back unless it went
+        // stale meanwhile.
+        let subscribers = match self.tracks.get_mut(&track_id) {
+            Some(t) => std::mem::take(&mut t.subscribers),
+            None => Vec::new(),
+        };
+        let wishes = fan_out(&incoming, &subscribers, &mut self.peers, &mut self.counters);
+        if !self.index_dirty {
+            if let Some(t) = self.tracks.get_mut(&track_id) {
+                t.subscribers = subscribers;
+            }
+        }
+        if wishes.reallocate {
+            self.alloc_dirty = true;
+        }
+        if let Some(layer) = wishes.keyframe {
+            self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
+        }
+    }
+
+    /// Recomputes every up-track's subscriber list after subscriptions changed.
+    fn rebuild_index(&mut self) {
+        self.index_dirty = false;
+        for t in self.tracks.values_mut() {
+            t.subscribers.clear();
+        }
+        for (sid, s) in &self.peers {
+            let Some(s) = s.webrtc() else { continue };
+            for (mid, down) in &s.down_tracks {
+                if let Some(t) = self.tracks.get_mut(&down.track) {
+                    t.subscribers.push((*sid, *mid));
+                }
+            }
+        }
+    }
+
+    /// Queues a keyframe request for one layer of a track, unless one went out just now.
+    pub(super) fn request_keyframe(
+        &mut self,
+        track: TrackId,
+        layer: Layer,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.info.kind != Kind::Video {
+            return;
+        }
+        let Some(l) = t.layers.get_mut(usize::from(layer)) else {
+            return;
+        };
+        if l.keyframes.should_request(now, &self.config.keyframe) {
+            self.work.push_back(Work::Keyframe(track, layer, kind));
+        }
+    }
+
+    /// Sends a queued keyframe request to the track's publisher.
+    pub(super) fn send_keyframe_request(
+        &mut self,
+        track: TrackId,
+        layer: Layer,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
+        let (publisher, mid) = (t.info.participant, t.mid);
+        let rid = t.layers.get(usize::from(layer)).and_then(|l| l.rid);
+        let Some(p) = self.peers.get_mut(&publisher).and_then(Peer::webrtc_mut) else {
+            return;
+        };
+        let mut api = p.rtc.direct_api();
+        let Some(rx) = api.stream_rx_by_mid(mid, rid) else {
+            return;
+        };
+        rx.request_keyframe(kind);
+        self.counters.keyframe_requests += 1;
+        self.drain(publisher);
     }
 }

@@ -109,7 +109,7 @@ pub struct LayerState {
 
 /// A published track.
 #[derive(Debug)]
-pub struct Track {
+pub struct UpTrack {
     /// What everyone is told about it.
     pub info: TrackInfo,
     /// The publisher's m-line it arrives on.
@@ -121,11 +121,11 @@ pub struct Track {
     /// The layer set last announced to the publisher.
     pub announced: Option<Vec<String>>,
     /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
-    /// without a scan. Rebuilt by the room when subscriptions change.
+    /// without a scan. Rebuilt by the router when subscriptions change.
     pub subscribers: Vec<(ParticipantId, Mid)>,
 }
 
-impl Track {
+impl UpTrack {
     /// A track with these simulcast rids (empty: no simulcast).
     pub fn new(info: TrackInfo, mid: Mid, rids: &[String]) -> Self {
         let mut layers: Vec<LayerState> = rids
@@ -139,7 +139,7 @@ impl Track {
         if layers.is_empty() {
             layers.push(LayerState::default());
         }
-        Track {
+        UpTrack {
             info,
             mid,
             forced_mute: false,
@@ -200,7 +200,7 @@ mod tests {
             source: Source::Camera,
             muted: false,
         };
-        let t = Track::new(info, Mid::from("1"), &["f".into(), "q".into(), "h".into()]);
+        let t = UpTrack::new(info, Mid::from("1"), &["f".into(), "q".into(), "h".into()]);
         assert_eq!(t.layer_index(Some(Rid::from("q"))), 0);
         assert_eq!(t.layer_index(Some(Rid::from("f"))), 2);
         let now = Instant::now();

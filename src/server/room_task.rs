@@ -1,4 +1,4 @@
-//! One tokio task per room: the only owner of its `Conference` (and so of its `media::Room`),
+//! One tokio task per room: the only owner of its `Conference` (and so of its `media::Router`),
 //! fed by sessions (signalling) and transport (media), signalling first.
 
 use super::inbox::{Link, MediaMsg, MediaTx};

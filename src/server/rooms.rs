@@ -4,7 +4,7 @@ use super::inbox::MEDIA_QUEUE;
 use super::room_task::{self, RoomMsg};
 use super::Shared;
 use crate::conference::{Conference, JoinRequest};
-use crate::media::Room;
+use crate::media::Router;
 use crate::protocol::{ErrorCode, ServerMsg};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,7 @@ impl Rooms {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
-        let room = Room::new(name, shared.config.room.clone(), shared.candidates.clone());
+        let room = Router::new(name, shared.config.room.clone(), shared.candidates.clone());
         tokio::spawn(room_task::run(
             Conference::new(room),
             serial,

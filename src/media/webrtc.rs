@@ -1,8 +1,10 @@
-//! One peer inside a room: its str0m `Rtc`, its published tracks and its subscriptions.
+//! A browser peer: its str0m `Rtc` (ICE-lite, RTP mode), its mid ↔ track maps, its down-tracks
+//! and the m-lines parked between tracks; and how a packet a down-track forwards is written.
 
-use super::forwarder::Forwarder;
-use super::room::RoomConfig;
-use super::simulcast::LayerSelector;
+use super::codec_map;
+use super::config::RoomConfig;
+use super::downtrack::{DownTrack, Incoming, Wishes};
+use super::forwarder::{DropReason, Forwarder};
 use crate::model::{ParticipantId, TrackId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use str0m::bwe::Bitrate;
 use str0m::format::{Codec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::TcpType;
-use str0m::rtp::Ssrc;
+use str0m::rtp::{RtpWrite, Ssrc, StreamTx};
 use str0m::{Candidate, Rtc, RtcError};
 
 /// Where the downlink estimate starts before feedback refines it: a typical office downlink.
@@ -28,48 +30,22 @@ const RESEND_PACKETS: usize = 150;
 /// str0m's own default: stop answering NACKs when retransmissions pass 15 % of the traffic.
 const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 
-/// One m-line of a subscriber that receives a remote track.
-#[derive(Debug)]
-pub struct Subscription {
-    /// The track it carries.
-    pub track: TrackId,
-    /// Forwarding state.
-    pub forwarder: Forwarder,
-    /// Last (incoming pt → outgoing pt on this m-line, or none negotiated) mapping, so the
-    /// codec lookup runs once per change.
-    pub pt_cache: Option<(Pt, Option<Pt>)>,
-    /// Which simulcast layer it forwards.
-    pub selector: LayerSelector,
-    /// Height the subscriber renders it at (device pixels); `u32::MAX` until it reports.
-    pub height: u32,
+/// A pacer sample older than this says nothing about the queue now.
+const FRESH_SAMPLE: Duration = Duration::from_millis(250);
+
+/// How long the oldest packet has waited in a send stream's queue, when str0m sampled it
+/// recently.
+fn queue_age(tx: &StreamTx, now: Instant) -> Option<Duration> {
+    let info = tx.queue_info()?;
+    if now.saturating_duration_since(info.created_at()) > FRESH_SAMPLE {
+        return None;
+    }
+    info.first_unsent()
+        .map(|t| now.saturating_duration_since(t))
 }
 
-impl Subscription {
-    /// A fresh subscription: nothing forwarded until allocation picks a layer. `height` is
-    /// what the subscriber last reported for the track, if it did.
-    pub fn new(track: TrackId, height: Option<u32>) -> Self {
-        Subscription {
-            track,
-            forwarder: Forwarder::new(),
-            pt_cache: None,
-            selector: LayerSelector::default(),
-            height: height.unwrap_or(u32::MAX),
-        }
-    }
-
-    /// The m-line carries another track from now on: its numbering continues, and it starts
-    /// again from a keyframe and a fresh layer choice.
-    pub fn retarget(&mut self, track: TrackId, height: Option<u32>) {
-        self.track = track;
-        self.pt_cache = None;
-        self.forwarder.switch_source();
-        self.selector = LayerSelector::default();
-        self.height = height.unwrap_or(u32::MAX);
-    }
-}
-
-/// One participant's media state.
-pub struct Participant {
+/// A browser's media state.
+pub struct WebRtcPeer {
     /// Whether its offers may send media (the conference decides, by role).
     pub may_publish: bool,
     /// Its WebRTC endpoint (ICE-lite, RTP mode).
@@ -79,7 +55,7 @@ pub struct Participant {
     /// Its published tracks by the mid they arrive on.
     pub published: HashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
-    pub subscriptions: HashMap<Mid, Subscription>,
+    pub down_tracks: HashMap<Mid, DownTrack>,
     /// Incoming SSRC → (mid, rid), filled as streams appear.
     pub rx_mids: HashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
@@ -110,18 +86,18 @@ pub struct Participant {
     pub last_heard: Instant,
 }
 
-impl Participant {
+impl WebRtcPeer {
     /// `mid` carries `track` from now on, continuing the numbering it had if it carried
     /// something before.
     pub fn subscribe(&mut self, mid: Mid, track: TrackId, height: Option<u32>) {
-        let mut sub = Subscription::new(track, height);
+        let mut sub = DownTrack::new(track, height);
         if let Some(mut forwarder) = self.parked.remove(&mid) {
             forwarder.switch_source();
             sub.forwarder = forwarder;
         } else {
             self.bound_resend_history(mid);
         }
-        self.subscriptions.insert(mid, sub);
+        self.down_tracks.insert(mid, sub);
     }
 
     /// Keeps a video m-line's retransmission history to [`RESEND_HISTORY`] instead of str0m's
@@ -143,9 +119,9 @@ impl Participant {
     }
 
     /// Parks every m-line whose subscription `gone` picks.
-    pub fn park_where(&mut self, gone: impl Fn(&Mid, &Subscription) -> bool) {
+    pub fn park_where(&mut self, gone: impl Fn(&Mid, &DownTrack) -> bool) {
         let mids: Vec<Mid> = self
-            .subscriptions
+            .down_tracks
             .iter()
             .filter(|(mid, sub)| gone(mid, sub))
             .map(|(mid, _)| *mid)
@@ -157,7 +133,7 @@ impl Participant {
 
     /// `mid` carries nothing from now on; returns whether it carried something.
     pub fn park(&mut self, mid: Mid) -> bool {
-        match self.subscriptions.remove(&mid) {
+        match self.down_tracks.remove(&mid) {
             Some(sub) => {
                 self.parked.insert(mid, sub.forwarder);
                 true
@@ -223,12 +199,12 @@ impl Participant {
             }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        Ok(Participant {
+        Ok(WebRtcPeer {
             may_publish,
             rtc,
             ufrag,
             published: HashMap::new(),
-            subscriptions: HashMap::new(),
+            down_tracks: HashMap::new(),
             rx_mids: HashMap::new(),
             bwe: None,
             pinned: None,
@@ -242,6 +218,47 @@ impl Participant {
             connected: false,
             last_heard: now,
         })
+    }
+
+    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded.
+    pub fn forward(
+        &mut self,
+        mid: Mid,
+        p: &Incoming,
+        wishes: &mut Wishes,
+    ) -> Result<(), DropReason> {
+        if !self.rtc.is_connected() {
+            // Anything written before DTLS is up would be lost, keyframe included.
+            return Err(DropReason::NotConnected);
+        }
+        let Some(down) = self.down_tracks.get_mut(&mid) else {
+            return Err(DropReason::SubscriptionGone);
+        };
+        let rtc = &mut self.rtc;
+        let pt = down.admit(p, wishes, |params| {
+            // What this m-line negotiated, not the subscriber's whole session.
+            let line_pts = rtc.media(mid).map_or(&[][..], |m| m.remote_pts());
+            codec_map::out_pt(rtc.codec_config(), line_pts, params)
+        })?;
+        let now = p.view.arrival;
+        // One send-stream lookup serves the congestion gate and the write.
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return Err(DropReason::NoSendStream);
+        };
+        let (seq, time) = down.number(p, wishes, || queue_age(tx, now))?;
+        let pkt = p.pkt;
+        tx.write_rtp(
+            RtpWrite::new(pt, seq.into(), time as u32, now, pkt.payload.clone())
+                .marker(pkt.header.marker)
+                .ext_vals(p.ext.clone())
+                .nackable(p.view.video),
+        );
+        // str0m releases written media only from a timeout, so draining now would find
+        // nothing to send and cost a full poll. The subscriber is due instead: every packet
+        // written to it before the router next takes time leaves in that one pass.
+        self.next_timeout = self.next_timeout.min(now);
+        Ok(())
     }
 
     /// The mid and rid an incoming SSRC belongs to.

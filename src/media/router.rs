@@ -1,19 +1,21 @@
-//! The room state machine: membership, who publishes, who receives what, and the packet path.
+//! The router: one room's media. It owns the peers and the up-tracks they publish, and routes.
 //!
 //! Driven like str0m's `Rtc`: one input (`join`, `offer`, `mute`, `handle_receive`,
-//! `handle_timeout`, `remove`, …), then drain [`Room::poll_output`] until it returns
+//! `handle_timeout`, `remove`, …), then drain [`Router::poll_output`] until it returns
 //! [`Output::Timeout`]. Inside, every `Rtc` input is followed by a drain of that `Rtc` before
 //! the next one, except the fan-out's RTP writes (see `fanout.rs`): those mark the subscriber
-//! due instead. str0m events found while draining are queued and handled in order. What the
-//! room has to say comes out as [`Event`]s; the conference above turns them into messages.
+//! due instead. str0m events found while draining are queued and handled in order: packets are
+//! routed (`rtc_events.rs`) to the fan-out, which the router calls with the up-track's
+//! subscriber list and the peers. What the router has to say comes out as [`MediaEvent`]s;
+//! the conference above turns them into messages.
 
-use super::command::{Event as MediaEvent, JoinError, OfferError, Output};
-use super::forwarder::DropReason;
-use super::keyframe::KeyframeConfig;
-use super::participant::Participant;
+use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCounters};
+use super::config::RoomConfig;
+use super::peer::Peer;
 use super::simulcast::Layer;
-use super::speaker::{SpeakerConfig, SpeakerDetector};
-use super::track::Track;
+use super::speaker::SpeakerDetector;
+use super::track::UpTrack;
+use super::webrtc::WebRtcPeer;
 use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,80 +23,6 @@ use std::time::{Duration, Instant};
 use str0m::media::KeyframeRequestKind;
 use str0m::net::{Protocol, Receive};
 use str0m::Event;
-
-/// Settings of a room's media behaviour.
-#[derive(Debug, Clone)]
-pub struct RoomConfig {
-    /// Most participants at once; the next join gets `room_full`.
-    pub max_participants: usize,
-    /// How long ICE may stay disconnected before the participant is reaped.
-    pub ice_grace: Duration,
-    /// How long a connected participant may send nothing at all (browsers send STUN consent
-    /// checks every few seconds even when they publish nothing) before it is reaped.
-    pub media_timeout: Duration,
-    /// Keyframe request throttling.
-    pub keyframe: KeyframeConfig,
-    /// Most videos forwarded to one subscriber (last-N).
-    pub last_n: usize,
-    /// Dominant-speaker detection.
-    pub speaker: SpeakerConfig,
-    /// Estimate each subscriber's downlink (TWCC) and allocate layers within it; off, every
-    /// subscriber gets what its tiles want and nothing is paced.
-    pub bwe: bool,
-    /// Also announce a passive TCP candidate on each media address (ICE-TCP, for networks
-    /// that block UDP); the shell sets it when it listens there.
-    pub ice_tcp: bool,
-    /// Also announce a passive TCP candidate on this port (the HTTP(S) one) of each media
-    /// address, for firewalls that let only web ports through; the shell sets it when it
-    /// tells ICE-TCP apart from web traffic there.
-    pub ice_tcp_http_port: Option<u16>,
-}
-
-impl Default for RoomConfig {
-    fn default() -> Self {
-        RoomConfig {
-            max_participants: 300,
-            ice_grace: Duration::from_secs(4),
-            media_timeout: Duration::from_secs(6),
-            keyframe: KeyframeConfig::default(),
-            last_n: 25,
-            speaker: SpeakerConfig::default(),
-            bwe: true,
-            ice_tcp: false,
-            ice_tcp_http_port: None,
-        }
-    }
-}
-
-/// Counters of what the room did with packets.
-#[derive(Debug, Default, Clone)]
-pub struct RoomCounters {
-    /// RTP packets received from publishers.
-    pub rtp_in: u64,
-    /// RTP packets handed to subscribers' send streams.
-    pub rtp_forwarded: u64,
-    /// Packets dropped, indexed by `DropReason as usize`: an array, because the packet path
-    /// counts a drop for most subscribers of every simulcast packet (the other layers).
-    pub dropped: [u64; DropReason::COUNT],
-    /// Datagrams str0m refused.
-    pub bad_datagrams: u64,
-    /// Keyframe requests sent to publishers.
-    pub keyframe_requests: u64,
-}
-
-impl RoomCounters {
-    /// Packets dropped for `reason`.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.dropped.get(reason as usize).copied().unwrap_or(0)
-    }
-
-    /// Counts one packet dropped for `reason`.
-    pub fn count(&mut self, reason: DropReason) {
-        if let Some(n) = self.dropped.get_mut(reason as usize) {
-            *n += 1;
-        }
-    }
-}
 
 /// Work found while draining, handled after the drain that found it.
 // Boxing the event would cost an allocation per forwarded packet; the queue stays short.
@@ -107,21 +35,21 @@ pub(super) enum Work {
 /// How often allocation runs even when nothing asked for it (bitrates drift).
 const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 
-/// How often the room looks for silent or disconnected participants. Their deadlines are
+/// How often the room looks for silent or disconnected peers. Their deadlines are
 /// seconds long; checking on every wake-up made each one scan every participant twice.
 const REAP_EVERY: Duration = Duration::from_millis(250);
 
-/// Most timeouts one `Rtc` gets in a row within one [`Room::handle_timeout`]; bounded so a
+/// Most timeouts one `Rtc` gets in a row within one [`Router::handle_timeout`]; bounded so a
 /// peer that keeps asking for time now cannot stall the room.
 const TIMEOUT_ROUNDS: usize = 8;
 
 /// One meeting's media and membership.
-pub struct Room {
+pub struct Router {
     pub(super) name: String,
     pub(super) config: RoomConfig,
     pub(super) candidates: Vec<SocketAddr>,
-    pub(super) participants: BTreeMap<ParticipantId, Participant>,
-    pub(super) tracks: BTreeMap<TrackId, Track>,
+    pub(super) peers: BTreeMap<ParticipantId, Peer>,
+    pub(super) tracks: BTreeMap<TrackId, UpTrack>,
     pub(super) next_track: u64,
     pub(super) out: VecDeque<Output>,
     /// Events for the conference, handed out before any transmit.
@@ -136,20 +64,20 @@ pub struct Room {
     /// Some track's subscriber list is out of date (subscriptions changed).
     pub(super) index_dirty: bool,
     pub(super) next_reap: Option<Instant>,
-    /// Scratch list of the participants due in one [`Room::handle_timeout`], kept for its
+    /// Scratch list of the peers due in one [`Router::handle_timeout`], kept for its
     /// allocation.
     pub(super) due: Vec<ParticipantId>,
 }
 
-impl Room {
+impl Router {
     /// An empty room whose peers announce `candidates` (the server's one UDP port).
     pub fn new(name: impl Into<String>, config: RoomConfig, candidates: Vec<SocketAddr>) -> Self {
         let config_speaker = config.speaker;
-        Room {
+        Router {
             name: name.into(),
             config,
             candidates,
-            participants: BTreeMap::new(),
+            peers: BTreeMap::new(),
             tracks: BTreeMap::new(),
             next_track: 1,
             out: VecDeque::new(),
@@ -171,14 +99,14 @@ impl Room {
         &self.name
     }
 
-    /// How many participants are in.
+    /// How many peers are in.
     pub fn len(&self) -> usize {
-        self.participants.len()
+        self.peers.len()
     }
 
     /// Whether nobody is in.
     pub fn is_empty(&self) -> bool {
-        self.participants.is_empty()
+        self.peers.is_empty()
     }
 
     /// Whether outputs are queued (poll before sleeping).
@@ -208,13 +136,13 @@ impl Room {
         may_publish: bool,
         now: Instant,
     ) -> Result<(), JoinError> {
-        if self.participants.len() >= self.config.max_participants {
+        if self.peers.len() >= self.config.max_participants {
             return Err(JoinError::Full(self.config.max_participants));
         }
-        let participant = Participant::new(may_publish, &self.candidates, &self.config, now)
+        let browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
             .map_err(|e| JoinError::Media(e.to_string()))?;
-        self.emit(MediaEvent::RouteUfrag(id, participant.ufrag.clone()));
-        self.participants.insert(id, participant);
+        self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
+        self.peers.insert(id, Peer::WebRtc(browser));
         Ok(())
     }
 
@@ -230,17 +158,20 @@ impl Room {
 
     /// The downlink estimate toward a participant (TWCC), bits per second.
     pub fn bwe_of(&self, id: ParticipantId) -> Option<u64> {
-        self.participants.get(&id).and_then(|p| p.bwe)
+        self.peers
+            .get(&id)
+            .and_then(Peer::webrtc)
+            .and_then(|p| p.bwe)
     }
 
     /// Whether this participant is in the room.
     pub fn contains(&self, id: ParticipantId) -> bool {
-        self.participants.contains_key(&id)
+        self.peers.contains_key(&id)
     }
 
     /// Whether a peer's offers may send media; taking the right away unpublishes its tracks.
     pub fn set_may_publish(&mut self, id: ParticipantId, may: bool) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         p.may_publish = may;
@@ -283,8 +214,9 @@ impl Room {
     }
 
     fn tracks_of(&self, id: ParticipantId, source: Source) -> Vec<TrackId> {
-        self.participants
+        self.peers
             .get(&id)
+            .and_then(Peer::webrtc)
             .map(|p| {
                 p.published
                     .values()
@@ -298,12 +230,16 @@ impl Room {
     /// A peer leaves (the conference decided: goodbye, socket closed, removed by a host).
     /// Returns whether it was in.
     pub fn remove(&mut self, id: ParticipantId) -> bool {
-        let Some(mut p) = self.participants.remove(&id) else {
+        let Some(peer) = self.peers.remove(&id) else {
             return false;
         };
         self.index_dirty = true;
-        p.rtc.disconnect();
-        let gone: Vec<TrackId> = p.published.values().copied().collect();
+        let gone: Vec<TrackId> = match peer {
+            Peer::WebRtc(mut p) => {
+                p.rtc.disconnect();
+                p.published.values().copied().collect()
+            }
+        };
         for track in &gone {
             self.unpublish(*track);
         }
@@ -363,7 +299,7 @@ impl Room {
         contents: &[u8],
         now: Instant,
     ) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         p.last_heard = now;
@@ -386,16 +322,16 @@ impl Room {
         let mut due = std::mem::take(&mut self.due);
         due.clear();
         due.extend(
-            self.participants
+            self.peers
                 .iter()
-                .filter(|(_, p)| p.next_timeout <= now)
+                .filter(|(_, p)| p.next_timeout().is_some_and(|t| t <= now))
                 .map(|(id, _)| *id),
         );
         for &id in &due {
             // The pacer releases one packet per timeout and then asks for another at once;
             // answering here saves a trip through the room's wake-up for every paced packet.
             for _ in 0..TIMEOUT_ROUNDS {
-                let Some(p) = self.participants.get_mut(&id) else {
+                let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     break;
                 };
                 if p.next_timeout > now {
@@ -435,9 +371,9 @@ impl Room {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let peers = self.participants.values().map(|p| p.next_timeout).min();
+        let peers = self.peers.values().filter_map(Peer::next_timeout).min();
         // Reaping runs on its own schedule (see `REAP_EVERY`) while anyone is in.
-        let busy = !self.participants.is_empty();
+        let busy = !self.peers.is_empty();
         let next = [
             peers,
             self.speaker.next_tick(),
@@ -467,8 +403,8 @@ impl Room {
             }
             if resumed {
                 // Forwarding restarts after a gap: continue the numbering, start on a keyframe.
-                for p in self.participants.values_mut() {
-                    for s in p.subscriptions.values_mut().filter(|s| s.track == track) {
+                for p in self.peers.values_mut().filter_map(Peer::webrtc_mut) {
+                    for s in p.down_tracks.values_mut().filter(|s| s.track == track) {
                         s.forwarder.switch_source();
                     }
                 }
@@ -480,7 +416,7 @@ impl Room {
         let Some(t) = self.tracks.remove(&track) else {
             return;
         };
-        for p in self.participants.values_mut() {
+        for p in self.peers.values_mut().filter_map(Peer::webrtc_mut) {
             p.park_where(|_, s| s.track == track);
             self.index_dirty = true;
         }
@@ -493,7 +429,7 @@ impl Room {
 
     /// Drains one `Rtc` to its timeout, queueing transmits and events.
     pub(super) fn drain(&mut self, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         loop {

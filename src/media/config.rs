@@ -1,0 +1,49 @@
+//! Settings of a room's media behaviour.
+
+use super::keyframe::KeyframeConfig;
+use super::speaker::SpeakerConfig;
+use std::time::Duration;
+
+/// Settings of a room's media behaviour.
+#[derive(Debug, Clone)]
+pub struct RoomConfig {
+    /// Most peers at once; the next join gets `room_full`.
+    pub max_participants: usize,
+    /// How long ICE may stay disconnected before the participant is reaped.
+    pub ice_grace: Duration,
+    /// How long a connected participant may send nothing at all (browsers send STUN consent
+    /// checks every few seconds even when they publish nothing) before it is reaped.
+    pub media_timeout: Duration,
+    /// Keyframe request throttling.
+    pub keyframe: KeyframeConfig,
+    /// Most videos forwarded to one subscriber (last-N).
+    pub last_n: usize,
+    /// Dominant-speaker detection.
+    pub speaker: SpeakerConfig,
+    /// Estimate each subscriber's downlink (TWCC) and allocate layers within it; off, every
+    /// subscriber gets what its tiles want and nothing is paced.
+    pub bwe: bool,
+    /// Also announce a passive TCP candidate on each media address (ICE-TCP, for networks
+    /// that block UDP); the shell sets it when it listens there.
+    pub ice_tcp: bool,
+    /// Also announce a passive TCP candidate on this port (the HTTP(S) one) of each media
+    /// address, for firewalls that let only web ports through; the shell sets it when it
+    /// tells ICE-TCP apart from web traffic there.
+    pub ice_tcp_http_port: Option<u16>,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            max_participants: 300,
+            ice_grace: Duration::from_secs(4),
+            media_timeout: Duration::from_secs(6),
+            keyframe: KeyframeConfig::default(),
+            last_n: 25,
+            speaker: SpeakerConfig::default(),
+            bwe: true,
+            ice_tcp: false,
+            ice_tcp_http_port: None,
+        }
+    }
+}
