@@ -4,7 +4,7 @@
 use super::config;
 use confab::conference::{Admission, Conference, JoinRequest, Output};
 use confab::media::sdp_check::{sending_mids, simulcast_rids};
-use confab::media::{Room, RoomConfig};
+use confab::media::{RoomConfig, Router};
 use confab::protocol::{ClientMsg, ParticipantId, Role, ServerMsg, Source, TrackId};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -272,7 +272,7 @@ fn mids(sdp: &str) -> Vec<String> {
 
 /// A conference with one participant of `role`; returns it and the participant.
 fn room_with(role: Role, now: Instant) -> (Conference, ParticipantId) {
-    let mut room = Conference::new(Room::new(
+    let mut room = Conference::new(Router::new(
         "fuzz",
         RoomConfig::default(),
         vec![([127, 0, 0, 1], 10000).into()],

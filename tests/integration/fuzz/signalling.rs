@@ -6,7 +6,7 @@ use super::json::{apply, client_message, damage, hostile_string};
 use crate::common::{connect, expect_error, next_json, send, TestServer};
 use confab::conference::Output;
 use confab::conference::{Admission, Conference, JoinRequest};
-use confab::media::{Room, RoomConfig};
+use confab::media::{RoomConfig, Router};
 use confab::protocol::{
     clean_display_name, valid_room_name, ClientMsg, LeaveReason, ParticipantId, Role, ServerMsg,
 };
@@ -52,7 +52,7 @@ proptest! {
 
 /// A conference with a host, a presenter and an audience member in a room.
 fn conference(now: Instant) -> (Conference, [ParticipantId; 3]) {
-    let room = Room::new(
+    let room = Router::new(
         "fuzz",
         RoomConfig::default(),
         vec![([127, 0, 0, 1], 10000).into()],
