@@ -18,6 +18,7 @@ use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode};
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use talk::{Chat, QnA};
 
@@ -295,11 +296,12 @@ impl Conference {
 
     /// Queues a message to one session (in the room or in the lobby).
     fn signal(&mut self, to: ParticipantId, msg: ServerMsg) {
-        self.out.push_back(Output::Signal(to, msg));
+        self.out.push_back(Output::Signal(to, Arc::new(msg)));
     }
 
     /// Queues a message to everyone in the room except `except`.
     fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
+        let msg = Arc::new(msg);
         for id in self.roster.keys() {
             if Some(*id) != except {
                 self.out.push_back(Output::Signal(*id, msg.clone()));

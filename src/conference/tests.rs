@@ -5,6 +5,7 @@ use crate::media::{Room, RoomConfig};
 use crate::model::{LeaveReason, ParticipantId, QuestionId, Role, RoomMode, Source};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A conference and what its sessions received.
@@ -66,7 +67,11 @@ impl Harness {
         loop {
             match self.conf.poll_output(self.now) {
                 Output::Timeout(_) => return,
-                Output::Signal(id, msg) => self.inbox.entry(id).or_default().push(msg),
+                Output::Signal(id, msg) => self
+                    .inbox
+                    .entry(id)
+                    .or_default()
+                    .push(Arc::unwrap_or_clone(msg)),
                 Output::Removed(id, reason) => self.removed.push((id, reason)),
                 Output::Transmit(_) | Output::RouteUfrag(..) => {}
             }
