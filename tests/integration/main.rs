@@ -5,6 +5,7 @@ mod audio_slots;
 mod bad_input;
 mod common;
 mod controls;
+mod hostile;
 mod limits;
 mod load_smoke;
 mod meeting;
