@@ -67,6 +67,10 @@ impl Conference {
                 subscribe,
                 audio_slots,
             } => {
+                // Before anything reads the SDP: an oversized offer would stall the whole room.
+                if let Err(why) = super::offer_limits::check(&sdp) {
+                    return self.refuse(id, ErrorCode::SdpRejected, &why);
+                }
                 let sends = !publish.is_empty() || !sdp_check::sending_mids(&sdp).is_empty();
                 if sends && !role.allows(Permission::Publish) {
                     return self.refuse(

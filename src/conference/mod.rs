@@ -6,6 +6,7 @@
 //! [`media::Event`]: crate::media::Event
 
 mod handle;
+pub mod offer_limits;
 mod output;
 pub mod talk;
 #[cfg(test)]

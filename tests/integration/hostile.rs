@@ -205,3 +205,50 @@ async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
         r.abort();
     }
 }
+
+/// Ten sessions each send three offers of 3,000 receive-only m-lines (~290 KB, under the
+/// message limit): every offer is refused with `sdp_rejected` naming the m-line cap, before
+/// str0m parses it, and the meeting in the same room keeps delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_offers_are_refused_and_the_meeting_goes_on() {
+    use crate::common::{raw_join, send, wait_type, TestServer};
+    let server = TestServer::start().await;
+    let bots = meeting(server.ws_url(), "offers").await;
+    let mut sdp = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+    for i in 0..3000 {
+        sdp.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{i}\r\na=recvonly\r\n"
+        ));
+    }
+    let offer = serde_json::json!({"type": "offer", "sdp": sdp}).to_string();
+    assert!(offer.len() < 512 * 1024, "{} bytes", offer.len());
+    let started = Instant::now();
+    for i in 0..10 {
+        let (mut ws, joined) =
+            raw_join(&server, "offers", &format!("big{i}"), serde_json::json!({})).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        for _ in 0..3 {
+            send(&mut ws, &offer).await;
+            let e = wait_type(&mut ws, "error").await;
+            assert_eq!(e["code"], "sdp_rejected", "{e}");
+            assert!(
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("3000 m-lines")),
+                "{e}"
+            );
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    for b in &bots {
+        assert!(
+            receives(b, Duration::from_secs(10)).await,
+            "{:?}",
+            b.stats()
+        );
+    }
+}
