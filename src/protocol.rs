@@ -73,7 +73,8 @@
 //! # Chat and Q&A
 //! `chat` is broadcast to the room (the last 100 messages come in `joined`); `ask` adds a
 //! question, `vote` toggles your upvote, a host's `mark_answered` closes it; every change sends
-//! the whole `questions` list, most votes first. Texts are limited (chat 2000, questions 500
+//! that one `question` (clients replace the one with its id, or add it; `joined` carries the
+//! whole list), so that a vote costs each client a few hundred bytes, not the whole board. Texts are limited (chat 2000, questions 500
 //! characters) and rate-limited with `rate_limited` errors.
 //!
 //! # Errors
@@ -363,10 +364,11 @@ pub enum ServerMsg {
         /// The message.
         entry: ChatEntry,
     },
-    /// The Q&A changed; the whole list, most votes first.
-    Questions {
-        /// The questions.
-        list: Vec<Question>,
+    /// A question was asked or changed (votes, answered): replace the one with its id, or add
+    /// it. Clients order the board as `joined` does: open first, most votes, oldest first.
+    Question {
+        /// The question as it is now.
+        question: Question,
     },
     /// The room was locked or unlocked.
     RoomLocked {

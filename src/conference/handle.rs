@@ -124,19 +124,19 @@ impl Conference {
                 if self.talk_allowed(id, now) {
                     let name = self.name(id);
                     match self.qna.ask(id, &name, &text) {
-                        Ok(()) => self.broadcast_questions(),
+                        Ok(q) => self.broadcast_question(q),
                         Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
                     }
                 }
             }
             ClientMsg::Vote { question, up } => {
                 if self.qna.vote(question, id, up) {
-                    self.broadcast_questions();
+                    self.broadcast_question(question);
                 }
             }
             ClientMsg::MarkAnswered { question } => {
                 if self.qna.mark_answered(question) {
-                    self.broadcast_questions();
+                    self.broadcast_question(question);
                 }
             }
             ClientMsg::SetRole { participant, role } => {

@@ -15,7 +15,7 @@ mod tests;
 pub use output::Output;
 
 use crate::media::{track, JoinError, Room};
-use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode};
+use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode};
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -343,9 +343,11 @@ impl Conference {
         self.broadcast(None, ServerMsg::Hands { queue });
     }
 
-    fn broadcast_questions(&mut self) {
-        let list = self.qna.list();
-        self.broadcast(None, ServerMsg::Questions { list });
+    /// One question changed: only it goes out (a vote must not cost the whole board).
+    fn broadcast_question(&mut self, id: QuestionId) {
+        if let Some(question) = self.qna.get(id) {
+            self.broadcast(None, ServerMsg::Question { question });
+        }
     }
 
     fn tell_hosts_lobby(&mut self) {

@@ -300,22 +300,24 @@ fn questions_order_by_votes_and_only_hosts_close_them() {
             up: true,
         },
     );
-    let lists: Vec<_> = h
+    let updates: Vec<_> = h
         .take(A)
         .into_iter()
         .filter_map(|m| match m {
-            ServerMsg::Questions { list } => Some(list),
+            ServerMsg::Question { question } => Some(question),
             _ => None,
         })
         .collect();
-    let last = lists.last().expect("a questions update");
-    assert_eq!(last[0].text, "second?");
-    assert_eq!(last[0].votes, 1);
+    // Only the question that changed goes out.
+    let last = updates.last().expect("a question update");
+    assert_eq!(last.id, second);
+    assert_eq!(last.text, "second?");
+    assert_eq!(last.votes, 1);
     h.send(C, ClientMsg::MarkAnswered { question: second });
     assert_eq!(h.error_of(C), Some(ErrorCode::Forbidden));
     h.send(A, ClientMsg::MarkAnswered { question: second });
     let answered = h.take(B).into_iter().any(|m| {
-        matches!(m, ServerMsg::Questions { list } if list.iter().any(|q| q.id == second && q.answered))
+        matches!(m, ServerMsg::Question { question } if question.id == second && question.answered)
     });
     assert!(answered);
 }
