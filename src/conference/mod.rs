@@ -38,6 +38,10 @@ fn limits() -> Limits {
 const TALK_PER_SEC: f64 = 1.0;
 const TALK_BURST: f64 = 5.0;
 
+/// Most people waiting in one room's lobby: as many as a room holds by default. The next one
+/// is refused (`room_full`, "The lobby is full"), so hosts' lobby updates stay bounded too.
+pub const MAX_LOBBY: usize = 300;
+
 /// A session asking to enter, after its token (if any) was checked.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -160,6 +164,14 @@ impl Conference {
             role,
         };
         if self.locked && !host {
+            if self.lobby.len() >= MAX_LOBBY {
+                return Admission::Refused(
+                    ErrorCode::RoomFull,
+                    format!(
+                        "The lobby is full ({MAX_LOBBY} people wait already); try again later."
+                    ),
+                );
+            }
             self.lobby.insert(
                 req.id,
                 Waiting {
@@ -358,9 +370,10 @@ impl Conference {
             .filter(|m| m.role == Role::Host)
             .map(|m| m.id)
             .collect();
+        // One message, serialised once, whatever the number of hosts.
+        let msg = Arc::new(ServerMsg::Lobby { waiting });
         for h in hosts {
-            let waiting = waiting.clone();
-            self.signal(h, ServerMsg::Lobby { waiting });
+            self.out.push_back(Output::Signal(h, msg.clone()));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Conference behaviour without sockets: roles, lobby, hands, Q&A, bans, leaving.
 
-use super::{Admission, Conference, JoinRequest, Output};
+use super::{Admission, Conference, JoinRequest, Output, MAX_LOBBY};
 use crate::media::{Room, RoomConfig};
 use crate::model::{LeaveReason, ParticipantId, QuestionId, Role, RoomMode, Source};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
@@ -428,4 +428,30 @@ fn ending_the_meeting_closes_every_session() {
         assert!(h.removed.contains(&(id, LeaveReason::Removed)), "{id}");
     }
     assert!(h.conf.is_empty());
+}
+
+#[test]
+fn the_lobby_is_capped() {
+    let mut h = Harness::new(10);
+    h.join(A, "Ana", Role::Host);
+    h.send(A, ClientMsg::LockRoom { locked: true });
+    for i in 0..MAX_LOBBY as u64 {
+        let req = Harness::request(ParticipantId(100 + i), "W", Some(Role::Presenter));
+        assert_eq!(h.join_as(req), Admission::Waiting);
+    }
+    let over = Harness::request(ParticipantId(100 + MAX_LOBBY as u64), "W", None);
+    match h.join_as(over) {
+        Admission::Refused(ErrorCode::RoomFull, why) => assert!(why.contains("lobby is full")),
+        other => panic!("the lobby took one more: {other:?}"),
+    }
+    // The host's lobby updates are one list each, never over the cap.
+    let most = h
+        .take(A)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Lobby { waiting } => Some(waiting.len()),
+            _ => None,
+        })
+        .max();
+    assert_eq!(most, Some(MAX_LOBBY));
 }

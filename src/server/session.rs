@@ -324,6 +324,45 @@ mod tests {
         assert!(r.allow(t0 + Duration::from_millis(100)));
     }
 
+    /// A peer that never reads: its socket never takes another byte.
+    struct Stuck;
+
+    impl Sink<Message> for Stuck {
+        type Error = ();
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// A write to a client that stopped reading gives up after [`WRITE_TIMEOUT`] (the session
+    /// then ends without another write) instead of waiting for ever.
+    #[tokio::test]
+    async fn a_stalled_write_times_out() {
+        let start = Instant::now();
+        let msg = ServerMsg::error(ErrorCode::Closed, "x");
+        assert_eq!(send(&mut Stuck, &msg).await, Wrote::TimedOut);
+        assert!(start.elapsed() >= WRITE_TIMEOUT);
+        assert!(start.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5));
+    }
+
     #[test]
     fn parse_refuses_large_and_malformed() {
         assert!(matches!(

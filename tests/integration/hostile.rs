@@ -88,15 +88,16 @@ where
     })
 }
 
-/// Four participants never read while ten others toggle votes on a 100-question list (each
-/// change a ~60 KB message to everyone). The server drops the non-readers within 15 s of the
-/// flood's start, counts them in `/metrics`, stays within 100 MiB of its RSS before the flood,
-/// and the meeting beside them keeps delivering.
+/// Four participants never read while ten others toggle votes on a 100-question board and
+/// chat for about 20 s. A vote goes out as the one question (not the board), each recipient's
+/// queue is bounded in bytes and shared between recipients: the server's RSS stays within
+/// 64 MiB of what it was before the flood, and the meeting beside them keeps delivering.
+/// (That a non-reader is cut off once a write stalls is `session`'s unit test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
     const NON_READERS: usize = 4;
     const VOTERS: usize = 10;
-    const VOTES_EACH: usize = 100;
+    const VOTES_EACH: usize = 300;
     let (guard, http) = spawn_server().await;
     let pid = guard.0.id();
     let bots = meeting(format!("ws://{http}/ws"), "votes").await;
@@ -138,7 +139,7 @@ async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
             for n in 0..VOTES_EACH {
                 let vote = serde_json::json!({
                     "type": "vote",
-                    "question": 1 + (v * 7 + n) % 100,
+                    "question": 1 + (v * 7 + n / 2) % 100,
                     "up": n % 2 == 0,
                 });
                 if tx
@@ -148,6 +149,17 @@ async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
                 {
                     break;
                 }
+                // About once a second (the talk limit), a long chat message too.
+                if n % 16 == 0 {
+                    let chat = serde_json::json!({"type": "chat", "text": "blah ".repeat(380)});
+                    if tx
+                        .send(Message::Text(chat.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
                 // Under the session's rate limit (20/s), so every vote counts.
                 tokio::time::sleep(Duration::from_millis(60)).await;
             }
@@ -156,40 +168,31 @@ async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
     }
 
     let mut peak = baseline;
-    let mut dropped_at = None;
-    while flood_start.elapsed() < Duration::from_secs(20) {
+    while !tasks.iter().all(|t| t.is_finished()) {
+        assert!(
+            flood_start.elapsed() < Duration::from_secs(60),
+            "the flood did not end"
+        );
         peak = peak.max(rss_kib(pid));
-        let m = http_get(http, "/metrics").await;
-        let timeouts = metric_in(&m, "confab_ws_write_timeouts_total");
-        let overflows = metric_in(&m, "confab_ws_queue_overflows_total");
-        let participants = metric_in(&m, "confab_participants");
-        if dropped_at.is_none()
-            && participants <= participants_before - NON_READERS as f64
-            && timeouts + overflows >= NON_READERS as f64
-        {
-            dropped_at = Some(flood_start.elapsed());
-        }
-        if dropped_at.is_some() && tasks.iter().all(|t| t.is_finished()) {
-            break;
-        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let dropped_at = dropped_at.expect("the non-readers were not dropped within 20 s");
+    let m = http_get(http, "/metrics").await;
     eprintln!(
-        "non-readers dropped after {dropped_at:?}; RSS baseline {baseline} KiB, peak {peak} KiB"
+        "RSS baseline {baseline} KiB, peak {peak} KiB; write timeouts {}, queue overflows {}",
+        metric_in(&m, "confab_ws_write_timeouts_total"),
+        metric_in(&m, "confab_ws_queue_overflows_total")
     );
-    assert!(dropped_at < Duration::from_secs(15), "{dropped_at:?}");
     assert!(
-        peak < baseline + 100 * 1024,
+        peak < baseline + 64 * 1024,
         "RSS grew from {baseline} KiB to {peak} KiB"
     );
     let mut voters = vec![];
     for t in tasks {
         voters.push(t.await.expect("voter"));
     }
-    // Only the non-readers went: everyone who reads kept up with the flood.
+    // Everyone who reads kept up with the flood; the non-readers hold at most their queues.
     let after = metric_in(&http_get(http, "/metrics").await, "confab_participants");
-    assert_eq!(after, participants_before - NON_READERS as f64);
+    assert!(after >= participants_before - NON_READERS as f64, "{after}");
     for b in &bots {
         assert!(
             receives(b, Duration::from_secs(10)).await,
