@@ -94,7 +94,7 @@ where
 /// 64 MiB of what it was before the flood, and the meeting beside them keeps delivering.
 /// (That a non-reader is cut off once a write stalls is `session`'s unit test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_readers_under_a_vote_flood_are_dropped_and_memory_stays_bounded() {
+async fn non_readers_under_a_vote_flood_keep_server_memory_bounded() {
     const NON_READERS: usize = 4;
     const VOTERS: usize = 10;
     const VOTES_EACH: usize = 300;
