@@ -40,7 +40,9 @@
 //! - Hosts: `mute_participant` (forwarding stops at once, `track_muted` with `forced: true`;
 //!   the owner may unmute with `mute`), `remove_participant` (`error` `removed`, and the same
 //!   identity is refused afterwards), `lock_room` (newcomers get `waiting`, hosts get `lobby`
-//!   and answer with `admit`), `end_meeting` (everyone gets `error` `closed`).
+//!   and answer with `admit`; at most 300 wait, the next gets `room_full`), `end_meeting`
+//!   (everyone gets `error` `closed`).
+//! - An `offer` may hold at most 128 m-lines and 384 KiB of SDP (`sdp_rejected` otherwise).
 //! - The join that opens a room may set a `password`; later joins must give it
 //!   (`wrong_password` otherwise). Hosts joining with a token skip the password and the lobby.
 //!
