@@ -66,6 +66,7 @@
 //! | `conference::handle` | the one exhaustive match over client messages |
 //! | `conference::output` | media events → server messages; the conference's outputs |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
+//! | [`conference::offer_limits`] | m-lines and SDP bytes one offer may hold, checked before parsing |
 //! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
@@ -100,7 +101,8 @@
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, the conference's outputs carried out |
 //! | [`server::rooms`] | room name → task; open on first join, close when empty |
-//! | [`server::session`] | one WebSocket session, validation, version, rate limit, idle reaping |
+//! | [`server::session`] | one WebSocket session, validation, version, rate limit, idle reaping, write timeout |
+//! | [`server::outbound`] | a session's outbound queue: serialised once per broadcast, bounded in bytes |
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |

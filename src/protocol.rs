@@ -40,7 +40,9 @@
 //! - Hosts: `mute_participant` (forwarding stops at once, `track_muted` with `forced: true`;
 //!   the owner may unmute with `mute`), `remove_participant` (`error` `removed`, and the same
 //!   identity is refused afterwards), `lock_room` (newcomers get `waiting`, hosts get `lobby`
-//!   and answer with `admit`), `end_meeting` (everyone gets `error` `closed`).
+//!   and answer with `admit`; at most 300 wait, the next gets `room_full`), `end_meeting`
+//!   (everyone gets `error` `closed`).
+//! - An `offer` may hold at most 128 m-lines and 384 KiB of SDP (`sdp_rejected` otherwise).
 //! - The join that opens a room may set a `password`; later joins must give it
 //!   (`wrong_password` otherwise). Hosts joining with a token skip the password and the lobby.
 //!
@@ -73,7 +75,8 @@
 //! # Chat and Q&A
 //! `chat` is broadcast to the room (the last 100 messages come in `joined`); `ask` adds a
 //! question, `vote` toggles your upvote, a host's `mark_answered` closes it; every change sends
-//! the whole `questions` list, most votes first. Texts are limited (chat 2000, questions 500
+//! that one `question` (clients replace the one with its id, or add it; `joined` carries the
+//! whole list), so that a vote costs each client a few hundred bytes, not the whole board. Texts are limited (chat 2000, questions 500
 //! characters) and rate-limited with `rate_limited` errors.
 //!
 //! # Errors
@@ -92,7 +95,8 @@ use std::collections::BTreeMap;
 
 /// The protocol's version, exchanged in `join` and `joined`. A client that names another
 /// version is refused with `unsupported_version`; one that names none speaks this one.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: Q&A changes arrive one `question` at a time (1 sent the whole board as `questions`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Messages from a client to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -363,10 +367,11 @@ pub enum ServerMsg {
         /// The message.
         entry: ChatEntry,
     },
-    /// The Q&A changed; the whole list, most votes first.
-    Questions {
-        /// The questions.
-        list: Vec<Question>,
+    /// A question was asked or changed (votes, answered): replace the one with its id, or add
+    /// it. Clients order the board as `joined` does: open first, most votes, oldest first.
+    Question {
+        /// The question as it is now.
+        question: Question,
     },
     /// The room was locked or unlocked.
     RoomLocked {

@@ -13,6 +13,7 @@ use crate::protocol::{ParticipantId, Role, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
@@ -179,9 +180,9 @@ impl Sim {
                     break;
                 }
                 Output::Signal(to, msg) if to == id => {
-                    if let ServerMsg::Joined { tracks, .. } = &msg {
+                    if let ServerMsg::Joined { tracks, .. } = msg.as_ref() {
                         joined = Some(tracks.clone());
-                        joined_tracks = Some(msg);
+                        joined_tracks = Some(Arc::unwrap_or_clone(msg));
                     }
                 }
                 other => others.push(other),
@@ -406,7 +407,7 @@ impl Sim {
             Output::Signal(id, msg) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     let _ = p.core.handle_signal(&msg);
-                    p.signals.push(msg);
+                    p.signals.push(Arc::unwrap_or_clone(msg));
                 }
             }
             Output::RouteUfrag(..) | Output::Removed(..) | Output::Timeout(_) => {}

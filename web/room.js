@@ -282,8 +282,13 @@ export class Room extends Emitter {
       this.chat.push(entry);
       this.emit('chat', entry);
     },
-    questions: ({ list }) => {
-      this.questions = list;
+    // One question asked or changed: replaced by id (or added), the board kept in the server's
+    // order (open first, most votes, oldest first); a vote no longer resends the whole board.
+    question: ({ question }) => {
+      const rest = this.questions.filter((q) => q.id !== question.id);
+      rest.push(question);
+      rest.sort((x, y) => Number(x.answered) - Number(y.answered) || y.votes - x.votes || x.id - y.id);
+      this.questions = rest;
       this.emit('questions');
     },
     room_locked: ({ locked }) => {

@@ -67,6 +67,10 @@ impl Conference {
                 subscribe,
                 audio_slots,
             } => {
+                // Before anything reads the SDP: an oversized offer would stall the whole room.
+                if let Err(why) = super::offer_limits::check(&sdp) {
+                    return self.refuse(id, ErrorCode::SdpRejected, &why);
+                }
                 let sends = !publish.is_empty() || !sdp_check::sending_mids(&sdp).is_empty();
                 if sends && !role.allows(Permission::Publish) {
                     return self.refuse(
@@ -125,19 +129,19 @@ impl Conference {
                 if self.talk_allowed(id, now) {
                     let name = self.name(id);
                     match self.qna.ask(id, &name, &text) {
-                        Ok(()) => self.broadcast_questions(),
+                        Ok(q) => self.broadcast_question(q),
                         Err(e) => self.refuse(id, ErrorCode::BadMessage, &e.to_string()),
                     }
                 }
             }
             ClientMsg::Vote { question, up } => {
                 if self.qna.vote(question, id, up) {
-                    self.broadcast_questions();
+                    self.broadcast_question(question);
                 }
             }
             ClientMsg::MarkAnswered { question } => {
                 if self.qna.mark_answered(question) {
-                    self.broadcast_questions();
+                    self.broadcast_question(question);
                 }
             }
             ClientMsg::SetRole { participant, role } => {

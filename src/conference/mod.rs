@@ -6,6 +6,7 @@
 //! [`media::Event`]: crate::media::Event
 
 mod handle;
+pub mod offer_limits;
 mod output;
 pub mod talk;
 #[cfg(test)]
@@ -14,10 +15,11 @@ mod tests;
 pub use output::Output;
 
 use crate::media::{track, JoinError, Router};
-use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode};
+use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode};
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use talk::{Chat, QnA};
 
@@ -35,6 +37,10 @@ fn limits() -> Limits {
 /// Chat and questions a participant may post per second on average, and the burst.
 const TALK_PER_SEC: f64 = 1.0;
 const TALK_BURST: f64 = 5.0;
+
+/// Most people waiting in one room's lobby: as many as a room holds by default. The next one
+/// is refused (`room_full`, "The lobby is full"), so hosts' lobby updates stay bounded too.
+pub const MAX_LOBBY: usize = 300;
 
 /// A session asking to enter, after its token (if any) was checked.
 #[derive(Debug, Clone)]
@@ -158,6 +164,14 @@ impl Conference {
             role,
         };
         if self.locked && !host {
+            if self.lobby.len() >= MAX_LOBBY {
+                return Admission::Refused(
+                    ErrorCode::RoomFull,
+                    format!(
+                        "The lobby is full ({MAX_LOBBY} people wait already); try again later."
+                    ),
+                );
+            }
             self.lobby.insert(
                 req.id,
                 Waiting {
@@ -295,11 +309,12 @@ impl Conference {
 
     /// Queues a message to one session (in the room or in the lobby).
     fn signal(&mut self, to: ParticipantId, msg: ServerMsg) {
-        self.out.push_back(Output::Signal(to, msg));
+        self.out.push_back(Output::Signal(to, Arc::new(msg)));
     }
 
     /// Queues a message to everyone in the room except `except`.
     fn broadcast(&mut self, except: Option<ParticipantId>, msg: ServerMsg) {
+        let msg = Arc::new(msg);
         for id in self.roster.keys() {
             if Some(*id) != except {
                 self.out.push_back(Output::Signal(*id, msg.clone()));
@@ -340,9 +355,11 @@ impl Conference {
         self.broadcast(None, ServerMsg::Hands { queue });
     }
 
-    fn broadcast_questions(&mut self) {
-        let list = self.qna.list();
-        self.broadcast(None, ServerMsg::Questions { list });
+    /// One question changed: only it goes out (a vote must not cost the whole board).
+    fn broadcast_question(&mut self, id: QuestionId) {
+        if let Some(question) = self.qna.get(id) {
+            self.broadcast(None, ServerMsg::Question { question });
+        }
     }
 
     fn tell_hosts_lobby(&mut self) {
@@ -353,9 +370,10 @@ impl Conference {
             .filter(|m| m.role == Role::Host)
             .map(|m| m.id)
             .collect();
+        // One message, serialised once, whatever the number of hosts.
+        let msg = Arc::new(ServerMsg::Lobby { waiting });
         for h in hosts {
-            let waiting = waiting.clone();
-            self.signal(h, ServerMsg::Lobby { waiting });
+            self.out.push_back(Output::Signal(h, msg.clone()));
         }
     }
 }

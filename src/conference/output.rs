@@ -4,6 +4,7 @@ use super::Conference;
 use crate::media::{self, Event};
 use crate::model::{LeaveReason, ParticipantId};
 use crate::protocol::{ErrorCode, ServerMsg};
+use std::sync::Arc;
 use std::time::Instant;
 use str0m::net::Transmit;
 
@@ -12,8 +13,9 @@ use str0m::net::Transmit;
 pub enum Output {
     /// Send a datagram.
     Transmit(Transmit),
-    /// Send a signalling message to one session.
-    Signal(ParticipantId, ServerMsg),
+    /// Send a signalling message to one session. A broadcast queues the same `Arc` for each
+    /// recipient, so that its owner can serialise it once.
+    Signal(ParticipantId, Arc<ServerMsg>),
     /// Route STUN carrying this local ufrag to this participant.
     RouteUfrag(ParticipantId, String),
     /// The participant is gone: stop routing to it and end its session.

@@ -97,8 +97,13 @@ pub struct QnA {
 }
 
 impl QnA {
-    /// Adds a question.
-    pub fn ask(&mut self, from: ParticipantId, name: &str, text: &str) -> Result<(), TextError> {
+    /// Adds a question; returns its id.
+    pub fn ask(
+        &mut self,
+        from: ParticipantId,
+        name: &str,
+        text: &str,
+    ) -> Result<QuestionId, TextError> {
         let text = clean(text, QUESTION_MAX_CHARS)?;
         if self.questions.len() >= MAX_QUESTIONS {
             return Err(TextError::Full);
@@ -119,7 +124,12 @@ impl QnA {
                 voters: HashSet::new(),
             },
         );
-        Ok(())
+        Ok(id)
+    }
+
+    /// One question as it is now.
+    pub fn get(&self, id: QuestionId) -> Option<Question> {
+        self.questions.get(&id).map(|e| e.question.clone())
     }
 
     /// Adds or withdraws one participant's vote; false if nothing changed.

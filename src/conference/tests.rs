@@ -1,10 +1,11 @@
 //! Conference behaviour without sockets: roles, lobby, hands, Q&A, bans, leaving.
 
-use super::{Admission, Conference, JoinRequest, Output};
+use super::{Admission, Conference, JoinRequest, Output, MAX_LOBBY};
 use crate::media::{RoomConfig, Router};
 use crate::model::{LeaveReason, ParticipantId, QuestionId, Role, RoomMode, Source};
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A conference and what its sessions received.
@@ -66,7 +67,11 @@ impl Harness {
         loop {
             match self.conf.poll_output(self.now) {
                 Output::Timeout(_) => return,
-                Output::Signal(id, msg) => self.inbox.entry(id).or_default().push(msg),
+                Output::Signal(id, msg) => self
+                    .inbox
+                    .entry(id)
+                    .or_default()
+                    .push(Arc::unwrap_or_clone(msg)),
                 Output::Removed(id, reason) => self.removed.push((id, reason)),
                 Output::Transmit(_) | Output::RouteUfrag(..) => {}
             }
@@ -295,22 +300,24 @@ fn questions_order_by_votes_and_only_hosts_close_them() {
             up: true,
         },
     );
-    let lists: Vec<_> = h
+    let updates: Vec<_> = h
         .take(A)
         .into_iter()
         .filter_map(|m| match m {
-            ServerMsg::Questions { list } => Some(list),
+            ServerMsg::Question { question } => Some(question),
             _ => None,
         })
         .collect();
-    let last = lists.last().expect("a questions update");
-    assert_eq!(last[0].text, "second?");
-    assert_eq!(last[0].votes, 1);
+    // Only the question that changed goes out.
+    let last = updates.last().expect("a question update");
+    assert_eq!(last.id, second);
+    assert_eq!(last.text, "second?");
+    assert_eq!(last.votes, 1);
     h.send(C, ClientMsg::MarkAnswered { question: second });
     assert_eq!(h.error_of(C), Some(ErrorCode::Forbidden));
     h.send(A, ClientMsg::MarkAnswered { question: second });
     let answered = h.take(B).into_iter().any(|m| {
-        matches!(m, ServerMsg::Questions { list } if list.iter().any(|q| q.id == second && q.answered))
+        matches!(m, ServerMsg::Question { question } if question.id == second && question.answered)
     });
     assert!(answered);
 }
@@ -421,4 +428,30 @@ fn ending_the_meeting_closes_every_session() {
         assert!(h.removed.contains(&(id, LeaveReason::Removed)), "{id}");
     }
     assert!(h.conf.is_empty());
+}
+
+#[test]
+fn the_lobby_is_capped() {
+    let mut h = Harness::new(10);
+    h.join(A, "Ana", Role::Host);
+    h.send(A, ClientMsg::LockRoom { locked: true });
+    for i in 0..MAX_LOBBY as u64 {
+        let req = Harness::request(ParticipantId(100 + i), "W", Some(Role::Presenter));
+        assert_eq!(h.join_as(req), Admission::Waiting);
+    }
+    let over = Harness::request(ParticipantId(100 + MAX_LOBBY as u64), "W", None);
+    match h.join_as(over) {
+        Admission::Refused(ErrorCode::RoomFull, why) => assert!(why.contains("lobby is full")),
+        other => panic!("the lobby took one more: {other:?}"),
+    }
+    // The host's lobby updates are one list each, never over the cap.
+    let most = h
+        .take(A)
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Lobby { waiting } => Some(waiting.len()),
+            _ => None,
+        })
+        .max();
+    assert_eq!(most, Some(MAX_LOBBY));
 }

@@ -384,8 +384,15 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport, String> {
         for r in &mut residents {
             while let Some(ev) = r.bot.next_event(Duration::ZERO).await {
                 match ev {
-                    ServerMsg::Questions { list } => {
-                        questions[r.room] = list.iter().map(|q| q.id).collect();
+                    ServerMsg::Question { question } => {
+                        let ids = &mut questions[r.room];
+                        // Votes go to the latest few questions: a bounded list to pick from.
+                        if !ids.contains(&question.id) {
+                            if ids.len() >= 64 {
+                                ids.pop_front();
+                            }
+                            ids.push_back(question.id);
+                        }
                     }
                     ServerMsg::Answer { .. } => report.renegotiations += 1,
                     ServerMsg::Error { .. } => report.errors_to_residents += 1,

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub http_reserve: Counter,
     /// HTTP(S)/WebSocket connections open now.
     pub http_connections: Gauge,
+    /// Sessions dropped because their outbound queue was over its byte bound (slow readers).
+    pub ws_queue_overflows: Counter,
+    /// Sessions closed because a write to their WebSocket did not finish in time (non-readers).
+    pub ws_write_timeouts: Counter,
 }
 
 impl Default for Metrics {
@@ -140,6 +144,16 @@ impl Default for Metrics {
             "ice_tcp_closed_idle_connections",
             "ICE-TCP connections closed without STUN for the idle timeout",
         );
+        let ws_queue_overflows = m(
+            &mut registry,
+            "ws_queue_overflows",
+            "Sessions dropped because their outbound queue exceeded its byte bound",
+        );
+        let ws_write_timeouts = m(
+            &mut registry,
+            "ws_write_timeouts",
+            "Sessions closed because a WebSocket write did not finish in time",
+        );
         let tcp_closed_left = m(
             &mut registry,
             "ice_tcp_closed_left_connections",
@@ -177,6 +191,8 @@ impl Default for Metrics {
             tcp_refused_participant,
             tcp_closed_idle,
             tcp_closed_left,
+            ws_queue_overflows,
+            ws_write_timeouts,
             udp_in,
             udp_unroutable,
             udp_dropped_full,

@@ -7,6 +7,7 @@ pub mod inbox;
 mod isolation;
 pub mod limits;
 pub mod metrics;
+pub mod outbound;
 pub mod room_task;
 pub mod rooms;
 pub mod session;

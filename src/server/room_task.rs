@@ -2,6 +2,7 @@
 //! fed by sessions (signalling) and transport (media), signalling first.
 
 use super::inbox::{Link, MediaMsg, MediaTx};
+use super::outbound::{Frame, OutboundTx};
 use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
@@ -26,7 +27,7 @@ pub enum RoomMsg {
         /// Who, as checked by the session.
         request: JoinRequest,
         /// Where its signalling messages go.
-        tx: mpsc::Sender<ServerMsg>,
+        tx: OutboundTx,
     },
     /// A signalling message from a joined participant.
     Client {
@@ -57,7 +58,7 @@ pub async fn run(
     shared: Arc<Shared>,
 ) {
     shared.metrics.rooms.inc();
-    let mut sessions: HashMap<ParticipantId, mpsc::Sender<ServerMsg>> = HashMap::new();
+    let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -138,7 +139,7 @@ pub async fn run(
                 if let Admission::Refused(code, message) = conf.join(request, Instant::now()) {
                     if let Some(tx) = sessions.remove(&id) {
                         shared.metrics.participants.dec();
-                        let _ = tx.try_send(ServerMsg::error(code, message));
+                        let _ = tx.push(frame(&ServerMsg::error(code, message)));
                     }
                 }
             }
@@ -182,18 +183,30 @@ enum Input {
     Media(MediaMsg),
 }
 
+/// Serialises a message for the wire. `ServerMsg` holds only strings, numbers and maps with
+/// string keys, so serialising cannot fail; an empty object stands in if it ever did.
+fn frame(msg: &ServerMsg) -> Frame {
+    let text = serde_json::to_string(msg).unwrap_or_else(|_| "{}".into());
+    Frame {
+        text: text.into(),
+        fatal: matches!(msg, ServerMsg::Error { code, .. } if code.is_fatal()),
+    }
+}
+
 /// Carries out the room's outputs; returns when it next wants time. Datagrams are collected
 /// in `batch` and sent together (a fan-out is a burst to many peers), at the latest before
 /// the task sleeps.
 fn flush(
     conf: &mut Conference,
-    sessions: &mut HashMap<ParticipantId, mpsc::Sender<ServerMsg>>,
+    sessions: &mut HashMap<ParticipantId, OutboundTx>,
     links: &mut HashMap<SocketAddr, Link>,
     shared: &Shared,
     this: &MediaTx,
     batch: &mut Vec<Transmit>,
 ) -> Instant {
     let mut slow = vec![];
+    // The last message serialised: a broadcast arrives as one `Arc` per recipient, in a row.
+    let mut last: Option<(Arc<ServerMsg>, Frame)> = None;
     loop {
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
@@ -223,10 +236,20 @@ fn flush(
                 }
             }
             Output::Signal(id, msg) => {
-                if let Some(tx) = sessions.get(&id) {
-                    if tx.try_send(msg).is_err() {
-                        slow.push(id);
+                let Some(tx) = sessions.get(&id) else {
+                    continue;
+                };
+                let out = match &last {
+                    Some((m, f)) if Arc::ptr_eq(m, &msg) => f.clone(),
+                    _ => {
+                        let f = frame(&msg);
+                        last = Some((msg, f.clone()));
+                        f
                     }
+                };
+                if tx.push(out).is_err() && !slow.contains(&id) {
+                    shared.metrics.ws_queue_overflows.inc();
+                    slow.push(id);
                 }
             }
             Output::RouteUfrag(id, ufrag) => shared.transport.routes.route(ufrag, id, this.clone()),

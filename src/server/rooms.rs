@@ -1,11 +1,12 @@
 //! Room name → room task; a room is created on its first join and removed when it empties.
 
 use super::inbox::MEDIA_QUEUE;
+use super::outbound::OutboundTx;
 use super::room_task::{self, RoomMsg};
 use super::Shared;
 use crate::conference::{Conference, JoinRequest};
 use crate::media::Router;
-use crate::protocol::{ErrorCode, ServerMsg};
+use crate::protocol::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -33,7 +34,7 @@ impl Rooms {
         shared: &Arc<Shared>,
         room: &str,
         request: JoinRequest,
-        tx: mpsc::Sender<ServerMsg>,
+        tx: OutboundTx,
     ) -> Result<mpsc::Sender<RoomMsg>, (ErrorCode, String)> {
         let mut map = self.map.lock().map_err(|_| {
             (

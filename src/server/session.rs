@@ -3,6 +3,7 @@
 //! The session validates everything a client sends before it reaches the room: size, JSON shape,
 //! rate, and that `join` comes first and once. Errors go back as typed `error` messages.
 
+use super::outbound::{self, Frame, OutboundRx, MAX_QUEUED_BYTES};
 use super::room_task::RoomMsg;
 use super::Shared;
 use crate::conference::JoinRequest;
@@ -15,11 +16,12 @@ use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Outbound queue per session; a client this far behind is dropped.
-const OUTBOUND_QUEUE: usize = 1024;
+/// Longest one WebSocket write may wait for the client to read; a client that does not read
+/// for this long is disconnected (counted as `ws_write_timeouts`).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages per second a client may send on average, and the burst it may save up.
 const RATE_PER_SEC: f64 = 20.0;
@@ -67,13 +69,33 @@ fn parse(text: &str, max: usize) -> Incoming {
     }
 }
 
-async fn send<S>(sink: &mut S, msg: &ServerMsg) -> bool
+/// How a write ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    Done,
+    Failed,
+    TimedOut,
+}
+
+/// Writes one message, giving up after [`WRITE_TIMEOUT`].
+async fn write<S>(sink: &mut S, msg: Message) -> Wrote
+where
+    S: Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(msg)).await {
+        Ok(Ok(())) => Wrote::Done,
+        Ok(Err(_)) => Wrote::Failed,
+        Err(_) => Wrote::TimedOut,
+    }
+}
+
+async fn send<S>(sink: &mut S, msg: &ServerMsg) -> Wrote
 where
     S: Sink<Message> + Unpin,
 {
     match serde_json::to_string(msg) {
-        Ok(text) => sink.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => false,
+        Ok(text) => write(sink, Message::Text(text.into())).await,
+        Err(_) => Wrote::Failed,
     }
 }
 
@@ -81,13 +103,13 @@ async fn close<S>(sink: &mut S)
 where
     S: Sink<Message> + Unpin,
 {
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code: 1000,
-            reason: "bye".into(),
-        })))
-        .await;
-    let _ = sink.close().await;
+    let bye = Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "bye".into(),
+    }));
+    if write(sink, bye).await == Wrote::Done {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    }
 }
 
 /// Runs one session to its end.
@@ -131,7 +153,7 @@ where
 
     // Phase 2: in the room (or its lobby).
     let id = request.id;
-    let (tx, mut rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let (tx, mut rx) = outbound::channel(MAX_QUEUED_BYTES);
     let room = match shared.rooms.join(&shared, &room_name, request, tx) {
         Ok(r) => r,
         Err((code, message)) => {
@@ -139,9 +161,14 @@ where
             return close(&mut sink).await;
         }
     };
-    let reason = in_room(&mut sink, &mut stream, &mut rx, &room, &shared, id).await;
+    let (reason, stalled) = in_room(&mut sink, &mut stream, &mut rx, &room, &shared, id).await;
     let _ = room.send(RoomMsg::Leave { id, reason }).await;
-    close(&mut sink).await;
+    if stalled {
+        // A client that does not read would hold the close for another timeout.
+        shared.metrics.ws_write_timeouts.inc();
+    } else {
+        close(&mut sink).await;
+    }
 }
 
 /// Validates a join and turns it into a request for the room: room and name rules, token.
@@ -206,11 +233,11 @@ fn check_join(
 async fn in_room<S, R>(
     sink: &mut S,
     stream: &mut R,
-    rx: &mut mpsc::Receiver<ServerMsg>,
+    rx: &mut OutboundRx,
     room: &mpsc::Sender<RoomMsg>,
     shared: &Shared,
     id: ParticipantId,
-) -> LeaveReason
+) -> (LeaveReason, bool)
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -221,19 +248,26 @@ where
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(idle / 3);
     let mut shutdown = shared.shutdown.clone();
+    // Ends the session after a write: a stalled write ends it at once, without another write.
+    macro_rules! wrote {
+        ($w:expr, $on_fail:expr) => {
+            match $w {
+                Wrote::Done => {}
+                Wrote::Failed => return ($on_fail, false),
+                Wrote::TimedOut => return (LeaveReason::Error, true),
+            }
+        };
+    }
     loop {
         tokio::select! {
             out = rx.recv() => {
-                let Some(msg) = out else {
-                    send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await;
-                    return LeaveReason::Error;
+                let Some(Frame { text, fatal }) = out else {
+                    wrote!(send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await, LeaveReason::Error);
+                    return (LeaveReason::Error, false);
                 };
-                let fatal = matches!(&msg, ServerMsg::Error { code, .. } if code.is_fatal());
-                if !send(sink, &msg).await {
-                    return LeaveReason::Left;
-                }
+                wrote!(write(sink, Message::Text(text)).await, LeaveReason::Left);
                 if fatal {
-                    return LeaveReason::Error;
+                    return (LeaveReason::Error, false);
                 }
             }
             frame = stream.next() => {
@@ -241,38 +275,36 @@ where
                 let incoming = read_frame(frame, max);
                 if matches!(incoming, Incoming::Msg(_)) && !rate.allow(last_heard) {
                     shared.metrics.signalling_errors.inc();
-                    send(sink, &ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.")).await;
+                    wrote!(send(sink, &ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.")).await, LeaveReason::Left);
                     continue;
                 }
                 match incoming {
-                    Incoming::Closed => return LeaveReason::Left,
+                    Incoming::Closed => return (LeaveReason::Left, false),
                     Incoming::Ignore => {}
                     Incoming::Refused(code, message) => {
                         shared.metrics.signalling_errors.inc();
-                        send(sink, &ServerMsg::error(code, message)).await;
+                        wrote!(send(sink, &ServerMsg::error(code, message)).await, LeaveReason::Left);
                     }
                     // Leaving ends the session; the room hears it once, as `RoomMsg::Leave`.
-                    Incoming::Msg(ClientMsg::Leave {}) => return LeaveReason::Left,
+                    Incoming::Msg(ClientMsg::Leave {}) => return (LeaveReason::Left, false),
                     Incoming::Msg(msg) => {
                         if room.send(RoomMsg::Client { id, msg }).await.is_err() {
-                            send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await;
-                            return LeaveReason::Error;
+                            wrote!(send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await, LeaveReason::Error);
+                            return (LeaveReason::Error, false);
                         }
                     }
                 }
             }
             _ = tick.tick() => {
                 if last_heard.elapsed() > idle {
-                    send(sink, &ServerMsg::error(ErrorCode::Closed, "Your connection timed out.")).await;
-                    return LeaveReason::Timeout;
+                    wrote!(send(sink, &ServerMsg::error(ErrorCode::Closed, "Your connection timed out.")).await, LeaveReason::Timeout);
+                    return (LeaveReason::Timeout, false);
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                    return LeaveReason::Left;
-                }
+                wrote!(write(sink, Message::Ping(Vec::new().into())).await, LeaveReason::Left);
             }
             _ = shutdown.changed() => {
-                send(sink, &ServerMsg::error(ErrorCode::ShuttingDown, "The server is restarting.")).await;
-                return LeaveReason::Left;
+                wrote!(send(sink, &ServerMsg::error(ErrorCode::ShuttingDown, "The server is restarting.")).await, LeaveReason::Left);
+                return (LeaveReason::Left, false);
             }
         }
     }
@@ -290,6 +322,45 @@ mod tests {
         let allowed = (0..100).filter(|_| r.allow(t0)).count();
         assert_eq!(allowed, RATE_BURST as usize);
         assert!(r.allow(t0 + Duration::from_millis(100)));
+    }
+
+    /// A peer that never reads: its socket never takes another byte.
+    struct Stuck;
+
+    impl Sink<Message> for Stuck {
+        type Error = ();
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn start_send(self: std::pin::Pin<&mut Self>, _: Message) -> Result<(), ()> {
+            Ok(())
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// A write to a client that stopped reading gives up after [`WRITE_TIMEOUT`] (the session
+    /// then ends without another write) instead of waiting for ever.
+    #[tokio::test]
+    async fn a_stalled_write_times_out() {
+        let start = Instant::now();
+        let msg = ServerMsg::error(ErrorCode::Closed, "x");
+        assert_eq!(send(&mut Stuck, &msg).await, Wrote::TimedOut);
+        assert!(start.elapsed() >= WRITE_TIMEOUT);
+        assert!(start.elapsed() < WRITE_TIMEOUT + Duration::from_secs(5));
     }
 
     #[test]

@@ -211,20 +211,23 @@ async fn questions_are_ordered_by_votes_and_answered_by_the_host() {
         &json!({"type": "ask", "text": "first?"}).to_string(),
     )
     .await;
-    wait_type(&mut b, "questions").await;
+    let mut b_board = Board::default();
+    b_board.add(&wait_type(&mut b, "question").await);
     send(
         &mut b,
         &json!({"type": "ask", "text": "second?"}).to_string(),
     )
     .await;
-    questions_until(&mut a, |l| l.len() == 2).await;
+    Board::default().until(&mut a, |l| l.len() == 2).await;
     send(
         &mut a,
         &json!({"type": "vote", "question": 2, "up": true}).to_string(),
     )
     .await;
-    let q = questions_until(&mut host, |l| l.len() == 2 && l[0]["votes"] == 1).await;
-    assert_eq!(q["list"][0]["text"], "second?");
+    let q = Board::default()
+        .until(&mut host, |l| l.len() == 2 && l[0]["votes"] == 1)
+        .await;
+    assert_eq!(q[0]["text"], "second?");
     // Audience cannot mark answered; the host can.
     send(
         &mut a,
@@ -237,20 +240,42 @@ async fn questions_are_ordered_by_votes_and_answered_by_the_host() {
         &json!({"type": "mark_answered", "question": 2}).to_string(),
     )
     .await;
-    let q = questions_until(&mut b, |l| l.len() == 2 && l[1]["answered"] == true).await;
-    assert_eq!(q["list"][0]["text"], "first?");
-    assert_eq!(q["list"][1]["answered"], true);
+    let q = b_board
+        .until(&mut b, |l| l.len() == 2 && l[1]["answered"] == true)
+        .await;
+    assert_eq!(q[0]["text"], "first?");
+    assert_eq!(q[1]["answered"], true);
 }
 
-/// Waits for a `questions` message whose list satisfies `pred`.
-async fn questions_until(
-    ws: &mut crate::common::Ws,
-    pred: impl Fn(&Vec<serde_json::Value>) -> bool,
-) -> serde_json::Value {
-    loop {
-        let q = wait_type(ws, "questions").await;
-        if q["list"].as_array().is_some_and(&pred) {
-            return q;
+/// The Q&A board as a client keeps it from `question` updates, ordered as `joined` orders it.
+#[derive(Default)]
+struct Board(std::collections::BTreeMap<u64, serde_json::Value>);
+
+impl Board {
+    fn add(&mut self, msg: &serde_json::Value) {
+        let q = &msg["question"];
+        self.0.insert(q["id"].as_u64().expect("an id"), q.clone());
+    }
+
+    /// Applies `question` updates until the ordered board satisfies `pred`; returns it.
+    async fn until(
+        &mut self,
+        ws: &mut crate::common::Ws,
+        pred: impl Fn(&Vec<serde_json::Value>) -> bool,
+    ) -> Vec<serde_json::Value> {
+        loop {
+            self.add(&wait_type(ws, "question").await);
+            let mut list: Vec<_> = self.0.values().cloned().collect();
+            list.sort_by_key(|q| {
+                (
+                    q["answered"].as_bool(),
+                    std::cmp::Reverse(q["votes"].as_u64()),
+                    q["id"].as_u64(),
+                )
+            });
+            if pred(&list) {
+                return list;
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// Three bots in `room`, each receiving the others.
-async fn meeting(server_ws: String, room: &str) -> Vec<Bot> {
+pub(crate) async fn meeting(server_ws: String, room: &str) -> Vec<Bot> {
     let mut bots = vec![];
     for name in ["A", "B", "C"] {
         let config = confab::bot::BotConfig::new(server_ws.clone(), room, name);
@@ -28,7 +28,7 @@ async fn meeting(server_ws: String, room: &str) -> Vec<Bot> {
 }
 
 /// Whether `bot` receives 50 more packets within `within`.
-async fn receives(bot: &Bot, within: Duration) -> bool {
+pub(crate) async fn receives(bot: &Bot, within: Duration) -> bool {
     let packets = |s: &confab::bot::BotStats| s.tracks.values().map(|t| t.packets).sum::<u64>();
     let before = packets(&bot.stats());
     bot.wait_until(within, |s| packets(s) > before + 50).await
@@ -380,7 +380,7 @@ async fn slowloris_is_closed_within_the_header_timeout() {
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
     let Ok(mut c) = TcpStream::connect(addr).await else {
         return String::new();
     };
@@ -461,7 +461,7 @@ async fn health_answers_at_a_1024_open_file_limit() {
     drop(idle);
 }
 
-fn metric_in(text: &str, name: &str) -> f64 {
+pub(crate) fn metric_in(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
@@ -469,7 +469,7 @@ fn metric_in(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-struct Kill(std::process::Child);
+pub(crate) struct Kill(pub(crate) std::process::Child);
 
 impl Drop for Kill {
     fn drop(&mut self) {
@@ -478,7 +478,7 @@ impl Drop for Kill {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let t = std::net::TcpListener::bind(s.local_addr().expect("addr")).expect("tcp too");
     drop(t);

@@ -307,15 +307,18 @@ fn offer(
     for _ in 0..100_000 {
         match room.poll_output(now) {
             Output::Timeout(_) => break,
-            Output::Signal(to, ServerMsg::Answer { sdp }) if to == id => {
-                assert!(reply.is_none(), "two replies to one offer");
-                reply = Some(Ok(sdp));
-            }
-            Output::Signal(to, ServerMsg::Error { code, message }) if to == id => {
-                assert!(reply.is_none(), "two replies to one offer");
-                assert!(!message.is_empty());
-                reply = Some(Err(format!("{code:?}: {message}")));
-            }
+            Output::Signal(to, msg) if to == id => match &*msg {
+                ServerMsg::Answer { sdp } => {
+                    assert!(reply.is_none(), "two replies to one offer");
+                    reply = Some(Ok(sdp.clone()));
+                }
+                ServerMsg::Error { code, message } => {
+                    assert!(reply.is_none(), "two replies to one offer");
+                    assert!(!message.is_empty());
+                    reply = Some(Err(format!("{code:?}: {message}")));
+                }
+                _ => {}
+            },
             _ => {}
         }
     }

@@ -81,7 +81,7 @@ fn drain(c: &mut Conference, now: Instant) -> usize {
         match c.poll_output(now) {
             Output::Timeout(_) => return signals,
             Output::Signal(_, msg) => {
-                if let ServerMsg::Error { message, .. } = &msg {
+                if let ServerMsg::Error { message, .. } = &*msg {
                     assert!(!message.is_empty(), "an error without a sentence: {msg:?}");
                 }
                 signals += 1;
