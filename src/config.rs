@@ -62,6 +62,21 @@ pub struct Settings {
     /// byte, for firewalls that let only web ports through [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP_HTTP", action = clap::ArgAction::Set)]
     pub ice_tcp_http: Option<bool>,
+    /// Let a typed room name that does not exist open a new room (its opener is host, in open
+    /// mode); `false`: only rooms made by "New meeting", `confab room create` or the room API
+    /// exist [default: true]
+    #[arg(long, env = "CONFAB_ADHOC_ROOMS", action = clap::ArgAction::Set)]
+    pub adhoc_rooms: Option<bool>,
+    /// Hours a room's settings, bans and links last after its last participant left (or after
+    /// its creation, if nobody came) [default: 24]
+    #[arg(long, env = "CONFAB_ROOM_EXPIRY_HOURS")]
+    pub room_expiry_hours: Option<u64>,
+    /// Most rooms (live or kept) the server holds; more are refused [default: 10000]
+    #[arg(long, env = "CONFAB_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
+    /// Bearer key for the room API at /api; without one there is no API [default: none]
+    #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -107,6 +122,44 @@ pub struct Config {
     pub join_timeout: Duration,
     /// Secret for join tokens; `None` is open mode.
     pub auth_secret: Option<String>,
+    /// Rooms: ad-hoc creation, expiry, capacity, API key.
+    pub rooms: RoomsConfig,
+}
+
+/// How rooms come and go.
+#[derive(Clone)]
+pub struct RoomsConfig {
+    /// Whether joining a name that does not exist opens a room.
+    pub adhoc: bool,
+    /// How long a room's record outlives its last participant.
+    pub expiry: Duration,
+    /// Most rooms held, live or kept.
+    pub max_rooms: usize,
+    /// The room API's bearer key; `None`: no API.
+    pub api_key: Option<String>,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            adhoc: true,
+            expiry: Duration::from_secs(24 * 3600),
+            max_rooms: 10_000,
+            api_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoomsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the API key.
+        f.debug_struct("RoomsConfig")
+            .field("adhoc", &self.adhoc)
+            .field("expiry", &self.expiry)
+            .field("max_rooms", &self.max_rooms)
+            .field("api", &self.api_key.is_some())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -123,6 +176,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
             auth_secret: None,
+            rooms: RoomsConfig::default(),
         }
     }
 }
@@ -219,6 +273,22 @@ impl Settings {
                 .unwrap_or(d.idle_timeout),
             join_timeout: d.join_timeout,
             auth_secret: self.auth_secret.or(file.auth_secret),
+            rooms: RoomsConfig {
+                adhoc: self
+                    .adhoc_rooms
+                    .or(file.adhoc_rooms)
+                    .unwrap_or(d.rooms.adhoc),
+                expiry: self
+                    .room_expiry_hours
+                    .or(file.room_expiry_hours)
+                    .map(|h| Duration::from_secs(h.saturating_mul(3600)))
+                    .unwrap_or(d.rooms.expiry),
+                max_rooms: self
+                    .max_rooms
+                    .or(file.max_rooms)
+                    .unwrap_or(d.rooms.max_rooms),
+                api_key: self.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -245,6 +315,14 @@ impl Config {
         if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err(ConfigError::Invalid(
                 "max-message-bytes must be between 1024 and 16777216".into(),
+            ));
+        }
+        if self.rooms.max_rooms == 0 {
+            return Err(ConfigError::Invalid("max-rooms must be at least 1".into()));
+        }
+        if self.rooms.api_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "api-key must be at least 16 characters".into(),
             ));
         }
         if self.idle_timeout < Duration::from_secs(1) {

@@ -75,6 +75,7 @@ pub mod conference;
 pub mod config;
 pub mod load;
 pub mod media;
+pub mod names;
 pub mod protocol;
 pub mod server;
 pub mod sim;

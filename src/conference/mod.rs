@@ -1,6 +1,7 @@
 //! The conference layer above the media room: admission (mode, password, lock, lobby, bans),
 //! roles and moderation, raised hands, chat and Q&A. Sans-IO like the room it owns.
 
+pub mod record;
 pub mod roles;
 pub mod talk;
 
@@ -8,8 +9,9 @@ use crate::media::{Room, Welcome};
 use crate::protocol::{
     ClientMsg, ErrorCode, LeaveReason, ParticipantId, ParticipantInfo, Role, RoomMode, ServerMsg,
 };
+use record::{Credentials, RoomRecord};
 use roles::{allows, Permission};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use talk::{Chat, QnA};
 
@@ -24,14 +26,40 @@ pub struct JoinRequest {
     pub id: ParticipantId,
     /// Display name.
     pub name: String,
-    /// Role from the token, or as asked in open mode; `None` takes the room's default.
-    pub role: Option<Role>,
+    /// Token role, link key and asked role: the room's record decides what they grant
+    /// (see [`RoomRecord::grant`]).
+    pub credentials: Credentials,
     /// Who this is across reconnects (token `sub`, else the name): what a removal bans.
     pub identity: String,
-    /// Meeting or webinar, if this join opens the room.
+    /// Meeting or webinar, taken only from a host's join into a room no host configured yet.
     pub mode: Option<RoomMode>,
-    /// The password given.
+    /// The password given (or set, as for `mode`).
     pub password: Option<String>,
+}
+
+/// What the room API asks of a live room.
+#[derive(Debug, Clone, Copy)]
+pub enum ApiCall {
+    /// Who is in and who waits.
+    Participants,
+    /// Remove a participant (and ban its identity), as a host would.
+    Remove(ParticipantId),
+    /// End the room for everyone and forget it.
+    End,
+}
+
+/// A live room's answer to the room API.
+#[derive(Debug, Clone)]
+pub enum ApiReply {
+    /// Who is in and who waits.
+    Participants {
+        /// In the room, with roles.
+        joined: Vec<ParticipantInfo>,
+        /// In the lobby.
+        waiting: Vec<ParticipantInfo>,
+    },
+    /// Whether the action found its target.
+    Done(bool),
 }
 
 /// What became of a join.
@@ -54,11 +82,10 @@ struct Waiting {
 pub struct Conference {
     /// The media room.
     pub room: Room,
-    mode: RoomMode,
-    opened: bool,
-    locked: bool,
-    password: Option<String>,
-    banned: HashSet<String>,
+    /// Mode, password, lock, bans and keys: handed back to the registry when the room empties.
+    record: RoomRecord,
+    /// Ended by the room API: the registry forgets the record instead of keeping it.
+    ended: bool,
     identities: HashMap<ParticipantId, String>,
     lobby: BTreeMap<ParticipantId, Waiting>,
     hands: Vec<ParticipantId>,
@@ -69,14 +96,11 @@ pub struct Conference {
 
 impl Conference {
     /// A conference around an empty media room.
-    pub fn new(room: Room) -> Self {
+    pub fn new(room: Room, record: RoomRecord) -> Self {
         Conference {
             room,
-            mode: RoomMode::Meeting,
-            opened: false,
-            locked: false,
-            password: None,
-            banned: HashSet::new(),
+            record,
+            ended: false,
             identities: HashMap::new(),
             lobby: BTreeMap::new(),
             hands: vec![],
@@ -93,26 +117,39 @@ impl Conference {
 
     /// Meeting or webinar.
     pub fn mode(&self) -> RoomMode {
-        self.mode
+        self.record.mode
+    }
+
+    /// The room's lasting record (for the registry, when the room empties).
+    pub fn record(&self) -> &RoomRecord {
+        &self.record
+    }
+
+    /// Whether the room API ended this room (its record is not kept).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Someone asks to enter.
     pub fn join(&mut self, req: JoinRequest, now: Instant) -> Admission {
-        let first = !self.opened;
-        if first {
-            self.opened = true;
-            self.mode = req.mode.unwrap_or_default();
-            self.password = req.password.clone().filter(|p| !p.is_empty());
-        }
-        if self.banned.contains(&req.identity) {
+        if self.record.banned.contains(&req.identity) {
             return Admission::Refused(
                 ErrorCode::Removed,
                 "A host removed you from this room.".into(),
             );
         }
-        let role = req.role.unwrap_or(self.mode.default_role());
+        let role = self.record.grant(&req.credentials);
         let host = role == Role::Host;
-        if !first && !host && self.password.is_some() && req.password != self.password {
+        // Only a host configures a room; everyone else's mode and password are ignored
+        // (an audience token arriving first cannot lock presenters out).
+        if host && !self.record.configured {
+            self.record.configured = true;
+            self.record.mode = req.mode.unwrap_or(self.record.mode);
+            if let Err(e) = self.record.set_password(req.password.clone()) {
+                return Admission::Refused(ErrorCode::BadMessage, e.into());
+            }
+        }
+        if !host && !self.record.password_ok(req.password.as_deref()) {
             return Admission::Refused(
                 ErrorCode::WrongPassword,
                 "This room needs a password, and the one given is not it.".into(),
@@ -123,7 +160,7 @@ impl Conference {
             name: req.name,
             role,
         };
-        if self.locked && !host {
+        if self.record.locked && !host {
             self.lobby.insert(
                 req.id,
                 Waiting {
@@ -131,29 +168,73 @@ impl Conference {
                     identity: req.identity,
                 },
             );
-            self.room.signal(req.id, ServerMsg::Waiting {});
+            let host_present = self.host_present();
+            self.room
+                .signal(req.id, ServerMsg::Waiting { host_present });
             self.tell_hosts_lobby();
             return Admission::Waiting;
         }
         self.enter(info, req.identity, now)
     }
 
+    fn host_present(&self) -> bool {
+        self.room.members().any(|m| m.role == Role::Host)
+    }
+
+    /// Tells everyone waiting whether a host is there to let them in.
+    fn tell_waiting(&mut self) {
+        let host_present = self.host_present();
+        let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();
+        for w in waiting {
+            self.room.signal(w, ServerMsg::Waiting { host_present });
+        }
+    }
+
+    /// The room's settings as `to` may see them: keys only for hosts.
+    fn settings_for(&self, role: Role) -> ServerMsg {
+        let host = role == Role::Host;
+        ServerMsg::RoomSettings {
+            mode: self.record.mode,
+            locked: self.record.locked,
+            has_password: self.record.password.is_some(),
+            host_key: host.then(|| self.record.host_key.as_str().to_string()),
+            presenter_key: host.then(|| self.record.presenter_key.as_str().to_string()),
+        }
+    }
+
+    fn broadcast_settings(&mut self) {
+        let members: Vec<(ParticipantId, Role)> =
+            self.room.members().map(|m| (m.id, m.role)).collect();
+        for (id, role) in members {
+            let msg = self.settings_for(role);
+            self.room.signal(id, msg);
+        }
+    }
+
     fn enter(&mut self, info: ParticipantInfo, identity: String, now: Instant) -> Admission {
         let welcome = Welcome {
-            mode: self.mode,
-            locked: self.locked,
+            mode: self.record.mode,
+            locked: self.record.locked,
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
         };
         let id = info.id;
-        let host = info.role == Role::Host;
+        let role = info.role;
+        let host = role == Role::Host;
+        let had_host = self.host_present();
         match self.room.join(info, welcome, now) {
             Ok(()) => {
+                self.record.emptied_at = None;
                 self.identities.insert(id, identity);
+                let settings = self.settings_for(role);
+                self.room.signal(id, settings);
                 if host && !self.lobby.is_empty() {
                     let waiting = self.lobby.values().map(|w| w.info.clone()).collect();
                     self.room.signal(id, ServerMsg::Lobby { waiting });
+                    if !had_host {
+                        self.tell_waiting();
+                    }
                 }
                 Admission::Joined
             }
@@ -167,10 +248,19 @@ impl Conference {
             self.tell_hosts_lobby();
             return;
         }
+        let was_host = self.room.info(id).is_some_and(|i| i.role == Role::Host);
         self.room.leave(id, reason);
         self.identities.remove(&id);
         self.talk_rate.remove(&id);
         self.lower_hand(id);
+        if was_host && !self.lobby.is_empty() && !self.host_present() {
+            // The last host left a locked room: those waiting learn that they wait for a
+            // host, who will find them on return.
+            self.tell_waiting();
+        }
+        if self.is_empty() {
+            self.record.emptied_at = Some(Instant::now());
+        }
     }
 
     /// A signalling message from a session in this conference.
@@ -196,6 +286,8 @@ impl Conference {
             | ClientMsg::MuteParticipant { .. }
             | ClientMsg::RemoveParticipant { .. }
             | ClientMsg::LockRoom { .. }
+            | ClientMsg::SetPassword { .. }
+            | ClientMsg::SetMode { .. }
             | ClientMsg::Admit { .. }
             | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
             _ => None,
@@ -258,6 +350,10 @@ impl Conference {
                     // On stage, the hand has been answered.
                     self.lower_hand(participant);
                 }
+                // A co-host gets the keys (so a reload keeps them host); a demoted one
+                // learns the settings without them.
+                let settings = self.settings_for(role);
+                self.room.signal(participant, settings);
             }
             ClientMsg::MuteParticipant {
                 participant,
@@ -271,19 +367,30 @@ impl Conference {
                         "No such participant to remove.",
                     );
                 }
-                if let Some(identity) = self.identities.get(&participant) {
-                    self.banned.insert(identity.clone());
+                if !self.remove_identity_of(participant) {
+                    self.refuse(
+                        id,
+                        ErrorCode::BadMessage,
+                        "This room has banned as many people as it can hold.",
+                    );
                 }
-                self.room.signal(
-                    participant,
-                    ServerMsg::error(ErrorCode::Removed, "A host removed you from this room."),
-                );
-                self.leave(participant, LeaveReason::Removed);
+            }
+            ClientMsg::SetPassword { password } => match self.record.set_password(password) {
+                Ok(()) => self.broadcast_settings(),
+                Err(e) => self.refuse(id, ErrorCode::BadMessage, e),
+            },
+            ClientMsg::SetMode { mode } => {
+                // Decides the role of later joiners; those present keep theirs.
+                if self.record.mode != mode {
+                    self.record.mode = mode;
+                    self.broadcast_settings();
+                }
             }
             ClientMsg::LockRoom { locked } => {
-                if self.locked != locked {
-                    self.locked = locked;
+                if self.record.locked != locked {
+                    self.record.locked = locked;
                     self.room.broadcast(None, ServerMsg::RoomLocked { locked });
+                    self.broadcast_settings();
                 }
                 if !locked {
                     let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();
@@ -295,6 +402,74 @@ impl Conference {
             ClientMsg::Admit { participant, admit } => self.admit(participant, admit, now),
             ClientMsg::EndMeeting {} => self.end(),
             other => self.room.handle_client(id, other, now),
+        }
+    }
+
+    /// Removes `participant` and every other session (in the room or waiting) of the same
+    /// identity, and bans that identity for the room's life. False when the ban list is full
+    /// (the participant is still removed).
+    fn remove_identity_of(&mut self, participant: ParticipantId) -> bool {
+        let Some(identity) = self.identities.get(&participant).cloned() else {
+            return true;
+        };
+        let banned = self.record.ban(&identity);
+        let msg = ServerMsg::error(ErrorCode::Removed, "A host removed you from this room.");
+        let sessions: Vec<ParticipantId> = self
+            .identities
+            .iter()
+            .filter(|(_, i)| **i == identity)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in sessions {
+            self.room.signal(p, msg.clone());
+            self.leave(p, LeaveReason::Removed);
+        }
+        let waiting: Vec<ParticipantId> = self
+            .lobby
+            .iter()
+            .filter(|(_, w)| w.identity == identity)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in waiting {
+            self.lobby.remove(&p);
+            self.room.signal(p, msg.clone());
+            self.room.dismiss(p, LeaveReason::Removed);
+        }
+        self.tell_hosts_lobby();
+        banned
+    }
+
+    /// The room API's view and actions (the server's `/api`, already authorised).
+    pub fn api(&mut self, call: ApiCall) -> ApiReply {
+        match call {
+            ApiCall::Participants => ApiReply::Participants {
+                joined: self.room.members().cloned().collect(),
+                waiting: self.lobby.values().map(|w| w.info.clone()).collect(),
+            },
+            ApiCall::Remove(p) => {
+                if let Some(w) = self.lobby.get(&p) {
+                    let identity = w.identity.clone();
+                    self.record.ban(&identity);
+                    self.lobby.remove(&p);
+                    self.room.signal(
+                        p,
+                        ServerMsg::error(ErrorCode::Removed, "A host removed you from this room."),
+                    );
+                    self.room.dismiss(p, LeaveReason::Removed);
+                    self.tell_hosts_lobby();
+                    return ApiReply::Done(true);
+                }
+                if !self.room.contains(p) {
+                    return ApiReply::Done(false);
+                }
+                self.remove_identity_of(p);
+                ApiReply::Done(true)
+            }
+            ApiCall::End => {
+                self.ended = true;
+                self.end();
+                ApiReply::Done(true)
+            }
         }
     }
 

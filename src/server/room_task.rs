@@ -3,7 +3,7 @@
 use super::tcp::{self, Link};
 use super::udp::{DemuxCmd, MAX_BATCH};
 use super::Shared;
-use crate::conference::{Admission, Conference, JoinRequest};
+use crate::conference::{Admission, ApiCall, ApiReply, Conference, JoinRequest};
 use crate::media::{Output, Room};
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
@@ -67,6 +67,13 @@ pub enum RoomMsg {
         /// The connection's remote address.
         peer: SocketAddr,
     },
+    /// The room API asks (rooms change).
+    Api {
+        /// What.
+        call: ApiCall,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<ApiReply>,
+    },
 }
 
 /// Runs a room until it is empty and no join is queued.
@@ -99,7 +106,11 @@ pub async fn run(
             .rtp_forwarded
             .inc_by(now_forwarded - forwarded);
         forwarded = now_forwarded;
-        if conf.is_empty() && shared.rooms.remove_if_idle(conf.room.name(), serial, &rx) {
+        if conf.is_empty()
+            && shared
+                .rooms
+                .remove_if_idle(conf.room.name(), serial, &rx, &conf)
+        {
             break;
         }
         let now = Instant::now();
@@ -170,6 +181,10 @@ pub async fn run(
             }
             RoomMsg::TcpUnlink { peer } => {
                 links.remove(&peer);
+            }
+            // rooms change: the room API's calls are answered by the conference.
+            RoomMsg::Api { call, reply } => {
+                let _ = reply.send(conf.api(call));
             }
         }
     }
