@@ -38,6 +38,8 @@
 //! | [`conference`] | admission (mode, password, lock, lobby, bans), roles, moderation, hands |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
 //! | [`conference::roles`] | role → permissions table |
+//! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
+//! | [`names`] | display-name rules (no control, bidi or zero-width characters) |
 //! | [`media::room`] | membership, publications, the drain/pump loop, timeouts |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
 //! | `media::fanout` | the per-packet path: one incoming RTP packet to every subscriber |
@@ -59,9 +61,11 @@
 //! | [`server::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, outputs carried out |
-//! | [`server::rooms`] | room name → task; open on first join, close when empty |
+//! | [`server::rooms`] | room name → task (open on first join, close when empty), and kept room records until they expire; creation |
+//! | [`server::api`] | the room API (`/api`, bearer key, rate-limited, JSON errors) and `/new-meeting` |
+//! | [`api_client`] | a minimal HTTP client of the room API (`confab room create`, tests) |
 //! | [`server::session`] | one WebSocket session, validation, rate limit, idle reaping |
-//! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
+//! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, the API, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a room (scenario tests, benches) |
@@ -69,6 +73,7 @@
 //!
 //! [str0m]: https://docs.rs/str0m
 
+pub mod api_client;
 pub mod auth;
 pub mod bot;
 pub mod conference;

@@ -38,14 +38,22 @@
 //!   the owner may unmute with `mute`), `remove_participant` (`error` `removed`, and the same
 //!   identity is refused afterwards), `lock_room` (newcomers get `waiting`, hosts get `lobby`
 //!   and answer with `admit`), `end_meeting` (everyone gets `error` `closed`).
-//! - The join that opens a room may set a `password`; later joins must give it
-//!   (`wrong_password` otherwise). Hosts joining with a token skip the password and the lobby.
+//! - `set_password` and `set_mode` (hosts, any time) change the room's lasting settings;
+//!   everyone gets `room_settings` (hosts with the keys). Non-hosts must give the password.
 //!
-//! # Tokens
+//! # Rooms, keys and tokens (rooms change)
+//! Host rights are a secret: a join's `role` only ever lowers the role granted. A `key` from a
+//! host link grants host, from a presenter link presenter, in that room only. The opener of an
+//! ad-hoc room in open mode is given the host key (in `room_settings`). Only a host's join
+//! configures an unconfigured room (its `mode` and `password`). A room's record (mode, password,
+//! lock, bans, keys) outlives its last participant until it expires; a removed identity is
+//! refused (`removed`) for that long, and all its sessions are removed. Rooms that do not exist
+//! are refused with `no_such_room` when ad-hoc rooms are off.
+//!
 //! When the server runs with an auth secret, `join` needs a `token`: an HS256 JWT with claims
 //! `room`, `name`, `role`, `exp` (and optional `sub`, the identity, and `mode`). The token's name
 //! and role win over the message's; a token for another room, expired, or badly signed is
-//! refused with `unauthorized`. Without a secret (open mode) `role` is taken as asked.
+//! refused with `unauthorized`.
 //!
 //! # Simulcast, layers and last-N
 //! A camera is published as up to three simulcast encodings with rids `q` (¼ size), `h` (½)

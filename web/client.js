@@ -23,6 +23,7 @@ const FATAL = new Set([
   'removed',
   'refused',
   'wrong_password',
+  'no_such_room',
 ]);
 
 // Errors that only ever answer an offer. Others (bad_message, rate_limited) may just as well
@@ -60,6 +61,7 @@ export class ConfabClient extends Emitter {
   votes = new Set(); // question ids I upvoted; the server does not tell
   hands = []; // participant ids, in the order they raised them
   lobby = []; // {id, name, role} waiting for a host
+  settings = null; // {mode, locked, has_password, host_key?, presenter_key?} (rooms change)
   activeSpeaker = null;
   forwarded = null; // Set of track ids whose video the server sends; null = all
   pinned = null;
@@ -89,7 +91,7 @@ export class ConfabClient extends Emitter {
   #iceRestartPending = false; // an offer must go out even if nothing else changed
   #lastIceRestart = 0;
 
-  // opts: {url, room, name, role?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
+  // opts: {url, room, name, role?, key?, token?, mode?, password?, simulcast?, getMedia?, getScreen?}
   constructor(opts) {
     super();
     this.#opts = { getMedia: captureCameraAndMicrophone, getScreen: captureScreen, simulcast: true, ...opts };
@@ -115,10 +117,11 @@ export class ConfabClient extends Emitter {
     const ws = new WebSocket(this.#opts.url);
     this.#ws = ws;
     ws.addEventListener('open', () => {
-      const { room, name, role, token, mode, password } = this.#opts;
+      const { room, name, role, key, token, mode, password } = this.#opts;
       // The server requires a name even when the token's name wins over it.
       const join = { type: 'join', room, name: name ?? '' };
       if (role) join.role = role;
+      if (key) join.key = key; // rooms change: host/presenter key from a link
       if (token) join.token = token;
       if (mode) join.mode = mode;
       if (password) join.password = password;
@@ -227,6 +230,11 @@ export class ConfabClient extends Emitter {
 
   markAnswered(question) {
     this.#send({ type: 'mark_answered', question });
+  }
+
+  // Host: set (a string) or remove (null) the room's password (rooms change).
+  setPassword(password) {
+    this.#send({ type: 'set_password', password: password || null });
   }
 
   setRole(participant, role) {
@@ -340,7 +348,12 @@ export class ConfabClient extends Emitter {
   }
 
   #handlers = {
-    waiting: () => this.emit('waiting'),
+    waiting: ({ host_present }) => this.emit('waiting', { hostPresent: host_present !== false }),
+    // rooms change: the room's lasting settings (hosts also get the keys for the links).
+    room_settings: (settings) => {
+      this.settings = settings;
+      this.emit('settings', settings);
+    },
     joined: (msg) => this.#onJoined(msg),
     participant_updated: ({ participant }) => {
       if (participant.id === this.me?.id) {

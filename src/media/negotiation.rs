@@ -30,16 +30,20 @@ impl Room {
                 "Your role cannot publish media; offer receive-only m-lines.".into(),
             ));
         }
+        // str0m's error texts carry parser internals (a memory address among them): they go
+        // to the log, and the client gets a plain sentence (rooms change).
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| {
+            tracing::debug!(%id, error = %e, "offer is not valid SDP");
             (
                 ErrorCode::SdpRejected,
-                format!("The offer is not valid SDP: {e}"),
+                "The offer is not valid SDP.".to_string(),
             )
         })?;
         let answer = p.rtc.sdp_api().accept_offer(offer).map_err(|e| {
+            tracing::debug!(%id, error = %e, "offer refused");
             (
                 ErrorCode::SdpRejected,
-                format!("The offer was refused: {e}"),
+                "The offer was refused: its media sections could not be negotiated.".to_string(),
             )
         })?;
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;

@@ -233,9 +233,11 @@ impl Room {
         let id = info.id;
         let participant = Participant::new(info.clone(), &self.candidates, &self.config, now)
             .map_err(|e| {
+                // The detail is for the log, not the client (rooms change).
+                tracing::warn!(error = %e, "participant media setup failed");
                 (
                     ErrorCode::Internal,
-                    format!("Could not set up media for you: {e}"),
+                    "Could not set up media for you.".to_string(),
                 )
             })?;
         self.out

@@ -1,5 +1,6 @@
 //! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
 
+pub mod api;
 pub mod http;
 pub mod metrics;
 pub mod recv_batch;

@@ -7,6 +7,7 @@ mod common;
 mod controls;
 mod load_smoke;
 mod meeting;
+mod rooms;
 mod tls;
 mod vtime;
 mod webinar;
