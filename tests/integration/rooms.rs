@@ -58,7 +58,11 @@ async fn asking_for_host_never_grants_it_even_into_locked_or_password_rooms() {
     assert_eq!(joined["you"]["role"], "presenter", "{joined}");
     assert!(settings.get("host_key").is_none(), "{settings}");
     // A password set during the meeting shows, and is asked of a would-be host.
-    cmd(&mut ana, json!({"type": "set_password", "password": "s3same"})).await;
+    cmd(
+        &mut ana,
+        json!({"type": "set_password", "password": "s3same"}),
+    )
+    .await;
     let s = wait_type(&mut ana, "room_settings").await;
     assert_eq!(s["has_password"], true);
     let (_m, m) = raw_join(&server, "acme", "Mallory", json!({"role": "host"})).await;
@@ -86,9 +90,15 @@ async fn a_host_key_works_only_in_its_own_room_and_brings_the_host_back() {
     let (_b, _, _) = enter(&server, "room-b", "Bea", json!({})).await;
     let key_a = sa["host_key"].as_str().expect("host key").to_string();
     let (_c, joined, _) = enter(&server, "room-b", "Cy", json!({"key": key_a})).await;
-    assert_eq!(joined["you"]["role"], "presenter", "another room's key: {joined}");
+    assert_eq!(
+        joined["you"]["role"], "presenter",
+        "another room's key: {joined}"
+    );
     let (_d, joined, _) = enter(&server, "room-a", "Ana", json!({"key": key_a})).await;
-    assert_eq!(joined["you"]["role"], "host", "a second session with the key");
+    assert_eq!(
+        joined["you"]["role"], "host",
+        "a second session with the key"
+    );
 }
 
 #[tokio::test]
@@ -223,10 +233,16 @@ async fn last_host_leaving_a_locked_room_tells_the_waiting_and_a_returning_host_
 #[tokio::test]
 async fn names_with_direction_or_invisible_characters_are_refused_clearly() {
     let server = TestServer::start().await;
-    for (name, word) in [("Ana\u{202E}nimda", "direction"), ("Ho\u{200B}st", "invisible")] {
+    for (name, word) in [
+        ("Ana\u{202E}nimda", "direction"),
+        ("Ho\u{200B}st", "invisible"),
+    ] {
         let (_ws, m) = raw_join(&server, "names", name, json!({})).await;
         assert_eq!(m["code"], "invalid_name", "{m}");
-        assert!(m["message"].as_str().is_some_and(|s| s.contains(word)), "{m}");
+        assert!(
+            m["message"].as_str().is_some_and(|s| s.contains(word)),
+            "{m}"
+        );
     }
 }
 
@@ -239,10 +255,20 @@ async fn without_adhoc_rooms_only_created_rooms_exist() {
     .await;
     let (_ws, m) = raw_join(&server, "typed", "Ana", json!({})).await;
     assert_eq!(m["code"], "no_such_room", "{m}");
-    let a = api(&server, "POST", "/api/rooms", Some(API_KEY), Some(json!({"name": "typed"}))).await;
+    let a = api(
+        &server,
+        "POST",
+        "/api/rooms",
+        Some(API_KEY),
+        Some(json!({"name": "typed"})),
+    )
+    .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     let (_ws, joined, _) = enter(&server, "typed", "Ana", json!({})).await;
-    assert_eq!(joined["you"]["role"], "presenter", "no opener's privilege in a created room");
+    assert_eq!(
+        joined["you"]["role"], "presenter",
+        "no opener's privilege in a created room"
+    );
     // "New meeting" is for open servers with ad-hoc rooms only.
     let a = api(&server, "POST", "/new-meeting", None, None).await;
     assert_eq!(a.status, 403);
@@ -294,7 +320,14 @@ async fn every_api_call_with_a_missing_or_wrong_key_is_refused() {
 async fn api_rooms_have_host_invite_and_presenter_links_and_can_be_managed() {
     let server = TestServer::with(|c| c.rooms.api_key = Some(API_KEY.into())).await;
     let k = Some(API_KEY);
-    let a = api(&server, "POST", "/api/rooms", k, Some(json!({"mode": "webinar"}))).await;
+    let a = api(
+        &server,
+        "POST",
+        "/api/rooms",
+        k,
+        Some(json!({"mode": "webinar"})),
+    )
+    .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     let room = a.body["room"].as_str().expect("a name").to_string();
     let invite = a.body["invite_link"].as_str().expect("invite");
@@ -312,15 +345,45 @@ async fn api_rooms_have_host_invite_and_presenter_links_and_can_be_managed() {
     assert_eq!(joined["you"]["role"], "presenter");
     let pat_id = joined["you"]["id"].as_u64().expect("id");
     // Bad requests get JSON errors with stable codes.
-    let dup = api(&server, "POST", "/api/rooms", k, Some(json!({"name": room}))).await;
-    assert_eq!((dup.status, &dup.body["error"]["code"]), (409, &json!("room_exists")));
-    let bad = api(&server, "POST", "/api/rooms", k, Some(json!({"mode": "party"}))).await;
-    assert_eq!((bad.status, &bad.body["error"]["code"]), (400, &json!("bad_request")));
+    let dup = api(
+        &server,
+        "POST",
+        "/api/rooms",
+        k,
+        Some(json!({"name": room})),
+    )
+    .await;
+    assert_eq!(
+        (dup.status, &dup.body["error"]["code"]),
+        (409, &json!("room_exists"))
+    );
+    let bad = api(
+        &server,
+        "POST",
+        "/api/rooms",
+        k,
+        Some(json!({"mode": "party"})),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, &bad.body["error"]["code"]),
+        (400, &json!("bad_request"))
+    );
     // Listing.
     let list = api(&server, "GET", "/api/rooms", k, None).await;
     let listed = &list.body["rooms"][0];
-    assert_eq!((listed["room"].as_str(), &listed["participants"]), (Some(room.as_str()), &json!(3)));
-    let people = api(&server, "GET", &format!("/api/rooms/{room}/participants"), k, None).await;
+    assert_eq!(
+        (listed["room"].as_str(), &listed["participants"]),
+        (Some(room.as_str()), &json!(3))
+    );
+    let people = api(
+        &server,
+        "GET",
+        &format!("/api/rooms/{room}/participants"),
+        k,
+        None,
+    )
+    .await;
     let roles: Vec<&str> = people.body["participants"]
         .as_array()
         .expect("list")
@@ -340,18 +403,36 @@ async fn api_rooms_have_host_invite_and_presenter_links_and_can_be_managed() {
     assert_eq!(api(&server, "DELETE", &path, k, None).await.status, 204);
     assert_eq!(wait_type(&mut h, "error").await["code"], "closed");
     until_no_live_room(&server).await;
-    let gone = api(&server, "GET", &format!("/api/rooms/{room}/participants"), k, None).await;
+    let gone = api(
+        &server,
+        "GET",
+        &format!("/api/rooms/{room}/participants"),
+        k,
+        None,
+    )
+    .await;
     assert_eq!(gone.body["error"]["code"], "no_such_room");
 }
 
 #[tokio::test]
 async fn new_meeting_on_an_open_server_gives_links_and_is_rate_limited() {
     let server = TestServer::start().await;
-    let a = api(&server, "POST", "/new-meeting", None, Some(json!({"mode": "meeting"}))).await;
+    let a = api(
+        &server,
+        "POST",
+        "/new-meeting",
+        None,
+        Some(json!({"mode": "meeting"})),
+    )
+    .await;
     assert_eq!(a.status, 201, "{:?}", a.body);
     assert!(a.body.get("presenter_link").is_none());
     let room = a.body["room"].as_str().expect("room").to_string();
-    assert_eq!(room.len(), 19, "four groups of four random characters: {room}");
+    assert_eq!(
+        room.len(),
+        19,
+        "four groups of four random characters: {room}"
+    );
     let key = a.body["host_key"].clone();
     // Not the opener's privilege: a created room's host is whoever holds its key.
     let (_g, joined, _) = enter(&server, &room, "Gus", json!({})).await;
