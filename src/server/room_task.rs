@@ -5,7 +5,7 @@ use super::inbox::{Link, MediaMsg, MediaTx};
 use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
-use crate::conference::{Admission, Conference, JoinRequest, Output};
+use crate::conference::{Admission, ApiCall, ApiReply, Conference, JoinRequest, Output};
 use crate::media::DropReason;
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
@@ -41,6 +41,13 @@ pub enum RoomMsg {
         id: ParticipantId,
         /// Why.
         reason: LeaveReason,
+    },
+    /// The room API asks (rooms change).
+    Api {
+        /// What.
+        call: ApiCall,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<ApiReply>,
     },
     /// Unit tests only: the task panics, as a bug in str0m or in the room would make it.
     #[cfg(test)]
@@ -87,7 +94,11 @@ pub async fn run(
                 .dropped(reason.name(), now_dropped[i] - dropped[i]);
         }
         dropped = now_dropped;
-        if conf.is_empty() && shared.rooms.remove_if_idle(conf.room.name(), serial, &rx) {
+        if conf.is_empty()
+            && shared
+                .rooms
+                .remove_if_idle(conf.room.name(), serial, &rx, &conf)
+        {
             break;
         }
         let now = Instant::now();
@@ -167,6 +178,10 @@ pub async fn run(
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
+            // The room API's calls are answered by the conference.
+            Input::Signal(RoomMsg::Api { call, reply }) => {
+                let _ = reply.send(conf.api(call));
+            }
         }
     }
     for id in sessions.keys() {

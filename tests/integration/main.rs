@@ -8,6 +8,7 @@ mod controls;
 mod limits;
 mod load_smoke;
 mod meeting;
+mod rooms;
 mod tls;
 mod vtime;
 mod webinar;
