@@ -44,7 +44,7 @@
 //! - `set_password` and `set_mode` (hosts, any time) change the room's lasting settings;
 //!   everyone gets `room_settings` (hosts with the keys). Non-hosts must give the password.
 //!
-//! # Rooms, keys and tokens (rooms change)
+//! # Rooms, keys and tokens
 //! Host rights are a secret: a join's `role` only ever lowers the role granted. A `key` from a
 //! host link grants host, from a presenter link presenter, in that room only. The opener of an
 //! ad-hoc room in open mode is given the host key (in `room_settings`). Only a host's join
@@ -110,14 +110,13 @@ pub enum ClientMsg {
     Join {
         /// Room name: 1–64 characters of `A–Z a–z 0–9 - _ .`
         room: String,
-        /// Display name: 1–64 characters, no control characters.
+        /// Display name: 1–64 characters, no control, bidi or invisible characters.
         name: String,
         /// Wanted role: only ever lowers the role granted (a presenter may choose to watch);
-        /// asking for `host` or `presenter` grants nothing (rooms change: `key`).
+        /// asking for `host` or `presenter` grants nothing.
         #[serde(default)]
         role: Option<Role>,
-        /// A host or presenter key from a link (rooms change): grants that role in this room
-        /// only.
+        /// A host or presenter key from a link: grants that role in this room only.
         #[serde(default)]
         key: Option<String>,
         /// Join token (JWT) when the server requires one.
@@ -220,14 +219,13 @@ pub enum ClientMsg {
     /// Host: end the meeting for everyone.
     EndMeeting {},
     /// Host: set, change (a string) or remove (`null` or empty) the room's password; those
-    /// already in stay. Everyone gets `room_settings`. (rooms change)
+    /// already in stay. Everyone gets `room_settings`.
     SetPassword {
         /// The new password, at most 128 bytes.
         #[serde(default)]
         password: Option<String>,
     },
     /// Host: make the room a meeting or a webinar (the role later joiners get by default).
-    /// (rooms change)
     SetMode {
         /// The new mode.
         mode: RoomMode,
@@ -401,14 +399,14 @@ pub enum ServerMsg {
         locked: bool,
     },
     /// To you: the room is locked and a host must let you in; wait. Sent again when the last
-    /// host leaves (`host_present: false`) or one comes back. (rooms change: the field)
+    /// host leaves (`host_present: false`) or one comes back.
     Waiting {
         /// Whether a host is in the room to let you in.
         #[serde(default)]
         host_present: bool,
     },
     /// The room's lasting settings: after `joined`, and to everyone when a host changes them.
-    /// Hosts also get the keys, to build the host and presenter links. (rooms change)
+    /// Hosts also get the keys, to build the host and presenter links.
     RoomSettings {
         /// Meeting or webinar.
         mode: RoomMode,
@@ -508,7 +506,7 @@ pub enum ErrorCode {
     /// The client speaks a protocol version this server does not.
     UnsupportedVersion,
     /// No such room: this server creates rooms only through "New meeting", `confab room
-    /// create` or the room API, or the room expired. (rooms change)
+    /// create` or the room API, or the room expired.
     NoSuchRoom,
 }
 

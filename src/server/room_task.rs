@@ -42,7 +42,7 @@ pub enum RoomMsg {
         /// Why.
         reason: LeaveReason,
     },
-    /// The room API asks (rooms change).
+    /// The room API asks.
     Api {
         /// What.
         call: ApiCall,
