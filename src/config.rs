@@ -62,7 +62,18 @@ pub struct Settings {
     /// byte, for firewalls that let only web ports through [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP_HTTP", action = clap::ArgAction::Set)]
     pub ice_tcp_http: Option<bool>,
-    /// TOML file with any of these settings (kebab-case keys)
+    /// Let a typed room name that does not exist open a new room (its opener is host, in open
+    /// mode); `false`: only rooms made by "New meeting", `confab room create` or the room API
+    /// exist [default: true]
+    #[arg(long, env = "CONFAB_ADHOC_ROOMS", action = clap::ArgAction::Set)]
+    pub adhoc_rooms: Option<bool>,
+    /// Hours a room's settings, bans and links last after its last participant left (or after
+    /// its creation, if nobody came) [default: 24]
+    #[arg(long, env = "CONFAB_ROOM_EXPIRY_HOURS")]
+    pub room_expiry_hours: Option<u64>,
+    /// Bearer key for the room API at /api; without one there is no API [default: none]
+    #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     /// Seconds a client may take to send a request's headers (slowloris) [default: 10]
     #[arg(long, env = "CONFAB_HTTP_HEADER_TIMEOUT")]
     pub http_header_timeout: Option<u64>,
@@ -76,9 +87,11 @@ pub struct Settings {
     /// Participants in all rooms together [default: 5000]
     #[arg(long, env = "CONFAB_MAX_SERVER_PARTICIPANTS")]
     pub max_server_participants: Option<usize>,
-    /// Rooms open at once [default: 1000]
+    /// Rooms the server holds, open or kept (their settings and links outlive the last
+    /// participant until they expire); a new one beyond it is refused [default: 10000]
     #[arg(long, env = "CONFAB_MAX_ROOMS")]
     pub max_rooms: Option<usize>,
+    /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -125,6 +138,8 @@ pub struct Config {
     pub auth_secret: Option<String>,
     /// Caps and timeouts of the server as a whole (connections, rooms, ICE-TCP).
     pub limits: Limits,
+    /// Rooms: ad-hoc creation, expiry, API key.
+    pub rooms: RoomsConfig,
 }
 
 /// Caps and timeouts that protect the server as a whole (the README's "Limits and timeouts").
@@ -139,7 +154,8 @@ pub struct Limits {
     pub max_connections_per_address: usize,
     /// Participants in all rooms together; a join beyond it is refused.
     pub max_participants: usize,
-    /// Rooms open at once; a join that would open another is refused.
+    /// Rooms held, open or kept until they expire; a join or creation that would add another
+    /// is refused.
     pub max_rooms: usize,
     /// ICE-TCP connections open at once, the media and HTTP(S) ports together.
     pub ice_tcp_max_connections: usize,
@@ -160,13 +176,45 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_address: 256,
             max_participants: 5_000,
-            max_rooms: 1_000,
+            max_rooms: 10_000,
             ice_tcp_max_connections: 2_048,
             ice_tcp_max_per_address: 32,
             ice_tcp_max_per_participant: 4,
             ice_tcp_first_frame: Duration::from_secs(5),
             ice_tcp_idle: Duration::from_secs(30),
         }
+    }
+}
+
+/// How rooms come and go.
+#[derive(Clone)]
+pub struct RoomsConfig {
+    /// Whether joining a name that does not exist opens a room.
+    pub adhoc: bool,
+    /// How long a room's record outlives its last participant.
+    pub expiry: Duration,
+    /// The room API's bearer key; `None`: no API.
+    pub api_key: Option<String>,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            adhoc: true,
+            expiry: Duration::from_secs(24 * 3600),
+            api_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RoomsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the API key.
+        f.debug_struct("RoomsConfig")
+            .field("adhoc", &self.adhoc)
+            .field("expiry", &self.expiry)
+            .field("api", &self.api_key.is_some())
+            .finish()
     }
 }
 
@@ -185,6 +233,7 @@ impl Default for Config {
             join_timeout: Duration::from_secs(10),
             auth_secret: None,
             limits: Limits::default(),
+            rooms: RoomsConfig::default(),
         }
     }
 }
@@ -305,6 +354,18 @@ impl Settings {
                     .unwrap_or(d.limits.max_rooms),
                 ..d.limits
             },
+            rooms: RoomsConfig {
+                adhoc: self
+                    .adhoc_rooms
+                    .or(file.adhoc_rooms)
+                    .unwrap_or(d.rooms.adhoc),
+                expiry: self
+                    .room_expiry_hours
+                    .or(file.room_expiry_hours)
+                    .map(|h| Duration::from_secs(h.saturating_mul(3600)))
+                    .unwrap_or(d.rooms.expiry),
+                api_key: self.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -331,6 +392,11 @@ impl Config {
         if !(1024..=16 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err(ConfigError::Invalid(
                 "max-message-bytes must be between 1024 and 16777216".into(),
+            ));
+        }
+        if self.rooms.api_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "api-key must be at least 16 characters".into(),
             ));
         }
         if self.idle_timeout < Duration::from_secs(1) {

@@ -66,6 +66,9 @@
 //! | `conference::handle` | the one exhaustive match over client messages |
 //! | `conference::output` | media events → server messages; the conference's outputs |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
+//! | `conference::admin` | room settings per role (keys to hosts), removal with bans, the room API's calls |
+//! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
+//! | [`names`] | display-name rules (no control, bidi or zero-width characters) |
 //! | [`conference::offer_limits`] | m-lines and SDP bytes one offer may hold, checked before parsing |
 //! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
@@ -100,10 +103,12 @@
 //! | [`server::limits`] | connection slots per address; the open-file limit and caps that fit it |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, the conference's outputs carried out |
-//! | [`server::rooms`] | room name → task; open on first join, close when empty |
+//! | [`server::rooms`] | room name → task (open on first join, close when empty), and kept room records until they expire; creation |
+//! | [`server::api`] | the room API (`/api`, bearer key, rate-limited, JSON errors) and `/new-meeting` |
+//! | [`api_client`] | a minimal HTTP client of the room API (`confab room create`, tests) |
 //! | [`server::session`] | one WebSocket session, validation, version, rate limit, idle reaping, write timeout |
 //! | [`server::outbound`] | a session's outbound queue: serialised once per broadcast, bounded in bytes |
-//! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, embedded `web/` |
+//! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, the API, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (not yet wired into rooms) |
@@ -113,6 +118,7 @@
 //!
 //! [str0m]: https://docs.rs/str0m
 
+pub mod api_client;
 pub mod auth;
 pub mod bot;
 pub mod conference;
@@ -120,6 +126,7 @@ pub mod config;
 pub mod load;
 pub mod media;
 pub mod model;
+pub mod names;
 pub mod protocol;
 pub mod rate;
 pub mod record;

@@ -1,5 +1,5 @@
 //! The `confab` binary: parse settings, start the server, stop on SIGINT/SIGTERM; or print a
-//! join token.
+//! join token; or create a room on a running server (`confab room create`).
 
 use clap::{Args, Parser, Subcommand};
 use confab::auth::{unix_now, Auth, Claims};
@@ -21,6 +21,31 @@ struct Cli {
 enum Command {
     /// Print a join token and a join link (needs the server's auth secret).
     Token(TokenArgs),
+    /// Rooms on a running server, through its room API (needs its --api-key).
+    #[command(subcommand)]
+    Room(RoomCommand),
+}
+
+#[derive(Subcommand)]
+enum RoomCommand {
+    /// Create a room and print its host, invite (and, for a webinar, presenter) links.
+    Create(CreateArgs),
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Room name [default: an unguessable one]
+    #[arg(long)]
+    name: Option<String>,
+    /// Make it a webinar (joiners watch; panelists use the presenter link).
+    #[arg(long)]
+    webinar: bool,
+    /// The server's room API key.
+    #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The server, as http://host:port.
+    #[arg(long, default_value = "http://localhost:8080")]
+    server: String,
 }
 
 #[derive(Args)]
@@ -92,11 +117,60 @@ fn token(args: TokenArgs) -> ExitCode {
     }
 }
 
+async fn room_create(args: CreateArgs) -> ExitCode {
+    let body = serde_json::json!({
+        "name": args.name,
+        "mode": if args.webinar { "webinar" } else { "meeting" },
+    });
+    let answer = confab::api_client::call(
+        &args.server,
+        "POST",
+        "/api/rooms",
+        Some(&args.api_key),
+        Some(&body),
+    )
+    .await;
+    match answer {
+        Ok(a) if a.status == 201 => {
+            let b = &a.body;
+            println!("room:           {}", b["room"].as_str().unwrap_or_default());
+            println!(
+                "host link:      {}",
+                b["host_link"].as_str().unwrap_or_default()
+            );
+            if let Some(p) = b["presenter_link"].as_str() {
+                println!("presenter link: {p}");
+            }
+            println!(
+                "invite link:    {}",
+                b["invite_link"].as_str().unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(a) => {
+            let e = &a.body["error"];
+            eprintln!(
+                "confab: {} ({}, HTTP {})",
+                e["message"].as_str().unwrap_or("the server refused"),
+                e["code"].as_str().unwrap_or("unknown"),
+                a.status
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("confab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Token(args)) = cli.command {
-        return token(args);
+    match cli.command {
+        Some(Command::Token(args)) => return token(args),
+        Some(Command::Room(RoomCommand::Create(args))) => return room_create(args).await,
+        None => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -111,7 +185,7 @@ async fn main() -> ExitCode {
         }
     };
     if config.auth_secret.is_none() {
-        tracing::warn!("no auth secret: open mode, anyone who reaches this server can join any room with any role; use it on trusted networks only");
+        tracing::warn!("no auth secret: open mode, anyone who reaches this server can open a room and join any room whose name they know (hosts need the host link); see README: open mode");
     }
     match confab::run(config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,14 +43,22 @@
 //!   and answer with `admit`; at most 300 wait, the next gets `room_full`), `end_meeting`
 //!   (everyone gets `error` `closed`).
 //! - An `offer` may hold at most 128 m-lines and 384 KiB of SDP (`sdp_rejected` otherwise).
-//! - The join that opens a room may set a `password`; later joins must give it
-//!   (`wrong_password` otherwise). Hosts joining with a token skip the password and the lobby.
+//! - `set_password` and `set_mode` (hosts, any time) change the room's lasting settings;
+//!   everyone gets `room_settings` (hosts with the keys). Non-hosts must give the password.
 //!
-//! # Tokens
+//! # Rooms, keys and tokens
+//! Host rights are a secret: a join's `role` only ever lowers the role granted. A `key` from a
+//! host link grants host, from a presenter link presenter, in that room only. The opener of an
+//! ad-hoc room in open mode is given the host key (in `room_settings`). Only a host's join
+//! configures an unconfigured room (its `mode` and `password`). A room's record (mode, password,
+//! lock, bans, keys) outlives its last participant until it expires; a removed identity is
+//! refused (`removed`) for that long, and all its sessions are removed. Rooms that do not exist
+//! are refused with `no_such_room` when ad-hoc rooms are off.
+//!
 //! When the server runs with an auth secret, `join` needs a `token`: an HS256 JWT with claims
 //! `room`, `name`, `role`, `exp` (and optional `sub`, the identity, and `mode`). The token's name
 //! and role win over the message's; a token for another room, expired, or badly signed is
-//! refused with `unauthorized`. Without a secret (open mode) `role` is taken as asked.
+//! refused with `unauthorized`.
 //!
 //! # Simulcast, layers and last-N
 //! A camera is published as up to three simulcast encodings with rids `q` (¼ size), `h` (½)
@@ -106,18 +114,23 @@ pub enum ClientMsg {
     Join {
         /// Room name: 1–64 characters of `A–Z a–z 0–9 - _ .`
         room: String,
-        /// Display name: 1–64 characters, no control characters.
+        /// Display name: 1–64 characters, no control, bidi or invisible characters.
         name: String,
-        /// Wanted role; honoured in open mode, ignored when a token decides.
+        /// Wanted role: only ever lowers the role granted (a presenter may choose to watch);
+        /// asking for `host` or `presenter` grants nothing.
         #[serde(default)]
         role: Option<Role>,
+        /// A host or presenter key from a link: grants that role in this room only.
+        #[serde(default)]
+        key: Option<String>,
         /// Join token (JWT) when the server requires one.
         #[serde(default)]
         token: Option<String>,
-        /// Meeting or webinar; decides only when this join opens the room.
+        /// Meeting or webinar; decides only when a host's join opens an unconfigured room.
         #[serde(default)]
         mode: Option<RoomMode>,
-        /// The room's password: sets it when this join opens the room, else must match.
+        /// The room's password: set by a host's join into an unconfigured room; from anyone
+        /// else it must match.
         #[serde(default)]
         password: Option<String>,
         /// The protocol version the client speaks ([`PROTOCOL_VERSION`] when absent).
@@ -209,6 +222,18 @@ pub enum ClientMsg {
     },
     /// Host: end the meeting for everyone.
     EndMeeting {},
+    /// Host: set, change (a string) or remove (`null` or empty) the room's password; those
+    /// already in stay. Everyone gets `room_settings`.
+    SetPassword {
+        /// The new password, at most 128 bytes.
+        #[serde(default)]
+        password: Option<String>,
+    },
+    /// Host: make the room a meeting or a webinar (the role later joiners get by default).
+    SetMode {
+        /// The new mode.
+        mode: RoomMode,
+    },
     /// How tall (in device pixels) each remote video is rendered now; 0 or absent means not
     /// visible (another grid page, minimised). Drives layer choice and last-N.
     VideoSizes {
@@ -378,8 +403,29 @@ pub enum ServerMsg {
         /// Locked or not.
         locked: bool,
     },
-    /// To you: the room is locked and a host must let you in; wait.
-    Waiting {},
+    /// To you: the room is locked and a host must let you in; wait. Sent again when the last
+    /// host leaves (`host_present: false`) or one comes back.
+    Waiting {
+        /// Whether a host is in the room to let you in.
+        #[serde(default)]
+        host_present: bool,
+    },
+    /// The room's lasting settings: after `joined`, and to everyone when a host changes them.
+    /// Hosts also get the keys, to build the host and presenter links.
+    RoomSettings {
+        /// Meeting or webinar.
+        mode: RoomMode,
+        /// Whether newcomers wait in the lobby.
+        locked: bool,
+        /// Whether joining needs a password.
+        has_password: bool,
+        /// To hosts only: the key of the host link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_key: Option<String>,
+        /// To hosts only: the key of the presenter link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presenter_key: Option<String>,
+    },
     /// To hosts: who waits in the lobby.
     Lobby {
         /// Waiting people.
@@ -464,6 +510,9 @@ pub enum ErrorCode {
     WrongPassword,
     /// The client speaks a protocol version this server does not.
     UnsupportedVersion,
+    /// No such room: this server creates rooms only through "New meeting", `confab room
+    /// create` or the room API, or the room expired.
+    NoSuchRoom,
 }
 
 impl ErrorCode {
@@ -482,6 +531,7 @@ impl ErrorCode {
                 | ErrorCode::Refused
                 | ErrorCode::WrongPassword
                 | ErrorCode::UnsupportedVersion
+                | ErrorCode::NoSuchRoom
         )
     }
 }
@@ -521,14 +571,10 @@ pub fn valid_room_name(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Normalises a display name: trimmed, 1–64 characters, no control characters.
+/// Normalises a display name: trimmed, 1–64 characters, no control, bidi or invisible
+/// characters (the rules and their error texts: [`crate::names`]).
 pub fn clean_display_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > 64 || name.chars().any(char::is_control) {
-        return None;
-    }
-    Some(name.to_string())
+    crate::names::check_display_name(name).ok()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! A token bucket: the one rate limit used for signalling messages and for chat and Q&A.
+//! A token bucket: the one rate limit used for signalling messages, chat and Q&A, and the room API.
 
 use std::time::Instant;
 

@@ -7,9 +7,10 @@
 
 use crate::bot::core::{ClientBehaviour, ClientCore, ClientOutput};
 use crate::bot::{BotStats, StreamShape};
+use crate::conference::record::{Credentials, Origin, RoomRecord};
 use crate::conference::{Admission, Conference, JoinRequest, Output};
 use crate::media::{RoomConfig, Router};
-use crate::protocol::{ParticipantId, Role, ServerMsg};
+use crate::protocol::{ParticipantId, Role, RoomMode, ServerMsg};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -91,7 +92,10 @@ impl Sim {
         let now = Instant::now();
         Sim {
             now,
-            conf: Conference::new(Router::new("sim", config, vec![server])),
+            conf: Conference::new(
+                Router::new("sim", config, vec![server]),
+                RoomRecord::new(RoomMode::Meeting, Origin::AdHoc, now),
+            ),
             server,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
@@ -159,7 +163,11 @@ impl Sim {
         let request = JoinRequest {
             id,
             name: name.into(),
-            role: Some(role),
+            credentials: Credentials {
+                token_role: Some(role),
+                key: None,
+                asked: None,
+            },
             identity: format!("{name}#{}", id.0),
             mode: None,
             password: None,

@@ -3,7 +3,7 @@
 // owner, and offers the UI one object to read and to command. Knows nothing about the page.
 //
 // Events: waiting, joined, participants, tracks, local, stream, error, connection, closed,
-// chat, questions, hands, lobby, locked, speaker, pinned, forwarded, talk_error, notice.
+// chat, questions, hands, lobby, locked, settings, speaker, pinned, forwarded, talk_error, notice.
 
 import { Emitter } from './emitter.js';
 import { Signal, isFatal } from './signal.js';
@@ -23,6 +23,7 @@ const ROOM_EVENTS = [
   'hands',
   'lobby',
   'locked',
+  'settings',
   'speaker',
   'pinned',
   'forwarded',
@@ -32,7 +33,7 @@ const ENGINE_EVENTS = ['local', 'stream', 'connection', 'error', 'notice'];
 /**
  * @typedef {import('./room.js').Source} Source
  * @typedef {import('./room.js').Role} Role
- * @typedef {{url: string, room: string, name?: string, role?: string, token?: string,
+ * @typedef {{url: string, room: string, name?: string, role?: string, key?: string, token?: string,
  *   mode?: string, password?: string, simulcast?: boolean,
  *   getMedia?: () => Promise<MediaStream>, getScreen?: () => Promise<MediaStream>}} ClientOptions
  */
@@ -46,11 +47,12 @@ export class ConfabClient extends Emitter {
   /** @param {ClientOptions} opts */
   constructor(opts) {
     super();
-    const { url, room, name, role, token, mode, password } = opts;
+    const { url, room, name, role, key, token, mode, password } = opts;
     // The server requires a name even when the token's name wins over it.
     /** @type {import('./signal.js').JoinMsg} */
     const join = { type: 'join', room, name: name ?? '' };
     if (role) join.role = role;
+    if (key) join.key = key; // a host or presenter key from a link
     if (token) join.token = token;
     if (mode) join.mode = mode;
     if (password) join.password = password;
@@ -90,6 +92,9 @@ export class ConfabClient extends Emitter {
   }
   get locked() {
     return this.#room.locked;
+  }
+  get settings() {
+    return this.#room.settings;
   }
   get participants() {
     return this.#room.participants;
@@ -235,6 +240,10 @@ export class ConfabClient extends Emitter {
    */
   setRole(participant, role) {
     this.#room.setRole(participant, role);
+  }
+  /** @param {string | null} password */
+  setPassword(password) {
+    this.#room.setPassword(password);
   }
   /**
    * @param {number} participant

@@ -2,6 +2,7 @@
 
 import { captureCameraAndMicrophone, stopStream } from './media.js';
 import { rememberPassword } from './password.js';
+import { rememberSession } from './invite.js';
 
 const NAME_KEY = 'confab.name';
 
@@ -61,19 +62,45 @@ export function showJoinForm(view, params) {
     if (name) localStorage.setItem(NAME_KEY, name);
     leaving = true;
     stopStream(stream);
-    // Navigating (instead of joining in place) makes the address a link that rejoins on reload.
-    const next = new URLSearchParams(params);
-    next.set('room', room);
-    if (name && !token) next.set('name', name);
-    setOrDelete(next, 'role', form.role.value);
-    setOrDelete(next, 'mode', form.webinar.checked ? 'webinar' : '');
+    // Navigating (instead of joining in place) to the invite link, with the rest kept in this
+    // tab, rejoins on reload yet never puts a name, role or token in the address bar.
+    rememberSession(room, {
+      name: token ? undefined : name,
+      token: token ?? undefined,
+      role: form.role.value || undefined,
+      mode: form.webinar.checked ? 'webinar' : undefined,
+    });
     if (form.password.value) rememberPassword(room, form.password.value);
-    next.delete('password');
-    location.assign(`${location.pathname}?${next}`);
+    location.assign(`${location.pathname}?room=${encodeURIComponent(room)}`);
   });
-}
 
-function setOrDelete(params, key, value) {
-  if (value) params.set(key, value);
-  else params.delete(key);
+  // New meeting: the server makes a room with an unguessable name and gives its links.
+  const links = view.querySelector('#new-links');
+  view.querySelector('#new-meeting').addEventListener('click', async () => {
+    const res = await fetch('new-meeting', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ mode: form.webinar.checked ? 'webinar' : 'meeting' }),
+    }).catch(() => null);
+    const body = await res?.json().catch(() => null);
+    if (!res?.ok || !body?.host_link) {
+      note.textContent = body?.error?.message ?? 'Could not create a meeting';
+      return;
+    }
+    form['host-link'].value = body.host_link;
+    form['invite-link'].value = body.invite_link;
+    form['presenter-link'].value = body.presenter_link ?? '';
+    links.querySelector('.presenter-row').hidden = !body.presenter_link;
+    form.room.value = body.room;
+    links.hidden = false;
+  });
+  view.querySelector('#start-meeting').addEventListener('click', () => {
+    const name = form.name.value.trim();
+    if (!name) return form.name.focus();
+    localStorage.setItem(NAME_KEY, name);
+    leaving = true;
+    stopStream(stream);
+    rememberSession(form.room.value, { name });
+    location.assign(form['host-link'].value);
+  });
 }

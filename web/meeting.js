@@ -10,6 +10,7 @@ import { SidePanel } from './sidepanel.js';
 import { Controls } from './controls.js';
 import { SizeReporter } from './sizes.js';
 import { askForPassword } from './password.js';
+import { attachRoomTools, showInviteLink } from './invite.js';
 import { icon } from './icons.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
@@ -68,6 +69,8 @@ export function startMeeting(banner, opts) {
 
   view.hidden = false;
   $('#room-name').textContent = opts.room;
+  // Invite/host links, the alone prompt, the password badge and form.
+  attachRoomTools(view, client, opts.room);
   document.title = `${opts.room} · confab`;
   setState('connecting');
   setupStaticButtons();
@@ -156,12 +159,17 @@ export function startMeeting(banner, opts) {
     }
   }
 
-  client.on('waiting', () => {
+  client.on('waiting', (/** @type {{hostPresent?: boolean}} */ { hostPresent } = {}) => {
+    // Say so when no host is there to let anyone in.
+    document.querySelector('#waiting-view p').textContent = hostPresent
+      ? 'The room is locked. A host has been told you are here and will let you in shortly.'
+      : 'The room is locked and no host is here yet. You will be let in when a host arrives.';
     setState('waiting');
     view.hidden = true;
     document.getElementById('waiting-view').hidden = false;
   });
   client.on('joined', () => {
+    showInviteLink(opts.room);
     setState('joined');
     document.getElementById('waiting-view').hidden = true;
     view.hidden = false;

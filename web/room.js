@@ -3,7 +3,7 @@
 // date from the signalling messages; no DOM and no media (engine.js owns those).
 //
 // Events: waiting, participants, tracks (participant id), chat (entry), questions, hands,
-// lobby, locked (bool), speaker, pinned, forwarded, plus two for the engine: role ({before,
+// lobby, locked (bool), settings (room_settings), speaker, pinned, forwarded, plus two for the engine: role ({before,
 // after}) when my role changed, forced_mute (source) when a host muted my track, and
 // subscriptions when the set of remote tracks changed.
 
@@ -22,6 +22,8 @@ import { Emitter } from './emitter.js';
  *   Encoding
  * @typedef {{camera: Encoding[], screen: Encoding[], chat_max_chars: number,
  *   question_max_chars: number, max_audio_slots: number}} Limits
+ * @typedef {{mode: string, locked: boolean, has_password: boolean, host_key?: string,
+ *   presenter_key?: string}} RoomSettings
  */
 
 // Errors a chat line or question earns, shown next to what was typed rather than in the
@@ -51,6 +53,8 @@ export class Room extends Emitter {
   hands = [];
   /** @type {ParticipantInfo[]} waiting for a host */
   lobby = [];
+  /** @type {RoomSettings | null} the room's lasting settings; hosts also get the link keys */
+  settings = null;
   /** @type {number | null} */
   activeSpeaker = null;
   /** @type {Set<number> | null} track ids whose video the server sends; null = all */
@@ -144,6 +148,14 @@ export class Room extends Emitter {
   }
 
   /**
+   * Host: set (a string) or remove (null or empty) the room's password.
+   * @param {string | null} password
+   */
+  setPassword(password) {
+    this.#send({ type: 'set_password', password: password || null });
+  }
+
+  /**
    * @param {number} participant
    * @param {Source} source
    */
@@ -208,7 +220,11 @@ export class Room extends Emitter {
 
   /** @type {Record<string, (msg: any) => void>} */
   #handlers = {
-    waiting: () => this.emit('waiting'),
+    waiting: ({ host_present }) => this.emit('waiting', { hostPresent: host_present !== false }),
+    room_settings: (settings) => {
+      this.settings = settings;
+      this.emit('settings', settings);
+    },
     joined: ({ room, you, participants, tracks, mode, locked, chat, questions, hands, limits }) => {
       this.name = room;
       this.me = you;

@@ -18,6 +18,7 @@ const FATAL = new Set([
   'removed',
   'refused',
   'wrong_password',
+  'no_such_room',
 ]);
 
 // Errors that only ever answer an offer. Others (bad_message, rate_limited) may just as well
@@ -34,7 +35,7 @@ export function isFatal(code) {
 }
 
 /**
- * @typedef {{type: 'join', room: string, name: string, role?: string, token?: string,
+ * @typedef {{type: 'join', room: string, name: string, role?: string, key?: string, token?: string,
  *   mode?: string, password?: string}} JoinMsg
  * @typedef {Error & {code?: string, fromServer?: boolean}} SignalError
  * @typedef {{resolve: (sdp: string) => void, reject: (err: SignalError) => void}} PendingAnswer

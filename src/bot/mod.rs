@@ -33,6 +33,8 @@ pub struct BotConfig {
     pub role: Option<Role>,
     /// Join token.
     pub token: Option<String>,
+    /// Host or presenter key from a room's link.
+    pub key: Option<String>,
     /// Meeting or webinar, if this join opens the room.
     pub mode: Option<crate::protocol::RoomMode>,
     /// Room password.
@@ -62,6 +64,7 @@ impl BotConfig {
             name: name.into(),
             role: None,
             token: None,
+            key: None,
             mode: None,
             password: None,
             publish: true,

@@ -57,6 +57,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
             room: config.room.clone(),
             name: config.name.clone(),
             role: config.role,
+            key: config.key.clone(),
             token: config.token.clone(),
             mode: config.mode,
             password: config.password.clone(),

@@ -19,6 +19,8 @@ fn needs(msg: &ClientMsg) -> Option<Permission> {
         | ClientMsg::MuteParticipant { .. }
         | ClientMsg::RemoveParticipant { .. }
         | ClientMsg::LockRoom { .. }
+        | ClientMsg::SetPassword { .. }
+        | ClientMsg::SetMode { .. }
         | ClientMsg::Admit { .. }
         | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
         // Publishing is checked against what the offer sends (a receive-only offer is fine).
@@ -84,13 +86,29 @@ impl Conference {
                     .offer(id, &sdp, &publish, &subscribe, &audio_slots, now);
                 self.absorb();
                 if let Err(e) = result {
-                    let code = match e {
-                        OfferError::NotJoined => ErrorCode::NotJoined,
-                        OfferError::BadSdp(_) | OfferError::Refused(_) | OfferError::Crashed => {
-                            ErrorCode::SdpRejected
+                    // str0m's error texts carry parser internals (a memory address among
+                    // them): they go to the log, and the client gets a plain sentence.
+                    let (code, text) = match &e {
+                        OfferError::NotJoined => (ErrorCode::NotJoined, e.to_string()),
+                        OfferError::BadSdp(detail) => {
+                            tracing::debug!(%id, error = %detail, "offer is not valid SDP");
+                            (ErrorCode::SdpRejected, "The offer is not valid SDP.".into())
+                        }
+                        OfferError::Refused(detail) => {
+                            tracing::debug!(%id, error = %detail, "offer refused");
+                            (
+                                ErrorCode::SdpRejected,
+                                "The offer was refused: its media sections could not be \
+                                 negotiated."
+                                    .into(),
+                            )
+                        }
+                        OfferError::Crashed => {
+                            tracing::warn!(%id, "str0m panicked on an offer; removing the offerer");
+                            (ErrorCode::SdpRejected, e.to_string())
                         }
                     };
-                    self.refuse(id, code, &e.to_string());
+                    self.refuse(id, code, &text);
                     if matches!(e, OfferError::Crashed) {
                         self.leave(id, LeaveReason::Error);
                     }
@@ -161,6 +179,10 @@ impl Conference {
                     // On stage, the hand has been answered.
                     self.lower_hand(participant);
                 }
+                // A co-host gets the keys (so a reload keeps them host); a demoted one
+                // learns the settings without them.
+                let settings = self.settings_for(role);
+                self.signal(participant, settings);
             }
             ClientMsg::MuteParticipant {
                 participant,
@@ -177,18 +199,30 @@ impl Conference {
                         "No such participant to remove.",
                     );
                 }
-                if let Some(identity) = self.identities.get(&participant) {
-                    self.banned.insert(identity.clone());
+                if !self.remove_identity_of(participant) {
+                    self.refuse(
+                        id,
+                        ErrorCode::BadMessage,
+                        "This room has banned as many people as it can hold.",
+                    );
                 }
-                let msg =
-                    ServerMsg::error(ErrorCode::Removed, "A host removed you from this room.");
-                self.signal(participant, msg);
-                self.leave(participant, LeaveReason::Removed);
+            }
+            ClientMsg::SetPassword { password } => match self.record.set_password(password) {
+                Ok(()) => self.broadcast_settings(),
+                Err(e) => self.refuse(id, ErrorCode::BadMessage, e),
+            },
+            ClientMsg::SetMode { mode } => {
+                // Decides the role of later joiners; those present keep theirs.
+                if self.record.mode != mode {
+                    self.record.mode = mode;
+                    self.broadcast_settings();
+                }
             }
             ClientMsg::LockRoom { locked } => {
-                if self.locked != locked {
-                    self.locked = locked;
+                if self.record.locked != locked {
+                    self.record.locked = locked;
                     self.broadcast(None, ServerMsg::RoomLocked { locked });
+                    self.broadcast_settings();
                 }
                 if !locked {
                     let waiting: Vec<ParticipantId> = self.lobby.keys().copied().collect();

@@ -5,20 +5,24 @@
 //!
 //! [`media::Event`]: crate::media::Event
 
+mod admin;
 mod handle;
 pub mod offer_limits;
 mod output;
+pub mod record;
 pub mod talk;
 #[cfg(test)]
 mod tests;
 
+pub use admin::{ApiCall, ApiReply};
 pub use output::Output;
 
 use crate::media::{track, JoinError, Router};
 use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode};
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use record::{Credentials, RoomRecord};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use talk::{Chat, QnA};
@@ -49,13 +53,14 @@ pub struct JoinRequest {
     pub id: ParticipantId,
     /// Display name.
     pub name: String,
-    /// Role from the token, or as asked in open mode; `None` takes the room's default.
-    pub role: Option<Role>,
+    /// Token role, link key and asked role: the room's record decides what they grant
+    /// (see [`RoomRecord::grant`]).
+    pub credentials: Credentials,
     /// Who this is across reconnects (token `sub`, else the name): what a removal bans.
     pub identity: String,
-    /// Meeting or webinar, if this join opens the room.
+    /// Meeting or webinar, taken only from a host's join into a room no host configured yet.
     pub mode: Option<RoomMode>,
-    /// The password given.
+    /// The password given (or set, as for `mode`).
     pub password: Option<String>,
 }
 
@@ -81,11 +86,10 @@ pub struct Conference {
     pub room: Router,
     /// Who is in, as the others see them.
     roster: BTreeMap<ParticipantId, ParticipantInfo>,
-    mode: RoomMode,
-    opened: bool,
-    locked: bool,
-    password: Option<String>,
-    banned: HashSet<String>,
+    /// Mode, password, lock, bans and keys: handed back to the registry when the room empties.
+    record: RoomRecord,
+    /// Ended by the room API: the registry forgets the record instead of keeping it.
+    ended: bool,
     identities: HashMap<ParticipantId, String>,
     lobby: BTreeMap<ParticipantId, Waiting>,
     hands: Vec<ParticipantId>,
@@ -97,15 +101,12 @@ pub struct Conference {
 
 impl Conference {
     /// A conference around an empty media room.
-    pub fn new(room: Router) -> Self {
+    pub fn new(room: Router, record: RoomRecord) -> Self {
         Conference {
             room,
             roster: BTreeMap::new(),
-            mode: RoomMode::Meeting,
-            opened: false,
-            locked: false,
-            password: None,
-            banned: HashSet::new(),
+            record,
+            ended: false,
             identities: HashMap::new(),
             lobby: BTreeMap::new(),
             hands: vec![],
@@ -128,7 +129,17 @@ impl Conference {
 
     /// Meeting or webinar.
     pub fn mode(&self) -> RoomMode {
-        self.mode
+        self.record.mode
+    }
+
+    /// The room's lasting record (for the registry, when the room empties).
+    pub fn record(&self) -> &RoomRecord {
+        &self.record
+    }
+
+    /// Whether the room API ended this room (its record is not kept).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Everyone in, as the others see them.
@@ -138,21 +149,24 @@ impl Conference {
 
     /// Someone asks to enter.
     pub fn join(&mut self, req: JoinRequest, now: Instant) -> Admission {
-        let first = !self.opened;
-        if first {
-            self.opened = true;
-            self.mode = req.mode.unwrap_or_default();
-            self.password = req.password.clone().filter(|p| !p.is_empty());
-        }
-        if self.banned.contains(&req.identity) {
+        if self.record.banned.contains(&req.identity) {
             return Admission::Refused(
                 ErrorCode::Removed,
                 "A host removed you from this room.".into(),
             );
         }
-        let role = req.role.unwrap_or(self.mode.default_role());
+        let role = self.record.grant(&req.credentials);
         let host = role == Role::Host;
-        if !first && !host && self.password.is_some() && req.password != self.password {
+        // Only a host configures a room; everyone else's mode and password are ignored
+        // (an audience token arriving first cannot lock presenters out).
+        if host && !self.record.configured {
+            self.record.configured = true;
+            self.record.mode = req.mode.unwrap_or(self.record.mode);
+            if let Err(e) = self.record.set_password(req.password.clone()) {
+                return Admission::Refused(ErrorCode::BadMessage, e.into());
+            }
+        }
+        if !host && !self.record.password_ok(req.password.as_deref()) {
             return Admission::Refused(
                 ErrorCode::WrongPassword,
                 "This room needs a password, and the one given is not it.".into(),
@@ -163,7 +177,7 @@ impl Conference {
             name: req.name,
             role,
         };
-        if self.locked && !host {
+        if self.record.locked && !host {
             if self.lobby.len() >= MAX_LOBBY {
                 return Admission::Refused(
                     ErrorCode::RoomFull,
@@ -179,7 +193,8 @@ impl Conference {
                     identity: req.identity,
                 },
             );
-            self.signal(req.id, ServerMsg::Waiting {});
+            let host_present = self.host_present();
+            self.signal(req.id, ServerMsg::Waiting { host_present });
             self.tell_hosts_lobby();
             return Admission::Waiting;
         }
@@ -194,12 +209,20 @@ impl Conference {
                     ErrorCode::RoomFull,
                     format!("Room {} is full ({max} participants).", self.room.name()),
                 ),
-                JoinError::Media(e) => Admission::Refused(
-                    ErrorCode::Internal,
-                    format!("Could not set up media for you: {e}"),
-                ),
+                JoinError::Media(e) => {
+                    // The detail is for the log, not the client.
+                    tracing::warn!(error = %e, "participant media setup failed");
+                    Admission::Refused(
+                        ErrorCode::Internal,
+                        "Could not set up media for you.".into(),
+                    )
+                }
             };
         }
+        let role = info.role;
+        let host = role == Role::Host;
+        let had_host = self.host_present();
+        self.record.emptied_at = None;
         self.absorb();
         self.broadcast(
             None,
@@ -218,9 +241,14 @@ impl Conference {
             self.signal(id, msg);
         }
         self.identities.insert(id, identity);
-        if self.roster.get(&id).is_some_and(|i| i.role == Role::Host) && !self.lobby.is_empty() {
+        let settings = self.settings_for(role);
+        self.signal(id, settings);
+        if host && !self.lobby.is_empty() {
             let waiting = self.lobby.values().map(|w| w.info.clone()).collect();
             self.signal(id, ServerMsg::Lobby { waiting });
+            if !had_host {
+                self.tell_waiting();
+            }
         }
         Admission::Joined
     }
@@ -233,8 +261,8 @@ impl Conference {
             you,
             participants: self.roster.values().cloned().collect(),
             tracks: self.room.tracks().cloned().collect(),
-            mode: self.mode,
-            locked: self.locked,
+            mode: self.record.mode,
+            locked: self.record.locked,
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
@@ -256,14 +284,22 @@ impl Conference {
 
     /// Forgets someone the media room no longer carries, and tells the others.
     fn gone(&mut self, id: ParticipantId, reason: LeaveReason) {
-        if self.roster.remove(&id).is_none() {
+        let Some(info) = self.roster.remove(&id) else {
             return;
-        }
+        };
         self.identities.remove(&id);
         self.talk_rate.remove(&id);
         self.out.push_back(Output::Removed(id, reason));
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
         self.lower_hand(id);
+        if info.role == Role::Host && !self.lobby.is_empty() && !self.host_present() {
+            // The last host left a locked room: those waiting learn that they wait for a
+            // host, who will find them on return.
+            self.tell_waiting();
+        }
+        if self.is_empty() {
+            self.record.emptied_at = Some(Instant::now());
+        }
     }
 
     fn admit(&mut self, id: ParticipantId, admit: bool, now: Instant) {

@@ -1,5 +1,6 @@
 //! Conference behaviour without sockets: roles, lobby, hands, Q&A, bans, leaving.
 
+use super::record::{Credentials, Origin, RoomRecord};
 use super::{Admission, Conference, JoinRequest, Output, MAX_LOBBY};
 use crate::media::{RoomConfig, Router};
 use crate::model::{LeaveReason, ParticipantId, QuestionId, Role, RoomMode, Source};
@@ -28,7 +29,10 @@ impl Harness {
         };
         let room = Router::new("r", config, vec![([127, 0, 0, 1], 9).into()]);
         Harness {
-            conf: Conference::new(room),
+            conf: Conference::new(
+                room,
+                RoomRecord::new(RoomMode::Meeting, Origin::AdHoc, Instant::now()),
+            ),
             now: Instant::now(),
             inbox: HashMap::new(),
             removed: vec![],
@@ -39,7 +43,11 @@ impl Harness {
         JoinRequest {
             id,
             name: name.into(),
-            role,
+            credentials: Credentials {
+                token_role: role,
+                key: None,
+                asked: None,
+            },
             identity: name.into(),
             mode: None,
             password: None,
@@ -198,7 +206,7 @@ fn lobby_holds_newcomers_until_a_host_decides() {
         h.join_as(Harness::request(B, "Bo", Some(Role::Presenter))),
         Admission::Waiting
     );
-    assert_eq!(h.take(B), [ServerMsg::Waiting {}]);
+    assert_eq!(h.take(B), [ServerMsg::Waiting { host_present: true }]);
     let lobby = h.take(A);
     assert!(
         lobby
@@ -371,7 +379,8 @@ fn a_removed_identity_is_banned() {
 #[test]
 fn passwords_and_capacity_refuse_joins() {
     let mut h = Harness::new(2);
-    let mut first = Harness::request(A, "Ana", Some(Role::Presenter));
+    // Only a host's join configures the room (its password); a presenter's would be ignored.
+    let mut first = Harness::request(A, "Ana", Some(Role::Host));
     first.password = Some("s3cret".into());
     assert_eq!(h.join_as(first), Admission::Joined);
     let wrong = h.join_as(Harness::request(B, "Bo", Some(Role::Presenter)));

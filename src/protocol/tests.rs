@@ -12,6 +12,7 @@ fn join_parses_with_defaults() {
             room: "a".into(),
             name: "Ana".into(),
             role: None,
+            key: None,
             token: None,
             mode: None,
             password: None,

@@ -1,4 +1,5 @@
-//! The HTTP surface: `/ws` signalling, `/healthz`, `/metrics`, and the embedded web client.
+//! The HTTP surface: `/ws` signalling, `/healthz`, `/metrics`, the room API (`/api`,
+//! `/new-meeting`), and the embedded web client.
 
 use super::{session, Shared};
 use axum::extract::{State, WebSocketUpgrade};
@@ -20,6 +21,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/ws", get(ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .merge(super::api::router(Arc::clone(&shared)))
         .fallback(get(asset))
         .with_state(shared)
 }

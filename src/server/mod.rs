@@ -1,5 +1,6 @@
 //! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
 
+pub mod api;
 pub mod gate;
 pub mod http;
 pub mod inbox;

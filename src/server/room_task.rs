@@ -6,7 +6,7 @@ use super::outbound::{Frame, OutboundTx};
 use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
-use crate::conference::{Admission, Conference, JoinRequest, Output};
+use crate::conference::{Admission, ApiCall, ApiReply, Conference, JoinRequest, Output};
 use crate::media::DropReason;
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::HashMap;
@@ -42,6 +42,13 @@ pub enum RoomMsg {
         id: ParticipantId,
         /// Why.
         reason: LeaveReason,
+    },
+    /// The room API asks.
+    Api {
+        /// What.
+        call: ApiCall,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<ApiReply>,
     },
     /// Unit tests only: the task panics, as a bug in str0m or in the room would make it.
     #[cfg(test)]
@@ -88,7 +95,11 @@ pub async fn run(
                 .dropped(reason.name(), now_dropped[i] - dropped[i]);
         }
         dropped = now_dropped;
-        if conf.is_empty() && shared.rooms.remove_if_idle(conf.room.name(), serial, &rx) {
+        if conf.is_empty()
+            && shared
+                .rooms
+                .remove_if_idle(conf.room.name(), serial, &rx, &conf)
+        {
             break;
         }
         let now = Instant::now();
@@ -168,6 +179,10 @@ pub async fn run(
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
+            // The room API's calls are answered by the conference.
+            Input::Signal(RoomMsg::Api { call, reply }) => {
+                let _ = reply.send(conf.api(call));
+            }
         }
     }
     for id in sessions.keys() {

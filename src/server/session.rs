@@ -6,10 +6,10 @@
 use super::outbound::{self, Frame, OutboundRx, MAX_QUEUED_BYTES};
 use super::room_task::RoomMsg;
 use super::Shared;
+use crate::conference::record::Credentials;
 use crate::conference::JoinRequest;
 use crate::protocol::{
-    clean_display_name, valid_room_name, ClientMsg, ErrorCode, LeaveReason, ParticipantId,
-    ServerMsg, PROTOCOL_VERSION,
+    valid_room_name, ClientMsg, ErrorCode, LeaveReason, ParticipantId, ServerMsg, PROTOCOL_VERSION,
 };
 use crate::rate::TokenBucket;
 use axum::extract::ws::{CloseFrame, Message};
@@ -180,6 +180,7 @@ fn check_join(
         room,
         name,
         role,
+        key,
         token,
         mode,
         password,
@@ -204,25 +205,28 @@ fn check_join(
         .auth
         .verify(token.as_deref(), &room)
         .map_err(|e| (ErrorCode::Unauthorized, e.to_string()))?;
-    // A token's name and role win over what the message asks for.
-    let (name, role, identity, mode) = match claims {
+    // A token's name and role win over what the message asks for; the room's record decides
+    // what the token role, the key and the asked role grant together.
+    let (name, token_role, identity, mode) = match claims {
         Some(c) => {
             let identity = c.sub.clone().unwrap_or_else(|| c.name.clone());
             (c.name, Some(c.role), identity, c.mode.or(mode))
         }
-        None => (name.clone(), role, name, mode),
+        None => (name.clone(), None, name, mode),
     };
-    let name = clean_display_name(&name).ok_or((
-        ErrorCode::InvalidName,
-        "Display names are 1–64 characters without control characters.".to_string(),
-    ))?;
+    let name = crate::names::check_display_name(&name)
+        .map_err(|e| (ErrorCode::InvalidName, e.to_string()))?;
     let id = ParticipantId(shared.next_participant.fetch_add(1, Ordering::Relaxed));
     Ok((
         room,
         JoinRequest {
             id,
             name,
-            role,
+            credentials: Credentials {
+                token_role,
+                key: key.filter(|k| !k.is_empty()),
+                asked: role,
+            },
             identity: identity.trim().to_string(),
             mode,
             password,

@@ -17,7 +17,15 @@ const UI_DEADLINE_MS = 10_000;
 // back) is tested in virtual time: tests/integration/allhands.rs.
 const world = useWorld({ serverArgs: ['--bandwidth-estimation', 'false'] });
 const { people } = world;
-const room = `allhands-${process.pid}`;
+// Made by New meeting as a webinar (first scenario): the host and presenters join with its keys.
+let room = null;
+let keys = null;
+async function newWebinar() {
+  const res = await fetch(`${world.server.url}/new-meeting`, { method: 'POST', body: JSON.stringify({ mode: 'webinar' }) });
+  const made = await res.json();
+  room = made.room;
+  keys = { host: made.host_key, presenter: made.presenter_key };
+}
 let pubId;
 
 // The camera video `person` receives from `participant`, as its decoder sees it.
@@ -52,14 +60,15 @@ function change(what, probe, wanted, timeoutMs = LAYER_DEADLINE_MS) {
 world.scenario('the presenter’s camera goes out as three simulcast layers', async () => {
   // The big screen in the hall is on before the presenter: it must hear of the active speaker
   // as it changes, while Small (below) joins after the presenter has started talking.
-  const large = await world.open('Large', `room=${room}&name=Large&mode=webinar`, { viewport: { width: 1600, height: 1000 } });
-  const pub = await world.open('Pub', `room=${room}&name=Pub&role=host`);
+  await newWebinar();
+  const large = await world.open('Large', `room=${room}&name=Large`, { viewport: { width: 1600, height: 1000 } });
+  const pub = await world.open('Pub', `room=${room}&name=Pub#key=${keys.host}`);
   pubId = await myId(pub);
   // Others on stage without camera or microphone: tiles to share the screen with, nothing to
   // encode, and no sound to compete with Pub's for active speaker. Their own windows are small,
   // so that Medium is the only one who wants the middle layer.
   for (const label of ['S1', 'S2', 'S3']) {
-    await world.open(label, `room=${room}&name=${label}&role=presenter`, { devices: false, viewport: { width: 400, height: 300 } });
+    await world.open(label, `room=${room}&name=${label}#key=${keys.presenter}`, { devices: false, viewport: { width: 400, height: 300 } });
   }
   // Two more viewers: a phone-sized window with four small tiles and a laptop with four
   // medium ones; the big screen pins Pub.
@@ -167,7 +176,7 @@ world.scenario('when nobody can see the camera, none of it is sent and its encod
 world.scenario('with more people on stage than fit one page, only the page in view is sent', async () => {
   // Ten on stage is one more than a page holds.
   for (const label of ['S4', 'S5', 'S6', 'S7', 'S8', 'S9']) {
-    await world.open(label, `room=${room}&name=${label}&role=presenter`, { devices: false, viewport: { width: 400, height: 300 } });
+    await world.open(label, `room=${room}&name=${label}#key=${keys.presenter}`, { devices: false, viewport: { width: 400, height: 300 } });
   }
   const small = people.get('Small');
   const pubTile = () =>

@@ -2,10 +2,11 @@
 //! (`media::sdp_check`) and into a room's negotiation (str0m's parser and our sync after it).
 
 use super::config;
+use confab::conference::record::{Credentials, Origin, RoomRecord};
 use confab::conference::{Admission, Conference, JoinRequest, Output};
 use confab::media::sdp_check::{sending_mids, simulcast_rids};
 use confab::media::{RoomConfig, Router};
-use confab::protocol::{ClientMsg, ParticipantId, Role, ServerMsg, Source, TrackId};
+use confab::protocol::{ClientMsg, ParticipantId, Role, RoomMode, ServerMsg, Source, TrackId};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -272,11 +273,14 @@ fn mids(sdp: &str) -> Vec<String> {
 
 /// A conference with one participant of `role`; returns it and the participant.
 fn room_with(role: Role, now: Instant) -> (Conference, ParticipantId) {
-    let mut room = Conference::new(Router::new(
-        "fuzz",
-        RoomConfig::default(),
-        vec![([127, 0, 0, 1], 10000).into()],
-    ));
+    let mut room = Conference::new(
+        Router::new(
+            "fuzz",
+            RoomConfig::default(),
+            vec![([127, 0, 0, 1], 10000).into()],
+        ),
+        RoomRecord::new(RoomMode::Meeting, Origin::AdHoc, now),
+    );
     let id = ParticipantId(1);
     assert_eq!(room.join(request(id, role), now), Admission::Joined);
     while !matches!(room.poll_output(now), Output::Timeout(_)) {}
@@ -288,7 +292,11 @@ fn request(id: ParticipantId, role: Role) -> JoinRequest {
     JoinRequest {
         id,
         name: format!("p{}", id.0),
-        role: Some(role),
+        credentials: Credentials {
+            token_role: Some(role),
+            key: None,
+            asked: None,
+        },
         identity: format!("p{}", id.0),
         mode: None,
         password: None,

@@ -4,11 +4,13 @@
 use super::config;
 use super::json::{apply, client_message, damage, hostile_string};
 use crate::common::{connect, expect_error, next_json, send, TestServer};
+use confab::conference::record::{Credentials, Origin, RoomRecord};
 use confab::conference::Output;
 use confab::conference::{Admission, Conference, JoinRequest};
 use confab::media::{RoomConfig, Router};
 use confab::protocol::{
-    clean_display_name, valid_room_name, ClientMsg, LeaveReason, ParticipantId, Role, ServerMsg,
+    clean_display_name, valid_room_name, ClientMsg, LeaveReason, ParticipantId, Role, RoomMode,
+    ServerMsg,
 };
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -57,13 +59,17 @@ fn conference(now: Instant) -> (Conference, [ParticipantId; 3]) {
         RoomConfig::default(),
         vec![([127, 0, 0, 1], 10000).into()],
     );
-    let mut c = Conference::new(room);
+    let mut c = Conference::new(room, RoomRecord::new(RoomMode::Meeting, Origin::AdHoc, now));
     let people = [(1, Role::Host), (2, Role::Presenter), (3, Role::Audience)];
     for (id, role) in people {
         let req = JoinRequest {
             id: ParticipantId(id),
             name: format!("p{id}"),
-            role: Some(role),
+            credentials: Credentials {
+                token_role: Some(role),
+                key: None,
+                asked: None,
+            },
             identity: format!("p{id}"),
             mode: None,
             password: None,
@@ -119,7 +125,11 @@ proptest! {
         let newcomer = JoinRequest {
             id: ParticipantId(9),
             name: "late".into(),
-            role: Some(Role::Host),
+            credentials: Credentials {
+            token_role: Some(Role::Host),
+            key: None,
+            asked: None,
+        },
             identity: "late".into(),
             mode: None,
             password: None,
