@@ -193,6 +193,19 @@ pub enum LeaveReason {
     Removed,
 }
 
+/// One encoding a client sends for a video source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    /// The simulcast rid, `""` for a source sent without simulcast.
+    pub rid: String,
+    /// How many times smaller than the capture (1: full size).
+    pub scale_down_by: u32,
+    /// Bits per second the encoder must stay under; the server budgets this much.
+    pub max_bitrate: u64,
+    /// Frames per second at most.
+    pub max_framerate: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

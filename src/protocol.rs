@@ -95,8 +95,8 @@
 //! client rejoins by itself.
 
 pub use crate::model::{
-    Kind, LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode, Source, TrackId,
-    TrackInfo, MAX_AUDIO_SLOTS,
+    Encoding, Kind, LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode,
+    Source, TrackId, TrackInfo, MAX_AUDIO_SLOTS,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -291,19 +291,6 @@ pub struct Limits {
     pub question_max_chars: usize,
     /// Most audio slots an offer may declare (see `audio_slots`).
     pub max_audio_slots: usize,
-}
-
-/// One encoding a client sends for a video source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Encoding {
-    /// The simulcast rid, `""` for a source sent without simulcast.
-    pub rid: String,
-    /// How many times smaller than the capture (1: full size).
-    pub scale_down_by: u32,
-    /// Bits per second the encoder must stay under; the server budgets this much.
-    pub max_bitrate: u64,
-    /// Frames per second at most.
-    pub max_framerate: u32,
 }
 
 /// Messages from the server to a client.

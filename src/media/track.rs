@@ -2,8 +2,7 @@
 
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
-use crate::model::{ParticipantId, Source, TrackInfo};
-use crate::protocol::Encoding;
+use crate::model::{Encoding, ParticipantId, Source, TrackInfo};
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
 

@@ -61,14 +61,16 @@ world.scenario('where UDP gets through, the call uses UDP, and its SRTP is AES-G
     const { local, remote } = await waitFor(`${p.label} to connect`, () => selectedProtocol(p), Boolean, { timeoutMs: MEDIA_DEADLINE_MS });
     assert.deepEqual({ local, remote }, { local: 'udp', remote: 'udp' }, `${p.label} should prefer UDP`);
     // AEAD-GCM costs a quarter of AES-CM + HMAC-SHA1 per packet on the server's send path.
-    const srtp = await p.page.evaluate(async () => {
+    // The transport's stats name the cipher only once DTLS is up, which may trail the
+    // selected pair on a loaded machine.
+    const srtp = await waitFor(`${p.label}'s SRTP cipher`, () => p.page.evaluate(async () => {
       const stats = await window.confab.client.pc.getStats();
       let cipher = null;
       stats.forEach((s) => {
         if (s.type === 'transport' && s.srtpCipher) cipher = s.srtpCipher;
       });
       return cipher;
-    });
+    }), Boolean, { timeoutMs: MEDIA_DEADLINE_MS });
     assert.match(String(srtp), /AEAD_AES_(128|256)_GCM/, `${p.label} negotiated SRTP ${srtp}`);
   }
 });
