@@ -121,7 +121,13 @@ world.scenario('H.264 from Chromium reaches who negotiated it; Firefox without H
   const before = await dropped('no_matching_codec');
   const h264 = await world.open('H264', `room=${room}&name=H264`, { init: onlyH264 });
   const h264Id = await myId(h264);
-  const offered = await h264.page.evaluate(() => window.confab.client.pc.localDescription.sdp);
+  // The first offer may still be on its way when the join is done.
+  const offered = await waitFor(
+    'H264 to offer its camera',
+    () => h264.page.evaluate(() => window.confab.client.pc?.localDescription?.sdp ?? ''),
+    (sdp) => /m=video/.test(sdp),
+    { timeoutMs: MEDIA_DEADLINE_MS },
+  );
   assert.ok(/a=rtpmap:\d+ H264\/90000/.test(offered) && !/a=rtpmap:\d+ VP8\/90000/.test(offered.split('m=video')[1]), 'the camera line offers H.264 only');
 
   await decodesVideoFrom(big, h264Id, MEDIA_DEADLINE_MS);
