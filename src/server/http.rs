@@ -68,18 +68,41 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 async fn asset(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
-    match WebAssets::get(path) {
-        Some(file) => {
+    let data = match dev_web_dir() {
+        Some(dir) => read_from_disk(dir, path).await,
+        None => WebAssets::get(path).map(|file| file.data.into_owned()),
+    };
+    match data {
+        Some(data) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
             (
                 [
                     (header::CONTENT_TYPE, mime.as_ref().to_string()),
                     (header::CACHE_CONTROL, "no-cache".to_string()),
                 ],
-                file.data.into_owned(),
+                data,
             )
                 .into_response()
         }
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
+}
+
+/// `CONFAB_WEB_DIR` serves the client from disk instead of the copy compiled in, so that
+/// work on `web/` needs no rebuild of the release binary. A developer setting only.
+fn dev_web_dir() -> Option<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("CONFAB_WEB_DIR").map(Into::into))
+        .as_deref()
+}
+
+async fn read_from_disk(dir: &std::path::Path, path: &str) -> Option<Vec<u8>> {
+    // Only plain names below the directory: no `..`, no absolute paths.
+    let safe = path
+        .split('/')
+        .all(|part| !part.is_empty() && part != ".." && part != "." && !part.contains('\\'));
+    if !safe {
+        return None;
+    }
+    tokio::fs::read(dir.join(path)).await.ok()
 }
