@@ -6,6 +6,7 @@ export class AudioOut {
   #container;
   #onBlocked;
   #elements = new Map(); // receiver's MediaStreamTrack id → <audio>
+  #sink = ''; // the chosen speaker's deviceId ('' is the system default)
 
   // onBlocked: the browser refuses to play sound until the user clicks something.
   constructor(container, { onBlocked }) {
@@ -25,6 +26,7 @@ export class AudioOut {
         el.srcObject = new MediaStream([track]);
         this.#elements.set(track.id, el);
         this.#container.append(el);
+        if (this.#sink) this.#route(el);
         this.#play(el);
       }
       el.dataset.track = String(trackId);
@@ -35,6 +37,18 @@ export class AudioOut {
       el.remove();
       this.#elements.delete(key);
     }
+  }
+
+  // Plays every voice on the speaker `deviceId`, where the browser can choose (setSinkId).
+  /** @param {string} deviceId */
+  setSink(deviceId) {
+    this.#sink = deviceId ?? '';
+    for (const el of this.#elements.values()) this.#route(el);
+  }
+
+  #route(el) {
+    if (!('setSinkId' in el)) return;
+    /** @type {any} */ (el).setSinkId(this.#sink).catch((err) => console.warn('confab: could not choose the speaker', err));
   }
 
   playAll() {

@@ -35,6 +35,7 @@ const ENGINE_EVENTS = ['local', 'stream', 'connection', 'error', 'notice'];
  * @typedef {import('./room.js').Role} Role
  * @typedef {{url: string, room: string, name?: string, role?: string, key?: string, token?: string,
  *   mode?: string, password?: string, simulcast?: boolean,
+ *   startMuted?: {microphone?: boolean, camera?: boolean},
  *   getMedia?: () => Promise<MediaStream>, getScreen?: () => Promise<MediaStream>}} ClientOptions
  */
 
@@ -62,6 +63,7 @@ export class ConfabClient extends Emitter {
       simulcast: opts.simulcast ?? true,
       getMedia: opts.getMedia ?? captureCameraAndMicrophone,
       getScreen: opts.getScreen ?? captureScreen,
+      startMuted: opts.startMuted,
     });
     for (const event of ROOM_EVENTS) this.#room.on(event, (payload) => this.emit(event, payload));
     for (const event of ENGINE_EVENTS) this.#engine.on(event, (payload) => this.emit(event, payload));
@@ -192,6 +194,14 @@ export class ConfabClient extends Emitter {
    */
   setMuted(source, muted) {
     this.#engine.setMuted(source, muted);
+  }
+  /**
+   * A live device switch (camera or microphone): resolves to whether `track` is now sent.
+   * @param {'microphone' | 'camera'} source
+   * @param {MediaStreamTrack} track
+   */
+  switchDevice(source, track) {
+    return this.#engine.switchDevice(source, track);
   }
   startScreenShare() {
     return this.#engine.startScreenShare();

@@ -7,6 +7,7 @@ export class Controls {
   #$;
   #client;
   #onProblem;
+  #canShare = true;
 
   // onProblem(message): something the user asked for failed (no screen to share, say).
   constructor(view, client, { onProblem }) {
@@ -17,19 +18,32 @@ export class Controls {
     $('#mic').addEventListener('click', () => client.setMuted('microphone', !client.muted.microphone));
     $('#cam').addEventListener('click', () => client.setMuted('camera', !client.muted.camera));
     $('#screen').addEventListener('click', () => this.toggleScreen());
-    $('#hand').innerHTML = icon('hand', 'raise hand');
+    $('#hand').innerHTML = icon('hand');
     $('#hand').addEventListener('click', () => client.raiseHand(!this.#handRaised()));
     $('#lock').addEventListener('click', () => client.lockRoom(!client.locked));
     $('#leave').innerHTML = `${icon('leave')}<span>Leave</span>`;
     const menu = $('#leave-menu');
     $('#leave').addEventListener('click', () => {
       // A host might mean either; everyone else can only mean leaving.
-      if (client.isHost) menu.hidden = !menu.hidden;
-      else client.leave();
+      if (!client.isHost) return client.leave();
+      menu.hidden = !menu.hidden;
+      $('#leave').setAttribute('aria-expanded', String(!menu.hidden));
+      if (!menu.hidden) /** @type {HTMLElement} */ (menu.querySelector('button')).focus();
     });
+    const closeMenu = (refocus) => {
+      menu.hidden = true;
+      $('#leave').setAttribute('aria-expanded', 'false');
+      if (refocus) $('#leave').focus();
+    };
     document.addEventListener('click', (ev) => {
-      if (!menu.hidden && !(/** @type {Element} */ (ev.target).closest('.leave-group'))) menu.hidden = true;
+      if (!menu.hidden && !(/** @type {Element} */ (ev.target).closest('.leave-group'))) closeMenu(false);
     });
+    // Escape closes the menu and gives the focus back to the button that opened it.
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && !menu.hidden) closeMenu(true);
+    });
+    // Phone browsers cannot share their screen: no button that can only fail.
+    this.#canShare = Boolean(navigator.mediaDevices?.getDisplayMedia);
     $('#leave-only').addEventListener('click', () => client.leave());
     $('#end-all').addEventListener('click', () => {
       menu.hidden = true;
@@ -58,14 +72,15 @@ export class Controls {
     const muted = (source) => (client.canPublish(source) ? client.muted[source] : undefined);
     paintToggle($('#mic'), muted('microphone'), 'mic', 'micOff', 'microphone');
     paintToggle($('#cam'), muted('camera'), 'cam', 'camOff', 'camera');
+    $('#devices').hidden = !client.onStage;
     // The audience has nothing to switch on; greyed-out buttons would only suggest otherwise.
     $('#mic').hidden = !client.onStage;
     $('#cam').hidden = !client.onStage;
     const screen = $('#screen');
-    screen.hidden = !client.onStage;
+    screen.hidden = !client.onStage || !this.#canShare;
     screen.setAttribute('aria-pressed', String(client.sharing));
     screen.title = client.sharing ? 'Stop sharing your screen' : 'Share your screen';
-    screen.innerHTML = icon(client.sharing ? 'screenOff' : 'screen', screen.title);
+    screen.innerHTML = icon(client.sharing ? 'screenOff' : 'screen');
     const hand = $('#hand');
     hand.hidden = !client.me || client.isHost;
     hand.setAttribute('aria-pressed', String(this.#handRaised()));
@@ -74,7 +89,7 @@ export class Controls {
     lock.hidden = !client.isHost;
     lock.setAttribute('aria-pressed', String(client.locked));
     lock.title = client.locked ? 'Unlock the room' : 'Lock the room: newcomers wait to be let in';
-    lock.innerHTML = icon(client.locked ? 'lock' : 'unlock', lock.title);
+    lock.innerHTML = icon(client.locked ? 'lock' : 'unlock');
     if (!client.isHost) $('#leave-menu').hidden = true;
   }
 
@@ -83,9 +98,11 @@ export class Controls {
   }
 }
 
+// The button's name (aria-label, in index.html) stays; aria-pressed says whether it is muted.
+// The tooltip may say what a click does.
 function paintToggle(button, muted, on, off, what) {
   button.disabled = muted === undefined;
   button.setAttribute('aria-pressed', String(muted === true));
   button.title = muted ? `Turn ${what} on` : `Turn ${what} off`;
-  button.innerHTML = icon(muted || muted === undefined ? off : on, button.title);
+  button.innerHTML = icon(muted || muted === undefined ? off : on);
 }

@@ -22,7 +22,7 @@ const ICE_RESTART_SPACING_MS = 5_000;
  * @typedef {import('./room.js').Source} Source
  * @typedef {import('./room.js').Limits} Limits
  * @typedef {{simulcast: boolean, getMedia: () => Promise<MediaStream>,
- *   getScreen: () => Promise<MediaStream>}} EngineOptions
+ *   getScreen: () => Promise<MediaStream>, startMuted?: {microphone?: boolean, camera?: boolean}}} EngineOptions
  */
 
 export class Engine extends Emitter {
@@ -150,8 +150,31 @@ export class Engine extends Emitter {
     if (!track) return;
     track.enabled = !muted;
     this.muted[source] = muted;
+    this.#publisher.setPaused(source, muted);
     this.#signal.send({ type: 'mute', source, muted });
     this.emit('muted');
+  }
+
+  // A live device switch: `track` replaces what `source` sends, keeping its mute state; the
+  // old track is stopped. Resolves to false when nothing of `source` is being sent.
+  /**
+   * @param {'microphone' | 'camera'} source
+   * @param {MediaStreamTrack} track
+   */
+  async switchDevice(source, track) {
+    if (!this.#publisher?.has(source) || this.#ended) {
+      track.stop();
+      return false;
+    }
+    track.enabled = !this.muted[source];
+    const old = await this.#publisher.replace(source, track);
+    if (this.localStream) {
+      if (old) this.localStream.removeTrack(old);
+      this.localStream.addTrack(track);
+    }
+    old?.stop();
+    this.emit('local');
+    return true;
   }
 
   /** @param {Source} source */
@@ -287,11 +310,18 @@ export class Engine extends Emitter {
       return;
     }
     this.localStream = stream;
-    this.muted = { microphone: false, camera: false };
+    // Joining muted sends nothing from the first packet on; the choice counts once.
+    const start = this.#opts.startMuted ?? {};
+    this.#opts.startMuted = undefined;
+    this.muted = { microphone: Boolean(start.microphone), camera: Boolean(start.camera) };
     for (const source of /** @type {const} */ (['microphone', 'camera'])) {
       const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
-      if (track) await this.#publisher.publish(source, track, stream);
+      if (!track) continue;
+      track.enabled = !this.muted[source];
+      this.#publisher.setPaused(source, this.muted[source]);
+      await this.#publisher.publish(source, track, stream);
     }
+    if (this.muted.microphone || this.muted.camera) this.emit('muted');
     this.emit('local');
   }
 
@@ -312,6 +342,7 @@ export class Engine extends Emitter {
     // Keep what we send in line with what the others are told, so unmuting is one click.
     track.enabled = false;
     this.muted[source] = true;
+    this.#publisher.setPaused(source, true);
     this.emit('notice', { code: 'muted_by_host', source });
     this.emit('muted');
   }

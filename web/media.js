@@ -1,4 +1,8 @@
-// Capturing the user's camera, microphone and screen, shared by the join-form preview and the meeting.
+// Capturing the user's camera, microphone and screen, shared by the pre-join screen and the
+// meeting. The devices chosen in this browser (prefs.js) are asked for first; one that is gone
+// is replaced by whichever the browser picks.
+
+import { loadPrefs } from './prefs.js';
 
 // 720p so that simulcast has three useful layers (320×180, 640×360, 1280×720); the server
 // sends each viewer only the one that fits their tile.
@@ -12,12 +16,19 @@ const VIDEO = {
 // (NotAllowedError) is deliberately absent: asking again would only nag the user.
 const RETRYABLE = new Set(['NotFoundError', 'NotReadableError', 'OverconstrainedError', 'AbortError']);
 
-export async function captureCameraAndMicrophone() {
+/** @param {string | undefined} deviceId */
+const pick = (deviceId) => (deviceId ? { deviceId: { ideal: deviceId } } : {});
+
+/** @param {{camera?: string, microphone?: string}} [devices] device ids; default: the remembered ones */
+export async function captureCameraAndMicrophone(devices = loadPrefs()) {
   if (!navigator.mediaDevices?.getUserMedia) {
     throw new Error('This page needs a secure connection (https) to use the camera and microphone');
   }
+  const audio = { ...pick(devices.microphone) };
+  const video = { ...VIDEO, ...pick(devices.camera) };
+  const audioOnly = Object.keys(audio).length ? audio : true;
   let lastError;
-  for (const constraints of [{ audio: true, video: VIDEO }, { audio: true }, { video: VIDEO }]) {
+  for (const constraints of [{ audio: audioOnly, video }, { audio: audioOnly }, { video }]) {
     try {
       return await navigator.mediaDevices.getUserMedia(constraints);
     } catch (err) {
@@ -26,6 +37,19 @@ export async function captureCameraAndMicrophone() {
     }
   }
   throw lastError;
+}
+
+// One track of `source` from the device `deviceId` (exactly that one when `exact`, else the
+// browser's choice if it is gone): for switching devices in a call.
+/**
+ * @param {'microphone' | 'camera'} source
+ * @param {string | undefined} deviceId
+ */
+export async function captureDevice(source, deviceId, exact = true) {
+  const want = deviceId ? { deviceId: exact ? { exact: deviceId } : { ideal: deviceId } } : {};
+  const constraints = source === 'camera' ? { video: { ...VIDEO, ...want } } : { audio: Object.keys(want).length ? want : true };
+  const stream = await navigator.mediaDevices.getUserMedia(constraints);
+  return stream.getTracks()[0];
 }
 
 // Slides are read, not watched: a modest frame rate leaves the bits for sharp text.

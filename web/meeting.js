@@ -12,6 +12,9 @@ import { SizeReporter } from './sizes.js';
 import { askForPassword } from './password.js';
 import { attachRoomTools, showInviteLink } from './invite.js';
 import { icon } from './icons.js';
+import { markReady } from './ready.js';
+import { attachDevices } from './devicemenu.js';
+import { showEnd, endStatus } from './endscreen.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -27,12 +30,17 @@ const NOTICES = {
   muted_by_host: ({ source }) => `A host turned off your ${source === 'camera' ? 'camera' : 'microphone'}; you can turn it back on`,
 };
 
-// opts: {room, name?, role?, token?, mode?, password?, shareScreen?}
+// opts: {room, name?, role?, token?, mode?, password?, shareScreen?, startMuted?}
 export function startMeeting(banner, opts) {
   const view = document.getElementById('meeting-view');
   const $ = (sel) => view.querySelector(sel);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  const client = new ConfabClient({ url, ...opts });
+  // Back from a reconnect: the microphone and camera stay as the person left them, and a muted
+  // microphone sends nothing meanwhile.
+  const mutedKey = `confab:muted:${opts.room}`;
+  const restoreMuted = JSON.parse(sessionStorage.getItem(mutedKey) ?? 'null');
+  sessionStorage.removeItem(mutedKey);
+  const client = new ConfabClient({ url, ...opts, startMuted: restoreMuted ?? opts.startMuted });
   const soundButton = $('#sound');
   const sizes = new SizeReporter({
     measure: () => grid.videoSizes(),
@@ -57,15 +65,15 @@ export function startMeeting(banner, opts) {
     { onChange: () => grid.layout() },
   );
   const controls = new Controls(view, client, { onProblem: (m) => banner.show(m) });
+  // Device choice during the call, the "You are muted" hint, a device unplugged.
+  attachDevices(view, client, { audio, toast: (text) => toast(text) });
   const rejoin = { label: 'Rejoin', run: () => location.reload() };
-  // The way out of a fatal error: rejoining cannot fix what the user typed or a host decided.
-  const remedy = {
-    invalid_room: { label: 'Choose another room', run: () => backToForm('room') },
-    invalid_name: { label: 'Change name', run: () => backToForm('name') },
-    unauthorized: null,
-    removed: null,
-    refused: null,
-  };
+  // Declared before anything can call toast(): a `let` after the `return` below never leaves
+  // its temporal dead zone, and every toast threw.
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let toastTimer;
+  // A fatal error ends on a screen of its own, never a banner over the stale meeting.
+  const ways = { retry: () => location.reload(), changeRoom: () => backToForm('room'), changeName: () => backToForm('name') };
 
   view.hidden = false;
   $('#room-name').textContent = opts.room;
@@ -170,6 +178,8 @@ export function startMeeting(banner, opts) {
   });
   client.on('joined', () => {
     showInviteLink(opts.room);
+    // This tab is in: a reload or a reconnect rejoins without the pre-join screen.
+    markReady(opts.room);
     setState('joined');
     document.getElementById('waiting-view').hidden = true;
     view.hidden = false;
@@ -183,17 +193,6 @@ export function startMeeting(banner, opts) {
     client.on(event, refresh);
   }
   client.on('local', refresh);
-  // Back from a reconnect: the microphone and camera stay as the person left them.
-  const mutedKey = `confab:muted:${opts.room}`;
-  let restoreMuted = JSON.parse(sessionStorage.getItem(mutedKey) ?? 'null');
-  sessionStorage.removeItem(mutedKey);
-  client.on('local', () => {
-    if (!restoreMuted) return;
-    for (const source of /** @type {const} */ (['microphone', 'camera'])) {
-      if (restoreMuted[source]) client.setMuted(source, true);
-    }
-    restoreMuted = null;
-  });
   client.on('lobby', () => {
     if (client.isHost && client.lobby.length) {
       toast(`${client.lobby.map((w) => w.name).join(', ')} ${client.lobby.length === 1 ? 'is' : 'are'} waiting to join`);
@@ -224,7 +223,7 @@ export function startMeeting(banner, opts) {
     }
     if (code === 'shutting_down') {
       // A restart or an upgrade: the same meeting is there again in a moment.
-      banner.show('The server is restarting; rejoining when it is back', rejoin);
+      showEnd(code, 'The server is restarting; rejoining when it is back', ways);
       setState('error');
       reconnectWhenBack();
       return;
@@ -233,8 +232,9 @@ export function startMeeting(banner, opts) {
       console.warn(`confab: the server refused a message (${code}): ${message}`);
       return;
     }
-    banner.show(message, fatal ? (code in remedy ? remedy[code] : rejoin) : null);
-    if (fatal) setState('error');
+    if (!fatal) return banner.show(message);
+    showEnd(code, message, ways);
+    setState('error');
   });
   client.on('closed', (reason) => {
     if (reason === 'left') {
@@ -253,6 +253,7 @@ export function startMeeting(banner, opts) {
   // once it answers again, as the same person with the same microphone and camera state.
   function reconnectWhenBack() {
     $('#status').textContent = 'Reconnecting…';
+    endStatus('Trying again by itself…');
     const giveUpAt = Date.now() + RECONNECT_FOR_MS;
     const attempt = async () => {
       const back = await fetch('/healthz', { cache: 'no-store' }).then(
@@ -266,6 +267,7 @@ export function startMeeting(banner, opts) {
         setTimeout(attempt, RECONNECT_EVERY_MS);
       } else {
         $('#status').textContent = '';
+        endStatus('');
       }
     };
     setTimeout(attempt, RECONNECT_EVERY_MS);
@@ -300,8 +302,6 @@ export function startMeeting(banner, opts) {
     controls.update();
   }
 
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let toastTimer;
   /** @param {string} text */
   function toast(text) {
     const el = document.getElementById('toast');

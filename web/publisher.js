@@ -40,6 +40,9 @@ export class Publisher {
   #retired = new Map();
   #wantedLayers = new Map(); // source → Set of rids the server last asked for
   #applying = new Map(); // source → the promise of the layer switches queued for it
+  // Sources muted by their owner: every layer off, so a muted microphone sends no packets at
+  // all (a disabled track alone still sends silence) and a stopped camera no black frames.
+  #paused = new Set();
 
   /**
    * @param {RTCPeerConnection} pc
@@ -80,7 +83,7 @@ export class Publisher {
       // A paused layer from the previous publication must not stay paused for the new one;
       // the server says afresh what the new track needs.
       this.#wantedLayers.delete(source);
-      const error = await this.#setActive(spare.sender, () => true);
+      const error = await this.#setActive(spare.sender, () => !this.#paused.has(source));
       if (error) console.warn('confab: could not resume the layers of a reused sender', error);
       return;
     }
@@ -90,6 +93,9 @@ export class Publisher {
     // Text on a shared screen must stay legible: one high-bitrate layer that keeps its
     // resolution and gives up frame rate instead when bandwidth runs short.
     if (source === 'screen') init.sendEncodings = this.#screen.map((e) => ({ ...e }));
+    if (this.#paused.has(source)) {
+      init.sendEncodings = (init.sendEncodings ?? [{}]).map((e) => ({ ...e, active: false }));
+    }
     const transceiver = this.#pc.addTransceiver(track, init);
     this.#senders.set(source, transceiver);
     if (source === 'screen') {
@@ -99,6 +105,27 @@ export class Publisher {
         console.warn('confab: could not prefer resolution for the screen share', err);
       });
     }
+  }
+
+  // A live device switch: the same sender (no renegotiation) carries the new track.
+  async replace(source, track) {
+    const transceiver = this.#senders.get(source);
+    if (!transceiver) return null;
+    const old = transceiver.sender.track;
+    await transceiver.sender.replaceTrack(track);
+    return old;
+  }
+
+  // Muting by the owner: `paused` turns every layer of `source` off; unpausing restores the
+  // layers the server last asked for (all of them if it never said). Before the source is
+  // published this only records the wish, applied when it is.
+  setPaused(source, paused) {
+    if (paused) this.#paused.add(source);
+    else this.#paused.delete(source);
+    const previous = this.#applying.get(source) ?? Promise.resolve();
+    const next = previous.then(() => this.#applyLayers(source));
+    this.#applying.set(source, next);
+    return next;
   }
 
   // Stops sending `source`; the next offer says so and the server unpublishes it.
@@ -150,8 +177,13 @@ export class Publisher {
     for (let attempt = 1; attempt <= LAYER_ATTEMPTS; attempt++) {
       const transceiver = this.#senders.get(source);
       const wanted = this.#wantedLayers.get(source);
-      if (!transceiver || !wanted) return;
-      const error = await this.#setActive(transceiver.sender, (encoding) => wanted.has(encoding.rid ?? ''));
+      if (!transceiver) return;
+      const paused = this.#paused.has(source);
+      if (!wanted && !paused && !transceiver.sender.getParameters().encodings?.some((e) => !e.active)) return;
+      const error = await this.#setActive(
+        transceiver.sender,
+        (encoding) => !paused && (!wanted || wanted.has(encoding.rid ?? '')),
+      );
       if (!error) return;
       if (attempt === LAYER_ATTEMPTS) {
         console.warn('confab: could not switch simulcast layers', error);

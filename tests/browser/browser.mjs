@@ -93,8 +93,16 @@ export async function openPerson(
     ws.on('framesent', (f) => keep(`ws> ${String(f.payload).slice(0, 160)}`));
     ws.on('close', () => keep('ws closed'));
   });
-  await page.goto(url);
+  await page.goto(withoutPrejoin(url));
   return { label, context, page, logs };
+}
+
+// A link that names a room shows the pre-join screen first; scenarios about the meeting skip
+// it (prejoin=0, the kiosk setting) unless they say prejoin=1 to test that screen itself.
+function withoutPrejoin(url) {
+  const u = new URL(url);
+  if (u.searchParams.has('room') && !u.searchParams.has('prejoin')) u.searchParams.set('prejoin', '0');
+  return u.toString();
 }
 
 // Polls `probe` until `accept` holds of its result; throws with the last result at the deadline.
@@ -209,9 +217,12 @@ export const tileIds = (person) =>
 export const rosterNames = (person) =>
   person.page.evaluate(() => [...document.querySelectorAll('#people [data-participant] .name')].map((e) => e.textContent));
 
+// What the person is told went wrong: the end screen's message once the meeting is over for
+// them, else the banner's.
 export const errorBanner = (person) =>
   person.page.evaluate(() => {
-    const el = document.getElementById('error');
+    const end = document.querySelector('#end-view:not([hidden]) .end-message');
+    const el = end ?? document.getElementById('error');
     const visible = Boolean(el?.checkVisibility() && el.textContent.trim());
     return { visible, text: el?.textContent ?? '' };
   });
