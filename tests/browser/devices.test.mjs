@@ -140,5 +140,6 @@ world.scenario('a meeting ended by the host ends on its own screen, without Rejo
     const actions = await person.page.evaluate(() => [...document.querySelectorAll('#end-view .actions button')].map((b) => b.textContent));
     assert.deepEqual(actions, ['Back to start']);
     assert.match((await errorBanner(person)).text, /ended/i);
+    if (process.env.CONFAB_SHOTS) await person.page.screenshot({ path: `${process.env.CONFAB_SHOTS}/ended-${person.label}-1280x800.png` });
   }
 });
