@@ -93,6 +93,14 @@ world.scenario('a live camera switch keeps the others decoding', async () => {
   await pia.page.evaluate(() => document.querySelector('#devices-dialog select[name=camera]').dispatchEvent(new Event('change')));
   await waitFor('a new camera track sent', () => senderTrackId(pia, 'video'), (id) => id && id !== before, { timeoutMs: UI_DEADLINE_MS });
   await decodesVideoFrom(quin, piaId, 10_000);
+  // The speaker: every voice is routed to the chosen output (setSinkId).
+  const speaker = await pia.page.evaluate(() => {
+    const select = document.querySelector('#devices-dialog select[name=speaker]');
+    select.value = [...select.options].at(-1).value;
+    select.dispatchEvent(new Event('change'));
+    return select.value;
+  });
+  await ui(pia, 'voices on the chosen speaker', (id) => [...document.querySelectorAll('#audio audio')].map((a) => a.sinkId), speaker, (ids) => ids.length > 0 && ids.every((i) => i === speaker || (speaker === 'default' && i === '')));
   await pia.page.keyboard.press('Escape');
   await ui(pia, 'the dialog closed', () => !document.getElementById('devices-dialog').open, null);
 
