@@ -34,6 +34,8 @@ export function showJoinForm(view, params) {
   const role = params.get('role');
   if ([...form.role.options].some((o) => o.value === role)) form.role.value = role;
   form.webinar.checked = params.get('mode') === 'webinar';
+  // A password in the link is kept for this room, not shown in the address after joining.
+  form.password.value = params.get('password') ?? '';
   if (params.get('role') || params.get('mode')) form.querySelector('.options').open = true;
   view.hidden = false;
   (form.room.value && !token ? form.name : form.room).focus();

@@ -13,8 +13,14 @@ export class LevelMeter {
 
   /** @param {MediaStreamTrack} track */
   constructor(track) {
-    context ??= new AudioContext();
-    // Built before the user clicked anything, the context may start suspended.
+    if (!context) {
+      context = new AudioContext();
+      // Built before the user clicked anything, the context may start suspended; the first
+      // click or key press lets it run.
+      const resume = () => context.resume().catch(() => {});
+      addEventListener('pointerdown', resume, { once: true, capture: true });
+      addEventListener('keydown', resume, { once: true, capture: true });
+    }
     if (context.state === 'suspended') context.resume().catch(() => {});
     this.#track = track.clone();
     this.#track.enabled = true;

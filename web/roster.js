@@ -26,6 +26,14 @@ export class Roster {
       this.#expanded = null;
       this.#onAction(button.dataset.action, id);
     });
+    // Escape folds the open actions back and leaves the focus on their "more" button.
+    root.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape' || this.#expanded === null) return;
+      const id = this.#expanded;
+      this.#expanded = null;
+      this.render(this.#last);
+      root.querySelector(`button[data-action="more"][data-id="${id}"]`)?.focus();
+    });
   }
 
   // state: {people: [{id, name, role, you, muted}], hands: [id], lobby: [{id, name}], host: bool}.

@@ -108,6 +108,14 @@ world.scenario('a meeting on a phone has 44 px targets, no screen share it canno
   await shot(cy, 'devices-390x844');
   await cy.page.keyboard.press('Escape');
 
+  // The host's actions on a person fold back with Escape, the focus on the button again.
+  const cyId = await cy.page.evaluate(() => window.confab.client.me.id);
+  await ben.page.click(`#people [data-participant="${cyId}"] .more`);
+  assert.ok(await ben.page.isVisible(`#people [data-participant="${cyId}"] [data-action="remove"]`));
+  await ben.page.keyboard.press('Escape');
+  assert.equal(await ben.page.isVisible(`#people [data-participant="${cyId}"] [data-action="remove"]`), false);
+  assert.equal(await ben.page.evaluate(() => document.activeElement.dataset.action), 'more');
+
   // Ben joined first, so Ben is host and is asked whether to end it for everyone.
   await ben.page.click('#leave');
   await ben.page.click('#leave-only');

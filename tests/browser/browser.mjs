@@ -99,7 +99,7 @@ export async function openPerson(
 
 // A link that names a room shows the pre-join screen first; scenarios about the meeting skip
 // it (prejoin=0, the kiosk setting) unless they say prejoin=1 to test that screen itself.
-function withoutPrejoin(url) {
+export function withoutPrejoin(url) {
   const u = new URL(url);
   if (u.searchParams.has('room') && !u.searchParams.has('prejoin')) u.searchParams.set('prejoin', '0');
   return u.toString();

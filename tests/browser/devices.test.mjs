@@ -16,6 +16,9 @@ const room = `devices-${process.pid}`;
 const ui = (person, what, fn, arg, accept = Boolean) =>
   waitFor(`${person.label}: ${what}`, () => person.page.evaluate(fn, arg), accept, { timeoutMs: UI_DEADLINE_MS });
 
+const shot = (person, name) =>
+  process.env.CONFAB_SHOTS ? person.page.screenshot({ path: `${process.env.CONFAB_SHOTS}/${name}.png` }) : null;
+
 const senderTrackId = (person, kind) =>
   person.page.evaluate((kind) => window.confab.client.pc.getSenders().find((s) => s.track?.kind === kind)?.track.id ?? null, kind);
 
@@ -34,6 +37,7 @@ world.scenario('the pre-join screen offers the devices and joins with the microp
   await pia.page.click('#pre-mic');
   assert.equal(await pia.page.getAttribute('#pre-mic', 'aria-pressed'), 'true');
   assert.equal(await pia.page.getAttribute('#pre-mic', 'aria-label'), 'Mute microphone', 'the name stays; the state is aria-pressed');
+  await shot(pia, 'prejoin-muted-1280x800');
   await pia.page.click('#join-view button[type=submit]');
   await inState(pia, 'joined');
   assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'true');
@@ -78,6 +82,7 @@ world.scenario('speaking while muted shows "You are muted"', async () => {
   });
   await ui(pia, 'the hint', () => !document.getElementById('muted-hint').hidden, null);
   assert.equal(await pia.page.textContent('#muted-hint'), 'You are muted');
+  await shot(pia, 'muted-hint-1280x800');
 });
 
 world.scenario('a live camera switch keeps the others decoding', async () => {
@@ -148,6 +153,6 @@ world.scenario('a meeting ended by the host ends on its own screen, without Rejo
     const actions = await person.page.evaluate(() => [...document.querySelectorAll('#end-view .actions button')].map((b) => b.textContent));
     assert.deepEqual(actions, ['Back to start']);
     assert.match((await errorBanner(person)).text, /ended/i);
-    if (process.env.CONFAB_SHOTS) await person.page.screenshot({ path: `${process.env.CONFAB_SHOTS}/ended-${person.label}-1280x800.png` });
+    await shot(person, `ended-${person.label}-1280x800`);
   }
 });

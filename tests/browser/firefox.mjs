@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { withoutPrejoin } from './browser.mjs';
 
 const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 
@@ -57,6 +58,7 @@ export async function launchFirefox(origin, { display = null } = {}) {
 // A person in Firefox: a window of their own (a background tab counts as hidden, and the client
 // stops receiving the video it does not show), with the shape browser.mjs's probes expect.
 export async function openFirefoxPerson(browser, url, label) {
+  url = withoutPrejoin(url);
   const page = await browser.newPage({ type: 'window' });
   page.setDefaultTimeout(10_000);
   const logs = [];
