@@ -21,6 +21,8 @@ export class Roster {
       if (button.dataset.action === 'more') {
         this.#expanded = this.#expanded === id ? null : id;
         this.render(this.#last);
+        // The list is rebuilt: the focus goes to the new button, not to the page.
+        this.#focusMore(id);
         return;
       }
       this.#expanded = null;
@@ -32,8 +34,13 @@ export class Roster {
       const id = this.#expanded;
       this.#expanded = null;
       this.render(this.#last);
-      root.querySelector(`button[data-action="more"][data-id="${id}"]`)?.focus();
+      this.#focusMore(id);
     });
+  }
+
+  /** @param {number} id */
+  #focusMore(id) {
+    /** @type {HTMLElement | null} */ (this.#root.querySelector(`button[data-action="more"][data-id="${id}"]`))?.focus();
   }
 
   // state: {people: [{id, name, role, you, muted}], hands: [id], lobby: [{id, name}], host: bool}.
