@@ -2,6 +2,7 @@
 // room lock and ending the meeting for everyone.
 
 import { icon } from './icons.js';
+import { canPickSpeaker } from './devicepicker.js';
 
 export class Controls {
   #$;
@@ -72,7 +73,8 @@ export class Controls {
     const muted = (source) => (client.canPublish(source) ? client.muted[source] : undefined);
     paintToggle($('#mic'), muted('microphone'), 'mic', 'micOff', 'microphone');
     paintToggle($('#cam'), muted('camera'), 'cam', 'camOff', 'camera');
-    $('#devices').hidden = !client.onStage;
+    // The audience sends nothing but may still choose where the sound comes out.
+    $('#devices').hidden = !client.me || (!client.onStage && !canPickSpeaker());
     // The audience has nothing to switch on; greyed-out buttons would only suggest otherwise.
     $('#mic').hidden = !client.onStage;
     $('#cam').hidden = !client.onStage;

@@ -1,4 +1,4 @@
-//! Devices during the call: the device dialog (switch camera, microphone, speaker live), the "You are muted" hint, and falling back when a device is unplugged.
+// Devices during the call: the device dialog (switch camera, microphone, speaker live), the "You are muted" hint, and falling back when a device is unplugged.
 
 import { DevicePicker } from './devicepicker.js';
 import { captureDevice } from './media.js';

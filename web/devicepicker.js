@@ -1,4 +1,4 @@
-//! Camera, microphone and speaker pickers with a microphone level bar, used on the pre-join screen and in the call's device dialog.
+// Camera, microphone and speaker pickers with a microphone level bar, used on the pre-join screen and in the call's device dialog.
 
 import { showLevel } from './meter.js';
 

@@ -1,4 +1,4 @@
-//! The screens a meeting ends on (ended, removed, not let in, full, server unreachable, …), each with only the actions that can help.
+// The screens a meeting ends on (ended, removed, not let in, full, server unreachable, …), each with only the actions that can help.
 
 const BACK = { label: 'Back to start', run: () => location.assign(location.pathname) };
 

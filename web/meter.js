@@ -1,4 +1,4 @@
-//! How loud a microphone is, from a WebAudio AnalyserNode, for the level bars and the "You are muted" hint.
+// How loud a microphone is, from a WebAudio AnalyserNode, for the level bars and the "You are muted" hint.
 
 // A clone is measured, so a muted (disabled) microphone still shows that someone speaks.
 // One AudioContext per page: browsers cap how many may be open.

@@ -1,4 +1,4 @@
-//! What this browser remembers between meetings: the chosen camera, microphone and speaker, and whether to join muted.
+// What this browser remembers between meetings: the chosen camera, microphone and speaker, and whether to join muted.
 
 const KEY = 'confab.devices';
 

@@ -1,4 +1,4 @@
-//! Whether this tab has been through the pre-join screen for a room: then its link (and a reload) joins at once.
+// Whether this tab has been through the pre-join screen for a room: then its link (and a reload) joins at once.
 
 const readyName = (room) => `confab.ready.${room}`;
 
