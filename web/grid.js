@@ -62,8 +62,10 @@ export class Grid {
     this.#selfToggle = document.createElement('button');
     this.#selfToggle.type = 'button';
     this.#selfToggle.className = 'self-view-toggle pill';
-    this.#selfToggle.textContent = 'Hide self view';
-    this.#selfToggle.setAttribute('aria-pressed', 'false');
+    // A stable name; pressed while my picture shows.
+    this.#selfToggle.textContent = 'Self view';
+    this.#selfToggle.title = 'Show or hide your own picture';
+    this.#selfToggle.setAttribute('aria-pressed', 'true');
     this.#selfToggle.addEventListener('click', () => {
       this.selfViewHidden = !this.selfViewHidden;
       this.layout();
@@ -254,8 +256,7 @@ export class Grid {
     this.el.dataset.layout = shape;
     this.el.dataset.view = this.view;
     this.#selfToggle.hidden = !pair;
-    this.#selfToggle.setAttribute('aria-pressed', String(this.selfViewHidden));
-    this.#selfToggle.textContent = this.selfViewHidden ? 'Show self view' : 'Hide self view';
+    this.#selfToggle.setAttribute('aria-pressed', String(!this.selfViewHidden));
     this.#pager.hidden = placed.pages <= 1;
     this.#pager.querySelector('.page-label').textContent = `${this.#page + 1} / ${placed.pages}`;
     const button = (/** @type {string} */ sel) => /** @type {HTMLButtonElement} */ (this.#pager.querySelector(sel));

@@ -64,7 +64,7 @@ world.scenario('one-to-one: the other person fills the stage, my own picture is 
 
   await ana.page.click('#grid .self-view-toggle');
   await waitFor('my picture hidden', () => tile(ana, anaId), (t) => t === null, { timeoutMs: UI_DEADLINE_MS });
-  assert.equal(await ana.page.getAttribute('#grid .self-view-toggle', 'aria-pressed'), 'true');
+  assert.equal(await ana.page.getAttribute('#grid .self-view-toggle', 'aria-pressed'), 'false');
   await ana.page.click('#grid .self-view-toggle');
   await waitFor('my picture back', () => tile(ana, anaId), (t) => t?.size === 'pip', { timeoutMs: UI_DEADLINE_MS });
   // The server sends the large layer for the large tile: decoding goes on after the change.
