@@ -100,7 +100,8 @@ export function watchQuality(client, grid, { onPoor }) {
         tile.setQuality(null);
         continue;
       }
-      const fps = got.fps ?? 0;
+      // A still screen is sent at a frame or two a second: only a camera's rate says anything.
+      const fps = tile.source === 'camera' ? got.fps ?? 0 : 0;
       const m = { loss: got.loss, rtt, fps: fps > 0 ? fps : null };
       tile.setQuality(levelOf(m), describe(m));
     }

@@ -34,6 +34,27 @@ async function shot(person, name) {
   await person.page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
 
+// The same view at laptop and phone size (the window is put back afterwards).
+async function shots(person, name) {
+  if (!process.env.CONFAB_SHOTS) return;
+  const before = person.page.viewportSize();
+  for (const size of [{ width: 1280, height: 800 }, PHONE]) {
+    await person.page.setViewportSize(size);
+    await waitFor('the stage to fit the window', () => person.page.evaluate(() => document.getElementById('grid').getBoundingClientRect().width), (w) => w <= size.width);
+    // The grid lays out on the next frame after a resize.
+    await person.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await shot(person, `${name}-${size.width}x${size.height}`);
+    // A phone's side panel covers the stage: the stage alone too.
+    const panel = await person.page.$('.controls [id$="-toggle"][aria-pressed="true"]');
+    if (size === PHONE && panel) {
+      await panel.click();
+      await shot(person, `${name}-${size.width}x${size.height}-stage`);
+      await panel.click();
+    }
+  }
+  await person.page.setViewportSize(before);
+}
+
 // A machine without camera or microphone is told so in a banner over the top bar: read, closed.
 async function dismissBanner(person) {
   if (await person.page.isVisible('#banner')) await person.page.click('#banner .banner-close');
@@ -60,7 +81,33 @@ world.scenario('one-to-one: the other person fills the stage, my own picture is 
   const self = await tile(ana, anaId);
   assert.equal(self?.size, 'pip', 'my own picture is a small one in the corner');
   assert.ok(other.w > 3 * self.w, `Ben ${JSON.stringify(other)} dwarfs me ${JSON.stringify(self)}`);
-  await shot(ana, 'one-to-one-1280x800');
+  await shots(ana, 'one-to-one');
+
+  // How well Ben's video arrives, from getStats, on his tile.
+  const quality = await ui(ana, 'a connection indicator on Ben’s tile', (id) => {
+    const q = document.querySelector(`#grid .tile[data-participant="${id}"] .quality`);
+    return q?.checkVisibility() ? { level: q.dataset.level, label: q.getAttribute('aria-label') } : null;
+  }, benId);
+  assert.match(quality.label, /^Connection (good|fair|poor): \d+% loss, \d+ ms round trip, \d+ frames\/s$/);
+
+  // A tile in full screen, and the server told of its new size.
+  const sent = () => ana.page.evaluate(() => window.__sizes ?? null);
+  await ana.page.evaluate(() => {
+    const ws = window.confab.client;
+    const original = ws.reportVideoSizes.bind(ws);
+    ws.reportVideoSizes = (sizes, shown) => {
+      window.__sizes = Object.fromEntries(sizes);
+      original(sizes, shown);
+    };
+  });
+  await ana.page.click(`#grid .tile[data-participant="${benId}"] .fullscreen`);
+  const full = await ui(ana, 'Ben’s tile in full screen', (id) => {
+    const el = document.fullscreenElement;
+    return el?.dataset.participant === String(id) ? { h: el.getBoundingClientRect().height, window: innerHeight } : null;
+  }, benId);
+  assert.equal(full.h, full.window);
+  await waitFor('the full-screen size reported', sent, (s) => s && Object.values(s).includes(full.h));
+  await ana.page.evaluate(() => document.exitFullscreen());
 
   await ana.page.click('#grid .self-view-toggle');
   await waitFor('my picture hidden', () => tile(ana, anaId), (t) => t === null, { timeoutMs: UI_DEADLINE_MS });
@@ -86,8 +133,8 @@ world.scenario('the sharer sees “You are presenting” while the viewer decode
   assert.match(mine.text, /You are presenting/);
   assert.equal(mine.video, false, 'no picture of my own screen (no mirror tunnel)');
   assert.notEqual(mine.size, 'large', 'the card does not take the stage');
-  await shot(ana, 'presenting-1280x800');
-  await shot(ben, 'viewing-screen-1280x800');
+  await shots(ana, 'presenting');
+  await shots(ben, 'viewing-screen');
 
   await ana.page.click('#grid .stop-presenting');
   await waitFor("Ben to lose Ana's screen", () => receivedSources(ben, anaId), (s) => !s.includes('screen'), { timeoutMs: UI_DEADLINE_MS });
@@ -105,7 +152,7 @@ world.scenario('chat: links are links, markup is text, a closed chat shows a pre
   const notice = await ui(ana, 'the chat notice', () => document.querySelector('.notices .notice[data-kind="chat"] .notice-text')?.textContent);
   assert.equal(notice, `Ben: ${hostile.length > 80 ? `${hostile.slice(0, 80)}…` : hostile}`);
   assert.match(await ana.page.title(), /^\(1\) /);
-  await shot(ana, 'chat-notice-1280x800');
+  await shots(ana, 'chat-notice');
   await ana.page.click('.notices .notice[data-kind="chat"] .notice-action');
   const entry = await ui(ana, 'the message in the chat', () => {
     const el = document.querySelector('#chat .chat-entry:last-child');
@@ -119,8 +166,31 @@ world.scenario('chat: links are links, markup is text, a closed chat shows a pre
   assert.match(entry.time, /\d/, 'a time stamp');
   assert.equal(await ana.page.evaluate(() => window.__owned), undefined);
   await waitFor('the title count cleared', () => ana.page.title(), (t) => !t.startsWith('('), { timeoutMs: UI_DEADLINE_MS });
-  await shot(ana, 'chat-1280x800');
+  await shots(ana, 'chat');
   await ben.page.click('#chat-toggle');
+});
+
+world.scenario('shortcuts: "?" lists them, and keys typed in the chat box are text, not commands', async () => {
+  const ben = people.get('Ben');
+  const mic = () => ben.page.getAttribute('#mic', 'aria-pressed');
+  const before = await mic();
+  await ben.page.click('#chat-toggle');
+  await ben.page.click('#chat textarea');
+  await ben.page.keyboard.type('mvh?');
+  assert.equal(await ben.page.inputValue('#chat textarea'), 'mvh?');
+  assert.equal(await mic(), before, 'typing m in the chat box left the microphone alone');
+  assert.equal(await ben.page.evaluate(() => document.querySelector('.shortcuts-dialog').open), false);
+  await ben.page.fill('#chat textarea', '');
+  await ben.page.click('#chat-toggle');
+  await ben.page.keyboard.press('?');
+  const list = await ui(ben, 'the shortcuts list', () => {
+    const d = document.querySelector('.shortcuts-dialog');
+    return d.open ? [...d.querySelectorAll('dt')].map((e) => e.textContent) : null;
+  });
+  assert.deepEqual(list.slice(0, 3), ['M', 'V', 'H']);
+  await shots(ben, 'shortcuts');
+  await ben.page.keyboard.press('Escape');
+  await ui(ben, 'the list closed', () => !document.querySelector('.shortcuts-dialog').open);
 });
 
 world.scenario('a raised hand shows on the tile and in a notice for the host', async () => {
@@ -153,7 +223,7 @@ world.scenario('speaker view shows whoever talks, and follows when someone else 
   await ana.page.keyboard.press('m');
   await waitFor('Ben large in speaker view', large, (l) => l?.id === benId && l.layout === 'focus', { timeoutMs: MEDIA_DEADLINE_MS });
   await decodesVideoFrom(cy, benId, MEDIA_DEADLINE_MS);
-  await shot(cy, 'speaker-1280x800');
+  await shots(cy, 'speaker');
   // Now only Ana's.
   await ben.page.keyboard.press('m');
   await ana.page.keyboard.press('m');
@@ -163,15 +233,17 @@ world.scenario('speaker view shows whoever talks, and follows when someone else 
   await ben.page.keyboard.press('m');
 });
 
-world.scenario(`a gallery of ${CROWD + 4} pages at 25 on a laptop and fewer on a phone`, async () => {
+world.scenario(`a gallery of ${CROWD} bots and a few people pages at 25 on a laptop and fewer on a phone`, async () => {
   const bin = path.join(path.dirname(serverBinary()), 'confab-load');
   const url = `${world.server.url.replace('http', 'ws')}/ws`;
   const args = ['--url', url, '--quiet', '--duration', '90', 'crowd', '--room', room, '--size', String(CROWD), '--talking', '0'];
-  crowd = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const cy = people.get('Cy');
+  const lap = await world.open('Lap', `room=${room}&name=Lap`, { devices: false });
+  await dismissBanner(lap);
   const phone = await world.open('Pho', `room=${room}&name=Pho`, { devices: false, viewport: PHONE });
   await dismissBanner(phone);
-  const total = CROWD + 4;
+  // After the viewers, so that they see the crowd arrive.
+  crowd = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const total = CROWD + people.size;
   const grid = (person) =>
     person.page.evaluate(() => {
       const tiles = [...document.querySelectorAll('#grid .tile')];
@@ -183,24 +255,29 @@ world.scenario(`a gallery of ${CROWD + 4} pages at 25 on a laptop and fewer on a
       };
     });
   // The people panel opens by default on a laptop; closed, the stage is as wide as the window.
-  await cy.page.click('#people-toggle');
-  const laptop = await waitFor('Cy: 25 tiles on page 1 of 2', () => grid(cy), (g) => g.tiles === total && g.shown === 25 && g.page === '1 / 2', {
+  await lap.page.click('#people-toggle');
+  const laptop = await waitFor('Lap: 25 tiles on page 1 of 2', () => grid(lap), (g) => g.tiles === total && g.shown === 25 && g.page === '1 / 2', {
     timeoutMs: MEDIA_DEADLINE_MS,
   });
   assert.ok(laptop.pager);
+  // The bots' arrival is one notice, not 26.
+  const joinedNotice = await ui(lap, 'one notice for the arrivals', () =>
+    [...document.querySelectorAll('.notices .notice[data-kind="joined"] .notice-text')].map((e) => e.textContent),
+  );
+  assert.ok(joinedNotice.some((t) => /^\S+ and \d+ others joined$/.test(t)), JSON.stringify(joinedNotice));
   const onPhone = await waitFor('Pho: a page of fewer tiles', () => grid(phone), (g) => g.tiles === total && g.pager, { timeoutMs: UI_DEADLINE_MS });
   assert.ok(onPhone.shown >= 4 && onPhone.shown < 25, JSON.stringify(onPhone));
   assert.equal(onPhone.page, `1 / ${Math.ceil(total / onPhone.shown)}`);
-  await shot(cy, 'gallery-1280x800');
+  await shot(lap, 'gallery-1280x800');
   await shot(phone, 'gallery-390x844');
   // Video arrives for what the page shows, no more: a page of m-lines, not one per person.
   const video = await waitFor(
-    'Cy receives video for the page',
-    async () => (await inboundStats(cy)).filter((s) => s.kind === 'video' && s.packetsReceived > 0).length,
+    'Lap receives video for the page',
+    async () => (await inboundStats(lap)).filter((s) => s.kind === 'video' && s.packetsReceived > 0).length,
     (n) => n >= 10,
     { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
   );
   assert.ok(video <= 25, `video on ${video} m-lines for 25 tiles`);
-  await cy.page.click('#grid .pager .next');
-  await waitFor('Cy: page 2', () => grid(cy), (g) => g.page === '2 / 2' && g.shown === total - 25, { timeoutMs: UI_DEADLINE_MS });
+  await lap.page.click('#grid .pager .next');
+  await waitFor('Lap: page 2', () => grid(lap), (g) => g.page === '2 / 2' && g.shown === total - 25, { timeoutMs: UI_DEADLINE_MS });
 });
