@@ -18,7 +18,7 @@ const MIN_TILE_WIDTH = 160;
 const MAX_PER_PAGE = 25;
 const MAX_PER_PAGE_LARGE = 49;
 const LARGE_SCREEN = { width: 1600, height: 900 };
-// Below this width the strip goes under the focused tile instead of beside it.
+// Below this width the others go in a small gallery under the large tile, not in a strip beside it.
 const SIDE_STRIP_MIN_WIDTH = 700;
 const VIEW_KEY = 'confab:layout';
 export const VIEWS = /** @type {const} */ (['gallery', 'speaker']);
@@ -279,25 +279,15 @@ export class Grid {
     const list = all.length > perPage ? this.#ranked(null) : all;
     const { visible, pages } = this.#paginate(list, perPage);
     const rects = new Map();
-    const best = galleryShape(Math.max(visible.length, 1), width, height);
-    const w = Math.floor(best.w);
-    const h = Math.floor(w / ASPECT);
-    const rows = Math.ceil(Math.max(visible.length, 1) / best.cols);
-    const top = (height - (rows * h + (rows - 1) * GAP)) / 2;
-    visible.forEach((k, i) => {
-      const row = Math.floor(i / best.cols);
-      // The last row, if short, is centred like the others.
-      const inRow = Math.min(best.cols, visible.length - row * best.cols);
-      const left = (width - (inRow * w + (inRow - 1) * GAP)) / 2;
-      const col = i % best.cols;
-      rects.set(k, { x: Math.round(left + col * (w + GAP)), y: Math.round(top + row * (h + GAP)), w, h, big: visible.length === 1 });
-    });
+    placeGallery(visible, { x: 0, y: 0, w: width, h: height }, rects);
     return { rects, pages };
   }
 
   #oneToOneLayout({ self, other }, width, height) {
     const rects = new Map();
-    rects.set(other, { ...fit({ x: 0, y: 0, w: Math.floor(width), h: Math.floor(height) }), big: true });
+    // Upright (a phone), the other person fills more of the screen, cropped at the sides.
+    const aspect = height > width ? 3 / 4 : ASPECT;
+    rects.set(other, { ...fit({ x: 0, y: 0, w: Math.floor(width), h: Math.floor(height) }, aspect), big: true });
     if (!this.selfViewHidden) {
       const w = Math.round(Math.min(280, Math.max(112, width * 0.22)));
       const h = Math.round(w / ASPECT);
@@ -315,29 +305,43 @@ export class Grid {
       rects.set(focus, { ...(this.#tiles.get(focus).source === 'camera' ? fit(whole) : whole), big: true });
       return { rects, pages: 1 };
     }
-    const side = width >= SIDE_STRIP_MIN_WIDTH;
-    let main;
-    let cap;
-    let thumb;
-    if (side) {
-      const stripW = Math.round(Math.min(320, Math.max(160, width * 0.2)));
-      thumb = { w: stripW, h: Math.round(stripW / ASPECT) };
-      cap = Math.max(1, Math.floor((height + GAP) / (thumb.h + GAP)));
-      main = { x: 0, y: 0, w: Math.floor(width - stripW - GAP), h: Math.floor(height) };
-    } else {
-      const stripH = Math.round(Math.min(120, Math.max(56, height * 0.2)));
-      thumb = { w: Math.round(stripH * ASPECT), h: stripH };
-      cap = Math.max(1, Math.floor((width + GAP) / (thumb.w + GAP)));
-      main = { x: 0, y: 0, w: Math.floor(width), h: Math.floor(height - stripH - GAP) };
+    if (width < SIDE_STRIP_MIN_WIDTH) {
+      // Narrow or upright: the large tile on top, the others in a small gallery under it.
+      const mainH = Math.floor(Math.min(width / ASPECT, height * 0.6));
+      rects.set(focus, { x: 0, y: 0, w: Math.floor(width), h: mainH, big: true });
+      const rest = { x: 0, y: mainH + GAP, w: width, h: Math.max(0, height - mainH - GAP) };
+      const { visible, pages } = this.#paginate(others, tilesPerPage(rest.w, rest.h));
+      placeGallery(visible, rest, rects, false);
+      return { rects, pages };
     }
+    const stripW = Math.round(Math.min(320, Math.max(160, width * 0.2)));
+    const thumb = { w: stripW, h: Math.round(stripW / ASPECT) };
+    const cap = Math.max(1, Math.floor((height + GAP) / (thumb.h + GAP)));
+    const main = { x: 0, y: 0, w: Math.floor(width - stripW - GAP), h: Math.floor(height) };
     rects.set(focus, { ...(this.#tiles.get(focus).source === 'camera' ? fit(main) : main), big: true });
     const { visible, pages } = this.#paginate(others, cap);
-    visible.forEach((k, i) => {
-      const at = i * ((side ? thumb.h : thumb.w) + GAP);
-      rects.set(k, side ? { x: main.w + GAP, y: at, ...thumb } : { x: at, y: main.h + GAP, ...thumb });
-    });
+    visible.forEach((k, i) => rects.set(k, { x: main.w + GAP, y: i * (thumb.h + GAP), ...thumb }));
     return { rects, pages };
   }
+}
+
+// Places `keys` as equal 16:9 tiles, as large as fit, centred in `area`, into `rects`; a lone
+// one counts as large when `loneIsLarge`.
+function placeGallery(keys, area, rects, loneIsLarge = true) {
+  const n = Math.max(keys.length, 1);
+  const best = galleryShape(n, area.w, area.h);
+  const w = Math.floor(best.w);
+  const h = Math.floor(w / ASPECT);
+  const rows = Math.ceil(n / best.cols);
+  const top = area.y + (area.h - (rows * h + (rows - 1) * GAP)) / 2;
+  keys.forEach((k, i) => {
+    const row = Math.floor(i / best.cols);
+    // The last row, if short, is centred like the others.
+    const inRow = Math.min(best.cols, keys.length - row * best.cols);
+    const left = area.x + (area.w - (inRow * w + (inRow - 1) * GAP)) / 2;
+    const col = i % best.cols;
+    rects.set(k, { x: Math.round(left + col * (w + GAP)), y: Math.round(top + row * (h + GAP)), w, h, big: loneIsLarge && keys.length === 1 });
+  });
 }
 
 // The column count that draws n tiles largest in width × height, and their width.
@@ -363,8 +367,8 @@ export function tilesPerPage(width, height) {
 }
 
 // The largest 16:9 rectangle centred in `r`: a face cropped to a letterbox loses its chin.
-function fit(r) {
-  const w = Math.floor(Math.min(r.w, r.h * ASPECT));
-  const h = Math.floor(w / ASPECT);
+function fit(r, aspect = ASPECT) {
+  const w = Math.floor(Math.min(r.w, r.h * aspect));
+  const h = Math.floor(w / aspect);
   return { x: r.x + Math.round((r.w - w) / 2), y: r.y + Math.round((r.h - h) / 2), w, h };
 }
