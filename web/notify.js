@@ -137,13 +137,14 @@ export function attachNotices(client, panel) {
   const qnaBadge = document.createElement('span');
   qnaBadge.className = 'unread';
   qnaBadge.hidden = true;
-  qnaButton?.append(qnaBadge);
 
   const reading = (name) => panel.open === name && document.visibilityState === 'visible';
 
   function paint() {
     const total = unreadChat + newQuestions;
     document.title = total ? `(${total > 99 ? '99+' : total}) ${baseTitle}` : baseTitle;
+    // The button's icon is drawn after this is wired, replacing what it held.
+    if (qnaButton && !qnaBadge.isConnected) qnaButton.append(qnaBadge);
     qnaBadge.hidden = newQuestions === 0;
     qnaBadge.textContent = String(newQuestions);
     qnaButton?.setAttribute('aria-label', newQuestions ? `Questions, ${newQuestions} new` : 'Questions');

@@ -233,6 +233,25 @@ world.scenario('speaker view shows whoever talks, and follows when someone else 
   await ben.page.keyboard.press('m');
 });
 
+world.scenario('in a webinar, a new question counts on the Q&A button and in the title until read', async () => {
+  const webinar = `${room}-webinar`;
+  const wen = await world.open('Wen', `room=${webinar}&name=Wen&role=host&mode=webinar`, { devices: false });
+  await dismissBanner(wen);
+  const aud = await world.open('Aud', `room=${webinar}&name=Aud`);
+  await aud.page.click('#qna-toggle');
+  await aud.page.fill('#qna textarea', 'Will the slides be shared?');
+  await aud.page.click('#qna button[type=submit]');
+  const badge = await ui(wen, 'a count on the Q&A button', () => {
+    const b = document.querySelector('#qna-toggle .unread');
+    return b?.checkVisibility() ? { count: b.textContent, label: document.getElementById('qna-toggle').getAttribute('aria-label'), title: document.title } : null;
+  });
+  assert.deepEqual(badge, { count: '1', label: 'Questions, 1 new', title: `(1) ${webinar} · confab` });
+  await shots(wen, 'qna-badge');
+  await wen.page.click('#qna-toggle');
+  await ui(wen, 'the count gone once read', () => !document.querySelector('#qna-toggle .unread').checkVisibility() && !document.title.startsWith('('));
+  await Promise.all([world.close('Wen'), world.close('Aud')]);
+});
+
 world.scenario(`a gallery of ${CROWD} bots and a few people pages at 25 on a laptop and fewer on a phone`, async () => {
   const bin = path.join(path.dirname(serverBinary()), 'confab-load');
   const url = `${world.server.url.replace('http', 'ws')}/ws`;
@@ -241,24 +260,29 @@ world.scenario(`a gallery of ${CROWD} bots and a few people pages at 25 on a lap
   await dismissBanner(lap);
   const phone = await world.open('Pho', `room=${room}&name=Pho`, { devices: false, viewport: PHONE });
   await dismissBanner(phone);
+  // The people panel opens by default on a laptop; closed, the stage is as wide as the window.
+  await lap.page.click('#people-toggle');
   // After the viewers, so that they see the crowd arrive.
   crowd = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const total = CROWD + people.size;
   const grid = (person) =>
     person.page.evaluate(() => {
       const tiles = [...document.querySelectorAll('#grid .tile')];
       return {
+        people: window.confab.client.participants.size + 1,
+        bots: [...window.confab.client.participants.values()].filter((p) => p.name.startsWith('crowd')).length,
         tiles: tiles.length,
         shown: tiles.filter((t) => !t.hidden).length,
         page: document.querySelector('#grid .page-label').textContent,
         pager: !document.querySelector('#grid .pager').hidden,
       };
     });
-  // The people panel opens by default on a laptop; closed, the stage is as wide as the window.
-  await lap.page.click('#people-toggle');
-  const laptop = await waitFor('Lap: 25 tiles on page 1 of 2', () => grid(lap), (g) => g.tiles === total && g.shown === 25 && g.page === '1 / 2', {
-    timeoutMs: MEDIA_DEADLINE_MS,
-  });
+  const laptop = await waitFor(
+    'Lap: 25 tiles on page 1 of 2',
+    () => grid(lap),
+    (g) => g.bots === CROWD && g.tiles === g.people && g.shown === 25 && g.page === '1 / 2',
+    { timeoutMs: MEDIA_DEADLINE_MS },
+  );
+  const total = laptop.tiles;
   assert.ok(laptop.pager);
   // The bots' arrival is one notice, not 26.
   const joinedNotice = await ui(lap, 'one notice for the arrivals', () =>
