@@ -9,6 +9,9 @@ const HAND_SHOW_MS = 10_000;
 const COALESCE_MS = 4_000;
 const MAX_SHOWN = 4;
 const PREVIEW_CHARS = 80;
+// Above this many people, comings and goings are news only to hosts (a big webinar's audience
+// would otherwise watch a stream of names).
+const BIG_ROOM = 50;
 const SOUNDS_KEY = 'confab:sounds';
 
 // A stack of notices, read out by screen readers as they come.
@@ -158,6 +161,7 @@ export function attachNotices(client, panel) {
 
   /** @param {'joined' | 'left'} verb @param {string} name */
   function arrival(verb, name) {
+    if (client.participants.size + 1 > BIG_ROOM && !client.isHost) return;
     const now = Date.now();
     const burst = bursts[verb];
     if (burst && burst.until > now && burst.handle.el.isConnected) {
