@@ -17,7 +17,8 @@ const GAP = 12;
 const MIN_TILE_WIDTH = 160;
 const MAX_PER_PAGE = 25;
 const MAX_PER_PAGE_LARGE = 49;
-const LARGE_SCREEN = { width: 1600, height: 900 };
+// A stage at least this large (a 1080p monitor) takes pages of 49.
+const LARGE_SCREEN = { width: 1400, height: 800 };
 // Below this width the others go in a small gallery under the large tile, not in a strip beside it.
 const SIDE_STRIP_MIN_WIDTH = 700;
 const VIEW_KEY = 'confab:layout';

@@ -292,6 +292,12 @@ world.scenario(`a gallery of ${CROWD} bots and a few people pages at 25 on a lap
   const onPhone = await waitFor('Pho: a page of fewer tiles', () => grid(phone), (g) => g.tiles === total && g.pager, { timeoutMs: UI_DEADLINE_MS });
   assert.ok(onPhone.shown >= 4 && onPhone.shown < 25, JSON.stringify(onPhone));
   assert.equal(onPhone.page, `1 / ${Math.ceil(total / onPhone.shown)}`);
+  // Pages by stage size: a laptop's, a 1080p monitor's, a phone's.
+  const perPage = await lap.page.evaluate(async () => {
+    const { tilesPerPage } = await import('/grid.js');
+    return [tilesPerPage(1256, 650), tilesPerPage(1880, 950), tilesPerPage(366, 650)];
+  });
+  assert.deepEqual(perPage, [25, 49, 12]);
   await shot(lap, 'gallery-1280x800');
   await shot(phone, 'gallery-390x844');
   // Video arrives for what the page shows, no more: a page of m-lines, not one per person.
