@@ -1,4 +1,12 @@
-// The chat panel: the room's messages, oldest first, and a box to write one.
+// The chat panel: the room's messages, oldest first, and a box to write one. Nothing anyone
+// writes is ever parsed as HTML: text goes in as text, and only http(s) addresses become links,
+// which open in a new tab without telling it where they came from.
+
+// An address: up to the first space or character that cannot be part of one in running text.
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+// Punctuation that ends a sentence rather than an address ("see https://x.org/a.").
+const TRAILING = /[.,;:!?)\]}]+$/;
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 
 export class ChatPanel {
   #log;
@@ -33,6 +41,8 @@ export class ChatPanel {
   }
 
   add(entry, myId) {
+    // The server stamps nothing: a live message is stamped when it arrives.
+    entry = { at: Date.now(), ...entry };
     if (entry.from === myId) this.showError(null);
     // Only follow new messages if the reader was already at the bottom, not reading history.
     const atEnd = this.#log.scrollTop + this.#log.clientHeight >= this.#log.scrollHeight - 8;
@@ -59,9 +69,50 @@ function entryElement(entry, myId) {
   const who = document.createElement('span');
   who.className = 'who';
   who.textContent = entry.from === myId ? 'You' : entry.name;
+  const head = document.createElement('div');
+  head.className = 'chat-head';
+  head.append(who);
+  if (typeof entry.at === 'number') {
+    const at = new Date(entry.at);
+    const time = document.createElement('time');
+    time.className = 'at';
+    time.dateTime = at.toISOString();
+    time.textContent = TIME.format(at);
+    head.append(time);
+  }
   const text = document.createElement('p');
   text.className = 'text';
-  text.textContent = entry.text;
-  li.append(who, text);
+  text.append(...linkified(entry.text));
+  li.append(head, text);
   return li;
+}
+
+// The text as nodes: text nodes, and <a> for each http(s) address in it.
+export function linkified(text) {
+  const nodes = [];
+  let from = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    const address = match[0].replace(TRAILING, '');
+    const href = safeHref(address);
+    if (!href) continue;
+    if (match.index > from) nodes.push(document.createTextNode(text.slice(from, match.index)));
+    const a = document.createElement('a');
+    a.href = href;
+    a.textContent = address;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    nodes.push(a);
+    from = match.index + address.length;
+  }
+  if (from < text.length) nodes.push(document.createTextNode(text.slice(from)));
+  return nodes;
+}
+
+function safeHref(address) {
+  try {
+    const url = new URL(address);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
 }

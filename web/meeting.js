@@ -15,6 +15,10 @@ import { icon } from './icons.js';
 import { markReady } from './ready.js';
 import { attachDevices } from './devicemenu.js';
 import { showEnd, endStatus } from './endscreen.js';
+import { attachNotices } from './notify.js';
+import { watchQuality } from './quality.js';
+import { attachShortcuts } from './shortcuts.js';
+import { attachViewTools } from './viewtools.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -50,6 +54,7 @@ export function startMeeting(banner, opts) {
   const grid = new Grid($('#grid'), {
     onPin: (id) => client.pin(client.pinned === id ? null : id),
     onLayout: () => sizes.schedule(),
+    onStopPresenting: () => client.stopScreenShare(),
   });
   const audio = new AudioOut($('#audio'), { onBlocked: () => (soundButton.hidden = false) });
   const roster = new Roster($('#roster'), { onAction: moderate });
@@ -59,10 +64,16 @@ export function startMeeting(banner, opts) {
     onVote: (id, up) => client.vote(id, up),
     onAnswered: (id) => client.markAnswered(id),
   });
+  let notify = null;
   const panel = new SidePanel(
     $('#panel'),
     { people: $('#people-toggle'), chat: $('#chat-toggle'), qna: $('#qna-toggle') },
-    { onChange: () => grid.layout() },
+    {
+      onChange: () => {
+        grid.layout();
+        notify?.panelChanged();
+      },
+    },
   );
   const controls = new Controls(view, client, { onProblem: (m) => banner.show(m) });
   // Device choice during the call, the "You are muted" hint, a device unplugged.
@@ -80,6 +91,11 @@ export function startMeeting(banner, opts) {
   // Invite/host links, the alone prompt, the password badge and form.
   attachRoomTools(view, client, opts.room);
   document.title = `${opts.room} · confab`;
+  // Notices, connection quality, view buttons and keyboard shortcuts (notify.js and friends).
+  notify = attachNotices(client, panel);
+  watchQuality(client, grid, { onPoor: (text) => notify.notices.show(text, { kind: 'connection' }) });
+  const shortcuts = attachShortcuts();
+  attachViewTools($('.topbar-end'), grid, notify.sounds, shortcuts.open);
   setState('connecting');
   setupStaticButtons();
 
@@ -137,6 +153,7 @@ export function startMeeting(banner, opts) {
       }
     }
     grid.setFocus({ pinned: client.pinned, speaker: client.activeSpeaker });
+    grid.setHands(client.hands);
   }
 
   function localMuted() {

@@ -174,7 +174,8 @@ world.scenario('when nobody can see the camera, none of it is sent and its encod
 });
 
 world.scenario('with more people on stage than fit one page, only the page in view is sent', async () => {
-  // Ten on stage is one more than a page holds.
+  // Ten on stage: more than a page of Small's 400×300 window holds (a page keeps tiles at least
+  // 160 px wide, so it has a few).
   for (const label of ['S4', 'S5', 'S6', 'S7', 'S8', 'S9']) {
     await world.open(label, `room=${room}&name=${label}#key=${keys.presenter}`, { devices: false, viewport: { width: 400, height: 300 } });
   }
@@ -195,10 +196,10 @@ world.scenario('with more people on stage than fit one page, only the page in vi
   const frames = async () => (await cameraFrom(small, pubId))?.frames ?? 0;
 
   // The speaker is pulled onto the first page.
-  await waitFor('a pager, and Pub on page 1', pubTile, (t) => t.pager && t.page === '1 / 2' && t.shown, { timeoutMs: UI_DEADLINE_MS });
+  await waitFor('a pager, and Pub on page 1', pubTile, (t) => t.pager && /^1 \/ \d+$/.test(t.page) && t.page !== '1 / 1' && t.shown, { timeoutMs: UI_DEADLINE_MS });
 
   await small.page.click('#grid .pager .next');
-  await waitFor("Pub's tile off screen", pubTile, (t) => t.page === '2 / 2' && !t.shown, { timeoutMs: UI_DEADLINE_MS });
+  await waitFor("Pub's tile off screen", pubTile, (t) => t.page.startsWith('2 / ') && !t.shown, { timeoutMs: UI_DEADLINE_MS });
   await waitFor("the server to stop forwarding Pub's camera", pubForwarded, (f) => f === false, { timeoutMs: UI_DEADLINE_MS });
   await change("Small's decoding of Pub to stop", frames, 'still');
 

@@ -57,10 +57,11 @@ world.scenario(`among ${CROWD} others, a browser receives the page it shows and 
     const lines = window.confab.client.pc.localDescription.sdp.split('\r\n');
     return { bytes: lines.join('\r\n').length, video: lines.filter((l) => l.startsWith('m=video')).length, audio: lines.filter((l) => l.startsWith('m=audio')).length };
   });
-  // At most a page of video m-lines (a page holds 9 tiles, ours among them) and the audio
-  // slots: a fraction of the 60 m-lines and ~180 KB that one per track would take.
+  // At most a page of video m-lines (a page holds 25 tiles at 1280×800, ours among them) and
+  // the audio slots: 32 m-lines and ~130 KB rather than the 62 and ~250 KB that one per track
+  // would take (Chromium writes ~4 KB per m-line).
   assert.ok(video <= state.onPage, `video on ${video} m-lines for ${state.onPage} tiles on the page`);
-  assert.ok(sdp.video <= state.onPage, JSON.stringify(sdp));
+  assert.ok(sdp.video <= state.onPage && sdp.video < CROWD, JSON.stringify(sdp));
   assert.ok(sdp.audio <= 8, JSON.stringify(sdp));
-  assert.ok(sdp.bytes < 80_000, JSON.stringify(sdp));
+  assert.ok(sdp.bytes < 150_000, JSON.stringify(sdp));
 });
