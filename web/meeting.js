@@ -12,6 +12,7 @@ import { SizeReporter } from './sizes.js';
 import { askForPassword } from './password.js';
 import { attachRoomTools, showInviteLink } from './invite.js';
 import { icon } from './icons.js';
+import { attachExtras } from './extras.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -22,7 +23,8 @@ const RECONNECT_EVERY_MS = 2_000;
 const RECONNECT_FOR_MS = 120_000;
 
 const NOTICES = {
-  promoted: 'A host brought you on stage: your camera and microphone are on',
+  promoted: 'You are on stage: your camera and microphone are off until you turn them on',
+  joined_muted: ({ above }) => `You joined muted: the meeting has ${above} or more people`,
   demoted: 'A host moved you to the audience: you are watching only',
   muted_by_host: ({ source }) => `A host turned off your ${source === 'camera' ? 'camera' : 'microphone'}; you can turn it back on`,
 };
@@ -74,6 +76,7 @@ export function startMeeting(banner, opts) {
   document.title = `${opts.room} · confab`;
   setState('connecting');
   setupStaticButtons();
+  attachExtras(view, client, { toast });
 
   function refresh() {
     if (!client.me) return;
@@ -143,7 +146,7 @@ export function startMeeting(banner, opts) {
   function moderate(action, id) {
     switch (action) {
       case 'promote':
-        return client.setRole(id, 'presenter');
+        return client.tools.inviteToStage(id);
       case 'demote':
         return client.setRole(id, 'audience');
       case 'mute-microphone':
