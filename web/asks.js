@@ -89,7 +89,11 @@ export function attachAsks(view, client, toast) {
       client.pin(null);
     }
   });
+  // On stage by other means (a host's direct promotion): the invitation has nothing left to ask.
   client.on('participants', () => {
-    if (client.me?.role !== 'audience' && card.dataset.kind === 'stage' && !card.hidden) done(false);
+    if (client.me?.role !== 'audience' && card.dataset.kind === 'stage' && !card.hidden) {
+      answer = null;
+      card.hidden = true;
+    }
   });
 }

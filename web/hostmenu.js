@@ -36,7 +36,8 @@ export function attachHostMenu(view, client, { bar, openPollForm, confirm }) {
       tile.append(button);
     }
   };
-  new MutationObserver(decorate).observe(grid, { childList: true });
+  // Tiles sit in the grid's own containers and come and go with its layout.
+  new MutationObserver(decorate).observe(grid, { childList: true, subtree: true });
   for (const event of ['participants', 'settings', 'joined']) client.on(event, decorate);
 
   /**

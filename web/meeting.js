@@ -274,6 +274,10 @@ export function startMeeting(banner, opts) {
     setTimeout(attempt, RECONNECT_EVERY_MS);
   }
 
+  // Declared before any event can show a toast (a declaration after the return would never run).
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let toastTimer;
+
   // Leaving a page closes the socket, so the others see us go at once rather than on a timeout.
   addEventListener('pagehide', () => client.close());
 
@@ -303,8 +307,6 @@ export function startMeeting(banner, opts) {
     controls.update();
   }
 
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let toastTimer;
   /** @param {string} text */
   function toast(text) {
     const el = document.getElementById('toast');
