@@ -92,7 +92,7 @@ export function attachPolls(view, client) {
       const share = total ? Math.round((100 * poll.counts[i]) / total) : 0;
       b.style.setProperty('--share', `${share}%`);
       const label = document.createElement('span');
-      label.className = 'label';
+      label.className = 'poll-label';
       label.textContent = poll.kind === 'mood' ? MOOD_LABELS[i] : choice;
       const count = document.createElement('span');
       count.className = 'count';
