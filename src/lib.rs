@@ -59,6 +59,7 @@
 //! |---|---|
 //! | [`model`] | ids, roles + the permission table, sources, kinds, room mode, leave reasons |
 //! | [`protocol`] | every signalling message (the written-down protocol) and its version |
+//! | [`protocol::host`], [`protocol::polls`] | payloads of the host tools, stage invitations, reactions and polls |
 //! | [`rate`] | the token bucket behind every rate limit |
 //! | [`config`] | settings, defaults, CLI/env/TOML merge |
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
@@ -66,6 +67,8 @@
 //! | `conference::handle` | the one exhaustive match over client messages |
 //! | `conference::output` | media events → server messages; the conference's outputs |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
+//! | `conference::host` | role changes, spotlight, ask to unmute, mute all, stage invitations, join-muted setting, reactions |
+//! | [`conference::polls`] | the room's poll: one vote each, results coalesced |
 //! | `conference::admin` | room settings per role (keys to hosts), removal with bans, the room API's calls |
 //! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
 //! | [`names`] | display-name rules (no control, bidi or zero-width characters) |

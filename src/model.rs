@@ -53,11 +53,12 @@ pub enum Permission {
     Publish,
     /// Receive the stage.
     Subscribe,
-    /// Write in the room chat.
+    /// Write in the room chat, send reactions.
     Chat,
-    /// Ask and upvote questions, raise a hand.
+    /// Ask and upvote questions, raise a hand, vote in polls.
     Ask,
-    /// Change roles, mute, remove, lock, admit, end, close questions.
+    /// Change roles, mute, remove, lock, admit, end, close questions; spotlight, ask to
+    /// unmute, invite on stage, run polls, set join-muted.
     Moderate,
 }
 

@@ -87,6 +87,10 @@
 //! whole list), so that a vote costs each client a few hundred bytes, not the whole board. Texts are limited (chat 2000, questions 500
 //! characters) and rate-limited with `rate_limited` errors.
 //!
+//! # Host tools, reactions, polls
+//! Spotlight, ask to unmute, mute all, stage invitations, join muted, reactions: [`host`];
+//! polls: [`polls`].
+//!
 //! # Errors
 //! Every problem the server finds in what a client sent is answered with an
 //! [`ServerMsg::Error`] carrying a stable [`ErrorCode`] and a human sentence; unless the code is
@@ -100,6 +104,10 @@ pub use crate::model::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod host;
+mod keyed;
+pub mod polls;
 
 /// The protocol's version, exchanged in `join` and `joined`. A client that names another
 /// version is refused with `unsupported_version`; one that names none speaks this one.
@@ -238,7 +246,7 @@ pub enum ClientMsg {
     /// visible (another grid page, minimised). Drives layer choice and last-N.
     VideoSizes {
         /// Track → rendered height.
-        #[serde(deserialize_with = "track_keyed")]
+        #[serde(deserialize_with = "keyed::track_keyed")]
         sizes: BTreeMap<TrackId, u32>,
     },
     /// Keep this participant's video in your last-N whatever happens (or unpin with `null`).
@@ -246,6 +254,26 @@ pub enum ClientMsg {
         /// Whom, or nobody.
         participant: Option<ParticipantId>,
     },
+    /// Send a reaction.
+    React(host::React),
+    /// Host: pin someone for everyone, or nobody.
+    Spotlight(host::Spotlight),
+    /// Host: ask someone to turn a source on (they decide).
+    AskUnmute(host::AskUnmute),
+    /// Host: mute every microphone but the hosts'.
+    MuteAll {},
+    /// Host: invite an audience member on stage.
+    InviteToStage(host::InviteToStage),
+    /// Accept or decline a stage invitation.
+    StageAnswer(host::StageAnswer),
+    /// Host: set the join-muted threshold.
+    SetJoinMuted(host::JoinMuted),
+    /// Host: start a poll (it replaces the last one).
+    CreatePoll(polls::NewPoll),
+    /// Vote in the open poll.
+    PollVote(polls::PollVote),
+    /// Host: close the poll.
+    ClosePoll {},
 }
 
 /// One chat message.
@@ -412,6 +440,9 @@ pub enum ServerMsg {
         /// To hosts only: the key of the presenter link.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presenter_key: Option<String>,
+        /// Others already in from which a joiner starts muted (none: never).
+        #[serde(default)]
+        join_muted_above: Option<u32>,
     },
     /// To hosts: who waits in the lobby.
     Lobby {
@@ -450,6 +481,20 @@ pub enum ServerMsg {
         /// The answer SDP.
         sdp: String,
     },
+    /// Someone reacted.
+    Reaction(host::Reaction),
+    /// The participant pinned for everyone, or nobody.
+    Spotlight(host::Spotlight),
+    /// A host asks you to turn a source on.
+    UnmuteRequest(host::UnmuteRequest),
+    /// A host invites you on stage.
+    StageInvite(host::StageInvite),
+    /// To hosts: what an invited person answered.
+    StageAnswered(host::StageAnswered),
+    /// A poll, whole.
+    Poll(polls::Poll),
+    /// A poll's counts (coalesced).
+    PollResults(polls::PollResults),
     /// Something you sent was refused, or the session is ending.
     Error {
         /// Stable, machine-readable code.
@@ -531,22 +576,6 @@ impl ServerMsg {
             message: message.into(),
         }
     }
-}
-
-/// Reads a JSON object keyed by track ids. Inside an internally tagged enum serde hands map
-/// keys over as strings, so they are parsed here.
-fn track_keyed<'de, D>(d: D) -> Result<BTreeMap<TrackId, u32>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    let raw = BTreeMap::<String, u32>::deserialize(d)?;
-    raw.into_iter()
-        .map(|(k, v)| {
-            k.parse::<u64>()
-                .map(|id| (TrackId(id), v))
-                .map_err(|_| serde::de::Error::custom(format!("track id {k:?} is not a number")))
-        })
-        .collect()
 }
 
 /// Checks a room name: 1–64 of `A–Z a–z 0–9 - _ .`

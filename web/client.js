@@ -9,6 +9,7 @@ import { Emitter } from './emitter.js';
 import { Signal, isFatal } from './signal.js';
 import { Room } from './room.js';
 import { Engine } from './engine.js';
+import { Tools } from './tools.js';
 import { captureCameraAndMicrophone, captureScreen } from './media.js';
 
 export const UNREACHABLE = 'Cannot reach the server';
@@ -44,6 +45,8 @@ export class ConfabClient extends Emitter {
   #room;
   #engine;
   #ended = false;
+  /** Host tools, stage invitations, reactions and polls (tools.js has their events). */
+  tools;
 
   /** @param {ClientOptions} opts */
   constructor(opts) {
@@ -59,6 +62,7 @@ export class ConfabClient extends Emitter {
     if (password) join.password = password;
     this.#signal = new Signal(url, join);
     this.#room = new Room((msg) => this.#signal.send(msg));
+    this.tools = new Tools((msg) => this.#signal.send(msg));
     this.#engine = new Engine(this.#signal, this.#room, {
       simulcast: opts.simulcast ?? true,
       getMedia: opts.getMedia ?? captureCameraAndMicrophone,
@@ -301,7 +305,7 @@ export class ConfabClient extends Emitter {
     if (msg.type === 'joined') return this.#onJoined(msg);
     if (msg.type === 'error') return this.#onError(msg);
     this.#room.apply(msg);
-    if (this.#engine.apply(msg) || this.#room.handles(msg.type)) return;
+    if (this.#engine.apply(msg) || this.#room.handles(msg.type) || this.tools.apply(msg)) return;
     console.warn('confab: ignoring unknown message', msg.type);
   }
 

@@ -15,6 +15,8 @@ import { stopStream } from './media.js';
 
 const ICE_DISCONNECT_GRACE_MS = 2_000;
 const ICE_RESTART_SPACING_MS = 5_000;
+// A camera turned on late is captured as media.js captures it at join.
+const LATE_VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 24, max: 30 } };
 
 /**
  * @typedef {import('./signal.js').Signal} Signal
@@ -58,6 +60,8 @@ export class Engine extends Emitter {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #iceTimer = undefined;
   #iceRestartPending = false; // an offer must go out even if nothing else changed
+  /** @type {Set<'microphone' | 'camera'>} on stage by invitation, not captured until turned on */
+  #notCaptured = new Set();
   #lastIceRestart = 0;
 
   /**
@@ -113,6 +117,11 @@ export class Engine extends Emitter {
   async start() {
     await this.#syncPublishing();
     if (this.#ended) return;
+    if (this.#room.joinsMuted && this.canPublish('microphone') && !this.muted.microphone) {
+      // The room is large: start muted, as the host set (the first offer carries the mute).
+      this.setMuted('microphone', true);
+      this.emit('notice', { code: 'joined_muted', above: this.#room.settings?.join_muted_above });
+    }
     this.#ready = true;
     this.renegotiate();
   }
@@ -146,6 +155,10 @@ export class Engine extends Emitter {
    * @param {boolean} muted
    */
   setMuted(source, muted) {
+    if (!muted && this.#notCaptured.has(source)) {
+      this.#captureLate(source);
+      return;
+    }
     const track = this.#publisher?.track(source);
     if (!track) return;
     track.enabled = !muted;
@@ -179,7 +192,7 @@ export class Engine extends Emitter {
 
   /** @param {Source} source */
   canPublish(source) {
-    return Boolean(this.#publisher?.has(source));
+    return Boolean(this.#publisher?.has(source)) || this.#notCaptured.has(/** @type {any} */ (source));
   }
 
   /** @param {Source} source */
@@ -276,7 +289,43 @@ export class Engine extends Emitter {
       this.renegotiate();
       return;
     }
-    this.#syncPublishing().then(() => this.renegotiate());
+    // On stage by a host's invitation: nothing is captured or sent until the person turns the
+    // camera or the microphone on.
+    this.#roleWork = this.#roleWork.then(() => {
+      if (this.#ended || !this.#room.onStage || this.localStream) return;
+      this.#notCaptured = new Set(['microphone', 'camera']);
+      this.muted = { microphone: true, camera: true };
+      this.emit('local');
+      this.emit('muted');
+    });
+  }
+
+  /**
+   * Captures one source turned on for the first time after an invitation, and publishes it.
+   * @param {'microphone' | 'camera'} source
+   */
+  async #captureLate(source) {
+    this.#notCaptured.delete(source);
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia(source === 'microphone' ? { audio: true } : { video: LATE_VIDEO });
+    } catch (err) {
+      this.#notCaptured.add(source);
+      this.emit('error', { code: 'no_media', message: `The ${source} is unavailable (${err.message || err.name})`, fatal: false });
+      return;
+    }
+    const track = stream.getTracks()[0];
+    if (!track || this.#ended || !this.#room.onStage) {
+      stopStream(stream);
+      return;
+    }
+    this.localStream ??= new MediaStream();
+    this.localStream.addTrack(track);
+    this.muted[source] = false;
+    await this.#publisher.publish(source, track, this.localStream);
+    this.emit('local');
+    this.emit('muted');
+    this.renegotiate();
   }
 
   // Brings what we send in line with our role. Serialised, because capturing takes a while
@@ -326,6 +375,7 @@ export class Engine extends Emitter {
   }
 
   #stopPublishing() {
+    this.#notCaptured.clear();
     if (!this.#publisher) return;
     for (const track of this.#publisher.unpublishAll()) track.stop();
     stopStream(this.localStream);

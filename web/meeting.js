@@ -19,6 +19,7 @@ import { attachNotices } from './notify.js';
 import { watchQuality } from './quality.js';
 import { attachShortcuts } from './shortcuts.js';
 import { attachViewTools } from './viewtools.js';
+import { attachExtras } from './extras.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -29,7 +30,8 @@ const RECONNECT_EVERY_MS = 2_000;
 const RECONNECT_FOR_MS = 120_000;
 
 const NOTICES = {
-  promoted: 'A host brought you on stage: your camera and microphone are on',
+  promoted: 'You are on stage: your camera and microphone are off until you turn them on',
+  joined_muted: ({ above }) => `You joined muted: the meeting has ${above} or more people`,
   demoted: 'A host moved you to the audience: you are watching only',
   muted_by_host: ({ source }) => `A host turned off your ${source === 'camera' ? 'camera' : 'microphone'}; you can turn it back on`,
 };
@@ -98,6 +100,7 @@ export function startMeeting(banner, opts) {
   attachViewTools($('.topbar-end'), grid, notify.sounds, shortcuts.open);
   setState('connecting');
   setupStaticButtons();
+  attachExtras(view, client, { toast });
 
   function refresh() {
     if (!client.me) return;
@@ -168,7 +171,7 @@ export function startMeeting(banner, opts) {
   function moderate(action, id) {
     switch (action) {
       case 'promote':
-        return client.setRole(id, 'presenter');
+        return client.tools.inviteToStage(id);
       case 'demote':
         return client.setRole(id, 'audience');
       case 'mute-microphone':
@@ -289,6 +292,10 @@ export function startMeeting(banner, opts) {
     };
     setTimeout(attempt, RECONNECT_EVERY_MS);
   }
+
+  // Declared before any event can show a toast (a declaration after the return would never run).
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let toastTimer;
 
   // Leaving a page closes the socket, so the others see us go at once rather than on a timeout.
   addEventListener('pagehide', () => client.close());

@@ -23,7 +23,7 @@ import { Emitter } from './emitter.js';
  * @typedef {{camera: Encoding[], screen: Encoding[], chat_max_chars: number,
  *   question_max_chars: number, max_audio_slots: number}} Limits
  * @typedef {{mode: string, locked: boolean, has_password: boolean, host_key?: string,
- *   presenter_key?: string}} RoomSettings
+ *   presenter_key?: string, join_muted_above?: number | null}} RoomSettings
  */
 
 // Errors a chat line or question earns, shown next to what was typed rather than in the
@@ -80,6 +80,12 @@ export class Room extends Emitter {
 
   get onStage() {
     return Boolean(this.me) && this.me.role !== 'audience';
+  }
+
+  // Whether the host's join-muted setting applies to me: others already in reach its threshold.
+  get joinsMuted() {
+    const above = this.settings?.join_muted_above;
+    return typeof above === 'number' && this.participants.size >= above;
   }
 
   /**

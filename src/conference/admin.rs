@@ -55,6 +55,7 @@ impl Conference {
             has_password: self.record.password.is_some(),
             host_key: host.then(|| self.record.host_key.as_str().to_string()),
             presenter_key: host.then(|| self.record.presenter_key.as_str().to_string()),
+            join_muted_above: self.record.join_muted_above,
         }
     }
 

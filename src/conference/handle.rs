@@ -10,10 +10,11 @@ use std::time::Instant;
 /// until it says.
 fn needs(msg: &ClientMsg) -> Option<Permission> {
     match msg {
-        ClientMsg::Chat { .. } => Some(Permission::Chat),
-        ClientMsg::RaiseHand { .. } | ClientMsg::Ask { .. } | ClientMsg::Vote { .. } => {
-            Some(Permission::Ask)
-        }
+        ClientMsg::Chat { .. } | ClientMsg::React(_) => Some(Permission::Chat),
+        ClientMsg::RaiseHand { .. }
+        | ClientMsg::Ask { .. }
+        | ClientMsg::Vote { .. }
+        | ClientMsg::PollVote(_) => Some(Permission::Ask),
         ClientMsg::MarkAnswered { .. }
         | ClientMsg::SetRole { .. }
         | ClientMsg::MuteParticipant { .. }
@@ -22,14 +23,23 @@ fn needs(msg: &ClientMsg) -> Option<Permission> {
         | ClientMsg::SetPassword { .. }
         | ClientMsg::SetMode { .. }
         | ClientMsg::Admit { .. }
-        | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
+        | ClientMsg::EndMeeting {}
+        | ClientMsg::Spotlight(_)
+        | ClientMsg::AskUnmute(_)
+        | ClientMsg::MuteAll {}
+        | ClientMsg::InviteToStage(_)
+        | ClientMsg::SetJoinMuted(_)
+        | ClientMsg::CreatePoll(_)
+        | ClientMsg::ClosePoll {} => Some(Permission::Moderate),
         // Publishing is checked against what the offer sends (a receive-only offer is fine).
         ClientMsg::Offer { .. }
         | ClientMsg::Join { .. }
         | ClientMsg::Mute { .. }
         | ClientMsg::Leave {}
         | ClientMsg::VideoSizes { .. }
-        | ClientMsg::Pin { .. } => None,
+        | ClientMsg::Pin { .. }
+        // Only someone invited may answer; checked by the handler.
+        | ClientMsg::StageAnswer(_) => None,
     }
 }
 
@@ -163,26 +173,10 @@ impl Conference {
                 }
             }
             ClientMsg::SetRole { participant, role } => {
-                let Some(info) = self.roster.get_mut(&participant) else {
+                if !self.roster.contains_key(&participant) {
                     return self.refuse(id, ErrorCode::BadMessage, "No such participant.");
-                };
-                if info.role != role {
-                    info.role = role;
-                    let info = info.clone();
-                    // A role that may not publish loses its tracks at once.
-                    self.room.set_may_publish(participant, role.may_publish());
-                    self.absorb();
-                    let msg = ServerMsg::ParticipantUpdated { participant: info };
-                    self.broadcast(None, msg);
                 }
-                if role.may_publish() {
-                    // On stage, the hand has been answered.
-                    self.lower_hand(participant);
-                }
-                // A co-host gets the keys (so a reload keeps them host); a demoted one
-                // learns the settings without them.
-                let settings = self.settings_for(role);
-                self.signal(participant, settings);
+                self.change_role(participant, role);
             }
             ClientMsg::MuteParticipant {
                 participant,
@@ -233,6 +227,16 @@ impl Conference {
             }
             ClientMsg::Admit { participant, admit } => self.admit(participant, admit, now),
             ClientMsg::EndMeeting {} => self.end(),
+            ClientMsg::React(r) => self.react(id, r.emoji, now),
+            ClientMsg::Spotlight(s) => self.spotlight(id, s.participant),
+            ClientMsg::AskUnmute(ask) => self.ask_unmute(id, ask),
+            ClientMsg::MuteAll {} => self.mute_all(),
+            ClientMsg::InviteToStage(i) => self.invite_to_stage(id, i.participant),
+            ClientMsg::StageAnswer(a) => self.stage_answer(id, a.accept),
+            ClientMsg::SetJoinMuted(setting) => self.set_join_muted(id, setting),
+            ClientMsg::CreatePoll(new) => self.create_poll(id, new),
+            ClientMsg::PollVote(vote) => self.poll_vote(id, vote),
+            ClientMsg::ClosePoll {} => self.close_poll(id),
         }
     }
 

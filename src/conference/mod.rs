@@ -1,5 +1,5 @@
 //! The conference: the room as people see it. Admission (mode, password, lock, lobby, bans),
-//! the roster and roles, moderation, raised hands, chat and Q&A. Sans-IO like the media room
+//! the roster and roles, moderation and host tools, raised hands, chat, Q&A, polls and reactions. Sans-IO like the media room
 //! it owns, and the only producer of [`ServerMsg`]: the media room reports [`media::Event`]s,
 //! which [`Conference::poll_output`] turns into messages.
 //!
@@ -7,8 +7,10 @@
 
 mod admin;
 mod handle;
+mod host;
 pub mod offer_limits;
 mod output;
+pub mod polls;
 pub mod record;
 pub mod talk;
 #[cfg(test)]
@@ -22,7 +24,7 @@ use crate::model::{LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role
 use crate::protocol::{ErrorCode, Limits, ServerMsg, PROTOCOL_VERSION};
 use crate::rate::TokenBucket;
 use record::{Credentials, RoomRecord};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use talk::{Chat, QnA};
@@ -96,6 +98,12 @@ pub struct Conference {
     chat: Chat,
     qna: QnA,
     talk_rate: HashMap<ParticipantId, TokenBucket>,
+    react_rate: HashMap<ParticipantId, TokenBucket>,
+    /// Pinned for everyone by a host.
+    spotlight: Option<ParticipantId>,
+    /// Audience members a host invited on stage who have not answered.
+    invited: HashSet<ParticipantId>,
+    polls: polls::Polls,
     out: VecDeque<Output>,
 }
 
@@ -113,6 +121,10 @@ impl Conference {
             chat: Chat::default(),
             qna: QnA::default(),
             talk_rate: HashMap::new(),
+            react_rate: HashMap::new(),
+            spotlight: None,
+            invited: HashSet::new(),
+            polls: polls::Polls::default(),
             out: VecDeque::new(),
         }
     }
@@ -243,6 +255,7 @@ impl Conference {
         self.identities.insert(id, identity);
         let settings = self.settings_for(role);
         self.signal(id, settings);
+        self.greet(id, host);
         if host && !self.lobby.is_empty() {
             let waiting = self.lobby.values().map(|w| w.info.clone()).collect();
             self.signal(id, ServerMsg::Lobby { waiting });
@@ -289,6 +302,7 @@ impl Conference {
         };
         self.identities.remove(&id);
         self.talk_rate.remove(&id);
+        self.forget_host_state(id);
         self.out.push_back(Output::Removed(id, reason));
         self.broadcast(None, ServerMsg::ParticipantLeft { id, reason });
         self.lower_hand(id);

@@ -35,7 +35,13 @@ impl Conference {
             match self.room.poll_output(now) {
                 media::Output::Event(e) => self.on_event(e),
                 media::Output::Transmit(t) => return Output::Transmit(t),
-                media::Output::Timeout(t) => return Output::Timeout(t),
+                media::Output::Timeout(t) => {
+                    if self.flush_poll(now) {
+                        continue;
+                    }
+                    let t = self.polls.next_flush(now).map_or(t, |p| p.min(t));
+                    return Output::Timeout(t);
+                }
             }
         }
     }

@@ -97,6 +97,8 @@ pub struct RoomRecord {
     pub emptied_at: Option<Instant>,
     /// When it was made.
     pub created_at: Instant,
+    /// Others already in from which a joiner starts with the microphone off (none: never).
+    pub join_muted_above: Option<u32>,
 }
 
 impl RoomRecord {
@@ -113,6 +115,7 @@ impl RoomRecord {
             configured: origin == Origin::Created,
             emptied_at: None,
             created_at: now,
+            join_muted_above: Some(crate::protocol::host::DEFAULT_JOIN_MUTED_ABOVE),
         }
     }
 

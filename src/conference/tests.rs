@@ -464,3 +464,5 @@ fn the_lobby_is_capped() {
         .max();
     assert_eq!(most, Some(MAX_LOBBY));
 }
+
+mod host;

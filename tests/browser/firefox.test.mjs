@@ -154,7 +154,11 @@ world.scenario('a Firefox audience member brought on stage is seen and heard', a
   await aud.page.click('#hand');
   await ui(host, "Aud's raised hand", (id) => Boolean(document.querySelector(`#roster .hands [data-hand="${id}"]`)), audId);
   await host.page.click(`#roster .hands [data-hand="${audId}"] [data-action="promote"]`);
+  // Promotion is an invitation: Aud accepts, and arrives with camera and microphone off.
+  await aud.page.click('#ask .yes');
   await ui(aud, 'to be on stage', () => window.confab.client.me.role, null, (r) => r === 'presenter');
+  await aud.page.click('#cam');
+  await aud.page.click('#mic');
   await waitFor(
     "Aud's camera and microphone published",
     () => host.page.evaluate((id) => [...window.confab.client.tracks.values()].filter((t) => t.participant === id).map((t) => t.source).sort(), audId),

@@ -63,8 +63,11 @@ world.scenario('a raised hand is brought on stage and sent back to the audience'
   await amy.page.click('#hand');
   await ui(host, "Amy's raised hand", (id) => Boolean(document.querySelector(`#roster .hands [data-hand="${id}"]`)), amyId);
   await host.page.click(`#roster .hands [data-hand="${amyId}"] [data-action="promote"]`);
-
+  // Promotion is an invitation: Amy accepts, and arrives with camera and microphone off.
+  await amy.page.click('#ask .yes');
   await ui(amy, 'to be on stage', () => window.confab.client.me.role, null, (r) => r === 'presenter');
+  await amy.page.click('#cam');
+  await amy.page.click('#mic');
   await ui(host, 'the hand lowered by the promotion', () => document.querySelector('#roster .hands').hidden, null);
   // A new inbound video whose frames grow: Amy's camera reaches the rest of the audience.
   await Promise.all([decodesVideoFrom(bo, amyId, MEDIA_DEADLINE_MS), decodesVideoFrom(host, amyId, MEDIA_DEADLINE_MS)]);

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod controls;
 mod fuzz;
+mod host_tools;
 mod hostile;
 mod limits;
 mod load_smoke;
