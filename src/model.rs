@@ -59,16 +59,19 @@ pub enum Permission {
     Ask,
     /// Change roles, mute, remove, lock, admit, end, close questions.
     Moderate,
+    /// Start and stop recording; list and download the room's recordings.
+    Record,
 }
 
 impl Permission {
     /// Every permission, for tables and tests.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Publish,
         Permission::Subscribe,
         Permission::Chat,
         Permission::Ask,
         Permission::Moderate,
+        Permission::Record,
     ];
 }
 

@@ -101,6 +101,9 @@ pub use crate::model::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod recording;
+pub use recording::RecordingEntry;
+
 /// The protocol's version, exchanged in `join` and `joined`. A client that names another
 /// version is refused with `unsupported_version`; one that names none speaks this one.
 /// 2: Q&A changes arrive one `question` at a time (1 sent the whole board as `questions`).
@@ -246,6 +249,13 @@ pub enum ClientMsg {
         /// Whom, or nobody.
         participant: Option<ParticipantId>,
     },
+    /// Host: start (`true`) or stop recording the room; everyone is told with `recording`.
+    Record {
+        /// Start or stop.
+        on: bool,
+    },
+    /// Host: the room's recordings, answered with `recordings` (download links expire).
+    ListRecordings {},
 }
 
 /// One chat message.
@@ -325,6 +335,9 @@ pub enum ServerMsg {
         /// Raised hands in arrival order.
         #[serde(default)]
         hands: Vec<ParticipantId>,
+        /// Whether the room is being recorded.
+        #[serde(default)]
+        recording: bool,
         /// What the client must send and may say: encodings and text limits.
         limits: Limits,
     },
@@ -444,6 +457,23 @@ pub enum ServerMsg {
     AudioSlots {
         /// `mid` → track.
         slots: BTreeMap<String, TrackId>,
+    },
+    /// The room started or stopped recording (`by`: a host's name; `error`, to hosts: why
+    /// it stopped or could not start).
+    Recording {
+        /// Recording now.
+        on: bool,
+        /// Who started or stopped it (absent: the room API or the server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// What went wrong.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// To a host who asked: the room's recordings, newest first.
+    Recordings {
+        /// The recordings.
+        recordings: Vec<RecordingEntry>,
     },
     /// The answer to your last offer.
     Answer {

@@ -23,6 +23,7 @@ fn needs(msg: &ClientMsg) -> Option<Permission> {
         | ClientMsg::SetMode { .. }
         | ClientMsg::Admit { .. }
         | ClientMsg::EndMeeting {} => Some(Permission::Moderate),
+        ClientMsg::Record { .. } | ClientMsg::ListRecordings {} => Some(Permission::Record),
         // Publishing is checked against what the offer sends (a receive-only offer is fine).
         ClientMsg::Offer { .. }
         | ClientMsg::Join { .. }
@@ -49,7 +50,7 @@ impl Conference {
         };
         if let Some(p) = needs(&msg) {
             if !role.allows(p) {
-                let what = if p == Permission::Moderate {
+                let what = if matches!(p, Permission::Moderate | Permission::Record) {
                     "Only a host can do that."
                 } else {
                     "Your role does not allow that."
@@ -122,6 +123,8 @@ impl Conference {
                 self.room.video_sizes(id, &sizes, now);
                 self.absorb();
             }
+            ClientMsg::Record { on } => self.push(Output::Record { on, by: Some(id) }),
+            ClientMsg::ListRecordings {} => self.push(Output::ListRecordings(id)),
             ClientMsg::Pin { participant } => {
                 self.room.pin(id, participant, now);
                 self.absorb();

@@ -10,6 +10,7 @@ mod handle;
 pub mod offer_limits;
 mod output;
 pub mod record;
+mod recording;
 pub mod talk;
 #[cfg(test)]
 mod tests;
@@ -97,6 +98,8 @@ pub struct Conference {
     qna: QnA,
     talk_rate: HashMap<ParticipantId, TokenBucket>,
     out: VecDeque<Output>,
+    /// Whether the room records now (told in `joined`; see `recording.rs`).
+    recording: bool,
 }
 
 impl Conference {
@@ -114,6 +117,7 @@ impl Conference {
             qna: QnA::default(),
             talk_rate: HashMap::new(),
             out: VecDeque::new(),
+            recording: false,
         }
     }
 
@@ -266,6 +270,7 @@ impl Conference {
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
+            recording: self.recording,
             limits: limits(),
         }
     }
