@@ -12,6 +12,7 @@ import { SizeReporter } from './sizes.js';
 import { askForPassword } from './password.js';
 import { attachRoomTools, showInviteLink } from './invite.js';
 import { icon } from './icons.js';
+import { attachRecording } from './recording.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -71,6 +72,7 @@ export function startMeeting(banner, opts) {
   $('#room-name').textContent = opts.room;
   // Invite/host links, the alone prompt, the password badge and form.
   attachRoomTools(view, client, opts.room);
+  attachRecording(view, client, { toast });
   document.title = `${opts.room} · confab`;
   setState('connecting');
   setupStaticButtons();
