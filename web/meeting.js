@@ -72,7 +72,7 @@ export function startMeeting(banner, opts) {
   $('#room-name').textContent = opts.room;
   // Invite/host links, the alone prompt, the password badge and form.
   attachRoomTools(view, client, opts.room);
-  attachRecording(view, client, { toast });
+  attachRecording(view, client);
   document.title = `${opts.room} · confab`;
   setState('connecting');
   setupStaticButtons();

@@ -44,9 +44,8 @@ export function recordingNotice(recording) {
  * Wires recording into the meeting screen.
  * @param {HTMLElement} view the meeting view
  * @param {import('./client.js').ConfabClient} client
- * @param {{toast: (text: string) => void}} ui
  */
-export function attachRecording(view, client, { toast }) {
+export function attachRecording(view, client) {
   loadStyle();
   const badge = document.createElement('span');
   badge.className = 'badge rec-badge';
@@ -111,10 +110,12 @@ function recordingsPage(view, ask) {
     <p class="rec-hint">Download links work for an hour; only hosts see this list.</p>
     <table><thead><tr><th>Started</th><th>Length</th><th>Size</th><th></th></tr></thead><tbody></tbody></table>
     <p class="rec-empty" hidden>No recordings yet.</p>
-    <form method="dialog"><button class="pill">Close</button></form>`;
+    <form method="dialog"><button type="button" class="pill" id="recordings-refresh">Refresh</button>
+    <button class="pill">Close</button></form>`;
   view.append(dialog);
   const body = /** @type {HTMLElement} */ (dialog.querySelector('tbody'));
   const empty = /** @type {HTMLElement} */ (dialog.querySelector('.rec-empty'));
+  dialog.querySelector('#recordings-refresh')?.addEventListener('click', ask);
   return {
     open() {
       ask();
@@ -164,6 +165,20 @@ function duration(ms) {
 function size(bytes) {
   if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let toastTimer;
+
+// The page's status toast (#toast), for announcements everyone must notice.
+/** @param {string} text */
+function toast(text) {
+  const el = document.getElementById('toast');
+  if (!el) return;
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (el.hidden = true), 6000);
 }
 
 /** @param {string} id @param {string} text */

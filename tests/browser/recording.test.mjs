@@ -67,7 +67,7 @@ world.scenario('a host records; the video follows the screen share and the audio
   const href = await waitFor(
     'a finished recording on the page',
     async () => {
-      await host.page.click('#recordings-button');
+      await host.page.click('#recordings-refresh');
       return host.page.evaluate(() => {
         const row = document.querySelector('#recordings-page tbody tr');
         return row && !/recording|unfinished/.test(row.textContent) ? row.querySelector('a').getAttribute('href') : null;
@@ -94,5 +94,6 @@ world.scenario('a host records; the video follows the screen share and the audio
 
   const vol = spawnSync('ffmpeg', ['-hide_banner', '-i', file, '-vn', '-af', 'volumedetect', '-f', 'null', '-'], { encoding: 'utf8' });
   const mean = Number(/mean_volume: (-?[\d.]+) dB/.exec(vol.stderr)?.[1]);
+  console.log(`recording: camera ${before[0].w}x${before[0].h}, screen ${screen.w}x${screen.h}, mean volume ${mean} dB`);
   assert.ok(mean > MIN_MEAN_VOLUME_DB, `audio mean volume ${mean} dB > ${MIN_MEAN_VOLUME_DB} dB`);
 });
