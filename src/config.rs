@@ -74,6 +74,10 @@ pub struct Settings {
     /// Bearer key for the room API at /api; without one there is no API [default: none]
     #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Directory recordings are written to (created when the first recording starts)
+    /// [default: recordings, under the working directory]
+    #[arg(long, env = "CONFAB_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
     /// Seconds a client may take to send a request's headers (slowloris) [default: 10]
     #[arg(long, env = "CONFAB_HTTP_HEADER_TIMEOUT")]
     pub http_header_timeout: Option<u64>,
@@ -195,6 +199,8 @@ pub struct RoomsConfig {
     pub expiry: Duration,
     /// The room API's bearer key; `None`: no API.
     pub api_key: Option<String>,
+    /// Where recordings are written.
+    pub recordings_dir: PathBuf,
 }
 
 impl Default for RoomsConfig {
@@ -203,6 +209,7 @@ impl Default for RoomsConfig {
             adhoc: true,
             expiry: Duration::from_secs(24 * 3600),
             api_key: None,
+            recordings_dir: PathBuf::from("recordings"),
         }
     }
 }
@@ -365,6 +372,10 @@ impl Settings {
                     .map(|h| Duration::from_secs(h.saturating_mul(3600)))
                     .unwrap_or(d.rooms.expiry),
                 api_key: self.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+                recordings_dir: self
+                    .recordings_dir
+                    .or(file.recordings_dir)
+                    .unwrap_or(d.rooms.recordings_dir),
             },
         };
         config.validate()?;

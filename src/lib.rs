@@ -69,6 +69,7 @@
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
 //! | `conference::host` | role changes, spotlight, ask to unmute, mute all, stage invitations, join-muted setting, reactions |
 //! | [`conference::polls`] | the room's poll: one vote each, results coalesced |
+//! | `conference::recording` | recording as people see it: `joined.recording`, start/stop/failure announced, host answers |
 //! | `conference::admin` | room settings per role (keys to hosts), removal with bans, the room API's calls |
 //! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
 //! | [`names`] | display-name rules (no control, bidi or zero-width characters) |
@@ -77,6 +78,7 @@
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc` today; how a recorder plugs in) |
+//! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
 //! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
@@ -113,8 +115,10 @@
 //! | [`server::outbound`] | a session's outbound queue: serialised once per broadcast, bounded in bytes |
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, the API, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
+//! | [`server::recordings`] | the recordings directory, listing, signed download links; a room task's recording (start, events, close) |
+//! | `server::recordings_api` | recording HTTP calls: API start/stop/list/download (Range)/delete, signed host downloads, public room status |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
-//! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (not yet wired into rooms) |
+//! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |

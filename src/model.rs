@@ -60,16 +60,19 @@ pub enum Permission {
     /// Change roles, mute, remove, lock, admit, end, close questions; spotlight, ask to
     /// unmute, invite on stage, run polls, set join-muted.
     Moderate,
+    /// Start and stop recording; list and download the room's recordings.
+    Record,
 }
 
 impl Permission {
     /// Every permission, for tables and tests.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Publish,
         Permission::Subscribe,
         Permission::Chat,
         Permission::Ask,
         Permission::Moderate,
+        Permission::Record,
     ];
 }
 

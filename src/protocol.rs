@@ -108,6 +108,8 @@ use std::collections::BTreeMap;
 pub mod host;
 mod keyed;
 pub mod polls;
+mod recording;
+pub use recording::RecordingEntry;
 
 /// The protocol's version, exchanged in `join` and `joined`. A client that names another
 /// version is refused with `unsupported_version`; one that names none speaks this one.
@@ -274,6 +276,13 @@ pub enum ClientMsg {
     PollVote(polls::PollVote),
     /// Host: close the poll.
     ClosePoll {},
+    /// Host: start (`true`) or stop recording the room; everyone is told with `recording`.
+    Record {
+        /// Start or stop.
+        on: bool,
+    },
+    /// Host: the room's recordings, answered with `recordings` (download links expire).
+    ListRecordings {},
 }
 
 /// One chat message.
@@ -353,6 +362,9 @@ pub enum ServerMsg {
         /// Raised hands in arrival order.
         #[serde(default)]
         hands: Vec<ParticipantId>,
+        /// Whether the room is being recorded.
+        #[serde(default)]
+        recording: bool,
         /// What the client must send and may say: encodings and text limits.
         limits: Limits,
     },
@@ -475,6 +487,23 @@ pub enum ServerMsg {
     AudioSlots {
         /// `mid` → track.
         slots: BTreeMap<String, TrackId>,
+    },
+    /// The room started or stopped recording (`by`: a host's name; `error`, to hosts: why
+    /// it stopped or could not start).
+    Recording {
+        /// Recording now.
+        on: bool,
+        /// Who started or stopped it (absent: the room API or the server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// What went wrong.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// To a host who asked: the room's recordings, newest first.
+    Recordings {
+        /// The recordings.
+        recordings: Vec<RecordingEntry>,
     },
     /// The answer to your last offer.
     Answer {

@@ -418,7 +418,11 @@ impl Sim {
                     p.signals.push(Arc::unwrap_or_clone(msg));
                 }
             }
-            Output::RouteUfrag(..) | Output::Removed(..) | Output::Timeout(_) => {}
+            Output::RouteUfrag(..)
+            | Output::Removed(..)
+            | Output::Timeout(_)
+            | Output::Record { .. }
+            | Output::ListRecordings(_) => {}
         }
     }
 

@@ -3,7 +3,8 @@
 // owner, and offers the UI one object to read and to command. Knows nothing about the page.
 //
 // Events: waiting, joined, participants, tracks, local, stream, error, connection, closed,
-// chat, questions, hands, lobby, locked, settings, speaker, pinned, forwarded, talk_error, notice.
+// chat, questions, hands, lobby, locked, settings, speaker, pinned, forwarded, talk_error, notice,
+// recording, recordings (see recording.js).
 
 import { Emitter } from './emitter.js';
 import { Signal, isFatal } from './signal.js';
@@ -295,6 +296,16 @@ export class ConfabClient extends Emitter {
     this.#teardown('left');
   }
 
+  // Hosts: start or stop recording the room; list its recordings (answered by 'recordings').
+  /** @param {boolean} on */
+  record(on) {
+    this.#signal.send({ type: 'record', on });
+  }
+
+  listRecordings() {
+    this.#signal.send({ type: 'list_recordings' });
+  }
+
   // Ends the session without saying goodbye; the server notices the closed socket.
   close() {
     if (!this.#ended) this.#teardown('closed');
@@ -304,6 +315,7 @@ export class ConfabClient extends Emitter {
   #onMessage(msg) {
     if (msg.type === 'joined') return this.#onJoined(msg);
     if (msg.type === 'error') return this.#onError(msg);
+    if (msg.type === 'recording' || msg.type === 'recordings') return this.emit(msg.type, msg);
     this.#room.apply(msg);
     if (this.#engine.apply(msg) || this.#room.handles(msg.type) || this.tools.apply(msg)) return;
     console.warn('confab: ignoring unknown message', msg.type);
@@ -318,7 +330,7 @@ export class ConfabClient extends Emitter {
       return;
     }
     this.#engine.open(msg.limits);
-    this.emit('joined', { room: msg.room, you: msg.you });
+    this.emit('joined', { room: msg.room, you: msg.you, recording: msg.recording === true });
     this.emit('participants');
     this.#engine.start();
   }

@@ -20,6 +20,7 @@ import { watchQuality } from './quality.js';
 import { attachShortcuts } from './shortcuts.js';
 import { attachViewTools } from './viewtools.js';
 import { attachExtras } from './extras.js';
+import { attachRecording } from './recording.js';
 
 // Refusals of something the client itself got wrong: the user can do nothing about them, so
 // they go to the console for whoever debugs the client, not into a banner.
@@ -92,6 +93,7 @@ export function startMeeting(banner, opts) {
   $('#room-name').textContent = opts.room;
   // Invite/host links, the alone prompt, the password badge and form.
   attachRoomTools(view, client, opts.room);
+  attachRecording(view, client);
   document.title = `${opts.room} · confab`;
   // Notices, connection quality, view buttons and keyboard shortcuts (notify.js and friends).
   notify = attachNotices(client, panel);

@@ -84,6 +84,8 @@ pub struct ClientCore {
     connected: bool,
     restart_ice: bool,
     decrypt: bool,
+    /// Real frames and packets to send instead of synthetic ones.
+    pub real: Option<std::sync::Arc<super::real::RealMedia>>,
 }
 
 impl ClientCore {
@@ -131,6 +133,7 @@ impl ClientCore {
             connected: false,
             restart_ice: false,
             decrypt: true,
+            real: None,
         };
         if behaviour.subscribe {
             core.wanted
@@ -465,7 +468,14 @@ impl ClientCore {
             return Ok(());
         };
         let ts = (self.seq_audio * 960) as u32;
-        let payload = audio_payload(&self.behaviour.shape, now);
+        let payload = match self
+            .real
+            .as_ref()
+            .and_then(|r| r.audio_packet(self.seq_audio))
+        {
+            Some(p) => p,
+            None => audio_payload(&self.behaviour.shape, now),
+        };
         let level = self.behaviour.shape.audio_level;
         let ext = ExtensionValues {
             // str0m carries levels as negative dBov.
@@ -513,7 +523,14 @@ impl ClientCore {
                 continue;
             }
             let key = periodic || std::mem::take(&mut self.force_key[usize::from(layer)]);
-            let packets = video_frame(&shape, layer, key, self.frames as u16, now);
+            let packets = match self
+                .real
+                .as_ref()
+                .and_then(|r| r.video_frame(self.frames - 1))
+            {
+                Some(p) => p,
+                None => video_frame(&shape, layer, key, self.frames as u16, now),
+            };
             let count = packets.len();
             for (i, payload) in packets.into_iter().enumerate() {
                 let mut api = self.rtc.direct_api();

@@ -8,6 +8,7 @@
 pub mod core;
 mod delays;
 mod media;
+pub mod real;
 mod run;
 
 pub use delays::DelayHistogram;
@@ -53,6 +54,8 @@ pub struct BotConfig {
     /// header (per SSRC, in [`BotStats::undecrypted`]): a load tester's cheap viewer, which
     /// measures loss but not latency and costs a fraction of the CPU.
     pub decrypt: bool,
+    /// Send these real VP8 frames and Opus packets instead of synthetic ones (no simulcast).
+    pub real: Option<std::sync::Arc<real::RealMedia>>,
 }
 
 impl BotConfig {
@@ -73,6 +76,7 @@ impl BotConfig {
             ignore_role: false,
             audio_slots: 0,
             decrypt: true,
+            real: None,
         }
     }
 }

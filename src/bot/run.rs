@@ -89,6 +89,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
     let mut core = ClientCore::new(behaviour, local, you.id, you.role, tracks, Instant::now())
         .map_err(rtc_err)?;
     core.set_decrypt(config.decrypt);
+    core.real = config.real.clone();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let stats = Arc::new(Mutex::new(BotStats::default()));

@@ -14,6 +14,8 @@ pub enum ApiCall {
     Remove(ParticipantId),
     /// End the room for everyone and forget it.
     End,
+    /// Start (`true`) or stop recording: carried out by the room's owner, which opens the file.
+    Record(bool),
 }
 
 /// A live room's answer to the room API.
@@ -28,6 +30,8 @@ pub enum ApiReply {
     },
     /// Whether the action found its target.
     Done(bool),
+    /// The recording started or stopped, or why not.
+    Recording(Result<(), String>),
 }
 
 const REMOVED: &str = "A host removed you from this room.";
@@ -131,6 +135,10 @@ impl Conference {
             ApiCall::End => {
                 self.ended = true;
                 self.end();
+                ApiReply::Done(true)
+            }
+            ApiCall::Record(on) => {
+                self.push(Output::Record { on, by: None });
                 ApiReply::Done(true)
             }
         }

@@ -31,6 +31,7 @@ fn needs(msg: &ClientMsg) -> Option<Permission> {
         | ClientMsg::SetJoinMuted(_)
         | ClientMsg::CreatePoll(_)
         | ClientMsg::ClosePoll {} => Some(Permission::Moderate),
+        ClientMsg::Record { .. } | ClientMsg::ListRecordings {} => Some(Permission::Record),
         // Publishing is checked against what the offer sends (a receive-only offer is fine).
         ClientMsg::Offer { .. }
         | ClientMsg::Join { .. }
@@ -59,7 +60,7 @@ impl Conference {
         };
         if let Some(p) = needs(&msg) {
             if !role.allows(p) {
-                let what = if p == Permission::Moderate {
+                let what = if matches!(p, Permission::Moderate | Permission::Record) {
                     "Only a host can do that."
                 } else {
                     "Your role does not allow that."
@@ -132,6 +133,8 @@ impl Conference {
                 self.room.video_sizes(id, &sizes, now);
                 self.absorb();
             }
+            ClientMsg::Record { on } => self.push(Output::Record { on, by: Some(id) }),
+            ClientMsg::ListRecordings {} => self.push(Output::ListRecordings(id)),
             ClientMsg::Pin { participant } => {
                 self.room.pin(id, participant, now);
                 self.absorb();

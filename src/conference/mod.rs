@@ -12,6 +12,7 @@ pub mod offer_limits;
 mod output;
 pub mod polls;
 pub mod record;
+mod recording;
 pub mod talk;
 #[cfg(test)]
 mod tests;
@@ -105,6 +106,8 @@ pub struct Conference {
     invited: HashSet<ParticipantId>,
     polls: polls::Polls,
     out: VecDeque<Output>,
+    /// Whether the room records now (told in `joined`; see `recording.rs`).
+    recording: bool,
 }
 
 impl Conference {
@@ -126,6 +129,7 @@ impl Conference {
             invited: HashSet::new(),
             polls: polls::Polls::default(),
             out: VecDeque::new(),
+            recording: false,
         }
     }
 
@@ -279,6 +283,7 @@ impl Conference {
             chat: self.chat.history(),
             questions: self.qna.list(),
             hands: self.hands.clone(),
+            recording: self.recording,
             limits: limits(),
         }
     }

@@ -20,6 +20,16 @@ pub enum Output {
     RouteUfrag(ParticipantId, String),
     /// The participant is gone: stop routing to it and end its session.
     Removed(ParticipantId, LeaveReason),
+    /// A host (or, with `by: None`, the room API) asks to start or stop recording: the owner
+    /// starts the writer and reports back with `Conference::recording_started` and friends.
+    Record {
+        /// Start or stop.
+        on: bool,
+        /// The host who asked.
+        by: Option<ParticipantId>,
+    },
+    /// A host asks for the room's recordings: answer with `Conference::recordings_listed`.
+    ListRecordings(ParticipantId),
     /// Nothing more until this time (or the next input).
     Timeout(Instant),
 }

@@ -81,7 +81,10 @@ impl Harness {
                     .or_default()
                     .push(Arc::unwrap_or_clone(msg)),
                 Output::Removed(id, reason) => self.removed.push((id, reason)),
-                Output::Transmit(_) | Output::RouteUfrag(..) => {}
+                Output::Transmit(_)
+                | Output::RouteUfrag(..)
+                | Output::Record { .. }
+                | Output::ListRecordings(_) => {}
             }
         }
     }

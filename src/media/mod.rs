@@ -19,6 +19,7 @@ pub mod keyframe;
 mod layers;
 mod negotiation;
 pub mod peer;
+pub mod record_tap;
 pub mod rewrite;
 pub mod router;
 mod rtc_events;

@@ -12,6 +12,7 @@
 use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCounters};
 use super::config::RoomConfig;
 use super::peer::Peer;
+use super::record_tap::RecordTap;
 use super::simulcast::Layer;
 use super::speaker::SpeakerDetector;
 use super::track::UpTrack;
@@ -67,6 +68,8 @@ pub struct Router {
     /// Scratch list of the peers due in one [`Router::handle_timeout`], kept for its
     /// allocation.
     pub(super) due: Vec<ParticipantId>,
+    /// The recording being fed, if the room records (see `record_tap.rs`).
+    pub(super) tap: Option<RecordTap>,
 }
 
 impl Router {
@@ -91,6 +94,7 @@ impl Router {
             index_dirty: false,
             next_reap: None,
             due: Vec::new(),
+            tap: None,
         }
     }
 
@@ -356,6 +360,7 @@ impl Router {
             self.next_alloc = Some(now + REALLOCATE_EVERY);
         }
         self.due = due;
+        self.record_tick(now);
         self.pump(now);
         if self.next_reap.is_none_or(|t| t <= now) {
             self.next_reap = Some(now + REAP_EVERY);
@@ -379,6 +384,7 @@ impl Router {
             self.speaker.next_tick(),
             self.next_alloc.filter(|_| busy),
             self.next_reap.filter(|_| busy),
+            self.tap.as_ref().map(|t| t.next_stage),
         ]
         .into_iter()
         .flatten()
@@ -421,6 +427,9 @@ impl Router {
             self.index_dirty = true;
         }
         self.slots_dirty = true;
+        if let Some(tap) = &mut self.tap {
+            tap.removed(track);
+        }
         self.emit(MediaEvent::TrackUnpublished {
             track,
             owner: t.info.participant,

@@ -12,6 +12,7 @@ use super::simulcast::Layer;
 use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
 use std::time::Instant;
 use str0m::bwe::BweKind;
+use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::{Event, IceConnectionState};
@@ -154,6 +155,24 @@ impl Router {
             if let Some(level) = pkt.header.ext_vals.audio_level {
                 self.speaker.level(from, level, now);
             }
+        }
+        if let Some(tap) = &mut self.tap {
+            let known = if video {
+                codec == Codec::Vp8
+            } else {
+                codec == Codec::Opus
+            };
+            tap.packet(
+                track_id,
+                layer,
+                video,
+                known,
+                *pkt.seq_no,
+                pkt.header.timestamp,
+                pkt.header.marker,
+                &pkt.payload,
+                now,
+            );
         }
         let ext = &pkt.header.ext_vals;
         let incoming = Incoming {

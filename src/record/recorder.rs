@@ -227,6 +227,9 @@ impl<S: Sink> Recorder<S> {
         };
         let arrival = self.ms(p.arrival);
         if let StageDecision::Write(time_ms) = self.stage.decide(source, &frame, arrival) {
+            // Two frames in one millisecond (a burst from a loaded encoder, a switch) would give
+            // players equal timestamps: every frame gets its own millisecond.
+            let time_ms = self.last_video_ms.map_or(time_ms, |l| time_ms.max(l + 1));
             if frame.keyframe && self.first_size.is_none() {
                 self.first_size = frame.size;
             }

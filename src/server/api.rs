@@ -31,8 +31,8 @@ pub const API_BURST: f64 = 30.0;
 const MAX_BODY: usize = 4096;
 
 /// Everything the API handlers share.
-struct ApiState {
-    shared: Arc<Shared>,
+pub(super) struct ApiState {
+    pub(super) shared: Arc<Shared>,
     /// The server-wide rate limit of the API.
     bucket: Mutex<TokenBucket>,
 }
@@ -46,7 +46,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -73,6 +77,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S
         .route("/api/rooms/{room}", delete(end))
         .route("/api/rooms/{room}/participants", get(participants))
         .route("/api/rooms/{room}/participants/{id}", delete(remove))
+        .merge(super::recordings_api::routes())
         .route("/api/{*rest}", get(unknown).post(unknown).delete(unknown))
         .route("/new-meeting", post(new_meeting))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -80,7 +85,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S
 }
 
 impl ApiState {
-    fn allow(&self) -> Result<(), ApiError> {
+    pub(super) fn allow(&self) -> Result<(), ApiError> {
         let limited = || {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -97,7 +102,7 @@ impl ApiState {
     }
 
     /// Rate limit, then the bearer key.
-    fn authorise(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub(super) fn authorise(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(key) = self.shared.config.rooms.api_key.as_deref() else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -151,7 +156,7 @@ fn parse_body(body: &Bytes) -> Result<CreateBody, ApiError> {
 }
 
 /// The base URL links start with: the scheme the server serves and the Host the caller used.
-fn base_url(shared: &Shared, headers: &HeaderMap) -> String {
+pub(super) fn base_url(shared: &Shared, headers: &HeaderMap) -> String {
     let scheme = if shared.config.tls.is_some() {
         "https"
     } else {
@@ -261,7 +266,7 @@ async fn list(State(api): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Re
     Ok(axum::Json(json!({ "rooms": rooms })).into_response())
 }
 
-fn no_room() -> ApiError {
+pub(super) fn no_room() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no_such_room",

@@ -57,6 +57,10 @@ pub struct Metrics {
     pub ws_queue_overflows: Counter,
     /// Sessions closed because a write to their WebSocket did not finish in time (non-readers).
     pub ws_write_timeouts: Counter,
+    /// Recordings being written now.
+    pub recordings: Gauge,
+    /// Packets a recording's queue refused (its writer fell behind; see `record::writer`).
+    pub recording_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -180,7 +184,16 @@ impl Default for Metrics {
             "HTTP and WebSocket connections open",
             http_connections.clone(),
         );
+        let recordings = Gauge::default();
+        registry.register("recordings", "Recordings being written", recordings.clone());
+        let recording_dropped = m(
+            &mut registry,
+            "recording_dropped_inputs",
+            "Packets a recording's queue refused because its writer fell behind",
+        );
         Metrics {
+            recordings,
+            recording_dropped,
             registry,
             joins_refused_server,
             http_refused,

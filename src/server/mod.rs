@@ -9,6 +9,8 @@ mod isolation;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+pub mod recordings;
+mod recordings_api;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
@@ -45,6 +47,8 @@ pub struct Shared {
     pub auth: crate::auth::Auth,
     /// Media sockets and the routing table.
     pub transport: Arc<Transport>,
+    /// The recordings directory and download links.
+    pub recordings: recordings::Recordings,
 }
 
 impl Shared {
@@ -136,6 +140,7 @@ impl Bound {
             shutdown.clone(),
         ));
         let shared = Arc::new(Shared {
+            recordings: recordings::Recordings::new(config.rooms.recordings_dir.clone()),
             auth,
             config,
             rooms: Rooms::default(),

@@ -3,6 +3,7 @@
 
 use super::inbox::{Link, MediaMsg, MediaTx};
 use super::outbound::{Frame, OutboundTx};
+use super::recordings::RoomRecording;
 use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
@@ -72,6 +73,8 @@ pub async fn run(
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
     let mut taken = 0;
+    let mut recording = RoomRecording::default();
+    let mut asks = Vec::new();
     loop {
         let deadline = flush(
             &mut conf,
@@ -80,7 +83,18 @@ pub async fn run(
             &shared,
             &this,
             &mut batch,
+            &mut asks,
         );
+        if !asks.is_empty() || !recording.rx.is_empty() {
+            for ask in asks.drain(..) {
+                recording_output(&mut recording, &mut conf, &shared, ask);
+            }
+            while let Ok(ev) = recording.rx.try_recv() {
+                recording.event(&mut conf, &shared, ev);
+            }
+            continue;
+        }
+        recording.count_drops(&conf, &shared);
         let now_forwarded = conf.room.counters().rtp_forwarded;
         shared
             .metrics
@@ -131,6 +145,10 @@ pub async fn run(
                 biased;
                 msg = rx.recv() => msg.map(Input::Signal),
                 Some(msg) = media.recv() => Some(Input::Media(msg)),
+                Some(ev) = recording.rx.recv() => {
+                    recording.event(&mut conf, &shared, ev);
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     taken = 0;
                     conf.room.handle_timeout(Instant::now());
@@ -179,17 +197,51 @@ pub async fn run(
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
+            Input::Signal(RoomMsg::Api {
+                call: ApiCall::Record(on),
+                reply,
+            }) => {
+                let result = recording.ask(&mut conf, &shared, on, None);
+                let _ = reply.send(ApiReply::Recording(result));
+            }
             // The room API's calls are answered by the conference.
             Input::Signal(RoomMsg::Api { call, reply }) => {
                 let _ = reply.send(conf.api(call));
             }
         }
     }
+    recording.close(&mut conf, &shared).await;
     for id in sessions.keys() {
         shared.transport.routes.forget(*id);
     }
     shared.metrics.participants.dec_by(sessions.len() as i64);
     shared.metrics.rooms.dec();
+}
+
+/// A host's recording request, carried out (it opens files) and answered.
+fn recording_output(
+    recording: &mut RoomRecording,
+    conf: &mut Conference,
+    shared: &Shared,
+    ask: Output,
+) {
+    match ask {
+        Output::Record { on, by } => {
+            if let Err(why) = recording.ask(conf, shared, on, by) {
+                match by {
+                    Some(host) => conf.recording_refused(host, &why),
+                    None => tracing::warn!(room = conf.room.name(), "recording: {why}"),
+                }
+            }
+        }
+        Output::ListRecordings(host) => {
+            let room = conf.room.name().to_string();
+            let rec = &shared.recordings;
+            let list = rec.list(Some(&room), |id| rec.signed_url(id));
+            conf.recordings_listed(host, list);
+        }
+        _ => {}
+    }
 }
 
 /// One input of the room task, from either inbox.
@@ -218,6 +270,7 @@ fn flush(
     shared: &Shared,
     this: &MediaTx,
     batch: &mut Vec<Transmit>,
+    asks: &mut Vec<Output>,
 ) -> Instant {
     let mut slow = vec![];
     // The last message serialised: a broadcast arrives as one `Arc` per recipient, in a row.
@@ -267,6 +320,8 @@ fn flush(
                     slow.push(id);
                 }
             }
+            // Carried out after the flush: they need the room's recording state.
+            o @ (Output::Record { .. } | Output::ListRecordings(_)) => asks.push(o),
             Output::RouteUfrag(id, ufrag) => shared.transport.routes.route(ufrag, id, this.clone()),
             Output::Removed(id, _) => {
                 shared.transport.routes.forget(id);

@@ -13,6 +13,8 @@ mod load_smoke;
 mod meeting;
 mod record;
 mod record_media;
+mod recording_faults;
+mod recording_room;
 mod rooms;
 mod tls;
 mod vtime;
