@@ -20,11 +20,14 @@ install_browsers() {
   $sudo apt-get install -y chromium firefox-esr xvfb
 }
 
-# ffmpeg/ffprobe check recordings; cmake builds libopus for the `opus` crate (opusic-sys).
+# ffmpeg/ffprobe check recordings; cmake builds libopus for the `opus` crate (opusic-sys);
+# redis-server backs the cluster tests.
 install_media_tools() {
   local missing=()
   command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v cmake >/dev/null || missing+=(cmake)
+  # The cluster tests start their own redis-server on a loopback port (issue 15).
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   step "installing ${missing[*]} from Debian"
   local sudo=""

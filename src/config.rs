@@ -95,6 +95,17 @@ pub struct Settings {
     /// participant until they expire); a new one beyond it is refused [default: 10000]
     #[arg(long, env = "CONFAB_MAX_ROOMS")]
     pub max_rooms: Option<usize>,
+    /// Redis URL (`redis://127.0.0.1:6379`): run as one node of a cluster (README: cluster)
+    /// [default: none: a single node]
+    #[arg(long, env = "CONFAB_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// This node's name in the cluster [default: the listen address]
+    #[arg(long, env = "CONFAB_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The WebSocket URL other nodes reach this node's signalling on, plain `ws://`
+    /// [default: ws://<listen>/ws]
+    #[arg(long, env = "CONFAB_NODE_URL")]
+    pub node_url: Option<String>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -144,6 +155,8 @@ pub struct Config {
     pub limits: Limits,
     /// Rooms: ad-hoc creation, expiry, API key.
     pub rooms: RoomsConfig,
+    /// Cluster membership (`--redis-url`); `None`: a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Caps and timeouts that protect the server as a whole (the README's "Limits and timeouts").
@@ -241,6 +254,7 @@ impl Default for Config {
             auth_secret: None,
             limits: Limits::default(),
             rooms: RoomsConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -377,6 +391,17 @@ impl Settings {
                     .or(file.recordings_dir)
                     .unwrap_or(d.rooms.recordings_dir),
             },
+            cluster: None,
+        };
+        let listen = config.listen;
+        let config = Config {
+            cluster: crate::cluster::ClusterConfig::resolve(
+                self.redis_url.or(file.redis_url),
+                self.node_id.or(file.node_id),
+                self.node_url.or(file.node_url),
+                listen,
+            )?,
+            ..config
         };
         config.validate()?;
         Ok(config)

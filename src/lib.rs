@@ -119,6 +119,9 @@
 //! | `server::recordings_api` | recording HTTP calls: API start/stop/list/download (Range)/delete, signed host downloads, public room status |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
+//! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
+//! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |
+//! | [`cluster::proxy`] | the signalling relay from the node that accepted a WebSocket to the room's node |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
@@ -128,6 +131,7 @@
 pub mod api_client;
 pub mod auth;
 pub mod bot;
+pub mod cluster;
 pub mod conference;
 pub mod config;
 pub mod load;

@@ -13,9 +13,10 @@ use tokio::process::{Child, Command};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// Signalling URL of a running server.
+    /// Signalling URL of a running server; give it more than once for the nodes of a cluster:
+    /// bots join through them in turn (round-robin; measurement scenarios only).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    url: Vec<String>,
     /// Pid of the server, to read its CPU time and RSS from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -233,7 +234,7 @@ async fn main() -> ExitCode {
     } = &cli.scenario
     {
         let crowd = load::crowd::CrowdConfig {
-            url: cli.url.clone(),
+            url: cli.url[0].clone(),
             room: room.clone(),
             size: *size,
             talking: *talking,
@@ -258,7 +259,7 @@ async fn main() -> ExitCode {
         settle,
     } = cli.scenario
     {
-        let mut soak = load::soak::SoakConfig::new(cli.url.clone());
+        let mut soak = load::soak::SoakConfig::new(cli.url[0].clone());
         soak.server_pid = cli.server_pid;
         soak.duration = Duration::from_secs(cli.duration);
         soak.rooms = rooms;
@@ -296,7 +297,8 @@ async fn main() -> ExitCode {
         };
     }
     let scenario: Scenario = cli.scenario.into();
-    let mut config = LoadConfig::new(cli.url.clone(), scenario);
+    let mut config = LoadConfig::new(cli.url[0].clone(), scenario);
+    config.more_urls = cli.url[1..].to_vec();
     config.server_pid = cli.server_pid;
     config.duration = Duration::from_secs(cli.duration);
     config.warmup = Duration::from_secs(cli.warmup);

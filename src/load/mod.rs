@@ -39,6 +39,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct LoadConfig {
     /// The server's `ws://host:port/ws`.
     pub url: String,
+    /// More nodes of a cluster: bots join through `url` and these in turn (round-robin).
+    pub more_urls: Vec<String>,
     /// What to start.
     pub scenario: Scenario,
     /// Time after the ramp before measuring (default 3 s).
@@ -67,6 +69,7 @@ impl LoadConfig {
     pub fn new(url: impl Into<String>, scenario: Scenario) -> Self {
         LoadConfig {
             url: url.into(),
+            more_urls: vec![],
             scenario,
             warmup: Duration::from_secs(3),
             duration: Duration::from_secs(10),
@@ -246,14 +249,20 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
     let (first, second): (Vec<BotPlan>, Vec<BotPlan>) = plans.into_iter().partition(|p| p.publish);
     let mut bots: Vec<Running> = vec![];
     let mut join_ms = vec![];
+    let urls: Vec<&String> = std::iter::once(&config.url)
+        .chain(&config.more_urls)
+        .collect();
+    let mut next_url = 0usize;
     for wave in [first, second] {
         let mut joins = futures_util::stream::iter(wave.into_iter().map(|plan| {
+            let url = urls[next_url % urls.len()].clone();
+            next_url += 1;
             let bc = BotConfig {
                 role: Some(plan.role),
                 publish: plan.publish,
                 decrypt: plan.decrypt,
                 shape: config.shape,
-                ..BotConfig::new(config.url.clone(), plan.room.clone(), plan.name.clone())
+                ..BotConfig::new(url, plan.room.clone(), plan.name.clone())
             };
             async move {
                 let started = Instant::now();

@@ -78,6 +78,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S
         .route("/api/rooms/{room}/participants", get(participants))
         .route("/api/rooms/{room}/participants/{id}", delete(remove))
         .merge(super::recordings_api::routes())
+        .route("/api/cluster", get(cluster))
         .route("/api/{*rest}", get(unknown).post(unknown).delete(unknown))
         .route("/new-meeting", post(new_meeting))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -264,6 +265,29 @@ async fn list(State(api): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Re
         })
         .collect();
     Ok(axum::Json(json!({ "rooms": rooms })).into_response())
+}
+
+/// The cluster as Redis knows it: nodes with their load, rooms with their node.
+async fn cluster(
+    State(api): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    api.authorise(&headers)?;
+    let Some(cluster) = api.shared.cluster.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_cluster",
+            "This server runs alone (start it with --redis-url to join a cluster).",
+        ));
+    };
+    match cluster.view().await {
+        Some(view) => Ok(axum::Json(view).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_unavailable",
+            "Redis does not answer; rooms on this node keep running.",
+        )),
+    }
 }
 
 pub(super) fn no_room() -> ApiError {

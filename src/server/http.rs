@@ -40,7 +40,14 @@ pub fn health_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn ws(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+async fn ws(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // Relayed by another node of the cluster: served here, never relayed again.
+    let relayed =
+        shared.cluster.is_some() && headers.contains_key(crate::cluster::proxy::RELAY_HEADER);
     // axum's own limit sits above ours so that an oversize message gets our clear error
     // instead of a dropped connection.
     let limit = shared.config.max_message_bytes * 2;
@@ -51,16 +58,20 @@ async fn ws(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Res
         // memory of an idle participant.
         .read_buffer_size(8 << 10)
         .write_buffer_size(8 << 10)
-        .on_upgrade(move |socket| session::run(socket, shared))
+        .on_upgrade(move |socket| session::run_routed(socket, shared, relayed))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut text = shared.metrics.render();
+    if let Some(cluster) = &shared.cluster {
+        cluster.metrics.append_to(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(),
+        text,
     )
         .into_response()
 }

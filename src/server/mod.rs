@@ -49,6 +49,8 @@ pub struct Shared {
     pub transport: Arc<Transport>,
     /// The recordings directory and download links.
     pub recordings: recordings::Recordings,
+    /// Cluster membership (`--redis-url`); `None`: a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -70,6 +72,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The cluster settings could not be used.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A server with its sockets bound, not yet serving.
@@ -130,7 +135,14 @@ impl Bound {
             .iter()
             .map(|(announced, socket)| (Arc::clone(socket), *announced))
             .collect();
-        let candidates = sockets.iter().map(|(a, _)| *a).collect();
+        let candidates: Vec<SocketAddr> = sockets.iter().map(|(a, _)| *a).collect();
+        let cluster = match config.cluster.clone() {
+            Some(c) => Some(Arc::new(crate::cluster::Cluster::new(
+                c,
+                candidates.clone(),
+            )?)),
+            None => None,
+        };
         let auth = crate::auth::Auth::new(config.auth_secret.as_deref());
         let metrics = Arc::new(Metrics::default());
         let transport = Arc::new(Transport::new(
@@ -149,6 +161,7 @@ impl Bound {
             next_participant: AtomicU64::new(1),
             shutdown,
             transport,
+            cluster,
         });
         Ok(Bound {
             shared,
@@ -199,9 +212,17 @@ impl Bound {
         let app = http::router(Arc::clone(&shared));
         let handle = axum_server::Handle::new();
         let h = handle.clone();
+        if let Some(cluster) = &shared.cluster {
+            tokio::spawn(Arc::clone(cluster).run(Arc::clone(&shared)));
+        }
+        let leaving = Arc::clone(&shared);
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");
+            if let Some(cluster) = &leaving.cluster {
+                // Its rooms are placed again as their participants rejoin through other nodes.
+                cluster.leave(&leaving).await;
+            }
             let _ = shutdown_tx.send(true);
             h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         });

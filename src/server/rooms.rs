@@ -346,6 +346,14 @@ impl Rooms {
         }
     }
 
+    /// Every room this server holds, open or kept (the rooms it claims in a cluster).
+    pub fn names(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|i| i.live.keys().chain(i.kept.keys()).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// How many rooms are open.
     pub fn len(&self) -> usize {
         self.inner.lock().map(|m| m.live.len()).unwrap_or(0)

@@ -117,6 +117,15 @@ pub async fn run<S>(socket: S, shared: Arc<Shared>)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message> + Unpin,
 {
+    run_routed(socket, shared, false).await
+}
+
+/// Runs one session to its end; in a cluster, relays it to the room's node unless it was
+/// `relayed` here by another node.
+pub async fn run_routed<S>(socket: S, shared: Arc<Shared>, relayed: bool)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message> + Unpin,
+{
     let (mut sink, mut stream) = socket.split();
     let max = shared.config.max_message_bytes;
     let mut shutdown = shared.shutdown.clone();
@@ -124,7 +133,7 @@ where
     // Phase 1: the first message must be a valid join.
     let deadline = tokio::time::sleep(shared.config.join_timeout);
     tokio::pin!(deadline);
-    let (room_name, request) = loop {
+    let ((room_name, request), join_text) = loop {
         let frame = tokio::select! {
             f = stream.next() => f,
             _ = &mut deadline => {
@@ -137,8 +146,9 @@ where
             Incoming::Closed => return,
             Incoming::Ignore => continue,
             Incoming::Refused(code, message) => (code, message),
-            Incoming::Msg(join @ ClientMsg::Join { .. }) => match check_join(&shared, join) {
-                Ok(accepted) => break accepted,
+            Incoming::Msg(join @ ClientMsg::Join { .. }) => match check_join(&shared, join.clone())
+            {
+                Ok(accepted) => break (accepted, join),
                 Err((code, message)) => {
                     shared.metrics.signalling_errors.inc();
                     send(&mut sink, &ServerMsg::error(code, message)).await;
@@ -150,6 +160,22 @@ where
         shared.metrics.signalling_errors.inc();
         send(&mut sink, &ServerMsg::error(refusal.0, refusal.1)).await;
     };
+
+    if let Some(cluster) = shared.cluster.as_ref() {
+        if relayed {
+            cluster.metrics.relayed_in.inc();
+        } else if crate::cluster::proxy::serve_elsewhere(
+            &mut sink,
+            &mut stream,
+            &shared,
+            &room_name,
+            &join_text,
+        )
+        .await
+        {
+            return close(&mut sink).await;
+        }
+    }
 
     // Phase 2: in the room (or its lobby).
     let id = request.id;

@@ -3,6 +3,7 @@
 mod allhands;
 mod audio_slots;
 mod bad_input;
+mod cluster;
 mod common;
 mod controls;
 mod fuzz;

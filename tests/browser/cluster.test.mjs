@@ -1,0 +1,97 @@
+// Two nodes of a cluster on one Redis (issue 15): two Chromium pages join one room through
+// different nodes, and each decodes the other (getStats). Run with `node --test` in this folder.
+
+import assert from 'node:assert/strict';
+import { test, before, after } from 'node:test';
+import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { startServer } from './server.mjs';
+import { launchBrowser, openPerson, joined, waitFor, inboundStats } from './browser.mjs';
+
+const MEDIA_DEADLINE_MS = 30_000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const answers = (port) =>
+  new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+
+// A redis-server of our own on a free loopback port, without persistence.
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await answers(port))) {
+    if (Date.now() > deadline) throw new Error('redis-server did not start (is it installed?)');
+    await sleep(50);
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+}
+
+let redis;
+let nodes = [];
+let browser;
+const people = [];
+
+before(async () => {
+  redis = await startRedis();
+  nodes = await Promise.all(
+    ['n1', 'n2'].map((id) => startServer({ extraArgs: ['--redis-url', redis.url, '--node-id', id] })),
+  );
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all(nodes.map((n) => n.stop()));
+  redis?.stop();
+});
+
+test('two pages joining one room through two nodes decode each other', async () => {
+  const room = `cluster-${process.pid}`;
+  try {
+    for (const [i, label] of ['Ana', 'Ben'].entries()) {
+      const person = await openPerson(browser, `${nodes[i].url}/?room=${room}&name=${label}`, label);
+      people.push(person);
+      await joined(person);
+    }
+    await Promise.all(
+      people.map((p) =>
+        waitFor(
+          `${p.label} to decode video and receive audio from the other`,
+          () => inboundStats(p),
+          (stats) =>
+            stats.some((s) => s.kind === 'video' && s.framesDecoded > 0) &&
+            stats.some((s) => s.kind === 'audio' && s.packetsReceived > 0),
+          { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
+        ),
+      ),
+    );
+    // One node serves the room; the other relays its page's signalling there.
+    const relayed = await Promise.all(nodes.map((n) => n.metric('confab_cluster_relayed_out')));
+    const participants = await Promise.all(nodes.map((n) => n.metric('confab_participants')));
+    assert.deepEqual([...relayed].sort(), [0, 1], `relayed sessions per node: ${relayed}`);
+    assert.deepEqual([...participants].sort(), [0, 2], `participants per node: ${participants}`);
+  } catch (err) {
+    const logs = people.flatMap((p) => p.logs.slice(-30)).join('\n');
+    err.message += `\n--- page logs ---\n${logs}\n--- nodes ---\n${nodes.map((n) => n.log().slice(-3000)).join('\n---\n')}`;
+    throw err;
+  }
+});

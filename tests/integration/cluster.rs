@@ -1,0 +1,285 @@
+//! Three confab processes on loopback as one cluster on a real `redis-server` (issue 15):
+//! one room joined through three nodes, a node killed with SIGKILL, Redis stopped for 10 s.
+//! Each test starts its own Redis on a free port (no persistence) and kills it at the end.
+
+use crate::limits::{free_port, http_get, metric_in, receives, Kill};
+use confab::bot::{Bot, BotConfig};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const API_KEY: &str = "cluster-test-api-key";
+
+/// A `redis-server` on a loopback port, without persistence; killed when dropped.
+struct Redis {
+    port: u16,
+    proc: Option<Kill>,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            proc: None,
+        };
+        r.restart().await;
+        r
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        self.proc = Some(Kill(child));
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().expect("addr");
+        let until = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < until, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        self.proc = None;
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// One confab node of the cluster.
+struct Node {
+    id: String,
+    http: SocketAddr,
+    proc: Option<Kill>,
+}
+
+impl Node {
+    async fn start(redis: &Redis, id: &str) -> Node {
+        let http_port = free_port();
+        let udp_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(["--listen", &format!("127.0.0.1:{http_port}")])
+            .args(["--udp-port", &udp_port.to_string()])
+            .args(["--redis-url", &redis.url(), "--node-id", id])
+            .args(["--api-key", API_KEY])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn confab");
+        let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
+        let node = Node {
+            id: id.to_string(),
+            http,
+            proc: Some(Kill(child)),
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while !http_get(http, "/healthz").await.starts_with("HTTP/1.1 200") {
+            assert!(Instant::now() < until, "node {id} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        node
+    }
+
+    fn ws(&self) -> String {
+        format!("ws://{}/ws", self.http)
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        metric_in(&http_get(self.http, "/metrics").await, name)
+    }
+
+    /// `GET /api/cluster`'s JSON body.
+    async fn cluster(&self) -> serde_json::Value {
+        let mut c = tokio::net::TcpStream::connect(self.http)
+            .await
+            .expect("connect");
+        let req = format!(
+            "GET /api/cluster HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n"
+        );
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        c.write_all(req.as_bytes()).await.expect("write");
+        let mut text = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut text)).await;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// SIGKILL: no goodbye to Redis or to anyone.
+    fn kill(&mut self) {
+        self.proc = None;
+    }
+}
+
+/// The node Redis names for `room`.
+async fn owner(node: &Node, room: &str) -> Option<String> {
+    let view = node.cluster().await;
+    view["rooms"]
+        .as_array()?
+        .iter()
+        .find(|r| r["room"] == room)
+        .and_then(|r| r["node"].as_str().map(str::to_string))
+}
+
+async fn three_nodes(redis: &Redis) -> Vec<Node> {
+    let mut nodes = vec![];
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(Node::start(redis, id).await);
+    }
+    // Every node registered (its first heartbeat is sent at start).
+    let until = Instant::now() + Duration::from_secs(10);
+    while nodes[0].cluster().await["nodes"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(Instant::now() < until, "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nodes
+}
+
+/// Tracks from other participants that delivered media lately.
+async fn all_receive(bots: &[Bot], within: Duration) {
+    for b in bots {
+        assert!(receives(b, within).await, "{:?}", b.stats());
+        let remote = b.stats().tracks.len();
+        assert!(
+            remote >= 2 * (bots.len() - 1),
+            "{remote} tracks: {:?}",
+            b.stats()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_room_through_three_nodes() {
+    let redis = Redis::start().await;
+    let nodes = three_nodes(&redis).await;
+    let mut bots = vec![];
+    for (i, node) in nodes.iter().enumerate() {
+        let config = BotConfig::new(node.ws(), "standup", format!("bot{i}"));
+        bots.push(Bot::join(config).await.expect("bot joins"));
+    }
+    all_receive(&bots, Duration::from_secs(15)).await;
+    // One node serves the room; the two others relay their session to it.
+    let served = owner(&nodes[0], "standup").await.expect("room claimed");
+    let mut relayed = 0.0;
+    for n in &nodes {
+        let out = n.metric("confab_cluster_relayed_out ").await;
+        if n.id == served {
+            assert_eq!(out, 0.0, "the room's node relays nothing");
+            assert_eq!(n.metric("confab_participants ").await, 3.0);
+        } else {
+            assert_eq!(n.metric("confab_participants ").await, 0.0);
+        }
+        relayed += out;
+    }
+    assert_eq!(relayed, 2.0, "two sessions relayed to {served}");
+    let view = nodes[2].cluster().await;
+    assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
+    for b in bots {
+        let _ = b.leave().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_rooms_return_on_other_nodes() {
+    let redis = Redis::start().await;
+    let mut nodes = three_nodes(&redis).await;
+    let mut bots = vec![];
+    for (i, node) in nodes.iter().enumerate() {
+        let config = BotConfig::new(node.ws(), "failover", format!("bot{i}"));
+        bots.push(Bot::join(config).await.expect("bot joins"));
+    }
+    all_receive(&bots, Duration::from_secs(15)).await;
+    let served = owner(&nodes[0], "failover").await.expect("room claimed");
+    let dead = nodes.iter().position(|n| n.id == served).expect("a node");
+    let killed = Instant::now();
+    nodes[dead].kill();
+    // Every session ends (relays see their upstream vanish); each client rejoins through a
+    // live node, as the web client does by itself.
+    let live: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !bots.iter().all(Bot::is_finished) {
+        assert!(Instant::now() < until, "sessions did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut back = vec![];
+    for i in 0..bots.len() {
+        let node = &nodes[live[i % live.len()]];
+        let config = BotConfig::new(node.ws(), "failover", format!("again{i}"));
+        back.push(Bot::join(config).await.expect("bot rejoins"));
+    }
+    all_receive(&back, Duration::from_secs(15)).await;
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "back in the room after {took:?}"
+    );
+    let now = owner(&nodes[live[0]], "failover")
+        .await
+        .expect("room claimed again");
+    assert_ne!(now, served, "the room moved off the dead node");
+    eprintln!("room back on {now} after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_keeps_rooms_and_placement_recovers() {
+    let mut redis = Redis::start().await;
+    let nodes = three_nodes(&redis).await;
+    let mut bots = vec![];
+    for (i, node) in nodes.iter().take(2).enumerate() {
+        let config = BotConfig::new(node.ws(), "steady", format!("bot{i}"));
+        bots.push(Bot::join(config).await.expect("bot joins"));
+    }
+    all_receive(&bots, Duration::from_secs(15)).await;
+
+    redis.stop();
+    let stopped = Instant::now();
+    // A new room while Redis is down: served where it was asked, and said so.
+    let lone = Bot::join(BotConfig::new(nodes[2].ws(), "during", "lone"))
+        .await
+        .expect("joins without redis");
+    assert!(
+        nodes[2]
+            .metric("confab_cluster_placements_total{decision=\"fallback_local\"}")
+            .await
+            >= 1.0
+    );
+    while stopped.elapsed() < Duration::from_secs(10) {
+        all_receive(&bots, Duration::from_secs(5)).await;
+    }
+    assert!(nodes[0].metric("confab_cluster_redis_errors_total").await >= 1.0);
+    assert_eq!(nodes[0].metric("confab_cluster_redis_up ").await, 0.0);
+
+    redis.restart().await;
+    // Heartbeats register the nodes and re-claim the running rooms.
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let view = nodes[1].cluster().await;
+        let nodes_up = view["nodes"].as_array().map_or(0, Vec::len);
+        let rooms = view["rooms"].as_array().map_or(0, Vec::len);
+        if nodes_up == 3 && rooms == 2 {
+            break;
+        }
+        assert!(Instant::now() < until, "cluster did not recover: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owner(&nodes[0], "during").await.as_deref(), Some("n3"));
+    // Placement works again: a new room joined through two nodes meets on one.
+    let a = Bot::join(BotConfig::new(nodes[0].ws(), "after", "a"))
+        .await
+        .expect("joins");
+    let b = Bot::join(BotConfig::new(nodes[1].ws(), "after", "b"))
+        .await
+        .expect("joins");
+    all_receive(&[a, b], Duration::from_secs(15)).await;
+    all_receive(&bots, Duration::from_secs(5)).await;
+    let _ = lone.leave().await;
+}
