@@ -35,7 +35,18 @@ impl Conference {
             match self.room.poll_output(now) {
                 media::Output::Event(e) => self.on_event(e),
                 media::Output::Transmit(t) => return Output::Transmit(t),
-                media::Output::Timeout(t) => return Output::Timeout(t),
+                media::Output::Timeout(t) => {
+                    // The conference's own tick (lobby waits, coalesced list changes) rides
+                    // on the room's: due work first, then the earlier of the two.
+                    if self.lists.next_tick(now).is_some_and(|d| d <= now) {
+                        self.tick(now);
+                        if !self.out.is_empty() {
+                            continue;
+                        }
+                    }
+                    let next = self.lists.next_tick(now).map_or(t, |d| d.min(t));
+                    return Output::Timeout(next);
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ mod fuzz;
 mod hostile;
 mod limits;
 mod load_smoke;
+mod lobby;
 mod meeting;
 mod record;
 mod record_media;
