@@ -46,6 +46,10 @@ pub struct Settings {
     /// Seconds a connected participant may send no packet at all before it is reaped [default: 6]
     #[arg(long, env = "CONFAB_MEDIA_TIMEOUT")]
     pub media_timeout: Option<u64>,
+    /// Seconds a participant whose offer was answered may take to connect its media before
+    /// it is reaped [default: 20]
+    #[arg(long, env = "CONFAB_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<u64>,
     /// Secret for HS256 join tokens; when set, joining needs a token (`confab token`)
     /// [default: none: open mode, for trusted networks only]
     #[arg(long, env = "CONFAB_AUTH_SECRET", hide_env_values = true)]
@@ -334,6 +338,11 @@ impl Settings {
                     .or(file.media_timeout)
                     .map(Duration::from_secs)
                     .unwrap_or(d.room.media_timeout),
+                connect_timeout: self
+                    .connect_timeout
+                    .or(file.connect_timeout)
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.room.connect_timeout),
                 bwe: self
                     .bandwidth_estimation
                     .or(file.bandwidth_estimation)

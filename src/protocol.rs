@@ -36,11 +36,13 @@
 //! - A host promotes/demotes live with `set_role`; everyone gets `participant_updated`. A
 //!   promoted client renegotiates to publish; a demoted one's tracks are unpublished at once and
 //!   its next offer must be receive-only.
-//! - `raise_hand` keeps a queue in arrival order (`hands`); promotion lowers the hand.
+//! - `raise_hand` keeps a queue in arrival order (`joined` has it; changes come as
+//!   `hands_changed`, coalesced); promotion lowers the hand.
 //! - Hosts: `mute_participant` (forwarding stops at once, `track_muted` with `forced: true`;
 //!   the owner may unmute with `mute`), `remove_participant` (`error` `removed`, and the same
 //!   identity is refused afterwards), `lock_room` (newcomers get `waiting`, hosts get `lobby`
-//!   and answer with `admit`; at most 300 wait, the next gets `room_full`), `end_meeting`
+//!   on entering, then `lobby_changed`, and answer with `admit`; at most 300 wait, the next
+//!   gets `room_full`, and a wait ends after 10 minutes with `error` `closed`), `end_meeting`
 //!   (everyone gets `error` `closed`).
 //! - An `offer` may hold at most 128 m-lines and 384 KiB of SDP (`sdp_rejected` otherwise).
 //! - `set_password` and `set_mode` (hosts, any time) change the room's lasting settings;
@@ -102,6 +104,7 @@ pub use crate::model::{
     Encoding, Kind, LeaveReason, ParticipantId, ParticipantInfo, QuestionId, Role, RoomMode,
     Source, TrackId, TrackInfo, MAX_AUDIO_SLOTS,
 };
+pub use changes::{HandsDelta, LobbyDelta};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -461,6 +464,10 @@ pub enum ServerMsg {
         /// Waiting people.
         waiting: Vec<ParticipantInfo>,
     },
+    /// To hosts: the lobby changed (coalesced; see [`LobbyDelta`]).
+    LobbyChanged(LobbyDelta),
+    /// Raised hands changed (coalesced; see [`HandsDelta`]).
+    HandsChanged(HandsDelta),
     /// The dominant speaker changed.
     ActiveSpeaker {
         /// Who speaks now.
@@ -622,5 +629,6 @@ pub fn clean_display_name(name: &str) -> Option<String> {
     crate::names::check_display_name(name).ok()
 }
 
+mod changes;
 #[cfg(test)]
 mod tests;

@@ -300,6 +300,13 @@ export class Room extends Emitter {
       this.hands = queue;
       this.emit('hands');
     },
+    // Changes since the last list (coalesced by the server): drop those lowered or raised
+    // again, then queue the raised at the end.
+    hands_changed: ({ lowered = [], raised = [] }) => {
+      const out = new Set([...lowered, ...raised]);
+      this.hands = [...this.hands.filter((id) => !out.has(id)), ...raised];
+      this.emit('hands');
+    },
     chat: ({ entry }) => {
       this.chat.push(entry);
       this.emit('chat', entry);
@@ -319,6 +326,11 @@ export class Room extends Emitter {
     },
     lobby: ({ waiting }) => {
       this.lobby = waiting;
+      this.emit('lobby');
+    },
+    lobby_changed: ({ left = [], waiting = [] }) => {
+      const out = new Set([...left, ...waiting.map((w) => w.id)]);
+      this.lobby = [...this.lobby.filter((w) => !out.has(w.id)), ...waiting];
       this.emit('lobby');
     },
     active_speaker: ({ participant }) => {

@@ -7,7 +7,7 @@
 use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
 use super::{BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
-use crate::protocol::{ClientMsg, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
+use crate::protocol::{ClientMsg, ErrorCode, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -68,6 +68,12 @@ pub struct ClientCore {
     slots: Vec<Mid>,
     wanted: Vec<TrackInfo>,
     to_stop: Vec<Mid>,
+    /// Receive m-lines whose track went: made inactive with the next offer.
+    to_idle: Vec<(Mid, bool)>,
+    /// Inactive receive m-lines (mid, video), reused for the next tracks of their kind as a
+    /// browser recycles transceivers: without this every track that ever came would add an
+    /// m-line for good, on both ends, and a long-lived bot would reach the server's cap.
+    idle: Vec<(Mid, bool)>,
     out: VecDeque<ClientOutput>,
     /// What it observed.
     pub stats: BotStats,
@@ -119,6 +125,8 @@ impl ClientCore {
             slots: vec![],
             wanted: vec![],
             to_stop: vec![],
+            to_idle: vec![],
+            idle: vec![],
             out: VecDeque::new(),
             stats: BotStats::default(),
             seq_audio: 1,
@@ -173,8 +181,19 @@ impl ClientCore {
                     self.negotiate();
                 }
             }
-            ServerMsg::Error { .. } => {
-                // A refused offer is abandoned; the client keeps what it has.
+            ServerMsg::Error { code, .. }
+                if matches!(
+                    code,
+                    ErrorCode::SdpRejected
+                        | ErrorCode::Forbidden
+                        | ErrorCode::BadMessage
+                        | ErrorCode::TooLarge
+                ) =>
+            {
+                // A refused offer is abandoned; the client keeps what it has. Other errors
+                // (a chat over the talk limit) answer other messages: dropping the offer
+                // then would apply its answer to nothing, and the next offer's to the
+                // wrong one.
                 self.pending = None;
             }
             ServerMsg::TrackPublished { track }
@@ -204,17 +223,17 @@ impl ClientCore {
                 self.negotiate();
             }
             ServerMsg::TrackUnpublished { id } => {
-                let gone: Vec<Mid> = self
+                let gone: Vec<(Mid, bool)> = self
                     .subs
                     .iter()
                     .filter(|(m, (t, _))| t == id && !self.slots.contains(m))
-                    .map(|(m, _)| *m)
+                    .map(|(m, (_, video))| (*m, *video))
                     .collect();
                 self.wanted.retain(|t| t.id != *id);
                 if !gone.is_empty() {
-                    for m in gone {
+                    for (m, video) in gone {
                         self.subs.remove(&m);
-                        self.to_stop.push(m);
+                        self.to_idle.push((m, video));
                     }
                     self.negotiate();
                 }
@@ -415,12 +434,29 @@ impl ClientCore {
             if slotted && t.kind == Kind::Audio {
                 continue;
             }
-            let kind = match t.kind {
-                Kind::Audio => MediaKind::Audio,
-                Kind::Video => MediaKind::Video,
+            let video = t.kind == Kind::Video;
+            // Only m-lines made inactive by an earlier, answered offer are reused: turning one
+            // back to receiving is then a change, so this offer carries the new subscription.
+            let mid = match self.idle.iter().position(|(_, v)| *v == video) {
+                Some(i) => {
+                    let (mid, _) = self.idle.swap_remove(i);
+                    change.set_direction(mid, Direction::RecvOnly);
+                    mid
+                }
+                None => {
+                    let kind = if video {
+                        MediaKind::Video
+                    } else {
+                        MediaKind::Audio
+                    };
+                    change.add_media(kind, Direction::RecvOnly, None, None, None)
+                }
             };
-            let mid = change.add_media(kind, Direction::RecvOnly, None, None, None);
-            self.subs.insert(mid, (t.id, t.kind == Kind::Video));
+            self.subs.insert(mid, (t.id, video));
+        }
+        for (m, video) in self.to_idle.drain(..) {
+            change.set_direction(m, Direction::Inactive);
+            self.idle.push((m, video));
         }
         for m in self.to_stop.drain(..) {
             change.stop_media(m);

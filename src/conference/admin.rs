@@ -100,12 +100,12 @@ impl Conference {
         for p in waiting {
             self.dismiss(p, msg.clone());
         }
-        self.tell_hosts_lobby();
         banned
     }
 
     /// Sends someone in the lobby away with `msg`.
     fn dismiss(&mut self, p: ParticipantId, msg: ServerMsg) {
+        self.lobby_changing();
         self.lobby.remove(&p);
         self.signal(p, msg);
         self.push(Output::Removed(p, LeaveReason::Removed));
@@ -123,7 +123,6 @@ impl Conference {
                     let identity = w.identity.clone();
                     self.record.ban(&identity);
                     self.dismiss(p, ServerMsg::error(ErrorCode::Removed, REMOVED));
-                    self.tell_hosts_lobby();
                     return ApiReply::Done(true);
                 }
                 if !self.roster.contains_key(&p) {

@@ -140,10 +140,9 @@ impl Conference {
                 self.absorb();
             }
             ClientMsg::RaiseHand { raised } => {
-                if raised && !self.hands.contains(&id) {
-                    self.hands.push(id);
-                    self.broadcast_hands();
-                } else if !raised {
+                if raised {
+                    self.raise_hand(id);
+                } else {
                     self.lower_hand(id);
                 }
             }

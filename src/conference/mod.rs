@@ -8,6 +8,7 @@
 mod admin;
 mod handle;
 mod host;
+mod lists;
 pub mod offer_limits;
 mod output;
 pub mod polls;
@@ -81,6 +82,8 @@ pub enum Admission {
 struct Waiting {
     info: ParticipantInfo,
     identity: String,
+    /// When the wait began (it ends after `lists::LOBBY_WAIT`).
+    since: Instant,
 }
 
 /// One conference: its people and the media room that carries their media.
@@ -96,6 +99,8 @@ pub struct Conference {
     identities: HashMap<ParticipantId, String>,
     lobby: BTreeMap<ParticipantId, Waiting>,
     hands: Vec<ParticipantId>,
+    /// Hands and lobby changes not yet sent, and the lobby's wait timer.
+    lists: lists::ListChanges,
     chat: Chat,
     qna: QnA,
     talk_rate: HashMap<ParticipantId, TokenBucket>,
@@ -121,6 +126,7 @@ impl Conference {
             identities: HashMap::new(),
             lobby: BTreeMap::new(),
             hands: vec![],
+            lists: lists::ListChanges::default(),
             chat: Chat::default(),
             qna: QnA::default(),
             talk_rate: HashMap::new(),
@@ -202,16 +208,18 @@ impl Conference {
                     ),
                 );
             }
+            self.lobby_changing();
             self.lobby.insert(
                 req.id,
                 Waiting {
                     info,
                     identity: req.identity,
+                    since: now,
                 },
             );
+            self.lobby_entered(now);
             let host_present = self.host_present();
             self.signal(req.id, ServerMsg::Waiting { host_present });
-            self.tell_hosts_lobby();
             return Admission::Waiting;
         }
         self.enter(info, req.identity, now)
@@ -290,8 +298,9 @@ impl Conference {
 
     /// A session ended, or the conference ends it: the one place a participant leaves.
     pub fn leave(&mut self, id: ParticipantId, reason: LeaveReason) {
-        if self.lobby.remove(&id).is_some() {
-            self.tell_hosts_lobby();
+        if self.lobby.contains_key(&id) {
+            self.lobby_changing();
+            self.lobby.remove(&id);
             return;
         }
         if self.room.remove(id) {
@@ -322,6 +331,10 @@ impl Conference {
     }
 
     fn admit(&mut self, id: ParticipantId, admit: bool, now: Instant) {
+        if !self.lobby.contains_key(&id) {
+            return;
+        }
+        self.lobby_changing();
         let Some(w) = self.lobby.remove(&id) else {
             return;
         };
@@ -336,7 +349,6 @@ impl Conference {
             self.out
                 .push_back(Output::Removed(id, LeaveReason::Removed));
         }
-        self.tell_hosts_lobby();
     }
 
     fn end(&mut self) {
@@ -398,37 +410,23 @@ impl Conference {
     }
 
     fn lower_hand(&mut self, id: ParticipantId) {
-        let before = self.hands.len();
-        self.hands.retain(|h| *h != id);
-        if self.hands.len() != before {
-            self.broadcast_hands();
+        if self.hands.contains(&id) {
+            self.hands_changing();
+            self.hands.retain(|h| *h != id);
         }
     }
 
-    fn broadcast_hands(&mut self) {
-        let queue = self.hands.clone();
-        self.broadcast(None, ServerMsg::Hands { queue });
+    fn raise_hand(&mut self, id: ParticipantId) {
+        if !self.hands.contains(&id) {
+            self.hands_changing();
+            self.hands.push(id);
+        }
     }
 
     /// One question changed: only it goes out (a vote must not cost the whole board).
     fn broadcast_question(&mut self, id: QuestionId) {
         if let Some(question) = self.qna.get(id) {
             self.broadcast(None, ServerMsg::Question { question });
-        }
-    }
-
-    fn tell_hosts_lobby(&mut self) {
-        let waiting: Vec<ParticipantInfo> = self.lobby.values().map(|w| w.info.clone()).collect();
-        let hosts: Vec<ParticipantId> = self
-            .roster
-            .values()
-            .filter(|m| m.role == Role::Host)
-            .map(|m| m.id)
-            .collect();
-        // One message, serialised once, whatever the number of hosts.
-        let msg = Arc::new(ServerMsg::Lobby { waiting });
-        for h in hosts {
-            self.out.push_back(Output::Signal(h, msg.clone()));
         }
     }
 }

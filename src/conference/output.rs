@@ -49,8 +49,17 @@ impl Conference {
                     if self.flush_poll(now) {
                         continue;
                     }
-                    let t = self.polls.next_flush(now).map_or(t, |p| p.min(t));
-                    return Output::Timeout(t);
+                    // The conference's own tick (lobby waits, coalesced list changes) rides
+                    // on the room's: due work first, then the earliest of the three.
+                    if self.lists.next_tick(now).is_some_and(|d| d <= now) {
+                        self.tick(now);
+                        if !self.out.is_empty() {
+                            continue;
+                        }
+                    }
+                    let next = self.lists.next_tick(now).map_or(t, |d| d.min(t));
+                    let next = self.polls.next_flush(now).map_or(next, |p| p.min(next));
+                    return Output::Timeout(next);
                 }
             }
         }

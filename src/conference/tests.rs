@@ -89,6 +89,12 @@ impl Harness {
         }
     }
 
+    /// Lets time pass (the conference's tick runs) and collects what it sent.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.drain();
+    }
+
     fn take(&mut self, id: ParticipantId) -> Vec<ServerMsg> {
         self.inbox.remove(&id).unwrap_or_default()
     }
@@ -212,9 +218,9 @@ fn lobby_holds_newcomers_until_a_host_decides() {
     assert_eq!(h.take(B), [ServerMsg::Waiting { host_present: true }]);
     let lobby = h.take(A);
     assert!(
-        lobby
-            .iter()
-            .any(|m| matches!(m, ServerMsg::Lobby { waiting } if waiting.len() == 1 && waiting[0].id == B)),
+        lobby.iter().any(
+            |m| matches!(m, ServerMsg::LobbyChanged(d) if d.waiting.len() == 1 && d.waiting[0].id == B)
+        ),
         "the host sees Bo waiting: {lobby:?}"
     );
     // A waiting session may do nothing but leave.
@@ -252,25 +258,46 @@ fn lobby_holds_newcomers_until_a_host_decides() {
     assert_eq!(h.conf.len(), 2);
 }
 
+/// The hands queue a client keeps by applying every `hands_changed` in `msgs`.
+fn apply_hands(mut queue: Vec<ParticipantId>, msgs: &[ServerMsg]) -> Vec<ParticipantId> {
+    for m in msgs {
+        if let ServerMsg::HandsChanged(d) = m {
+            queue.retain(|id| !d.lowered.contains(id) && !d.raised.contains(id));
+            queue.extend(&d.raised);
+        }
+    }
+    queue
+}
+
+fn hands_messages(msgs: &[ServerMsg]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, ServerMsg::HandsChanged(_)))
+        .count()
+}
+
 #[test]
 fn hands_queue_in_order_and_drop_on_promotion_and_leave() {
     let mut h = Harness::new(10);
     h.join(A, "Ana", Role::Host);
     h.join(B, "Bo", Role::Audience);
     h.join(C, "Cy", Role::Audience);
+    h.take(A);
+    // The first change after a quiet spell goes out at once.
     h.send(C, ClientMsg::RaiseHand { raised: true });
+    let first = h.take(A);
+    assert_eq!(apply_hands(vec![], &first), [C]);
+    // Changes within the coalescing period come together; a second raise changes nothing.
     h.send(B, ClientMsg::RaiseHand { raised: true });
     h.send(B, ClientMsg::RaiseHand { raised: true });
-    let hands: Vec<_> = h
-        .take(A)
-        .into_iter()
-        .filter_map(|m| match m {
-            ServerMsg::Hands { queue } => Some(queue),
-            _ => None,
-        })
-        .collect();
-    // A second raise of the same hand changes nothing.
-    assert_eq!(hands, [vec![C], vec![C, B]]);
+    assert_eq!(
+        hands_messages(&h.inbox.get(&A).cloned().unwrap_or_default()),
+        0
+    );
+    h.advance(Duration::from_millis(300));
+    let msgs = h.take(A);
+    assert_eq!(hands_messages(&msgs), 1);
+    let queue = apply_hands(vec![C], &msgs);
+    assert_eq!(queue, [C, B]);
     h.send(
         A,
         ClientMsg::SetRole {
@@ -278,10 +305,39 @@ fn hands_queue_in_order_and_drop_on_promotion_and_leave() {
             role: Role::Presenter,
         },
     );
-    assert!(h.take(A).contains(&ServerMsg::Hands { queue: vec![B] }));
+    h.advance(Duration::from_millis(300));
+    let queue = apply_hands(queue, &h.take(A));
+    assert_eq!(queue, [B]);
     h.conf.leave(B, LeaveReason::Left);
-    h.drain();
-    assert!(h.take(A).contains(&ServerMsg::Hands { queue: vec![] }));
+    h.advance(Duration::from_millis(300));
+    assert_eq!(apply_hands(queue, &h.take(A)), Vec::<ParticipantId>::new());
+}
+
+#[test]
+fn hand_toggles_are_coalesced_into_bounded_deltas() {
+    let mut h = Harness::new(10);
+    h.join(A, "Ana", Role::Host);
+    h.join(B, "Bo", Role::Audience);
+    h.join(C, "Cy", Role::Audience);
+    h.send(B, ClientMsg::RaiseHand { raised: true });
+    let mut queue = apply_hands(vec![], &h.take(A));
+    // A second of toggling by two people: at most one message per period, and the queue the
+    // host rebuilds is the server's, lowered-and-raised-again hands moved to the end.
+    let mut messages = 0;
+    for i in 0..100 {
+        let who = if i % 2 == 0 { B } else { C };
+        h.send(who, ClientMsg::RaiseHand { raised: i % 4 < 2 });
+        let msgs = h.take(A);
+        messages += hands_messages(&msgs);
+        queue = apply_hands(queue, &msgs);
+    }
+    h.advance(Duration::from_millis(300));
+    let msgs = h.take(A);
+    messages += hands_messages(&msgs);
+    queue = apply_hands(queue, &msgs);
+    assert_eq!(queue, h.conf.hands);
+    // 100 toggles over 1 s at 10 ms each: a change every 250 ms at most, plus the last.
+    assert!(messages <= 6, "{messages} hands messages for 100 toggles");
 }
 
 #[test]
@@ -456,16 +512,55 @@ fn the_lobby_is_capped() {
         Admission::Refused(ErrorCode::RoomFull, why) => assert!(why.contains("lobby is full")),
         other => panic!("the lobby took one more: {other:?}"),
     }
-    // The host's lobby updates are one list each, never over the cap.
-    let most = h
+    // The host heard of each once, in a bounded number of coalesced changes.
+    h.advance(Duration::from_millis(300));
+    let deltas: Vec<usize> = h
         .take(A)
         .iter()
         .filter_map(|m| match m {
-            ServerMsg::Lobby { waiting } => Some(waiting.len()),
+            ServerMsg::LobbyChanged(d) => Some(d.waiting.len()),
             _ => None,
         })
-        .max();
-    assert_eq!(most, Some(MAX_LOBBY));
+        .collect();
+    assert_eq!(deltas.iter().sum::<usize>(), MAX_LOBBY);
+    assert!(deltas.len() <= 2, "{} lobby messages", deltas.len());
+}
+
+#[test]
+fn a_wait_in_the_lobby_ends_after_its_timeout() {
+    let mut h = Harness::new(10);
+    h.join(A, "Ana", Role::Host);
+    h.send(A, ClientMsg::LockRoom { locked: true });
+    assert_eq!(
+        h.join_as(Harness::request(B, "Bo", Some(Role::Presenter))),
+        Admission::Waiting
+    );
+    h.advance(super::lists::LOBBY_WAIT - Duration::from_secs(1));
+    assert!(h.removed.is_empty(), "still waiting before the timeout");
+    h.take(A);
+    h.take(B);
+    h.advance(Duration::from_secs(2));
+    let to_b = h.take(B);
+    assert!(
+        to_b.iter().any(|m| matches!(m, ServerMsg::Error { code: ErrorCode::Closed, message } if message.contains("Nobody let you in"))),
+        "Bo is told why: {to_b:?}"
+    );
+    assert!(h.removed.contains(&(B, LeaveReason::Timeout)));
+    let to_a = h.take(A);
+    assert!(
+        to_a.iter()
+            .any(|m| matches!(m, ServerMsg::LobbyChanged(d) if d.left == [B])),
+        "the host sees Bo go: {to_a:?}"
+    );
+    // Admitting someone who is gone does nothing.
+    h.send(
+        A,
+        ClientMsg::Admit {
+            participant: B,
+            admit: true,
+        },
+    );
+    assert_eq!(h.conf.len(), 1);
 }
 
 mod host;

@@ -141,6 +141,9 @@ pub struct SoakReport {
     pub renegotiations: u64,
     /// Residents whose session ended or whose media stopped.
     pub lost_sessions: u64,
+    /// Why each lost resident was lost, as far as it knows: when, its task's end, and the
+    /// last error the server sent it.
+    pub lost_reasons: Vec<String>,
     /// Errors the server sent residents (rate limits included).
     pub errors_to_residents: u64,
     /// Whether the server process went away or stopped answering `/healthz`.
@@ -223,6 +226,10 @@ struct Resident {
     packets: u64,
     hand: bool,
     lost: bool,
+    /// When it was found lost, seconds into the soak.
+    lost_at_s: f64,
+    /// The last error the server sent it.
+    last_error: Option<String>,
 }
 
 /// A churning bot, or its join still under way.
@@ -262,6 +269,8 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport, String> {
                 packets: 0,
                 hand: false,
                 lost: false,
+                lost_at_s: 0.0,
+                last_error: None,
             });
         }
     }
@@ -395,14 +404,17 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport, String> {
                         }
                     }
                     ServerMsg::Answer { .. } => report.renegotiations += 1,
-                    ServerMsg::Error { .. } => report.errors_to_residents += 1,
+                    ServerMsg::Error { code, message } => {
+                        report.errors_to_residents += 1;
+                        r.last_error = Some(format!("{code:?}: {message}"));
+                    }
                     _ => {}
                 }
             }
         }
         if sampler.due() {
             sampler.sample(&mut report).await;
-            check_residents(&mut residents, &mut report);
+            check_residents(&mut residents, &mut report, t0);
             if config.progress {
                 if let Some(s) = report.samples.last() {
                     eprintln!(
@@ -442,20 +454,37 @@ pub async fn run(config: &SoakConfig) -> Result<SoakReport, String> {
         }
     }
     sampler.sample(&mut report).await;
-    check_residents(&mut residents, &mut report);
+    check_residents(&mut residents, &mut report, t0);
     report.rss_end_kib = report.samples.last().map(|s| s.rss_kib);
     for r in residents {
-        let _ = r.bot.leave().await;
+        let name = format!("{}{} resident", config.room_prefix, r.room);
+        let (lost, at, last_error) = (r.lost, r.lost_at_s, r.last_error);
+        let ended = r.bot.leave().await;
+        if lost {
+            let why = format!(
+                "{name} lost at {at:.0} s: task {}, last server error {}",
+                match ended {
+                    Ok(()) => "still running or ended cleanly".to_string(),
+                    Err(e) => e.to_string(),
+                },
+                last_error.as_deref().unwrap_or("none")
+            );
+            if config.progress {
+                eprintln!("soak: {why}");
+            }
+            report.lost_reasons.push(why);
+        }
     }
     Ok(report)
 }
 
 /// A resident is lost when its bot stopped or received nothing since the last check.
-fn check_residents(residents: &mut [Resident], report: &mut SoakReport) {
+fn check_residents(residents: &mut [Resident], report: &mut SoakReport, t0: Instant) {
     for r in residents.iter_mut().filter(|r| !r.lost) {
         let packets = total_packets(&r.bot);
         if r.bot.is_finished() || packets <= r.packets {
             r.lost = true;
+            r.lost_at_s = t0.elapsed().as_secs_f64();
             report.lost_sessions += 1;
         }
         r.packets = packets;

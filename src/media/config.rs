@@ -14,6 +14,9 @@ pub struct RoomConfig {
     /// How long a connected participant may send nothing at all (browsers send STUN consent
     /// checks every few seconds even when they publish nothing) before it is reaped.
     pub media_timeout: Duration,
+    /// How long a participant whose offer was answered may take to connect its media (ICE
+    /// and DTLS) before it is reaped: a joined session that never connects holds a seat.
+    pub connect_timeout: Duration,
     /// Keyframe request throttling.
     pub keyframe: KeyframeConfig,
     /// Most videos forwarded to one subscriber (last-N).
@@ -38,6 +41,7 @@ impl Default for RoomConfig {
             max_participants: 300,
             ice_grace: Duration::from_secs(4),
             media_timeout: Duration::from_secs(6),
+            connect_timeout: Duration::from_secs(20),
             keyframe: KeyframeConfig::default(),
             last_n: 25,
             speaker: SpeakerConfig::default(),

@@ -39,6 +39,9 @@ impl Router {
         }))
         .map_err(|_| OfferError::Crashed)?;
         let answer = accepted.map_err(|e| OfferError::Refused(e.to_string()))?;
+        if !p.connected && p.expected_since.is_none() {
+            p.expected_since = Some(now);
+        }
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
             p.ufrag = ufrag.clone();

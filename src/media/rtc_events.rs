@@ -99,7 +99,8 @@ impl Router {
         }
     }
 
-    /// Removes peers whose media path went silent or whose ICE stayed disconnected.
+    /// Removes peers whose media path went silent, whose ICE stayed disconnected, or that
+    /// never connected after an answered offer.
     pub(super) fn reap(&mut self, now: Instant) {
         let c = &self.config;
         let dead: Vec<ParticipantId> = self
@@ -109,6 +110,9 @@ impl Router {
             .filter(|(_, p)| {
                 p.disconnected_since.is_some_and(|t| now >= t + c.ice_grace)
                     || (p.connected && now >= p.last_heard + c.media_timeout)
+                    || (!p.connected
+                        && p.expected_since
+                            .is_some_and(|t| now >= t + c.connect_timeout))
                     || !p.rtc.is_alive()
             })
             .map(|(id, _)| *id)

@@ -82,6 +82,11 @@ pub struct WebRtcPeer {
     pub disconnected_since: Option<Instant>,
     /// Whether ICE ever connected.
     pub connected: bool,
+    /// When its first offer was answered while it had not connected: from then on it is
+    /// expected to connect within `connect_timeout`. A client with nothing to send or receive
+    /// yet (alone with no camera, an audience before anyone presents) does not offer, and is
+    /// not expected to connect.
+    pub expected_since: Option<Instant>,
     /// When the last datagram from it arrived.
     pub last_heard: Instant,
 }
@@ -216,6 +221,7 @@ impl WebRtcPeer {
             next_timeout: now,
             disconnected_since: None,
             connected: false,
+            expected_since: None,
             last_heard: now,
         })
     }

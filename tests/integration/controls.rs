@@ -101,7 +101,7 @@ async fn locked_room_puts_newcomers_in_the_lobby() {
     assert_eq!(wait_type(&mut host, "room_locked").await["locked"], true);
     let (mut bob, m) = raw_join(&server, "lobby", "Bob", json!({})).await;
     assert_eq!(m["type"], "waiting", "{m}");
-    let lobby = wait_type(&mut host, "lobby").await;
+    let lobby = wait_type(&mut host, "lobby_changed").await;
     assert_eq!(lobby["waiting"][0]["name"], "Bob");
     // While waiting, Bob can do nothing else.
     send(
@@ -121,9 +121,9 @@ async fn locked_room_puts_newcomers_in_the_lobby() {
     // A second newcomer is refused.
     let (mut cy, m) = raw_join(&server, "lobby", "Cy", json!({})).await;
     assert_eq!(m["type"], "waiting");
-    // The host saw the lobby empty out after Bob; the next non-empty one has Cy.
+    // The host saw Bob leave the lobby; the next change that adds someone adds Cy.
     let lobby = loop {
-        let l = wait_type(&mut host, "lobby").await;
+        let l = wait_type(&mut host, "lobby_changed").await;
         if l["waiting"].as_array().is_some_and(|w| !w.is_empty()) {
             break l;
         }

@@ -485,7 +485,7 @@ pub(crate) fn free_port() -> u16 {
     s.local_addr().expect("addr").port()
 }
 
-fn raise_own_open_files(at_least: u64) {
+pub(crate) fn raise_own_open_files(at_least: u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -11,6 +11,7 @@ mod host_tools;
 mod hostile;
 mod limits;
 mod load_smoke;
+mod lobby;
 mod meeting;
 mod record;
 mod record_media;

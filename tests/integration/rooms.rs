@@ -79,7 +79,7 @@ async fn asking_for_host_never_grants_it_even_into_locked_or_password_rooms() {
     .await;
     assert_eq!(m["type"], "waiting", "{m}");
     assert_eq!(m["host_present"], true);
-    let lobby = wait_type(&mut ana, "lobby").await;
+    let lobby = wait_type(&mut ana, "lobby_changed").await;
     assert_eq!(lobby["waiting"][0]["role"], "presenter", "{lobby}");
 }
 

@@ -92,10 +92,13 @@ async fn host_promotes_to_the_stage_and_back_without_a_rejoin() {
     ));
     let hands = ana
         .wait_event(Duration::from_secs(5), |m| {
-            matches!(m, ServerMsg::Hands { .. })
+            matches!(m, ServerMsg::HandsChanged(_))
         })
         .await;
-    assert!(matches!(hands, Some(ServerMsg::Hands { queue }) if queue == vec![ana_id]));
+    assert!(
+        matches!(&hands, Some(ServerMsg::HandsChanged(d)) if d.raised == vec![ana_id]),
+        "{hands:?}"
+    );
     set_role(&host, ana_id, "presenter");
     // Ana's video reaches the other audience member: two publishers on stage now.
     let two_videos = |s: &BotStats| {
@@ -113,11 +116,11 @@ async fn host_promotes_to_the_stage_and_back_without_a_rejoin() {
     // The hand was lowered by the promotion.
     let hands = ana
         .wait_event(Duration::from_secs(5), |m| {
-            matches!(m, ServerMsg::Hands { .. })
+            matches!(m, ServerMsg::HandsChanged(_))
         })
         .await;
     assert!(
-        matches!(&hands, Some(ServerMsg::Hands { queue }) if queue.is_empty()),
+        matches!(&hands, Some(ServerMsg::HandsChanged(d)) if d.lowered == vec![ana_id]),
         "{hands:?}"
     );
     // And back to the audience: her tracks are unpublished.
