@@ -8,6 +8,7 @@ mod controls;
 mod fuzz;
 mod hostile;
 mod limits;
+mod lean;
 mod load_smoke;
 mod meeting;
 mod record;

@@ -44,6 +44,17 @@ enum Keys {
     Unsupported,
 }
 
+/// Whether a fast-path peer can be sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Keys and nominated pair in place.
+    Ready,
+    /// DTLS or the nomination not there yet.
+    Waiting,
+    /// The handshake chose a profile this path cannot seal: str0m sends.
+    Str0m,
+}
+
 /// What a packet to send says, beyond its payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet {
@@ -121,16 +132,14 @@ impl FastSender {
         self.pair
     }
 
-    /// Whether the handshake chose a profile this path cannot seal (then str0m sends).
-    pub fn unsupported(&mut self) -> bool {
+    /// Whether this path can send now, must wait, or leaves sending to str0m.
+    pub fn state(&mut self) -> State {
         self.poll_keys();
-        matches!(self.keys, Keys::Unsupported)
-    }
-
-    /// Whether keys and pair are both in place.
-    pub fn ready(&mut self) -> bool {
-        self.poll_keys();
-        matches!(self.keys, Keys::Ready(_)) && self.pair.is_some()
+        match self.keys {
+            Keys::Ready(_) if self.pair.is_some() => State::Ready,
+            Keys::Unsupported => State::Str0m,
+            _ => State::Waiting,
+        }
     }
 
     fn poll_keys(&mut self) {
@@ -248,8 +257,7 @@ impl FastSender {
                 break;
             }
             reports += 1;
-            let since = now.saturating_duration_since(at);
-            let rtp = time + (since.as_nanos() * u128::from(rate) / 1_000_000_000) as u64;
+            let rtp = rtp_at(time, rate, now.saturating_duration_since(at));
             c.extend_from_slice(&[0x80, 200, 0, 6]);
             c.extend_from_slice(&s.ssrc.to_be_bytes());
             c.extend_from_slice(&ntp.to_be_bytes());
@@ -273,6 +281,12 @@ impl FastSender {
     }
 }
 
+/// The RTP time `since` after a packet stamped `time` was sent: media time runs with the
+/// clock between packets, which is what makes the report's RTP/NTP pair one moment.
+pub fn rtp_at(time: u64, clock_rate: u32, since: Duration) -> u64 {
+    time + (since.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u64
+}
+
 /// 64-bit NTP time (seconds . fraction) `since` the sender's epoch.
 pub fn ntp_at(since: Duration) -> u64 {
     let secs = NTP_BASE_SECS + since.as_secs();
@@ -286,5 +300,31 @@ fn transmit(pair: Pair, buf: Vec<u8>) -> Transmit {
         source: pair.local,
         destination: pair.remote,
         contents: buf.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NTP as seconds since the epoch, back from the 32.32 fixed point.
+    fn secs(ntp: u64) -> f64 {
+        (ntp >> 32) as f64 - NTP_BASE_SECS as f64 + (ntp & 0xFFFF_FFFF) as f64 / 4_294_967_296.0
+    }
+
+    #[test]
+    fn report_pairs_rtp_and_ntp_of_the_same_moment_within_a_millisecond() {
+        // Video at 90 kHz, last packet stamped 900_000 sent 2.5 s after the epoch; report
+        // at 3.25 s: RTP must have advanced by 0.75 s of clock, NTP read 3.25 s.
+        let sent = Duration::from_millis(2500);
+        let report = Duration::from_millis(3250);
+        let rtp = rtp_at(900_000, 90_000, report - sent);
+        assert_eq!(rtp, 900_000 + 67_500);
+        assert!((secs(ntp_at(report)) - 3.25).abs() < 0.001);
+        // Audio at 48 kHz over a sub-millisecond gap stays on the sample.
+        assert_eq!(rtp_at(480, 48_000, Duration::from_micros(500)), 504);
+        // Both streams of a sender map the same moment to the same NTP: lip sync.
+        let a = secs(ntp_at(Duration::from_nanos(1_234_567_890)));
+        assert!((a - 1.234_567_890).abs() < 1e-6);
     }
 }
