@@ -6,8 +6,11 @@
 //! the time spent inside the room (its inputs and `poll_output`, [`Sim::room_time`]) is
 //! measured, so the figure is the server's media-core cost per forwarded packet: decrypt once,
 //! decide, rewrite, encrypt per subscriber. Socket costs are not included (see `confab-load`).
+//! Two groups: `fanout_1_to_n` with str0m sending to the viewers, `fanout_1_to_n_lean` with
+//! the lean send path (`media::fast`).
 
 use confab::bot::StreamShape;
+use confab::media::config::SendPath;
 use confab::media::RoomConfig;
 use confab::protocol::Role;
 use confab::sim::{Link, Sim};
@@ -15,9 +18,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 
 /// A connected 1 → `viewers` webinar whose viewers only count what they receive.
-fn webinar(viewers: usize) -> Sim {
+fn webinar(viewers: usize, send_path: SendPath) -> Sim {
     let mut sim = Sim::new(RoomConfig {
         max_participants: viewers + 1,
+        send_path,
         ..RoomConfig::default()
     });
     let instant = Link {
@@ -53,11 +57,16 @@ fn webinar(viewers: usize) -> Sim {
 }
 
 fn fanout(c: &mut Criterion) {
-    let mut g = c.benchmark_group("fanout_1_to_n");
+    fanout_on(c, "fanout_1_to_n", SendPath::Str0m);
+    fanout_on(c, "fanout_1_to_n_lean", SendPath::Lean);
+}
+
+fn fanout_on(c: &mut Criterion, name: &str, path: SendPath) {
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     for n in [10usize, 100] {
-        let mut sim = webinar(n);
+        let mut sim = webinar(n, path);
         // Forwarded packets per virtual second, to state throughput in packets.
         let before = sim.conf.room.counters().rtp_forwarded;
         sim.run_for(Duration::from_secs(1));

@@ -58,6 +58,10 @@ pub struct Settings {
     /// want without pacing [default: true]
     #[arg(long, env = "CONFAB_BANDWIDTH_ESTIMATION", action = clap::ArgAction::Set)]
     pub bandwidth_estimation: Option<bool>,
+    /// Who seals and sends media toward receive-only peers: `str0m`, or `lean` (confab's
+    /// own rewrite + SRTP; experimental) [default: str0m]
+    #[arg(long, env = "CONFAB_SEND_PATH")]
+    pub send_path: Option<crate::media::config::SendPath>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
@@ -347,6 +351,10 @@ impl Settings {
                     .bandwidth_estimation
                     .or(file.bandwidth_estimation)
                     .unwrap_or(d.room.bwe),
+                send_path: self
+                    .send_path
+                    .or(file.send_path)
+                    .unwrap_or(d.room.send_path),
                 ..d.room
             },
             max_message_bytes: self

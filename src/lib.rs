@@ -47,7 +47,9 @@
 //!   then once per down-track that drops it (each gate of [`media::downtrack`] names its own).
 //! - The per-packet path is router (`rtc_events::route`) → `fanout::fan_out` → `Peer::forward`
 //!   → `DownTrack` → str0m write: no allocation, hashing beyond the subscriber's map lookups,
-//!   or dynamic dispatch is added per packet (the peer kind is an enum `match`).
+//!   or dynamic dispatch is added per packet (the peer kind is an enum `match`). On the lean
+//!   send path the write is `fast::sender` instead: rewrite, seal, and a `Transmit` straight
+//!   into the router's output (one datagram buffer per packet, the one str0m also allocates).
 //! - In `media/`, no file imports from a file that imports it: the fan-out takes the peers and
 //!   counters as arguments and knows nothing of the router.
 //! - Nothing a client sends can panic the server; a str0m panic ends only its room's task
@@ -90,6 +92,7 @@
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
+//! | [`media::fast`] | the lean send path (`--send-path lean`): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |

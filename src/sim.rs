@@ -83,6 +83,8 @@ pub struct Sim {
     room_time: Duration,
     /// Fixed time step, if any (see [`Sim::set_tick`]).
     tick: Option<Duration>,
+    /// (first SSRC, E flag + SRTCP index) of every SRTCP datagram the server sent, per peer.
+    srtcp: HashMap<ParticipantId, Vec<(u32, u32)>>,
 }
 
 impl Sim {
@@ -107,6 +109,7 @@ impl Sim {
             new_links: (Link::default(), Link::default()),
             room_time: Duration::ZERO,
             tick: None,
+            srtcp: HashMap::new(),
         }
     }
 
@@ -409,6 +412,9 @@ impl Sim {
         match o {
             Output::Transmit(t) => {
                 if let Some(id) = self.by_addr.get(&t.destination).copied() {
+                    if let Some(nonce) = srtcp_nonce(&t.contents) {
+                        self.srtcp.entry(id).or_default().push(nonce);
+                    }
                     self.send(id, false, t.destination, t.contents.to_vec());
                 }
             }
@@ -424,6 +430,12 @@ impl Sim {
             | Output::Record { .. }
             | Output::ListRecordings(_) => {}
         }
+    }
+
+    /// The (first SSRC, E flag + index) of each SRTCP datagram the server sent to `id`: the
+    /// parts of the GCM nonce a key must never see twice.
+    pub fn srtcp_sent_to(&self, id: ParticipantId) -> &[(u32, u32)] {
+        self.srtcp.get(&id).map_or(&[], Vec::as_slice)
     }
 
     fn random(&mut self) -> f64 {
@@ -487,4 +499,18 @@ impl Sim {
             data,
         }));
     }
+}
+
+/// SRTCP keeps the first packet's SSRC and the trailing E flag + index in the clear
+/// (RFC 3711 §3.4); RTCP is told from RTP by its packet type (RFC 5761 §4).
+fn srtcp_nonce(d: &[u8]) -> Option<(u32, u32)> {
+    let rtcp = d.len() >= 12 && (128..192).contains(&d[0]) && (192..=223).contains(&d[1]);
+    if !rtcp {
+        return None;
+    }
+    let n = d.len();
+    Some((
+        u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
+        u32::from_be_bytes([d[n - 4], d[n - 3], d[n - 2], d[n - 1]]),
+    ))
 }

@@ -33,6 +33,21 @@ pub struct RoomConfig {
     /// address, for firewalls that let only web ports through; the shell sets it when it
     /// tells ICE-TCP apart from web traffic there.
     pub ice_tcp_http_port: Option<u16>,
+    /// Who rewrites, seals and sends media toward receive-only peers.
+    pub send_path: SendPath,
+}
+
+/// Who sends media toward a subscriber.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendPath {
+    /// str0m's whole stack per subscriber (its pacer, estimator, reports, retransmissions).
+    #[default]
+    Str0m,
+    /// confab's own rewrite + SRTP for receive-only peers ([`super::fast`]); str0m keeps
+    /// negotiation, ICE, DTLS and the receive side. No estimator, pacer or retransmission
+    /// yet on this path.
+    Lean,
 }
 
 impl Default for RoomConfig {
@@ -48,6 +63,7 @@ impl Default for RoomConfig {
             bwe: true,
             ice_tcp: false,
             ice_tcp_http_port: None,
+            send_path: SendPath::default(),
         }
     }
 }

@@ -2,12 +2,12 @@
 //!
 //! Called by the router with what it needs; it knows nothing of the router itself.
 
-use super::command::RoomCounters;
+use super::command::{Output, RoomCounters};
 use super::downtrack::{Incoming, Wishes};
 use super::forwarder::DropReason;
 use super::peer::Peer;
 use crate::model::ParticipantId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use str0m::media::Mid;
 
 /// For each subscriber of the packet's up-track: decide, write, count. Returns what the
@@ -17,11 +17,12 @@ pub(super) fn fan_out(
     subscribers: &[(ParticipantId, Mid)],
     peers: &mut BTreeMap<ParticipantId, Peer>,
     counters: &mut RoomCounters,
+    out: &mut VecDeque<Output>,
 ) -> Wishes {
     let mut wishes = Wishes::default();
     for &(subscriber, mid) in subscribers {
         let sent = match peers.get_mut(&subscriber) {
-            Some(peer) => peer.forward(mid, p, &mut wishes),
+            Some(peer) => peer.forward(mid, p, &mut wishes, out),
             None => Err(DropReason::SubscriptionGone),
         };
         match sent {

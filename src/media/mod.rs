@@ -13,6 +13,7 @@ pub mod codec_map;
 pub mod command;
 pub mod config;
 pub mod downtrack;
+pub mod fast;
 mod fanout;
 pub mod forwarder;
 pub mod keyframe;

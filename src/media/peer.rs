@@ -11,9 +11,11 @@
 //! read by a writer task outside the sans-IO core, and its `next_timeout` is `None`: it has
 //! no `Rtc` to drive. A node-to-node relay is the same shape with a socket-side writer.
 
+use super::command::Output;
 use super::downtrack::{Incoming, Wishes};
 use super::forwarder::DropReason;
 use super::webrtc::WebRtcPeer;
+use std::collections::VecDeque;
 use std::time::Instant;
 use str0m::media::Mid;
 
@@ -41,7 +43,10 @@ impl Peer {
     /// When the peer wants time next.
     pub fn next_timeout(&self) -> Option<Instant> {
         match self {
-            Peer::WebRtc(p) => Some(p.next_timeout),
+            Peer::WebRtc(p) => Some(match &p.fast {
+                Some(f) => p.next_timeout.min(f.next_report()),
+                None => p.next_timeout,
+            }),
         }
     }
 
@@ -51,9 +56,10 @@ impl Peer {
         mid: Mid,
         p: &Incoming,
         wishes: &mut Wishes,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), DropReason> {
         match self {
-            Peer::WebRtc(w) => w.forward(mid, p, wishes),
+            Peer::WebRtc(w) => w.forward(mid, p, wishes, out),
         }
     }
 }

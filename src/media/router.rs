@@ -128,6 +128,12 @@ impl Router {
         self.events.push_back(event);
     }
 
+    /// RTP packets and RTCP compounds the fast send path sealed for `id`, if it is on it.
+    pub fn fast_sent(&self, id: ParticipantId) -> Option<(u64, u64)> {
+        let f = self.peers.get(&id)?.webrtc()?.fast.as_deref()?;
+        Some((f.rtp_sent, f.rtcp_sent))
+    }
+
     /// What happened to packets so far.
     pub fn counters(&self) -> &RoomCounters {
         &self.counters
@@ -307,6 +313,9 @@ impl Router {
             return;
         };
         p.last_heard = now;
+        if let Some(fast) = p.fast.as_deref_mut() {
+            fast.on_receive(proto, source, destination, contents);
+        }
         let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
             return;
@@ -332,6 +341,15 @@ impl Router {
                 .map(|(id, _)| *id),
         );
         for &id in &due {
+            let report = self
+                .peers
+                .get_mut(&id)
+                .and_then(Peer::webrtc_mut)
+                .and_then(|p| p.fast.as_deref_mut())
+                .and_then(|f| f.poll_report(now));
+            if let Some(t) = report {
+                self.out.push_back(Output::Transmit(t));
+            }
             // The pacer releases one packet per timeout and then asks for another at once;
             // answering here saves a trip through the room's wake-up for every paced packet.
             for _ in 0..TIMEOUT_ROUNDS {

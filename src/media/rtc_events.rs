@@ -211,7 +211,13 @@ impl Router {
             Some(t) => std::mem::take(&mut t.subscribers),
             None => Vec::new(),
         };
-        let wishes = fan_out(&incoming, &subscribers, &mut self.peers, &mut self.counters);
+        let wishes = fan_out(
+            &incoming,
+            &subscribers,
+            &mut self.peers,
+            &mut self.counters,
+            &mut self.out,
+        );
         if !self.index_dirty {
             if let Some(t) = self.tracks.get_mut(&track_id) {
                 t.subscribers = subscribers;

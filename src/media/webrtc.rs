@@ -2,11 +2,14 @@
 //! and the m-lines parked between tracks; and how a packet a down-track forwards is written.
 
 use super::codec_map;
-use super::config::RoomConfig;
+use super::command::Output;
+use super::config::{RoomConfig, SendPath};
 use super::downtrack::{DownTrack, Incoming, Wishes};
+use super::fast::keys;
+use super::fast::sender::{FastSender, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
 use crate::model::{ParticipantId, TrackId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
@@ -29,6 +32,10 @@ const RESEND_HISTORY: Duration = Duration::from_secs(1);
 const RESEND_PACKETS: usize = 150;
 /// str0m's own default: stop answering NACKs when retransmissions pass 15 % of the traffic.
 const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+
+/// str0m's report interval on the fast path: it must stay silent on the streams the fast
+/// path sends (its sender reports would carry a mapping it never saw), so: once a day.
+const SILENT_REPORTS: Duration = Duration::from_secs(86_400);
 
 /// A pacer sample older than this says nothing about the queue now.
 const FRESH_SAMPLE: Duration = Duration::from_millis(250);
@@ -89,6 +96,9 @@ pub struct WebRtcPeer {
     pub expected_since: Option<Instant>,
     /// When the last datagram from it arrived.
     pub last_heard: Instant,
+    /// Its media is rewritten, sealed and sent by confab itself (receive-only peers when the
+    /// room's send path is lean); str0m's send streams stay silent.
+    pub fast: Option<Box<FastSender>>,
 }
 
 impl WebRtcPeer {
@@ -96,6 +106,10 @@ impl WebRtcPeer {
     /// something before.
     pub fn subscribe(&mut self, mid: Mid, track: TrackId, height: Option<u32>) {
         let mut sub = DownTrack::new(track, height);
+        if let Some(fast) = self.fast.as_deref_mut() {
+            // A renegotiation may have moved the m-line's extension ids.
+            fast.forget_streams();
+        }
         if let Some(mut forwarder) = self.parked.remove(&mid) {
             forwarder.switch_source();
             sub.forwarder = forwarder;
@@ -164,7 +178,9 @@ impl WebRtcPeer {
             .set_send_buffer_video(RESEND_PACKETS);
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
-        let mut config = if room.bwe {
+        // On the lean path str0m's estimator would bring its pacer; the fast path sends.
+        let bwe = room.bwe && !(room.send_path == SendPath::Lean && !may_publish);
+        let mut config = if bwe {
             config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
         } else {
             config
@@ -183,7 +199,17 @@ impl WebRtcPeer {
                 ..Default::default()
             },
         );
-        let mut rtc = config.build(now);
+        // Receive-only peers on the lean path: str0m must not send on their streams.
+        let lean = room.send_path == SendPath::Lean && !may_publish;
+        let (mut rtc, slot) = if lean {
+            let config = config
+                .set_rtcp_report_interval_audio(SILENT_REPORTS)
+                .set_rtcp_report_interval_video(SILENT_REPORTS);
+            let (rtc, slot) = keys::build_tapped(config, now);
+            (rtc, Some(slot))
+        } else {
+            (config.build(now), None)
+        };
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
             rtc.add_local_candidate(candidate);
@@ -204,6 +230,7 @@ impl WebRtcPeer {
             }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let fast = slot.map(|slot| Box::new(FastSender::new(&mut rtc, slot, now)));
         Ok(WebRtcPeer {
             may_publish,
             rtc,
@@ -223,6 +250,7 @@ impl WebRtcPeer {
             connected: false,
             expected_since: None,
             last_heard: now,
+            fast,
         })
     }
 
@@ -232,6 +260,7 @@ impl WebRtcPeer {
         mid: Mid,
         p: &Incoming,
         wishes: &mut Wishes,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), DropReason> {
         if !self.rtc.is_connected() {
             // Anything written before DTLS is up would be lost, keyframe included.
@@ -247,6 +276,28 @@ impl WebRtcPeer {
             codec_map::out_pt(rtc.codec_config(), line_pts, params)
         })?;
         let now = p.view.arrival;
+        if let Some(fast) = self.fast.as_deref_mut() {
+            match fast.state() {
+                State::Str0m => {}
+                State::Waiting => return Err(DropReason::NotConnected),
+                State::Ready => {
+                    // Nothing queues on this path: the congestion gate has no queue to see.
+                    let (seq, time) = down.number(p, wishes, || None)?;
+                    let pkt = Packet {
+                        pt: *pt,
+                        marker: p.pkt.header.marker,
+                        seq,
+                        time,
+                        clock_rate: p.view.clock_rate,
+                    };
+                    let t = fast
+                        .send(rtc, mid, pkt, &p.pkt.payload, now)
+                        .ok_or(DropReason::NoSendStream)?;
+                    out.push_back(Output::Transmit(t));
+                    return Ok(());
+                }
+            }
+        }
         // One send-stream lookup serves the congestion gate and the write.
         let mut api = rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {

@@ -10,6 +10,7 @@ mod fuzz;
 mod host_tools;
 mod hostile;
 mod limits;
+mod lean;
 mod load_smoke;
 mod lobby;
 mod meeting;

@@ -1,0 +1,168 @@
+//! SRTP keying material copied out of str0m's DTLS by a provider that wraps the default one.
+//!
+//! str0m's crypto backend is a public extension point whose parts are `&'static`, so the
+//! wrapper is one process-wide provider. Which `Rtc` an instance belongs to is told by the
+//! thread that builds it: [`build_tapped`] leaves a [`KeySlot`] in a thread-local the
+//! provider takes from as str0m creates that `Rtc`'s DTLS instance (synchronously, inside
+//! `RtcConfig::build`). Every other `Rtc` built with the provider simply has no slot.
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::crypto::dtls::{
+    DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion, ProtocolVersion,
+    SrtpProfile,
+};
+use str0m::crypto::CryptoError;
+use str0m::{Rtc, RtcConfig};
+
+/// What the DTLS handshake agreed for SRTP, as the fast path needs it.
+#[derive(Clone)]
+pub struct Keying {
+    /// RFC 5764 layout: client key, server key, client salt, server salt.
+    pub material: Vec<u8>,
+    /// The protection profile the handshake chose.
+    pub profile: SrtpProfile,
+    /// Whether this side was the DTLS client (it then sends with the client half).
+    pub active: bool,
+}
+
+impl std::fmt::Debug for Keying {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Key bytes never reach a log.
+        f.debug_struct("Keying")
+            .field("len", &self.material.len())
+            .field("profile", &self.profile)
+            .field("active", &self.active)
+            .finish()
+    }
+}
+
+/// Where one `Rtc`'s keying material lands once its handshake completes (set once: WebRTC
+/// does not renegotiate DTLS on a live transport).
+pub type KeySlot = Arc<OnceLock<Keying>>;
+
+thread_local! {
+    static NEXT_SLOT: RefCell<Option<KeySlot>> = const { RefCell::new(None) };
+}
+
+/// The default provider, with its DTLS part wrapped.
+fn tapped_provider() -> Arc<CryptoProvider> {
+    static DEFAULT: OnceLock<CryptoProvider> = OnceLock::new();
+    static TAP: OnceLock<TapProvider> = OnceLock::new();
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let d = DEFAULT.get_or_init(str0m::crypto::from_feature_flags);
+            let tap: &'static TapProvider = TAP.get_or_init(|| TapProvider {
+                inner: d.dtls_provider,
+            });
+            Arc::new(CryptoProvider {
+                srtp_provider: d.srtp_provider,
+                sha1_hmac_provider: d.sha1_hmac_provider,
+                sha1_provider: d.sha1_provider,
+                sha256_provider: d.sha256_provider,
+                dtls_provider: tap,
+            })
+        })
+        .clone()
+}
+
+/// The default provider's parts (SRTP ciphers and HMAC) for the fast path's own use.
+pub fn provider() -> Arc<CryptoProvider> {
+    tapped_provider()
+}
+
+/// Builds an `Rtc` whose SRTP keying material will land in the returned slot.
+pub fn build_tapped(config: RtcConfig, now: Instant) -> (Rtc, KeySlot) {
+    let slot = KeySlot::default();
+    NEXT_SLOT.with(|s| *s.borrow_mut() = Some(slot.clone()));
+    let rtc = config.set_crypto_provider(tapped_provider()).build(now);
+    // Taken by the provider during `build`; cleared here should it ever not be.
+    NEXT_SLOT.with(|s| s.borrow_mut().take());
+    (rtc, slot)
+}
+
+#[derive(Debug)]
+struct TapProvider {
+    inner: &'static dyn DtlsProvider,
+}
+
+impl DtlsProvider for TapProvider {
+    fn generate_certificate(&self) -> Option<DtlsCert> {
+        self.inner.generate_certificate()
+    }
+
+    fn new_dtls(
+        &self,
+        cert: &DtlsCert,
+        now: Instant,
+        dtls_version: DtlsVersion,
+        mtu: Option<usize>,
+    ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
+        let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
+        let slot = NEXT_SLOT.with(|s| s.borrow_mut().take());
+        Ok(match slot {
+            Some(slot) => Box::new(TapInstance { inner, slot }),
+            None => inner,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct TapInstance {
+    inner: Box<dyn DtlsInstance>,
+    slot: KeySlot,
+}
+
+impl DtlsInstance for TapInstance {
+    fn set_active(&mut self, active: bool) {
+        self.inner.set_active(active)
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        self.inner.handle_packet(packet)
+    }
+
+    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        let active = self.inner.is_active();
+        let out = self.inner.poll_output(buf);
+        if let DtlsOutput::KeyingMaterial(km, profile) = &out {
+            let _ = self.slot.set(Keying {
+                material: km.to_vec(),
+                profile: *profile,
+                active,
+            });
+        }
+        out
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
+        self.inner.handle_timeout(now)
+    }
+
+    fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
+        self.inner.send_application_data(data)
+    }
+
+    fn is_active(&self) -> bool {
+        self.inner.is_active()
+    }
+
+    fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.inner.protocol_version()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.inner.is_closing()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn close(&mut self) -> Result<(), DtlsImplError> {
+        self.inner.close()
+    }
+}

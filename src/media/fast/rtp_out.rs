@@ -1,0 +1,145 @@
+//! The RTP header a subscriber receives: its SSRC, payload type and numbers, and the
+//! header extensions its m-line negotiated (mid, transport-wide sequence, abs-send-time).
+
+use std::time::Duration;
+use str0m::rtp::{Extension, ExtensionMap};
+
+/// The negotiated ids of the extensions the fast path writes (one-byte form, 1..=14).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtIds {
+    /// `urn:ietf:params:rtp-hdrext:sdes:mid`
+    pub mid: Option<u8>,
+    /// transport-wide congestion control sequence number
+    pub twcc: Option<u8>,
+    /// abs-send-time
+    pub abs_send_time: Option<u8>,
+}
+
+impl ExtIds {
+    /// The ids an m-line's agreed extension map gives (ids past the one-byte form's 14 are
+    /// left out rather than switching to the two-byte form).
+    pub fn from_map(map: &ExtensionMap) -> Self {
+        let one_byte = |e: Extension| map.id_of(e).filter(|id| (1..=14).contains(id));
+        ExtIds {
+            mid: one_byte(Extension::RtpMid),
+            twcc: one_byte(Extension::TransportSequenceNumber),
+            abs_send_time: one_byte(Extension::AbsoluteSendTime),
+        }
+    }
+}
+
+/// What one outgoing packet's header says.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    /// Payload type of the subscriber's m-line.
+    pub pt: u8,
+    /// Marker bit, as the publisher set it.
+    pub marker: bool,
+    /// Sequence number on the wire (the low 16 bits of the 64-bit one).
+    pub seq: u16,
+    /// RTP timestamp on the wire.
+    pub timestamp: u32,
+    /// The subscriber's send stream.
+    pub ssrc: u32,
+    /// The m-line's mid (written when negotiated).
+    pub mid: &'a str,
+    /// This transport's next transport-wide sequence number.
+    pub twcc_seq: u16,
+    /// Time since the sender's epoch, for abs-send-time.
+    pub since_epoch: Duration,
+}
+
+/// abs-send-time: seconds in 6.18 fixed point, 24 bits.
+fn abs_send_time(t: Duration) -> [u8; 3] {
+    let v = ((t.as_nanos() << 18) / 1_000_000_000) as u32 & 0x00FF_FFFF;
+    let b = v.to_be_bytes();
+    [b[1], b[2], b[3]]
+}
+
+/// Writes the header, extensions included, at the end of `out`; returns its length.
+pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
+    let start = out.len();
+    let has_ext = ids.mid.is_some() || ids.twcc.is_some() || ids.abs_send_time.is_some();
+    out.push(0x80 | if has_ext { 0x10 } else { 0 });
+    out.push(h.pt & 0x7F | if h.marker { 0x80 } else { 0 });
+    out.extend_from_slice(&h.seq.to_be_bytes());
+    out.extend_from_slice(&h.timestamp.to_be_bytes());
+    out.extend_from_slice(&h.ssrc.to_be_bytes());
+    if has_ext {
+        out.extend_from_slice(&[0xBE, 0xDE, 0, 0]);
+        let ext_start = out.len();
+        if let Some(id) = ids.mid {
+            let mid = &h.mid.as_bytes()[..h.mid.len().min(16)];
+            if !mid.is_empty() {
+                out.push(id << 4 | (mid.len() as u8 - 1));
+                out.extend_from_slice(mid);
+            }
+        }
+        if let Some(id) = ids.twcc {
+            out.push(id << 4 | 1);
+            out.extend_from_slice(&h.twcc_seq.to_be_bytes());
+        }
+        if let Some(id) = ids.abs_send_time {
+            out.push(id << 4 | 2);
+            out.extend_from_slice(&abs_send_time(h.since_epoch));
+        }
+        while (out.len() - ext_start) % 4 != 0 {
+            out.push(0);
+        }
+        let words = ((out.len() - ext_start) / 4) as u16;
+        out[ext_start - 2..ext_start].copy_from_slice(&words.to_be_bytes());
+    }
+    out.len() - start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_extensions_are_laid_out_as_rfc_3550_and_8285_say() {
+        let mut map = ExtensionMap::empty();
+        map.set(3, Extension::TransportSequenceNumber);
+        map.set(4, Extension::RtpMid);
+        map.set(2, Extension::AbsoluteSendTime);
+        let ids = ExtIds::from_map(&map);
+        let h = Header {
+            pt: 96,
+            marker: true,
+            seq: 65535,
+            timestamp: 0xDEAD_BEEF,
+            ssrc: 0x1234_5678,
+            mid: "1",
+            twcc_seq: 4242,
+            since_epoch: Duration::from_millis(1500),
+        };
+        let mut out = vec![];
+        let n = write(&mut out, &h, &ids);
+        assert_eq!(n, out.len());
+        assert_eq!(&out[..12], &[0x90, 0x80 | 96, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef, 0x12, 0x34, 0x56, 0x78]);
+        // One-byte extension block: mid "1", twcc 4242, abs-send-time 1.5 s, padded.
+        let ast = (1.5f64 * f64::from(1 << 18)) as u32;
+        let mut ext = vec![0x40, b'1', 0x31, 0x10, 0x92, 0x22];
+        ext.extend_from_slice(&ast.to_be_bytes()[1..]);
+        ext.resize(12, 0);
+        assert_eq!(&out[12..16], &[0xBE, 0xDE, 0, 3]);
+        assert_eq!(&out[16..], &ext[..]);
+    }
+
+    #[test]
+    fn without_negotiated_extensions_the_header_is_twelve_bytes() {
+        let mut out = vec![];
+        let h = Header {
+            pt: 111,
+            marker: false,
+            seq: 1,
+            timestamp: 2,
+            ssrc: 3,
+            mid: "0",
+            twcc_seq: 0,
+            since_epoch: Duration::ZERO,
+        };
+        assert_eq!(write(&mut out, &h, &ExtIds::default()), 12);
+        assert_eq!(out[0], 0x80);
+    }
+}

@@ -1,0 +1,330 @@
+//! A subscriber's send state on the fast path: keys, nominated pair, per-m-line streams,
+//! transport-wide numbering, and the sender reports that carry each stream's RTP/NTP mapping.
+
+use super::ice::{self, Pair};
+use super::keys::{self, KeySlot};
+use super::rtp_out::{self, ExtIds, Header};
+use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::media::Mid;
+use str0m::net::{Protocol, Transmit};
+use str0m::Rtc;
+
+/// How often each stream's sender report goes out (str0m's video default; audio shares it
+/// so one compound carries them all).
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// NTP seconds at the sender's epoch. The sans-IO core reads no wall clock; receivers use
+/// the NTP field only relative to the same sender's other streams (lip sync) and to their
+/// own reports' echo (round trip), so a fixed base is enough.
+const NTP_BASE_SECS: u64 = 0xEC00_0000;
+/// The most streams one compound reports on (each sender report is 28 bytes; a subscriber
+/// has a few dozen m-lines at most, and the compound must stay one datagram).
+const MAX_REPORTS: usize = 40;
+
+/// One m-line's outgoing stream.
+#[derive(Debug, Clone)]
+struct StreamOut {
+    ssrc: u32,
+    ids: ExtIds,
+    /// The last packet sent: its 64-bit timestamp, clock rate and when it was sent.
+    last: Option<(u64, u32, Instant)>,
+    packets: u32,
+    octets: u32,
+}
+
+/// Where the keys stand.
+enum Keys {
+    /// DTLS has not finished.
+    Waiting(KeySlot),
+    /// Sealing.
+    Ready(Sealer),
+    /// A profile the fast path does not implement: the peer stays on str0m's path.
+    Unsupported,
+}
+
+/// Whether a fast-path peer can be sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Keys and nominated pair in place.
+    Ready,
+    /// DTLS or the nomination not there yet.
+    Waiting,
+    /// The handshake chose a profile this path cannot seal: str0m sends.
+    Str0m,
+}
+
+/// What a packet to send says, beyond its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet {
+    /// Payload type of the m-line.
+    pub pt: u8,
+    /// Marker bit.
+    pub marker: bool,
+    /// 64-bit sequence number (its high bits are the SRTP rollover counter).
+    pub seq: u64,
+    /// 64-bit RTP timestamp.
+    pub time: u64,
+    /// The clock the timestamp counts in.
+    pub clock_rate: u32,
+}
+
+/// A subscriber's fast-path send state.
+pub struct FastSender {
+    keys: Keys,
+    ufrag: String,
+    pass: String,
+    pair: Option<Pair>,
+    epoch: Instant,
+    twcc_seq: u64,
+    streams: HashMap<Mid, StreamOut>,
+    next_report: Instant,
+    /// RTP packets sealed and handed out.
+    pub rtp_sent: u64,
+    /// RTCP compounds sealed and handed out.
+    pub rtcp_sent: u64,
+}
+
+impl FastSender {
+    /// A sender for the `Rtc` whose keys land in `slot`, with its ICE credentials.
+    pub fn new(rtc: &mut Rtc, slot: KeySlot, now: Instant) -> Self {
+        let creds = rtc.direct_api().local_ice_credentials();
+        FastSender {
+            keys: Keys::Waiting(slot),
+            ufrag: creds.ufrag,
+            pass: creds.pass,
+            pair: None,
+            epoch: now,
+            twcc_seq: 0,
+            streams: HashMap::new(),
+            next_report: now + REPORT_EVERY,
+            rtp_sent: 0,
+            rtcp_sent: 0,
+        }
+    }
+
+    /// Watches what the peer sends for the nomination of the pair to send on.
+    pub fn on_receive(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        // STUN starts with 0b00 (RFC 7983); RTP, RTCP and DTLS never do.
+        if contents.first().is_none_or(|b| *b > 3) {
+            return;
+        }
+        let p = keys::provider();
+        let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
+        if ice::nominates(contents, &self.ufrag, &self.pass, hmac) {
+            self.pair = Some(Pair {
+                proto,
+                local: destination,
+                remote: source,
+            });
+        }
+    }
+
+    /// The pair media goes to, once nominated.
+    pub fn pair(&self) -> Option<Pair> {
+        self.pair
+    }
+
+    /// Whether this path can send now, must wait, or leaves sending to str0m.
+    pub fn state(&mut self) -> State {
+        self.poll_keys();
+        match self.keys {
+            Keys::Ready(_) if self.pair.is_some() => State::Ready,
+            Keys::Unsupported => State::Str0m,
+            _ => State::Waiting,
+        }
+    }
+
+    fn poll_keys(&mut self) {
+        let Keys::Waiting(slot) = &self.keys else {
+            return;
+        };
+        let Some(keying) = slot.get() else {
+            return;
+        };
+        let reporter = self.reporter_ssrc();
+        self.keys = match Sealer::new(&keys::provider(), keying, reporter) {
+            Ok(s) => Keys::Ready(s),
+            Err(e) => {
+                tracing::info!(error = %e, "fast send path unavailable; str0m sends");
+                Keys::Unsupported
+            }
+        };
+    }
+
+    /// An SSRC none of this peer's streams uses: the head of every compound sealed here.
+    fn reporter_ssrc(&self) -> u32 {
+        let mut ssrc = rand::random::<u32>() | 1;
+        while self.streams.values().any(|s| s.ssrc == ssrc) {
+            ssrc = ssrc.wrapping_add(2);
+        }
+        ssrc
+    }
+
+    /// Forgets cached stream parameters (a renegotiation may have changed extension ids).
+    pub fn forget_streams(&mut self) {
+        self.streams.clear();
+    }
+
+    /// Rewrites, seals and addresses one packet for the m-line `mid`; `None` until ready or
+    /// when the m-line has no send stream.
+    pub fn send(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        pkt: Packet,
+        payload: &[u8],
+        now: Instant,
+    ) -> Option<Transmit> {
+        let pair = self.pair?;
+        let Keys::Ready(sealer) = &mut self.keys else {
+            return None;
+        };
+        let stream = match self.streams.get_mut(&mid) {
+            Some(s) => s,
+            None => {
+                let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+                let ids = rtc
+                    .media(mid)
+                    .map(|m| ExtIds::from_map(m.remote_extmap()))
+                    .unwrap_or_default();
+                let s = StreamOut {
+                    ssrc,
+                    ids,
+                    last: None,
+                    packets: 0,
+                    octets: 0,
+                };
+                self.streams.entry(mid).or_insert(s)
+            }
+        };
+        let header = Header {
+            pt: pkt.pt,
+            marker: pkt.marker,
+            seq: pkt.seq as u16,
+            timestamp: pkt.time as u32,
+            ssrc: stream.ssrc,
+            mid: &mid,
+            twcc_seq: self.twcc_seq as u16,
+            since_epoch: now.saturating_duration_since(self.epoch),
+        };
+        if stream.ids.twcc.is_some() {
+            self.twcc_seq += 1;
+        }
+        let mut buf = Vec::with_capacity(12 + 16 + payload.len() + RTP_OVERHEAD);
+        rtp_out::write(&mut buf, &header, &stream.ids);
+        sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
+        stream.last = Some((pkt.time, pkt.clock_rate, now));
+        stream.packets = stream.packets.wrapping_add(1);
+        stream.octets = stream.octets.wrapping_add(payload.len() as u32);
+        self.rtp_sent += 1;
+        Some(transmit(pair, buf))
+    }
+
+    /// When the next sender report is due.
+    pub fn next_report(&self) -> Instant {
+        self.next_report
+    }
+
+    /// The sender reports, when due: one compound headed by the reporter's empty receiver
+    /// report (the SRTCP nonce rule), then a sender report per stream that has sent.
+    pub fn poll_report(&mut self, now: Instant) -> Option<Transmit> {
+        if now < self.next_report {
+            return None;
+        }
+        self.next_report = now + REPORT_EVERY;
+        let pair = self.pair?;
+        let Keys::Ready(sealer) = &mut self.keys else {
+            return None;
+        };
+        let mut c = Vec::with_capacity(8 + 28 * 4 + RTCP_OVERHEAD);
+        c.extend_from_slice(&[0x80, 201, 0, 1]);
+        c.extend_from_slice(&sealer.reporter().to_be_bytes());
+        let ntp = ntp_at(now.saturating_duration_since(self.epoch));
+        let mut reports = 0;
+        for s in self.streams.values() {
+            let Some((time, rate, at)) = s.last else {
+                continue;
+            };
+            if reports == MAX_REPORTS {
+                break;
+            }
+            reports += 1;
+            let rtp = rtp_at(time, rate, now.saturating_duration_since(at));
+            c.extend_from_slice(&[0x80, 200, 0, 6]);
+            c.extend_from_slice(&s.ssrc.to_be_bytes());
+            c.extend_from_slice(&ntp.to_be_bytes());
+            c.extend_from_slice(&(rtp as u32).to_be_bytes());
+            c.extend_from_slice(&s.packets.to_be_bytes());
+            c.extend_from_slice(&s.octets.to_be_bytes());
+        }
+        if reports == 0 {
+            return None;
+        }
+        match sealer.seal_rtcp(&mut c) {
+            Ok(_) => {
+                self.rtcp_sent += 1;
+                Some(transmit(pair, c))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sender report not sealed");
+                None
+            }
+        }
+    }
+}
+
+/// The RTP time `since` after a packet stamped `time` was sent: media time runs with the
+/// clock between packets, which is what makes the report's RTP/NTP pair one moment.
+pub fn rtp_at(time: u64, clock_rate: u32, since: Duration) -> u64 {
+    time + (since.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u64
+}
+
+/// 64-bit NTP time (seconds . fraction) `since` the sender's epoch.
+pub fn ntp_at(since: Duration) -> u64 {
+    let secs = NTP_BASE_SECS + since.as_secs();
+    let frac = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+    secs << 32 | frac
+}
+
+fn transmit(pair: Pair, buf: Vec<u8>) -> Transmit {
+    Transmit {
+        proto: pair.proto,
+        source: pair.local,
+        destination: pair.remote,
+        contents: buf.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NTP as seconds since the epoch, back from the 32.32 fixed point.
+    fn secs(ntp: u64) -> f64 {
+        (ntp >> 32) as f64 - NTP_BASE_SECS as f64 + (ntp & 0xFFFF_FFFF) as f64 / 4_294_967_296.0
+    }
+
+    #[test]
+    fn report_pairs_rtp_and_ntp_of_the_same_moment_within_a_millisecond() {
+        // Video at 90 kHz, last packet stamped 900_000 sent 2.5 s after the epoch; report
+        // at 3.25 s: RTP must have advanced by 0.75 s of clock, NTP read 3.25 s.
+        let sent = Duration::from_millis(2500);
+        let report = Duration::from_millis(3250);
+        let rtp = rtp_at(900_000, 90_000, report - sent);
+        assert_eq!(rtp, 900_000 + 67_500);
+        assert!((secs(ntp_at(report)) - 3.25).abs() < 0.001);
+        // Audio at 48 kHz over a sub-millisecond gap stays on the sample.
+        assert_eq!(rtp_at(480, 48_000, Duration::from_micros(500)), 504);
+        // Both streams of a sender map the same moment to the same NTP: lip sync.
+        let a = secs(ntp_at(Duration::from_nanos(1_234_567_890)));
+        assert!((a - 1.234_567_890).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,301 @@
+//! SRTP/SRTCP for the fast path: RFC 3711 key derivation and RFC 7714 AEAD-GCM, on the
+//! ciphers of str0m's own crypto provider (the AES-GCM already in the build).
+//!
+//! SRTCP nonces are built from (SSRC of the compound's first packet, SRTCP index). str0m keeps
+//! one index per context on the same key, so every compound sealed here must start with a
+//! packet from [`Sealer::reporter`], an SSRC str0m never uses; [`Sealer::seal_rtcp`] refuses
+//! anything else, and refuses to wrap its 31-bit index, so no nonce is ever used twice.
+
+use super::keys::Keying;
+use str0m::config::CryptoProvider;
+use str0m::crypto::dtls::SrtpProfile;
+use str0m::crypto::{AeadAes128Gcm, AeadAes128GcmCipher, AeadAes256Gcm, AeadAes256GcmCipher};
+
+/// Bytes a sealed RTP packet grows by (the GCM tag).
+pub const RTP_OVERHEAD: usize = 16;
+/// Bytes a sealed RTCP compound grows by (tag, then E flag and index).
+pub const RTCP_OVERHEAD: usize = 16 + 4;
+/// The last SRTCP index; past it the key would have to change (RFC 3711 §9.2).
+const MAX_SRTCP_INDEX: u32 = (1 << 31) - 1;
+
+// RFC 3711 §4.3.2 key derivation labels.
+const LABEL_RTP_KEY: u8 = 0;
+const LABEL_RTP_SALT: u8 = 2;
+const LABEL_RTCP_KEY: u8 = 3;
+const LABEL_RTCP_SALT: u8 = 5;
+
+/// Why a context could not be made or a packet not sealed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SrtpError {
+    /// The handshake chose a profile the fast path does not implement (AES-CM + HMAC);
+    /// such a peer stays on str0m's path.
+    #[error("SRTP profile {0} is not supported by the fast path")]
+    Profile(String),
+    /// The keying material has the wrong length for its profile.
+    #[error("keying material of {0} bytes does not fit its profile")]
+    Material(usize),
+    /// A compound must start with the reporter's own packet (see the module comment).
+    #[error("an RTCP compound sealed here must start with the reporter SSRC")]
+    NotReporter,
+    /// The SRTCP index is exhausted; sealing more would reuse a nonce.
+    #[error("SRTCP index exhausted")]
+    IndexExhausted,
+    /// A packet too short, or failing authentication (opening only).
+    #[error("malformed or unauthenticated packet")]
+    Malformed,
+}
+
+enum Gcm {
+    Aes128(Box<dyn AeadAes128GcmCipher>),
+    Aes256(Box<dyn AeadAes256GcmCipher>),
+}
+
+impl Gcm {
+    fn seal(&mut self, iv: &[u8; 12], aad: &[u8], input: &[u8], out: &mut [u8]) -> bool {
+        match self {
+            Gcm::Aes128(c) => c.encrypt(iv, aad, input, out).is_ok(),
+            Gcm::Aes256(c) => c.encrypt(iv, aad, input, out).is_ok(),
+        }
+    }
+
+    fn open(&mut self, iv: &[u8; 12], aads: &[&[u8]], input: &[u8], out: &mut [u8]) -> bool {
+        match self {
+            Gcm::Aes128(c) => c.decrypt(iv, aads, input, out).is_ok(),
+            Gcm::Aes256(c) => c.decrypt(iv, aads, input, out).is_ok(),
+        }
+    }
+}
+
+/// One direction's session keys.
+struct Session {
+    rtp: Gcm,
+    rtp_salt: [u8; 12],
+    rtcp: Gcm,
+    rtcp_salt: [u8; 12],
+}
+
+/// Which half of the keying material a context uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What this side sends.
+    Send,
+    /// What the other side sends.
+    Receive,
+}
+
+/// RFC 3711 §4.3: AES in counter mode over (master salt XOR label) as the PRF.
+fn derive(
+    provider: &CryptoProvider,
+    master: &[u8],
+    salt: &[u8],
+    label: u8,
+    out: &mut [u8],
+) {
+    // The master salt (112 bits for AES-CM, 96 for GCM) sits at the block's start.
+    let mut input = [0u8; 16];
+    input[..salt.len().min(14)].copy_from_slice(&salt[..salt.len().min(14)]);
+    input[7] ^= label;
+    let mut block = [0u8; 32];
+    for (round, chunk) in out.chunks_mut(16).enumerate() {
+        input[14..].copy_from_slice(&(round as u16).to_be_bytes());
+        match master.len() {
+            16 => provider
+                .srtp_provider
+                .srtp_aes_128_ecb_round(master, &input, &mut block),
+            _ => provider
+                .srtp_provider
+                .srtp_aes_256_ecb_round(master, &input, &mut block),
+        }
+        chunk.copy_from_slice(&block[..chunk.len()]);
+    }
+}
+
+fn session(
+    provider: &CryptoProvider,
+    keying: &Keying,
+    dir: Direction,
+) -> Result<Session, SrtpError> {
+    let key_len = match keying.profile {
+        SrtpProfile::AEAD_AES_128_GCM => AeadAes128Gcm::KEY_LEN,
+        SrtpProfile::AEAD_AES_256_GCM => AeadAes256Gcm::KEY_LEN,
+        other => return Err(SrtpError::Profile(format!("{other:?}"))),
+    };
+    let m = &keying.material;
+    if m.len() != 2 * key_len + 2 * 12 {
+        return Err(SrtpError::Material(m.len()));
+    }
+    // The DTLS client's half comes first (RFC 5764 §4.2).
+    let client = keying.active == (dir == Direction::Send);
+    let (k, s) = if client { (0, 0) } else { (key_len, 12) };
+    let master = &m[k..k + key_len];
+    let mut salt = [0u8; 12];
+    salt.copy_from_slice(&m[2 * key_len + s..2 * key_len + s + 12]);
+    let mut rtp_salt = [0u8; 12];
+    let mut rtcp_salt = [0u8; 12];
+    derive(provider, master, &salt, LABEL_RTP_SALT, &mut rtp_salt);
+    derive(provider, master, &salt, LABEL_RTCP_SALT, &mut rtcp_salt);
+    let encrypt = dir == Direction::Send;
+    let cipher = |label: u8| -> Gcm {
+        let p = provider.srtp_provider;
+        if key_len == 16 {
+            let mut key = [0u8; 16];
+            derive(provider, master, &salt, label, &mut key);
+            Gcm::Aes128(p.aead_aes_128_gcm().create_cipher(key, encrypt))
+        } else {
+            let mut key = [0u8; 32];
+            derive(provider, master, &salt, label, &mut key);
+            Gcm::Aes256(p.aead_aes_256_gcm().create_cipher(key, encrypt))
+        }
+    };
+    Ok(Session {
+        rtp: cipher(LABEL_RTP_KEY),
+        rtp_salt,
+        rtcp: cipher(LABEL_RTCP_KEY),
+        rtcp_salt,
+    })
+}
+
+fn rtp_iv(salt: &[u8; 12], ssrc: u32, index: u64) -> [u8; 12] {
+    let roc = (index >> 16) as u32;
+    AeadAes128Gcm::rtp_iv(*salt, ssrc, roc, index as u16)
+}
+
+/// The sealing side of one subscriber's transport.
+pub struct Sealer {
+    keys: Session,
+    reporter: u32,
+    srtcp_index: u32,
+    scratch: Vec<u8>,
+}
+
+impl Sealer {
+    /// A sealer for what this side sends; `reporter` heads every RTCP compound it seals.
+    pub fn new(
+        provider: &CryptoProvider,
+        keying: &Keying,
+        reporter: u32,
+    ) -> Result<Self, SrtpError> {
+        Ok(Sealer {
+            keys: session(provider, keying, Direction::Send)?,
+            reporter,
+            srtcp_index: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The SSRC every compound sealed here starts with.
+    pub fn reporter(&self) -> u32 {
+        self.reporter
+    }
+
+    /// Appends `payload` sealed after the RTP header already in `out` (the header is the
+    /// authenticated data). `index` is the packet's 64-bit sequence number (ROC and seq).
+    pub fn seal_rtp(&mut self, out: &mut Vec<u8>, payload: &[u8], ssrc: u32, index: u64) {
+        let header_len = out.len();
+        out.resize(header_len + payload.len() + RTP_OVERHEAD, 0);
+        let (header, body) = out.split_at_mut(header_len);
+        let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
+        let sealed = self.keys.rtp.seal(&iv, header, payload, body);
+        // The provider's GCM fails only on a wrong buffer length, which this sizing rules out.
+        debug_assert!(sealed, "GCM seal with a correctly sized buffer");
+    }
+
+    /// Seals a plain RTCP compound in place; returns the SRTCP index it used.
+    pub fn seal_rtcp(&mut self, compound: &mut Vec<u8>) -> Result<u32, SrtpError> {
+        if compound.len() < 8 {
+            return Err(SrtpError::Malformed);
+        }
+        let first = u32::from_be_bytes([compound[4], compound[5], compound[6], compound[7]]);
+        if first != self.reporter {
+            return Err(SrtpError::NotReporter);
+        }
+        if self.srtcp_index > MAX_SRTCP_INDEX {
+            return Err(SrtpError::IndexExhausted);
+        }
+        let index = self.srtcp_index;
+        self.srtcp_index += 1;
+        let e_index = (index | 0x8000_0000).to_be_bytes();
+        let mut aad = [0u8; 12];
+        aad[..8].copy_from_slice(&compound[..8]);
+        aad[8..].copy_from_slice(&e_index);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&compound[8..]);
+        let body_len = self.scratch.len();
+        compound.resize(8 + body_len + 16, 0);
+        let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, first, index);
+        let sealed = self
+            .keys
+            .rtcp
+            .seal(&iv, &aad, &self.scratch, &mut compound[8..]);
+        debug_assert!(sealed, "GCM seal with a correctly sized buffer");
+        compound.extend_from_slice(&e_index);
+        Ok(index)
+    }
+}
+
+/// The opening side: what the other end sends (its RTCP toward us; tests' receivers).
+pub struct Opener {
+    keys: Session,
+}
+
+impl Opener {
+    /// An opener for what the other side sends.
+    pub fn new(provider: &CryptoProvider, keying: &Keying) -> Result<Self, SrtpError> {
+        Ok(Opener {
+            keys: session(provider, keying, Direction::Receive)?,
+        })
+    }
+
+    /// Opens an SRTP packet whose header is `header_len` bytes and whose 64-bit index the
+    /// caller estimated; returns header + clear payload.
+    pub fn open_rtp(
+        &mut self,
+        packet: &[u8],
+        header_len: usize,
+        index: u64,
+    ) -> Result<Vec<u8>, SrtpError> {
+        if packet.len() < header_len + RTP_OVERHEAD || header_len < 12 {
+            return Err(SrtpError::Malformed);
+        }
+        let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        let (header, body) = packet.split_at(header_len);
+        let mut out = header.to_vec();
+        out.resize(header_len + body.len() - RTP_OVERHEAD, 0);
+        let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
+        let clear = &mut out[header_len..];
+        if !self.keys.rtp.open(&iv, &[header], body, clear) {
+            return Err(SrtpError::Malformed);
+        }
+        Ok(out)
+    }
+
+    /// Opens an SRTCP compound; returns the clear compound and its index.
+    pub fn open_rtcp(&mut self, packet: &[u8]) -> Result<(Vec<u8>, u32), SrtpError> {
+        if packet.len() < 8 + RTCP_OVERHEAD {
+            return Err(SrtpError::Malformed);
+        }
+        let (rest, trailer) = packet.split_at(packet.len() - 4);
+        let e_index = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        if e_index & 0x8000_0000 == 0 {
+            // Unencrypted SRTCP is never sent by browsers nor by this server.
+            return Err(SrtpError::Malformed);
+        }
+        let index = e_index & MAX_SRTCP_INDEX;
+        let ssrc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, ssrc, index);
+        let mut out = rest[..8].to_vec();
+        out.resize(rest.len() - 16, 0);
+        if !self
+            .keys
+            .rtcp
+            .open(&iv, &[&rest[..8], trailer], &rest[8..], &mut out[8..])
+        {
+            return Err(SrtpError::Malformed);
+        }
+        Ok((out, index))
+    }
+}
+
+#[cfg(test)]
+#[path = "srtp_tests.rs"]
+mod tests;

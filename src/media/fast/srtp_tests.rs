@@ -1,0 +1,141 @@
+use super::*;
+use crate::media::fast::keys::provider;
+use std::collections::HashSet;
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn keying(profile: SrtpProfile, active: bool) -> Keying {
+    let len = match profile {
+        SrtpProfile::AEAD_AES_128_GCM => 2 * 16 + 2 * 12,
+        _ => 2 * 32 + 2 * 12,
+    };
+    Keying {
+        material: (0..len as u8).map(|b| b.wrapping_mul(37) ^ 0x5a).collect(),
+        profile,
+        active,
+    }
+}
+
+#[test]
+fn key_derivation_matches_rfc_3711_appendix_b3() {
+    let p = provider();
+    let master = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
+    let salt = hex("0EC675AD498AFEEBB6960B3AABE6");
+    let mut key = [0u8; 16];
+    derive(&p, &master, &salt, LABEL_RTP_KEY, &mut key);
+    assert_eq!(key.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+    let mut s = [0u8; 14];
+    derive(&p, &master, &salt, LABEL_RTP_SALT, &mut s);
+    assert_eq!(s.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
+    let mut auth = [0u8; 20];
+    derive(&p, &master, &salt, 1, &mut auth);
+    assert_eq!(auth.to_vec(), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+}
+
+#[test]
+fn rtp_sealed_by_one_side_opens_on_the_other_for_both_gcm_profiles() {
+    let p = provider();
+    for profile in [SrtpProfile::AEAD_AES_128_GCM, SrtpProfile::AEAD_AES_256_GCM] {
+        // The DTLS client seals; the server opens what the client sends.
+        let mut sealer = Sealer::new(&p, &keying(profile, true), 7).expect("gcm");
+        let mut opener = Opener::new(&p, &keying(profile, false)).expect("gcm");
+        let header = [0x80u8, 96, 0x12, 0x34, 0, 0, 0, 9, 0xAA, 0xBB, 0xCC, 0xDD];
+        let payload: Vec<u8> = (0..1200u32).map(|i| i as u8).collect();
+        let index = (3u64 << 16) | 0x1234;
+        let mut out = header.to_vec();
+        sealer.seal_rtp(&mut out, &payload, 0xAABB_CCDD, index);
+        assert_eq!(out.len(), 12 + 1200 + RTP_OVERHEAD);
+        assert_ne!(&out[12..1212], &payload[..], "the payload is encrypted");
+        let clear = opener.open_rtp(&out, 12, index).expect("authentic");
+        assert_eq!(&clear[12..], &payload[..]);
+        // A wrong rollover counter or a flipped bit fails authentication.
+        assert!(opener.open_rtp(&out, 12, 0x1234).is_err());
+        out[20] ^= 1;
+        assert!(opener.open_rtp(&out, 12, index).is_err());
+    }
+}
+
+#[test]
+fn the_other_half_of_the_material_does_not_open_it() {
+    let p = provider();
+    let profile = SrtpProfile::AEAD_AES_128_GCM;
+    let mut sealer = Sealer::new(&p, &keying(profile, true), 7).expect("gcm");
+    let mut wrong = Opener::new(&p, &keying(profile, true)).expect("gcm");
+    let mut out = vec![0x80u8, 96, 0, 1, 0, 0, 0, 9, 0, 0, 0, 5];
+    sealer.seal_rtp(&mut out, b"hello", 5, 1);
+    assert!(wrong.open_rtp(&out, 12, 1).is_err());
+}
+
+/// An empty receiver report from `ssrc`, then a sender report from `media`.
+fn compound(ssrc: u32, media: u32) -> Vec<u8> {
+    let mut c = vec![0x80, 201, 0, 1];
+    c.extend_from_slice(&ssrc.to_be_bytes());
+    c.extend_from_slice(&[0x80, 200, 0, 6]);
+    c.extend_from_slice(&media.to_be_bytes());
+    c.extend_from_slice(&[0u8; 20]);
+    c
+}
+
+#[test]
+fn rtcp_round_trips_and_carries_its_index_in_the_clear() {
+    let p = provider();
+    let profile = SrtpProfile::AEAD_AES_256_GCM;
+    let mut sealer = Sealer::new(&p, &keying(profile, false), 0xFEED).expect("gcm");
+    let mut opener = Opener::new(&p, &keying(profile, true)).expect("gcm");
+    for expected in 0..3u32 {
+        let plain = compound(0xFEED, 0x1111);
+        let mut c = plain.clone();
+        let index = sealer.seal_rtcp(&mut c).expect("reporter first");
+        assert_eq!(index, expected);
+        assert_eq!(c.len(), plain.len() + RTCP_OVERHEAD);
+        let (opened, got) = opener.open_rtcp(&c).expect("authentic");
+        assert_eq!((opened, got), (plain, expected));
+    }
+}
+
+/// The nonce rule: (first SSRC, index) never repeats, and a compound that does not start
+/// with the reporter (whose SSRC str0m could also be using with its own index) is refused.
+#[test]
+fn no_ssrc_and_srtcp_index_pair_is_ever_sealed_twice() {
+    let p = provider();
+    let mut sealer =
+        Sealer::new(&p, &keying(SrtpProfile::AEAD_AES_128_GCM, true), 0xFEED).expect("gcm");
+    let mut seen = HashSet::new();
+    for _ in 0..10_000 {
+        let mut c = compound(0xFEED, 0x2222);
+        sealer.seal_rtcp(&mut c).expect("reporter first");
+        let n = c.len();
+        let ssrc = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+        let e_index = u32::from_be_bytes([c[n - 4], c[n - 3], c[n - 2], c[n - 1]]);
+        assert!(e_index & 0x8000_0000 != 0, "always encrypted");
+        assert!(seen.insert((ssrc, e_index)), "nonce reused at {e_index:#x}");
+    }
+    let mut media_first = compound(0x2222, 0xFEED);
+    assert_eq!(
+        sealer.seal_rtcp(&mut media_first),
+        Err(SrtpError::NotReporter)
+    );
+    // At the end of the index space it stops instead of wrapping.
+    sealer.srtcp_index = MAX_SRTCP_INDEX;
+    assert!(sealer.seal_rtcp(&mut compound(0xFEED, 1)).is_ok());
+    assert_eq!(
+        sealer.seal_rtcp(&mut compound(0xFEED, 1)),
+        Err(SrtpError::IndexExhausted)
+    );
+}
+
+#[test]
+fn aes_cm_profile_is_refused_so_the_peer_stays_on_str0m() {
+    let p = provider();
+    let k = Keying {
+        material: vec![0; 60],
+        profile: SrtpProfile::AES128_CM_SHA1_80,
+        active: true,
+    };
+    assert!(matches!(Sealer::new(&p, &k, 1), Err(SrtpError::Profile(_))));
+}
