@@ -14,6 +14,7 @@ pub mod command;
 pub mod config;
 pub mod downtrack;
 mod fanout;
+pub mod fast;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
