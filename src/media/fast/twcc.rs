@@ -355,4 +355,4 @@ pub fn parse_feedback(buf: &[u8], fb: &mut Feedback) -> Result<(), FeedbackError
 
 #[cfg(test)]
 #[path = "twcc_tests.rs"]
-mod tests;
+pub(crate) mod tests;
