@@ -15,7 +15,6 @@ pub mod config;
 pub mod downtrack;
 pub mod fast;
 mod fanout;
-pub mod fast;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
