@@ -83,7 +83,7 @@ pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
             out.push(id << 4 | 2);
             out.extend_from_slice(&abs_send_time(h.since_epoch));
         }
-        while (out.len() - ext_start) % 4 != 0 {
+        while !(out.len() - ext_start).is_multiple_of(4) {
             out.push(0);
         }
         let words = ((out.len() - ext_start) / 4) as u16;
