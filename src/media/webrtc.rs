@@ -176,11 +176,12 @@ impl WebRtcPeer {
             .enable_h264(true)
             // Capped here; aged by `bound_resend_history` once the m-line is used.
             .set_send_buffer_video(RESEND_PACKETS);
+        // Receive-only peers on the lean path: str0m must not send on their streams, so its
+        // estimator (which brings its pacer) stays off and the fast path sends.
+        let lean = room.send_path == SendPath::Lean && !may_publish;
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
-        // On the lean path str0m's estimator would bring its pacer; the fast path sends.
-        let bwe = room.bwe && !(room.send_path == SendPath::Lean && !may_publish);
-        let mut config = if bwe {
+        let mut config = if room.bwe && !lean {
             config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
         } else {
             config
@@ -199,8 +200,6 @@ impl WebRtcPeer {
                 ..Default::default()
             },
         );
-        // Receive-only peers on the lean path: str0m must not send on their streams.
-        let lean = room.send_path == SendPath::Lean && !may_publish;
         let (mut rtc, slot) = if lean {
             let config = config
                 .set_rtcp_report_interval_audio(SILENT_REPORTS)

@@ -22,14 +22,21 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
         .expect("join");
     let audience: Vec<_> = (0..3)
         .map(|i| {
-            sim.join(&format!("a{i}"), Role::Audience, false, StreamShape::default())
-                .expect("join")
+            sim.join(
+                &format!("a{i}"),
+                Role::Audience,
+                false,
+                StreamShape::default(),
+            )
+            .expect("join")
         })
         .collect();
     let ok = sim.run_until(Duration::from_secs(5), |s| {
         audience.iter().all(|id| {
             let st = s.stats(*id);
-            st.tracks.values().any(|t| t.video && t.keyframes > 0 && t.packets > 50)
+            st.tracks
+                .values()
+                .any(|t| t.video && t.keyframes > 0 && t.packets > 50)
                 && st.tracks.values().any(|t| !t.video && t.packets > 50)
         })
     });
@@ -49,7 +56,10 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
         }
         let (rtp, rtcp) = sim.conf.room.fast_sent(*id).expect("on the fast path");
         let received: u64 = st.tracks.values().map(|t| t.packets).sum();
-        assert!(rtp >= received && rtp > 0, "fast {rtp}, received {received}");
+        assert!(
+            rtp >= received && rtp > 0,
+            "fast {rtp}, received {received}"
+        );
         assert!(rtcp >= 3, "a sender report a second: {rtcp}");
     }
     // The publisher stays on str0m's path (it needs str0m's receiver reports).
@@ -82,4 +92,32 @@ fn no_srtcp_nonce_is_used_twice_toward_a_lean_subscriber() {
     for pair in sent {
         assert!(seen.insert(*pair), "nonce reused: {pair:x?} in {sent:x?}");
     }
+}
+
+/// Keyframe requests still reach the publisher for a lean subscriber: with no periodic
+/// keyframes at all, a late audience member decodes only because one was asked for.
+#[test]
+fn a_late_lean_subscriber_gets_a_keyframe_on_request() {
+    let shape = StreamShape {
+        keyframe_interval: Duration::from_secs(3600),
+        ..StreamShape::default()
+    };
+    let mut sim = Sim::new(lean());
+    sim.join("host", Role::Host, true, shape).expect("join");
+    sim.run_for(Duration::from_secs(4));
+    let late = sim
+        .join("late", Role::Audience, false, shape)
+        .expect("join");
+    let ok = sim.run_until(Duration::from_secs(3), |s| {
+        s.stats(late)
+            .tracks
+            .values()
+            .any(|t| t.video && t.keyframes > 0)
+    });
+    assert!(ok, "no keyframe: {:?}", sim.stats(late));
+    assert!(sim
+        .conf
+        .room
+        .fast_sent(late)
+        .is_some_and(|(rtp, _)| rtp > 0));
 }

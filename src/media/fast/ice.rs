@@ -106,7 +106,7 @@ mod tests {
             m.extend_from_slice(&t.to_be_bytes());
             m.extend_from_slice(&(v.len() as u16).to_be_bytes());
             m.extend_from_slice(v);
-            while m.len() % 4 != 0 {
+            while !m.len().is_multiple_of(4) {
                 m.push(0);
             }
         };

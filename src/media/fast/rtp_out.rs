@@ -83,7 +83,7 @@ pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
             out.push(id << 4 | 2);
             out.extend_from_slice(&abs_send_time(h.since_epoch));
         }
-        while (out.len() - ext_start) % 4 != 0 {
+        while !(out.len() - ext_start).is_multiple_of(4) {
             out.push(0);
         }
         let words = ((out.len() - ext_start) / 4) as u16;
@@ -116,7 +116,23 @@ mod tests {
         let mut out = vec![];
         let n = write(&mut out, &h, &ids);
         assert_eq!(n, out.len());
-        assert_eq!(&out[..12], &[0x90, 0x80 | 96, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef, 0x12, 0x34, 0x56, 0x78]);
+        assert_eq!(
+            &out[..12],
+            &[
+                0x90,
+                0x80 | 96,
+                0xff,
+                0xff,
+                0xde,
+                0xad,
+                0xbe,
+                0xef,
+                0x12,
+                0x34,
+                0x56,
+                0x78
+            ]
+        );
         // One-byte extension block: mid "1", twcc 4242, abs-send-time 1.5 s, padded.
         let ast = (1.5f64 * f64::from(1 << 18)) as u32;
         let mut ext = vec![0x40, b'1', 0x31, 0x10, 0x92, 0x22];

@@ -34,7 +34,10 @@ fn key_derivation_matches_rfc_3711_appendix_b3() {
     assert_eq!(s.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
     let mut auth = [0u8; 20];
     derive(&p, &master, &salt, 1, &mut auth);
-    assert_eq!(auth.to_vec(), hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4"));
+    assert_eq!(
+        auth.to_vec(),
+        hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
+    );
 }
 
 #[test]
