@@ -64,7 +64,8 @@
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
 //! | [`conference`] | admission (mode, password, lock, lobby, bans), roster, roles, moderation, hands |
 //! | `conference::handle` | the one exhaustive match over client messages |
-//! | `conference::output` | media events → server messages; the conference's outputs |
+//! | `conference::output` | media events → server messages; the conference's outputs (and its tick) |
+//! | `conference::lists` | raised hands and the lobby sent as coalesced changes; the lobby's wait timeout |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
 //! | `conference::admin` | room settings per role (keys to hosts), removal with bans, the room API's calls |
 //! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
