@@ -67,7 +67,8 @@
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
 //! | [`conference`] | admission (mode, password, lock, lobby, bans), roster, roles, moderation, hands |
 //! | `conference::handle` | the one exhaustive match over client messages |
-//! | `conference::output` | media events → server messages; the conference's outputs |
+//! | `conference::output` | media events → server messages; the conference's outputs (and its tick) |
+//! | `conference::lists` | raised hands and the lobby sent as coalesced changes; the lobby's wait timeout |
 //! | [`conference::talk`] | chat history and Q&A with upvotes |
 //! | `conference::host` | role changes, spotlight, ask to unmute, mute all, stage invitations, join-muted setting, reactions |
 //! | [`conference::polls`] | the room's poll: one vote each, results coalesced |

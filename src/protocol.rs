@@ -412,7 +412,7 @@ pub enum ServerMsg {
         /// Them, as they are now.
         participant: ParticipantInfo,
     },
-    /// Raised hands, in arrival order.
+    /// Raised hands, in arrival order. Not sent since `hands_changed` (kept for parsers).
     Hands {
         /// The queue.
         queue: Vec<ParticipantId>,

@@ -181,15 +181,14 @@ impl ClientCore {
                     self.negotiate();
                 }
             }
-            ServerMsg::Error { code, .. }
-                if matches!(
-                    code,
+            ServerMsg::Error {
+                code:
                     ErrorCode::SdpRejected
-                        | ErrorCode::Forbidden
-                        | ErrorCode::BadMessage
-                        | ErrorCode::TooLarge
-                ) =>
-            {
+                    | ErrorCode::Forbidden
+                    | ErrorCode::BadMessage
+                    | ErrorCode::TooLarge,
+                ..
+            } => {
                 // A refused offer is abandoned; the client keeps what it has. Other errors
                 // (a chat over the talk limit) answer other messages: dropping the offer
                 // then would apply its answer to nothing, and the next offer's to the
