@@ -86,6 +86,7 @@
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
+//! | [`media::fast`] | the lean send path's pure parts: TWCC register + feedback parsing, GCC estimator, burst pacer, per-source RTX history |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
