@@ -302,12 +302,6 @@ struct Capacity {
     var: f64,
 }
 
-impl Capacity {
-    fn deviation_kbps(&self) -> f64 {
-        (self.var * self.mean_kbps).sqrt()
-    }
-}
-
 /// The GCC-style estimator (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Gcc {
@@ -376,11 +370,6 @@ impl Gcc {
     /// The acknowledged (received) rate, once 100 ms of arrivals are known.
     pub fn acked(&self) -> Option<Bitrate> {
         self.acked.rate().map(|r| Bitrate(r as u64))
-    }
-
-    /// Smoothed feedback round trip (send → feedback received; includes the feedback interval).
-    pub fn rtt(&self) -> Duration {
-        self.rtt
     }
 
     fn us(&self, t: Instant) -> i64 {
@@ -469,13 +458,13 @@ impl Gcc {
         });
         self.last_change = Some(now);
         if let (Some(cap), Some(a)) = (self.capacity, acked) {
-            if a / 1_000.0 > cap.mean_kbps + 3.0 * cap.deviation_kbps() {
+            if a / 1_000.0 > cap.mean_kbps + 3.0 * (cap.var * cap.mean_kbps).sqrt() {
                 self.capacity = None; // the link grew: search multiplicatively again
             }
         }
         let before = self.delay_rate;
         let near = self.capacity.is_some_and(|c| {
-            (self.delay_rate / 1_000.0 - c.mean_kbps).abs() <= 3.0 * c.deviation_kbps()
+            (self.delay_rate / 1_000.0 - c.mean_kbps).abs() <= 3.0 * (c.var * c.mean_kbps).sqrt()
         });
         if near {
             // About one 1,200-byte packet more per response time.
@@ -503,7 +492,7 @@ impl Gcc {
             mean_kbps: sample_kbps,
             var: 0.4,
         });
-        if c.mean_kbps - 3.0 * c.deviation_kbps() > sample_kbps {
+        if c.mean_kbps - 3.0 * (c.var * c.mean_kbps).sqrt() > sample_kbps {
             // Far below what we knew: the link shrank; start the average again.
             *c = Capacity {
                 mean_kbps: sample_kbps,
