@@ -163,7 +163,8 @@ impl Trendline {
     fn update(&mut self, delay_ms: f64, arrival_ms: f64) -> Option<f64> {
         self.deltas = (self.deltas + 1).min(1_000);
         self.accumulated += delay_ms;
-        self.smoothed = TREND_SMOOTHING * self.smoothed + (1.0 - TREND_SMOOTHING) * self.accumulated;
+        self.smoothed =
+            TREND_SMOOTHING * self.smoothed + (1.0 - TREND_SMOOTHING) * self.accumulated;
         let first = *self.first_arrival_ms.get_or_insert(arrival_ms);
         self.samples[self.next] = (arrival_ms - first, self.smoothed);
         self.next = (self.next + 1) % TREND_WINDOW;
@@ -212,7 +213,9 @@ impl Detector {
 
     fn detect(&mut self, trend: f64, group_gap_ms: f64, now_ms: f64) -> Signal {
         if trend > self.threshold {
-            let over = self.over_ms.map_or(group_gap_ms / 2.0, |t| t + group_gap_ms);
+            let over = self
+                .over_ms
+                .map_or(group_gap_ms / 2.0, |t| t + group_gap_ms);
             self.over_ms = Some(over);
             self.over_count += 1;
             if over > OVERUSE_TIME_MS && self.over_count > 1 && trend >= self.prev_trend {
@@ -299,12 +302,6 @@ struct Capacity {
     var: f64,
 }
 
-impl Capacity {
-    fn deviation_kbps(&self) -> f64 {
-        (self.var * self.mean_kbps).sqrt()
-    }
-}
-
 /// The GCC-style estimator (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Gcc {
@@ -375,11 +372,6 @@ impl Gcc {
         self.acked.rate().map(|r| Bitrate(r as u64))
     }
 
-    /// Smoothed feedback round trip (send → feedback received; includes the feedback interval).
-    pub fn rtt(&self) -> Duration {
-        self.rtt
-    }
-
     fn us(&self, t: Instant) -> i64 {
         t.saturating_duration_since(self.epoch).as_micros() as i64
     }
@@ -416,9 +408,10 @@ impl Gcc {
             self.trend = Trendline::new();
             return None;
         }
-        let trend = self
-            .trend
-            .update(arrival_delta - send_delta, done.last_arrival_us as f64 / 1_000.0)?;
+        let trend = self.trend.update(
+            arrival_delta - send_delta,
+            done.last_arrival_us as f64 / 1_000.0,
+        )?;
         Some(
             self.detector
                 .detect(trend, send_delta, done.last_arrival_us as f64 / 1_000.0),
@@ -431,7 +424,9 @@ impl Gcc {
             Signal::Overuse => {
                 self.overuses += 1;
                 self.clean_since = now;
-                let gap = self.rtt.clamp(Duration::from_millis(50), Duration::from_millis(200));
+                let gap = self
+                    .rtt
+                    .clamp(Duration::from_millis(50), Duration::from_millis(200));
                 let may_cut = self.last_decrease.is_none_or(|t| now >= t + gap);
                 if may_cut {
                     let base = acked.unwrap_or(self.delay_rate);
@@ -458,18 +453,18 @@ impl Gcc {
     }
 
     fn increase(&mut self, now: Instant, acked: Option<f64>) {
-        let dt = self
-            .last_change
-            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64().min(1.0));
+        let dt = self.last_change.map_or(0.0, |t| {
+            now.saturating_duration_since(t).as_secs_f64().min(1.0)
+        });
         self.last_change = Some(now);
         if let (Some(cap), Some(a)) = (self.capacity, acked) {
-            if a / 1_000.0 > cap.mean_kbps + 3.0 * cap.deviation_kbps() {
+            if a / 1_000.0 > cap.mean_kbps + 3.0 * (cap.var * cap.mean_kbps).sqrt() {
                 self.capacity = None; // the link grew: search multiplicatively again
             }
         }
         let before = self.delay_rate;
         let near = self.capacity.is_some_and(|c| {
-            (self.delay_rate / 1_000.0 - c.mean_kbps).abs() <= 3.0 * c.deviation_kbps()
+            (self.delay_rate / 1_000.0 - c.mean_kbps).abs() <= 3.0 * (c.var * c.mean_kbps).sqrt()
         });
         if near {
             // About one 1,200-byte packet more per response time.
@@ -477,7 +472,9 @@ impl Gcc {
             self.delay_rate += (1_200.0 * 8.0 / response).max(4_000.0) * dt;
         } else {
             let clean = now.saturating_duration_since(self.clean_since);
-            let ramp = (clean.saturating_sub(self.config.speedup_after).as_secs_f64()
+            let ramp = (clean
+                .saturating_sub(self.config.speedup_after)
+                .as_secs_f64()
                 / self.config.speedup_over.as_secs_f64().max(1e-3))
             .min(1.0);
             let eta = self.config.increase_per_s
@@ -495,7 +492,7 @@ impl Gcc {
             mean_kbps: sample_kbps,
             var: 0.4,
         });
-        if c.mean_kbps - 3.0 * c.deviation_kbps() > sample_kbps {
+        if c.mean_kbps - 3.0 * (c.var * c.mean_kbps).sqrt() > sample_kbps {
             // Far below what we knew: the link shrank; start the average again.
             *c = Capacity {
                 mean_kbps: sample_kbps,
@@ -518,7 +515,9 @@ impl Gcc {
         }
         // Smoothed over windows, so one unlucky window of random loss does not cut.
         let sample = f64::from(lost) / f64::from(total);
-        let fraction = self.loss_smoothed.map_or(sample, |s| 0.5 * s + 0.5 * sample);
+        let fraction = self
+            .loss_smoothed
+            .map_or(sample, |s| 0.5 * s + 0.5 * sample);
         self.loss_smoothed = Some(fraction);
         self.loss_counted = (0, 0);
         self.loss_window_start = now;
@@ -584,7 +583,9 @@ impl Estimator for Gcc {
     }
 
     fn estimate(&self) -> Bitrate {
-        let rate = self.loss_cap.map_or(self.delay_rate, |c| c.min(self.delay_rate));
+        let rate = self
+            .loss_cap
+            .map_or(self.delay_rate, |c| c.min(self.delay_rate));
         Bitrate(rate.clamp(self.config.min.0 as f64, self.config.max.0 as f64) as u64)
     }
 }

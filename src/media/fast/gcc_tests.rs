@@ -215,6 +215,7 @@ fn ramps_up_on_a_clean_path_without_false_overuse() {
     let mut sim = Sim::new();
     let took = sim.run_until(Duration::from_secs(20), |s| s.estimate() >= 2_000_000);
     assert!(took.is_some(), "estimate {}", sim.estimate());
+    eprintln!("figure: 300 kbit/s → 2 Mbit/s on a clean path in {took:?}");
     assert!(
         took.unwrap_or_default() <= Duration::from_secs(15),
         "{took:?}"
@@ -236,14 +237,17 @@ fn a_300_kbit_cap_is_found_within_2_s_and_a_lifted_cap_within_10_s() {
     let took = sim
         .run_until(Duration::from_secs(5), |s| s.estimate() < 300_000)
         .expect("estimate fell under the cap");
+    eprintln!("figure: under a 300 kbit/s cap after {took:?}");
     assert!(took <= Duration::from_secs(2), "took {took:?}");
     // While capped it stays near the cap: under it on average, and far above the floor.
     let mean = sim.mean_estimate_over(Duration::from_secs(10));
+    eprintln!("figure: mean estimate under the cap {mean}");
     assert!((150_000..=330_000).contains(&mean), "mean under cap {mean}");
     sim.path.rate_bps = None;
     let took = sim
         .run_until(Duration::from_secs(20), |s| s.estimate() >= 2_000_000)
         .expect("recovered");
+    eprintln!("figure: cap lifted, ≥ 2 Mbit/s after {took:?}");
     assert!(took <= Duration::from_secs(10), "recovery took {took:?}");
 }
 
@@ -257,6 +261,7 @@ fn five_percent_random_loss_without_queueing_does_not_collapse_the_estimate() {
     sim.path.loss = 0.05;
     let mean = sim.mean_estimate_over(Duration::from_secs(20));
     let low = (before as f64 * 0.8) as u64;
+    eprintln!("figure: 5 % loss: before {before}, mean over 20 s {mean}");
     assert!(mean >= low, "mean under 5 % loss {mean}, before {before}");
     assert!(sim.estimate() >= low, "{} after 20 s", sim.estimate());
 }
@@ -284,6 +289,7 @@ fn a_step_in_delay_without_loss_is_detected() {
     let took = sim
         .run_until(Duration::from_secs(2), |s| s.gcc.overuses() > 0)
         .expect("overuse detected");
+    eprintln!("figure: +100 ms delay step detected after {took:?}");
     assert!(took <= Duration::from_secs(1), "{took:?}");
     sim.run_for(Duration::from_millis(200));
     assert!(sim.estimate() < before, "{before} → {}", sim.estimate());
