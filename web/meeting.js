@@ -295,10 +295,6 @@ export function startMeeting(banner, opts) {
     setTimeout(attempt, RECONNECT_EVERY_MS);
   }
 
-  // Declared before any event can show a toast (a declaration after the return would never run).
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let toastTimer;
-
   // Leaving a page closes the socket, so the others see us go at once rather than on a timeout.
   addEventListener('pagehide', () => client.close());
 
