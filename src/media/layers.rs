@@ -151,6 +151,12 @@ impl Router {
                 set.extend(sub.selector.current());
             }
         }
+        // A recording receives the stage's top layer even when no viewer does.
+        if let Some(track) = self.tap.as_ref().and_then(|t| t.stage_track()) {
+            if let Some(top) = self.tracks.get(&track).map(|t| t.layers.len() - 1) {
+                needed.entry(track).or_default().insert(top as Layer);
+            }
+        }
         let mut msgs = vec![];
         for (id, t) in self.tracks.iter_mut() {
             if t.info.kind != Kind::Video {

@@ -65,6 +65,11 @@ impl RecordTap {
         &self.handle
     }
 
+    /// The track on stage, if any (its top layer is asked of the publisher).
+    pub fn stage_track(&self) -> Option<TrackId> {
+        self.stage.map(|s| track_of(s).0)
+    }
+
     /// Ends the tap; the writer finishes the file and reports `Stopped`.
     pub fn stop(self) {
         self.handle.stop();
@@ -157,11 +162,12 @@ impl RecordTap {
                     .find(|t| t.info.source == Source::Camera)
             });
         let source = pick.map(|t| {
-            // The highest layer that arrives now (a paused layer has no rate).
+            // The highest layer that arrives now (a paused layer has no rate); when none does,
+            // the top one, which the router then asks the publisher for.
             let layer = (0..t.layers.len())
                 .rev()
                 .find(|&i| t.layers[i].meter.rate(now).is_some_and(|r| r > 0))
-                .unwrap_or(0);
+                .unwrap_or(t.layers.len().saturating_sub(1));
             source_of(t.info.id, layer as Layer)
         });
         if source == self.stage || source.is_none() {
@@ -215,6 +221,8 @@ impl Router {
         if let Some(source) = tap.choose_stage(&self.tracks, speaker, now) {
             let (track, layer) = track_of(source);
             self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
+            // The publisher may have paused that layer: announce what the recording needs.
+            self.alloc_dirty = true;
         }
     }
 }

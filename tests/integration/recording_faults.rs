@@ -59,14 +59,18 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("server starts");
-        let http = format!("http://127.0.0.1:{tcp}");
+        // Owned at once: dropping it (also on a failed start) kills and reaps the process.
+        let server = Server {
+            child,
+            http: format!("http://127.0.0.1:{tcp}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if call(&http, "GET", "/healthz", None, None)
+            if call(&server.http, "GET", "/healthz", None, None)
                 .await
                 .is_ok_and(|a| a.status == 200)
             {
-                return Server { child, http };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
