@@ -62,6 +62,7 @@
 //! | [`model`] | ids, roles + the permission table, sources, kinds, room mode, leave reasons |
 //! | [`protocol`] | every signalling message (the written-down protocol) and its version |
 //! | [`protocol::host`], [`protocol::polls`] | payloads of the host tools, stage invitations, reactions and polls |
+//! | `protocol::changes`, `protocol::recording`, `protocol::errors` | lobby/hand deltas, recording payloads, the stable error codes |
 //! | [`rate`] | the token bucket behind every rate limit |
 //! | [`config`] | settings, defaults, CLI/env/TOML merge |
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
@@ -126,7 +127,7 @@
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
 //! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |
 //! | [`cluster::proxy`] | the signalling relay from the node that accepted a WebSocket to the room's node |
-//! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester) |
+//! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester); `bot::real` sends real VP8/Opus from a clip |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //!

@@ -5,6 +5,7 @@
 //! and the virtual-time simulator both wrap this one core.
 
 use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
+use super::seq::extend_seq;
 use super::{BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
 use crate::protocol::{ClientMsg, ErrorCode, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
@@ -584,29 +585,5 @@ impl ClientCore {
             }
         }
         Ok(())
-    }
-}
-
-/// The 64-bit sequence number closest to `reference` whose low 16 bits are `seq16`.
-fn extend_seq(reference: Option<u64>, seq16: u16) -> u64 {
-    // Start high enough that a few reordered packets before the first never go negative.
-    let Some(r) = reference else {
-        return (1 << 16) + u64::from(seq16);
-    };
-    let delta = seq16.wrapping_sub(r as u16) as i16;
-    r.saturating_add_signed(i64::from(delta))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::extend_seq;
-
-    #[test]
-    fn sequence_numbers_extend_across_wraps_and_reordering() {
-        let a = extend_seq(None, 65_535);
-        let b = extend_seq(Some(a), 0);
-        assert_eq!(b, a + 1);
-        assert_eq!(extend_seq(Some(b), 65_534), a - 1);
-        assert_eq!(extend_seq(Some(b), 5), b + 5);
     }
 }

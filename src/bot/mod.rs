@@ -10,6 +10,7 @@ mod delays;
 mod media;
 pub mod real;
 mod run;
+mod seq;
 
 pub use delays::DelayHistogram;
 pub use media::{read_stamp, stamp_micros, Stamp, StreamShape};

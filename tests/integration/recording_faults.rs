@@ -54,6 +54,8 @@ impl Server {
                 c
             }
         };
+        // `Server`'s Drop kills and waits for the child; clippy cannot see through the move.
+        #[allow(clippy::zombie_processes)]
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -16,12 +16,12 @@
 //! (delay and loss estimator behind `Estimator`), [`pacer`] (burst-bounded) and [`history`]
 //! (per-source RTX payloads). They are tested on their own and not yet driven by the sender.
 
+pub mod gcc;
+pub mod history;
 pub mod ice;
 pub mod keys;
+pub mod pacer;
 pub mod rtp_out;
 pub mod sender;
 pub mod srtp;
-pub mod gcc;
-pub mod history;
-pub mod pacer;
 pub mod twcc;
