@@ -20,7 +20,7 @@ pub struct ClusterMetrics {
     pub redis_errors: Counter,
     /// 1 while the last Redis call succeeded.
     pub redis_up: Gauge,
-    /// Live nodes Redis listed at this node's last placement of a new room.
+    /// Live nodes Redis listed at this node's last heartbeat or placement of a new room.
     pub nodes: Gauge,
     /// Sessions this node relays to another node now.
     pub relayed_out: Gauge,

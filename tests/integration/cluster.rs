@@ -361,3 +361,65 @@ async fn relays_pass_the_per_address_cap_and_forged_relays_do_not() {
         let _ = b.leave().await;
     }
 }
+
+/// Drained through the room API, a node leaves placement and tells its participants to
+/// rejoin (`shutting_down`, as on SIGTERM), and keeps running: the room comes back on the
+/// other node, joined through both. The nodes gauge follows the heartbeats meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drained_node_hands_its_rooms_over_and_stays_up() {
+    let redis = Redis::start().await;
+    let n1 = Node::start(&redis, "n1").await;
+    let a = Bot::join(BotConfig::new(n1.ws(), "drained", "a"))
+        .await
+        .expect("joins");
+    let n2 = Node::start(&redis, "n2").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while n1.metric("confab_cluster_nodes ").await < 2.0
+        || n2.metric("confab_cluster_nodes ").await < 2.0
+    {
+        assert!(
+            Instant::now() < until,
+            "nodes gauge not refreshed by heartbeats"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owner(&n2, "drained").await.as_deref(), Some("n1"));
+    let b = Bot::join(BotConfig::new(n2.ws(), "drained", "b"))
+        .await
+        .expect("joins");
+    let bots = vec![a, b];
+    all_receive(&bots, Duration::from_secs(15)).await;
+
+    let request = format!(
+        "POST /api/cluster/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let reply = raw(n1.http, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"draining\":true"), "{reply}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !bots.iter().all(Bot::is_finished) {
+        assert!(Instant::now() < until, "sessions were not told to rejoin");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rejoining through both nodes, as the web client does by itself.
+    let mut back = vec![];
+    for (i, node) in [&n1, &n2].iter().enumerate() {
+        let config = BotConfig::new(node.ws(), "drained", format!("again{i}"));
+        back.push(Bot::join(config).await.expect("rejoins"));
+    }
+    all_receive(&back, Duration::from_secs(15)).await;
+    assert_eq!(owner(&n1, "drained").await.as_deref(), Some("n2"));
+    assert_eq!(n1.metric("confab_participants ").await, 0.0);
+    assert_eq!(n2.metric("confab_participants ").await, 2.0);
+    assert_eq!(n1.metric("confab_cluster_relayed_out ").await, 1.0);
+    let view = n2.cluster().await;
+    let drained = view["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == "n1"))
+        .map(|n| n["draining"].clone());
+    assert_eq!(drained, Some(serde_json::json!(true)), "{view}");
+    for b in back {
+        let _ = b.leave().await;
+    }
+}
