@@ -114,6 +114,10 @@ pub struct Settings {
     /// [default: ws://<listen>/ws]
     #[arg(long, env = "CONFAB_NODE_URL")]
     pub node_url: Option<String>,
+    /// Secret shared by every node of the cluster, at least 16 characters, required with
+    /// `--redis-url`: it authenticates sessions one node relays to another [default: none]
+    #[arg(long, env = "CONFAB_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -416,6 +420,7 @@ impl Settings {
                 self.redis_url.or(file.redis_url),
                 self.node_id.or(file.node_id),
                 self.node_url.or(file.node_url),
+                self.cluster_secret.or(file.cluster_secret),
                 listen,
             )?,
             ..config

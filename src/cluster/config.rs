@@ -21,7 +21,12 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// `ws://host:port/ws` where other nodes reach this node's signalling.
     pub node_url: String,
+    /// Shared by every node: proves a relayed session comes from another node.
+    pub secret: String,
 }
+
+/// Shortest cluster secret accepted.
+pub const MIN_SECRET: usize = 16;
 
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,15 +40,28 @@ impl std::fmt::Debug for ClusterConfig {
 
 impl ClusterConfig {
     /// The cluster settings, or `None` without a Redis URL (a single node).
+    ///
+    /// The secret is required rather than generated and kept in Redis: a node must check
+    /// relays while Redis is down (each node then serves rooms itself, but relays already
+    /// placed keep arriving), a secret in Redis would change with a Redis that lost its data,
+    /// and anything able to read Redis would then be able to bypass the per-address cap.
     pub fn resolve(
         redis_url: Option<String>,
         node_id: Option<String>,
         node_url: Option<String>,
+        secret: Option<String>,
         listen: SocketAddr,
     ) -> Result<Option<ClusterConfig>, ConfigError> {
         let Some(redis_url) = redis_url.filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
+        let secret = secret.unwrap_or_default();
+        let printable = secret.bytes().all(|b| b.is_ascii_graphic());
+        if secret.len() < MIN_SECRET || !printable {
+            return Err(ConfigError::Invalid(format!(
+                "cluster-secret is needed with redis-url: at least {MIN_SECRET} printable ASCII characters without spaces, the same on every node"
+            )));
+        }
         if redis::Client::open(redis_url.as_str()).is_err() {
             return Err(ConfigError::Invalid(
                 "redis-url is not a valid redis:// URL".into(),
@@ -78,6 +96,7 @@ impl ClusterConfig {
             redis_url,
             node_id,
             node_url,
+            secret,
         }))
     }
 }

@@ -20,7 +20,7 @@ pub struct ClusterMetrics {
     pub redis_errors: Counter,
     /// 1 while the last Redis call succeeded.
     pub redis_up: Gauge,
-    /// Live nodes Redis listed at this node's last placement of a new room.
+    /// Live nodes Redis listed at this node's last heartbeat or placement of a new room.
     pub nodes: Gauge,
     /// Sessions this node relays to another node now.
     pub relayed_out: Gauge,
@@ -28,6 +28,8 @@ pub struct ClusterMetrics {
     pub relayed_in: Counter,
     /// Relays that could not reach the room's node.
     pub relay_failures: Counter,
+    /// WebSocket upgrades refused for a relay header without the cluster secret.
+    pub relay_forged: Counter,
     /// Rooms this node serves that Redis names another node for (after Redis lost its data).
     pub conflicts: Counter,
 }
@@ -54,6 +56,7 @@ impl Default for ClusterMetrics {
         let redis_errors = c(&mut registry, "redis_errors", "Redis calls failed");
         let relayed_in = c(&mut registry, "relayed_in", "Sessions relayed here");
         let relay_failures = c(&mut registry, "relay_failures", "Relays failed");
+        let relay_forged = c(&mut registry, "relay_forged", "Relay headers refused");
         let conflicts = c(&mut registry, "conflicts", "Rooms claimed by two nodes");
         let redis_up = g(&mut registry, "redis_up", "Redis reachable");
         let nodes = g(&mut registry, "nodes", "Live nodes");
@@ -67,6 +70,7 @@ impl Default for ClusterMetrics {
             relayed_out,
             relayed_in,
             relay_failures,
+            relay_forged,
             conflicts,
         }
     }

@@ -49,6 +49,8 @@ pub struct Cluster {
     con: ConnectionManager,
     media: Vec<SocketAddr>,
     draining: AtomicBool,
+    /// Turns true when the room API drains this node: its sessions are told to rejoin.
+    drained: tokio::sync::watch::Sender<bool>,
     /// Nodes a relay could not reach, until when they are treated as gone (their
     /// registration may outlive them by up to a lease). Bounded: one entry per node.
     unreachable: Mutex<HashMap<String, Instant>>,
@@ -78,6 +80,7 @@ impl Cluster {
             con,
             media,
             draining: AtomicBool::new(false),
+            drained: tokio::sync::watch::Sender::new(false),
             unreachable: Mutex::new(HashMap::new()),
         })
     }
@@ -243,6 +246,22 @@ impl Cluster {
             .await;
     }
 
+    /// Drains this node while it keeps running (the room API's `POST /api/cluster/drain`):
+    /// no new rooms, its room claims freed, and every session here told `shutting_down`, on
+    /// which clients rejoin and are placed on other nodes. Sessions it relays elsewhere go on.
+    pub async fn drain_now(&self, shared: &Shared) {
+        self.drain(shared).await;
+        for room in shared.rooms.names() {
+            self.evict(&room, self.id()).await;
+        }
+        self.drained.send_replace(true);
+    }
+
+    /// Fires once this node has been drained by [`Cluster::drain_now`].
+    pub fn drained(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.drained.subscribe()
+    }
+
     /// Leaves the cluster at a clean stop: its registration and its room claims go at once,
     /// so the rooms' participants are placed elsewhere when they rejoin.
     pub async fn leave(&self, shared: &Shared) {
@@ -304,6 +323,12 @@ impl Cluster {
         {
             return;
         }
+        if let Some(nodes) = self
+            .call(|mut c| async move { registry::nodes(&mut c).await })
+            .await
+        {
+            self.metrics.nodes.set(nodes.len() as i64);
+        }
         if self.is_draining() {
             return;
         }
@@ -341,6 +366,17 @@ impl Cluster {
             "rooms": rooms,
         }))
     }
+}
+
+/// Completes once `drained` (a session's [`Cluster::drained`], if in a cluster) fires; never
+/// for a single node.
+pub async fn until_drained(drained: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    if let Some(rx) = drained {
+        if rx.wait_for(|d| *d).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// CPU seconds this process has used (user + system), from /proc; 0 where unavailable.

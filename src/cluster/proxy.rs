@@ -16,10 +16,20 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as Up;
 
-/// The header that marks a relayed session (its value: the relaying node's id). The node
-/// that receives it serves the session itself and never relays it again, so two nodes that
-/// disagree about a room cannot bounce a session between them.
+/// The header that marks a relayed session; its value is the cluster secret
+/// (`--cluster-secret`), compared in constant time. The node that receives it serves the
+/// session itself and never relays it again, so two nodes that disagree about a room cannot
+/// bounce a session between them; and the connection is exempt from the per-address cap
+/// (every relayed session comes from the relaying node's address). The secret travels in the
+/// clear like the rest of node-to-node signalling (`ws://`): nodes talk on a private network.
 pub const RELAY_HEADER: &str = "x-confab-relay";
+
+/// Whether a relay header's value is the cluster secret (constant time: the comparison
+/// reveals nothing of the secret but its length).
+pub fn authentic(value: &[u8], secret: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    value.ct_eq(secret.as_bytes()).into()
+}
 
 /// Longest the connection to the room's node may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -48,11 +58,10 @@ where
     let mut request = url
         .into_client_request()
         .map_err(|e| Unreachable(e.to_string()))?;
-    let id = cluster
-        .id()
-        .parse()
-        .map_err(|_| Unreachable("node id is not a header value".into()))?;
-    request.headers_mut().insert(RELAY_HEADER, id);
+    let mut secret = axum::http::HeaderValue::from_str(&cluster.config.secret)
+        .map_err(|_| Unreachable("cluster secret is not a header value".into()))?;
+    secret.set_sensitive(true);
+    request.headers_mut().insert(RELAY_HEADER, secret);
     let limit = shared.config.max_message_bytes * 2;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(limit))

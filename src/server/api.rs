@@ -79,6 +79,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S
         .route("/api/rooms/{room}/participants/{id}", delete(remove))
         .merge(super::recordings_api::routes())
         .route("/api/cluster", get(cluster))
+        .route("/api/cluster/drain", post(drain))
         .route("/api/{*rest}", get(unknown).post(unknown).delete(unknown))
         .route("/new-meeting", post(new_meeting))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -288,6 +289,32 @@ async fn cluster(
             "Redis does not answer; rooms on this node keep running.",
         )),
     }
+}
+
+/// Drains this node: it leaves placement and its participants rejoin on other nodes; it
+/// keeps serving the sessions it relays and its health and metrics (stop it afterwards).
+async fn drain(State(api): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    api.authorise(&headers)?;
+    let Some(cluster) = api.shared.cluster.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_cluster",
+            "This server runs alone (start it with --redis-url to join a cluster).",
+        ));
+    };
+    let participants = api.shared.metrics.participants.get();
+    cluster.drain_now(&api.shared).await;
+    tracing::info!(
+        node = cluster.id(),
+        participants,
+        "drained through the room API"
+    );
+    Ok(axum::Json(json!({
+        "node": cluster.id(),
+        "draining": true,
+        "participants": participants,
+    }))
+    .into_response())
 }
 
 pub(super) fn no_room() -> ApiError {

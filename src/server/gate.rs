@@ -5,14 +5,24 @@
 //! connection holds a slot from the moment it is accepted). A connection over the caps gets a
 //! reserve slot and the health-only router, for at most [`RESERVE_LIFETIME`]; beyond the
 //! reserve it is closed at once. Every outcome is counted in `/metrics`.
+//!
+//! In a cluster, every session one node relays to another comes from the relaying node's
+//! address, so the per-address cap would bound how many sessions a node can relay. A
+//! connection over that cap therefore gets its request head read (not consumed, at most
+//! [`HEAD_LIMIT`] bytes for at most [`RELAY_CHECK_TIMEOUT`], [`RELAY_CHECKS`] at once): one
+//! that carries the cluster secret in the relay header counts against the total cap only.
 
-use super::limits::{Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS};
+use super::limits::{
+    Refused, Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS, RELAY_CHECKS,
+    RELAY_CHECKS_PER_ADDRESS,
+};
 use super::metrics::Metrics;
 use axum::Router;
 use axum_server::accept::Accept;
 use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,23 +34,37 @@ use tokio::time::Sleep;
 /// How long a reserve connection lives: long enough for a health check, too short to hold.
 pub const RESERVE_LIFETIME: Duration = Duration::from_secs(5);
 
+/// Longest the request head of a connection over the per-address cap is waited for (a
+/// relaying node sends it at once).
+pub const RELAY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most bytes of a request head looked at for the relay header.
+pub const HEAD_LIMIT: usize = 4096;
+
+/// What an admitted connection gets: its slot, its router, and when it expires (reserve).
+type Admitted = (Slot, Router, Option<Pin<Box<Sleep>>>);
+
 /// The acceptor that admits or refuses each HTTP(S) connection.
 #[derive(Clone)]
 pub struct Gate<A> {
     inner: A,
     slots: Arc<Slots>,
     reserve: Arc<Slots>,
+    checks: Arc<Slots>,
+    relay_secret: Option<Arc<str>>,
     health: Router,
     metrics: Arc<Metrics>,
 }
 
 impl<A> Gate<A> {
     /// Admits at most `max` connections (`per_address` from one IP) to `inner`; the reserve
-    /// serves `health` only.
+    /// serves `health` only. With `relay_secret` (a cluster node), connections relayed by
+    /// another node are exempt from the per-address cap.
     pub fn new(
         inner: A,
         max: usize,
         per_address: usize,
+        relay_secret: Option<Arc<str>>,
         health: Router,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -48,10 +72,67 @@ impl<A> Gate<A> {
             inner,
             slots: Slots::new(max, per_address),
             reserve: Slots::new(HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS),
+            checks: Slots::new(RELAY_CHECKS, RELAY_CHECKS_PER_ADDRESS),
+            relay_secret,
             health,
             metrics,
         }
     }
+
+    /// A connection the caps refused: an authenticated relay gets an exempt slot, anything
+    /// else the reserve (health only) or nothing.
+    async fn over_caps(
+        &self,
+        stream: &TcpStream,
+        ip: IpAddr,
+        why: Refused,
+        service: Router,
+    ) -> Option<Admitted> {
+        if let (Refused::Address, Some(secret)) = (why, self.relay_secret.as_deref()) {
+            if let Ok(_check) = self.checks.take(ip) {
+                if relayed(stream, secret).await {
+                    if let Ok(slot) = self.slots.take_exempt() {
+                        return Some((slot, service, None));
+                    }
+                }
+            }
+        }
+        self.reserve.take(ip).ok().map(|slot| {
+            self.metrics.http_reserve.inc();
+            let expires = Box::pin(tokio::time::sleep(RESERVE_LIFETIME));
+            (slot, self.health.clone(), Some(expires))
+        })
+    }
+}
+
+/// Whether the request head waiting on `stream` carries the relay header with `secret`.
+async fn relayed(stream: &TcpStream, secret: &str) -> bool {
+    let mut buf = vec![0u8; HEAD_LIMIT];
+    let read = async {
+        loop {
+            let n = match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return 0,
+                Ok(n) => n,
+            };
+            if n == buf.len() || buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                return n;
+            }
+            // peek returns at once while any byte is waiting: pause for the rest of the head.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let Ok(n) = tokio::time::timeout(RELAY_CHECK_TIMEOUT, read).await else {
+        return false;
+    };
+    let name = crate::cluster::proxy::RELAY_HEADER.as_bytes();
+    buf[..n]
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let (key, value) = line.split_at(line.iter().position(|b| *b == b':')?);
+            key.eq_ignore_ascii_case(name)
+                .then(|| value[1..].trim_ascii())
+        })
+        .any(|value| crate::cluster::proxy::authentic(value, secret))
 }
 
 impl<A> Accept<TcpStream, Router> for Gate<A>
@@ -64,27 +145,22 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, A::Service)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: Router) -> Self::Future {
-        let admitted = stream
+        let first = stream
             .peer_addr()
-            .map(|peer| match self.slots.take(peer.ip()) {
-                Ok(slot) => Some((slot, service, None)),
-                Err(_) => self.reserve.take(peer.ip()).ok().map(|slot| {
-                    self.metrics.http_reserve.inc();
-                    let expires = Box::pin(tokio::time::sleep(RESERVE_LIFETIME));
-                    (slot, self.health.clone(), Some(expires))
-                }),
-            });
-        let (inner, gauge, metrics) = (
-            self.inner.clone(),
-            self.metrics.http_connections.clone(),
-            Arc::clone(&self.metrics),
-        );
+            .map(|peer| (peer.ip(), self.slots.take(peer.ip())));
+        let gate = self.clone();
         Box::pin(async move {
-            let Ok(Some((slot, service, expires))) = admitted else {
-                metrics.http_refused.inc();
+            let admitted = match first {
+                Ok((_, Ok(slot))) => Some((slot, service, None)),
+                Ok((ip, Err(why))) => gate.over_caps(&stream, ip, why, service).await,
+                Err(_) => None,
+            };
+            let Some((slot, service, expires)) = admitted else {
+                gate.metrics.http_refused.inc();
                 return Err(io::Error::other("over the connection caps"));
             };
-            let (stream, service) = inner.accept(stream, service).await?;
+            let (stream, service) = gate.inner.accept(stream, service).await?;
+            let gauge = gate.metrics.http_connections.clone();
             gauge.inc();
             Ok((
                 Counted {

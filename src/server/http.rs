@@ -45,9 +45,23 @@ async fn ws(
     headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // Relayed by another node of the cluster: served here, never relayed again.
-    let relayed =
-        shared.cluster.is_some() && headers.contains_key(crate::cluster::proxy::RELAY_HEADER);
+    // Relayed by another node of the cluster: served here, never relayed again. A relay
+    // header without the cluster secret is refused, never taken for a plain client.
+    let relay = headers.get(crate::cluster::proxy::RELAY_HEADER);
+    let relayed = match (relay, shared.cluster.as_ref()) {
+        (None, _) | (Some(_), None) => false,
+        (Some(value), Some(cluster)) => {
+            if !crate::cluster::proxy::authentic(value.as_bytes(), &cluster.config.secret) {
+                cluster.metrics.relay_forged.inc();
+                return (
+                    StatusCode::FORBIDDEN,
+                    "relay header without the cluster secret",
+                )
+                    .into_response();
+            }
+            true
+        }
+    };
     // axum's own limit sits above ours so that an oversize message gets our clear error
     // instead of a dropped connection.
     let limit = shared.config.max_message_bytes * 2;

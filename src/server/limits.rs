@@ -54,7 +54,21 @@ impl Slots {
         open.total += 1;
         Ok(Slot {
             slots: Arc::clone(self),
-            ip,
+            ip: Some(ip),
+        })
+    }
+
+    /// A slot counted against the total cap only: for a connection another node of the
+    /// cluster relays (all of them come from that node's address).
+    pub fn take_exempt(self: &Arc<Self>) -> Result<Slot, Refused> {
+        let mut open = self.open.lock().map_err(|_| Refused::Total)?;
+        if open.total >= self.total {
+            return Err(Refused::Total);
+        }
+        open.total += 1;
+        Ok(Slot {
+            slots: Arc::clone(self),
+            ip: None,
         })
     }
 
@@ -73,17 +87,20 @@ impl Slots {
 #[derive(Debug)]
 pub struct Slot {
     slots: Arc<Slots>,
-    ip: IpAddr,
+    /// `None`: an exempt slot, not counted for its address.
+    ip: Option<IpAddr>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut open) = self.slots.open.lock() {
             open.total = open.total.saturating_sub(1);
-            if let Some(n) = open.by_address.get_mut(&self.ip) {
-                *n -= 1;
-                if *n == 0 {
-                    open.by_address.remove(&self.ip);
+            if let Some(ip) = self.ip {
+                if let Some(n) = open.by_address.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        open.by_address.remove(&ip);
+                    }
                 }
             }
         }
@@ -99,6 +116,13 @@ pub const HTTP_RESERVE: usize = 16;
 
 /// Of [`HTTP_RESERVE`], how many one source address may hold.
 pub const HTTP_RESERVE_PER_ADDRESS: usize = 4;
+
+/// Connections over the per-address cap whose request head is being read at once, to see
+/// whether another node of the cluster relays them (each for at most a second).
+pub const RELAY_CHECKS: usize = 32;
+
+/// Of [`RELAY_CHECKS`], how many one source address may hold.
+pub const RELAY_CHECKS_PER_ADDRESS: usize = 16;
 
 /// Raises the soft open-file limit to the hard one (a server holds a descriptor per
 /// connection; the common soft default of 1,024 is far too few). Returns the limit now in
@@ -134,7 +158,8 @@ pub fn raise_open_files() -> Option<u64> {
 /// free under `open_files`: accepting and refusing (or serving `/healthz` from the reserve)
 /// then never fails for want of one. HTTP keeps three quarters of what is left, ICE-TCP one.
 pub fn fit_to_open_files(limits: &mut Limits, open_files: u64) {
-    let usable = open_files.saturating_sub(FD_SPARE + HTTP_RESERVE as u64) as usize;
+    let usable =
+        open_files.saturating_sub(FD_SPARE + (HTTP_RESERVE + RELAY_CHECKS) as u64) as usize;
     let need = limits.max_connections + limits.ice_tcp_max_connections;
     if need <= usable {
         return;
@@ -159,7 +184,7 @@ mod tests {
     fn caps_fit_under_the_open_file_limit_with_a_spare() {
         let mut l = Limits::default();
         fit_to_open_files(&mut l, 1024);
-        let used = l.max_connections + l.ice_tcp_max_connections + HTTP_RESERVE;
+        let used = l.max_connections + l.ice_tcp_max_connections + HTTP_RESERVE + RELAY_CHECKS;
         assert!(used as u64 + FD_SPARE <= 1024, "{l:?}");
         assert!(l.max_connections >= 512 && l.ice_tcp_max_connections >= 128);
         let mut big = Limits::default();
@@ -181,5 +206,20 @@ mod tests {
         drop(a1);
         assert_eq!(slots.open(), 2);
         assert!(slots.take(a).is_ok());
+    }
+
+    #[test]
+    fn exempt_slots_count_in_total_only() {
+        let slots = Slots::new(3, 1);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let _a1 = slots.take(a).expect("first");
+        assert_eq!(slots.take(a).err(), Some(Refused::Address));
+        let e1 = slots.take_exempt().expect("exempt");
+        let _e2 = slots.take_exempt().expect("exempt");
+        assert_eq!(slots.take_exempt().err(), Some(Refused::Total));
+        drop(e1);
+        // Freeing an exempt slot leaves the address's count alone.
+        assert_eq!(slots.take(a).err(), Some(Refused::Address));
+        assert!(slots.take_exempt().is_ok());
     }
 }

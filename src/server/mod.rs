@@ -262,6 +262,11 @@ fn admission<A>(inner: A, shared: &Arc<Shared>) -> gate::Gate<web_port::SniffAcc
         web_port::SniffAcceptor::new(inner, sniff),
         limits.max_connections,
         limits.max_connections_per_address,
+        shared
+            .config
+            .cluster
+            .as_ref()
+            .map(|c| Arc::from(c.secret.as_str())),
         http::health_router(Arc::clone(shared)),
         Arc::clone(&shared.metrics),
     )

@@ -278,6 +278,7 @@ where
     let mut last_heard = Instant::now();
     let mut tick = tokio::time::interval(idle / 3);
     let mut shutdown = shared.shutdown.clone();
+    let mut drained = shared.cluster.as_ref().map(|c| c.drained());
     // Ends the session after a write: a stalled write ends it at once, without another write.
     macro_rules! wrote {
         ($w:expr, $on_fail:expr) => {
@@ -334,6 +335,11 @@ where
             }
             _ = shutdown.changed() => {
                 wrote!(send(sink, &ServerMsg::error(ErrorCode::ShuttingDown, "The server is restarting.")).await, LeaveReason::Left);
+                return (LeaveReason::Left, false);
+            }
+            // Drained through the room API: the same rejoin as a restart, the node stays up.
+            _ = crate::cluster::until_drained(&mut drained) => {
+                wrote!(send(sink, &ServerMsg::error(ErrorCode::ShuttingDown, "This server is being drained.")).await, LeaveReason::Left);
                 return (LeaveReason::Left, false);
             }
         }

@@ -53,7 +53,7 @@ const people = [];
 before(async () => {
   redis = await startRedis();
   nodes = await Promise.all(
-    ['n1', 'n2'].map((id) => startServer({ extraArgs: ['--redis-url', redis.url, '--node-id', id] })),
+    ['n1', 'n2'].map((id) => startServer({ extraArgs: ['--redis-url', redis.url, '--node-id', id, '--cluster-secret', 'browser-test-cluster-secret'] })),
   );
   browser = await launchBrowser();
 });

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const API_KEY: &str = "cluster-test-api-key";
+const SECRET: &str = "cluster-test-secret-0123456789";
 
 /// A `redis-server` on a loopback port, without persistence; killed when dropped.
 struct Redis {
@@ -61,13 +62,18 @@ struct Node {
 
 impl Node {
     async fn start(redis: &Redis, id: &str) -> Node {
+        Node::start_with(redis, id, &[]).await
+    }
+
+    async fn start_with(redis: &Redis, id: &str, extra: &[&str]) -> Node {
         let http_port = free_port();
         let udp_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_confab"))
             .args(["--listen", &format!("127.0.0.1:{http_port}")])
             .args(["--udp-port", &udp_port.to_string()])
             .args(["--redis-url", &redis.url(), "--node-id", id])
-            .args(["--api-key", API_KEY])
+            .args(["--api-key", API_KEY, "--cluster-secret", SECRET])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -144,16 +150,16 @@ async fn three_nodes(redis: &Redis) -> Vec<Node> {
     nodes
 }
 
-/// Tracks from other participants that delivered media lately.
+/// Tracks from other participants that delivered media lately: every bot receives, and
+/// (within the same time) has an audio and a video track of each other bot. Media of one
+/// participant may arrive before the other's negotiation is done, so both are waited for.
 async fn all_receive(bots: &[Bot], within: Duration) {
+    let want = 2 * bots.len().saturating_sub(1);
     for b in bots {
         assert!(receives(b, within).await, "{:?}", b.stats());
+        let all = b.wait_until(within, |s| s.tracks.len() >= want).await;
         let remote = b.stats().tracks.len();
-        assert!(
-            remote >= 2 * (bots.len() - 1),
-            "{remote} tracks: {:?}",
-            b.stats()
-        );
+        assert!(all, "{remote} tracks: {:?}", b.stats());
     }
 }
 
@@ -282,4 +288,138 @@ async fn redis_outage_keeps_rooms_and_placement_recovers() {
     all_receive(&[a, b], Duration::from_secs(15)).await;
     all_receive(&bots, Duration::from_secs(5)).await;
     let _ = lone.leave().await;
+}
+
+/// Writes `request` on a new connection to `addr`; what came back within 5 s.
+async fn raw(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut c) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    c.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A WebSocket upgrade of `/ws` with the relay header set to `value`.
+fn upgrade_with_relay(value: &str) -> String {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         x-confab-relay: {value}\r\n\r\n"
+    )
+}
+
+/// Every session one node relays to another comes from the relaying node's address: with
+/// the cluster secret they pass the per-address cap; a forged relay header gets nothing a
+/// plain client would not (refused below the cap, the health-only reserve above it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_pass_the_per_address_cap_and_forged_relays_do_not() {
+    let redis = Redis::start().await;
+    // Everything here, n1's relays included, comes from 127.0.0.1: n2 admits 3 from it.
+    let n2 = Node::start_with(&redis, "n2", &["--max-connections-per-address", "3"]).await;
+    let first = Bot::join(BotConfig::new(n2.ws(), "capped", "first"))
+        .await
+        .expect("joins");
+    let n1 = Node::start(&redis, "n1").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while n1.cluster().await["nodes"].as_array().map_or(0, Vec::len) < 2 {
+        assert!(Instant::now() < until, "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(owner(&n1, "capped").await.as_deref(), Some("n2"));
+    let mut bots = vec![first];
+    for i in 0..4 {
+        let config = BotConfig::new(n1.ws(), "capped", format!("relayed{i}"));
+        bots.push(Bot::join(config).await.expect("relayed bot joins"));
+    }
+    all_receive(&bots, Duration::from_secs(20)).await;
+    assert_eq!(n1.metric("confab_cluster_relayed_out ").await, 4.0);
+    // /metrics answers from the reserve: 127.0.0.1 holds its 3 slots on n2.
+    assert_eq!(n2.metric("confab_participants ").await, 5.0);
+    assert_eq!(n2.metric("confab_cluster_relayed_in_total").await, 4.0);
+
+    // Over the cap, a wrong secret gets the reserve's health-only answer.
+    let forged = raw(n2.http, &upgrade_with_relay("not-the-cluster-secret")).await;
+    assert!(forged.starts_with("HTTP/1.1 503"), "{forged}");
+    let empty = raw(n2.http, &upgrade_with_relay("")).await;
+    assert!(empty.starts_with("HTTP/1.1 503"), "{empty}");
+    // Below the cap (n1 admits 256 from one address), a wrong secret is refused outright.
+    let forged = raw(n1.http, &upgrade_with_relay("not-the-cluster-secret")).await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    assert_eq!(n1.metric("confab_cluster_relay_forged_total").await, 1.0);
+    // The right secret over the cap: admitted and upgraded.
+    let genuine = raw(n2.http, &upgrade_with_relay(SECRET)).await;
+    assert!(genuine.starts_with("HTTP/1.1 101"), "{genuine}");
+    all_receive(&bots, Duration::from_secs(5)).await;
+    for b in bots {
+        let _ = b.leave().await;
+    }
+}
+
+/// Drained through the room API, a node leaves placement and tells its participants to
+/// rejoin (`shutting_down`, as on SIGTERM), and keeps running: the room comes back on the
+/// other node, joined through both. The nodes gauge follows the heartbeats meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drained_node_hands_its_rooms_over_and_stays_up() {
+    let redis = Redis::start().await;
+    let n1 = Node::start(&redis, "n1").await;
+    let a = Bot::join(BotConfig::new(n1.ws(), "drained", "a"))
+        .await
+        .expect("joins");
+    let n2 = Node::start(&redis, "n2").await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while n1.metric("confab_cluster_nodes ").await < 2.0
+        || n2.metric("confab_cluster_nodes ").await < 2.0
+    {
+        assert!(
+            Instant::now() < until,
+            "nodes gauge not refreshed by heartbeats"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(owner(&n2, "drained").await.as_deref(), Some("n1"));
+    let b = Bot::join(BotConfig::new(n2.ws(), "drained", "b"))
+        .await
+        .expect("joins");
+    let bots = vec![a, b];
+    all_receive(&bots, Duration::from_secs(15)).await;
+
+    let request = format!(
+        "POST /api/cluster/drain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let reply = raw(n1.http, &request).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"draining\":true"), "{reply}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !bots.iter().all(Bot::is_finished) {
+        assert!(Instant::now() < until, "sessions were not told to rejoin");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Rejoining through both nodes, as the web client does by itself.
+    let mut back = vec![];
+    for (i, node) in [&n1, &n2].iter().enumerate() {
+        let config = BotConfig::new(node.ws(), "drained", format!("again{i}"));
+        back.push(Bot::join(config).await.expect("rejoins"));
+    }
+    all_receive(&back, Duration::from_secs(15)).await;
+    assert_eq!(owner(&n1, "drained").await.as_deref(), Some("n2"));
+    assert_eq!(n1.metric("confab_participants ").await, 0.0);
+    assert_eq!(n2.metric("confab_participants ").await, 2.0);
+    assert_eq!(n1.metric("confab_cluster_relayed_out ").await, 1.0);
+    let view = n2.cluster().await;
+    let drained = view["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == "n1"))
+        .map(|n| n["draining"].clone());
+    assert_eq!(drained, Some(serde_json::json!(true)), "{view}");
+    for b in back {
+        let _ = b.leave().await;
+    }
 }
