@@ -12,15 +12,16 @@
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
 //! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping.
 //!
-//! Congestion control, the pacer and the retransmission history are pure modules written
-//! beside this one (declared below once they exist on this branch).
+//! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing), [`gcc`]
+//! (delay and loss estimator behind `Estimator`), [`pacer`] (burst-bounded) and [`history`]
+//! (per-source RTX payloads). They are tested on their own and not yet driven by the sender.
 
 pub mod ice;
 pub mod keys;
 pub mod rtp_out;
 pub mod sender;
 pub mod srtp;
-// pub mod gcc;
-// pub mod history;
-// pub mod pacer;
-// pub mod twcc;
+pub mod gcc;
+pub mod history;
+pub mod pacer;
+pub mod twcc;
