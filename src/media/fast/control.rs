@@ -1,0 +1,126 @@
+//! A lean subscriber's congestion control: its SRTCP opened, transport-cc feedback resolved
+//! against the send register, and the estimator that drives its layer allocation.
+//!
+//! str0m decrypts the subscriber's RTCP too, but in RTP mode with its estimator off it keeps
+//! the feedback to itself; opening the compound a second time here (a few per 100 ms, each a
+//! few dozen bytes) is cheaper than routing str0m's internals out.
+
+use super::gcc::{Estimator, Gcc, GccConfig};
+use super::keys::{self, Keying};
+use super::srtp::Opener;
+use super::twcc::{self, Feedback, PacketResult, RegisterConfig, SendRegister};
+use std::time::{Duration, Instant};
+
+/// How often the estimator is told time passes without feedback (its contract: 25–100 ms).
+pub const TICK_EVERY: Duration = Duration::from_millis(50);
+/// RTCP packet type of transport-layer feedback (RFC 4585), and transport-cc's format.
+const RTPFB: u8 = 205;
+const FMT_TWCC: u8 = 15;
+
+/// One subscriber's feedback loop.
+pub struct Control {
+    opener: Option<Opener>,
+    register: SendRegister,
+    gcc: Gcc,
+    fb: Feedback,
+    results: Vec<PacketResult>,
+    next_tick: Instant,
+    /// Feedback messages applied, and compounds that failed to open or parse.
+    pub feedbacks: u64,
+    pub refused: u64,
+}
+
+impl Control {
+    /// A loop whose estimate starts at `initial_bps`.
+    pub fn new(initial_bps: u64, now: Instant) -> Self {
+        let config = GccConfig {
+            initial: super::gcc::Bitrate(initial_bps),
+            ..GccConfig::default()
+        };
+        Control {
+            opener: None,
+            register: SendRegister::new(RegisterConfig::default(), now),
+            gcc: Gcc::new(config, now),
+            fb: Feedback::default(),
+            results: Vec::new(),
+            next_tick: now + TICK_EVERY,
+            feedbacks: 0,
+            refused: 0,
+        }
+    }
+
+    /// The keys are known: the subscriber's RTCP can be opened from now on.
+    pub fn keyed(&mut self, keying: &Keying) {
+        self.opener = Opener::new(&keys::provider(), keying).ok();
+    }
+
+    /// The transport-wide sequence number the next packet gets.
+    pub fn next_seq(&self) -> u64 {
+        self.register.next_seq()
+    }
+
+    /// A packet of `size` bytes numbered [`Self::next_seq`] left at `now`.
+    pub fn on_send(&mut self, now: Instant, size: usize) {
+        self.register.on_send(now, size);
+    }
+
+    /// Takes one datagram from the subscriber; returns whether it was RTCP that moved the
+    /// estimator.
+    pub fn on_receive(&mut self, contents: &[u8], now: Instant) -> bool {
+        // RFC 5761: RTCP packet types 192..=223 in the second byte, version 2 in the first.
+        let rtcp =
+            contents.len() >= 8 && contents[0] >> 6 == 2 && (192..=223).contains(&contents[1]);
+        if !rtcp {
+            return false;
+        }
+        let Some(opener) = self.opener.as_mut() else {
+            return false;
+        };
+        let Ok((clear, _)) = opener.open_rtcp(contents) else {
+            self.refused += 1;
+            return false;
+        };
+        let mut applied = false;
+        let mut at = 0;
+        while let Some(head) = clear.get(at..at + 4) {
+            let len = (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1) * 4;
+            let Some(packet) = clear.get(at..at + len) else {
+                break;
+            };
+            if head[1] == RTPFB && head[0] & 0x1f == FMT_TWCC {
+                match twcc::parse_feedback(packet, &mut self.fb) {
+                    Ok(()) => {
+                        self.results.clear();
+                        self.register.resolve(now, &self.fb, &mut self.results);
+                        self.gcc.on_feedback(now, &self.results);
+                        self.feedbacks += 1;
+                        applied = true;
+                    }
+                    Err(_) => self.refused += 1,
+                }
+            }
+            at += len;
+        }
+        applied
+    }
+
+    /// When the estimator wants time next.
+    pub fn next_tick(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Time passes; returns whether the estimator was ticked.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        if now < self.next_tick {
+            return false;
+        }
+        self.next_tick = now + TICK_EVERY;
+        self.gcc.on_tick(now);
+        true
+    }
+
+    /// The downlink estimate in bits per second.
+    pub fn estimate(&self) -> u64 {
+        self.gcc.estimate().as_bps()
+    }
+}
