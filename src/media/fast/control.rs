@@ -109,18 +109,25 @@ impl Control {
         self.next_tick
     }
 
-    /// Time passes; returns whether the estimator was ticked.
-    pub fn tick(&mut self, now: Instant) -> bool {
+    /// Time passes; returns whether the estimator was ticked. With `live` false (nothing can
+    /// be sent yet) only the next tick moves on, so the estimate does not decay meanwhile.
+    pub fn tick(&mut self, now: Instant, live: bool) -> bool {
         if now < self.next_tick {
             return false;
         }
         self.next_tick = now + TICK_EVERY;
-        self.gcc.on_tick(now);
-        true
+        // Silence means a lost path only once feedback has been seen: a subscriber that never
+        // sends any (transport-cc not negotiated) must not decay to the floor.
+        let live = live && self.feedbacks > 0;
+        if live {
+            self.gcc.on_tick(now);
+        }
+        live
     }
 
-    /// The downlink estimate in bits per second.
-    pub fn estimate(&self) -> u64 {
-        self.gcc.estimate().as_bps()
+    /// The downlink estimate in bits per second, once feedback has been seen (before that,
+    /// and for a subscriber that sends none, there is no budget: as on str0m's path).
+    pub fn estimate(&self) -> Option<u64> {
+        (self.feedbacks > 0).then(|| self.gcc.estimate().as_bps())
     }
 }

@@ -166,7 +166,7 @@ impl FastSender {
 
     /// The downlink estimate in bits per second, when this sender estimates.
     pub fn estimate(&self) -> Option<u64> {
-        self.control.as_deref().map(Control::estimate)
+        self.control.as_deref().and_then(Control::estimate)
     }
 
     /// Feedback messages applied so far (none without estimation).
@@ -184,7 +184,11 @@ impl FastSender {
 
     /// Time passes for the estimator; returns whether it was ticked.
     pub fn tick(&mut self, now: Instant) -> bool {
-        self.control.as_deref_mut().is_some_and(|c| c.tick(now))
+        // Before the keys nothing is sent and no feedback can come: the estimate waits.
+        let keyed = matches!(self.keys, Keys::Ready(_));
+        self.control
+            .as_deref_mut()
+            .is_some_and(|c| c.tick(now, keyed))
     }
 
     /// The pair media goes to, once nominated.
@@ -217,6 +221,8 @@ impl FastSender {
             Ok(s) => Keys::Ready(s),
             Err(e) => {
                 tracing::info!(error = %e, "fast send path unavailable; str0m sends");
+                // No feedback will ever be opened: an estimator left running would only decay.
+                self.control = None;
                 Keys::Unsupported
             }
         };
@@ -319,7 +325,10 @@ impl FastSender {
         let Keys::Ready(sealer) = &mut self.keys else {
             return;
         };
-        let rate = self.pad_to.min(c.estimate());
+        let Some(estimate) = c.estimate() else {
+            return;
+        };
+        let rate = self.pad_to.min(estimate);
         let budget = (rate as f64 * dt.as_secs_f64() / 8.0) as usize;
         let mut deficit = budget.saturating_sub(sent);
         if deficit < PAD_BYTES {
