@@ -131,3 +131,70 @@ impl Control {
         (self.feedbacks > 0).then(|| self.gcc.estimate().as_bps())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::fast::srtp::Sealer;
+    use crate::media::fast::twcc::tests::write_feedback;
+    use str0m::crypto::dtls::SrtpProfile;
+
+    fn keying(active: bool) -> Keying {
+        Keying {
+            material: (0..56u8).map(|b| b.wrapping_mul(29) ^ 0x33).collect(),
+            profile: SrtpProfile::AEAD_AES_128_GCM,
+            active,
+        }
+    }
+
+    /// The subscriber's side: seals a compound (its receiver report, then `fb`) as a browser
+    /// would, with the other half of the keying material.
+    fn sealed_feedback(sealer: &mut Sealer, fb: &[u8]) -> Vec<u8> {
+        let mut c = vec![0x80, 201, 0, 1];
+        c.extend_from_slice(&sealer.reporter().to_be_bytes());
+        c.extend_from_slice(fb);
+        sealer.seal_rtcp(&mut c).expect("sealed");
+        c
+    }
+
+    #[test]
+    fn sealed_transport_cc_feedback_reaches_the_estimator() {
+        let t0 = Instant::now();
+        let mut control = Control::new(1_000_000, t0);
+        control.keyed(&keying(true));
+        let mut browser = Sealer::new(&keys::provider(), &keying(false), 0x4242).expect("keys");
+        assert_eq!(control.estimate(), None, "no budget before feedback");
+        for i in 0..20u64 {
+            assert_eq!(control.next_seq(), i);
+            control.on_send(t0 + Duration::from_millis(i * 5), 1_000);
+        }
+        let fb = write_feedback(0, 0, 0, &[Some(20); 20], 0);
+        let now = t0 + Duration::from_millis(150);
+        assert!(control.on_receive(&sealed_feedback(&mut browser, &fb), now));
+        assert_eq!(control.feedbacks, 1);
+        assert!(control.estimate().is_some());
+        // The same compound again does not move it (already-acked packets are skipped) and
+        // is still well-formed; a tampered one is refused, never parsed.
+        let mut bad = sealed_feedback(&mut browser, &fb);
+        let n = bad.len();
+        bad[n - 10] ^= 1;
+        assert!(!control.on_receive(&bad, now));
+        assert_eq!(control.refused, 1);
+        // Media and STUN are not RTCP: ignored without cost.
+        assert!(!control.on_receive(&[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], now));
+        assert!(!control.on_receive(&[0, 1, 0, 0], now));
+        assert_eq!(control.refused, 1);
+    }
+
+    #[test]
+    fn silence_decays_the_estimate_only_after_feedback_was_seen() {
+        let t0 = Instant::now();
+        let mut control = Control::new(1_000_000, t0);
+        let mut now = t0;
+        for _ in 0..100 {
+            now += TICK_EVERY;
+            assert!(!control.tick(now, true), "nothing to decay before feedback");
+        }
+        assert_eq!(control.estimate(), None);
+    }
+}
