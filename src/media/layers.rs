@@ -122,6 +122,9 @@ impl Router {
             } else {
                 (allocated + next_step) * 100 / HEADROOM_PERCENT
             };
+            if let Some(f) = s.fast.as_deref_mut() {
+                f.set_padding(minimum.min(desired));
+            }
             s.rtc.bwe().set_bitrate(
                 Bitrate::bps(minimum.min(desired)),
                 Bitrate::bps(desired.max(300_000)),

@@ -44,7 +44,7 @@ impl Peer {
     pub fn next_timeout(&self) -> Option<Instant> {
         match self {
             Peer::WebRtc(p) => Some(match &p.fast {
-                Some(f) => p.next_timeout.min(f.next_report()),
+                Some(f) => p.next_timeout.min(f.next_wake()),
                 None => p.next_timeout,
             }),
         }

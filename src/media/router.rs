@@ -314,7 +314,12 @@ impl Router {
         };
         p.last_heard = now;
         if let Some(fast) = p.fast.as_deref_mut() {
-            fast.on_receive(proto, source, destination, contents);
+            if fast.on_receive(proto, source, destination, contents, now) {
+                let estimate = fast.estimate();
+                if estimate.is_some_and(|e| p.note_estimate(e)) {
+                    self.alloc_dirty = true;
+                }
+            }
         }
         let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
@@ -341,14 +346,23 @@ impl Router {
                 .map(|(id, _)| *id),
         );
         for &id in &due {
-            let report = self
-                .peers
-                .get_mut(&id)
-                .and_then(Peer::webrtc_mut)
-                .and_then(|p| p.fast.as_deref_mut())
-                .and_then(|f| f.poll_report(now));
-            if let Some(t) = report {
-                self.out.push_back(Output::Transmit(t));
+            if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
+                if let Some(f) = p.fast.as_deref_mut() {
+                    let report = f.poll_report(now);
+                    let ticked = f.tick(now);
+                    if ticked {
+                        let mut pads = vec![];
+                        f.pad(&mut p.rtc, now, &mut pads);
+                        self.out.extend(pads.into_iter().map(Output::Transmit));
+                    }
+                    let estimate = ticked.then(|| f.estimate()).flatten();
+                    if estimate.is_some_and(|e| p.note_estimate(e)) {
+                        self.alloc_dirty = true;
+                    }
+                    if let Some(t) = report {
+                        self.out.push_back(Output::Transmit(t));
+                    }
+                }
             }
             // The pacer releases one packet per timeout and then asks for another at once;
             // answering here saves a trip through the room's wake-up for every paced packet.

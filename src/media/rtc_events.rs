@@ -69,11 +69,7 @@ impl Router {
                 let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
-                let new = estimate.as_u64();
-                // Small wobbles do not deserve a reallocation.
-                let moved = p.bwe.is_none_or(|old| new.abs_diff(old) * 10 > old);
-                if moved {
-                    p.bwe = Some(new);
+                if p.note_estimate(estimate.as_u64()) {
                     self.alloc_dirty = true;
                 }
             }

@@ -229,7 +229,8 @@ impl WebRtcPeer {
             }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-        let fast = slot.map(|slot| Box::new(FastSender::new(&mut rtc, slot, now)));
+        let estimate_from = room.bwe.then_some(INITIAL_ESTIMATE_KBPS * 1_000);
+        let fast = slot.map(|slot| Box::new(FastSender::new(&mut rtc, slot, estimate_from, now)));
         Ok(WebRtcPeer {
             may_publish,
             rtc,
@@ -315,6 +316,16 @@ impl WebRtcPeer {
         // written to it before the router next takes time leaves in that one pass.
         self.next_timeout = self.next_timeout.min(now);
         Ok(())
+    }
+
+    /// A new downlink estimate; returns whether it moved enough to reallocate layers.
+    pub fn note_estimate(&mut self, new: u64) -> bool {
+        // Small wobbles do not deserve a reallocation.
+        let moved = self.bwe.is_none_or(|old| new.abs_diff(old) * 10 > old);
+        if moved {
+            self.bwe = Some(new);
+        }
+        moved
     }
 
     /// The mid and rid an incoming SSRC belongs to.

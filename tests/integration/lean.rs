@@ -4,7 +4,7 @@ use confab::bot::StreamShape;
 use confab::media::config::SendPath;
 use confab::media::RoomConfig;
 use confab::protocol::Role;
-use confab::sim::Sim;
+use confab::sim::{Link, Sim};
 use std::time::Duration;
 
 fn lean() -> RoomConfig {
@@ -120,4 +120,83 @@ fn a_late_lean_subscriber_gets_a_keyframe_on_request() {
         .room
         .fast_sent(late)
         .is_some_and(|(rtp, _)| rtp > 0));
+}
+
+fn simulcast_shape() -> StreamShape {
+    StreamShape {
+        simulcast: true,
+        // Full layer ≈ 1 Mbit/s, half ≈ 330 kbit/s, quarter ≈ 125 kbit/s.
+        delta_bytes: 4000,
+        keyframe_bytes: 12000,
+        keyframe_interval: Duration::from_secs(3600),
+        ..StreamShape::default()
+    }
+}
+
+fn last_layer(sim: &Sim, id: confab::protocol::ParticipantId) -> Option<u8> {
+    sim.stats(id)
+        .tracks
+        .into_values()
+        .find(|t| t.video)
+        .and_then(|t| t.last_layer)
+}
+
+/// The lean path's own estimator (transport-cc feedback opened from the subscriber's SRTCP)
+/// drives layer allocation as str0m's does on the default path: a 300 kbit/s downlink puts
+/// the subscriber on the low layer within 2 s, and it comes back when the cap lifts.
+#[test]
+fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
+    let mut sim = Sim::new(lean());
+    let publisher = sim
+        .join("pub", Role::Presenter, true, simulcast_shape())
+        .expect("join");
+    let viewer = sim
+        .join("hotel", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
+            == Some(2)),
+        "{:?}",
+        sim.stats(viewer)
+    );
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(
+        last_layer(&sim, viewer),
+        Some(2),
+        "steady on the full layer"
+    );
+    let (_, _) = sim.conf.room.fast_sent(viewer).expect("on the fast path");
+    assert!(sim.conf.room.fast_sent(publisher).is_none());
+    let capped = Link {
+        rate_bps: Some(300_000),
+        ..Link::default()
+    };
+    sim.set_links(viewer, Link::default(), capped);
+    let capped_at = sim.now;
+    assert!(
+        sim.run_until(Duration::from_secs(6), |s| last_layer(s, viewer) == Some(0)),
+        "never dropped to the low layer: {:?} estimate {:?}",
+        sim.stats(viewer),
+        sim.server_estimate(viewer)
+    );
+    let took = sim.now - capped_at;
+    assert!(took <= Duration::from_secs(2), "moved down after {took:?}");
+    eprintln!(
+        "lean: low layer {took:?} after the cap, estimate {:?}",
+        sim.server_estimate(viewer)
+    );
+    sim.set_links(viewer, Link::default(), Link::default());
+    let lifted_at = sim.now;
+    assert!(
+        sim.run_until(Duration::from_secs(15), |s| last_layer(s, viewer)
+            == Some(2)),
+        "never came back up: {:?} estimate {:?}",
+        sim.stats(viewer),
+        sim.server_estimate(viewer)
+    );
+    eprintln!(
+        "lean: full layer {:?} after the cap lifted, estimate {:?}",
+        sim.now - lifted_at,
+        sim.server_estimate(viewer)
+    );
 }

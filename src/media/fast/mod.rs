@@ -10,12 +10,15 @@
 //! - [`ice`]: the nominated pair, taken from authenticated binding requests that carry
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
-//! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping.
+//! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping;
+//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator.
 //!
-//! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing), [`gcc`]
-//! (delay and loss estimator behind `Estimator`), [`pacer`] (burst-bounded) and [`history`]
-//! (per-source RTX payloads). They are tested on their own and not yet driven by the sender.
+//! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing) and [`gcc`]
+//! (delay and loss estimator behind `Estimator`), driven through [`control`]; [`pacer`]
+//! (burst-bounded) and [`history`] (per-source RTX payloads), tested on their own and not yet
+//! driven by the sender.
 
+pub mod control;
 pub mod gcc;
 pub mod history;
 pub mod ice;

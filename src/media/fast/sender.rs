@@ -1,6 +1,8 @@
 //! A subscriber's send state on the fast path: keys, nominated pair, per-m-line streams,
 //! transport-wide numbering, and the sender reports that carry each stream's RTP/NTP mapping.
 
+use super::control::Control;
+use super::history::RtxSequencer;
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
 use super::rtp_out::{self, ExtIds, Header};
@@ -23,10 +25,20 @@ const NTP_BASE_SECS: u64 = 0xEC00_0000;
 /// has a few dozen m-lines at most, and the compound must stay one datagram).
 const MAX_REPORTS: usize = 40;
 
+/// Bytes of one padding packet's payload (the most one count byte can say).
+const PAD_BYTES: usize = 255;
+/// Most padding packets one call sends (~125 kbit/s more per 50 ms tick at most beyond it
+/// is left for the next tick).
+const MAX_PAD_PACKETS: usize = 25;
+/// Padding makes up for at most this much past time (a late tick does not burst).
+const PAD_WINDOW: Duration = Duration::from_millis(100);
+
 /// One m-line's outgoing stream.
 #[derive(Debug, Clone)]
 struct StreamOut {
     ssrc: u32,
+    /// Payload type of its last packet (its RTX payload type follows from it).
+    pt: u8,
     ids: ExtIds,
     /// The last packet sent: its 64-bit timestamp, clock rate and when it was sent.
     last: Option<(u64, u32, Instant)>,
@@ -77,9 +89,20 @@ pub struct FastSender {
     pass: String,
     pair: Option<Pair>,
     epoch: Instant,
+    /// Transport-wide numbering when no estimator runs (the room turned estimation off).
     twcc_seq: u64,
+    /// Transport-wide feedback and the estimator, when the room estimates bandwidth.
+    control: Option<Box<Control>>,
     streams: HashMap<Mid, StreamOut>,
     next_report: Instant,
+    /// What media and padding together should reach, in bits per second, so the estimate can
+    /// see whether the path carries the next layer (the allocation sets it).
+    pad_to: u64,
+    /// Media bytes sent since padding was last topped up.
+    sent_since_pad: usize,
+    last_pad: Instant,
+    /// Numbering of the RTX stream padding is sent on.
+    rtx_seq: RtxSequencer,
     /// RTP packets sealed and handed out.
     pub rtp_sent: u64,
     /// RTCP compounds sealed and handed out.
@@ -87,8 +110,9 @@ pub struct FastSender {
 }
 
 impl FastSender {
-    /// A sender for the `Rtc` whose keys land in `slot`, with its ICE credentials.
-    pub fn new(rtc: &mut Rtc, slot: KeySlot, now: Instant) -> Self {
+    /// A sender for the `Rtc` whose keys land in `slot`, with its ICE credentials; with
+    /// `estimate_from` (bits per second) it runs its own bandwidth estimation from there.
+    pub fn new(rtc: &mut Rtc, slot: KeySlot, estimate_from: Option<u64>, now: Instant) -> Self {
         let creds = rtc.direct_api().local_ice_credentials();
         FastSender {
             keys: Keys::Waiting(slot),
@@ -97,24 +121,36 @@ impl FastSender {
             pair: None,
             epoch: now,
             twcc_seq: 0,
+            control: estimate_from.map(|bps| Box::new(Control::new(bps, now))),
             streams: HashMap::new(),
             next_report: now + REPORT_EVERY,
+            pad_to: 0,
+            sent_since_pad: 0,
+            last_pad: now,
+            rtx_seq: RtxSequencer::new(rand::random::<u16>() >> 1),
             rtp_sent: 0,
             rtcp_sent: 0,
         }
     }
 
-    /// Watches what the peer sends for the nomination of the pair to send on.
+    /// Watches what the peer sends for the nomination of the pair to send on, and for the
+    /// transport-wide feedback on what was sent; returns whether the estimate may have moved.
     pub fn on_receive(
         &mut self,
         proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
-    ) {
+        now: Instant,
+    ) -> bool {
+        if let Some(c) = self.control.as_deref_mut() {
+            if c.on_receive(contents, now) {
+                return true;
+            }
+        }
         // STUN starts with 0b00 (RFC 7983); RTP, RTCP and DTLS never do.
         if contents.first().is_none_or(|b| *b > 3) {
-            return;
+            return false;
         }
         let p = keys::provider();
         let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
@@ -125,6 +161,34 @@ impl FastSender {
                 remote: source,
             });
         }
+        false
+    }
+
+    /// The downlink estimate in bits per second, when this sender estimates.
+    pub fn estimate(&self) -> Option<u64> {
+        self.control.as_deref().and_then(Control::estimate)
+    }
+
+    /// Feedback messages applied so far (none without estimation).
+    pub fn feedbacks(&self) -> u64 {
+        self.control.as_deref().map_or(0, |c| c.feedbacks)
+    }
+
+    /// When this sender wants time next: its reports, and its estimator's tick.
+    pub fn next_wake(&self) -> Instant {
+        match self.control.as_deref() {
+            Some(c) => self.next_report.min(c.next_tick()),
+            None => self.next_report,
+        }
+    }
+
+    /// Time passes for the estimator; returns whether it was ticked.
+    pub fn tick(&mut self, now: Instant) -> bool {
+        // Before the keys nothing is sent and no feedback can come: the estimate waits.
+        let keyed = matches!(self.keys, Keys::Ready(_));
+        self.control
+            .as_deref_mut()
+            .is_some_and(|c| c.tick(now, keyed))
     }
 
     /// The pair media goes to, once nominated.
@@ -150,10 +214,15 @@ impl FastSender {
             return;
         };
         let reporter = self.reporter_ssrc();
+        if let Some(c) = self.control.as_deref_mut() {
+            c.keyed(keying);
+        }
         self.keys = match Sealer::new(&keys::provider(), keying, reporter) {
             Ok(s) => Keys::Ready(s),
             Err(e) => {
                 tracing::info!(error = %e, "fast send path unavailable; str0m sends");
+                // No feedback will ever be opened: an estimator left running would only decay.
+                self.control = None;
                 Keys::Unsupported
             }
         };
@@ -197,6 +266,7 @@ impl FastSender {
                     .unwrap_or_default();
                 let s = StreamOut {
                     ssrc,
+                    pt: pkt.pt,
                     ids,
                     last: None,
                     packets: 0,
@@ -212,20 +282,94 @@ impl FastSender {
             timestamp: pkt.time as u32,
             ssrc: stream.ssrc,
             mid: &mid,
-            twcc_seq: self.twcc_seq as u16,
+            twcc_seq: match self.control.as_deref() {
+                Some(c) => c.next_seq() as u16,
+                None => self.twcc_seq as u16,
+            },
             since_epoch: now.saturating_duration_since(self.epoch),
         };
-        if stream.ids.twcc.is_some() {
-            self.twcc_seq += 1;
-        }
         let mut buf = Vec::with_capacity(12 + 16 + payload.len() + RTP_OVERHEAD);
         rtp_out::write(&mut buf, &header, &stream.ids);
         sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
+        if stream.ids.twcc.is_some() {
+            match self.control.as_deref_mut() {
+                Some(c) => c.on_send(now, buf.len()),
+                None => self.twcc_seq += 1,
+            }
+        }
+        stream.pt = pkt.pt;
         stream.last = Some((pkt.time, pkt.clock_rate, now));
+        self.sent_since_pad = self.sent_since_pad.saturating_add(buf.len());
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(payload.len() as u32);
         self.rtp_sent += 1;
         Some(transmit(pair, buf))
+    }
+
+    /// Sets the rate media plus padding should reach (0: no padding).
+    pub fn set_padding(&mut self, bps: u64) {
+        self.pad_to = bps;
+    }
+
+    /// Padding for the time since the last call: RTP padding-only packets on a video
+    /// m-line's RTX stream, filling media up to the lesser of the padding target and the
+    /// estimate (padding past the estimate would only congest). Nothing without an estimator
+    /// or an RTX stream. At most [`MAX_PAD_PACKETS`] per call.
+    pub fn pad(&mut self, rtc: &mut Rtc, now: Instant, out: &mut Vec<Transmit>) {
+        let dt = now.saturating_duration_since(self.last_pad).min(PAD_WINDOW);
+        self.last_pad = now;
+        let sent = std::mem::take(&mut self.sent_since_pad);
+        let (Some(c), Some(pair)) = (self.control.as_deref_mut(), self.pair) else {
+            return;
+        };
+        let Keys::Ready(sealer) = &mut self.keys else {
+            return;
+        };
+        let Some(estimate) = c.estimate() else {
+            return;
+        };
+        let rate = self.pad_to.min(estimate);
+        let budget = (rate as f64 * dt.as_secs_f64() / 8.0) as usize;
+        let mut deficit = budget.saturating_sub(sent);
+        if deficit < PAD_BYTES {
+            return;
+        }
+        // A video stream that has sent and has an RTX stream with a payload type.
+        let found = self.streams.iter().find_map(|(mid, s)| {
+            let (time, _, _) = s.last?;
+            let rtx_pt = rtc.codec_config().find(|p| *p.pt() == s.pt)?.resend()?;
+            let rtx = *rtc.direct_api().stream_tx_by_mid(*mid, None)?.rtx()?;
+            Some((*mid, s.ids, time, *rtx_pt, rtx))
+        });
+        let Some((mid, ids, time, rtx_pt, rtx)) = found else {
+            return;
+        };
+        let mut payload = [0u8; PAD_BYTES];
+        payload[PAD_BYTES - 1] = PAD_BYTES as u8;
+        for _ in 0..MAX_PAD_PACKETS {
+            if deficit < PAD_BYTES {
+                break;
+            }
+            let seq = self.rtx_seq.next_seq();
+            let header = Header {
+                pt: rtx_pt,
+                marker: false,
+                seq: seq as u16,
+                timestamp: time as u32,
+                ssrc: rtx,
+                mid: &mid,
+                twcc_seq: c.next_seq() as u16,
+                since_epoch: now.saturating_duration_since(self.epoch),
+            };
+            let mut buf = Vec::with_capacity(12 + 16 + PAD_BYTES + RTP_OVERHEAD);
+            rtp_out::write(&mut buf, &header, &ids);
+            buf[0] |= 0x20; // P: the payload is all padding, its last byte the count
+            sealer.seal_rtp(&mut buf, &payload, rtx, seq);
+            c.on_send(now, buf.len());
+            deficit = deficit.saturating_sub(buf.len());
+            self.rtp_sent += 1;
+            out.push(transmit(pair, buf));
+        }
     }
 
     /// When the next sender report is due.
