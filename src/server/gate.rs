@@ -5,6 +5,12 @@
 //! connection holds a slot from the moment it is accepted). A connection over the caps gets a
 //! reserve slot and the health-only router, for at most [`RESERVE_LIFETIME`]; beyond the
 //! reserve it is closed at once. Every outcome is counted in `/metrics`.
+//!
+//! The gate also bounds the first request: a connection whose first request's headers are not
+//! complete within the header timeout of its accept reads as closed, whatever its protocol.
+//! hyper's own header-read timeout covers only HTTP/1 once the protocol is known; its
+//! HTTP/1-or-HTTP/2 detection and HTTP/2's preface and first HEADERS have no timeout, so a
+//! client sending nothing, or part of the HTTP/2 preface, would otherwise hold its slot.
 
 use super::limits::{Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS};
 use super::metrics::Metrics;
@@ -14,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,17 +39,20 @@ pub struct Gate<A> {
     reserve: Arc<Slots>,
     health: Router,
     metrics: Arc<Metrics>,
+    header_timeout: Duration,
 }
 
 impl<A> Gate<A> {
     /// Admits at most `max` connections (`per_address` from one IP) to `inner`; the reserve
-    /// serves `health` only.
+    /// serves `health` only. A connection whose first request's headers are not in within
+    /// `header_timeout` of its accept is closed.
     pub fn new(
         inner: A,
         max: usize,
         per_address: usize,
         health: Router,
         metrics: Arc<Metrics>,
+        header_timeout: Duration,
     ) -> Self {
         Gate {
             inner,
@@ -50,6 +60,7 @@ impl<A> Gate<A> {
             reserve: Slots::new(HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS),
             health,
             metrics,
+            header_timeout,
         }
     }
 }
@@ -79,17 +90,23 @@ where
             self.metrics.http_connections.clone(),
             Arc::clone(&self.metrics),
         );
+        // From the accept, so the ICE-TCP sniff and a TLS handshake count against it too.
+        let first_request = Box::pin(tokio::time::sleep(self.header_timeout));
         Box::pin(async move {
             let Ok(Some((slot, service, expires))) = admitted else {
                 metrics.http_refused.inc();
                 return Err(io::Error::other("over the connection caps"));
             };
+            let requested = Arc::new(AtomicBool::new(false));
+            let service = mark_requests(service, Arc::clone(&requested));
             let (stream, service) = inner.accept(stream, service).await?;
             gauge.inc();
             Ok((
                 Counted {
                     inner: stream,
                     expires,
+                    first_request: Some(first_request),
+                    requested,
                     gauge,
                     _slot: slot,
                 },
@@ -99,11 +116,26 @@ where
     }
 }
 
-/// An admitted connection: holds its slot until it closes; a reserve one reads as closed
-/// once its lifetime is over.
+/// The router, with a flag raised on each request it is handed. hyper hands over a request
+/// once its headers are complete, for HTTP/1 and HTTP/2 alike, so the first raise is the end
+/// of the first request's headers.
+fn mark_requests(service: Router, requested: Arc<AtomicBool>) -> Router {
+    service.layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| {
+            requested.store(true, Ordering::Relaxed);
+            std::future::ready(request)
+        },
+    ))
+}
+
+/// An admitted connection: holds its slot until it closes; reads as closed when its first
+/// request's headers are not in by the header timeout, and a reserve one once its lifetime
+/// is over.
 pub struct Counted<S> {
     inner: S,
     expires: Option<Pin<Box<Sleep>>>,
+    first_request: Option<Pin<Box<Sleep>>>,
+    requested: Arc<AtomicBool>,
     gauge: Gauge,
     _slot: Slot,
 }
@@ -123,6 +155,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         if let Some(expires) = self.expires.as_mut() {
             if expires.as_mut().poll(cx).is_ready() {
                 // End of stream: the server finishes what it is doing and closes.
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if self.first_request.is_some() && self.requested.load(Ordering::Relaxed) {
+            // Later requests: hyper's HTTP/1 header-read timeout, and the caps.
+            self.first_request = None;
+        }
+        if let Some(first) = self.first_request.as_mut() {
+            if first.as_mut().poll(cx).is_ready() {
+                // End of stream mid-preface or mid-headers: hyper drops the connection.
                 return Poll::Ready(Ok(()));
             }
         }

@@ -7,6 +7,7 @@ mod common;
 mod controls;
 mod fuzz;
 mod hostile;
+mod http_hold;
 mod limits;
 mod load_smoke;
 mod lobby;
