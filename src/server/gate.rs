@@ -11,6 +11,12 @@
 //! connection over that cap therefore gets its request head read (not consumed, at most
 //! [`HEAD_LIMIT`] bytes for at most [`RELAY_CHECK_TIMEOUT`], [`RELAY_CHECKS`] at once): one
 //! that carries the cluster secret in the relay header counts against the total cap only.
+//!
+//! The gate also bounds the first request: a connection whose first request's headers are not
+//! complete within the header timeout of its accept reads as closed, whatever its protocol.
+//! hyper's own header-read timeout covers only HTTP/1 once the protocol is known; its
+//! HTTP/1-or-HTTP/2 detection and HTTP/2's preface and first HEADERS have no timeout, so a
+//! client sending nothing, or part of the HTTP/2 preface, would otherwise hold its slot.
 
 use super::limits::{
     Refused, Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS, RELAY_CHECKS,
@@ -24,6 +30,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -54,12 +61,15 @@ pub struct Gate<A> {
     relay_secret: Option<Arc<str>>,
     health: Router,
     metrics: Arc<Metrics>,
+    header_timeout: Duration,
 }
 
 impl<A> Gate<A> {
     /// Admits at most `max` connections (`per_address` from one IP) to `inner`; the reserve
     /// serves `health` only. With `relay_secret` (a cluster node), connections relayed by
     /// another node are exempt from the per-address cap.
+    /// A connection whose first request's headers are not in within `header_timeout` of
+    /// its accept is closed.
     pub fn new(
         inner: A,
         max: usize,
@@ -67,6 +77,7 @@ impl<A> Gate<A> {
         relay_secret: Option<Arc<str>>,
         health: Router,
         metrics: Arc<Metrics>,
+        header_timeout: Duration,
     ) -> Self {
         Gate {
             inner,
@@ -76,6 +87,7 @@ impl<A> Gate<A> {
             relay_secret,
             health,
             metrics,
+            header_timeout,
         }
     }
 
@@ -149,6 +161,8 @@ where
             .peer_addr()
             .map(|peer| (peer.ip(), self.slots.take(peer.ip())));
         let gate = self.clone();
+        // From the accept, so the ICE-TCP sniff and a TLS handshake count against it too.
+        let first_request = Box::pin(tokio::time::sleep(self.header_timeout));
         Box::pin(async move {
             let admitted = match first {
                 Ok((_, Ok(slot))) => Some((slot, service, None)),
@@ -159,6 +173,8 @@ where
                 gate.metrics.http_refused.inc();
                 return Err(io::Error::other("over the connection caps"));
             };
+            let requested = Arc::new(AtomicBool::new(false));
+            let service = mark_requests(service, Arc::clone(&requested));
             let (stream, service) = gate.inner.accept(stream, service).await?;
             let gauge = gate.metrics.http_connections.clone();
             gauge.inc();
@@ -166,6 +182,8 @@ where
                 Counted {
                     inner: stream,
                     expires,
+                    first_request: Some(first_request),
+                    requested,
                     gauge,
                     _slot: slot,
                 },
@@ -175,11 +193,26 @@ where
     }
 }
 
-/// An admitted connection: holds its slot until it closes; a reserve one reads as closed
-/// once its lifetime is over.
+/// The router, with a flag raised on each request it is handed. hyper hands over a request
+/// once its headers are complete, for HTTP/1 and HTTP/2 alike, so the first raise is the end
+/// of the first request's headers.
+fn mark_requests(service: Router, requested: Arc<AtomicBool>) -> Router {
+    service.layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| {
+            requested.store(true, Ordering::Relaxed);
+            std::future::ready(request)
+        },
+    ))
+}
+
+/// An admitted connection: holds its slot until it closes; reads as closed when its first
+/// request's headers are not in by the header timeout, and a reserve one once its lifetime
+/// is over.
 pub struct Counted<S> {
     inner: S,
     expires: Option<Pin<Box<Sleep>>>,
+    first_request: Option<Pin<Box<Sleep>>>,
+    requested: Arc<AtomicBool>,
     gauge: Gauge,
     _slot: Slot,
 }
@@ -199,6 +232,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         if let Some(expires) = self.expires.as_mut() {
             if expires.as_mut().poll(cx).is_ready() {
                 // End of stream: the server finishes what it is doing and closes.
+                return Poll::Ready(Ok(()));
+            }
+        }
+        if self.first_request.is_some() && self.requested.load(Ordering::Relaxed) {
+            // Later requests: hyper's HTTP/1 header-read timeout, and the caps.
+            self.first_request = None;
+        }
+        if let Some(first) = self.first_request.as_mut() {
+            if first.as_mut().poll(cx).is_ready() {
+                // End of stream mid-preface or mid-headers: hyper drops the connection.
                 return Poll::Ready(Ok(()));
             }
         }

@@ -234,7 +234,7 @@ impl Bound {
         match shared.config.tls.clone() {
             None => {
                 let mut server = axum_server::from_tcp(std_listener).map(gate);
-                http1_limits(server.http_builder(), header_timeout);
+                http_limits(server.http_builder(), header_timeout);
                 server.handle(handle).serve(app).await
             }
             Some(source) => {
@@ -242,7 +242,7 @@ impl Bound {
                     .await
                     .map_err(StartError::Tls)?;
                 let mut server = axum_server::from_tcp_rustls(std_listener, tls).map(tls_gate);
-                http1_limits(server.http_builder(), header_timeout);
+                http_limits(server.http_builder(), header_timeout);
                 server.handle(handle).serve(app).await
             }
         }
@@ -269,11 +269,15 @@ fn admission<A>(inner: A, shared: &Arc<Shared>) -> gate::Gate<web_port::SniffAcc
             .map(|c| Arc::from(c.secret.as_str())),
         http::health_router(Arc::clone(shared)),
         Arc::clone(&shared.metrics),
+        limits.http_header_timeout,
     )
 }
 
-/// The header-read timeout closes a client that trickles its request (slowloris).
-fn http1_limits(
+/// The header-read timeout closes a client that trickles its request (slowloris); the gate
+/// bounds the first request of both protocols (see [`gate`]), this every later HTTP/1 one.
+/// HTTP/2 is kept (a proxy in front may speak it) with fewer streams than hyper's default,
+/// its 16 KiB header list, and pings that drop a peer gone silent.
+fn http_limits(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     header_timeout: std::time::Duration,
 ) {
@@ -281,7 +285,18 @@ fn http1_limits(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .keep_alive_interval(HTTP2_PING)
+        .keep_alive_timeout(header_timeout);
 }
+
+/// Requests in flight on one HTTP/2 connection (hyper's default: 200).
+const HTTP2_MAX_STREAMS: u32 = 32;
+/// How often an HTTP/2 connection is pinged; unanswered within the header timeout, it closes.
+const HTTP2_PING: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A TCP listener beside each UDP socket, on the same address and port number. ICE-TCP is a
 /// fallback: when a port is taken, the server runs without it rather than not at all.

@@ -9,6 +9,7 @@ mod controls;
 mod fuzz;
 mod host_tools;
 mod hostile;
+mod http_hold;
 mod lean;
 mod limits;
 mod load_smoke;
