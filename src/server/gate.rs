@@ -1,5 +1,6 @@
 //! HTTP(S) admission: connection caps in total and per source address, with a small reserve
-//! that still answers `/healthz` and `/metrics` when they are reached.
+//! that still answers `/healthz` and `/metrics` when they are reached: a few slots for a
+//! monitor on the host itself, the rest at one per source address.
 //!
 //! Wraps the acceptor of `axum_server` (outermost, before the ICE-TCP sniff and TLS, so a
 //! connection holds a slot from the moment it is accepted). A connection over the caps gets a
@@ -12,7 +13,10 @@
 //! HTTP/1-or-HTTP/2 detection and HTTP/2's preface and first HEADERS have no timeout, so a
 //! client sending nothing, or part of the HTTP/2 preface, would otherwise hold its slot.
 
-use super::limits::{Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS};
+use super::limits::{
+    is_local_monitor, reserve_key, Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_LOCAL,
+    HTTP_RESERVE_PER_ADDRESS,
+};
 use super::metrics::Metrics;
 use axum::Router;
 use axum_server::accept::Accept;
@@ -37,6 +41,7 @@ pub struct Gate<A> {
     inner: A,
     slots: Arc<Slots>,
     reserve: Arc<Slots>,
+    local_reserve: Arc<Slots>,
     health: Router,
     metrics: Arc<Metrics>,
     header_timeout: Duration,
@@ -57,10 +62,22 @@ impl<A> Gate<A> {
         Gate {
             inner,
             slots: Slots::new(max, per_address),
-            reserve: Slots::new(HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS),
+            reserve: Slots::new(HTTP_RESERVE - HTTP_RESERVE_LOCAL, HTTP_RESERVE_PER_ADDRESS),
+            local_reserve: Slots::new(HTTP_RESERVE_LOCAL, HTTP_RESERVE_LOCAL),
             health,
             metrics,
             header_timeout,
+        }
+    }
+}
+
+impl<A> Gate<A> {
+    /// A reserve slot: the local monitor's own, or one of the rest at one per address.
+    fn take_reserve(&self, ip: std::net::IpAddr) -> Option<Slot> {
+        if is_local_monitor(ip) {
+            self.local_reserve.take(ip).ok()
+        } else {
+            self.reserve.take(reserve_key(ip)).ok()
         }
     }
 }
@@ -79,7 +96,7 @@ where
             .peer_addr()
             .map(|peer| match self.slots.take(peer.ip()) {
                 Ok(slot) => Some((slot, service, None)),
-                Err(_) => self.reserve.take(peer.ip()).ok().map(|slot| {
+                Err(_) => self.take_reserve(peer.ip()).map(|slot| {
                     self.metrics.http_reserve.inc();
                     let expires = Box::pin(tokio::time::sleep(RESERVE_LIFETIME));
                     (slot, self.health.clone(), Some(expires))
