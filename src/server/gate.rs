@@ -1,5 +1,6 @@
 //! HTTP(S) admission: connection caps in total and per source address, with a small reserve
-//! that still answers `/healthz` and `/metrics` when they are reached.
+//! that still answers `/healthz` and `/metrics` when they are reached: a few slots for a
+//! monitor on the host itself, the rest at one per source address.
 //!
 //! Wraps the acceptor of `axum_server` (outermost, before the ICE-TCP sniff and TLS, so a
 //! connection holds a slot from the moment it is accepted). A connection over the caps gets a
@@ -19,8 +20,8 @@
 //! client sending nothing, or part of the HTTP/2 preface, would otherwise hold its slot.
 
 use super::limits::{
-    Refused, Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS, RELAY_CHECKS,
-    RELAY_CHECKS_PER_ADDRESS,
+    is_local_monitor, reserve_key, Refused, Slot, Slots, HTTP_RESERVE, HTTP_RESERVE_LOCAL,
+    HTTP_RESERVE_PER_ADDRESS, RELAY_CHECKS, RELAY_CHECKS_PER_ADDRESS,
 };
 use super::metrics::Metrics;
 use axum::Router;
@@ -59,6 +60,7 @@ pub struct Gate<A> {
     reserve: Arc<Slots>,
     checks: Arc<Slots>,
     relay_secret: Option<Arc<str>>,
+    local_reserve: Arc<Slots>,
     health: Router,
     metrics: Arc<Metrics>,
     header_timeout: Duration,
@@ -82,7 +84,8 @@ impl<A> Gate<A> {
         Gate {
             inner,
             slots: Slots::new(max, per_address),
-            reserve: Slots::new(HTTP_RESERVE, HTTP_RESERVE_PER_ADDRESS),
+            reserve: Slots::new(HTTP_RESERVE - HTTP_RESERVE_LOCAL, HTTP_RESERVE_PER_ADDRESS),
+            local_reserve: Slots::new(HTTP_RESERVE_LOCAL, HTTP_RESERVE_LOCAL),
             checks: Slots::new(RELAY_CHECKS, RELAY_CHECKS_PER_ADDRESS),
             relay_secret,
             health,
@@ -109,7 +112,7 @@ impl<A> Gate<A> {
                 }
             }
         }
-        self.reserve.take(ip).ok().map(|slot| {
+        self.take_reserve(ip).map(|slot| {
             self.metrics.http_reserve.inc();
             let expires = Box::pin(tokio::time::sleep(RESERVE_LIFETIME));
             (slot, self.health.clone(), Some(expires))
@@ -145,6 +148,17 @@ async fn relayed(stream: &TcpStream, secret: &str) -> bool {
                 .then(|| value[1..].trim_ascii())
         })
         .any(|value| crate::cluster::proxy::authentic(value, secret))
+}
+
+impl<A> Gate<A> {
+    /// A reserve slot: the local monitor's own, or one of the rest at one per address.
+    fn take_reserve(&self, ip: std::net::IpAddr) -> Option<Slot> {
+        if is_local_monitor(ip) {
+            self.local_reserve.take(ip).ok()
+        } else {
+            self.reserve.take(reserve_key(ip)).ok()
+        }
+    }
 }
 
 impl<A> Accept<TcpStream, Router> for Gate<A>

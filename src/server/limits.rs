@@ -111,11 +111,39 @@ impl Drop for Slot {
 /// file, and the moment between `accept` and closing a refused connection.
 pub const FD_SPARE: u64 = 64;
 
-/// HTTP(S) connections over the caps that may still ask `/healthz` or `/metrics`.
+/// HTTP(S) connections over the caps that may still ask `/healthz` or `/metrics`, in all.
 pub const HTTP_RESERVE: usize = 16;
 
-/// Of [`HTTP_RESERVE`], how many one source address may hold.
-pub const HTTP_RESERVE_PER_ADDRESS: usize = 4;
+/// Of [`HTTP_RESERVE`], the slots kept for a monitor on the server's own host (sources
+/// 127.0.0.1 and ::1), which no other address can take.
+pub const HTTP_RESERVE_LOCAL: usize = 4;
+
+/// Of the rest, how many one source address may hold: one, so that filling the reserve takes
+/// as many addresses as it has slots (an IPv6 /64 counts as one address).
+pub const HTTP_RESERVE_PER_ADDRESS: usize = 1;
+
+/// Whether a connection from `ip` is the local monitor's (see [`HTTP_RESERVE_LOCAL`]).
+pub fn is_local_monitor(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST
+                || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+/// The address a remote reserve slot is counted against: an IPv6 source by its /64, which one
+/// host commonly holds whole.
+pub fn reserve_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
 
 /// Connections over the per-address cap whose request head is being read at once, to see
 /// whether another node of the cluster relays them (each for at most a second).
@@ -190,6 +218,24 @@ mod tests {
         let mut big = Limits::default();
         fit_to_open_files(&mut big, 1 << 20);
         assert_eq!(big.max_connections, Limits::default().max_connections);
+    }
+
+    #[test]
+    fn reserve_keys_and_local_monitor() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(is_local_monitor(ip("127.0.0.1")) && is_local_monitor(ip("::1")));
+        assert!(is_local_monitor(ip("::ffff:127.0.0.1")));
+        assert!(!is_local_monitor(ip("127.0.0.2")) && !is_local_monitor(ip("10.0.0.1")));
+        assert_eq!(
+            reserve_key(ip("2001:db8::1")),
+            reserve_key(ip("2001:db8::ffff:2"))
+        );
+        assert_ne!(
+            reserve_key(ip("2001:db8::1")),
+            reserve_key(ip("2001:db8:0:1::1"))
+        );
+        assert_eq!(reserve_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+        assert_eq!(reserve_key(ip("10.0.0.1")), ip("10.0.0.1"));
     }
 
     #[test]
