@@ -2,10 +2,9 @@
 //! wait in the lobby ends after `LOBBY_WAIT`. Both run on the conference's tick.
 
 use super::Conference;
-use crate::model::{LeaveReason, ParticipantId, Role};
+use crate::model::{LeaveReason, ParticipantId};
 use crate::protocol::{ErrorCode, HandsDelta, LobbyDelta, ServerMsg};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// At most one hands change and one lobby change message per this period: a flood of
@@ -140,15 +139,6 @@ impl Conference {
             return;
         }
         // One message, serialised once, whatever the number of hosts.
-        let msg = Arc::new(ServerMsg::LobbyChanged(delta));
-        let hosts: Vec<ParticipantId> = self
-            .roster
-            .values()
-            .filter(|m| m.role == Role::Host)
-            .map(|m| m.id)
-            .collect();
-        for h in hosts {
-            self.push(super::Output::Signal(h, msg.clone()));
-        }
+        self.tell_hosts(ServerMsg::LobbyChanged(delta));
     }
 }

@@ -274,13 +274,7 @@ async fn cluster(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     api.authorise(&headers)?;
-    let Some(cluster) = api.shared.cluster.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_cluster",
-            "This server runs alone (start it with --redis-url to join a cluster).",
-        ));
-    };
+    let cluster = api.shared.cluster.as_ref().ok_or_else(no_cluster)?;
     match cluster.view().await {
         Some(view) => Ok(axum::Json(view).into_response()),
         None => Err(ApiError::new(
@@ -291,17 +285,19 @@ async fn cluster(
     }
 }
 
+fn no_cluster() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_cluster",
+        "This server runs alone (start it with --redis-url to join a cluster).",
+    )
+}
+
 /// Drains this node: it leaves placement and its participants rejoin on other nodes; it
 /// keeps serving the sessions it relays and its health and metrics (stop it afterwards).
 async fn drain(State(api): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     api.authorise(&headers)?;
-    let Some(cluster) = api.shared.cluster.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_cluster",
-            "This server runs alone (start it with --redis-url to join a cluster).",
-        ));
-    };
+    let cluster = api.shared.cluster.as_ref().ok_or_else(no_cluster)?;
     let participants = api.shared.metrics.participants.get();
     cluster.drain_now(&api.shared).await;
     tracing::info!(
