@@ -152,6 +152,20 @@ impl Sim {
         self.join_with_slots(name, role, publish, shape, 0)
     }
 
+    /// `n` presenters named `p0`, `p1`, … publishing the default shape: a meeting.
+    pub fn presenters(&mut self, n: usize) -> Result<Vec<ParticipantId>, String> {
+        (0..n)
+            .map(|i| {
+                self.join(
+                    &format!("p{i}"),
+                    Role::Presenter,
+                    true,
+                    StreamShape::default(),
+                )
+            })
+            .collect()
+    }
+
     /// Like [`join`](Self::join), receiving audio on `audio_slots` server-filled slots.
     pub fn join_with_slots(
         &mut self,

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { useWorld } from './harness.mjs';
-import { waitFor, myId, outboundStats } from './browser.mjs';
+import { waitFor, myId, outboundStats, cameraFrom } from './browser.mjs';
 
 const LAYER_DEADLINE_MS = 30_000;
 const UI_DEADLINE_MS = 10_000;
@@ -27,18 +27,6 @@ async function newWebinar() {
   keys = { host: made.host_key, presenter: made.presenter_key };
 }
 let pubId;
-
-// The camera video `person` receives from `participant`, as its decoder sees it.
-const cameraFrom = (person, participant) =>
-  person.page.evaluate(async (id) => {
-    const r = window.confab.client.receiversOf(id).find((x) => x.kind === 'video' && x.source === 'camera');
-    if (!r) return null;
-    let out = null;
-    (await r.receiver.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp') out = { width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, frames: s.framesDecoded ?? 0 };
-    });
-    return out;
-  }, participant);
 
 // Polls `probe` (returning a number) until it grows between two looks, or stands still.
 function change(what, probe, wanted, timeoutMs = LAYER_DEADLINE_MS) {

@@ -203,6 +203,20 @@ export async function decodesVideoFrom(person, participantId, timeoutMs, source 
   );
 }
 
+// The camera video `person` receives from `participant`, as its decoder sees it.
+export const cameraFrom = (person, participant) =>
+  person.page.evaluate(async (id) => {
+    const r = window.confab.client.receiversOf(id).find((x) => x.kind === 'video' && x.source === 'camera');
+    if (!r) return null;
+    let out = null;
+    (await r.receiver.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp') {
+        out = { width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, frames: s.framesDecoded ?? 0, packets: s.packetsReceived ?? 0 };
+      }
+    });
+    return out;
+  }, participant);
+
 // The sources `person` receives from `participantId`, e.g. ['camera', 'microphone'].
 export const receivedSources = (person, participantId) =>
   person.page.evaluate((id) => window.confab.client.receiversOf(id).map((r) => r.source).sort(), participantId);

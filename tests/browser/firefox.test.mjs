@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { useWorld } from './harness.mjs';
-import { waitFor, myId, inboundStats, outboundStats, decodesVideoFrom, receivedSources } from './browser.mjs';
+import { waitFor, myId, inboundStats, outboundStats, decodesVideoFrom, receivedSources, cameraFrom } from './browser.mjs';
 
 const MEDIA_DEADLINE_MS = 30_000;
 const UI_DEADLINE_MS = 10_000;
@@ -21,18 +21,6 @@ const SMALL = { width: 400, height: 300 };
 
 const ui = (person, what, fn, arg, accept = Boolean) =>
   waitFor(`${person.label}: ${what}`, () => person.page.evaluate(fn, arg), accept, { timeoutMs: UI_DEADLINE_MS });
-
-// The camera video `person` receives from `participant`, as its decoder sees it.
-const cameraFrom = (person, participant) =>
-  person.page.evaluate(async (id) => {
-    const r = window.confab.client.receiversOf(id).find((x) => x.kind === 'video' && x.source === 'camera');
-    if (!r) return null;
-    let out = null;
-    (await r.receiver.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp') out = { width: s.frameWidth ?? 0, frames: s.framesDecoded ?? 0, packets: s.packetsReceived ?? 0 };
-    });
-    return out;
-  }, participant);
 
 // `/metrics`' count of packets dropped for `reason`.
 async function dropped(reason) {

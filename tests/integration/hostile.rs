@@ -1,7 +1,7 @@
 //! Hostile signalling clients (issue 11, session level), each beside a 3-bot meeting whose
 //! delivery is asserted: WebSockets that never read while others flood Q&A votes.
 
-use crate::limits::{free_port, http_get, meeting, metric_in, receives, Kill};
+use crate::limits::{assert_all_receive, free_port, http_get, meeting, metric_in, Kill};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -193,13 +193,7 @@ async fn non_readers_under_a_vote_flood_keep_server_memory_bounded() {
     // Everyone who reads kept up with the flood; the non-readers hold at most their queues.
     let after = metric_in(&http_get(http, "/metrics").await, "confab_participants");
     assert!(after >= participants_before - NON_READERS as f64, "{after}");
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(10)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     drop(idle);
     for (_, reader) in voters {
         reader.abort();
@@ -247,11 +241,5 @@ async fn huge_offers_are_refused_and_the_meeting_goes_on() {
         "{:?}",
         started.elapsed()
     );
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(10)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
 }

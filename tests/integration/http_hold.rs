@@ -3,7 +3,7 @@
 //! closed within the header timeout; a few addresses cannot fill the health reserve.
 
 use crate::common::TestServer;
-use crate::limits::{http_get, meeting, receives};
+use crate::limits::{assert_all_receive, http_get, meeting};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -65,9 +65,7 @@ async fn silent_and_partial_http2_connections_are_closed_within_the_header_timeo
         3 * N
     );
     // The meeting's WebSockets outlived the timeout: only unfinished first requests close.
-    for b in &bots {
-        assert!(receives(b, Duration::from_secs(10)).await);
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     let body = http_get(server.http, "/healthz").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 }
@@ -148,8 +146,6 @@ async fn a_few_addresses_cannot_fill_the_health_reserve() {
     let body = http_get(server.http, "/").await;
     assert!(body.starts_with("HTTP/1.1 503"), "{body}");
     assert!(server.metric("confab_http_refused_connections_total") >= 1.0);
-    for b in &bots {
-        assert!(receives(b, Duration::from_secs(10)).await);
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     drop(held);
 }

@@ -17,13 +17,7 @@ pub(crate) async fn meeting(server_ws: String, room: &str) -> Vec<Bot> {
         let config = confab::bot::BotConfig::new(server_ws.clone(), room, name);
         bots.push(Bot::join(config).await.expect("bot joins"));
     }
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(15)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(15)).await;
     bots
 }
 
@@ -34,11 +28,16 @@ pub(crate) async fn receives(bot: &Bot, within: Duration) -> bool {
     bot.wait_until(within, |s| packets(s) > before + 50).await
 }
 
-/// A raw participant that offered one receive-only audio m-line: its socket and the
-/// server-side ICE ufrag the answer names (what its STUN must carry).
-async fn participant_ufrag(server: &TestServer, room: &str, name: &str) -> (Ws, String) {
-    let (mut ws, joined) = raw_join(server, room, name, serde_json::json!({})).await;
-    assert_eq!(joined["type"], "joined", "{joined}");
+/// Asserts that every bot receives 50 more packets within `within` (its stats if not).
+pub(crate) async fn assert_all_receive(bots: &[Bot], within: Duration) {
+    for b in bots {
+        assert!(receives(b, within).await, "{:?}", b.stats());
+    }
+}
+
+/// Offers one receive-only audio slot from an `Rtc` that is then dropped, so the server
+/// expects media that never comes; returns the server's answer.
+pub(crate) async fn offer_audio_slot(ws: &mut Ws) -> serde_json::Value {
     let mut rtc = str0m::Rtc::builder().build(Instant::now());
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -48,8 +47,16 @@ async fn participant_ufrag(server: &TestServer, room: &str, name: &str) -> (Ws, 
         "sdp": offer.to_sdp_string(),
         "audio_slots": [mid.to_string()],
     });
-    send(&mut ws, &msg.to_string()).await;
-    let answer = wait_type(&mut ws, "answer").await;
+    send(ws, &msg.to_string()).await;
+    wait_type(ws, "answer").await
+}
+
+/// A raw participant that offered one receive-only audio m-line: its socket and the
+/// server-side ICE ufrag the answer names (what its STUN must carry).
+async fn participant_ufrag(server: &TestServer, room: &str, name: &str) -> (Ws, String) {
+    let (mut ws, joined) = raw_join(server, room, name, serde_json::json!({})).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let answer = offer_audio_slot(&mut ws).await;
     let sdp = answer["sdp"].as_str().expect("answer sdp");
     let ufrag = sdp
         .lines()
@@ -186,13 +193,7 @@ async fn a_datagram_flood_into_a_room_never_refuses_a_join() {
         dropped_during_joins > 0.0,
         "the inbox was not full while they joined"
     );
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(15)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(15)).await;
 }
 
 /// ICE-TCP cannot be held: silent connections close at the first-frame deadline, a
@@ -320,9 +321,7 @@ async fn held_and_silent_ice_tcp_connections_are_closed() {
             "leaver's stays"
         );
     }
-    for b in &bots {
-        assert!(receives(b, Duration::from_secs(10)).await);
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     drop(fresh);
 }
 
@@ -372,9 +371,7 @@ async fn slowloris_is_closed_within_the_header_timeout() {
         "closed after {:?}",
         start.elapsed()
     );
-    for b in &bots {
-        assert!(receives(b, Duration::from_secs(10)).await);
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     // The web still answers.
     let body = http_get(server.http, "/healthz").await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
@@ -455,9 +452,7 @@ async fn health_answers_at_a_1024_open_file_limit() {
     let metrics = http_get(http, "/metrics").await;
     let refused = metric_in(&metrics, "confab_http_refused_connections_total");
     assert!(refused > 0.0, "nothing refused:\n{metrics}");
-    for b in &bots {
-        assert!(receives(b, Duration::from_secs(10)).await);
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
     drop(idle);
 }
 

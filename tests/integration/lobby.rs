@@ -4,10 +4,9 @@
 //! a session with nothing to negotiate yet stays).
 
 use crate::common::{raw_join, send, wait_type, TestServer, Ws};
-use crate::limits::{meeting, raise_own_open_files, receives};
+use crate::limits::{assert_all_receive, meeting, offer_audio_slot, raise_own_open_files};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
-use str0m::media::{Direction, MediaKind};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Reads `ws` for `within` (or until it closes); returns the text frames' bytes and the
@@ -94,13 +93,7 @@ async fn a_lobby_flood_is_capped_and_hosts_get_bounded_traffic() {
     assert!(bytes < 64 * 1024, "{bytes} bytes to the host");
     // At most one change per 250 ms, over the 25 s the host read, and a few at the edges.
     assert!(messages <= 25 * 4 + 4, "{messages} lobby messages");
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(10)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
 }
 
 /// A raw participant that offers one receive-only audio m-line and never does ICE: its
@@ -115,17 +108,7 @@ async fn joined_sessions_that_never_connect_media_are_reaped() {
     assert_eq!(joined["type"], "joined", "{joined}");
     let (mut stuck, joined) = raw_join(&server, "connect", "Stuck", serde_json::json!({})).await;
     assert_eq!(joined["type"], "joined", "{joined}");
-    let mut rtc = str0m::Rtc::builder().build(Instant::now());
-    let mut change = rtc.sdp_api();
-    let mid = change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    let (offer, _pending) = change.apply().expect("an offer");
-    let msg = serde_json::json!({
-        "type": "offer",
-        "sdp": offer.to_sdp_string(),
-        "audio_slots": [mid.to_string()],
-    });
-    send(&mut stuck, &msg.to_string()).await;
-    wait_type(&mut stuck, "answer").await;
+    offer_audio_slot(&mut stuck).await;
     let answered = Instant::now();
     let e = wait_type(&mut stuck, "error").await;
     assert_eq!(e["code"], "closed", "{e}");
@@ -140,11 +123,5 @@ async fn joined_sessions_that_never_connect_media_are_reaped() {
     send(&mut silent, r#"{"type":"chat","text":"still here"}"#).await;
     let chat = wait_type(&mut silent, "chat").await;
     assert_eq!(chat["entry"]["text"], "still here");
-    for b in &bots {
-        assert!(
-            receives(b, Duration::from_secs(10)).await,
-            "{:?}",
-            b.stats()
-        );
-    }
+    assert_all_receive(&bots, Duration::from_secs(10)).await;
 }

@@ -20,6 +20,17 @@ fn has_media_from(stats: &BotStats, publishers: usize) -> bool {
     audio >= publishers && video >= publishers
 }
 
+/// Ana and Ben in `room`, once Ana receives Ben's media.
+async fn ana_and_ben(server: &TestServer, room: &str) -> (Bot, Bot) {
+    let a = Bot::join(bot(server, room, "Ana")).await.expect("a joins");
+    let b = Bot::join(bot(server, room, "Ben")).await.expect("b joins");
+    assert!(
+        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
+            .await
+    );
+    (a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_receive_each_others_audio_and_video() {
     let server = TestServer::start().await;
@@ -71,17 +82,8 @@ async fn three_bots_full_mesh_through_the_sfu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_removes_participant_and_tracks() {
     let server = TestServer::start().await;
-    let mut a = Bot::join(bot(&server, "leave", "Ana"))
-        .await
-        .expect("a joins");
-    let b = Bot::join(bot(&server, "leave", "Ben"))
-        .await
-        .expect("b joins");
+    let (mut a, b) = ana_and_ben(&server, "leave").await;
     let b_id = b.id;
-    assert!(
-        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
-            .await
-    );
     // Ana receives only Ben's tracks: those are the ones his leaving must unpublish.
     let b_tracks: BTreeSet<TrackId> = a.stats().tracks.keys().copied().collect();
     assert_eq!(b_tracks.len(), 2, "Ben's microphone and camera");
@@ -123,17 +125,8 @@ async fn leaving_removes_participant_and_tracks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_is_reaped() {
     let server = TestServer::with(|c| c.idle_timeout = Duration::from_secs(30)).await;
-    let mut a = Bot::join(bot(&server, "vanish", "Ana"))
-        .await
-        .expect("a joins");
-    let b = Bot::join(bot(&server, "vanish", "Ben"))
-        .await
-        .expect("b joins");
+    let (mut a, b) = ana_and_ben(&server, "vanish").await;
     let b_id = b.id;
-    assert!(
-        a.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
-            .await
-    );
     // B freezes: sockets stay open, nothing is sent or answered. ICE notices first.
     b.command(BotCmd::Freeze);
     let started = tokio::time::Instant::now();

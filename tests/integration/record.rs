@@ -37,24 +37,30 @@ fn frames_due(sent: &mut u64, t: u64) -> u64 {
     n
 }
 
-fn one_camera_one_voice(dir: &Path, secs: u32) -> (std::path::PathBuf, Instant) {
-    let clip = vp8_clip(dir, 640, 360, secs);
-    let path = dir.join("meeting.webm");
-    let start = Instant::now();
+/// A recorder writing `path`, with one camera on the stage (from `clip`, RTP timestamps from
+/// `ts_base`) and one voice at `hz`, driven for `ms` of virtual time and not finished.
+fn camera_and_voice(
+    path: &Path,
+    clip: Vec<ClipFrame>,
+    start: Instant,
+    ms: u64,
+    ts_base: u32,
+    hz: f32,
+) -> Recorder<FileSink> {
     let mut rec = Recorder::new(
         RecorderConfig::default(),
-        FileSink::new(File::create(&path).expect("file")),
+        FileSink::new(File::create(path).expect("file")),
         start,
         0,
     )
     .expect("recorder");
-    let mut cam = VideoSender::new(SourceId(1), clip, 0xFFFF_0000);
-    let mut voice = VoiceSender::new(SourceId(2), 440.0);
+    let mut cam = VideoSender::new(SourceId(1), clip, ts_base);
+    let mut voice = VoiceSender::new(SourceId(2), hz);
     rec.handle(Input::Stage(Some(cam.source)), start)
         .expect("stage");
     assert_eq!(rec.poll_keyframe_request(), Some(cam.source));
     let mut sent = 0;
-    drive(&mut rec, start, u64::from(secs) * 1000, |t, now| {
+    drive(&mut rec, start, ms, |t, now| {
         let mut v = Vec::new();
         for _ in 0..frames_due(&mut sent, t) {
             v.extend(cam.frame(now));
@@ -64,6 +70,21 @@ fn one_camera_one_voice(dir: &Path, secs: u32) -> (std::path::PathBuf, Instant) 
         }
         v
     });
+    rec
+}
+
+fn one_camera_one_voice(dir: &Path, secs: u32) -> (std::path::PathBuf, Instant) {
+    let clip = vp8_clip(dir, 640, 360, secs);
+    let path = dir.join("meeting.webm");
+    let start = Instant::now();
+    let rec = camera_and_voice(
+        &path,
+        clip,
+        start,
+        u64::from(secs) * 1000,
+        0xFFFF_0000,
+        440.0,
+    );
     let (_, len, stats) = rec
         .finish(start + Duration::from_secs(u64::from(secs)))
         .expect("finish");
@@ -207,28 +228,7 @@ fn a_killed_recording_left_unfinished_still_plays() {
     let clip = vp8_clip(&dir, 640, 360, 3);
     let path = dir.join("killed.webm");
     let start = Instant::now();
-    let mut rec = Recorder::new(
-        RecorderConfig::default(),
-        FileSink::new(File::create(&path).expect("file")),
-        start,
-        0,
-    )
-    .expect("recorder");
-    let mut cam = VideoSender::new(SourceId(1), clip, 5);
-    let mut voice = VoiceSender::new(SourceId(2), 500.0);
-    rec.handle(Input::Stage(Some(cam.source)), start)
-        .expect("stage");
-    let mut sent = 0;
-    drive(&mut rec, start, 3_000, |t, now| {
-        let mut v = Vec::new();
-        for _ in 0..frames_due(&mut sent, t) {
-            v.extend(cam.frame(now));
-        }
-        if t % 20 == 0 {
-            v.push(voice.packet(now));
-        }
-        v
-    });
+    let rec = camera_and_voice(&path, clip, start, 3_000, 5, 500.0);
     std::mem::forget(rec);
     let frames = video_frames(&path);
     // Flushed every second: at least the first 2 s are on disk.

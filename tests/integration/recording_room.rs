@@ -22,6 +22,17 @@ async fn api(server: &TestServer, method: &str, path: &str, key: Option<&str>) -
         .expect("the server answers")
 }
 
+/// Starts (`POST`) or stops (`DELETE`) a room's recording through the API, with the key.
+async fn recording_call(server: &TestServer, method: &str, room: &str) -> Answer {
+    api(
+        server,
+        method,
+        &format!("/api/rooms/{room}/recording"),
+        Some(KEY),
+    )
+    .await
+}
+
 /// `curl` a URL (optionally with the API key and a byte range): status and body.
 fn fetch(url: &str, key: Option<&str>, range: Option<&str>, out: &Path) -> (u16, Vec<u8>) {
     let mut c = Command::new("curl");
@@ -91,13 +102,7 @@ async fn a_meeting_recorded_through_the_api_plays_for_the_recorded_time() {
     assert_eq!(st.body, json!({"recording": false}));
 
     let started = Instant::now();
-    let r = api(
-        &server,
-        "POST",
-        &format!("/api/rooms/{room}/recording"),
-        Some(KEY),
-    )
-    .await;
+    let r = recording_call(&server, "POST", room).await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     wait_recording(&mut a, true).await;
     wait_recording(&mut b, true).await;
@@ -107,26 +112,14 @@ async fn a_meeting_recorded_through_the_api_plays_for_the_recorded_time() {
         json!({"recording": true}),
         "newcomers are told before they enter"
     );
-    let again = api(
-        &server,
-        "POST",
-        &format!("/api/rooms/{room}/recording"),
-        Some(KEY),
-    )
-    .await;
+    let again = recording_call(&server, "POST", room).await;
     assert_eq!(again.status, 409, "one recording per room");
     // A host joining now learns it in `joined`.
     let (_late, joined) = raw_join(&server, room, "Late", json!({})).await;
     assert_eq!(joined["recording"], true, "{joined}");
 
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let r = api(
-        &server,
-        "DELETE",
-        &format!("/api/rooms/{room}/recording"),
-        Some(KEY),
-    )
-    .await;
+    let r = recording_call(&server, "DELETE", room).await;
     let recorded = started.elapsed().as_secs_f64();
     assert_eq!(r.status, 204, "{:?}", r.body);
     wait_recording(&mut a, false).await;
@@ -291,13 +284,7 @@ async fn an_unusable_directory_tells_the_host_and_the_meeting_goes_on() {
     assert_eq!(m["on"], false, "{m}");
     let why = m["error"].as_str().expect("a reason");
     assert!(why.contains("recordings directory"), "{why}");
-    let r = api(
-        &server,
-        "POST",
-        &format!("/api/rooms/{room}/recording"),
-        Some(KEY),
-    )
-    .await;
+    let r = recording_call(&server, "POST", room).await;
     assert_eq!(r.status, 409);
     assert!(r.body["error"]["message"]
         .as_str()

@@ -24,17 +24,7 @@ fn receives_all(sim: &Sim, id: confab::protocol::ParticipantId, publishers: usiz
 #[test]
 fn meeting_of_four_everyone_receives_everyone() {
     let mut sim = Sim::new(RoomConfig::default());
-    let ids: Vec<_> = (0..4)
-        .map(|i| {
-            sim.join(
-                &format!("p{i}"),
-                Role::Presenter,
-                true,
-                StreamShape::default(),
-            )
-            .expect("join")
-        })
-        .collect();
+    let ids = sim.presenters(4).expect("join");
     let ok = sim.run_until(Duration::from_secs(5), |s| {
         ids.iter().all(|id| receives_all(s, *id, 3))
     });

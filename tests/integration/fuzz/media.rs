@@ -3,9 +3,8 @@
 
 use super::config;
 use super::wire::stun;
-use confab::bot::StreamShape;
 use confab::media::RoomConfig;
-use confab::protocol::{ParticipantId, Role, ServerMsg};
+use confab::protocol::{ParticipantId, ServerMsg};
 use confab::sim::Sim;
 use proptest::prelude::*;
 use std::net::SocketAddr;
@@ -90,17 +89,7 @@ fn datagram(ufrag: String) -> BoxedStrategy<Vec<u8>> {
 /// Three publishing peers receiving each other.
 fn meeting() -> (Sim, Vec<ParticipantId>) {
     let mut sim = Sim::new(RoomConfig::default());
-    let ids: Vec<_> = (0..3)
-        .map(|i| {
-            sim.join(
-                &format!("p{i}"),
-                Role::Presenter,
-                true,
-                StreamShape::default(),
-            )
-            .expect("join")
-        })
-        .collect();
+    let ids = sim.presenters(3).expect("join");
     assert!(
         sim.run_until(Duration::from_secs(5), |s| ids.iter().all(|id| s
             .stats(*id)
