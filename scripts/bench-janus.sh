@@ -3,7 +3,8 @@
 # bots and media shape on both. A benchmark, not a test: nothing here runs in scripts/test.sh.
 # Safe to run again and again.
 #
-#   bash scripts/bench-janus.sh setup             # install Janus (Debian), write the wrappers
+#   bash scripts/bench-janus.sh setup             # install Janus (Debian), write the wrappers,
+#                                                 # make the network namespace
 #   bash scripts/bench-janus.sh smoke             # webinar 1 -> 3 on Janus; fails unless clean
 #   bash scripts/bench-janus.sh compare [VIEWERS] [RUNS] [confab-load options...]
 #                                                 # alternating runs: confab str0m, confab lean,
@@ -13,13 +14,23 @@
 #
 # The wrappers live in target/bench-janus/. Janus gets a config directory of its own per port
 # (under ${TMPDIR:-/tmp}/confab-janus/): only the videoroom plugin and the WebSocket transport,
-# both bound to loopback; ICE on loopback only (ice_enforce_list), ICE-lite like confab, no
-# STUN/TURN, no event handlers or loggers. "tuned" adds event_loops = 2 (one media loop per
-# core of this 2-core machine instead of one thread per handle).
+# both bound to loopback; ICE-lite like confab, no STUN/TURN, no event handlers or loggers.
+# "tuned" adds event_loops = 2 (one media loop per core of this 2-core machine instead of one
+# thread per handle).
+#
+# Janus never gathers ICE candidates on a loopback interface (and then lets libnice use every
+# other one), and libnice cannot send from a 127.x address put on another interface. So the
+# runs happen in a network namespace of their own, $NETNS, which has `lo` and a veth pair
+# (bench0, bench1) with nothing behind it. bench0 holds $MEDIA_IP (RFC 2544's benchmarking
+# range); Janus gathers on bench0 only and the Janus bots bind there too (confab-load
+# --janus-media-ip). The confab servers and their bots keep to 127.0.0.1 in the same namespace.
+# No packet can leave the namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/target/bench-janus
+NETNS=confab-janus
+MEDIA_IP=198.18.0.1
 
 install_janus() {
   if command -v janus >/dev/null; then return; fi
@@ -33,6 +44,21 @@ install_janus() {
   if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/null; then
     $sudo systemctl stop janus || true
   fi
+}
+
+# The namespace (idempotent): lo up, and bench0 (veth, peer bench1) with $MEDIA_IP only.
+make_netns() {
+  if ! ip netns list | grep -qw "$NETNS"; then
+    ip netns add "$NETNS"
+  fi
+  ip -n "$NETNS" link set lo up
+  if ! ip -n "$NETNS" link show bench0 >/dev/null 2>&1; then
+    ip -n "$NETNS" link add bench0 type veth peer name bench1
+  fi
+  ip -n "$NETNS" addr flush dev bench0 scope global
+  ip -n "$NETNS" addr add "$MEDIA_IP/32" dev bench0
+  ip -n "$NETNS" link set bench0 up
+  ip -n "$NETNS" link set bench1 up
 }
 
 # Where Debian puts Janus's modules.
@@ -69,7 +95,7 @@ general: {
 	transports_folder = "$lib/transports"
 	events_folder = "$lib/events"
 	loggers_folder = "$lib/loggers"
-	debug_level = 3
+	debug_level = ${JANUS_DEBUG_LEVEL:-3}
 	session_timeout = 60
 	$loops
 }
@@ -80,8 +106,8 @@ media: {
 }
 nat: {
 	nice_debug = false
-	ice_lite = true
-	ice_enforce_list = "127.0.0.1"
+	ice_lite = ${JANUS_ICE_LITE:-true}
+	ice_enforce_list = "bench0"
 	ignore_mdns = true
 }
 plugins: {
@@ -127,10 +153,18 @@ run_janus() {
     esac
   done
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "bench-janus: --ws-port PORT needed" >&2; exit 2; }
+  # Outside the namespace there is no bench0, and Janus would gather on every other interface.
+  if ! ip -br addr show bench0 2>/dev/null | grep -qF " $MEDIA_IP/"; then
+    echo "bench-janus: no bench0 with $MEDIA_IP here; run inside the $NETNS namespace" \
+      "(ip netns exec $NETNS ..., after: bash scripts/bench-janus.sh setup)" >&2
+    exit 2
+  fi
   local dir=${TMPDIR:-/tmp}/confab-janus/$variant-$port
   write_config "$variant" "$port" "$dir"
   # exec: confab-load reads Janus's CPU and memory from this pid.
-  exec janus -F "$dir" -C "$dir/janus.jcfg" --disable-colors
+  # JANUS_ARGS: more options, for debugging (e.g. -l for libnice logs with NICE_DEBUG=all).
+  # shellcheck disable=SC2086
+  exec janus -F "$dir" -C "$dir/janus.jcfg" --disable-colors ${JANUS_ARGS:-}
 }
 
 write_wrappers() {
@@ -158,35 +192,41 @@ case "$cmd" in
   setup)
     install_janus
     write_wrappers
+    make_netns
     echo "wrappers in $OUT: janus-default, janus-tuned, confab-str0m, confab-lean"
     ;;
   janus)
     run_janus "$@"
     ;;
+  netns)
+    make_netns
+    ;;
   smoke)
     install_janus
     write_wrappers
+    make_netns
     build
     # A viewer per kind of receiver: two decrypt (latency), one only counts.
-    target/release/confab-load --spawn "janus:$OUT/janus-default" --decrypting 2 \
+    ip netns exec "$NETNS" target/release/confab-load --janus-media-ip "$MEDIA_IP" --spawn "janus:$OUT/janus-default" --decrypting 2 \
       --warmup 1 --duration 3 --ramp-timeout 20 --simulcast false webinar --viewers 3
     ;;
   compare)
     install_janus
     write_wrappers
+    make_netns
     build
     viewers=${1:-100}
     runs=${2:-2}
     shift $(($# < 2 ? $# : 2))
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-    target/release/confab-load \
+    ip netns exec "$NETNS" target/release/confab-load --janus-media-ip "$MEDIA_IP" \
       --spawn "$OUT/confab-str0m" --spawn "$OUT/confab-lean" \
       --spawn "janus:$OUT/janus-default" --spawn "janus:$OUT/janus-tuned" \
       --runs "$runs" "$@" webinar --viewers "$viewers"
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     ;;
   *)
-    echo "usage: $0 setup|smoke|compare [VIEWERS] [RUNS] [options]|janus default|tuned --ws-port PORT" >&2
+    echo "usage: $0 setup|netns|smoke|compare [VIEWERS] [RUNS] [options]|janus default|tuned --ws-port PORT" >&2
     exit 2
     ;;
 esac

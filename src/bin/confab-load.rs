@@ -32,6 +32,11 @@ struct Cli {
     /// whose forwarded packets are counted from what the viewers receive.
     #[arg(long, value_enum, default_value_t = TargetArg::Confab)]
     target: TargetArg,
+    /// Local address the Janus bots' UDP sockets bind to. Janus gathers no candidate on a
+    /// loopback interface: scripts/bench-janus.sh gives it a test address in a network
+    /// namespace of its own and passes that address here.
+    #[arg(long, default_value = "127.0.0.1")]
+    janus_media_ip: std::net::IpAddr,
     /// Runs per spawned binary (each with a fresh server); more than one prints the median
     /// and range of forwarded packets per CPU-second instead of one report.
     #[arg(long, default_value_t = 1)]
@@ -354,6 +359,7 @@ async fn main() -> ExitCode {
     config.decrypting = cli.decrypting;
     config.progress = !cli.quiet;
     config.shape = shape;
+    config.media_ip = cli.janus_media_ip;
     config.target = match cli.target {
         TargetArg::Confab => Target::Confab,
         TargetArg::Janus => Target::Janus,

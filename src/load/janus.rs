@@ -16,6 +16,7 @@ use crate::bot::{Bot, BotConfig, BotError};
 use crate::protocol::{ClientMsg, ParticipantId, Role, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -174,15 +175,16 @@ fn sdp_of(jsep: Option<Value>, what: &str) -> Result<String, BotError> {
 }
 
 /// Joins `config.room` on the Janus at `config.url` (`ws://host:port`): as publisher when
-/// `config.publish`, else as a viewer of every publisher there. Returns once the media
-/// negotiation is done; ICE and DTLS then proceed in the bot's task.
-pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
+/// `config.publish`, else as a viewer of every publisher there. The bot's UDP socket binds to
+/// `media_ip` (see [`super::LoadConfig::media_ip`]). Returns once the media negotiation is
+/// done; ICE and DTLS then proceed in the bot's task.
+pub async fn join(config: BotConfig, media_ip: IpAddr) -> Result<Bot, BotError> {
     let mut j = Janus::connect(&config.url).await?;
     j.session = id_of(&j.request(json!({"janus": "create"})).await?, "session")?;
     let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom"});
     let handle = id_of(&j.request(attach).await?, "handle")?;
     let room = room_number(&config.room);
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let socket = UdpSocket::bind((media_ip, 0)).await?;
     // A keyframe arrives as a burst; the default buffer overflows when many bots share a CPU.
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
     let local = socket.local_addr()?;
@@ -208,6 +210,9 @@ pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
         let role = Role::Presenter;
         let mut core = ClientCore::new(behaviour, local, ParticipantId(id), role, vec![], now)
             .map_err(rtc_err)?;
+        // str0m's ICE agent keeps no timers until its first timeout: start its clock now, as
+        // the confab bot's shell does before any answer arrives.
+        core.handle_timeout(Instant::now()).map_err(rtc_err)?;
         let offer = take_offer(&mut core, &socket)?;
         let jsep = json!({"type": "offer", "sdp": offer});
         let (_, answer) = j
@@ -227,6 +232,7 @@ pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
         let role = Role::Audience;
         let mut core = ClientCore::new(behaviour, local, ParticipantId(handle), role, vec![], now)
             .map_err(rtc_err)?;
+        core.handle_timeout(Instant::now()).map_err(rtc_err)?;
         let answer = core.accept_offer(&offer).map_err(rtc_err)?;
         let jsep = json!({"type": "answer", "sdp": answer});
         j.videoroom(handle, json!({"request": "start"}), Some(jsep), &[])

@@ -77,6 +77,10 @@ pub struct LoadConfig {
     pub progress: bool,
     /// The kind of server at `url` (default confab).
     pub target: Target,
+    /// Local address of the Janus bots' UDP sockets (default 127.0.0.1). Janus never gathers
+    /// on a loopback interface, so scripts/bench-janus.sh runs it in a network namespace of
+    /// its own on a test address, and its bots there.
+    pub media_ip: std::net::IpAddr,
 }
 
 impl LoadConfig {
@@ -96,6 +100,7 @@ impl LoadConfig {
             room_prefix: "load".into(),
             progress: false,
             target: Target::Confab,
+            media_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 }
@@ -283,13 +288,13 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                 shape: config.shape,
                 ..BotConfig::new(url, plan.room.clone(), plan.name.clone())
             };
-            let target = config.target;
+            let (target, media_ip) = (config.target, config.media_ip);
             async move {
                 let started = Instant::now();
                 let join = async {
                     match target {
                         Target::Confab => Bot::join(bc).await,
-                        Target::Janus => janus::join(bc).await,
+                        Target::Janus => janus::join(bc, media_ip).await,
                     }
                 };
                 let r = tokio::time::timeout(JOIN_TIMEOUT, join).await;
