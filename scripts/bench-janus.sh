@@ -175,7 +175,9 @@ write_wrappers() {
     chmod +x "$OUT/janus-$v"
   done
   for v in str0m lean; do
-    printf '#!/bin/sh\nCONFAB_SEND_PATH=%s exec %q "$@"\n' "$v" "$ROOT/target/release/confab" >"$OUT/confab-$v"
+    # Every bot connects from one address: lift the per-address connection limit (256).
+    printf '#!/bin/sh\nCONFAB_MAX_CONNECTIONS_PER_ADDRESS=2000 CONFAB_SEND_PATH=%s exec %q "$@"\n' \
+      "$v" "$ROOT/target/release/confab" >"$OUT/confab-$v"
     chmod +x "$OUT/confab-$v"
   done
 }
