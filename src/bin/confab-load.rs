@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use confab::bot::StreamShape;
-use confab::load::{self, probe, LoadConfig, Scenario};
+use confab::load::{self, probe, LoadConfig, Scenario, Target};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -23,8 +23,20 @@ struct Cli {
     /// Start this confab binary on free loopback ports and measure it (ignores --url). Give it
     /// twice or more to compare builds: with --runs, they take turns, each run on a fresh
     /// server.
+    /// A Janus wrapper is given as `janus:PATH` (see scripts/bench-janus.sh): it is started
+    /// as `PATH --ws-port PORT` and must exec Janus, so its pid is Janus's.
     #[arg(long)]
     spawn: Vec<std::path::PathBuf>,
+    /// The kind of server at --url and of --spawn binaries without a prefix: `confab`, or
+    /// `janus` (its videoroom plugin over the WebSocket API, e.g. `ws://127.0.0.1:8188`),
+    /// whose forwarded packets are counted from what the viewers receive.
+    #[arg(long, value_enum, default_value_t = TargetArg::Confab)]
+    target: TargetArg,
+    /// Local address the Janus bots' UDP sockets bind to. Janus gathers no candidate on a
+    /// loopback interface: scripts/bench-janus.sh gives it a test address in a network
+    /// namespace of its own and passes that address here.
+    #[arg(long, default_value = "127.0.0.1")]
+    janus_media_ip: std::net::IpAddr,
     /// Runs per spawned binary (each with a fresh server); more than one prints the median
     /// and range of forwarded packets per CPU-second instead of one report.
     #[arg(long, default_value_t = 1)]
@@ -66,6 +78,12 @@ struct Cli {
     quiet: bool,
     #[command(subcommand)]
     scenario: ScenarioArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum TargetArg {
+    Confab,
+    Janus,
 }
 
 #[derive(Subcommand, Clone)]
@@ -211,6 +229,40 @@ async fn spawn(path: &std::path::Path, max_room: usize) -> Result<(Child, String
     Ok((child, format!("ws://{host}/ws")))
 }
 
+/// Starts a Janus wrapper (`PATH --ws-port PORT`) and waits for its WebSocket port.
+async fn spawn_janus(path: &std::path::Path) -> Result<(Child, String), String> {
+    let port = free_port(false).map_err(|e| e.to_string())?;
+    let mut child = Command::new(path)
+        .args(["--ws-port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() >= deadline || !matches!(child.try_wait(), Ok(None)) {
+            return Err(format!(
+                "{} did not open its WebSocket port {port} within 15 s",
+                path.display()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((child, format!("ws://127.0.0.1:{port}")))
+}
+
+/// What a --spawn entry names: the server kind and the program (`janus:PATH` is Janus).
+fn spawn_target(entry: &std::path::Path, default: Target) -> (Target, std::path::PathBuf) {
+    match entry.to_str().and_then(|s| s.strip_prefix("janus:")) {
+        Some(rest) => (Target::Janus, rest.into()),
+        None => (default, entry.to_path_buf()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -307,6 +359,11 @@ async fn main() -> ExitCode {
     config.decrypting = cli.decrypting;
     config.progress = !cli.quiet;
     config.shape = shape;
+    config.media_ip = cli.janus_media_ip;
+    config.target = match cli.target {
+        TargetArg::Confab => Target::Confab,
+        TargetArg::Janus => Target::Janus,
+    };
     // Distinct room names per run, so a run never joins a room a previous one left behind.
     config.room_prefix = format!("load{}", std::process::id());
     if cli.runs == 0 || cli.runs > MAX_RUNS {
@@ -331,7 +388,12 @@ async fn main() -> ExitCode {
     for run in 0..cli.runs {
         // Binaries take turns, so a slow stretch of the machine falls on all of them alike.
         for (i, path) in cli.spawn.iter().enumerate() {
-            let (child, url) = match spawn(path, max_room + 1).await {
+            let (target, program) = spawn_target(path, config.target);
+            let started = match target {
+                Target::Confab => spawn(&program, max_room + 1).await,
+                Target::Janus => spawn_janus(&program).await,
+            };
+            let (child, url) = match started {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("confab-load: {e}");
@@ -340,6 +402,7 @@ async fn main() -> ExitCode {
             };
             let mut this = config.clone();
             this.url = url;
+            this.target = target;
             this.server_pid = child.id();
             this.room_prefix = format!("{}r{run}b{i}", config.room_prefix);
             let report = match load::run(&this).await {

@@ -4,6 +4,8 @@
 //! `handle_timeout`), then drain `poll_output` until [`ClientOutput::Timeout`]. The tokio bot
 //! and the virtual-time simulator both wrap this one core.
 
+mod answer;
+
 use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
 use super::seq::extend_seq;
 use super::{BotStats, TrackStats};

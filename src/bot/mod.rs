@@ -191,6 +191,26 @@ pub struct Bot {
 }
 
 impl Bot {
+    /// A bot whose shell lives outside this module (the Janus driver in
+    /// [`crate::load::janus`]): its command and event channels, shared stats and task.
+    pub(crate) fn from_parts(
+        id: ParticipantId,
+        role: Role,
+        cmds: mpsc::UnboundedSender<BotCmd>,
+        events: mpsc::UnboundedReceiver<ServerMsg>,
+        stats: Arc<Mutex<BotStats>>,
+        task: JoinHandle<Result<(), BotError>>,
+    ) -> Bot {
+        Bot {
+            id,
+            role,
+            cmds,
+            events,
+            stats,
+            task,
+        }
+    }
+
     /// Connects, joins and starts; returns once the server said `joined`.
     pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
         run::start(config).await

@@ -14,6 +14,8 @@
 pub mod ceiling;
 pub mod compare;
 pub mod crowd;
+pub mod janus;
+mod janus_shell;
 mod plan;
 pub mod probe;
 mod report;
@@ -33,6 +35,17 @@ pub const MAX_BOTS: usize = 2000;
 pub const MAX_PHASE: Duration = Duration::from_secs(600);
 /// How long one join may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which server the bots talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// confab's signalling protocol; server counters from `/metrics`.
+    #[default]
+    Confab,
+    /// Janus's videoroom plugin over its WebSocket API ([`janus`]): no `/metrics`, so the
+    /// forwarded packets are what the receivers got.
+    Janus,
+}
 
 /// How to run the load.
 #[derive(Debug, Clone)]
@@ -62,6 +75,12 @@ pub struct LoadConfig {
     pub room_prefix: String,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// The kind of server at `url` (default confab).
+    pub target: Target,
+    /// Local address of the Janus bots' UDP sockets (default 127.0.0.1). Janus never gathers
+    /// on a loopback interface, so scripts/bench-janus.sh runs it in a network namespace of
+    /// its own on a test address, and its bots there.
+    pub media_ip: std::net::IpAddr,
 }
 
 impl LoadConfig {
@@ -80,6 +99,8 @@ impl LoadConfig {
             decrypting: 5,
             room_prefix: "load".into(),
             progress: false,
+            target: Target::Confab,
+            media_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 }
@@ -229,7 +250,10 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
     }
     let observer = Observer {
         pid: config.server_pid,
-        host: probe::metrics_host(&config.url),
+        host: match config.target {
+            Target::Confab => probe::metrics_host(&config.url),
+            Target::Janus => None,
+        },
         progress: config.progress,
     };
     let say = |m: String| {
@@ -264,9 +288,16 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                 shape: config.shape,
                 ..BotConfig::new(url, plan.room.clone(), plan.name.clone())
             };
+            let (target, media_ip) = (config.target, config.media_ip);
             async move {
                 let started = Instant::now();
-                let r = tokio::time::timeout(JOIN_TIMEOUT, Bot::join(bc)).await;
+                let join = async {
+                    match target {
+                        Target::Confab => Bot::join(bc).await,
+                        Target::Janus => janus::join(bc, media_ip).await,
+                    }
+                };
+                let r = tokio::time::timeout(JOIN_TIMEOUT, join).await;
                 (plan, started, r)
             }
         }))
@@ -337,6 +368,14 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
     observer.watch("measure", config.duration, &bots).await;
     let end = observer.snapshot(&bots).await;
     fill(&mut report, &start, &end, baseline);
+    if config.target == Target::Janus {
+        // Janus counts nothing for us: what it forwarded is what the receivers got.
+        report.server_forwarded_pps = Some(report.client_received_pps);
+        report.forwarded_per_cpu_s = report
+            .server_cpu_s
+            .filter(|cpu| *cpu > 0.0)
+            .map(|cpu| report.client_received_pps * report.window_s / cpu);
+    }
 
     say(format!("[leave] {} bots", bots.len()));
     futures_util::stream::iter(bots.into_iter().map(|r| r.bot.leave()))

@@ -10,6 +10,7 @@ mod fuzz;
 mod host_tools;
 mod hostile;
 mod http_hold;
+mod janus;
 mod lean;
 mod lean_rtx;
 mod limits;

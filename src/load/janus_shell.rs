@@ -1,0 +1,128 @@
+//! The tokio shell of a bot talking to Janus: its UDP socket, the Janus WebSocket (keep-alives,
+//! events read and dropped) and the core's timers, like the confab bot's shell.
+
+use super::janus::{recv, Janus, KEEPALIVE};
+use crate::bot::core::{ClientCore, ClientOutput};
+use crate::bot::{Bot, BotCmd, BotError, BotStats};
+use crate::protocol::{ParticipantId, Role};
+use futures_util::SinkExt;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Janus's WebSocket.
+pub(super) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How often the shared copy of the stats is refreshed.
+const STATS_INTERVAL: Duration = Duration::from_millis(50);
+/// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
+const BURST: usize = 64;
+
+/// Runs the negotiated `core` in a task and returns the handle the load engine drives.
+pub(super) fn start(
+    core: ClientCore,
+    janus: Janus,
+    socket: UdpSocket,
+    id: ParticipantId,
+    role: Role,
+) -> Bot {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    // Janus's events are not confab's: nothing is ever sent on this channel.
+    let (_, ev_rx) = mpsc::unbounded_channel();
+    let stats = Arc::new(Mutex::new(BotStats::default()));
+    let shared = Arc::clone(&stats);
+    let task = tokio::spawn(async move {
+        let r = drive(core, janus, socket, cmd_rx, shared).await;
+        if let Err(e) = &r {
+            tracing::debug!(bot = %id, error = %e, "janus bot stopped");
+        }
+        r
+    });
+    Bot::from_parts(id, role, cmd_tx, ev_rx, stats, task)
+}
+
+/// Carries out the core's outputs; returns when it next wants time. The core offers nothing
+/// after the first negotiation here, so any later signal is dropped.
+fn flush(core: &mut ClientCore, socket: &UdpSocket) -> Instant {
+    loop {
+        match core.poll_output() {
+            ClientOutput::Timeout(t) => return t,
+            ClientOutput::Transmit(t) => {
+                let _ = socket.try_send_to(&t.contents, t.destination);
+            }
+            ClientOutput::Signal(_) => {}
+        }
+    }
+}
+
+async fn drive(
+    mut core: ClientCore,
+    mut janus: Janus,
+    socket: UdpSocket,
+    mut cmds: mpsc::UnboundedReceiver<BotCmd>,
+    stats: Arc<Mutex<BotStats>>,
+) -> Result<(), BotError> {
+    let rtc_err = |e: str0m::RtcError| BotError::Rtc(e.to_string());
+    let mut buf = vec![0u8; 2048];
+    let mut published = Instant::now();
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    loop {
+        let timeout = flush(&mut core, &socket);
+        // Copying stats for every packet would cost more than the bot's own work.
+        if published.elapsed() >= STATS_INTERVAL {
+            published = Instant::now();
+            if let Ok(mut s) = stats.lock() {
+                *s = core.stats.clone();
+            }
+        }
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let (n, source) = r?;
+                core.handle_datagram(source, &buf[..n], Instant::now());
+                // One wake-up and one timer re-arm per burst instead of per datagram.
+                for _ in 0..BURST {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, source)) => {
+                            core.handle_datagram(source, &buf[..n], Instant::now())
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            // Events (webrtcup, media, slowlink) and keep-alive acks change nothing here.
+            msg = recv(&mut janus.ws) => {
+                if msg?.is_none() {
+                    return Ok(());
+                }
+            }
+            _ = keepalive.tick() => {
+                janus.send(json!({"janus": "keepalive"})).await?;
+            }
+            cmd = cmds.recv() => match cmd {
+                None | Some(BotCmd::Leave) => {
+                    // Destroying the session detaches its handle and hangs up its PeerConnection.
+                    let _ = janus.send(json!({"janus": "destroy"})).await;
+                    let _ = janus.ws.close(None).await;
+                    return Ok(());
+                }
+                Some(BotCmd::Freeze) => {
+                    while cmds.recv().await.is_some() {}
+                    return Ok(());
+                }
+                Some(BotCmd::SendRaw(text)) => {
+                    let frame = tokio_tungstenite::tungstenite::Message::Text(text.into());
+                    janus.ws.send(frame).await.map_err(|e| BotError::Ws(e.to_string()))?;
+                }
+                // Not part of the comparison: Janus would need a renegotiation request.
+                Some(BotCmd::RestartIce) => {}
+            },
+            _ = tokio::time::sleep_until(timeout.into()) => {
+                core.handle_timeout(Instant::now()).map_err(rtc_err)?;
+            }
+        }
+    }
+}
