@@ -110,6 +110,8 @@ impl ClientCore {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Egress stats carry what the server's receiver reports say (see `reported`).
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut core = ClientCore {
@@ -248,6 +250,12 @@ impl ClientCore {
         self.decrypt = decrypt;
     }
 
+    /// Publishes from the next offer on (a viewer on the stage turning its camera on).
+    pub fn start_publishing(&mut self) {
+        self.behaviour.publish = true;
+        self.negotiate();
+    }
+
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) {
         if !self.decrypt && self.count_undecrypted(contents) {
@@ -358,6 +366,22 @@ impl ClientCore {
                 let layer = req.rid.map(|r| rid_layer(&r)).unwrap_or(0);
                 self.force_key[usize::from(layer)] = true;
                 self.stats.keyframe_requests += 1;
+            }
+            Event::MediaEgressStats(s) => {
+                let Some(remote) = s.remote else {
+                    return;
+                };
+                let key = match s.rid {
+                    Some(rid) => format!("{}/{}", s.mid, rid),
+                    None => s.mid.to_string(),
+                };
+                let r = self.stats.reported.entry(key).or_default();
+                r.sent = s.packets;
+                r.max_seq = *remote.maximum_sequence_number;
+                r.lost = remote.packets_lost;
+                r.jitter = remote.jitter;
+                r.rtt = s.rtt;
+                r.updates += 1;
             }
             Event::RtpPacket(p) => {
                 let Some(mid) = self

@@ -146,6 +146,26 @@ pub struct BotStats {
     pub keyframe_requests: u64,
     /// Whether ICE connected.
     pub connected: bool,
+    /// What the server's receiver reports said about each stream it publishes, by
+    /// `mid` or `mid/rid` (str0m's egress stats, once a second).
+    pub reported: HashMap<String, Reported>,
+}
+
+/// The latest receiver-report view of one published stream, as the bot's str0m saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    /// Packets the bot sent on it.
+    pub sent: u64,
+    /// Highest extended sequence number the server reported receiving.
+    pub max_seq: u64,
+    /// Cumulative packets the server reported lost.
+    pub lost: u64,
+    /// Interarrival jitter the server reported (timestamp units).
+    pub jitter: u32,
+    /// Round trip from the report's LSR/DLSR, when it echoed a sender report.
+    pub rtt: Option<Duration>,
+    /// Stats events that carried a receiver report.
+    pub updates: u64,
 }
 
 /// Commands to a running bot.

@@ -11,7 +11,9 @@
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
 //! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping;
-//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator.
+//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator;
+//! - [`reports`]: receive statistics of what the peer publishes and the receiver reports
+//!   toward it (str0m's are silenced with its sender reports).
 //!
 //! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing) and [`gcc`]
 //! (delay and loss estimator behind `Estimator`), driven through [`control`]; [`pacer`]
@@ -24,6 +26,7 @@ pub mod history;
 pub mod ice;
 pub mod keys;
 pub mod pacer;
+pub mod reports;
 pub mod rtp_out;
 pub mod sender;
 pub mod srtp;

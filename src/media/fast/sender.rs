@@ -5,6 +5,7 @@ use super::control::Control;
 use super::history::RtxSequencer;
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
+use super::reports::Reports;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::collections::HashMap;
@@ -107,6 +108,9 @@ pub struct FastSender {
     pub rtp_sent: u64,
     /// RTCP compounds sealed and handed out.
     pub rtcp_sent: u64,
+    /// Receive statistics of what the peer publishes, and the receiver reports toward it
+    /// (str0m's are silenced with its sender reports).
+    pub reports: Reports,
 }
 
 impl FastSender {
@@ -130,6 +134,7 @@ impl FastSender {
             rtx_seq: RtxSequencer::new(rand::random::<u16>() >> 1),
             rtp_sent: 0,
             rtcp_sent: 0,
+            reports: Reports::new(now),
         }
     }
 
@@ -143,6 +148,7 @@ impl FastSender {
         contents: &[u8],
         now: Instant,
     ) -> bool {
+        self.reports.on_receive(contents, now);
         if let Some(c) = self.control.as_deref_mut() {
             if c.on_receive(contents, now) {
                 return true;
@@ -176,10 +182,11 @@ impl FastSender {
 
     /// When this sender wants time next: its reports, and its estimator's tick.
     pub fn next_wake(&self) -> Instant {
-        match self.control.as_deref() {
+        let own = match self.control.as_deref() {
             Some(c) => self.next_report.min(c.next_tick()),
             None => self.next_report,
-        }
+        };
+        self.reports.next_report().map_or(own, |r| own.min(r))
     }
 
     /// Time passes for the estimator; returns whether it was ticked.
@@ -214,6 +221,7 @@ impl FastSender {
             return;
         };
         let reporter = self.reporter_ssrc();
+        self.reports.keyed(keying);
         if let Some(c) = self.control.as_deref_mut() {
             c.keyed(keying);
         }
@@ -419,6 +427,34 @@ impl FastSender {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sender report not sealed");
+                None
+            }
+        }
+    }
+}
+
+impl FastSender {
+    /// The receiver report toward what the peer publishes, when due: the reporter's own
+    /// receiver report heads the compound (the SRTCP nonce rule), with a block per source.
+    pub fn poll_receiver_report(&mut self, now: Instant) -> Option<Transmit> {
+        if !self.reports.due(now) {
+            return None;
+        }
+        let pair = self.pair?;
+        let Keys::Ready(sealer) = &mut self.keys else {
+            return None;
+        };
+        let mut c = Vec::with_capacity(8 + 24 * 4 + RTCP_OVERHEAD);
+        if self.reports.write(sealer.reporter(), now, &mut c) == 0 {
+            return None;
+        }
+        match sealer.seal_rtcp(&mut c) {
+            Ok(_) => {
+                self.rtcp_sent += 1;
+                Some(transmit(pair, c))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "receiver report not sealed");
                 None
             }
         }
