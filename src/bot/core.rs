@@ -367,22 +367,7 @@ impl ClientCore {
                 self.force_key[usize::from(layer)] = true;
                 self.stats.keyframe_requests += 1;
             }
-            Event::MediaEgressStats(s) => {
-                let Some(remote) = s.remote else {
-                    return;
-                };
-                let key = match s.rid {
-                    Some(rid) => format!("{}/{}", s.mid, rid),
-                    None => s.mid.to_string(),
-                };
-                let r = self.stats.reported.entry(key).or_default();
-                r.sent = s.packets;
-                r.max_seq = *remote.maximum_sequence_number;
-                r.lost = remote.packets_lost;
-                r.jitter = remote.jitter;
-                r.rtt = s.rtt;
-                r.updates += 1;
-            }
+            Event::MediaEgressStats(s) => self.stats.note_egress(&s),
             Event::RtpPacket(p) => {
                 let Some(mid) = self
                     .rtc

@@ -168,6 +168,26 @@ pub struct Reported {
     pub updates: u64,
 }
 
+impl BotStats {
+    /// Keeps what str0m's egress stats say the server's receiver reports told.
+    pub fn note_egress(&mut self, s: &str0m::stats::MediaEgressStats) {
+        let Some(remote) = &s.remote else {
+            return;
+        };
+        let key = match s.rid {
+            Some(rid) => format!("{}/{}", s.mid, rid),
+            None => s.mid.to_string(),
+        };
+        let r = self.reported.entry(key).or_default();
+        r.sent = s.packets;
+        r.max_seq = *remote.maximum_sequence_number;
+        r.lost = remote.packets_lost;
+        r.jitter = remote.jitter;
+        r.rtt = s.rtt;
+        r.updates += 1;
+    }
+}
+
 /// Commands to a running bot.
 #[derive(Debug)]
 pub enum BotCmd {

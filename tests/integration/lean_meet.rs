@@ -48,25 +48,34 @@ fn clean(sim: &Sim, id: ParticipantId) {
 
 /// What the publisher's str0m read from the server's receiver reports on each of its
 /// streams: the highest sequence number near what it sent, nothing lost, a small jitter, and
-/// a round trip (from the reports' LSR/DLSR) near the link's 2 × 10 ms.
+/// a round trip (from the reports' LSR/DLSR) near the link's 2 × 10 ms. The bot's str0m sends
+/// sender reports only on its audio stream (every 5 s; none seen on its video in these runs),
+/// and a block can echo only a sender report it got, so the round trip is required on one
+/// stream at least (Chromium's, in `tests/browser/lean_meeting.test.mjs`, on both kinds).
 fn reports_are_sane(sim: &Sim, id: ParticipantId, streams: usize) {
     let st = sim.stats(id);
     assert!(st.reported.len() >= streams, "{:?}", st.reported);
+    assert!(
+        st.reported.values().any(|r| r.rtt.is_some()),
+        "LSR/DLSR echo the publisher's sender reports: {:?}",
+        st.reported
+    );
     for (mid, r) in &st.reported {
         assert!(r.updates >= 2, "{mid}: {r:?}");
         assert!(
-            r.max_seq <= r.sent + 1 && r.max_seq + 120 >= r.sent,
+            r.max_seq <= r.sent + 1 && r.max_seq + 250 >= r.sent,
             "{mid}: reported up to {} of {} sent",
             r.max_seq,
             r.sent
         );
         assert_eq!(r.lost, 0, "{mid}: {r:?}");
         assert!(r.jitter < 9_000, "{mid}: jitter {} units", r.jitter);
-        let rtt = r.rtt.expect("LSR/DLSR echo the publisher's sender reports");
-        assert!(
-            rtt >= Duration::from_millis(15) && rtt <= Duration::from_millis(200),
-            "{mid}: rtt {rtt:?}"
-        );
+        if let Some(rtt) = r.rtt {
+            assert!(
+                rtt >= Duration::from_millis(10) && rtt <= Duration::from_millis(200),
+                "{mid}: rtt {rtt:?}"
+            );
+        }
     }
 }
 
