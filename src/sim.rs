@@ -276,6 +276,14 @@ impl Sim {
         }
     }
 
+    /// A peer that joined without publishing starts to (after a promotion to the stage).
+    pub fn start_publishing(&mut self, id: ParticipantId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.core.start_publishing();
+        }
+        self.settle();
+    }
+
     /// A peer leaves cleanly.
     pub fn leave(&mut self, id: ParticipantId) {
         self.timed(|c, _| c.leave(id, crate::protocol::LeaveReason::Left));

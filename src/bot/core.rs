@@ -112,6 +112,8 @@ impl ClientCore {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Egress stats carry what the server's receiver reports say (see `reported`).
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut core = ClientCore {
@@ -250,6 +252,12 @@ impl ClientCore {
         self.decrypt = decrypt;
     }
 
+    /// Publishes from the next offer on (a viewer on the stage turning its camera on).
+    pub fn start_publishing(&mut self) {
+        self.behaviour.publish = true;
+        self.negotiate();
+    }
+
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) {
         if !self.decrypt && self.count_undecrypted(contents) {
@@ -361,6 +369,7 @@ impl ClientCore {
                 self.force_key[usize::from(layer)] = true;
                 self.stats.keyframe_requests += 1;
             }
+            Event::MediaEgressStats(s) => self.stats.note_egress(&s),
             Event::RtpPacket(p) => {
                 let Some(mid) = self
                     .rtc

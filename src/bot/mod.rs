@@ -146,6 +146,46 @@ pub struct BotStats {
     pub keyframe_requests: u64,
     /// Whether ICE connected.
     pub connected: bool,
+    /// What the server's receiver reports said about each stream it publishes, by
+    /// `mid` or `mid/rid` (str0m's egress stats, once a second).
+    pub reported: HashMap<String, Reported>,
+}
+
+/// The latest receiver-report view of one published stream, as the bot's str0m saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    /// Packets the bot sent on it.
+    pub sent: u64,
+    /// Highest extended sequence number the server reported receiving.
+    pub max_seq: u64,
+    /// Cumulative packets the server reported lost.
+    pub lost: u64,
+    /// Interarrival jitter the server reported (timestamp units).
+    pub jitter: u32,
+    /// Round trip from the report's LSR/DLSR, when it echoed a sender report.
+    pub rtt: Option<Duration>,
+    /// Stats events that carried a receiver report.
+    pub updates: u64,
+}
+
+impl BotStats {
+    /// Keeps what str0m's egress stats say the server's receiver reports told.
+    pub fn note_egress(&mut self, s: &str0m::stats::MediaEgressStats) {
+        let Some(remote) = &s.remote else {
+            return;
+        };
+        let key = match s.rid {
+            Some(rid) => format!("{}/{}", s.mid, rid),
+            None => s.mid.to_string(),
+        };
+        let r = self.reported.entry(key).or_default();
+        r.sent = s.packets;
+        r.max_seq = *remote.maximum_sequence_number;
+        r.lost = remote.packets_lost;
+        r.jitter = remote.jitter;
+        r.rtt = s.rtt;
+        r.updates += 1;
+    }
 }
 
 /// Commands to a running bot.

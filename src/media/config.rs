@@ -44,9 +44,9 @@ pub enum SendPath {
     /// str0m's whole stack per subscriber (its pacer, estimator, reports, retransmissions).
     #[default]
     Str0m,
-    /// confab's own rewrite + SRTP for receive-only peers ([`super::fast`]); str0m keeps
-    /// negotiation, ICE, DTLS and the receive side. No estimator, pacer or retransmission
-    /// yet on this path.
+    /// confab's own rewrite + SRTP toward every peer, publishers included ([`super::fast`],
+    /// which also sends the receiver reports toward publishers); str0m keeps negotiation,
+    /// ICE, DTLS and the receive side.
     Lean,
 }
 

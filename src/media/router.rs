@@ -352,6 +352,7 @@ impl Router {
             if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
                 if let Some(f) = p.fast.as_deref_mut() {
                     let report = f.poll_report(now);
+                    let received = f.poll_receiver_report(now);
                     let ticked = f.tick(now);
                     let mut sent = vec![];
                     f.release(&mut p.rtc, now, &mut sent);
@@ -363,7 +364,7 @@ impl Router {
                     if estimate.is_some_and(|e| p.note_estimate(e)) {
                         self.alloc_dirty = true;
                     }
-                    if let Some(t) = report {
+                    for t in [report, received].into_iter().flatten() {
                         self.out.push_back(Output::Transmit(t));
                     }
                 }

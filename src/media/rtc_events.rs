@@ -141,6 +141,11 @@ impl Router {
             return self.counters.count(DropReason::UnknownPayloadType);
         };
         let (codec, clock_rate) = (params.spec().codec, params.spec().clock_rate.get());
+        if let Some(f) = p.fast.as_deref_mut() {
+            let h = &pkt.header;
+            f.reports
+                .on_rtp(*h.ssrc, *pkt.seq_no, h.timestamp, clock_rate, now);
+        }
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return self.counters.count(DropReason::NotPublished);
         };

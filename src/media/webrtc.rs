@@ -96,8 +96,8 @@ pub struct WebRtcPeer {
     pub expected_since: Option<Instant>,
     /// When the last datagram from it arrived.
     pub last_heard: Instant,
-    /// Its media is rewritten, sealed and sent by confab itself (receive-only peers when the
-    /// room's send path is lean); str0m's send streams stay silent.
+    /// Its media is rewritten, sealed and sent by confab itself (every peer when the room's
+    /// send path is lean); str0m's send streams stay silent.
     pub fast: Option<Box<FastSender>>,
 }
 
@@ -176,9 +176,12 @@ impl WebRtcPeer {
             .enable_h264(true)
             // Capped here; aged by `bound_resend_history` once the m-line is used.
             .set_send_buffer_video(RESEND_PACKETS);
-        // Receive-only peers on the lean path: str0m must not send on their streams, so its
-        // estimator (which brings its pacer) stays off and the fast path sends.
-        let lean = room.send_path == SendPath::Lean && !may_publish;
+        // Every peer on the lean path (audience, meeting participants, a viewer promoted to
+        // the stage later): str0m must not send on their streams, so its estimator (which
+        // brings its pacer) stays off and the fast path sends. Silencing its sender reports
+        // silences its receiver reports toward what the peer publishes too: `fast::reports`
+        // sends those.
+        let lean = room.send_path == SendPath::Lean;
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
         let mut config = if room.bwe && !lean {

@@ -13,6 +13,7 @@ mod http_hold;
 mod janus;
 mod lean;
 mod lean_rtx;
+mod lean_meet;
 mod limits;
 mod load_smoke;
 mod lobby;

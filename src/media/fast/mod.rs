@@ -16,7 +16,9 @@
 //!   (the one source of transport-wide numbers, estimation on or off) and fed to its
 //!   estimator; NACKs queued; the round trip from its receiver reports;
 //! - [`rtx`]: its NACKs answered from the per-source [`history`] the router fills once per
-//!   incoming video packet (lean rooms only).
+//!   incoming video packet (lean rooms only);
+//! - [`reports`]: receive statistics of what the peer publishes and the receiver reports
+//!   toward it (str0m's are silenced with its sender reports).
 //!
 //! Beside them, pure parts with no I/O, each tested on its own: [`twcc`] (send register,
 //! feedback parsing) and [`gcc`] (delay and loss estimator behind `Estimator`), driven through
@@ -31,6 +33,7 @@ pub mod history;
 pub mod ice;
 pub mod keys;
 pub mod pacer;
+pub mod reports;
 pub mod rtp_out;
 pub mod rtx;
 pub mod sender;

@@ -7,6 +7,7 @@ use super::history::{RtxSequencer, SeqMap};
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
 use super::pacer::Pacer;
+use super::reports::Reports;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::collections::HashMap;
@@ -130,6 +131,9 @@ pub struct FastSender {
     /// Video packets the pacer held, and those it dropped (queue full or too old).
     pub paced: u64,
     pub pace_dropped: u64,
+    /// Receive statistics of what the peer publishes, and the receiver reports toward it
+    /// (str0m's are silenced with its sender reports).
+    pub reports: Reports,
 }
 
 impl FastSender {
@@ -156,6 +160,7 @@ impl FastSender {
             pacer: None,
             paced: 0,
             pace_dropped: 0,
+            reports: Reports::new(now),
         }
     }
 
@@ -169,6 +174,7 @@ impl FastSender {
         contents: &[u8],
         now: Instant,
     ) -> bool {
+        self.reports.on_receive(contents, now);
         if self.control.on_receive(contents, now) {
             return true;
         }
@@ -204,10 +210,11 @@ impl FastSender {
             true => self.next_report.min(self.control.next_tick()),
             false => self.next_report,
         };
-        match self.pacer.as_deref().and_then(Pacer::next_wake) {
+        let wake = match self.pacer.as_deref().and_then(Pacer::next_wake) {
             Some(paced) => wake.min(paced),
             None => wake,
-        }
+        };
+        self.reports.next_report().map_or(wake, |r| wake.min(r))
     }
 
     /// Time passes for the estimator; returns whether it was ticked.
@@ -244,6 +251,7 @@ impl FastSender {
             return;
         };
         let reporter = self.reporter_ssrc();
+        self.reports.keyed(keying);
         self.keys = match Sealer::new(&keys::provider(), keying, reporter) {
             Ok(s) => {
                 self.control.keyed(keying);
@@ -450,6 +458,34 @@ impl FastSender {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sender report not sealed");
+                None
+            }
+        }
+    }
+}
+
+impl FastSender {
+    /// The receiver report toward what the peer publishes, when due: the reporter's own
+    /// receiver report heads the compound (the SRTCP nonce rule), with a block per source.
+    pub fn poll_receiver_report(&mut self, now: Instant) -> Option<Transmit> {
+        if !self.reports.due(now) {
+            return None;
+        }
+        let pair = self.pair?;
+        let Keys::Ready(sealer) = &mut self.keys else {
+            return None;
+        };
+        let mut c = Vec::with_capacity(8 + 24 * 4 + RTCP_OVERHEAD);
+        if self.reports.write(sealer.reporter(), now, &mut c) == 0 {
+            return None;
+        }
+        match sealer.seal_rtcp(&mut c) {
+            Ok(_) => {
+                self.rtcp_sent += 1;
+                Some(transmit(pair, c))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "receiver report not sealed");
                 None
             }
         }
