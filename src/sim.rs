@@ -123,6 +123,8 @@ impl Sim {
     }
 
     /// Calls into the room, adding the wall-clock time it takes to [`room_time`](Self::room_time).
+    /// Never inlined: `scripts/callgrind.sh` collects instructions inside this function only.
+    #[inline(never)]
     fn timed<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
         let start = Instant::now();
         let r = f(&mut self.conf, self.now);
