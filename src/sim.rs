@@ -419,6 +419,8 @@ impl Sim {
                     }
                     self.send(id, false, t.destination, t.contents.to_vec());
                 }
+                // As the server's egress does once a datagram is sent.
+                crate::media::fast::pool::give(t.contents.into());
             }
             Output::Signal(id, msg) => {
                 if let Some(p) = self.peers.get_mut(&id) {

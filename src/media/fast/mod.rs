@@ -11,7 +11,8 @@
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
 //! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping;
-//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator.
+//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator;
+//! - [`pool`]: datagram buffers reused between sealing and egress.
 //!
 //! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing) and [`gcc`]
 //! (delay and loss estimator behind `Estimator`), driven through [`control`]; [`pacer`]
@@ -24,6 +25,7 @@ pub mod history;
 pub mod ice;
 pub mod keys;
 pub mod pacer;
+pub mod pool;
 pub mod rtp_out;
 pub mod sender;
 pub mod srtp;
