@@ -98,8 +98,14 @@ fn fixed(spec: &str) -> Result<(), String> {
         Some("lean") => SendPath::Lean,
         _ => return Err(usage()),
     };
-    let viewers: usize = parts.next().and_then(|v| v.parse().ok()).ok_or_else(usage)?;
-    let secs: u64 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(usage)?;
+    let viewers: usize = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(usage)?;
+    let secs: u64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(usage)?;
     if !(1..=1000).contains(&viewers) || secs > 600 {
         return Err(format!("{}: at most 1000 viewers and 600 s", usage()));
     }

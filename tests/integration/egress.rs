@@ -46,7 +46,10 @@ async fn a_wide_fan_out_is_one_send_call_and_its_buffers_are_kept() {
         .collect();
     let sent = send_batch(&sender, &batch);
     assert_eq!(sent.datagrams, DATAGRAMS, "{sent:?}");
-    assert_eq!(sent.calls, 1, "one sendmmsg for the whole fan-out: {sent:?}");
+    assert_eq!(
+        sent.calls, 1,
+        "one sendmmsg for the whole fan-out: {sent:?}"
+    );
     let kept_before = pool::kept();
     recycle(&mut batch);
     assert!(batch.is_empty());

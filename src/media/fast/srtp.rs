@@ -7,11 +7,11 @@
 //! anything else, and refuses to wrap its 31-bit index, so no nonce is ever used twice.
 
 use super::keys::Keying;
-use str0m::config::CryptoProvider;
-use str0m::crypto::dtls::SrtpProfile;
 use aws_lc_rs::aead::{
     Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM, MAX_TAG_LEN as TAG_LEN,
 };
+use str0m::config::CryptoProvider;
+use str0m::crypto::dtls::SrtpProfile;
 use str0m::crypto::{AeadAes128Gcm, AeadAes256Gcm};
 
 /// Bytes a sealed RTP packet grows by (the GCM tag).
