@@ -14,7 +14,7 @@ use confab::media::config::SendPath;
 use confab::media::RoomConfig;
 use confab::protocol::Role;
 use confab::sim::{Link, Sim};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 
 /// A connected 1 → `viewers` webinar whose viewers only count what they receive.
@@ -85,5 +85,48 @@ fn fanout_on(c: &mut Criterion, name: &str, path: SendPath) {
     g.finish();
 }
 
+/// A fixed amount of work instead of Criterion's timed loop, for instruction counts
+/// (`scripts/callgrind.sh`): `FANOUT_FIXED=<str0m|lean>:<viewers>:<seconds>` sets the room up,
+/// runs `seconds` of virtual time and prints the packets forwarded in them. Only the room's
+/// own calls ([`Sim::room_time`]'s) are collected under callgrind; two lengths subtracted
+/// remove the setup.
+fn fixed(spec: &str) -> Result<(), String> {
+    let usage = || format!("FANOUT_FIXED={spec:?}: want <str0m|lean>:<viewers>:<seconds>");
+    let mut parts = spec.split(':');
+    let path = match parts.next() {
+        Some("str0m") => SendPath::Str0m,
+        Some("lean") => SendPath::Lean,
+        _ => return Err(usage()),
+    };
+    let viewers: usize = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(usage)?;
+    let secs: u64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(usage)?;
+    if !(1..=1000).contains(&viewers) || secs > 600 {
+        return Err(format!("{}: at most 1000 viewers and 600 s", usage()));
+    }
+    let mut sim = webinar(viewers, path);
+    let before = sim.conf.room.counters().rtp_forwarded;
+    sim.run_for(Duration::from_secs(secs));
+    let forwarded = sim.conf.room.counters().rtp_forwarded - before;
+    println!("forwarded {forwarded} packets in {secs} s");
+    Ok(())
+}
+
 criterion_group!(benches, fanout);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("FANOUT_FIXED") {
+        if let Err(e) = fixed(&spec) {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

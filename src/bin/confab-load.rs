@@ -60,12 +60,17 @@ struct Cli {
     /// Video frames per second of each publisher.
     #[arg(long, default_value_t = 30)]
     fps: u32,
+    /// The camera's frame sizes: `light` (1.5 kB deltas, 6 kB keyframes, ~0.4 Mbit/s at
+    /// 30 fps) or `heavy` (10 kB deltas, 20 kB keyframes, ~2.5 Mbit/s); --delta-bytes and
+    /// --keyframe-bytes override either.
+    #[arg(long, value_enum, default_value_t = Camera::Light)]
+    camera: Camera,
     /// Bytes of a video delta frame (1100-byte packets; 1500 ≈ 2 packets ≈ 360 kbit/s at 30 fps).
-    #[arg(long, default_value_t = 1500)]
-    delta_bytes: usize,
+    #[arg(long)]
+    delta_bytes: Option<usize>,
     /// Bytes of a video keyframe (one every 3 s and on request).
-    #[arg(long, default_value_t = 6000)]
-    keyframe_bytes: usize,
+    #[arg(long)]
+    keyframe_bytes: Option<usize>,
     /// Publish the camera as three simulcast layers (1/8, 1/3 and all of the frame sizes), as
     /// the web client does; receivers get the layer the server allocates them
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -84,6 +89,25 @@ struct Cli {
 enum TargetArg {
     Confab,
     Janus,
+}
+
+/// Camera presets (frame sizes of the full layer).
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum Camera {
+    /// 1.5 kB deltas, 6 kB keyframes.
+    Light,
+    /// 10 kB deltas (about nine 1.1 kB packets a frame), 20 kB keyframes.
+    Heavy,
+}
+
+impl Camera {
+    /// (delta, keyframe) bytes.
+    fn sizes(self) -> (usize, usize) {
+        match self {
+            Camera::Light => (1500, 6000),
+            Camera::Heavy => (10_000, 20_000),
+        }
+    }
 }
 
 #[derive(Subcommand, Clone)]
@@ -126,9 +150,10 @@ enum ScenarioArg {
         /// Datagrams per second (default: what a 1 -> 100 webinar forwards).
         #[arg(long, default_value_t = 11_200)]
         pps: u64,
-        /// Datagrams per `sendmmsg` batch.
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
+        /// Datagrams per `sendmmsg` batch, up to 1024 (default: --peers, a fan-out's
+        /// natural batch: one datagram per receiver).
+        #[arg(long)]
+        batch: Option<usize>,
         /// Bytes per datagram.
         #[arg(long, default_value_t = 1130)]
         bytes: usize,
@@ -272,10 +297,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let (delta, keyframe) = cli.camera.sizes();
     let shape = StreamShape {
         fps: cli.fps,
-        delta_bytes: cli.delta_bytes,
-        keyframe_bytes: cli.keyframe_bytes,
+        delta_bytes: cli.delta_bytes.unwrap_or(delta),
+        keyframe_bytes: cli.keyframe_bytes.unwrap_or(keyframe),
         simulcast: cli.simulcast,
         ..StreamShape::default()
     };
@@ -336,7 +362,7 @@ async fn main() -> ExitCode {
         let config = load::ceiling::CeilingConfig {
             peers,
             pps,
-            batch,
+            batch: batch.unwrap_or(peers),
             bytes,
             duration: Duration::from_secs(cli.duration),
         };

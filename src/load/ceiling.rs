@@ -9,7 +9,7 @@
 //! wakes its reader, so the figure includes that, exactly as the server's own CPU time does.
 //! The receivers are tokio sockets in this process, like the bots.
 
-use crate::server::transport::egress::{send_batch, SOCKET_BUFFER};
+use crate::server::transport::egress::{send_batch, MAX_BATCH, SOCKET_BUFFER};
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -33,7 +33,8 @@ pub struct CeilingConfig {
     pub peers: usize,
     /// Datagrams per second to send.
     pub pps: u64,
-    /// Datagrams handed to the kernel per batch (the server's `sendmmsg` takes up to 64).
+    /// Datagrams handed to the kernel per batch, up to `sendmmsg`'s own cap of
+    /// [`MAX_BATCH`] (a fan-out's natural batch is its width).
     pub batch: usize,
     /// Bytes per datagram (an SRTP video packet is ~1,130).
     pub bytes: usize,
@@ -67,6 +68,8 @@ pub struct CeilingReport {
     pub sent_per_cpu_s: f64,
     /// The same as a cost, µs per datagram.
     pub us_per_datagram: f64,
+    /// Datagrams per sending system call in the window (the batching achieved).
+    pub datagrams_per_call: f64,
 }
 
 impl CeilingConfig {
@@ -77,11 +80,8 @@ impl CeilingConfig {
         if self.pps == 0 || self.pps > MAX_PPS {
             return Err(format!("--pps must be 1..={MAX_PPS}"));
         }
-        if self.batch == 0 || self.batch > crate::server::transport::egress::MAX_BATCH {
-            return Err(format!(
-                "--batch must be 1..={}",
-                crate::server::transport::egress::MAX_BATCH
-            ));
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(format!("--batch must be 1..={MAX_BATCH}"));
         }
         if !(12..=1400).contains(&self.bytes) {
             return Err("--bytes must be 12..=1400".into());
@@ -135,6 +135,7 @@ pub async fn run(config: &CeilingConfig) -> Result<CeilingReport, String> {
         sender_cpu_pct: 100.0 * sent.cpu_s / window_s,
         sent_per_cpu_s: sent.datagrams as f64 / sent.cpu_s.max(1e-9),
         us_per_datagram: 1e6 * sent.cpu_s / sent.datagrams.max(1) as f64,
+        datagrams_per_call: sent.datagrams as f64 / sent.calls.max(1) as f64,
     })
 }
 
@@ -154,6 +155,7 @@ struct Sent {
     target_pps: u64,
     window: Duration,
     datagrams: u64,
+    calls: u64,
     cpu_s: f64,
     /// Receivers' count when the window started.
     received_before: u64,
@@ -198,7 +200,8 @@ fn send_paced(
     let mut next = start;
     let mut at = 0;
     let mut datagrams = 0u64;
-    let mut window_start: Option<(Instant, f64, u64, u64)> = None;
+    let mut calls = 0u64;
+    let mut window_start: Option<(Instant, f64, u64, u64, u64)> = None;
     loop {
         let now = Instant::now();
         if window_start.is_none() && now >= start + WARMUP {
@@ -206,10 +209,11 @@ fn send_paced(
                 now,
                 thread_cpu_s(),
                 datagrams,
+                calls,
                 received.load(Ordering::Relaxed),
             ));
         }
-        if let Some((t0, cpu0, sent0, received0)) = window_start {
+        if let Some((t0, cpu0, sent0, calls0, received0)) = window_start {
             if now >= t0 + config.duration {
                 return Ok(Sent {
                     peers: config.peers,
@@ -218,13 +222,16 @@ fn send_paced(
                     target_pps: config.pps,
                     window: now - t0,
                     datagrams: datagrams - sent0,
+                    calls: calls - calls0,
                     cpu_s: thread_cpu_s() - cpu0,
                     received_before: received0,
                 });
             }
         }
-        let n = send_batch(&socket, &ring[at..at + config.batch]).datagrams;
+        let sent = send_batch(&socket, &ring[at..at + config.batch]);
+        let n = sent.datagrams;
         datagrams += n as u64;
+        calls += sent.calls as u64;
         if n < config.batch {
             runtime
                 .block_on(socket.writable())
@@ -278,6 +285,10 @@ impl CeilingReport {
                 format!("{:.1}", self.sender_cpu_pct),
             ),
             ("µs per datagram", format!("{:.2}", self.us_per_datagram)),
+            (
+                "datagrams per send call",
+                format!("{:.1}", self.datagrams_per_call),
+            ),
             (
                 "SENT PKT PER CPU-S (ceiling)",
                 format!("{:.0}", self.sent_per_cpu_s),

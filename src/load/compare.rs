@@ -31,6 +31,10 @@ pub struct Summary {
     pub latency_us_p99_median: Option<f64>,
     /// Median of the runs' RSS per participant, KiB.
     pub rss_per_participant_kib_median: Option<f64>,
+    /// Median of the runs' datagrams per sending system call (the server's batching).
+    pub datagrams_per_send_median: Option<f64>,
+    /// Packets lost over all runs.
+    pub lost: i64,
 }
 
 /// The middle value (the mean of the two middle ones for an even count); `None` if empty.
@@ -62,6 +66,10 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         .iter()
         .filter_map(|r| r.rss_per_participant_kib)
         .collect();
+    let per_send: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.server_datagrams_per_send)
+        .collect();
     Summary {
         binary: binary.to_string(),
         runs: reports.len(),
@@ -72,6 +80,8 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         forwarded_per_cpu_s: fwd,
         latency_us_p99_median: median(&p99),
         rss_per_participant_kib_median: median(&rss),
+        datagrams_per_send_median: median(&per_send),
+        lost: reports.iter().map(|r| r.lost).sum(),
     }
 }
 
@@ -108,6 +118,12 @@ pub fn table(summaries: &[Summary]) -> String {
                 s.rss_per_participant_kib_median
                     .map_or("n/a".into(), |v| format!("{v:.0}")),
             ),
+            (
+                "datagrams per send call median",
+                s.datagrams_per_send_median
+                    .map_or("n/a".into(), |v| format!("{v:.1}")),
+            ),
+            ("lost, all runs", s.lost.to_string()),
         ];
         for (name, value) in rows {
             let _ = writeln!(out, "  {name:<38} {value}");
@@ -130,6 +146,7 @@ mod tests {
             forwarded_per_cpu_s: fwd,
             latency_us_p99: Some(4000),
             rss_per_participant_kib: Some(250.0),
+            server_datagrams_per_send: Some(50.0),
             ..Default::default()
         }
     }
@@ -162,6 +179,8 @@ mod tests {
             (Some(70e3), Some(90e3))
         );
         assert_eq!(s.latency_us_p99_median, Some(4000.0));
+        assert_eq!(s.datagrams_per_send_median, Some(50.0));
+        assert_eq!(s.lost, 3);
         let text = table(&[s]);
         assert!(text.contains("80.0 k [70.0 k, 90.0 k]"), "{text}");
         assert!(text.contains("90.0 70.0 80.0"), "{text}");

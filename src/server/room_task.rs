@@ -69,7 +69,7 @@ pub async fn run(
     let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::new();
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
     let mut taken = 0;

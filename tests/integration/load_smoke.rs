@@ -97,7 +97,7 @@ async fn ceiling_refuses_shapes_it_cannot_send() {
             ..good.clone()
         },
         ceiling::CeilingConfig {
-            batch: 65,
+            batch: confab::server::transport::egress::MAX_BATCH + 1,
             ..good.clone()
         },
         ceiling::CeilingConfig {

@@ -6,6 +6,7 @@ mod bad_input;
 mod cluster;
 mod common;
 mod controls;
+mod egress;
 mod fuzz;
 mod host_tools;
 mod hostile;

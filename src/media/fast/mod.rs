@@ -18,7 +18,8 @@
 //! - [`rtx`]: its NACKs answered from the per-source [`history`] the router fills once per
 //!   incoming video packet (lean rooms only);
 //! - [`reports`]: receive statistics of what the peer publishes and the receiver reports
-//!   toward it (str0m's are silenced with its sender reports).
+//!   toward it (str0m's are silenced with its sender reports);
+//! - [`pool`]: datagram buffers reused between sealing and egress.
 //!
 //! Beside them, pure parts with no I/O, each tested on its own: [`twcc`] (send register,
 //! feedback parsing) and [`gcc`] (delay and loss estimator behind `Estimator`), driven through
@@ -33,6 +34,7 @@ pub mod history;
 pub mod ice;
 pub mod keys;
 pub mod pacer;
+pub mod pool;
 pub mod reports;
 pub mod rtp_out;
 pub mod rtx;

@@ -56,40 +56,49 @@ fn abs_send_time(t: Duration) -> [u8; 3] {
     [b[1], b[2], b[3]]
 }
 
+/// Longest header written: 12 fixed bytes, the extension block's 4, mid (1 + 16), transport
+/// sequence (1 + 2), abs-send-time (1 + 3), padded to a word.
+const MAX_HEADER: usize = 12 + 4 + 17 + 3 + 4 + 4;
+
 /// Writes the header, extensions included, at the end of `out`; returns its length.
 pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
-    let start = out.len();
+    // Built on the stack and appended once: byte-wise pushes each check the capacity.
+    let mut b = [0u8; MAX_HEADER];
     let has_ext = ids.mid.is_some() || ids.twcc.is_some() || ids.abs_send_time.is_some();
-    out.push(0x80 | if has_ext { 0x10 } else { 0 });
-    out.push(h.pt & 0x7F | if h.marker { 0x80 } else { 0 });
-    out.extend_from_slice(&h.seq.to_be_bytes());
-    out.extend_from_slice(&h.timestamp.to_be_bytes());
-    out.extend_from_slice(&h.ssrc.to_be_bytes());
+    b[0] = 0x80 | if has_ext { 0x10 } else { 0 };
+    b[1] = h.pt & 0x7F | if h.marker { 0x80 } else { 0 };
+    b[2..4].copy_from_slice(&h.seq.to_be_bytes());
+    b[4..8].copy_from_slice(&h.timestamp.to_be_bytes());
+    b[8..12].copy_from_slice(&h.ssrc.to_be_bytes());
+    let mut n = 12;
     if has_ext {
-        out.extend_from_slice(&[0xBE, 0xDE, 0, 0]);
-        let ext_start = out.len();
+        b[12..14].copy_from_slice(&[0xBE, 0xDE]);
+        n = 16;
         if let Some(id) = ids.mid {
             let mid = &h.mid.as_bytes()[..h.mid.len().min(16)];
             if !mid.is_empty() {
-                out.push(id << 4 | (mid.len() as u8 - 1));
-                out.extend_from_slice(mid);
+                b[n] = id << 4 | (mid.len() as u8 - 1);
+                b[n + 1..n + 1 + mid.len()].copy_from_slice(mid);
+                n += 1 + mid.len();
             }
         }
         if let Some(id) = ids.twcc {
-            out.push(id << 4 | 1);
-            out.extend_from_slice(&h.twcc_seq.to_be_bytes());
+            b[n] = id << 4 | 1;
+            b[n + 1..n + 3].copy_from_slice(&h.twcc_seq.to_be_bytes());
+            n += 3;
         }
         if let Some(id) = ids.abs_send_time {
-            out.push(id << 4 | 2);
-            out.extend_from_slice(&abs_send_time(h.since_epoch));
+            b[n] = id << 4 | 2;
+            b[n + 1..n + 4].copy_from_slice(&abs_send_time(h.since_epoch));
+            n += 4;
         }
-        while !(out.len() - ext_start).is_multiple_of(4) {
-            out.push(0);
-        }
-        let words = ((out.len() - ext_start) / 4) as u16;
-        out[ext_start - 2..ext_start].copy_from_slice(&words.to_be_bytes());
+        // Zero padding to a whole word (the array starts zeroed).
+        n = 16 + (n - 16).div_ceil(4) * 4;
+        let words = ((n - 16) / 4) as u16;
+        b[14..16].copy_from_slice(&words.to_be_bytes());
     }
-    out.len() - start
+    out.extend_from_slice(&b[..n]);
+    n
 }
 
 #[cfg(test)]

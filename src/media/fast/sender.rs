@@ -8,6 +8,7 @@ use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
 use super::pacer::Pacer;
 use super::reports::Reports;
+use super::pool;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::collections::HashMap;
@@ -46,6 +47,9 @@ const PAD_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 struct StreamOut {
     ssrc: u32,
+    /// The m-line's mid as text, kept: `Mid`'s own `&str` is re-validated and trimmed on
+    /// every use, a measurable share of a packet's cost.
+    mid: String,
     /// Payload type of its last packet (its RTX payload type follows from it).
     pt: u8,
     ids: ExtIds,
@@ -303,6 +307,7 @@ impl FastSender {
                     .unwrap_or_default();
                 let s = StreamOut {
                     ssrc,
+                    mid: mid.to_string(),
                     pt: pkt.pt,
                     ids,
                     last: None,
@@ -319,11 +324,11 @@ impl FastSender {
             seq: pkt.seq as u16,
             timestamp: pkt.time as u32,
             ssrc: stream.ssrc,
-            mid: &mid,
+            mid: &stream.mid,
             twcc_seq: self.control.next_seq() as u16,
             since_epoch: now.saturating_duration_since(self.epoch),
         };
-        let mut buf = Vec::with_capacity(12 + 16 + payload.len() + RTP_OVERHEAD);
+        let mut buf = pool::take(12 + 16 + payload.len() + RTP_OVERHEAD);
         rtp_out::write(&mut buf, &header, &stream.ids);
         sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
         if stream.ids.twcc.is_some() {

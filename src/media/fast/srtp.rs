@@ -1,5 +1,5 @@
-//! SRTP/SRTCP for the fast path: RFC 3711 key derivation and RFC 7714 AEAD-GCM, on the
-//! ciphers of str0m's own crypto provider (the AES-GCM already in the build).
+//! SRTP/SRTCP for the fast path: RFC 3711 key derivation and RFC 7714 AEAD-GCM, on aws-lc-rs
+//! (the version str0m's crypto provider already builds, called directly).
 //!
 //! SRTCP nonces are built from (SSRC of the compound's first packet, SRTCP index). str0m keeps
 //! one index per context on the same key, so every compound sealed here must start with a
@@ -7,9 +7,12 @@
 //! anything else, and refuses to wrap its 31-bit index, so no nonce is ever used twice.
 
 use super::keys::Keying;
+use aws_lc_rs::aead::{
+    Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM, MAX_TAG_LEN as TAG_LEN,
+};
 use str0m::config::CryptoProvider;
 use str0m::crypto::dtls::SrtpProfile;
-use str0m::crypto::{AeadAes128Gcm, AeadAes128GcmCipher, AeadAes256Gcm, AeadAes256GcmCipher};
+use str0m::crypto::{AeadAes128Gcm, AeadAes256Gcm};
 
 /// Bytes a sealed RTP packet grows by (the GCM tag).
 pub const RTP_OVERHEAD: usize = 16;
@@ -45,24 +48,39 @@ pub enum SrtpError {
     Malformed,
 }
 
-enum Gcm {
-    Aes128(Box<dyn AeadAes128GcmCipher>),
-    Aes256(Box<dyn AeadAes256GcmCipher>),
-}
+/// One AES-GCM key, called directly: no `Box<dyn>` per packet, and sealing works in place
+/// (str0m's cipher trait copies the input into the output first).
+struct Gcm(LessSafeKey);
 
 impl Gcm {
-    fn seal(&mut self, iv: &[u8; 12], aad: &[u8], input: &[u8], out: &mut [u8]) -> bool {
-        match self {
-            Gcm::Aes128(c) => c.encrypt(iv, aad, input, out).is_ok(),
-            Gcm::Aes256(c) => c.encrypt(iv, aad, input, out).is_ok(),
-        }
+    fn new(key: &[u8]) -> Gcm {
+        let alg = if key.len() == 16 {
+            &AES_128_GCM
+        } else {
+            &AES_256_GCM
+        };
+        // The key comes from our own derivation at the algorithm's exact length.
+        let key = UnboundKey::new(alg, key).expect("AES-GCM key of the algorithm's length");
+        Gcm(LessSafeKey::new(key))
     }
 
-    fn open(&mut self, iv: &[u8; 12], aads: &[&[u8]], input: &[u8], out: &mut [u8]) -> bool {
-        match self {
-            Gcm::Aes128(c) => c.decrypt(iv, aads, input, out).is_ok(),
-            Gcm::Aes256(c) => c.decrypt(iv, aads, input, out).is_ok(),
-        }
+    /// Encrypts `in_out` in place; returns the tag (`None` only past GCM's length limit).
+    fn seal(&self, iv: [u8; 12], aad: &[u8], in_out: &mut [u8]) -> Option<Tag> {
+        let nonce = Nonce::assume_unique_for_key(iv);
+        self.0
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), in_out)
+            .ok()
+    }
+
+    fn open(&self, iv: [u8; 12], aad: &[u8], input: &[u8], out: &mut [u8]) -> bool {
+        let Some(split) = input.len().checked_sub(TAG_LEN) else {
+            return false;
+        };
+        let (ciphertext, tag) = input.split_at(split);
+        let nonce = Nonce::assume_unique_for_key(iv);
+        self.0
+            .open_separate_gather(nonce, Aad::from(aad), ciphertext, tag, out)
+            .is_ok()
     }
 }
 
@@ -128,18 +146,10 @@ fn session(
     let mut rtcp_salt = [0u8; 12];
     derive(provider, master, &salt, LABEL_RTP_SALT, &mut rtp_salt);
     derive(provider, master, &salt, LABEL_RTCP_SALT, &mut rtcp_salt);
-    let encrypt = dir == Direction::Send;
     let cipher = |label: u8| -> Gcm {
-        let p = provider.srtp_provider;
-        if key_len == 16 {
-            let mut key = [0u8; 16];
-            derive(provider, master, &salt, label, &mut key);
-            Gcm::Aes128(p.aead_aes_128_gcm().create_cipher(key, encrypt))
-        } else {
-            let mut key = [0u8; 32];
-            derive(provider, master, &salt, label, &mut key);
-            Gcm::Aes256(p.aead_aes_256_gcm().create_cipher(key, encrypt))
-        }
+        let mut key = [0u8; 32];
+        derive(provider, master, &salt, label, &mut key[..key_len]);
+        Gcm::new(&key[..key_len])
     };
     Ok(Session {
         rtp: cipher(LABEL_RTP_KEY),
@@ -159,7 +169,6 @@ pub struct Sealer {
     keys: Session,
     reporter: u32,
     srtcp_index: u32,
-    scratch: Vec<u8>,
 }
 
 impl Sealer {
@@ -173,7 +182,6 @@ impl Sealer {
             keys: session(provider, keying, Direction::Send)?,
             reporter,
             srtcp_index: 0,
-            scratch: Vec::new(),
         })
     }
 
@@ -186,12 +194,14 @@ impl Sealer {
     /// authenticated data). `index` is the packet's 64-bit sequence number (ROC and seq).
     pub fn seal_rtp(&mut self, out: &mut Vec<u8>, payload: &[u8], ssrc: u32, index: u64) {
         let header_len = out.len();
-        out.resize(header_len + payload.len() + RTP_OVERHEAD, 0);
+        out.reserve(payload.len() + RTP_OVERHEAD);
+        out.extend_from_slice(payload);
         let (header, body) = out.split_at_mut(header_len);
         let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
-        let sealed = self.keys.rtp.seal(&iv, header, payload, body);
-        // The provider's GCM fails only on a wrong buffer length, which this sizing rules out.
-        debug_assert!(sealed, "GCM seal with a correctly sized buffer");
+        // GCM refuses only inputs past 64 GiB; a datagram is never near that.
+        if let Some(tag) = self.keys.rtp.seal(iv, header, body) {
+            out.extend_from_slice(tag.as_ref());
+        }
     }
 
     /// Seals a plain RTCP compound in place; returns the SRTCP index it used.
@@ -212,16 +222,11 @@ impl Sealer {
         let mut aad = [0u8; 12];
         aad[..8].copy_from_slice(&compound[..8]);
         aad[8..].copy_from_slice(&e_index);
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&compound[8..]);
-        let body_len = self.scratch.len();
-        compound.resize(8 + body_len + 16, 0);
         let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, first, index);
-        let sealed = self
-            .keys
-            .rtcp
-            .seal(&iv, &aad, &self.scratch, &mut compound[8..]);
-        debug_assert!(sealed, "GCM seal with a correctly sized buffer");
+        let Some(tag) = self.keys.rtcp.seal(iv, &aad, &mut compound[8..]) else {
+            return Err(SrtpError::Malformed);
+        };
+        compound.extend_from_slice(tag.as_ref());
         compound.extend_from_slice(&e_index);
         Ok(index)
     }
@@ -257,7 +262,7 @@ impl Opener {
         out.resize(header_len + body.len() - RTP_OVERHEAD, 0);
         let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
         let clear = &mut out[header_len..];
-        if !self.keys.rtp.open(&iv, &[header], body, clear) {
+        if !self.keys.rtp.open(iv, header, body, clear) {
             return Err(SrtpError::Malformed);
         }
         Ok(out)
@@ -279,11 +284,10 @@ impl Opener {
         let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, ssrc, index);
         let mut out = rest[..8].to_vec();
         out.resize(rest.len() - 16, 0);
-        if !self
-            .keys
-            .rtcp
-            .open(&iv, &[&rest[..8], trailer], &rest[8..], &mut out[8..])
-        {
+        let mut aad = [0u8; 12];
+        aad[..8].copy_from_slice(&rest[..8]);
+        aad[8..].copy_from_slice(trailer);
+        if !self.keys.rtcp.open(iv, &aad, &rest[8..], &mut out[8..]) {
             return Err(SrtpError::Malformed);
         }
         Ok((out, index))

@@ -4,13 +4,18 @@
 //! burst to [`send_batch`], which on Linux makes one `sendmmsg(2)` call per [`MAX_BATCH`]
 //! datagrams instead of one `sendto(2)` each. It calls libc directly on the tokio socket's
 //! fd: `quinn-udp` batches only GSO segments to *one* destination, which a fan-out (every
-//! datagram to another peer) cannot use.
+//! datagram to another peer) cannot use. Sent datagrams' buffers go back to the lean path's
+//! pool ([`recycle`]).
 
+use crate::media::fast::pool;
+use std::cell::RefCell;
 use str0m::net::Transmit;
 use tokio::net::UdpSocket;
 
-/// Most datagrams handed to the kernel in one call.
-pub const MAX_BATCH: usize = 64;
+/// Most datagrams handed to the kernel in one call: Linux's own cap on `sendmmsg`'s count
+/// (`UIO_MAXIOV`), so a fan-out's whole burst (its width) goes in one call. The tables for it
+/// are kept per thread (~220 KiB at the largest batch seen), not on the stack.
+pub const MAX_BATCH: usize = 1024;
 
 /// Socket buffer size asked for (the kernel caps it at `net.core.{r,w}mem_max`): a keyframe
 /// fanned out to hundreds of peers is a burst of megabytes.
@@ -23,6 +28,13 @@ pub struct Sent {
     pub datagrams: usize,
     /// System calls that took some (datagrams / calls is the batching achieved).
     pub calls: usize,
+}
+
+/// Empties `batch`, handing its buffers back for the lean path to seal into again.
+pub fn recycle(batch: &mut Vec<Transmit>) {
+    for t in batch.drain(..) {
+        pool::give(t.contents.into());
+    }
 }
 
 /// Sends every datagram of `batch` from `socket`. A full socket buffer drops the rest, as the
@@ -45,11 +57,24 @@ pub fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> Sent {
     sent
 }
 
+/// The `sendmmsg(2)` argument tables, reused between calls on one thread.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct Tables {
+    addrs: Vec<socket2::SockAddr>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+#[cfg(target_os = "linux")]
+thread_local! {
+    static TABLES: RefCell<Tables> = RefCell::new(Tables::default());
+}
+
 /// One `sendmmsg(2)` of up to [`MAX_BATCH`] datagrams; how many were sent (at least one).
 #[cfg(target_os = "linux")]
 fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
     use socket2::SockAddr;
-    use std::mem::MaybeUninit;
     use std::os::fd::AsRawFd;
     if batch.len() == 1 {
         // Nothing to batch (small rooms): a plain sendto, without the tables below.
@@ -57,33 +82,37 @@ fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
         return socket.try_send_to(&t.contents, t.destination).map(|_| 1);
     }
     let n = batch.len().min(MAX_BATCH);
-    // Only the first `n` entries are written and read: initialising all of them would cost
-    // ~13 KiB of stores per call, more than a small batch saves.
-    let mut addrs = [const { MaybeUninit::<SockAddr>::uninit() }; MAX_BATCH];
-    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
-    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
-    for (i, t) in batch[..n].iter().enumerate() {
-        let addr = addrs[i].write(SockAddr::from(t.destination));
-        let iov = iovs[i].write(libc::iovec {
+    TABLES.with(|tables| {
+        let mut tables = tables.borrow_mut();
+        let Tables { addrs, iovs, hdrs } = &mut *tables;
+        addrs.clear();
+        iovs.clear();
+        hdrs.clear();
+        // All addresses and iovecs first: the headers point into them, so neither may
+        // reallocate once the first header is made.
+        addrs.extend(batch[..n].iter().map(|t| SockAddr::from(t.destination)));
+        iovs.extend(batch[..n].iter().map(|t| libc::iovec {
             iov_base: t.contents.as_ptr() as *mut _,
             iov_len: t.contents.len(),
-        });
-        // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid (empty) value.
-        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        h.msg_hdr.msg_name = addr.as_ptr() as *mut _;
-        h.msg_hdr.msg_namelen = addr.len();
-        h.msg_hdr.msg_iov = iov;
-        h.msg_hdr.msg_iovlen = 1;
-        hdrs[i].write(h);
-    }
-    // SAFETY: the first `n` headers are initialised and point into `addrs`, `iovs` and the
-    // transmits' bytes, all alive and unmoved until the call returns; the kernel reads them
-    // and writes only `msg_len` of those `n` headers.
-    let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr().cast(), n as _, 0) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(r as usize)
+        }));
+        for (addr, iov) in addrs.iter().zip(iovs.iter_mut()) {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid (empty) value.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = addr.as_ptr() as *mut _;
+            h.msg_hdr.msg_namelen = addr.len();
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            hdrs.push(h);
+        }
+        // SAFETY: the `n` headers point into `addrs`, `iovs` and the transmits' bytes, all
+        // alive and unmoved until the call returns; the kernel reads them and writes only
+        // `msg_len` of those `n` headers.
+        let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    })
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -199,7 +199,7 @@ impl Transport {
             }
             rest = &rest[run..];
         }
-        batch.clear();
+        egress::recycle(batch);
     }
 
     fn socket_for(&self, source: SocketAddr) -> Option<&UdpSocket> {
