@@ -122,6 +122,9 @@ pub struct UpTrack {
     /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
     /// without a scan. Rebuilt by the router when subscriptions change.
     pub subscribers: Vec<(ParticipantId, Mid)>,
+    /// Fed by an origin node's relay (this room is an edge): its publisher is not a peer
+    /// here, so layer needs and keyframe requests go to the origin instead.
+    pub relayed: bool,
 }
 
 impl UpTrack {
@@ -145,6 +148,7 @@ impl UpTrack {
             layers,
             announced: None,
             subscribers: Vec::new(),
+            relayed: false,
         }
     }
 

@@ -19,6 +19,7 @@ mod record;
 mod record_media;
 mod recording_faults;
 mod recording_room;
+mod relay;
 mod rooms;
 mod tls;
 mod vtime;
