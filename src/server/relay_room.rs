@@ -31,7 +31,16 @@ pub struct RelayRoom {
     received: u64,
     dropped: u64,
     last_check: Option<Instant>,
+    /// Edge: whether the origin's track list arrived (viewers' media messages wait for it).
+    tracks_seen: bool,
+    /// Edge: media messages that arrived before the track list, replayed after it.
+    held: Vec<(ParticipantId, crate::protocol::ClientMsg)>,
 }
+
+/// Media messages an edge room holds until its link is up (a few per viewer at most: an
+/// offer, sizes, a pin); past it they are handled at once (their subscriptions to tracks
+/// not yet relayed are then ignored, as for any unknown track).
+const MAX_HELD: usize = 1024;
 
 /// How often track lists and counters are compared while only media flows.
 const CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -103,8 +112,9 @@ impl RelayRoom {
                     crate::cluster::edge::relayed_room(conf.room.name()).unwrap_or_default(),
                     cluster.id(),
                 );
-                if conf.room.relay_attach(RelayId(link), &key).is_ok() {
-                    self.origin = Some((link, out));
+                match conf.room.relay_attach(RelayId(link), &key) {
+                    Ok(()) => self.origin = Some((link, out)),
+                    Err(e) => tracing::warn!(link, error = ?e, "relay link key refused"),
                 }
             }
             LinkEvent::Closed { link } => {
@@ -136,6 +146,25 @@ impl RelayRoom {
         }
     }
 
+    /// A viewer's message for the room, or `None` when it waits for the link: an edge room's
+    /// offers subscribe to the origin's track ids, which exist here once the origin has
+    /// announced them.
+    pub fn hold(
+        &mut self,
+        room: &str,
+        id: ParticipantId,
+        msg: crate::protocol::ClientMsg,
+    ) -> Option<crate::protocol::ClientMsg> {
+        if self.tracks_seen
+            || self.held.len() >= MAX_HELD
+            || crate::cluster::edge::relayed_room(room).is_none()
+        {
+            return Some(msg);
+        }
+        self.held.push((id, msg));
+        None
+    }
+
     /// Edge: the origin's track list; tracks not in it are gone.
     fn tracks(&mut self, conf: &mut Conference, tracks: Vec<RelayTrack>, now: Instant) {
         let listed: Vec<_> = tracks.iter().map(|t| t.info.id).collect();
@@ -149,7 +178,16 @@ impl RelayRoom {
             conf.room.relay_track_removed(id, now);
         }
         for t in tracks {
-            conf.room.relay_track_added(t, now);
+            let id = t.info.id;
+            if !conf.room.relay_track_added(t, now) {
+                tracing::warn!(room = conf.room.name(), track = %id, "relayed track refused");
+            }
+        }
+        if !self.tracks_seen {
+            self.tracks_seen = true;
+            for (id, msg) in std::mem::take(&mut self.held) {
+                conf.handle(id, msg, now);
+            }
         }
     }
 

@@ -196,7 +196,11 @@ pub async fn run(
                     }
                 }
             }
-            Input::Signal(RoomMsg::Client { id, msg }) => conf.handle(id, msg, Instant::now()),
+            Input::Signal(RoomMsg::Client { id, msg }) => {
+                if let Some(msg) = relay.hold(conf.room.name(), id, msg) {
+                    conf.handle(id, msg, Instant::now());
+                }
+            }
             Input::Signal(RoomMsg::Leave { id, reason }) => {
                 conf.leave(id, reason);
                 if sessions.remove(&id).is_some() {
