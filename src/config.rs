@@ -431,10 +431,12 @@ impl Settings {
                 self.cluster_secret.or(file.cluster_secret),
                 listen,
             )?
-            .map(|c| c.with_relay(
-                self.max_audience_per_node.or(file.max_audience_per_node),
-                self.relay_port.or(file.relay_port),
-            )),
+            .map(|c| {
+                c.with_relay(
+                    self.max_audience_per_node.or(file.max_audience_per_node),
+                    self.relay_port.or(file.relay_port),
+                )
+            }),
             ..config
         };
         config.validate()?;

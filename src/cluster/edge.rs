@@ -111,12 +111,14 @@ where
         (RELAY_HEADER, cluster.config.secret.clone()),
         (EDGE_HEADER, cluster.id().to_string()),
     ];
-    let (mut up_sink, mut up_stream) =
-        proxy::connect(origin_url, &headers, text, shared).await?;
+    let (mut up_sink, mut up_stream) = proxy::connect(origin_url, &headers, text, shared).await?;
     cluster.set_edge_origin(room, origin, origin_url);
     let id = request.id;
     let (tx, mut rx) = outbound::channel(MAX_QUEUED_BYTES);
-    let edge = match shared.rooms.join(shared, &edge_room(room), request, tx, false) {
+    let edge = match shared
+        .rooms
+        .join(shared, &edge_room(room), request, tx, false)
+    {
         Ok(r) => r,
         Err((code, message)) => {
             let _ = proxy::send_client(sink, &ServerMsg::error(code, message)).await;

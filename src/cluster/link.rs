@@ -164,7 +164,11 @@ pub async fn accept(
         .is_some_and(|v| authentic(v.as_bytes(), &cluster.config.secret));
     if !ok {
         cluster.metrics.relay_forged.inc();
-        return (StatusCode::FORBIDDEN, "relay link without the cluster secret").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "relay link without the cluster secret",
+        )
+            .into_response();
     }
     upgrade
         .max_message_size(MAX_MESSAGE)
@@ -294,9 +298,7 @@ async fn run_edge(
     shared: &Arc<Shared>,
     cluster: &Arc<super::Cluster>,
 ) -> Result<u32, String> {
-    let (_, origin_url) = cluster
-        .edge_origin(room)
-        .ok_or("the origin is not known")?;
+    let (_, origin_url) = cluster.edge_origin(room).ok_or("the origin is not known")?;
     let relay = cluster.relay_addr().ok_or("no relay socket")?;
     let inbox = shared
         .rooms
@@ -359,7 +361,10 @@ async fn hello_and_run(
     }
     let (out, mut rx) = mpsc::channel(QUEUE);
     room_tx
-        .send_timeout(RoomMsg::Link(LinkEvent::Linked { link, salt, out }), HELLO_TIMEOUT)
+        .send_timeout(
+            RoomMsg::Link(LinkEvent::Linked { link, salt, out }),
+            HELLO_TIMEOUT,
+        )
         .await
         .map_err(|_| "edge room closed".to_string())?;
     tracing::info!(room, link, "relay link to the origin up");
@@ -433,6 +438,9 @@ mod tests {
                 .collect(),
         };
         assert_eq!(parse(&serde_json::to_string(&many).expect("json")), None);
-        assert_eq!(link_url("ws://10.0.0.1:8080/ws"), "ws://10.0.0.1:8080/cluster/link");
+        assert_eq!(
+            link_url("ws://10.0.0.1:8080/ws"),
+            "ws://10.0.0.1:8080/cluster/link"
+        );
     }
 }

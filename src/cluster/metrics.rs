@@ -76,13 +76,20 @@ impl Default for ClusterMetrics {
         let redis_up = g(&mut registry, "redis_up", "Redis reachable");
         let nodes = g(&mut registry, "nodes", "Live nodes");
         let relayed_out = g(&mut registry, "relayed_out", "Sessions relayed away now");
-        let edge_sessions = g(&mut registry, "edge_sessions", "Viewers served as an edge now");
+        let edge_sessions = g(
+            &mut registry,
+            "edge_sessions",
+            "Viewers served as an edge now",
+        );
         let mut relay = Registry::with_prefix("confab_relay");
         let relay_links = g(&mut relay, "links", "Relay control links open (origin)");
         let relay_sent_packets = c(&mut relay, "sent_packets", "Relay datagrams sent (origin)");
         let relay_sent_bytes = c(&mut relay, "sent_bytes", "Relay bytes sent (origin)");
-        let relay_received_packets =
-            c(&mut relay, "received_packets", "Relay datagrams opened (edge)");
+        let relay_received_packets = c(
+            &mut relay,
+            "received_packets",
+            "Relay datagrams opened (edge)",
+        );
         let relay_dropped = Family::<Decision, Counter>::default();
         relay.register(
             "dropped",

@@ -9,10 +9,10 @@
 
 pub mod config;
 pub mod edge;
+pub mod link;
 pub mod metrics;
 pub mod placement;
 pub mod proxy;
-pub mod link;
 pub mod registry;
 pub mod relay_socket;
 

@@ -153,7 +153,10 @@ impl super::Cluster {
     }
 
     /// Writes audience counts as they change, until the server shuts down.
-    pub async fn publish_counts(self: std::sync::Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn publish_counts(
+        self: std::sync::Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 _ = self.counts.changed.notified() => {}
@@ -164,6 +167,11 @@ impl super::Cluster {
                 Ok(mut d) => d.drain().collect(),
                 Err(_) => continue,
             };
+            // A wake-up whose changes an earlier one already wrote (an empty pipeline is an
+            // error to Redis).
+            if batch.is_empty() {
+                continue;
+            }
             if let Ok(mut k) = self.counts.known.lock() {
                 for (name, n) in &batch {
                     match n {

@@ -208,7 +208,9 @@ impl RelayRoom {
                 if e.told != now {
                     // Full: the link is stuck; the next change tries again.
                     if e.out
-                        .try_send(LinkMsg::Tracks { tracks: now.clone() })
+                        .try_send(LinkMsg::Tracks {
+                            tracks: now.clone(),
+                        })
                         .is_ok()
                     {
                         e.told = now.clone();

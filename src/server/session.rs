@@ -179,8 +179,15 @@ where
         let edge = match &via {
             Via::Client => {
                 let viewer = crate::cluster::placement::may_be_edge(&request.credentials);
-                match serve_elsewhere(&mut sink, &mut stream, &shared, &room_name, &join_text, viewer)
-                    .await
+                match serve_elsewhere(
+                    &mut sink,
+                    &mut stream,
+                    &shared,
+                    &room_name,
+                    &join_text,
+                    viewer,
+                )
+                .await
                 {
                     Served::Here => None,
                     Served::Elsewhere => return close(&mut sink).await,
@@ -204,7 +211,13 @@ where
             let served = match url {
                 Some(url) => {
                     crate::cluster::edge::serve(
-                        &mut sink, &mut stream, &shared, &room_name, &join_text, request, &origin,
+                        &mut sink,
+                        &mut stream,
+                        &shared,
+                        &room_name,
+                        &join_text,
+                        request,
+                        &origin,
                         &url,
                     )
                     .await
@@ -213,7 +226,10 @@ where
             };
             if let Err(e) = served {
                 tracing::warn!(room = room_name.as_str(), error = %e, "edge cannot reach the room's origin");
-                let msg = ServerMsg::error(ErrorCode::ShuttingDown, "The room's server cannot be reached; reconnecting.");
+                let msg = ServerMsg::error(
+                    ErrorCode::ShuttingDown,
+                    "The room's server cannot be reached; reconnecting.",
+                );
                 send(&mut sink, &msg).await;
             }
             return close(&mut sink).await;

@@ -57,7 +57,9 @@ impl Redis {
 /// what a failing cluster test's nodes did), else nowhere.
 fn node_log(id: &str) -> Stdio {
     std::env::var_os("CONFAB_TEST_NODE_LOGS")
-        .and_then(|dir| std::fs::File::create(std::path::Path::new(&dir).join(format!("{id}.log"))).ok())
+        .and_then(|dir| {
+            std::fs::File::create(std::path::Path::new(&dir).join(format!("{id}.log"))).ok()
+        })
         .map_or_else(Stdio::null, Stdio::from)
 }
 

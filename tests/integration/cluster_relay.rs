@@ -140,7 +140,10 @@ async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
         assert!(fwd > 5.0 * r, "{} fans out locally: {fwd} for {r}", e.id);
         received += r;
     }
-    assert!(sent <= 2.0 * published, "{sent} sent for {published} published");
+    assert!(
+        sent <= 2.0 * published,
+        "{sent} sent for {published} published"
+    );
     assert!(
         (sent - received).abs() <= 0.01 * sent + 10.0,
         "origin sent {sent}, edges received {received}"
