@@ -118,6 +118,14 @@ pub struct Settings {
     /// `--redis-url`: it authenticates sessions one node relays to another [default: none]
     #[arg(long, env = "CONFAB_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// Webinar audience one node serves for a room before new viewers go to an edge node
+    /// that relays the stage (README: cluster) [default: 250]
+    #[arg(long, env = "CONFAB_MAX_AUDIENCE_PER_NODE")]
+    pub max_audience_per_node: Option<usize>,
+    /// UDP port an edge node receives relayed stage media on (0: any free port; the port is
+    /// told to the origin in the link hello) [default: 0]
+    #[arg(long, env = "CONFAB_RELAY_PORT")]
+    pub relay_port: Option<u16>,
     /// TOML file with any of these settings (kebab-case keys)
     #[arg(long, env = "CONFAB_CONFIG")]
     #[serde(skip)]
@@ -422,7 +430,13 @@ impl Settings {
                 self.node_url.or(file.node_url),
                 self.cluster_secret.or(file.cluster_secret),
                 listen,
-            )?,
+            )?
+            .map(|c| {
+                c.with_relay(
+                    self.max_audience_per_node.or(file.max_audience_per_node),
+                    self.relay_port.or(file.relay_port),
+                )
+            }),
             ..config
         };
         config.validate()?;

@@ -114,6 +114,7 @@
 //! | [`server::limits`] | connection slots per address; the open-file limit and caps that fit it |
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, the conference's outputs carried out |
+//! | `server::relay_room` | a room task's side of the cluster relay: origin links, the edge's link, track announcements |
 //! | [`server::rooms`] | room name → task (open on first join, close when empty), and kept room records until they expire; creation |
 //! | [`server::api`] | the room API (`/api`, bearer key, rate-limited, JSON errors) and `/new-meeting` |
 //! | [`api_client`] | a minimal HTTP client of the room API (`confab room create`, tests) |
@@ -128,6 +129,10 @@
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
 //! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |
 //! | [`cluster::proxy`] | the signalling relay from the node that accepted a WebSocket to the room's node |
+//! | [`cluster::placement`] | webinar viewers past `--max-audience-per-node` placed on edge nodes: audience counts, seat reservations, edge sets in Redis |
+//! | [`cluster::edge`] | an edge's viewer session: signalling on to the origin, media messages to the edge room |
+//! | [`cluster::link`] | the relay's control link (origin ⇄ edge WebSocket): hello, tracks, needs, keyframes |
+//! | [`cluster::relay_socket`] | the edge's relay UDP socket: datagrams routed to edge rooms by link id |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester); `bot::real` sends real VP8/Opus from a clip |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |

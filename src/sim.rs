@@ -12,7 +12,7 @@ use crate::conference::{Admission, Conference, JoinRequest, Output};
 use crate::media::{RoomConfig, Router};
 use crate::protocol::{ParticipantId, Role, RoomMode, ServerMsg};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,12 @@ pub struct Sim {
     tick: Option<Duration>,
     /// (first SSRC, E flag + SRTCP index) of every SRTCP datagram the server sent, per peer.
     srtcp: HashMap<ParticipantId, Vec<(u32, u32)>>,
+    /// Datagrams the room sent to addresses no peer has (relay links), oldest first.
+    foreign: VecDeque<(SocketAddr, Vec<u8>)>,
 }
+
+/// Most datagrams [`Sim::take_foreign`] keeps between two takes; older ones are lost.
+const FOREIGN_MAX: usize = 1 << 16;
 
 impl Sim {
     /// An empty room.
@@ -110,6 +115,7 @@ impl Sim {
             room_time: Duration::ZERO,
             tick: None,
             srtcp: HashMap::new(),
+            foreign: VecDeque::new(),
         }
     }
 
@@ -130,6 +136,24 @@ impl Sim {
         let r = f(&mut self.conf, self.now);
         self.room_time += start.elapsed();
         r
+    }
+
+    /// The room's media address (what its peers send to).
+    pub fn server_addr(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Calls into the media room directly (an input the conference does not make, such as a
+    /// relay link's), then carries out what follows.
+    pub fn with_room<R>(&mut self, f: impl FnOnce(&mut Router, Instant) -> R) -> R {
+        let r = self.timed(|c, now| f(&mut c.room, now));
+        self.settle();
+        r
+    }
+
+    /// Takes the datagrams the room sent to addresses that are no peer's (relay links).
+    pub fn take_foreign(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        self.foreign.drain(..).collect()
     }
 
     /// Wall-clock time spent inside the room so far: its inputs and `poll_output`, none of
@@ -440,6 +464,11 @@ impl Sim {
                         self.srtcp.entry(id).or_default().push(nonce);
                     }
                     self.send(id, false, t.destination, t.contents.to_vec());
+                } else {
+                    if self.foreign.len() >= FOREIGN_MAX {
+                        self.foreign.pop_front();
+                    }
+                    self.foreign.push_back((t.destination, t.contents.to_vec()));
                 }
                 // As the server's egress does once a datagram is sent.
                 crate::media::fast::pool::give(t.contents.into());

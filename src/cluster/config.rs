@@ -23,7 +23,14 @@ pub struct ClusterConfig {
     pub node_url: String,
     /// Shared by every node: proves a relayed session comes from another node.
     pub secret: String,
+    /// Audience members one node serves per webinar before viewers go to edge nodes.
+    pub max_audience_per_node: usize,
+    /// UDP port relayed stage media arrives on at an edge (0: any free port).
+    pub relay_port: u16,
 }
+
+/// Default of `--max-audience-per-node`.
+pub const MAX_AUDIENCE_PER_NODE: usize = 250;
 
 /// Shortest cluster secret accepted.
 pub const MIN_SECRET: usize = 16;
@@ -97,6 +104,15 @@ impl ClusterConfig {
             node_id,
             node_url,
             secret,
+            max_audience_per_node: MAX_AUDIENCE_PER_NODE,
+            relay_port: 0,
         }))
+    }
+
+    /// The relay's settings (`None`: defaults); a cap of 0 is taken as 1.
+    pub fn with_relay(mut self, max_audience: Option<usize>, relay_port: Option<u16>) -> Self {
+        self.max_audience_per_node = max_audience.unwrap_or(MAX_AUDIENCE_PER_NODE).max(1);
+        self.relay_port = relay_port.unwrap_or(0);
+        self
     }
 }

@@ -12,9 +12,22 @@ pub type Decision = Vec<(&'static str, &'static str)>;
 /// Counters of one node's part in the cluster.
 pub struct ClusterMetrics {
     registry: Registry,
+    relay: Registry,
+    /// Relay control links open on this node (origin side).
+    pub relay_links: Gauge,
+    /// Relay datagrams sent to edges (origin): each stage packet once per edge that needs it.
+    pub relay_sent_packets: Counter,
+    /// Their bytes, sealed, with the link id.
+    pub relay_sent_bytes: Counter,
+    /// Relay datagrams opened and fed to edge rooms (edge).
+    pub relay_received_packets: Counter,
+    /// Relay datagrams dropped (edge), by `reason`: `malformed`, `unknown_link`,
+    /// `queue_full`, `forged`, `replayed`.
+    pub relay_dropped: Family<Decision, Counter>,
     /// Where joins were sent, by `decision`: `owner_local`, `owner_remote` (the room's node),
     /// `placed_local`, `placed_remote` (a new room), `fallback_local` (Redis unreachable),
-    /// `reclaimed` (the owner was dead, unreachable or draining).
+    /// `reclaimed` (the owner was dead, unreachable or draining), `edge` (a webinar viewer
+    /// past the origin's `--max-audience-per-node`, served by an edge node).
     pub placements: Family<Decision, Counter>,
     /// Redis calls that failed or timed out.
     pub redis_errors: Counter,
@@ -32,6 +45,8 @@ pub struct ClusterMetrics {
     pub relay_forged: Counter,
     /// Rooms this node serves that Redis names another node for (after Redis lost its data).
     pub conflicts: Counter,
+    /// Viewer sessions this node serves as an edge now.
+    pub edge_sessions: Gauge,
 }
 
 impl Default for ClusterMetrics {
@@ -61,8 +76,34 @@ impl Default for ClusterMetrics {
         let redis_up = g(&mut registry, "redis_up", "Redis reachable");
         let nodes = g(&mut registry, "nodes", "Live nodes");
         let relayed_out = g(&mut registry, "relayed_out", "Sessions relayed away now");
+        let edge_sessions = g(
+            &mut registry,
+            "edge_sessions",
+            "Viewers served as an edge now",
+        );
+        let mut relay = Registry::with_prefix("confab_relay");
+        let relay_links = g(&mut relay, "links", "Relay control links open (origin)");
+        let relay_sent_packets = c(&mut relay, "sent_packets", "Relay datagrams sent (origin)");
+        let relay_sent_bytes = c(&mut relay, "sent_bytes", "Relay bytes sent (origin)");
+        let relay_received_packets = c(
+            &mut relay,
+            "received_packets",
+            "Relay datagrams opened (edge)",
+        );
+        let relay_dropped = Family::<Decision, Counter>::default();
+        relay.register(
+            "dropped",
+            "Relay datagrams dropped (edge), by reason",
+            relay_dropped.clone(),
+        );
         ClusterMetrics {
             registry,
+            relay,
+            relay_links,
+            relay_sent_packets,
+            relay_sent_bytes,
+            relay_received_packets,
+            relay_dropped,
             placements,
             redis_errors,
             redis_up,
@@ -72,6 +113,7 @@ impl Default for ClusterMetrics {
             relay_failures,
             relay_forged,
             conflicts,
+            edge_sessions,
         }
     }
 }
@@ -84,12 +126,29 @@ impl ClusterMetrics {
             .inc();
     }
 
+    /// Counts one relay datagram dropped.
+    pub fn relay_dropped(&self, reason: &'static str) {
+        self.relay_dropped
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
     /// Appends these counters to the node's own exposition (one `# EOF` at the end).
     pub fn append_to(&self, text: &mut String) {
         let mut more = String::new();
         if encode(&mut more, &self.registry).is_err() {
             return;
         }
+        let mut relay = String::new();
+        if encode(&mut relay, &self.relay).is_err() {
+            return;
+        }
+        // Each exposition ends in `# EOF`; one goes at the very end.
+        if let Some(body) = more.strip_suffix("# EOF\n") {
+            let keep = body.len();
+            more.truncate(keep);
+        }
+        more.push_str(&relay);
         if let Some(stripped) = text.strip_suffix("# EOF\n") {
             let keep = stripped.len();
             text.truncate(keep);

@@ -8,9 +8,13 @@
 //! costs a join at most that long before the node falls back to serving the room itself.
 
 pub mod config;
+pub mod edge;
+pub mod link;
 pub mod metrics;
+pub mod placement;
 pub mod proxy;
 pub mod registry;
+pub mod relay_socket;
 
 pub use config::ClusterConfig;
 
@@ -54,6 +58,14 @@ pub struct Cluster {
     /// Nodes a relay could not reach, until when they are treated as gone (their
     /// registration may outlive them by up to a lease). Bounded: one entry per node.
     unreachable: Mutex<HashMap<String, Instant>>,
+    /// Audience counts for placement, written to Redis as they change.
+    counts: placement::Counts,
+    /// Rooms this node is an edge of → their origin's id and URL (one entry per edge room).
+    origins: Mutex<HashMap<String, (String, String)>>,
+    /// Relay link id → edge room, for datagrams arriving on the relay socket.
+    links: relay_socket::LinkTable,
+    /// The relay socket's announced address, once bound.
+    relay_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 /// Why the cluster could not start.
@@ -82,12 +94,43 @@ impl Cluster {
             draining: AtomicBool::new(false),
             drained: tokio::sync::watch::Sender::new(false),
             unreachable: Mutex::new(HashMap::new()),
+            counts: placement::Counts::default(),
+            origins: Mutex::new(HashMap::new()),
+            links: relay_socket::LinkTable::default(),
+            relay_addr: std::sync::OnceLock::new(),
         })
     }
 
     /// This node's id.
     pub fn id(&self) -> &str {
         &self.config.node_id
+    }
+
+    /// This node is an edge of `room`, whose origin is `origin` at `url`.
+    pub fn set_edge_origin(&self, room: &str, origin: &str, url: &str) {
+        if let Ok(mut o) = self.origins.lock() {
+            o.insert(room.to_string(), (origin.to_string(), url.to_string()));
+        }
+    }
+
+    /// The origin (id, URL) of a room this node is an edge of.
+    pub fn edge_origin(&self, room: &str) -> Option<(String, String)> {
+        self.origins.lock().ok()?.get(room).cloned()
+    }
+
+    /// This node's edge of `room` closed.
+    pub fn edge_closed(&self, room: &str) {
+        if let Ok(mut o) = self.origins.lock() {
+            o.remove(room);
+        }
+    }
+
+    /// The origin's URL for a session relayed here to be served as an edge of `room`.
+    pub async fn origin_url(&self, origin: &str) -> Option<String> {
+        let info = self
+            .call(|mut c| async move { registry::node(&mut c, origin).await })
+            .await??;
+        Some(info.url)
     }
 
     /// Whether this node takes no new rooms.
@@ -251,7 +294,7 @@ impl Cluster {
     /// which clients rejoin and are placed on other nodes. Sessions it relays elsewhere go on.
     pub async fn drain_now(&self, shared: &Shared) {
         self.drain(shared).await;
-        for room in shared.rooms.names() {
+        for room in claimed(shared) {
             self.evict(&room, self.id()).await;
         }
         self.drained.send_replace(true);
@@ -266,7 +309,7 @@ impl Cluster {
     /// so the rooms' participants are placed elsewhere when they rejoin.
     pub async fn leave(&self, shared: &Shared) {
         self.draining.store(true, Ordering::Relaxed);
-        for room in shared.rooms.names() {
+        for room in claimed(shared) {
             self.evict(&room, self.id()).await;
         }
         self.call(|mut c| async move { registry::deregister(&mut c, &self.config.node_id).await })
@@ -332,7 +375,8 @@ impl Cluster {
         if self.is_draining() {
             return;
         }
-        let rooms = shared.rooms.names();
+        self.refresh_counts().await;
+        let rooms = claimed(shared);
         let owners = self
             .call(|mut c| {
                 let rooms = &rooms;
@@ -366,6 +410,13 @@ impl Cluster {
             "rooms": rooms,
         }))
     }
+}
+
+/// The rooms this node claims in Redis: its rooms, not the edge rooms it holds for others.
+fn claimed(shared: &Shared) -> Vec<String> {
+    let mut rooms = shared.rooms.names();
+    rooms.retain(|r| edge::relayed_room(r).is_none());
+    rooms
 }
 
 /// Completes once `drained` (a session's [`Cluster::drained`], if in a cluster) fires; never

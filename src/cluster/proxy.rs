@@ -39,29 +39,32 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[error("room's node unreachable: {0}")]
 pub struct Unreachable(pub String);
 
-/// Relays a session to `url`, starting with the client's `join` (already read here).
-/// `Err` only when the node could not be reached: the client has been sent nothing yet.
-pub async fn relay<S, R>(
-    sink: &mut S,
-    stream: &mut R,
+/// The upstream half of a relayed session.
+pub type UpSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Up,
+>;
+/// The downstream half of a relayed session.
+pub type UpStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// Opens a node-to-node WebSocket to `url` with `headers` and sends `join` on it.
+pub async fn connect(
     url: &str,
+    headers: &[(&'static str, String)],
     join: String,
     shared: &Shared,
-) -> Result<(), Unreachable>
-where
-    S: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let Some(cluster) = shared.cluster.as_ref() else {
-        return Err(Unreachable("not in a cluster".into()));
-    };
+) -> Result<(UpSink, UpStream), Unreachable> {
     let mut request = url
         .into_client_request()
         .map_err(|e| Unreachable(e.to_string()))?;
-    let mut secret = axum::http::HeaderValue::from_str(&cluster.config.secret)
-        .map_err(|_| Unreachable("cluster secret is not a header value".into()))?;
-    secret.set_sensitive(true);
-    request.headers_mut().insert(RELAY_HEADER, secret);
+    for (name, value) in headers {
+        let mut value = axum::http::HeaderValue::from_str(value)
+            .map_err(|_| Unreachable(format!("{name} is not a header value")))?;
+        value.set_sensitive(*name == RELAY_HEADER);
+        request.headers_mut().insert(*name, value);
+    }
     let limit = shared.config.max_message_bytes * 2;
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(limit))
@@ -74,13 +77,51 @@ where
         Ok(Err(e)) => return Err(Unreachable(e.to_string())),
         Err(_) => return Err(Unreachable("connect timed out".into())),
     };
-    let (mut up_sink, mut up_stream) = upstream.split();
+    let (mut up_sink, up_stream) = upstream.split();
     if !matches!(
         tokio::time::timeout(WRITE_TIMEOUT, up_sink.send(Up::Text(join.into()))).await,
         Ok(Ok(()))
     ) {
         return Err(Unreachable("join not accepted".into()));
     }
+    Ok((up_sink, up_stream))
+}
+
+/// Sends one server message to the client; false when the write failed or timed out.
+pub async fn send_client<S>(sink: &mut S, msg: &crate::protocol::ServerMsg) -> bool
+where
+    S: Sink<Message> + Unpin,
+{
+    let Ok(text) = serde_json::to_string(msg) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Relays a session to `url`, starting with the client's `join` (already read here), with
+/// the relay header and `extra` headers.
+/// `Err` only when the node could not be reached: the client has been sent nothing yet.
+pub async fn relay<S, R>(
+    sink: &mut S,
+    stream: &mut R,
+    url: &str,
+    join: String,
+    shared: &Shared,
+    extra: Option<(&'static str, String)>,
+) -> Result<(), Unreachable>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let Some(cluster) = shared.cluster.as_ref() else {
+        return Err(Unreachable("not in a cluster".into()));
+    };
+    let mut headers = vec![(RELAY_HEADER, cluster.config.secret.clone())];
+    headers.extend(extra);
+    let (mut up_sink, mut up_stream) = connect(url, &headers, join, shared).await?;
     cluster.metrics.relayed_out.inc();
     let mut shutdown = shared.shutdown.clone();
     loop {
@@ -132,32 +173,65 @@ fn to_client(msg: Up) -> Option<Message> {
     }
 }
 
-/// Relays the session if another node serves `room` (trying a second placement when that
-/// node cannot be reached); false when this node should serve it.
+/// Where a session was served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Not yet: this node serves the room (its origin, or a single node).
+    Here,
+    /// Relayed to another node, and over.
+    Elsewhere,
+    /// This node should serve it as an edge of the room whose origin is `origin` at `url`.
+    Edge {
+        /// The origin's node id.
+        origin: String,
+        /// Its signalling URL.
+        url: String,
+    },
+}
+
+/// Relays the session if another node serves `room` or, for a viewer past the origin's
+/// audience cap, an edge does (trying a second placement when a node cannot be reached).
 pub async fn serve_elsewhere<S, R>(
     sink: &mut S,
     stream: &mut R,
     shared: &Shared,
     room: &str,
     join: &crate::protocol::ClientMsg,
-) -> bool
+    viewer: bool,
+) -> Served
 where
     S: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let Some(cluster) = shared.cluster.as_ref() else {
-        return false;
+        return Served::Here;
     };
     let Ok(text) = serde_json::to_string(join) else {
-        return false;
+        return Served::Here;
     };
     for _ in 0..2 {
-        let (node, url) = match cluster.route(room).await {
-            super::Route::Local => return false,
+        let (owner, owner_url) = match cluster.route(room).await {
+            super::Route::Local => (cluster.id().to_string(), cluster.config.node_url.clone()),
             super::Route::Remote { node, url } => (node, url),
         };
-        match relay(sink, stream, &url, text.clone(), shared).await {
-            Ok(()) => return true,
+        let edge = if viewer {
+            cluster.place_viewer(room, &owner).await
+        } else {
+            None
+        };
+        let (node, url, extra) = match edge {
+            Some((e, _)) if e == cluster.id() => {
+                return Served::Edge {
+                    origin: owner,
+                    url: owner_url,
+                }
+            }
+            Some((e, e_url)) => (e, e_url, Some((super::edge::ORIGIN_HEADER, owner.clone()))),
+            None if owner == cluster.id() => return Served::Here,
+            None => (owner, owner_url, None),
+        };
+        match relay(sink, stream, &url, text.clone(), shared, extra).await {
+            Ok(()) => return Served::Elsewhere,
             Err(e) => {
                 // Its heartbeat may not have lapsed yet: free the room now rather than in 10 s.
                 cluster.metrics.relay_failures.inc();
@@ -166,5 +240,5 @@ where
             }
         }
     }
-    false
+    Served::Here
 }

@@ -113,6 +113,9 @@ pub struct Conference {
     out: VecDeque<Output>,
     /// Whether the room records now (told in `joined`; see `recording.rs`).
     recording: bool,
+    /// Admitted with their media on an edge node (cluster relay): in the roster, not in
+    /// this node's media room.
+    elsewhere: HashSet<ParticipantId>,
 }
 
 impl Conference {
@@ -136,7 +139,33 @@ impl Conference {
             polls: polls::Polls::default(),
             out: VecDeque::new(),
             recording: false,
+            elsewhere: HashSet::new(),
         }
+    }
+
+    /// Someone asks to enter whose media an edge node carries (the cluster relay): admitted
+    /// like anyone, counted in the roster, never joined to this node's media room.
+    pub fn join_elsewhere(&mut self, req: JoinRequest, now: Instant) -> Admission {
+        let id = req.id;
+        self.elsewhere.insert(id);
+        let admission = self.join(req, now);
+        if matches!(admission, Admission::Refused(..)) {
+            self.elsewhere.remove(&id);
+        }
+        admission
+    }
+
+    /// Whether this participant's media is on an edge node.
+    pub fn is_elsewhere(&self, id: ParticipantId) -> bool {
+        self.elsewhere.contains(&id)
+    }
+
+    /// Audience members whose media this node carries (what `--max-audience-per-node` caps).
+    pub fn local_audience(&self) -> usize {
+        self.roster
+            .values()
+            .filter(|i| !i.role.may_publish() && !self.elsewhere.contains(&i.id))
+            .count()
     }
 
     /// Nobody in the room and nobody waiting.
@@ -227,7 +256,12 @@ impl Conference {
 
     fn enter(&mut self, info: ParticipantInfo, identity: String, now: Instant) -> Admission {
         let id = info.id;
-        if let Err(e) = self.room.join(id, info.role.may_publish(), now) {
+        let joined = if self.elsewhere.contains(&id) {
+            Ok(())
+        } else {
+            self.room.join(id, info.role.may_publish(), now)
+        };
+        if let Err(e) = joined {
             return match e {
                 JoinError::Full(max) => Admission::Refused(
                     ErrorCode::RoomFull,
@@ -301,6 +335,7 @@ impl Conference {
         if self.lobby.contains_key(&id) {
             self.lobby_changing();
             self.lobby.remove(&id);
+            self.elsewhere.remove(&id);
             return;
         }
         if self.room.remove(id) {
@@ -315,6 +350,7 @@ impl Conference {
             return;
         };
         self.identities.remove(&id);
+        self.elsewhere.remove(&id);
         self.talk_rate.remove(&id);
         self.forget_host_state(id);
         self.out.push_back(Output::Removed(id, reason));

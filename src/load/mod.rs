@@ -277,12 +277,16 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         .chain(&config.more_urls)
         .collect();
     let mut next_url = 0usize;
+    let webinar = matches!(config.scenario, Scenario::Webinar { .. });
     for wave in [first, second] {
         let mut joins = futures_util::stream::iter(wave.into_iter().map(|plan| {
             let url = urls[next_url % urls.len()].clone();
             next_url += 1;
             let bc = BotConfig {
                 role: Some(plan.role),
+                // A webinar's stage opens the room as one (its audience may then be served
+                // by edge nodes in a cluster, past `--max-audience-per-node`).
+                mode: webinar.then_some(crate::protocol::RoomMode::Webinar),
                 publish: plan.publish,
                 decrypt: plan.decrypt,
                 shape: config.shape,

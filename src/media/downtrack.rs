@@ -10,18 +10,23 @@
 use super::forwarder::{Decision, DropReason, Forwarder, PacketView};
 use super::simulcast::{Layer, LayerDecision, LayerSelector};
 use crate::model::TrackId;
+use std::sync::Arc;
 use std::time::Duration;
 use str0m::format::PayloadParams;
 use str0m::media::Pt;
-use str0m::rtp::{ExtensionValues, RtpPacket};
+use str0m::rtp::ExtensionValues;
 
 /// Longest video may wait in a subscriber's pacer queue before new video is skipped.
 const MAX_QUEUE_AGE: Duration = Duration::from_millis(400);
 
 /// One incoming packet as every down-track of its up-track sees it: looked up once per packet.
 pub struct Incoming<'a> {
-    /// The packet itself (its payload is shared, not copied, by each write).
-    pub pkt: &'a RtpPacket,
+    /// The up-track it belongs to.
+    pub track: TrackId,
+    /// Its payload (shared, not copied, by each write).
+    pub payload: &'a Arc<[u8]>,
+    /// Its RTP marker.
+    pub marker: bool,
     /// What the decision needs to know of it.
     pub view: PacketView,
     /// Its simulcast layer (0 without simulcast).

@@ -154,6 +154,10 @@ impl Router {
                 set.extend(sub.selector.current());
             }
         }
+        // Edge links need what their viewers need.
+        for r in self.peers.values().filter_map(Peer::relay) {
+            r.add_needs(&mut needed);
+        }
         // A recording receives the stage's top layer even when no viewer does.
         if let Some(track) = self.tap.as_ref().and_then(|t| t.stage_track()) {
             if let Some(top) = self.tracks.get(&track).map(|t| t.layers.len() - 1) {
@@ -161,11 +165,17 @@ impl Router {
             }
         }
         let mut msgs = vec![];
+        let mut relayed = vec![];
         for (id, t) in self.tracks.iter_mut() {
             if t.info.kind != Kind::Video {
                 continue;
             }
             let layers = needed.get(id).cloned().unwrap_or_default();
+            if t.relayed {
+                // The publisher is on the origin node: this edge tells the origin instead.
+                relayed.push((*id, layers.into_iter().collect()));
+                continue;
+            }
             let active = t.rids_of(layers.into_iter());
             if t.announced.as_ref() != Some(&active) {
                 t.announced = Some(active.clone());
@@ -180,6 +190,7 @@ impl Router {
         for e in msgs {
             self.emit(e);
         }
+        self.relay_needs_now(relayed);
     }
 
     /// A subscriber reported how large it renders each video.

@@ -21,6 +21,7 @@ mod layers;
 mod negotiation;
 pub mod peer;
 pub mod record_tap;
+pub mod relay;
 pub mod rewrite;
 pub mod router;
 mod rtc_events;

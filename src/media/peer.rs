@@ -9,20 +9,27 @@
 //! congestion gate). Its `forward` hands each forwarded packet (payload, rewritten numbers,
 //! track) to a bounded channel (`try_send`; a full channel is a named drop, never a wait)
 //! read by a writer task outside the sans-IO core, and its `next_timeout` is `None`: it has
-//! no `Rtc` to drive. A node-to-node relay is the same shape with a socket-side writer.
+//! no `Rtc` to drive. A node-to-node relay is that shape: [`Peer::Relay`] seals each packet
+//! into a datagram for its edge node itself (see `media::relay`).
 
 use super::command::Output;
 use super::downtrack::{Incoming, Wishes};
 use super::forwarder::DropReason;
+use super::relay::RelayPeer;
 use super::webrtc::WebRtcPeer;
 use std::collections::VecDeque;
 use std::time::Instant;
 use str0m::media::Mid;
 
 /// One peer of a room, by kind.
+// Browsers are nearly every peer: boxing theirs would add a pointer chase per packet to save
+// the few relay links' space.
+#[allow(clippy::large_enum_variant)]
 pub enum Peer {
     /// A browser (or a headless str0m client) over ICE/DTLS/SRTP.
     WebRtc(WebRtcPeer),
+    /// An edge node's relay link (see `media::relay`): every track, sealed toward the edge.
+    Relay(RelayPeer),
 }
 
 impl Peer {
@@ -30,6 +37,7 @@ impl Peer {
     pub fn webrtc(&self) -> Option<&WebRtcPeer> {
         match self {
             Peer::WebRtc(p) => Some(p),
+            Peer::Relay(_) => None,
         }
     }
 
@@ -37,6 +45,15 @@ impl Peer {
     pub fn webrtc_mut(&mut self) -> Option<&mut WebRtcPeer> {
         match self {
             Peer::WebRtc(p) => Some(p),
+            Peer::Relay(_) => None,
+        }
+    }
+
+    /// The relay link behind this peer, if it is one.
+    pub fn relay(&self) -> Option<&RelayPeer> {
+        match self {
+            Peer::Relay(r) => Some(r),
+            Peer::WebRtc(_) => None,
         }
     }
 
@@ -47,6 +64,8 @@ impl Peer {
                 Some(f) => p.next_timeout.min(f.next_wake()),
                 None => p.next_timeout,
             }),
+            // No `Rtc` to drive: it only seals what the fan-out hands it.
+            Peer::Relay(_) => None,
         }
     }
 
@@ -60,6 +79,7 @@ impl Peer {
     ) -> Result<(), DropReason> {
         match self {
             Peer::WebRtc(w) => w.forward(mid, p, wishes, out),
+            Peer::Relay(r) => r.forward(p, out),
         }
     }
 }

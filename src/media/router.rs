@@ -13,6 +13,7 @@ use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCou
 use super::config::RoomConfig;
 use super::peer::Peer;
 use super::record_tap::RecordTap;
+use super::relay::EdgeLink;
 use super::simulcast::Layer;
 use super::speaker::SpeakerDetector;
 use super::track::UpTrack;
@@ -70,6 +71,8 @@ pub struct Router {
     pub(super) due: Vec<ParticipantId>,
     /// The recording being fed, if the room records (see `record_tap.rs`).
     pub(super) tap: Option<RecordTap>,
+    /// The origin link feeding this room, when it is an edge room (see `relay`).
+    pub(super) edge: Option<Box<EdgeLink>>,
 }
 
 impl Router {
@@ -95,6 +98,7 @@ impl Router {
             next_reap: None,
             due: Vec::new(),
             tap: None,
+            edge: None,
         }
     }
 
@@ -249,6 +253,7 @@ impl Router {
                 p.rtc.disconnect();
                 p.published.values().copied().collect()
             }
+            Peer::Relay(_) => vec![],
         };
         for track in &gone {
             self.unpublish(*track);

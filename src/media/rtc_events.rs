@@ -14,7 +14,7 @@ use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
 use std::time::Instant;
 use str0m::bwe::BweKind;
 use str0m::format::Codec;
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket};
 use str0m::{Event, IceConnectionState};
 
@@ -187,6 +187,9 @@ impl Router {
         }
         let ext = &pkt.header.ext_vals;
         let incoming = Incoming {
+            track: track_id,
+            payload: &pkt.payload,
+            marker: pkt.header.marker,
             view: PacketView {
                 seq: *pkt.seq_no,
                 time: pkt.time.numer(),
@@ -207,8 +210,12 @@ impl Router {
                 abs_capture_time: ext.abs_capture_time,
                 ..Default::default()
             },
-            pkt: &pkt,
         };
+        self.deliver(track_id, &incoming, now);
+    }
+
+    /// Fans one routed packet out to its up-track's subscribers and does what they wish.
+    pub(super) fn deliver(&mut self, track_id: TrackId, incoming: &Incoming, now: Instant) {
         if self.index_dirty {
             self.rebuild_index();
         }
@@ -219,7 +226,7 @@ impl Router {
             None => Vec::new(),
         };
         let wishes = fan_out(
-            &incoming,
+            incoming,
             &subscribers,
             &mut self.peers,
             &mut self.counters,
@@ -245,11 +252,25 @@ impl Router {
             t.subscribers.clear();
         }
         for (sid, s) in &self.peers {
-            let Some(s) = s.webrtc() else { continue };
+            let s = match s {
+                Peer::WebRtc(s) => s,
+                Peer::Relay(_) => {
+                    // A relay link takes every track; its `forward` ignores the m-line.
+                    for t in self.tracks.values_mut() {
+                        t.subscribers.push((*sid, Mid::from("relay")));
+                    }
+                    continue;
+                }
+            };
             for (mid, down) in &s.down_tracks {
                 if let Some(t) = self.tracks.get_mut(&down.track) {
                     t.subscribers.push((*sid, *mid));
                 }
+            }
+        }
+        for p in self.peers.values_mut() {
+            if let Peer::Relay(r) = p {
+                r.retain(|t| self.tracks.contains_key(t));
             }
         }
     }
@@ -286,6 +307,9 @@ impl Router {
         let Some(t) = self.tracks.get(&track) else {
             return;
         };
+        if t.relayed {
+            return self.relay_keyframe_wanted(track, layer);
+        }
         let (publisher, mid) = (t.info.participant, t.mid);
         let rid = t.layers.get(usize::from(layer)).and_then(|l| l.rid);
         let Some(p) = self.peers.get_mut(&publisher).and_then(Peer::webrtc_mut) else {

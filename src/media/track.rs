@@ -125,6 +125,9 @@ pub struct UpTrack {
     pub subscribers: Vec<(ParticipantId, Mid)>,
     /// Recent payloads per layer, for the lean path's retransmissions (empty on str0m's).
     pub histories: Histories,
+    /// Fed by an origin node's relay (this room is an edge): its publisher is not a peer
+    /// here, so layer needs and keyframe requests go to the origin instead.
+    pub relayed: bool,
 }
 
 impl UpTrack {
@@ -149,6 +152,7 @@ impl UpTrack {
             announced: None,
             subscribers: Vec::new(),
             histories: Histories::default(),
+            relayed: false,
         }
     }
 

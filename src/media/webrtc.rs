@@ -17,7 +17,7 @@ use str0m::format::{Codec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::TcpType;
 use str0m::rtp::{RtpWrite, Ssrc, StreamTx};
-use str0m::{Candidate, Rtc, RtcError};
+use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
 /// Where the downlink estimate starts before feedback refines it: a typical office downlink.
 /// Starting low would make str0m's pacer (1.1 × estimate) queue media until the estimate
@@ -49,6 +49,26 @@ fn queue_age(tx: &StreamTx, now: Instant) -> Option<Duration> {
     }
     info.first_unsent()
         .map(|t| now.saturating_duration_since(t))
+}
+
+/// The room's codecs on `config`: VP8 and H.264, and Opus with in-band FEC (loss
+/// resilience) and DTX (silence costs almost nothing). The relay numbers codecs by this table.
+pub(super) fn room_codecs(config: RtcConfig) -> RtcConfig {
+    let mut config = config.clear_codecs().enable_vp8(true).enable_h264(true);
+    config.codec_config().add_config(
+        Pt::from(111),
+        None,
+        Codec::Opus,
+        Frequency::FORTY_EIGHT_KHZ,
+        Some(2),
+        FormatParams {
+            min_p_time: Some(10),
+            use_inband_fec: Some(true),
+            use_dtx: Some(true),
+            ..Default::default()
+        },
+    );
+    config
 }
 
 /// A browser's media state.
@@ -168,12 +188,9 @@ impl WebRtcPeer {
         room: &RoomConfig,
         now: Instant,
     ) -> Result<Self, RtcError> {
-        let config = Rtc::builder()
+        let config = room_codecs(Rtc::builder())
             .set_ice_lite(true)
             .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_vp8(true)
-            .enable_h264(true)
             // Capped here; aged by `bound_resend_history` once the m-line is used.
             .set_send_buffer_video(RESEND_PACKETS);
         // Every peer on the lean path (audience, meeting participants, a viewer promoted to
@@ -184,25 +201,11 @@ impl WebRtcPeer {
         let lean = room.send_path == SendPath::Lean;
         // TWCC bandwidth estimation toward this peer drives its layer allocation (and paces
         // what is sent to it).
-        let mut config = if room.bwe && !lean {
+        let config = if room.bwe && !lean {
             config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
         } else {
             config
         };
-        // Opus with in-band FEC (loss resilience) and DTX (silence costs almost nothing).
-        config.codec_config().add_config(
-            Pt::from(111),
-            None,
-            Codec::Opus,
-            Frequency::FORTY_EIGHT_KHZ,
-            Some(2),
-            FormatParams {
-                min_p_time: Some(10),
-                use_inband_fec: Some(true),
-                use_dtx: Some(true),
-                ..Default::default()
-            },
-        );
         let (mut rtc, slot) = if lean {
             let config = config
                 .set_rtcp_report_interval_audio(SILENT_REPORTS)
@@ -288,13 +291,13 @@ impl WebRtcPeer {
                     let (seq, time) = down.number(p, wishes, || fast.queue_age(now))?;
                     let pkt = Packet {
                         pt: *pt,
-                        marker: p.pkt.header.marker,
+                        marker: p.marker,
                         seq,
                         time,
                         clock_rate: p.view.clock_rate,
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
-                    let payload = &p.pkt.payload;
+                    let payload = &p.payload[..];
                     match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
                         Some(Out::Now(t)) => out.push_back(Output::Transmit(t)),
                         Some(Out::Held) => {}
@@ -310,10 +313,9 @@ impl WebRtcPeer {
             return Err(DropReason::NoSendStream);
         };
         let (seq, time) = down.number(p, wishes, || queue_age(tx, now))?;
-        let pkt = p.pkt;
         tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), time as u32, now, pkt.payload.clone())
-                .marker(pkt.header.marker)
+            RtpWrite::new(pt, seq.into(), time as u32, now, p.payload.clone())
+                .marker(p.marker)
                 .ext_vals(p.ext.clone())
                 .nackable(p.view.video),
         );

@@ -19,6 +19,7 @@ struct WebAssets;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/ws", get(ws))
+        .route("/cluster/link", get(crate::cluster::link::accept))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .merge(super::api::router(Arc::clone(&shared)))
@@ -49,7 +50,7 @@ async fn ws(
     // header without the cluster secret is refused, never taken for a plain client.
     let relay = headers.get(crate::cluster::proxy::RELAY_HEADER);
     let relayed = match (relay, shared.cluster.as_ref()) {
-        (None, _) | (Some(_), None) => false,
+        (None, _) | (Some(_), None) => session::Via::Client,
         (Some(value), Some(cluster)) => {
             if !crate::cluster::proxy::authentic(value.as_bytes(), &cluster.config.secret) {
                 cluster.metrics.relay_forged.inc();
@@ -59,7 +60,21 @@ async fn ws(
                 )
                     .into_response();
             }
-            true
+            // Which relay: from an edge (media stays there) or to this node as an edge.
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            match (
+                header(crate::cluster::edge::EDGE_HEADER),
+                header(crate::cluster::edge::ORIGIN_HEADER),
+            ) {
+                (Some(_), _) => session::Via::Edge,
+                (None, Some(origin)) => session::Via::ToEdge(origin),
+                (None, None) => session::Via::Relay,
+            }
         }
     };
     // axum's own limit sits above ours so that an oversize message gets our clear error

@@ -42,6 +42,17 @@ pub enum MediaMsg {
         /// The connection's remote address.
         peer: SocketAddr,
     },
+    /// A relayed stage datagram for an edge room (the cluster relay), not yet opened.
+    Relayed {
+        /// Its link id (its first 4 bytes).
+        link: u32,
+        /// The origin's address.
+        source: SocketAddr,
+        /// The whole datagram.
+        contents: Vec<u8>,
+        /// When it arrived.
+        at: Instant,
+    },
 }
 
 /// The sending side of a room's media inbox.

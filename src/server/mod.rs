@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod recordings;
 mod recordings_api;
+mod relay_room;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
@@ -84,6 +85,8 @@ pub struct Bound {
     shutdown_tx: watch::Sender<bool>,
     receivers: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp_listeners: Vec<(TcpListener, SocketAddr)>,
+    /// The cluster relay's socket (edge side), in a cluster.
+    relay: Option<Arc<UdpSocket>>,
 }
 
 impl Bound {
@@ -143,6 +146,21 @@ impl Bound {
             )?)),
             None => None,
         };
+        let relay = match &cluster {
+            Some(c) => {
+                // Bound where the HTTP listener is (every interface if it is), announced at
+                // the media address origins already reach.
+                let announced = candidates.first().map_or(listen_ip, |a| a.ip());
+                let ip = listen_ip;
+                let bind = SocketAddr::new(ip, c.config.relay_port);
+                Some(
+                    c.bind_relay(ip, announced)
+                        .await
+                        .map_err(|e| StartError::Bind(bind, e))?,
+                )
+            }
+            None => None,
+        };
         let auth = crate::auth::Auth::new(config.auth_secret.as_deref());
         let metrics = Arc::new(Metrics::default());
         let transport = Arc::new(Transport::new(
@@ -169,6 +187,7 @@ impl Bound {
             shutdown_tx,
             receivers,
             tcp_listeners,
+            relay,
         })
     }
 
@@ -200,6 +219,7 @@ impl Bound {
             shutdown_tx,
             receivers,
             tcp_listeners,
+            relay,
         } = self;
         for (listener, announced) in tcp_listeners {
             let t = Arc::clone(&shared.transport);
@@ -214,6 +234,10 @@ impl Bound {
         let h = handle.clone();
         if let Some(cluster) = &shared.cluster {
             tokio::spawn(Arc::clone(cluster).run(Arc::clone(&shared)));
+            tokio::spawn(Arc::clone(cluster).publish_counts(shared.shutdown.clone()));
+            if let Some(socket) = relay {
+                tokio::spawn(Arc::clone(cluster).run_relay(socket, shared.shutdown.clone()));
+            }
         }
         let leaving = Arc::clone(&shared);
         tokio::spawn(async move {

@@ -29,6 +29,8 @@ pub enum RoomMsg {
         request: JoinRequest,
         /// Where its signalling messages go.
         tx: OutboundTx,
+        /// Its media is on an edge node (the cluster relay): admitted without media here.
+        elsewhere: bool,
     },
     /// A signalling message from a joined participant.
     Client {
@@ -44,6 +46,8 @@ pub enum RoomMsg {
         /// Why.
         reason: LeaveReason,
     },
+    /// The cluster relay's control link (origin: an edge's link; edge: the origin's).
+    Link(crate::cluster::link::LinkEvent),
     /// The room API asks.
     Api {
         /// What.
@@ -75,6 +79,8 @@ pub async fn run(
     let mut taken = 0;
     let mut recording = RoomRecording::default();
     let mut asks = Vec::new();
+    let mut audience = Audience::default();
+    let mut relay = super::relay_room::RelayRoom::default();
     loop {
         let deadline = flush(
             &mut conf,
@@ -159,20 +165,42 @@ pub async fn run(
             msg
         };
         taken += 1;
+        let counted = matches!(
+            msg,
+            Input::Signal(
+                RoomMsg::Join { .. }
+                    | RoomMsg::Leave { .. }
+                    | RoomMsg::Client { .. }
+                    | RoomMsg::Link(_)
+            )
+        );
         match msg {
-            Input::Signal(RoomMsg::Join { request, tx }) => {
+            Input::Signal(RoomMsg::Join {
+                request,
+                tx,
+                elsewhere,
+            }) => {
                 let id = request.id;
                 // Registered first so that lobby messages reach a waiting session.
                 sessions.insert(id, tx);
                 shared.metrics.participants.inc();
-                if let Admission::Refused(code, message) = conf.join(request, Instant::now()) {
+                let admission = if elsewhere {
+                    conf.join_elsewhere(request, Instant::now())
+                } else {
+                    conf.join(request, Instant::now())
+                };
+                if let Admission::Refused(code, message) = admission {
                     if let Some(tx) = sessions.remove(&id) {
                         shared.metrics.participants.dec();
                         let _ = tx.push(frame(&ServerMsg::error(code, message)));
                     }
                 }
             }
-            Input::Signal(RoomMsg::Client { id, msg }) => conf.handle(id, msg, Instant::now()),
+            Input::Signal(RoomMsg::Client { id, msg }) => {
+                if let Some(msg) = relay.hold(conf.room.name(), id, msg) {
+                    conf.handle(id, msg, Instant::now());
+                }
+            }
             Input::Signal(RoomMsg::Leave { id, reason }) => {
                 conf.leave(id, reason);
                 if sessions.remove(&id).is_some() {
@@ -189,6 +217,10 @@ pub async fn run(
             }) => conf
                 .room
                 .handle_receive(id, proto, source, destination, &contents, at),
+            Input::Media(MediaMsg::Relayed { contents, at, .. }) => {
+                conf.room.handle_relay_datagram(&contents, at)
+            }
+            Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
             Input::Media(MediaMsg::TcpLink { peer, link }) => {
                 links.insert(peer, link);
             }
@@ -209,13 +241,47 @@ pub async fn run(
                 let _ = reply.send(conf.api(call));
             }
         }
+        if counted {
+            audience.update(&conf, &shared);
+        }
+        if relay.is_linked() {
+            relay.after(&mut conf, &shared, counted);
+        }
     }
+    audience.close(&conf, &shared);
     recording.close(&mut conf, &shared).await;
     for id in sessions.keys() {
         shared.transport.routes.forget(*id);
     }
     shared.metrics.participants.dec_by(sessions.len() as i64);
     shared.metrics.rooms.dec();
+}
+
+/// The audience count this room last reported to the cluster's placement.
+#[derive(Default)]
+struct Audience(Option<Option<usize>>);
+
+impl Audience {
+    /// Reports a changed count: webinars (and edge rooms) count their local audience,
+    /// meetings report none (they never overflow to edges).
+    fn update(&mut self, conf: &Conference, shared: &Shared) {
+        let Some(cluster) = shared.cluster.as_ref() else {
+            return;
+        };
+        let edge = crate::cluster::edge::relayed_room(conf.room.name()).is_some();
+        let now = (edge || conf.mode() == crate::protocol::RoomMode::Webinar)
+            .then(|| conf.local_audience());
+        if self.0 != Some(now) {
+            self.0 = Some(now);
+            cluster.audience_changed(conf.room.name(), now);
+        }
+    }
+
+    fn close(&self, conf: &Conference, shared: &Shared) {
+        if let (Some(cluster), Some(_)) = (shared.cluster.as_ref(), self.0) {
+            cluster.audience_changed(conf.room.name(), None);
+        }
+    }
 }
 
 /// A host's recording request, carried out (it opens files) and answered.

@@ -27,6 +27,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 struct Handle {
     tx: mpsc::Sender<RoomMsg>,
+    media: super::inbox::MediaTx,
     serial: u64,
 }
 
@@ -123,6 +124,7 @@ impl Rooms {
         room: &str,
         request: JoinRequest,
         tx: OutboundTx,
+        elsewhere: bool,
     ) -> Result<mpsc::Sender<RoomMsg>, (ErrorCode, String)> {
         let cfg = &shared.config.rooms;
         let limits = &shared.config.limits;
@@ -136,11 +138,19 @@ impl Rooms {
         }
         let now = Instant::now();
         inner.sweep(now, cfg.expiry);
-        let mut msg = RoomMsg::Join { request, tx };
+        let mut msg = RoomMsg::Join {
+            request,
+            tx,
+            elsewhere,
+        };
         for _ in 0..2 {
             if !inner.live.contains_key(room) {
                 let record = match inner.kept.remove(room) {
                     Some(r) => r,
+                    // An edge room: audience only, its authority is the origin's room.
+                    None if crate::cluster::edge::relayed_room(room).is_some() => {
+                        RoomRecord::new(RoomMode::Webinar, Origin::Created, now)
+                    }
                     None if !cfg.adhoc => {
                         return Err((
                             ErrorCode::NoSuchRoom,
@@ -200,12 +210,24 @@ impl Rooms {
             Conference::new(room, record),
             serial,
             rx,
-            media_tx,
+            media_tx.clone(),
             media_rx,
             Arc::clone(shared),
         ));
+        if let Some(relayed) = crate::cluster::edge::relayed_room(name) {
+            // An edge room lives on its link to the origin.
+            tokio::spawn(crate::cluster::link::edge_side(
+                relayed.to_string(),
+                tx.clone(),
+                Arc::clone(shared),
+            ));
+        }
         tracing::info!(room = name, "room opened");
-        Handle { tx, serial }
+        Handle {
+            tx,
+            media: media_tx,
+            serial,
+        }
     }
 
     /// Called by an empty room: removes it unless a join is already queued for it, keeping its
@@ -225,7 +247,8 @@ impl Rooms {
         }
         if inner.live.get(name).is_some_and(|h| h.serial == serial) {
             inner.live.remove(name);
-            if !conf.ended() {
+            let edge = crate::cluster::edge::relayed_room(name).is_some();
+            if !conf.ended() && !edge {
                 let mut record = conf.record().clone();
                 record.emptied_at.get_or_insert_with(Instant::now);
                 inner.kept.insert(name.to_string(), record);
@@ -235,11 +258,17 @@ impl Rooms {
         true
     }
 
-    /// The queue of an open room (tests reach a room's task through it).
-    #[cfg(test)]
-    pub(crate) fn sender(&self, room: &str) -> Option<mpsc::Sender<RoomMsg>> {
+    /// The queue of an open room (the relay's control link, and tests, reach a room's task
+    /// through it).
+    pub fn sender(&self, room: &str) -> Option<mpsc::Sender<RoomMsg>> {
         let inner = self.inner.lock().ok()?;
         inner.live.get(room).map(|h| h.tx.clone())
+    }
+
+    /// The media inbox of an open room (the relay socket feeds an edge room through it).
+    pub fn media_inbox(&self, room: &str) -> Option<super::inbox::MediaTx> {
+        let inner = self.inner.lock().ok()?;
+        inner.live.get(room).map(|h| h.media.clone())
     }
 
     /// Makes a room ahead of its meeting (New meeting, `confab room create`, the API). `None`

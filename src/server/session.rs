@@ -117,12 +117,25 @@ pub async fn run<S>(socket: S, shared: Arc<Shared>)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message> + Unpin,
 {
-    run_routed(socket, shared, false).await
+    run_routed(socket, shared, Via::Client).await
 }
 
-/// Runs one session to its end; in a cluster, relays it to the room's node unless it was
-/// `relayed` here by another node.
-pub async fn run_routed<S>(socket: S, shared: Arc<Shared>, relayed: bool)
+/// How a session reached this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// From a client: in a cluster, placed (and maybe relayed on).
+    Client,
+    /// Relayed by another node: served here.
+    Relay,
+    /// Relayed by an edge node that carries the viewer's media: admitted here without media.
+    Edge,
+    /// Relayed here to be served as an edge of the room whose origin is this node id.
+    ToEdge(String),
+}
+
+/// Runs one session to its end; in a cluster, relays it to the room's node (or a viewer to an
+/// edge) unless another node relayed it here.
+pub async fn run_routed<S>(socket: S, shared: Arc<Shared>, via: Via)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message> + Unpin,
 {
@@ -162,17 +175,63 @@ where
     };
 
     if let Some(cluster) = shared.cluster.as_ref() {
-        if relayed {
-            cluster.metrics.relayed_in.inc();
-        } else if crate::cluster::proxy::serve_elsewhere(
-            &mut sink,
-            &mut stream,
-            &shared,
-            &room_name,
-            &join_text,
-        )
-        .await
-        {
+        use crate::cluster::proxy::{serve_elsewhere, Served};
+        let edge = match &via {
+            Via::Client => {
+                let viewer = crate::cluster::placement::may_be_edge(&request.credentials);
+                match serve_elsewhere(
+                    &mut sink,
+                    &mut stream,
+                    &shared,
+                    &room_name,
+                    &join_text,
+                    viewer,
+                )
+                .await
+                {
+                    Served::Here => None,
+                    Served::Elsewhere => return close(&mut sink).await,
+                    Served::Edge { origin, url } => Some((origin, Some(url))),
+                }
+            }
+            Via::ToEdge(origin) => {
+                cluster.metrics.relayed_in.inc();
+                Some((origin.clone(), None))
+            }
+            Via::Relay | Via::Edge => {
+                cluster.metrics.relayed_in.inc();
+                None
+            }
+        };
+        if let Some((origin, url)) = edge {
+            let url = match url {
+                Some(u) => Some(u),
+                None => cluster.origin_url(&origin).await,
+            };
+            let served = match url {
+                Some(url) => {
+                    crate::cluster::edge::serve(
+                        &mut sink,
+                        &mut stream,
+                        &shared,
+                        &room_name,
+                        &join_text,
+                        request,
+                        &origin,
+                        &url,
+                    )
+                    .await
+                }
+                None => Err(crate::cluster::proxy::Unreachable(origin.clone())),
+            };
+            if let Err(e) = served {
+                tracing::warn!(room = room_name.as_str(), error = %e, "edge cannot reach the room's origin");
+                let msg = ServerMsg::error(
+                    ErrorCode::ShuttingDown,
+                    "The room's server cannot be reached; reconnecting.",
+                );
+                send(&mut sink, &msg).await;
+            }
             return close(&mut sink).await;
         }
     }
@@ -180,7 +239,10 @@ where
     // Phase 2: in the room (or its lobby).
     let id = request.id;
     let (tx, mut rx) = outbound::channel(MAX_QUEUED_BYTES);
-    let room = match shared.rooms.join(&shared, &room_name, request, tx) {
+    let room = match shared
+        .rooms
+        .join(&shared, &room_name, request, tx, via == Via::Edge)
+    {
         Ok(r) => r,
         Err((code, message)) => {
             send(&mut sink, &ServerMsg::error(code, message)).await;

@@ -8,17 +8,17 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const API_KEY: &str = "cluster-test-api-key";
-const SECRET: &str = "cluster-test-secret-0123456789";
+pub(crate) const API_KEY: &str = "cluster-test-api-key";
+pub(crate) const SECRET: &str = "cluster-test-secret-0123456789";
 
 /// A `redis-server` on a loopback port, without persistence; killed when dropped.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     proc: Option<Kill>,
 }
 
 impl Redis {
-    async fn start() -> Redis {
+    pub(crate) async fn start() -> Redis {
         let mut r = Redis {
             port: free_port(),
             proc: None,
@@ -53,10 +53,20 @@ impl Redis {
     }
 }
 
+/// Where a node's log goes: `$CONFAB_TEST_NODE_LOGS/<id>.log` when that is set (to see
+/// what a failing cluster test's nodes did), else nowhere.
+fn node_log(id: &str) -> Stdio {
+    std::env::var_os("CONFAB_TEST_NODE_LOGS")
+        .and_then(|dir| {
+            std::fs::File::create(std::path::Path::new(&dir).join(format!("{id}.log"))).ok()
+        })
+        .map_or_else(Stdio::null, Stdio::from)
+}
+
 /// One confab node of the cluster.
-struct Node {
-    id: String,
-    http: SocketAddr,
+pub(crate) struct Node {
+    pub(crate) id: String,
+    pub(crate) http: SocketAddr,
     proc: Option<Kill>,
 }
 
@@ -65,7 +75,7 @@ impl Node {
         Node::start_with(redis, id, &[]).await
     }
 
-    async fn start_with(redis: &Redis, id: &str, extra: &[&str]) -> Node {
+    pub(crate) async fn start_with(redis: &Redis, id: &str, extra: &[&str]) -> Node {
         let http_port = free_port();
         let udp_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_confab"))
@@ -75,7 +85,7 @@ impl Node {
             .args(["--api-key", API_KEY, "--cluster-secret", SECRET])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(node_log(id))
             .spawn()
             .expect("spawn confab");
         let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("addr");
@@ -92,16 +102,16 @@ impl Node {
         node
     }
 
-    fn ws(&self) -> String {
+    pub(crate) fn ws(&self) -> String {
         format!("ws://{}/ws", self.http)
     }
 
-    async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         metric_in(&http_get(self.http, "/metrics").await, name)
     }
 
     /// `GET /api/cluster`'s JSON body.
-    async fn cluster(&self) -> serde_json::Value {
+    pub(crate) async fn cluster(&self) -> serde_json::Value {
         let mut c = tokio::net::TcpStream::connect(self.http)
             .await
             .expect("connect");
@@ -123,7 +133,7 @@ impl Node {
 }
 
 /// The node Redis names for `room`.
-async fn owner(node: &Node, room: &str) -> Option<String> {
+pub(crate) async fn owner(node: &Node, room: &str) -> Option<String> {
     let view = node.cluster().await;
     view["rooms"]
         .as_array()?

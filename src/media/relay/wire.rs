@@ -1,0 +1,379 @@
+//! The relay's datagram: `[link id][SRTP packet]`, its key from HKDF, sealing, opening, replay.
+//!
+//! One datagram carries one publisher packet from the origin to an edge node:
+//!
+//! ```text
+//!  0       4                16                                   40
+//!  | link  | RTP header (12) | extension 0xBEDE, 5 words (20)     | sealed payload | tag (16)
+//!  | id BE | V=2 X=1 M PT    | id 1 len 8: relay index (u64 BE)   |
+//!  |       | seq (original)  | id 2 len 8: seq ROC, timestamp hi  |
+//!  |       | ts (original)   | id 3 len 1: RFC 6464 level (audio) |
+//!  |       | SSRC = track·4+layer                                 |
+//! ```
+//!
+//! The RTP header keeps the publisher's marker, low sequence number and timestamp; the
+//! extension completes them to str0m's extended values, so the edge needs no extender. The
+//! payload type is the one the room's codec table ([`relay_pt`]) gives the publisher's codec,
+//! the same table on every node. The SSRC names (track, layer), so no mapping is negotiated.
+//!
+//! Sealing is RFC 7714 AES-256-GCM through `media::fast::srtp` (header authenticated,
+//! payload encrypted), with one deviation: the 48-bit SRTP index in the nonce is not the
+//! packet's ROC‖seq but the link's own counter, carried in extension 1. The origin keeps it
+//! strictly increasing per link, so no nonce repeats under one key even when a publisher's
+//! sequence numbers repeat (retransmissions, a restarted encoder); the edge rejects any index
+//! it has seen or that is older than its window ([`ReplayWindow`]). The link id in front is
+//! not authenticated: a changed id only sends the datagram to a key that does not open it.
+//!
+//! The key: HKDF-SHA256 (aws-lc-rs, already in the build as str0m's crypto backend) with the
+//! cluster secret as input key material, the edge's 16 random hello bytes as salt, and info
+//! `"confab relay v1" ‖ u16 len ‖ room ‖ u16 len ‖ edge node id` (lengths keep two
+//! (room, edge) pairs from meaning the same bytes), expanded to a 32-byte master key and a
+//! 12-byte master salt, then RFC 3711 derivation as for any SRTP master key.
+
+use super::super::fast::keys::{self, Keying};
+use super::super::fast::srtp::{Opener, Sealer, SrtpError, RTP_OVERHEAD};
+use super::super::simulcast::Layer;
+use crate::model::TrackId;
+use aws_lc_rs::hkdf;
+use std::sync::OnceLock;
+use str0m::crypto::dtls::SrtpProfile;
+use str0m::format::{CodecConfig, PayloadParams};
+use str0m::media::Pt;
+
+/// Bytes before the RTP header: the link id.
+pub const LINK_ID_LEN: usize = 4;
+/// RTP header plus the relay's extension block.
+pub const HEADER_LEN: usize = 12 + 4 + 20;
+/// Bytes a relay datagram adds around a payload.
+pub const OVERHEAD: usize = LINK_ID_LEN + HEADER_LEN + RTP_OVERHEAD;
+/// Layers a track may have on the relay (the SSRC keeps two bits for it).
+pub const MAX_LAYERS: usize = 4;
+/// Highest track id the SSRC can name; later tracks are not relayed (a room would have to
+/// publish a billion tracks first).
+pub const MAX_TRACK: u64 = (u32::MAX >> 2) as u64;
+/// Label in the HKDF info.
+const INFO_LABEL: &[u8] = b"confab relay v1";
+/// Indexes older than this many behind the newest are refused (reordering between two nodes
+/// on one network is far smaller).
+const REPLAY_WINDOW: u64 = 128;
+
+/// A relay link's master key and salt. Never logged.
+#[derive(Clone)]
+pub struct RelayKey {
+    master: [u8; 32],
+    salt: [u8; 12],
+}
+
+impl std::fmt::Debug for RelayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RelayKey(..)")
+    }
+}
+
+impl RelayKey {
+    /// The link key of (`room`, `edge`) under the cluster secret and the edge's hello salt.
+    pub fn derive(cluster_secret: &[u8], hello_salt: &[u8; 16], room: &str, edge: &str) -> Self {
+        let mut info = Vec::with_capacity(INFO_LABEL.len() + 4 + room.len() + edge.len());
+        info.extend_from_slice(INFO_LABEL);
+        for part in [room.as_bytes(), edge.as_bytes()] {
+            // Room names and node ids are short; a longer one is cut, never a panic.
+            let len = part.len().min(usize::from(u16::MAX));
+            info.extend_from_slice(&(len as u16).to_be_bytes());
+            info.extend_from_slice(&part[..len]);
+        }
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, hello_salt).extract(cluster_secret);
+        let mut okm = [0u8; 44];
+        let info = [info.as_slice()];
+        // 44 bytes is far below HKDF-SHA256's limit (255 × 32), so neither call can fail.
+        let filled = prk
+            .expand(&info, Len(okm.len()))
+            .and_then(|o| o.fill(&mut okm));
+        debug_assert!(filled.is_ok(), "HKDF of 44 bytes");
+        let mut key = RelayKey {
+            master: [0; 32],
+            salt: [0; 12],
+        };
+        key.master.copy_from_slice(&okm[..32]);
+        key.salt.copy_from_slice(&okm[32..]);
+        key
+    }
+
+    /// The key as SRTP keying material (both halves alike: the link is one-way).
+    fn keying(&self) -> Keying {
+        let mut material = Vec::with_capacity(88);
+        material.extend_from_slice(&self.master);
+        material.extend_from_slice(&self.master);
+        material.extend_from_slice(&self.salt);
+        material.extend_from_slice(&self.salt);
+        Keying {
+            material,
+            profile: SrtpProfile::AEAD_AES_256_GCM,
+            active: true,
+        }
+    }
+}
+
+struct Len(usize);
+
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// The codec table every node builds alike (the one browsers negotiate against): a relay
+/// payload type means the same codec on both ends.
+pub fn room_codecs() -> &'static CodecConfig {
+    static CODECS: OnceLock<CodecConfig> = OnceLock::new();
+    CODECS.get_or_init(|| {
+        let mut config = super::super::webrtc::room_codecs(str0m::Rtc::builder());
+        config.codec_config().clone()
+    })
+}
+
+/// The relay payload type of a publisher's codec, if the room's table has it.
+pub fn relay_pt(params: PayloadParams) -> Option<Pt> {
+    room_codecs().match_params(params).map(|p| p.pt())
+}
+
+/// The codec behind a relay payload type.
+pub fn params_of(pt: Pt) -> Option<PayloadParams> {
+    room_codecs().find(|p| p.pt() == pt).copied()
+}
+
+/// The SSRC naming one layer of a track on the relay.
+pub fn ssrc_of(track: TrackId, layer: Layer) -> Option<u32> {
+    (track.0 <= MAX_TRACK && usize::from(layer) < MAX_LAYERS)
+        .then(|| ((track.0 as u32) << 2) | u32::from(layer))
+}
+
+/// The track and layer an SSRC names.
+pub fn track_of(ssrc: u32) -> (TrackId, Layer) {
+    (TrackId(u64::from(ssrc >> 2)), (ssrc & 3) as Layer)
+}
+
+/// One publisher packet as the relay carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayPacket {
+    /// The track (the origin's id).
+    pub track: TrackId,
+    /// Its simulcast layer.
+    pub layer: Layer,
+    /// Relay payload type (see [`relay_pt`]).
+    pub pt: u8,
+    /// RTP marker.
+    pub marker: bool,
+    /// The publisher's extended sequence number.
+    pub seq: u64,
+    /// The publisher's extended RTP timestamp.
+    pub time: u64,
+    /// RFC 6464 byte (voice activity bit, level), audio only.
+    pub audio_level: Option<u8>,
+}
+
+/// Why a datagram was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayDrop {
+    /// Too short, or not the relay's header.
+    Malformed,
+    /// The link id is not this edge's.
+    UnknownLink,
+    /// Authentication failed (wrong key, altered bytes).
+    Forged,
+    /// An index already seen, or too old.
+    Replayed,
+    /// A track or layer the edge was not told about.
+    UnknownTrack,
+    /// A payload type outside the room's codec table.
+    UnknownCodec,
+}
+
+impl RelayDrop {
+    /// Every reason, in counter order.
+    pub const ALL: [RelayDrop; 6] = [
+        RelayDrop::Malformed,
+        RelayDrop::UnknownLink,
+        RelayDrop::Forged,
+        RelayDrop::Replayed,
+        RelayDrop::UnknownTrack,
+        RelayDrop::UnknownCodec,
+    ];
+
+    /// Its metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayDrop::Malformed => "malformed",
+            RelayDrop::UnknownLink => "unknown_link",
+            RelayDrop::Forged => "forged",
+            RelayDrop::Replayed => "replayed",
+            RelayDrop::UnknownTrack => "unknown_track",
+            RelayDrop::UnknownCodec => "unknown_codec",
+        }
+    }
+}
+
+/// The link id a datagram is for, if it is long enough to be a relay datagram.
+pub fn link_of(datagram: &[u8]) -> Option<u32> {
+    (datagram.len() >= OVERHEAD)
+        .then(|| u32::from_be_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]))
+}
+
+/// The origin's end of a link: seals each packet under the next index.
+pub struct RelaySealer {
+    link: u32,
+    sealer: Sealer,
+    next_index: u64,
+}
+
+impl RelaySealer {
+    /// A sealer for `link` under `key`. A key must seal for one link's life only: a new link
+    /// (a new hello) brings a new salt and so a new key.
+    pub fn new(link: u32, key: &RelayKey) -> Result<Self, SrtpError> {
+        let sealer = Sealer::new(&keys::provider(), &key.keying(), 0)?;
+        Ok(RelaySealer {
+            link,
+            sealer,
+            next_index: 0,
+        })
+    }
+
+    /// One datagram: the header of `p`, then `payload` sealed. `None` for a track the SSRC
+    /// cannot name, or when the 48-bit index is spent (never, at any real packet rate).
+    pub fn seal(&mut self, p: &RelayPacket, payload: &[u8]) -> Option<Vec<u8>> {
+        let ssrc = ssrc_of(p.track, p.layer)?;
+        let index = self.next_index;
+        if index >= 1 << 48 {
+            return None;
+        }
+        self.next_index += 1;
+        let mut buf = Vec::with_capacity(OVERHEAD + payload.len());
+        buf.push(0x90);
+        buf.push((u8::from(p.marker) << 7) | (p.pt & 0x7f));
+        buf.extend_from_slice(&(p.seq as u16).to_be_bytes());
+        buf.extend_from_slice(&(p.time as u32).to_be_bytes());
+        buf.extend_from_slice(&ssrc.to_be_bytes());
+        buf.extend_from_slice(&[0xBE, 0xDE, 0, 5]);
+        buf.push(0x17);
+        buf.extend_from_slice(&index.to_be_bytes());
+        buf.push(0x27);
+        buf.extend_from_slice(&((p.seq >> 16) as u32).to_be_bytes());
+        buf.extend_from_slice(&((p.time >> 32) as u32).to_be_bytes());
+        match p.audio_level {
+            Some(level) => buf.extend_from_slice(&[0x30, level]),
+            None => buf.extend_from_slice(&[0, 0]),
+        }
+        debug_assert_eq!(buf.len(), HEADER_LEN);
+        self.sealer.seal_rtp(&mut buf, payload, ssrc, index);
+        // The link id goes in front after sealing: the authenticated header is RTP's alone.
+        // Capacity was reserved, so this moves bytes and allocates nothing.
+        buf.splice(0..0, self.link.to_be_bytes());
+        Some(buf)
+    }
+}
+
+/// Which indexes of a link were seen: the newest and a bitmap of the ones before it.
+#[derive(Debug, Default)]
+pub struct ReplayWindow {
+    top: Option<u64>,
+    seen: u128,
+}
+
+impl ReplayWindow {
+    /// Whether `index` is new and within the window (does not record it).
+    pub fn fresh(&self, index: u64) -> bool {
+        match self.top {
+            None => true,
+            Some(top) if index > top => true,
+            Some(top) => {
+                let back = top - index;
+                back < REPLAY_WINDOW && self.seen & (1 << back) == 0
+            }
+        }
+    }
+
+    /// Records `index` as seen (call after it authenticated).
+    pub fn mark(&mut self, index: u64) {
+        match self.top {
+            Some(top) if index <= top => self.seen |= 1 << (top - index),
+            Some(top) => {
+                let shift = index - top;
+                self.seen = if shift >= REPLAY_WINDOW {
+                    1
+                } else {
+                    (self.seen << shift) | 1
+                };
+                self.top = Some(index);
+            }
+            None => {
+                self.seen = 1;
+                self.top = Some(index);
+            }
+        }
+    }
+}
+
+/// The edge's end of a link: checks, opens and parses each datagram.
+pub struct RelayOpener {
+    link: u32,
+    opener: Opener,
+    window: ReplayWindow,
+}
+
+impl RelayOpener {
+    /// An opener for `link` under `key`.
+    pub fn new(link: u32, key: &RelayKey) -> Result<Self, SrtpError> {
+        Ok(RelayOpener {
+            link,
+            opener: Opener::new(&keys::provider(), &key.keying())?,
+            window: ReplayWindow::default(),
+        })
+    }
+
+    /// The packet and its clear payload (`HEADER_LEN` bytes of header first, then payload).
+    pub fn open(&mut self, datagram: &[u8]) -> Result<(RelayPacket, Vec<u8>), RelayDrop> {
+        let link = link_of(datagram).ok_or(RelayDrop::Malformed)?;
+        if link != self.link {
+            return Err(RelayDrop::UnknownLink);
+        }
+        let d = &datagram[LINK_ID_LEN..];
+        let ext_ok = d[0] == 0x90
+            && d[12..16] == [0xBE, 0xDE, 0, 5]
+            && d[16] == 0x17
+            && d[25] == 0x27
+            && (d[34] == 0x30 || d[34..36] == [0, 0]);
+        if !ext_ok {
+            return Err(RelayDrop::Malformed);
+        }
+        let be32 = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+        let mut index = [0u8; 8];
+        index.copy_from_slice(&d[17..25]);
+        let index = u64::from_be_bytes(index);
+        if index >= 1 << 48 {
+            return Err(RelayDrop::Malformed);
+        }
+        if !self.window.fresh(index) {
+            return Err(RelayDrop::Replayed);
+        }
+        let clear = self
+            .opener
+            .open_rtp(d, HEADER_LEN, index)
+            .map_err(|_| RelayDrop::Forged)?;
+        self.window.mark(index);
+        let (track, layer) = track_of(be32(8));
+        let seq16 = u64::from(u16::from_be_bytes([d[2], d[3]]));
+        let packet = RelayPacket {
+            track,
+            layer,
+            pt: d[1] & 0x7f,
+            marker: d[1] & 0x80 != 0,
+            seq: (u64::from(be32(26)) << 16) | seq16,
+            time: (u64::from(be32(30)) << 32) | u64::from(be32(4)),
+            audio_level: (d[34] == 0x30).then_some(d[35]),
+        };
+        Ok((packet, clear))
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

@@ -1,0 +1,157 @@
+//! The cross-node webinar relay (issue 15) on three real nodes and a real Redis: a stage on
+//! one node (the origin), its audience past `--max-audience-per-node` served by the other two
+//! (edges), each stage packet sent once per edge.
+
+use crate::cluster::{owner, Node, Redis};
+use confab::bot::{Bot, BotConfig, BotStats, TrackStats};
+use confab::protocol::{Role, RoomMode};
+use std::time::{Duration, Instant};
+
+/// Audience one node serves before the next viewers go to an edge.
+const CAP: usize = 30;
+
+/// Packets missing in the sequence range a track delivered (0 when nothing was lost).
+fn lost(t: &TrackStats) -> u64 {
+    t.seq_range
+        .map_or(0, |(lo, hi)| (hi - lo + 1).saturating_sub(t.packets))
+}
+
+fn audio_video(s: &BotStats) -> (u64, u64) {
+    let sum = |video: bool| {
+        s.tracks
+            .values()
+            .filter(|t| t.video == video)
+            .map(|t| t.packets)
+            .sum::<u64>()
+    };
+    (sum(false), sum(true))
+}
+
+async fn nodes(redis: &Redis) -> Vec<Node> {
+    let cap = CAP.to_string();
+    let mut nodes = vec![];
+    for id in ["n1", "n2", "n3"] {
+        let extra = ["--max-audience-per-node", cap.as_str()];
+        nodes.push(Node::start_with(redis, id, &extra).await);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while nodes[0].cluster().await["nodes"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(Instant::now() < until, "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
+    let redis = Redis::start().await;
+    let nodes = nodes(&redis).await;
+    let room = "keynote";
+    let mut stage = BotConfig::new(nodes[0].ws(), room, "Speaker");
+    stage.mode = Some(RoomMode::Webinar);
+    stage.role = Some(Role::Host);
+    stage.subscribe = false;
+    let stage = Bot::join(stage).await.expect("the speaker joins");
+    assert_eq!(stage.role, Role::Host);
+    let origin = owner(&nodes[0], room).await.expect("room claimed");
+    // The origin's audience count reaches Redis as the room opens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut viewers = vec![];
+    for i in 0..3 * CAP {
+        let node = &nodes[i % nodes.len()];
+        let mut c = BotConfig::new(node.ws(), room, format!("viewer{i}"));
+        c.publish = false;
+        let bot = Bot::join(c).await.expect("a viewer joins");
+        assert_eq!(bot.role, Role::Audience);
+        viewers.push(bot);
+    }
+
+    // Every viewer receives the stage's audio and video.
+    for v in &viewers {
+        let ok = v
+            .wait_until(Duration::from_secs(20), |s| {
+                let (a, v) = audio_video(s);
+                a > 20 && v > 20
+            })
+            .await;
+        assert!(ok, "{} receives: {:?}", v.id, v.stats());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Zero loss on loopback: no gap in any track's sequence numbers.
+    let missing: u64 = viewers
+        .iter()
+        .flat_map(|v| v.stats().tracks.into_values())
+        .map(|t| lost(&t))
+        .sum();
+    assert_eq!(missing, 0, "packets lost across the audience");
+
+    // Placement: the origin serves at most its cap; the rest is on the two edges.
+    let mut edges = vec![];
+    for n in &nodes {
+        let placed_edge = n
+            .metric("confab_cluster_placements_total{decision=\"edge\"}")
+            .await;
+        let served = n.metric("confab_cluster_edge_sessions ").await;
+        if n.id == origin {
+            assert_eq!(served, 0.0, "the origin serves no edge sessions");
+        } else {
+            assert!(served > 0.0, "{} serves part of the audience", n.id);
+            edges.push(n);
+        }
+        let _ = placed_edge;
+    }
+    assert_eq!(edges.len(), 2);
+    let on_edges: f64 = {
+        let mut s = 0.0;
+        for e in &edges {
+            s += e.metric("confab_cluster_edge_sessions ").await;
+        }
+        s
+    };
+    assert!(
+        on_edges >= (3 * CAP - CAP - 3) as f64,
+        "{on_edges} viewers on edges"
+    );
+
+    // Once per edge: what the origin sent is what the edges received, and no edge received
+    // more than the speaker sent (each stage packet crossed at most once to it), while each
+    // edge forwarded it to its own viewers. Read after the stage left, so nothing is in
+    // flight and every room has counted.
+    let o = nodes.iter().find(|n| n.id == origin).expect("origin node");
+    let links = o.metric("confab_relay_links ").await;
+    assert_eq!(links, 2.0, "one link per edge");
+    let published = stage.stats().sent_packets as f64;
+    let _ = stage.leave().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = o.metric("confab_relay_sent_packets_total ").await;
+    let mut received = 0.0;
+    for e in &edges {
+        let r = e.metric("confab_relay_received_packets_total ").await;
+        let fwd = e.metric("confab_rtp_forwarded_packets_total ").await;
+        let dropped = e.metric("confab_relay_dropped_total").await;
+        assert_eq!(dropped, 0.0, "{}: relay datagrams refused", e.id);
+        assert!(r > 0.0 && r <= published, "{}: {r} of {published}", e.id);
+        assert!(fwd > 5.0 * r, "{} fans out locally: {fwd} for {r}", e.id);
+        received += r;
+    }
+    assert!(
+        sent <= 2.0 * published,
+        "{sent} sent for {published} published"
+    );
+    assert!(
+        (sent - received).abs() <= 0.01 * sent + 10.0,
+        "origin sent {sent}, edges received {received}"
+    );
+    eprintln!(
+        "relay: published {published}, origin sent {sent} to 2 edges, edges received {received}"
+    );
+    for v in viewers {
+        let _ = v.leave().await;
+    }
+}

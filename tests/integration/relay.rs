@@ -1,0 +1,360 @@
+//! The cross-node relay in virtual time: an origin room with a publisher feeding an edge room
+//! of viewers over an in-memory link that carries the real sealed datagrams, the track
+//! announcements, and the edge's layer needs and keyframe requests back.
+
+use confab::bot::{StreamShape, TrackStats};
+use confab::media::relay::wire::RelayOpener;
+use confab::media::relay::{LayerSet, RelayDrop, RelayEvent, RelayId, RelayKey};
+use confab::media::RoomConfig;
+use confab::protocol::{ClientMsg, Kind, ParticipantId, Role, ServerMsg, TrackId};
+use confab::sim::Sim;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const LINK: RelayId = RelayId(7);
+
+/// Two rooms on two "nodes" and the link between them.
+struct Cascade {
+    origin: Sim,
+    edge: Sim,
+    edge_addr: SocketAddr,
+    /// Origin tracks the edge was told of.
+    known: BTreeSet<TrackId>,
+    /// The test's own opener: which (kind, layer) crossed the link.
+    tap: RelayOpener,
+    /// Video packets that crossed, per layer; audio packets.
+    video_crossed: [u64; 3],
+    audio_crossed: u64,
+    /// Keyframe requests the edge sent the origin.
+    keyframes_asked: u64,
+    /// Every needs message the edge sent.
+    needs_sent: Vec<Vec<(TrackId, LayerSet)>>,
+}
+
+impl Cascade {
+    fn new() -> Self {
+        let mut origin = Sim::new(RoomConfig::default());
+        let mut edge = Sim::new(RoomConfig::default());
+        let key = RelayKey::derive(b"cluster secret", &[9; 16], "sim", "edge-1");
+        let edge_addr: SocketAddr = ([10, 0, 0, 2], 10001).into();
+        let source = origin.server_addr();
+        origin
+            .with_room(|r, now| r.add_relay(LINK, &key, source, edge_addr, now))
+            .expect("relay added");
+        edge.with_room(|r, _| r.relay_attach(LINK, &key))
+            .expect("edge attached");
+        Cascade {
+            origin,
+            edge,
+            edge_addr,
+            known: BTreeSet::new(),
+            tap: RelayOpener::new(LINK.0, &key).expect("opener"),
+            video_crossed: [0; 3],
+            audio_crossed: 0,
+            keyframes_asked: 0,
+            needs_sent: vec![],
+        }
+    }
+
+    /// What the node layer does: announce tracks, carry datagrams, carry requests back.
+    fn carry(&mut self) {
+        let tracks = self.origin.conf.room.relay_tracks();
+        let ids: BTreeSet<TrackId> = tracks.iter().map(|t| t.info.id).collect();
+        for t in tracks {
+            let added = self.edge.with_room(|r, now| r.relay_track_added(t, now));
+            assert!(added, "the edge refused an origin track");
+        }
+        for gone in self.known.difference(&ids) {
+            self.edge
+                .with_room(|r, now| r.relay_track_removed(*gone, now));
+        }
+        self.known = ids;
+        for (to, d) in self.origin.take_foreign() {
+            assert_eq!(to, self.edge_addr, "relay datagrams go to the edge only");
+            let (p, _) = self.tap.open(&d).expect("a well-formed relay datagram");
+            if p.audio_level.is_some() {
+                self.audio_crossed += 1;
+            } else {
+                self.video_crossed[usize::from(p.layer.min(2))] += 1;
+            }
+            self.edge
+                .with_room(|r, now| r.handle_relay_datagram(&d, now));
+        }
+        while let Some(e) = self.edge.conf.room.poll_relay_event() {
+            match e {
+                RelayEvent::Needs { needs } => {
+                    self.needs_sent.push(needs.clone());
+                    self.origin
+                        .with_room(|r, now| r.relay_needs(LINK, &needs, now));
+                }
+                RelayEvent::Keyframe { track, layer } => {
+                    self.keyframes_asked += 1;
+                    self.origin
+                        .with_room(|r, now| r.relay_keyframe(LINK, track, layer, now));
+                }
+            }
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let step = Duration::from_millis(5);
+        let mut done = Duration::ZERO;
+        while done < d {
+            self.origin.run_for(step);
+            self.carry();
+            self.edge.run_for(step);
+            self.carry();
+            done += step;
+        }
+    }
+
+    fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Cascade) -> bool) -> bool {
+        let mut waited = Duration::ZERO;
+        while waited < limit {
+            if pred(self) {
+                return true;
+            }
+            self.run_for(Duration::from_millis(20));
+            waited += Duration::from_millis(20);
+        }
+        pred(self)
+    }
+
+    fn relay_sent(&self) -> u64 {
+        self.origin
+            .conf
+            .room
+            .relay_counters(LINK)
+            .map_or(0, |c| c.packets)
+    }
+}
+
+fn video(sim: &Sim, id: ParticipantId) -> Option<TrackStats> {
+    sim.stats(id).tracks.into_values().find(|t| t.video)
+}
+
+fn decodes(sim: &Sim, id: ParticipantId) -> bool {
+    let s = sim.stats(id);
+    let video = s
+        .tracks
+        .values()
+        .any(|t| t.video && t.keyframes > 0 && t.packets > 10);
+    let audio = s.tracks.values().any(|t| !t.video && t.packets > 10);
+    video && audio
+}
+
+fn simulcast() -> StreamShape {
+    StreamShape {
+        simulcast: true,
+        delta_bytes: 4000,
+        keyframe_bytes: 12000,
+        // Loud: the edge's dominant speaker comes from the relayed audio levels.
+        audio_level: 20,
+        ..StreamShape::default()
+    }
+}
+
+fn viewers(c: &mut Cascade, n: usize, prefix: &str) -> Vec<ParticipantId> {
+    (0..n)
+        .map(|i| {
+            c.edge
+                .join(
+                    &format!("{prefix}{i}"),
+                    Role::Audience,
+                    false,
+                    StreamShape::default(),
+                )
+                .expect("viewer joins the edge")
+        })
+        .collect()
+}
+
+#[test]
+fn every_edge_viewer_decodes_and_each_packet_crosses_once() {
+    let mut c = Cascade::new();
+    let publisher = c
+        .origin
+        .join("stage", Role::Presenter, true, simulcast())
+        .expect("join");
+    let ids = viewers(&mut c, 6, "v");
+    let ok = c.run_until(Duration::from_secs(10), |c| {
+        ids.iter().all(|id| decodes(&c.edge, *id))
+    });
+    assert!(
+        ok,
+        "{:?} {:?}",
+        ids.iter().map(|i| c.edge.stats(*i)).collect::<Vec<_>>(),
+        c.edge.conf.room.relay_edge_counters()
+    );
+    c.run_for(Duration::from_secs(1));
+    // Measured over two seconds of steady state.
+    let sent0 = c.relay_sent();
+    let rtp_in0 = c.origin.conf.room.counters().rtp_in;
+    let forwarded0 = c.edge.conf.room.counters().rtp_forwarded;
+    let crossed0 = c.video_crossed;
+    c.run_for(Duration::from_secs(2));
+    let sent = c.relay_sent() - sent0;
+    let rtp_in = c.origin.conf.room.counters().rtp_in - rtp_in0;
+    let forwarded = c.edge.conf.room.counters().rtp_forwarded - forwarded0;
+    let received = c
+        .edge
+        .conf
+        .room
+        .relay_edge_counters()
+        .expect("edge")
+        .packets;
+    assert!(sent > 200, "{sent}");
+    // Once per edge: never more than the publisher sent, whatever the number of viewers…
+    assert!(sent <= rtp_in, "sent {sent} of {rtp_in}");
+    // …and every relayed packet reached every viewer (audio, and the one layer they watch).
+    assert!(
+        forwarded >= sent * ids.len() as u64 * 95 / 100,
+        "forwarded {forwarded} of {sent} × {}",
+        ids.len()
+    );
+    assert_eq!(received, c.relay_sent(), "the in-memory link loses nothing");
+    // Full-size tiles want the top layer only: the lower ones stay on the origin.
+    assert_eq!(c.video_crossed[0] - crossed0[0], 0);
+    assert_eq!(c.video_crossed[1] - crossed0[1], 0);
+    assert!(c.video_crossed[2] - crossed0[2] > 50);
+    let counters = c.origin.conf.room.relay_counters(LINK).expect("link");
+    assert!(counters.not_needed > 0);
+    for id in &ids {
+        for t in c.edge.stats(*id).tracks.values() {
+            assert_eq!(t.lost(), 0, "{t:?}");
+        }
+    }
+    // Speaking is heard through the relay: the edge's dominant speaker is the origin's
+    // publisher.
+    assert!(c.run_until(Duration::from_secs(3), |c| {
+        c.edge.conf.room.dominant_speaker() == Some(publisher)
+    }));
+    // A datagram for another link, or garbage, is counted and dropped.
+    let mut bogus = vec![0u8; 120];
+    bogus[3] = 8;
+    c.edge
+        .with_room(|r, now| r.handle_relay_datagram(&bogus, now));
+    c.edge
+        .with_room(|r, now| r.handle_relay_datagram(&[1, 2, 3], now));
+    let edge = c.edge.conf.room.relay_edge_counters().expect("edge");
+    assert_eq!(edge.dropped(RelayDrop::UnknownLink), 1);
+    assert_eq!(edge.dropped(RelayDrop::Malformed), 1);
+}
+
+fn video_track(sim: &Sim, viewer: ParticipantId) -> TrackId {
+    sim.signals(viewer)
+        .iter()
+        .find_map(|m| match m {
+            ServerMsg::TrackPublished { track } if track.kind == Kind::Video => Some(track.id),
+            ServerMsg::Joined { tracks, .. } => {
+                tracks.iter().find(|t| t.kind == Kind::Video).map(|t| t.id)
+            }
+            _ => None,
+        })
+        .expect("video announced on the edge")
+}
+
+fn told_publisher(sim: &Sim, publisher: ParticipantId) -> Option<Vec<String>> {
+    sim.signals(publisher).iter().rev().find_map(|m| match m {
+        ServerMsg::PublishLayers { active, .. } => Some(active.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn layer_needs_flow_to_the_origin_and_its_publisher() {
+    let mut c = Cascade::new();
+    let publisher = c
+        .origin
+        .join("stage", Role::Presenter, true, simulcast())
+        .expect("join");
+    let small = viewers(&mut c, 1, "small")[0];
+    c.run_for(Duration::from_millis(500));
+    let track = video_track(&c.edge, small);
+    c.edge.client_msg(
+        small,
+        ClientMsg::VideoSizes {
+            sizes: BTreeMap::from([(track, 120)]),
+        },
+    );
+    let low = c.run_until(Duration::from_secs(5), |c| {
+        video(&c.edge, small).and_then(|t| t.last_layer) == Some(0)
+    });
+    assert!(low, "{:?}", video(&c.edge, small));
+    c.run_for(Duration::from_secs(1));
+    // The edge asked for the low layer only, the origin's publisher encodes only it, and only
+    // it crosses.
+    assert_eq!(
+        c.needs_sent.last(),
+        Some(&vec![(track, LayerSet::from_iter([0]))])
+    );
+    assert_eq!(told_publisher(&c.origin, publisher), Some(vec!["q".into()]));
+    let crossed = c.video_crossed;
+    c.run_for(Duration::from_secs(1));
+    assert!(c.video_crossed[0] > crossed[0] + 20);
+    assert_eq!(c.video_crossed[1], crossed[1]);
+    assert_eq!(c.video_crossed[2], crossed[2]);
+    // A large-tile viewer arrives on the edge: the full layer is asked of the origin.
+    let big = viewers(&mut c, 1, "big")[0];
+    let full = c.run_until(Duration::from_secs(5), |c| {
+        video(&c.edge, big).and_then(|t| t.last_layer) == Some(2)
+    });
+    assert!(full, "{:?} {:?}", video(&c.edge, big), c.needs_sent);
+    assert_eq!(
+        c.needs_sent.last(),
+        Some(&vec![(track, LayerSet::from_iter([0, 2]))])
+    );
+    assert_eq!(
+        told_publisher(&c.origin, publisher),
+        Some(vec!["f".into(), "q".into()])
+    );
+    assert_eq!(
+        video(&c.edge, small).and_then(|t| t.last_layer),
+        Some(0),
+        "the small tile keeps its layer"
+    );
+    // Both viewers leave: nothing is needed, and no video crosses any more.
+    c.edge.leave(small);
+    c.edge.leave(big);
+    c.run_for(Duration::from_secs(1));
+    let crossed = c.video_crossed;
+    c.run_for(Duration::from_secs(1));
+    assert_eq!(c.video_crossed, crossed, "{:?}", c.needs_sent.last());
+}
+
+#[test]
+fn late_edge_viewer_gets_a_keyframe_through_the_origin() {
+    let shape = StreamShape {
+        // Only a request can produce a keyframe after the first.
+        keyframe_interval: Duration::from_secs(3600),
+        ..StreamShape::default()
+    };
+    let mut c = Cascade::new();
+    let publisher = c
+        .origin
+        .join("stage", Role::Presenter, true, shape)
+        .expect("join");
+    let early = viewers(&mut c, 1, "early")[0];
+    assert!(c.run_until(Duration::from_secs(5), |c| decodes(&c.edge, early)));
+    c.run_for(Duration::from_secs(3));
+    let asked = c.keyframes_asked;
+    let requests = c.origin.stats(publisher).keyframe_requests;
+    let late = viewers(&mut c, 1, "late")[0];
+    let joined_at = c.edge.now;
+    let ok = c.run_until(Duration::from_secs(3), |c| {
+        video(&c.edge, late).is_some_and(|t| t.keyframes > 0)
+    });
+    assert!(ok, "no keyframe: {:?}", c.edge.stats(late));
+    let took = c.edge.now - joined_at;
+    assert!(
+        took < Duration::from_millis(1500),
+        "first keyframe after {took:?}"
+    );
+    assert!(c.keyframes_asked > asked, "the edge asked the origin");
+    assert!(
+        c.origin.stats(publisher).keyframe_requests > requests,
+        "the origin asked its publisher"
+    );
+    assert!(c.run_until(Duration::from_secs(2), |c| decodes(&c.edge, late)));
+}
