@@ -1,0 +1,209 @@
+// The lean send path (`--send-path lean`) on a real, shaped link: a viewer's Chromium in a
+// network namespace behind a veth pair (netns.mjs), the server → viewer direction capped or
+// lossy with tc, and what went on the wire captured. Chromium's getStats() says what it made
+// of it: the layer it gets, the losses it had repaired, how far audio and video play apart.
+
+import assert from 'node:assert/strict';
+import { useWorld } from './harness.mjs';
+import { waitFor } from './browser.mjs';
+import { netnsUnavailable, udpPayloads } from './netns.mjs';
+import { nonceRepeats } from './lean_wire.mjs';
+
+const skip = await netnsUnavailable();
+if (skip) console.log(`# lean_net: skipped: ${skip}`);
+const options = skip ? { skip } : {};
+
+// LEAN_NET_SEND_PATH=str0m runs the same scenarios on the default path, to compare figures.
+const SEND_PATH = process.env.LEAN_NET_SEND_PATH || 'lean';
+const world = useWorld({ serverArgs: ['--send-path', SEND_PATH], netns: !skip });
+const { people } = world;
+const room = `leannet-${process.pid}`;
+const MEDIA_DEADLINE_MS = 30_000;
+// The camera's lowest simulcast layer is 320×180 (web/media.js); an encoder short of CPU may
+// scale any layer down, never up.
+const LOW_LAYER_HEIGHT = 180;
+const LOSS_WINDOW_MS = 15_000;
+// Each scenario goes on from where the one before left the viewer; without one, there is nothing to measure.
+const scenario = (name, body, first = false) =>
+  world.scenario(
+    name,
+    async () => {
+      if (!first) assert.ok(baseline, 'no viewer decoding: the first scenario failed');
+      await body();
+    },
+    options,
+  );
+
+// The viewer's busiest audio and video inbound-rtp, and the transport's cipher.
+const viewerStats = (person) =>
+  person.page.evaluate(async () => {
+    const pc = window.confab?.client?.pc;
+    const out = { at: performance.now(), audio: null, video: null, ciphers: [] };
+    if (!pc) return out;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'transport' && s.srtpCipher) out.ciphers.push(s.srtpCipher);
+      if (s.type !== 'inbound-rtp') return;
+      const kept = out[s.kind];
+      if (kept && kept.packetsReceived >= (s.packetsReceived ?? 0)) return;
+      out[s.kind] = {
+        ssrc: s.ssrc,
+        packetsReceived: s.packetsReceived ?? 0,
+        packetsLost: s.packetsLost ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        nackCount: s.nackCount ?? 0,
+        framesDecoded: s.framesDecoded ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+        freezeCount: s.freezeCount ?? 0,
+        totalFreezesDuration: s.totalFreezesDuration ?? 0,
+        estimatedPlayoutTimestamp: s.estimatedPlayoutTimestamp ?? null,
+        jitterBufferDelay: s.jitterBufferDelay ?? 0,
+        jitterBufferEmittedCount: s.jitterBufferEmittedCount ?? 0,
+        totalProcessingDelay: s.totalProcessingDelay ?? 0,
+        retransmittedPacketsReceived: s.retransmittedPacketsReceived ?? 0,
+        keyFramesDecoded: s.keyFramesDecoded ?? 0,
+        pliCount: s.pliCount ?? 0,
+      };
+    });
+    return out;
+  });
+
+// Video kbit/s between two samples.
+const videoKbps = (a, b) => ((b.video.bytesReceived - a.video.bytesReceived) * 8) / (b.at - a.at);
+
+let viewer;
+let baseline; // the viewer's stats once it decodes on the unshaped link
+let capture;
+
+scenario('a viewer in its own network namespace decodes the presenter over the lean path', async () => {
+  capture = await world.link.capture();
+  await world.open('Host', `room=${room}&name=Host&role=host&mode=webinar`);
+  viewer = await world.open('Vee', `room=${room}&name=Vee`, { netns: true });
+  const first = await waitFor(
+    'Vee to decode video and receive audio',
+    () => viewerStats(viewer),
+    (s) => s.video?.framesDecoded > 30 && s.audio?.packetsReceived > 50,
+    { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
+  );
+  assert.ok(first.ciphers.length > 0 && first.ciphers.every((c) => /GCM/.test(c)), `SRTP cipher: ${first.ciphers}`);
+  baseline = await waitFor(
+    'Vee to decode a layer above the lowest',
+    () => viewerStats(viewer),
+    (s) => s.video.frameHeight > LOW_LAYER_HEIGHT && s.video.framesDecoded > first.video.framesDecoded + 30,
+    { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
+  );
+  console.log(`# baseline: ${baseline.video.frameHeight}p, ${JSON.stringify(baseline.video)}`);
+}, true);
+
+// Chromium lip-syncs only an audio and a video track of one MediaStream (one msid). Where it
+// does, estimatedPlayoutTimestamp of both (sender NTP time of what plays now, from our sender
+// reports) gives the skew directly. Where it does not, the skew is how much longer video takes
+// from arrival to playout than audio: video's processing delay (jitter buffer and decode) per
+// frame against audio's jitter-buffer delay per sample, over the same window.
+scenario('audio and video play in sync', async () => {
+  const from = await viewerStats(viewer);
+  const skews = [];
+  const to = await waitFor(
+    '6 s of samples',
+    async () => {
+      const s = await viewerStats(viewer);
+      const [a, v] = [s.audio?.estimatedPlayoutTimestamp, s.video?.estimatedPlayoutTimestamp];
+      if (a && v) skews.push(a - v);
+      return s;
+    },
+    (s) => s.at - from.at >= 6000,
+    { timeoutMs: 15_000, intervalMs: 300 },
+  );
+  const per = (kind, total, count) => (1000 * (to[kind][total] - from[kind][total])) / (to[kind][count] - from[kind][count]);
+  const audioMs = per('audio', 'jitterBufferDelay', 'jitterBufferEmittedCount');
+  const videoMs = per('video', 'totalProcessingDelay', 'framesDecoded');
+  skews.sort((x, y) => x - y);
+  const playout = skews.length ? `median ${skews[skews.length >> 1].toFixed(1)} ms over ${skews.length} samples` : 'not reported (no sync group)';
+  console.log(
+    `# A/V: video ${videoMs.toFixed(1)} ms from arrival to decoded, audio ${audioMs.toFixed(1)} ms in its jitter buffer; playout-timestamp skew ${playout}`,
+  );
+  const skew = skews.length ? skews[skews.length >> 1] : videoMs - audioMs;
+  assert.ok(Number.isFinite(skew) && Math.abs(skew) < 200, `audio and video play ${skew} ms apart`);
+});
+
+scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () => {
+  const before = await viewerStats(viewer);
+  await world.link.loss(5);
+  const timeline = [];
+  const after = await waitFor(
+    `${LOSS_WINDOW_MS / 1000} s of video under 5 % loss`,
+    async () => {
+      const s = await viewerStats(viewer);
+      timeline.push(`${s.video.frameHeight}p/${s.video.framesDecoded}`);
+      return s;
+    },
+    (s) => s.at - before.at >= LOSS_WINDOW_MS,
+    { timeoutMs: 2 * LOSS_WINDOW_MS, intervalMs: 1000 },
+  );
+  const dropped = await world.link.dropped();
+  await world.link.loss(0);
+  const d = (k) => after.video[k] - before.video[k];
+  const figures = {
+    dropped,
+    packetsReceived: d('packetsReceived'),
+    packetsLost: d('packetsLost'),
+    nacks: d('nackCount'),
+    retransmitted: d('retransmittedPacketsReceived'),
+    plis: d('pliCount'),
+    keyFrames: d('keyFramesDecoded'),
+    framesDecoded: d('framesDecoded'),
+    freezes: d('freezeCount'),
+    freezeSeconds: Number(d('totalFreezesDuration').toFixed(2)),
+    audioLost: after.audio.packetsLost - before.audio.packetsLost,
+    audioReceived: after.audio.packetsReceived - before.audio.packetsReceived,
+  };
+  console.log(`# ${SEND_PATH}, 5 % loss, ${LOSS_WINDOW_MS / 1000} s: ${JSON.stringify(figures)}; height/frames each second: ${timeline.join(' ')}`);
+  assert.ok(figures.nacks > 0, 'Chromium sent no NACK under 5 % loss');
+  assert.ok(figures.retransmitted > 0, 'nothing was retransmitted');
+  assert.ok(figures.packetsLost < 0.02 * figures.packetsReceived, `lost ${figures.packetsLost} of ${figures.packetsReceived}`);
+  assert.ok(figures.framesDecoded > (LOSS_WINDOW_MS / 1000) * 10, `only ${figures.framesDecoded} frames decoded`);
+  assert.ok(figures.freezeSeconds < 3, `frozen for ${figures.freezeSeconds} s`);
+});
+
+scenario('a throttled link moves the viewer down a layer, and back up once lifted', async () => {
+  await waitFor(
+    'Vee above the lowest layer before the cap',
+    () => viewerStats(viewer),
+    (s) => s.video.frameHeight > LOW_LAYER_HEIGHT,
+    { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
+  );
+  await world.link.cap('300kbit');
+  const shapedAt = Date.now();
+  const low = await waitFor(
+    'Vee to drop to the lowest layer under the 300 kbit/s cap',
+    () => viewerStats(viewer),
+    (s) => s.video.frameHeight > 0 && s.video.frameHeight <= LOW_LAYER_HEIGHT,
+    { timeoutMs: 20_000, intervalMs: 500 },
+  );
+  const downMs = Date.now() - shapedAt;
+  const later = await waitFor('a second of video on the low layer', () => viewerStats(viewer), (s) => s.at - low.at >= 2000, {
+    intervalMs: 500,
+  });
+  const lowKbps = videoKbps(low, later);
+  await world.link.uncap();
+  const liftedAt = Date.now();
+  const high = await waitFor(
+    'Vee back above the lowest layer after the cap lifts',
+    () => viewerStats(viewer),
+    (s) => s.video.frameHeight > LOW_LAYER_HEIGHT,
+    { timeoutMs: 30_000, intervalMs: 500 },
+  );
+  const upMs = Date.now() - liftedAt;
+  console.log(
+    `# throttle: ${baseline.video.frameHeight}p → ${low.video.frameHeight}p after ${downMs} ms (${lowKbps.toFixed(0)} kbit/s video), back to ${high.video.frameHeight}p ${upMs} ms after the cap lifts`,
+  );
+  assert.ok(lowKbps < 300, `video at ${lowKbps} kbit/s under a 300 kbit/s cap`);
+});
+
+scenario('no SRTP or SRTCP nonce was used twice on the wire', async () => {
+  const file = await capture.stop();
+  const r = nonceRepeats(udpPayloads(file));
+  console.log(`# wire: ${JSON.stringify(r.counts)}`);
+  assert.ok(r.counts.srtp > 1000 && r.counts.srtcp > 10, `too little captured: ${JSON.stringify(r.counts)}`);
+  assert.deepEqual(r.srtcpRepeats, [], 'an (SSRC, SRTCP index) pair was sealed twice');
+  assert.deepEqual(r.srtpRepeats, [], 'an (SSRC, ROC||seq) pair was sealed twice');
+});
