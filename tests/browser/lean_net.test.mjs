@@ -38,10 +38,12 @@ const scenario = (name, body, first = false) =>
 const viewerStats = (person) =>
   person.page.evaluate(async () => {
     const pc = window.confab?.client?.pc;
-    const out = { at: performance.now(), audio: null, video: null, ciphers: [] };
+    const out = { at: performance.now(), audio: null, video: null, ciphers: [], reports: {} };
     if (!pc) return out;
     (await pc.getStats()).forEach((s) => {
       if (s.type === 'transport' && s.srtpCipher) out.ciphers.push(s.srtpCipher);
+      // Sender reports Chromium opened (SRTCP) and read, per kind.
+      if (s.type === 'remote-outbound-rtp') out.reports[s.kind] = Math.max(out.reports[s.kind] ?? 0, s.reportsSent ?? 0);
       if (s.type !== 'inbound-rtp') return;
       const kept = out[s.kind];
       if (kept && kept.packetsReceived >= (s.packetsReceived ?? 0)) return;
@@ -92,6 +94,11 @@ scenario('a viewer in its own network namespace decodes the presenter over the l
     { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
   );
   console.log(`# baseline: ${baseline.video.frameHeight}p, ${JSON.stringify(baseline.video)}`);
+  // Nothing is lost on this link yet: a packet Chromium could not open (SRTP) would show here.
+  for (const kind of ['audio', 'video']) {
+    assert.ok(baseline[kind].packetsLost <= 2, `${kind}: ${baseline[kind].packetsLost} lost of ${baseline[kind].packetsReceived}`);
+    assert.ok(baseline.reports[kind] > 0, `no ${kind} sender report opened: ${JSON.stringify(baseline.reports)}`);
+  }
 }, true);
 
 // Chromium lip-syncs only an audio and a video track of one MediaStream (one msid). Where it
@@ -202,7 +209,13 @@ scenario('a throttled link moves the viewer down a layer, and back up once lifte
 scenario('no SRTP or SRTCP nonce was used twice on the wire', async () => {
   const file = await capture.stop();
   const r = nonceRepeats(udpPayloads(file));
-  console.log(`# wire: ${JSON.stringify(r.counts)}`);
+  const { reports } = await viewerStats(viewer);
+  console.log(`# wire: ${JSON.stringify(r.counts)}; sender reports Chromium read: ${JSON.stringify(reports)}`);
+  // Every compound carries one SR per stream, and Chromium counts those it opened: short of the
+  // compounds sent only by what the loss and the cap dropped (a few %), not by unopened ones.
+  for (const kind of ['audio', 'video']) {
+    assert.ok(reports[kind] >= 0.85 * r.counts.srtcp, `${kind}: Chromium read ${reports[kind]} SRs of ${r.counts.srtcp} SRTCP compounds sent`);
+  }
   assert.ok(r.counts.srtp > 1000 && r.counts.srtcp > 10, `too little captured: ${JSON.stringify(r.counts)}`);
   assert.deepEqual(r.srtcpRepeats, [], 'an (SSRC, SRTCP index) pair was sealed twice');
   assert.deepEqual(r.srtpRepeats, [], 'an (SSRC, ROC||seq) pair was sealed twice');

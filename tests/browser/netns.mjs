@@ -41,24 +41,32 @@ export async function netnsUnavailable() {
   return null;
 }
 
-// The /30 for this run, from the pid, so two runs at once get different links. 10.213.0.0/16
-// is private and unlikely to be a route the machine already has.
-function addresses(seed) {
-  const block = (seed % 16384) * 4;
-  const base = `10.213.${block >> 8}.`;
-  return { server: `${base}${(block & 255) + 1}`, browser: `${base}${(block & 255) + 2}` };
+// A name suffix and /30 for this run, not in use on the machine, so that two runs at once (two
+// worktrees, say) get different links. 10.213.0.0/16 is private and unlikely to be a route the
+// machine already has; a /30 in it that is already up is skipped.
+async function freshLink() {
+  const { stdout: addrs } = await sh('ip', ['-o', '-4', 'addr', 'show']);
+  const { stdout: namespaces } = await sh('ip', ['netns', 'list']);
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const id = `${process.pid % 10000}${Math.floor(Math.random() * 10000)}`;
+    const block = (Number(id) % 16384) * 4;
+    const base = `10.213.${block >> 8}.`;
+    const serverIp = `${base}${(block & 255) + 1}`;
+    if (addrs.includes(` ${serverIp}/`) || namespaces.includes(`cfn${id}`)) continue;
+    return { id, serverIp, browserIp: `${base}${(block & 255) + 2}` };
+  }
+  throw new Error('no free 10.213.x.y/30 for a test link after 20 tries');
 }
 
 // Creates the namespace and the link. Returns {ns, serverIp, browserIp, chromium (a wrapper
 // that starts Chromium inside the namespace), cap(rate), uncap(), loss(percent), dropped(),
 // capture(), destroy()}; everything is undone by destroy(), even after a partial setup.
 export async function createLink() {
-  const id = `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
+  const { id, serverIp, browserIp } = await freshLink();
   const ns = `cfn${id}`;
-  // Interface names are limited to 15 characters.
+  // Interface names are limited to 15 characters: 3 + at most 8 digits.
   const hostIf = `cfh${id}`;
   const peerIf = `cfb${id}`;
-  const { server: serverIp, browser: browserIp } = addresses(Number(id));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'confab-netns-'));
   const captures = [];
 
