@@ -1,7 +1,7 @@
 // The lean send path (`--send-path lean`) on a real, shaped link: a viewer's Chromium in a
-// network namespace behind a veth pair (netns.mjs), the server → viewer direction capped or
-// lossy with tc, and what went on the wire captured. Chromium's getStats() says what it made
-// of it: the layer it gets, the losses it had repaired, how far audio and video play apart.
+// network namespace behind a veth pair (netns.mjs), the server → viewer direction capped (tc)
+// or lossy (nftables), and what went on the wire captured. Chromium's getStats() says what it
+// made of it: the layer it gets, the losses it had repaired, how far audio and video play apart.
 
 import assert from 'node:assert/strict';
 import { useWorld } from './harness.mjs';
@@ -16,14 +16,14 @@ const options = skip ? { skip } : {};
 // LEAN_NET_SEND_PATH=str0m runs the same scenarios on the default path, to compare figures.
 const SEND_PATH = process.env.LEAN_NET_SEND_PATH || 'lean';
 const world = useWorld({ serverArgs: ['--send-path', SEND_PATH], netns: !skip });
-const { people } = world;
 const room = `leannet-${process.pid}`;
 const MEDIA_DEADLINE_MS = 30_000;
 // The camera's lowest simulcast layer is 320×180 (web/media.js); an encoder short of CPU may
 // scale any layer down, never up.
 const LOW_LAYER_HEIGHT = 180;
 const LOSS_WINDOW_MS = 15_000;
-// Each scenario goes on from where the one before left the viewer; without one, there is nothing to measure.
+// Each scenario goes on from where the one before left the viewer; without one, there is
+// nothing to measure.
 const scenario = (name, body, first = false) =>
   world.scenario(
     name,
@@ -97,7 +97,8 @@ scenario('a viewer in its own network namespace decodes the presenter over the l
   // Nothing is lost on this link yet: a packet Chromium could not open (SRTP) would show here.
   for (const kind of ['audio', 'video']) {
     assert.ok(baseline[kind].packetsLost <= 2, `${kind}: ${baseline[kind].packetsLost} lost of ${baseline[kind].packetsReceived}`);
-    assert.ok(baseline.reports[kind] > 0, `no ${kind} sender report opened: ${JSON.stringify(baseline.reports)}`);
+    // The lean path reports every second for both kinds (str0m: audio every 5 s).
+    if (SEND_PATH === 'lean') assert.ok(baseline.reports[kind] > 0, `no ${kind} sender report opened: ${JSON.stringify(baseline.reports)}`);
   }
 }, true);
 
@@ -165,8 +166,14 @@ scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () =
   };
   console.log(`# ${SEND_PATH}, 5 % loss, ${LOSS_WINDOW_MS / 1000} s: ${JSON.stringify(figures)}; height/frames each second: ${timeline.join(' ')}`);
   assert.ok(figures.nacks > 0, 'Chromium sent no NACK under 5 % loss');
-  assert.ok(figures.retransmitted > 0, 'nothing was retransmitted');
-  assert.ok(figures.packetsLost < 0.02 * figures.packetsReceived, `lost ${figures.packetsLost} of ${figures.packetsReceived}`);
+  // Repair: retransmissions (RTX) for at least half the video packets the link dropped.
+  // Chromium's packetsLost is not the measure: it keeps counting a packet that RTX brought back
+  // (36 retransmitted, 38 lost of 672 in one run), so it stays near the link's 5 %; above twice
+  // that, more is lost than the link drops.
+  const droppedVideo = 0.05 * (figures.packetsReceived + figures.packetsLost);
+  assert.ok(figures.retransmitted >= 0.5 * droppedVideo, `${figures.retransmitted} retransmitted for ~${droppedVideo} dropped`);
+  assert.ok(figures.packetsLost < 0.1 * figures.packetsReceived, `lost ${figures.packetsLost} of ${figures.packetsReceived}`);
+  // What the viewer sees: video going on at 10 fps or more, no freeze of more than a moment.
   assert.ok(figures.framesDecoded > (LOSS_WINDOW_MS / 1000) * 10, `only ${figures.framesDecoded} frames decoded`);
   assert.ok(figures.freezeSeconds < 3, `frozen for ${figures.freezeSeconds} s`);
 });
@@ -213,7 +220,7 @@ scenario('no SRTP or SRTCP nonce was used twice on the wire', async () => {
   console.log(`# wire: ${JSON.stringify(r.counts)}; sender reports Chromium read: ${JSON.stringify(reports)}`);
   // Every compound carries one SR per stream, and Chromium counts those it opened: short of the
   // compounds sent only by what the loss and the cap dropped (a few %), not by unopened ones.
-  for (const kind of ['audio', 'video']) {
+  for (const kind of SEND_PATH === 'lean' ? ['audio', 'video'] : []) {
     assert.ok(reports[kind] >= 0.85 * r.counts.srtcp, `${kind}: Chromium read ${reports[kind]} SRs of ${r.counts.srtcp} SRTCP compounds sent`);
   }
   assert.ok(r.counts.srtp > 1000 && r.counts.srtcp > 10, `too little captured: ${JSON.stringify(r.counts)}`);
