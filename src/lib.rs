@@ -94,7 +94,7 @@
 //! | [`media::speaker`] | dominant speaker from RFC 6464 audio levels |
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
-//! | [`media::fast`] | the lean send path (`--send-path lean`): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports, TWCC feedback → GCC estimate (`control`); pure parts not yet driven: burst pacer, per-source RTX history |
+//! | [`media::fast`] | the lean send path (`--send-path lean`): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports, TWCC feedback → GCC estimate (`control`, whose send register numbers every packet), NACK → RTX from a per-source history (`rtx`, `history`), a burst-bounded pacer for video (`pacer`, woken from the router's timeout) |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
 //! | [`media::keyframe`] | coalesced, throttled keyframe requests |

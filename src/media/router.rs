@@ -320,6 +320,9 @@ impl Router {
                     self.alloc_dirty = true;
                 }
             }
+            if p.fast.as_deref().is_some_and(|f| f.has_nacks()) {
+                super::fast::rtx::answer_nacks(p, &self.tracks, now, &mut self.out);
+            }
         }
         let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
@@ -350,11 +353,12 @@ impl Router {
                 if let Some(f) = p.fast.as_deref_mut() {
                     let report = f.poll_report(now);
                     let ticked = f.tick(now);
+                    let mut sent = vec![];
+                    f.release(&mut p.rtc, now, &mut sent);
                     if ticked {
-                        let mut pads = vec![];
-                        f.pad(&mut p.rtc, now, &mut pads);
-                        self.out.extend(pads.into_iter().map(Output::Transmit));
+                        f.pad(&mut p.rtc, now, &mut sent);
                     }
+                    self.out.extend(sent.into_iter().map(Output::Transmit));
                     let estimate = ticked.then(|| f.estimate()).flatten();
                     if estimate.is_some_and(|e| p.note_estimate(e)) {
                         self.alloc_dirty = true;

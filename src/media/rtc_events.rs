@@ -3,6 +3,7 @@
 //! reaped.
 
 use super::codec::VideoCodec;
+use super::config::SendPath;
 use super::downtrack::Incoming;
 use super::fanout::fan_out;
 use super::forwarder::{DropReason, PacketView};
@@ -151,6 +152,11 @@ impl Router {
             l.meter.add(pkt.payload.len(), now);
         }
         let video = codec.is_video();
+        if video && self.config.send_path == SendPath::Lean {
+            // Once per source, for the lean subscribers' NACKs (fast::rtx).
+            let (seq, marker) = (*pkt.seq_no, pkt.header.marker);
+            track.histories.store(now, layer, seq, marker, &pkt.payload);
+        }
         if !video {
             if let Some(level) = pkt.header.ext_vals.audio_level {
                 self.speaker.level(from, level, now);

@@ -1,5 +1,6 @@
 //! A published track and its simulcast layers: rid, measured bitrate, keyframe throttle.
 
+use super::fast::history::Histories;
 use super::keyframe::KeyframeThrottle;
 use super::simulcast::{layer_of, Layer};
 use crate::model::{Encoding, ParticipantId, Source, TrackInfo};
@@ -122,6 +123,8 @@ pub struct UpTrack {
     /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
     /// without a scan. Rebuilt by the router when subscriptions change.
     pub subscribers: Vec<(ParticipantId, Mid)>,
+    /// Recent payloads per layer, for the lean path's retransmissions (empty on str0m's).
+    pub histories: Histories,
 }
 
 impl UpTrack {
@@ -145,6 +148,7 @@ impl UpTrack {
             layers,
             announced: None,
             subscribers: Vec::new(),
+            histories: Histories::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use super::command::Output;
 use super::config::{RoomConfig, SendPath};
 use super::downtrack::{DownTrack, Incoming, Wishes};
 use super::fast::keys;
-use super::fast::sender::{FastSender, Packet, State};
+use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
 use crate::model::{ParticipantId, TrackId};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -281,19 +281,22 @@ impl WebRtcPeer {
                 State::Str0m => {}
                 State::Waiting => return Err(DropReason::NotConnected),
                 State::Ready => {
-                    // Nothing queues on this path: the congestion gate has no queue to see.
-                    let (seq, time) = down.number(p, wishes, || None)?;
+                    // The congestion gate sees how long the pacer has held video.
+                    let (seq, time) = down.number(p, wishes, || fast.queue_age(now))?;
                     let pkt = Packet {
                         pt: *pt,
                         marker: p.pkt.header.marker,
                         seq,
                         time,
                         clock_rate: p.view.clock_rate,
+                        source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
-                    let t = fast
-                        .send(rtc, mid, pkt, &p.pkt.payload, now)
-                        .ok_or(DropReason::NoSendStream)?;
-                    out.push_back(Output::Transmit(t));
+                    let payload = &p.pkt.payload;
+                    match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
+                        Some(Out::Now(t)) => out.push_back(Output::Transmit(t)),
+                        Some(Out::Held) => {}
+                        None => return Err(DropReason::NoSendStream),
+                    }
                     return Ok(());
                 }
             }

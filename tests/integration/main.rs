@@ -11,6 +11,7 @@ mod host_tools;
 mod hostile;
 mod http_hold;
 mod lean;
+mod lean_rtx;
 mod limits;
 mod load_smoke;
 mod lobby;

@@ -1,5 +1,6 @@
-//! A lean subscriber's congestion control: its SRTCP opened, transport-cc feedback resolved
-//! against the send register, and the estimator that drives its layer allocation.
+//! A lean subscriber's feedback: its SRTCP opened; transport-cc feedback resolved against the
+//! send register (the one source of transport-wide numbers) and fed to the estimator that drives
+//! its layer allocation; NACKs queued for retransmission; the round trip from receiver reports.
 //!
 //! str0m decrypts the subscriber's RTCP too, but in RTP mode with its estimator off it keeps
 //! the feedback to itself; opening the compound a second time here (a few per 100 ms, each a
@@ -16,34 +17,56 @@ pub const TICK_EVERY: Duration = Duration::from_millis(50);
 /// RTCP packet type of transport-layer feedback (RFC 4585), and transport-cc's format.
 const RTPFB: u8 = 205;
 const FMT_TWCC: u8 = 15;
+/// Generic NACK's format (RFC 4585 §6.2.1), and the receiver report's packet type.
+const FMT_NACK: u8 = 1;
+const RR: u8 = 201;
+/// Most NACKed packets held between two polls; more are dropped (a receiver that lost more
+/// than this in one round trip needs a keyframe, not retransmissions).
+pub const MAX_NACKS: usize = 256;
+/// The round trip assumed before a receiver report has measured one.
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
 /// One subscriber's feedback loop.
 pub struct Control {
     opener: Option<Opener>,
     register: SendRegister,
-    gcc: Gcc,
+    /// The estimator, when the room estimates bandwidth.
+    gcc: Option<Gcc>,
     fb: Feedback,
     results: Vec<PacketResult>,
     next_tick: Instant,
+    /// The sender's epoch: our sender reports' NTP times count from it.
+    epoch: Instant,
+    /// (media SSRC, wire sequence number) of packets the subscriber reported lost.
+    nacks: Vec<(u32, u16)>,
+    /// Round trip, from the subscriber's receiver reports on our sender reports.
+    rtt: Option<Duration>,
     /// Feedback messages applied, and compounds that failed to open or parse.
     pub feedbacks: u64,
     pub refused: u64,
 }
 
 impl Control {
-    /// A loop whose estimate starts at `initial_bps`.
-    pub fn new(initial_bps: u64, now: Instant) -> Self {
-        let config = GccConfig {
-            initial: super::gcc::Bitrate(initial_bps),
-            ..GccConfig::default()
-        };
+    /// A loop for a sender whose epoch is `now`; with `initial_bps` it estimates bandwidth
+    /// starting from there.
+    pub fn new(initial_bps: Option<u64>, now: Instant) -> Self {
+        let gcc = initial_bps.map(|bps| {
+            let config = GccConfig {
+                initial: super::gcc::Bitrate(bps),
+                ..GccConfig::default()
+            };
+            Gcc::new(config, now)
+        });
         Control {
             opener: None,
             register: SendRegister::new(RegisterConfig::default(), now),
-            gcc: Gcc::new(config, now),
+            gcc,
             fb: Feedback::default(),
             results: Vec::new(),
             next_tick: now + TICK_EVERY,
+            epoch: now,
+            nacks: Vec::new(),
+            rtt: None,
             feedbacks: 0,
             refused: 0,
         }
@@ -65,7 +88,7 @@ impl Control {
     }
 
     /// Takes one datagram from the subscriber; returns whether it was RTCP that moved the
-    /// estimator.
+    /// estimator. NACKs it carries wait in [`Self::take_nacks`].
     pub fn on_receive(&mut self, contents: &[u8], now: Instant) -> bool {
         // RFC 5761: RTCP packet types 192..=223 in the second byte, version 2 in the first.
         let rtcp =
@@ -92,16 +115,30 @@ impl Control {
                     Ok(()) => {
                         self.results.clear();
                         self.register.resolve(now, &self.fb, &mut self.results);
-                        self.gcc.on_feedback(now, &self.results);
-                        self.feedbacks += 1;
-                        applied = true;
+                        if let Some(gcc) = self.gcc.as_mut() {
+                            gcc.on_feedback(now, &self.results);
+                            self.feedbacks += 1;
+                            applied = true;
+                        }
                     }
                     Err(_) => self.refused += 1,
+                }
+            } else if head[1] == RTPFB && head[0] & 0x1f == FMT_NACK {
+                parse_nack(packet, &mut self.nacks);
+            } else if head[1] == RR {
+                let since = now.saturating_duration_since(self.epoch);
+                if let Some(rtt) = rtt_of(packet, ntp_mid32(since)) {
+                    self.rtt = Some(rtt);
                 }
             }
             at += len;
         }
         applied
+    }
+
+    /// Whether it runs an estimator (the room estimates bandwidth).
+    pub fn estimates(&self) -> bool {
+        self.gcc.is_some()
     }
 
     /// When the estimator wants time next.
@@ -118,18 +155,84 @@ impl Control {
         self.next_tick = now + TICK_EVERY;
         // Silence means a lost path only once feedback has been seen: a subscriber that never
         // sends any (transport-cc not negotiated) must not decay to the floor.
-        let live = live && self.feedbacks > 0;
-        if live {
-            self.gcc.on_tick(now);
-        }
-        live
+        let Some(gcc) = self.gcc.as_mut().filter(|_| live && self.feedbacks > 0) else {
+            return false;
+        };
+        gcc.on_tick(now);
+        true
     }
 
     /// The downlink estimate in bits per second, once feedback has been seen (before that,
     /// and for a subscriber that sends none, there is no budget: as on str0m's path).
     pub fn estimate(&self) -> Option<u64> {
-        (self.feedbacks > 0).then(|| self.gcc.estimate().as_bps())
+        let gcc = self.gcc.as_ref().filter(|_| self.feedbacks > 0)?;
+        Some(gcc.estimate().as_bps())
     }
+
+    /// Whether NACKs wait.
+    pub fn has_nacks(&self) -> bool {
+        !self.nacks.is_empty()
+    }
+
+    /// Moves the waiting NACKs, (media SSRC, wire sequence number), into `out`.
+    pub fn take_nacks(&mut self, out: &mut Vec<(u32, u16)>) {
+        out.append(&mut self.nacks);
+    }
+
+    /// The round trip: measured from receiver reports, else a typical one.
+    pub fn rtt(&self) -> Duration {
+        self.rtt.unwrap_or(DEFAULT_RTT)
+    }
+}
+
+/// Appends a generic NACK's lost packets (RFC 4585 §6.2.1: PID and a bitmask of the 16
+/// following) to `out`, up to [`MAX_NACKS`] held.
+fn parse_nack(packet: &[u8], out: &mut Vec<(u32, u16)>) {
+    let Some(ssrc) = packet.get(8..12) else {
+        return;
+    };
+    let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
+    for fci in packet[12..].chunks_exact(4) {
+        let pid = u16::from_be_bytes([fci[0], fci[1]]);
+        let mask = u16::from_be_bytes([fci[2], fci[3]]);
+        let lost = std::iter::once(pid).chain(
+            (0..16u16)
+                .filter(|i| mask & 1 << i != 0)
+                .map(|i| pid.wrapping_add(i + 1)),
+        );
+        for seq in lost {
+            if out.len() == MAX_NACKS {
+                return;
+            }
+            out.push((ssrc, seq));
+        }
+    }
+}
+
+/// The middle 32 bits of the NTP time `since` the sender's epoch (LSR's unit, 1/65536 s).
+/// The sender's NTP base has zero low 16 bits of seconds, so they drop out here.
+fn ntp_mid32(since: Duration) -> u32 {
+    let frac = (u64::from(since.subsec_nanos()) << 16) / 1_000_000_000;
+    ((since.as_secs() as u32) << 16) | frac as u32
+}
+
+/// The round trip a receiver report's first block that echoes a sender report gives
+/// (RFC 3550 §6.4.1: now − LSR − DLSR), when it is positive and under 10 s.
+fn rtt_of(packet: &[u8], now_mid32: u32) -> Option<Duration> {
+    let count = usize::from(packet[0] & 0x1f);
+    packet
+        .get(8..)?
+        .chunks_exact(24)
+        .take(count)
+        .find_map(|block| {
+            let lsr = u32::from_be_bytes([block[16], block[17], block[18], block[19]]);
+            let dlsr = u32::from_be_bytes([block[20], block[21], block[22], block[23]]);
+            if lsr == 0 {
+                return None;
+            }
+            let rtt = now_mid32.wrapping_sub(lsr).wrapping_sub(dlsr);
+            (rtt < 10 << 16).then(|| Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536))
+        })
 }
 
 #[cfg(test)]
@@ -160,7 +263,7 @@ mod tests {
     #[test]
     fn sealed_transport_cc_feedback_reaches_the_estimator() {
         let t0 = Instant::now();
-        let mut control = Control::new(1_000_000, t0);
+        let mut control = Control::new(Some(1_000_000), t0);
         control.keyed(&keying(true));
         let mut browser = Sealer::new(&keys::provider(), &keying(false), 0x4242).expect("keys");
         assert_eq!(control.estimate(), None, "no budget before feedback");
@@ -189,12 +292,65 @@ mod tests {
     #[test]
     fn silence_decays_the_estimate_only_after_feedback_was_seen() {
         let t0 = Instant::now();
-        let mut control = Control::new(1_000_000, t0);
+        let mut control = Control::new(Some(1_000_000), t0);
         let mut now = t0;
         for _ in 0..100 {
             now += TICK_EVERY;
             assert!(!control.tick(now, true), "nothing to decay before feedback");
         }
         assert_eq!(control.estimate(), None);
+    }
+
+    #[test]
+    fn nacks_and_round_trip_come_out_of_the_compound() {
+        let t0 = Instant::now();
+        // Without an estimator: NACKs and receiver reports are still read.
+        let mut control = Control::new(None, t0);
+        control.keyed(&keying(true));
+        let mut browser = Sealer::new(&keys::provider(), &keying(false), 0x4242).expect("keys");
+        // NACK for 65_535 and, by the mask, 0 and 3 (wrapping), on media SSRC 0x1234.
+        let mut fb = vec![0x81, 205, 0, 3, 0, 0, 0x42, 0x42, 0, 0, 0x12, 0x34];
+        fb.extend_from_slice(&[0xff, 0xff, 0b0000_0000, 0b0000_1001]);
+        let now = t0 + Duration::from_millis(2_500);
+        assert!(!control.on_receive(&sealed_feedback(&mut browser, &fb), now));
+        assert!(control.has_nacks());
+        let mut got = vec![];
+        control.take_nacks(&mut got);
+        assert_eq!(got, [(0x1234, 65_535), (0x1234, 0), (0x1234, 3)]);
+        assert!(!control.has_nacks());
+        assert_eq!(control.estimate(), None);
+        // A receiver report echoing the sender report of t0 + 2 s after holding it 0.25 s:
+        // 0.5 s − 0.25 s is a 250 ms round trip.
+        assert_eq!(control.rtt(), DEFAULT_RTT);
+        let lsr = ntp_mid32(Duration::from_secs(2));
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0x42, 0x43, 0, 0, 0x12, 0x34];
+        rr.extend_from_slice(&[0; 12]);
+        rr.extend_from_slice(&lsr.to_be_bytes());
+        rr.extend_from_slice(&(65_536u32 / 4).to_be_bytes());
+        control.on_receive(&sealed_feedback(&mut browser, &rr), now);
+        let rtt = control.rtt().as_millis();
+        assert!((249..=251).contains(&rtt), "{rtt}");
+        // Hostile lengths and counts: no panic, no growth past the bound.
+        let mut big = vec![0x81, 205, 0, 0xff, 0, 0, 0, 1, 0, 0, 0, 2];
+        big.extend(std::iter::repeat_n(0xffu8, 1_020));
+        control.on_receive(&sealed_feedback(&mut browser, &big), now);
+        let mut huge = vec![0x81, 205, 1, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+        huge.extend(std::iter::repeat_n(0xffu8, 4 * 256 + 4 - 12));
+        control.on_receive(&sealed_feedback(&mut browser, &huge), now);
+        let mut got = vec![];
+        control.take_nacks(&mut got);
+        assert!(got.len() <= MAX_NACKS, "{}", got.len());
+        let mut rr = vec![0x9f, 201, 0, 1, 0, 0, 0, 1];
+        rr.truncate(8);
+        control.on_receive(&sealed_feedback(&mut browser, &rr), now);
+    }
+
+    #[test]
+    fn ntp_middle_bits_match_the_sender_reports() {
+        for ms in [0u64, 1, 999, 1_500, 70_000_000] {
+            let since = Duration::from_millis(ms);
+            let full = crate::media::fast::sender::ntp_at(since);
+            assert_eq!(ntp_mid32(since), (full >> 16) as u32, "{ms}");
+        }
     }
 }

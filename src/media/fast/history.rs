@@ -3,10 +3,12 @@
 //! A [`SourceHistory`] keeps the recent packets of one source (one publisher's stream or
 //! simulcast layer), bounded in bytes, age and count; every subscriber of that source asks it
 //! by source sequence number. A subscriber keeps only a [`SeqMap`]: for each sequence number
-//! it sent, the source (layer index) and the low 32 bits of the source's sequence number, 5
-//! bytes per packet in a ring. On a NACK the subscriber maps its own sequence number to the
-//! source's, fetches the payload, and sends it as RTX ([`rtx_payload`]) numbered by its own
-//! [`RtxSequencer`]. Evicted packet buffers are reused, so the steady state allocates nothing.
+//! it sent, the source (layer index), the low 32 bits of the source's sequence number and its
+//! own RTP timestamp, 9 bytes per packet in a ring. On a NACK the subscriber maps its own
+//! sequence number to the source's, fetches the payload, and sends it as RTX
+//! ([`rtx_payload`]) numbered by its own [`RtxSequencer`], at most once per round trip
+//! ([`SeqMap::first_resend`]). Evicted packet buffers are reused, so the steady state
+//! allocates nothing.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -48,6 +50,8 @@ pub enum NotStored {
 struct Entry {
     seq: u64,
     at: Instant,
+    /// The RTP marker bit it arrived with (the retransmission carries it again).
+    marker: bool,
     data: Vec<u8>,
 }
 
@@ -96,6 +100,17 @@ impl SourceHistory {
     /// Stores a copy of `packet` as source sequence number `seq`, evicting what is too old or
     /// over the bounds.
     pub fn insert(&mut self, now: Instant, seq: u64, packet: &[u8]) -> Result<(), NotStored> {
+        self.insert_rtp(now, seq, false, packet)
+    }
+
+    /// [`Self::insert`] for an RTP payload, keeping its marker bit.
+    pub fn insert_rtp(
+        &mut self,
+        now: Instant,
+        seq: u64,
+        marker: bool,
+        packet: &[u8],
+    ) -> Result<(), NotStored> {
         if packet.len() > self.config.max_packet_bytes {
             return Err(NotStored::TooLarge);
         }
@@ -125,7 +140,12 @@ impl SourceHistory {
         data.clear();
         data.extend_from_slice(packet);
         self.bytes += data.capacity();
-        self.entries.push_back(Entry { seq, at: now, data });
+        self.entries.push_back(Entry {
+            seq,
+            at: now,
+            marker,
+            data,
+        });
         Ok(())
     }
 
@@ -148,9 +168,15 @@ impl SourceHistory {
 
     /// The packet stored as `seq`, if still held and not older than the age bound at `now`.
     pub fn get(&self, now: Instant, seq: u64) -> Option<&[u8]> {
+        self.get_rtp(now, seq).map(|(_, data)| data)
+    }
+
+    /// [`Self::get`] with the marker bit the packet was stored with.
+    pub fn get_rtp(&self, now: Instant, seq: u64) -> Option<(bool, &[u8])> {
         let i = self.entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
         let e = &self.entries[i];
-        (now.saturating_duration_since(e.at) <= self.config.max_age).then_some(&e.data[..])
+        (now.saturating_duration_since(e.at) <= self.config.max_age)
+            .then_some((e.marker, &e.data[..]))
     }
 
     /// The stored sequence number whose low 32 bits are `low` (the newest such).
@@ -172,15 +198,25 @@ pub struct SourceRef {
     pub source: u8,
     /// Low 32 bits of the source's sequence number; [`SourceHistory::unwrap_low32`] widens it.
     pub seq_low32: u32,
+    /// The RTP timestamp the subscriber's packet carried (a retransmission repeats it).
+    pub time: u32,
 }
 
 const NO_SOURCE: u8 = u8::MAX;
 
-/// A subscriber's map from its own sequence numbers to the sources': 5 bytes per packet.
+/// Most retransmissions one [`SeqMap`] remembers for [`SeqMap::first_resend`] (a NACK
+/// names at most a few dozen packets; older entries are pruned by the window first).
+const RESENT_KEPT: usize = 128;
+
+/// A subscriber's map from its own sequence numbers to the sources': 9 bytes per packet.
+#[derive(Clone, Debug)]
 pub struct SeqMap {
     seqs: Box<[u32]>,
+    times: Box<[u32]>,
     sources: Box<[u8]>,
     newest: Option<u64>,
+    /// What was retransmitted lately, and when: a packet goes again only after a round trip.
+    resent: VecDeque<(u64, Instant)>,
 }
 
 impl SeqMap {
@@ -190,19 +226,21 @@ impl SeqMap {
         let n = capacity.clamp(64, 1 << 16).next_power_of_two();
         SeqMap {
             seqs: vec![0; n].into_boxed_slice(),
+            times: vec![0; n].into_boxed_slice(),
             sources: vec![NO_SOURCE; n].into_boxed_slice(),
             newest: None,
+            resent: VecDeque::new(),
         }
     }
 
-    /// Heap bytes.
+    /// Heap bytes (the retransmission memory, at most [`RESENT_KEPT`] × 16 bytes, aside).
     pub fn heap_bytes(&self) -> usize {
-        self.seqs.len() * 5
+        self.seqs.len() * 9
     }
 
-    /// Records that the subscriber's packet `out_seq` carried `source`'s packet `source_seq`.
-    /// `source` must be under 255.
-    pub fn record(&mut self, out_seq: u64, source: u8, source_seq: u64) {
+    /// Records that the subscriber's packet `out_seq`, stamped `time`, carried `source`'s
+    /// packet `source_seq`. `source` must be under 255.
+    pub fn record(&mut self, out_seq: u64, source: u8, source_seq: u64, time: u32) {
         let n = self.seqs.len() as u64;
         let mask = self.seqs.len() - 1;
         match self.newest {
@@ -218,20 +256,46 @@ impl SeqMap {
             None => self.newest = Some(out_seq),
         }
         self.seqs[out_seq as usize & mask] = source_seq as u32;
+        self.times[out_seq as usize & mask] = time;
         self.sources[out_seq as usize & mask] = source.min(NO_SOURCE - 1);
+    }
+
+    /// Whether `out_seq` may be retransmitted now: not if it already was within `window` (a
+    /// round trip: the receiver asks again before the first copy could have arrived). Says yes
+    /// at most once per window, and remembers the yes.
+    pub fn first_resend(&mut self, out_seq: u64, now: Instant, window: Duration) -> bool {
+        while self
+            .resent
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= window)
+        {
+            self.resent.pop_front();
+        }
+        if self.resent.iter().any(|(s, _)| *s == out_seq) {
+            return false;
+        }
+        if self.resent.len() == RESENT_KEPT {
+            self.resent.pop_front();
+        }
+        self.resent.push_back((out_seq, now));
+        true
     }
 
     /// The source of the subscriber's packet whose wire sequence number is `wire` (from a
     /// NACK), if it is recent enough to be in the map.
     pub fn lookup_wire(&self, wire: u16) -> Option<SourceRef> {
+        self.lookup(self.unwrap_wire(wire)?)
+    }
+
+    /// The subscriber's sequence number whose low 16 bits are `wire` (the newest such).
+    pub fn unwrap_wire(&self, wire: u16) -> Option<u64> {
         let newest = self.newest?;
         let candidate = (newest & !0xffff) | u64::from(wire);
-        let seq = if candidate <= newest {
-            candidate
+        if candidate <= newest {
+            Some(candidate)
         } else {
-            candidate.checked_sub(1 << 16)?
-        };
-        self.lookup(seq)
+            candidate.checked_sub(1 << 16)
+        }
     }
 
     /// The source of the subscriber's packet `out_seq`.
@@ -244,7 +308,61 @@ impl SeqMap {
         (self.sources[i] != NO_SOURCE).then(|| SourceRef {
             source: self.sources[i],
             seq_low32: self.seqs[i],
+            time: self.times[i],
         })
+    }
+}
+
+/// The histories of one track's layers (index = layer), each made on its first packet, so a
+/// room on str0m's send path keeps none.
+#[derive(Default)]
+pub struct Histories(Vec<SourceHistory>);
+
+/// Most layers a track keeps histories for (simulcast has three).
+const MAX_LAYERS: u8 = 4;
+
+impl Histories {
+    /// Bounds of each layer's history: 1 s (what a NACK can still repair in time, as on
+    /// str0m's path) and 512 KiB, which holds a second of a 4 Mbit/s layer.
+    pub fn config() -> HistoryConfig {
+        HistoryConfig {
+            max_bytes: 512 * 1024,
+            max_packets: 2_048,
+            ..HistoryConfig::default()
+        }
+    }
+
+    /// Stores one packet of `layer`; a packet that cannot be stored (reordered, too large)
+    /// is only not repairable.
+    pub fn store(&mut self, now: Instant, layer: u8, seq: u64, marker: bool, payload: &[u8]) {
+        if layer >= MAX_LAYERS {
+            return;
+        }
+        while self.0.len() <= usize::from(layer) {
+            self.0.push(SourceHistory::new(Self::config()));
+        }
+        let _ = self.0[usize::from(layer)].insert_rtp(now, seq, marker, payload);
+    }
+
+    /// The history of `layer`, once it has had a packet.
+    pub fn layer(&self, layer: u8) -> Option<&SourceHistory> {
+        self.0.get(usize::from(layer))
+    }
+
+    /// Bytes held over all layers.
+    pub fn bytes(&self) -> usize {
+        self.0.iter().map(SourceHistory::bytes).sum()
+    }
+}
+
+impl std::fmt::Debug for Histories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Histories({} layers, {} bytes)",
+            self.0.len(),
+            self.bytes()
+        )
     }
 }
 

@@ -74,7 +74,7 @@ fn nack_maps_through_subscriber_seq_to_source_payload_across_wraps() {
     let mut low = SourceHistory::new(HistoryConfig::default());
     let mut high = SourceHistory::new(HistoryConfig::default());
     let mut map = SeqMap::new(1_024);
-    assert_eq!(map.heap_bytes(), 1_024 * 5);
+    assert_eq!(map.heap_bytes(), 1_024 * 9);
     // Source seqs straddle 2^32; subscriber seqs straddle 2^16; a layer switch in the middle.
     let src_base = (1u64 << 32) - 100;
     let out_base = 65_536 - 50;
@@ -86,7 +86,7 @@ fn nack_maps_through_subscriber_seq_to_source_payload_across_wraps() {
         };
         let src = src_base + i;
         hist.insert(t0, src, &packet(src, 200)).expect("stored");
-        map.record(out_base + i, layer, src);
+        map.record(out_base + i, layer, src, 0);
     }
     // A NACK for wire seq 5 is subscriber seq 65_541 = out_base + 55 (from layer 0).
     let r = map.lookup_wire(5).expect("mapped");
@@ -102,7 +102,7 @@ fn nack_maps_through_subscriber_seq_to_source_payload_across_wraps() {
     // Not yet sent, and long gone.
     assert_eq!(map.lookup(out_base + 200), None);
     for i in 200..3_000u64 {
-        map.record(out_base + i, 1, src_base + i);
+        map.record(out_base + i, 1, src_base + i, 0);
     }
     assert_eq!(map.lookup(out_base + 100), None);
     assert!(map.lookup(out_base + 2_999).is_some());
@@ -111,16 +111,16 @@ fn nack_maps_through_subscriber_seq_to_source_payload_across_wraps() {
 #[test]
 fn skipped_subscriber_seqs_map_to_nothing() {
     let mut map = SeqMap::new(64);
-    map.record(10, 0, 100);
-    map.record(20, 0, 101);
+    map.record(10, 0, 100, 0);
+    map.record(20, 0, 101, 0);
     assert!(map.lookup(10).is_some());
     assert_eq!(map.lookup(15), None);
     // A jump longer than the ring clears it all.
-    map.record(1_000, 0, 102);
+    map.record(1_000, 0, 102, 0);
     assert_eq!(map.lookup(20), None);
     assert_eq!(map.lookup(990), None);
     // Late records older than the ring are ignored.
-    map.record(900, 0, 1);
+    map.record(900, 0, 1, 0);
     assert_eq!(map.lookup(900), None);
 }
 
@@ -132,4 +132,34 @@ fn rtx_numbering_and_payload() {
     let mut out = vec![9; 40];
     rtx_payload(0xabcd, &[1, 2, 3], &mut out);
     assert_eq!(out, [0xab, 0xcd, 1, 2, 3]);
+}
+
+#[test]
+fn a_packet_is_resent_at_most_once_per_round_trip() {
+    let t0 = Instant::now();
+    let rtt = Duration::from_millis(80);
+    let mut map = SeqMap::new(64);
+    map.record(7, 0, 70, 9_000);
+    assert_eq!(map.lookup(7).map(|r| r.time), Some(9_000));
+    assert!(map.first_resend(7, t0, rtt));
+    // The receiver's next NACK comes before the copy could have arrived: ignored.
+    assert!(!map.first_resend(7, t0 + Duration::from_millis(40), rtt));
+    assert!(map.first_resend(8, t0 + Duration::from_millis(40), rtt));
+    // A round trip later the copy was lost too: once more.
+    assert!(map.first_resend(7, t0 + rtt, rtt));
+    // The memory stays bounded whatever the NACKs name.
+    for s in 0..10_000 {
+        map.first_resend(s, t0 + rtt, Duration::from_secs(10));
+    }
+    assert!(map.resent.len() <= RESENT_KEPT);
+}
+
+#[test]
+fn marker_bits_are_kept_with_the_payload() {
+    let t0 = Instant::now();
+    let mut h = SourceHistory::new(HistoryConfig::default());
+    h.insert_rtp(t0, 1, true, &[1, 2]).expect("stored");
+    h.insert_rtp(t0, 2, false, &[3]).expect("stored");
+    assert_eq!(h.get_rtp(t0, 1), Some((true, &[1u8, 2][..])));
+    assert_eq!(h.get_rtp(t0, 2), Some((false, &[3u8][..])));
 }

@@ -10,13 +10,20 @@
 //! - [`ice`]: the nominated pair, taken from authenticated binding requests that carry
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
-//! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping;
-//! - [`control`]: its SRTCP opened, transport-cc feedback fed to its estimator.
+//! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping; video
+//!   through its [`pacer`] once it has an estimate; RTX answering its NACKs;
+//! - [`control`]: its SRTCP opened; transport-cc feedback resolved against the send register
+//!   (the one source of transport-wide numbers, estimation on or off) and fed to its
+//!   estimator; NACKs queued; the round trip from its receiver reports;
+//! - [`rtx`]: its NACKs answered from the per-source [`history`] the router fills once per
+//!   incoming video packet (lean rooms only).
 //!
-//! Beside them, pure parts with no I/O: [`twcc`] (send register, feedback parsing) and [`gcc`]
-//! (delay and loss estimator behind `Estimator`), driven through [`control`]; [`pacer`]
-//! (burst-bounded) and [`history`] (per-source RTX payloads), tested on their own and not yet
-//! driven by the sender.
+//! Beside them, pure parts with no I/O, each tested on its own: [`twcc`] (send register,
+//! feedback parsing) and [`gcc`] (delay and loss estimator behind `Estimator`), driven through
+//! [`control`]; [`pacer`] (burst-bounded token bucket: whole batches while within budget,
+//! audio never held), driven by [`sender`] and woken from the router's timeouts; [`history`]
+//! (per-source payloads bounded in bytes, age and count; a 9-byte-per-packet map per
+//! subscriber m-line), driven by [`rtx`].
 
 pub mod control;
 pub mod gcc;
@@ -25,6 +32,7 @@ pub mod ice;
 pub mod keys;
 pub mod pacer;
 pub mod rtp_out;
+pub mod rtx;
 pub mod sender;
 pub mod srtp;
 pub mod twcc;

@@ -124,20 +124,43 @@ impl<T> Pacer<T> {
 
     /// Offers a batch of `bytes` bytes.
     pub fn offer(&mut self, now: Instant, class: Class, bytes: usize, batch: T) -> Paced<T> {
+        if self.try_send(now, class, bytes) {
+            return Paced::Send(batch);
+        }
+        match self.enqueue(now, bytes, batch) {
+            Ok(()) => Paced::Queued,
+            Err(batch) => Paced::Dropped(batch, PacerDrop::QueueFull),
+        }
+    }
+
+    /// The first half of [`Self::offer`], for a caller that builds the batch only when it must
+    /// wait: whether a batch of `bytes` may go now (then it is charged to the bucket).
+    pub fn try_send(&mut self, now: Instant, class: Class, bytes: usize) -> bool {
         self.refill(now);
         let within = self.queue.is_empty() && self.tokens >= 0.0;
         if class == Class::Audio || within {
-            self.tokens -= bytes as f64;
-            // Audio's debt is bounded too: it delays video by at most one bucket.
-            self.tokens = self.tokens.max(-self.depth() - bytes as f64);
-            return Paced::Send(batch);
+            self.charge(bytes);
+            return true;
         }
+        false
+    }
+
+    /// Charges `bytes` sent outside the queue (audio, retransmissions) to the bucket. The debt
+    /// is bounded: it delays video by at most one bucket.
+    pub fn charge(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+        self.tokens = self.tokens.max(-self.depth() - bytes as f64);
+    }
+
+    /// The second half of [`Self::offer`]: queues a batch [`Self::try_send`] refused, or hands
+    /// it back when the queue is full in bytes.
+    pub fn enqueue(&mut self, now: Instant, bytes: usize, batch: T) -> Result<(), T> {
         if self.queued_bytes + bytes > self.config.max_queue_bytes {
-            return Paced::Dropped(batch, PacerDrop::QueueFull);
+            return Err(batch);
         }
         self.queued_bytes += bytes;
         self.queue.push_back((now, bytes, batch));
-        Paced::Queued
+        Ok(())
     }
 
     /// Releases the next batch the budget allows (or one that waited too long, dropped);
@@ -156,6 +179,12 @@ impl<T> Pacer<T> {
         }
         self.tokens -= bytes as f64;
         Some(Paced::Send(batch))
+    }
+
+    /// How long the oldest queued batch has waited.
+    pub fn queue_age(&self, now: Instant) -> Option<Duration> {
+        let &(at, _, _) = self.queue.front()?;
+        Some(now.saturating_duration_since(at))
     }
 
     /// When [`Self::poll`] will release something; `None` with nothing queued.

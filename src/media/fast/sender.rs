@@ -1,10 +1,12 @@
 //! A subscriber's send state on the fast path: keys, nominated pair, per-m-line streams,
-//! transport-wide numbering, and the sender reports that carry each stream's RTP/NTP mapping.
+//! transport-wide numbering, and the sender reports that carry each stream's RTP/NTP mapping;
+//! video through the pacer (`paced`), retransmissions answering its NACKs (`resend`).
 
 use super::control::Control;
-use super::history::RtxSequencer;
+use super::history::{RtxSequencer, SeqMap};
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
+use super::pacer::Pacer;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::collections::HashMap;
@@ -13,6 +15,12 @@ use std::time::{Duration, Instant};
 use str0m::media::Mid;
 use str0m::net::{Protocol, Transmit};
 use str0m::Rtc;
+
+mod paced;
+mod resend;
+
+use paced::Held;
+pub use paced::Out;
 
 /// How often each stream's sender report goes out (str0m's video default; audio shares it
 /// so one compound carries them all).
@@ -44,7 +52,13 @@ struct StreamOut {
     last: Option<(u64, u32, Instant)>,
     packets: u32,
     octets: u32,
+    /// Where its recent video packets came from, for NACKs (made on the first one).
+    seqs: Option<Box<SeqMap>>,
 }
+
+/// Packets one video m-line's [`SeqMap`] remembers (9 bytes each): over a second of a
+/// 2.5 Mbit/s layer, as long as the per-source history keeps their payloads.
+const SEQ_MAP_PACKETS: usize = 512;
 
 /// Where the keys stand.
 enum Keys {
@@ -80,6 +94,9 @@ pub struct Packet {
     pub time: u64,
     /// The clock the timestamp counts in.
     pub clock_rate: u32,
+    /// For video: its source (layer) and the source's sequence number, so that a NACK can
+    /// find the payload in the per-source history.
+    pub source: Option<(u8, u64)>,
 }
 
 /// A subscriber's fast-path send state.
@@ -89,10 +106,9 @@ pub struct FastSender {
     pass: String,
     pair: Option<Pair>,
     epoch: Instant,
-    /// Transport-wide numbering when no estimator runs (the room turned estimation off).
-    twcc_seq: u64,
-    /// Transport-wide feedback and the estimator, when the room estimates bandwidth.
-    control: Option<Box<Control>>,
+    /// Transport-wide numbering (its send register), feedback, NACKs, and the estimator
+    /// when the room estimates bandwidth.
+    control: Box<Control>,
     streams: HashMap<Mid, StreamOut>,
     next_report: Instant,
     /// What media and padding together should reach, in bits per second, so the estimate can
@@ -107,6 +123,13 @@ pub struct FastSender {
     pub rtp_sent: u64,
     /// RTCP compounds sealed and handed out.
     pub rtcp_sent: u64,
+    /// Retransmissions (RTX) among `rtp_sent`.
+    pub rtx_sent: u64,
+    /// Paces video at the estimate once there is one (audio is charged, never held).
+    pacer: Option<Box<Pacer<Held>>>,
+    /// Video packets the pacer held, and those it dropped (queue full or too old).
+    pub paced: u64,
+    pub pace_dropped: u64,
 }
 
 impl FastSender {
@@ -120,8 +143,7 @@ impl FastSender {
             pass: creds.pass,
             pair: None,
             epoch: now,
-            twcc_seq: 0,
-            control: estimate_from.map(|bps| Box::new(Control::new(bps, now))),
+            control: Box::new(Control::new(estimate_from, now)),
             streams: HashMap::new(),
             next_report: now + REPORT_EVERY,
             pad_to: 0,
@@ -130,6 +152,10 @@ impl FastSender {
             rtx_seq: RtxSequencer::new(rand::random::<u16>() >> 1),
             rtp_sent: 0,
             rtcp_sent: 0,
+            rtx_sent: 0,
+            pacer: None,
+            paced: 0,
+            pace_dropped: 0,
         }
     }
 
@@ -143,10 +169,8 @@ impl FastSender {
         contents: &[u8],
         now: Instant,
     ) -> bool {
-        if let Some(c) = self.control.as_deref_mut() {
-            if c.on_receive(contents, now) {
-                return true;
-            }
+        if self.control.on_receive(contents, now) {
+            return true;
         }
         // STUN starts with 0b00 (RFC 7983); RTP, RTCP and DTLS never do.
         if contents.first().is_none_or(|b| *b > 3) {
@@ -166,19 +190,23 @@ impl FastSender {
 
     /// The downlink estimate in bits per second, when this sender estimates.
     pub fn estimate(&self) -> Option<u64> {
-        self.control.as_deref().and_then(Control::estimate)
+        self.control.estimate()
     }
 
     /// Feedback messages applied so far (none without estimation).
     pub fn feedbacks(&self) -> u64 {
-        self.control.as_deref().map_or(0, |c| c.feedbacks)
+        self.control.feedbacks
     }
 
     /// When this sender wants time next: its reports, and its estimator's tick.
     pub fn next_wake(&self) -> Instant {
-        match self.control.as_deref() {
-            Some(c) => self.next_report.min(c.next_tick()),
-            None => self.next_report,
+        let wake = match self.control.estimates() {
+            true => self.next_report.min(self.control.next_tick()),
+            false => self.next_report,
+        };
+        match self.pacer.as_deref().and_then(Pacer::next_wake) {
+            Some(paced) => wake.min(paced),
+            None => wake,
         }
     }
 
@@ -186,9 +214,11 @@ impl FastSender {
     pub fn tick(&mut self, now: Instant) -> bool {
         // Before the keys nothing is sent and no feedback can come: the estimate waits.
         let keyed = matches!(self.keys, Keys::Ready(_));
-        self.control
-            .as_deref_mut()
-            .is_some_and(|c| c.tick(now, keyed))
+        let ticked = self.control.tick(now, keyed);
+        if ticked {
+            self.follow_estimate(now);
+        }
+        ticked
     }
 
     /// The pair media goes to, once nominated.
@@ -214,15 +244,14 @@ impl FastSender {
             return;
         };
         let reporter = self.reporter_ssrc();
-        if let Some(c) = self.control.as_deref_mut() {
-            c.keyed(keying);
-        }
         self.keys = match Sealer::new(&keys::provider(), keying, reporter) {
-            Ok(s) => Keys::Ready(s),
+            Ok(s) => {
+                self.control.keyed(keying);
+                Keys::Ready(s)
+            }
             Err(e) => {
+                // No feedback is ever opened, so the estimator never starts (nor decays).
                 tracing::info!(error = %e, "fast send path unavailable; str0m sends");
-                // No feedback will ever be opened: an estimator left running would only decay.
-                self.control = None;
                 Keys::Unsupported
             }
         };
@@ -271,6 +300,7 @@ impl FastSender {
                     last: None,
                     packets: 0,
                     octets: 0,
+                    seqs: None,
                 };
                 self.streams.entry(mid).or_insert(s)
             }
@@ -282,20 +312,20 @@ impl FastSender {
             timestamp: pkt.time as u32,
             ssrc: stream.ssrc,
             mid: &mid,
-            twcc_seq: match self.control.as_deref() {
-                Some(c) => c.next_seq() as u16,
-                None => self.twcc_seq as u16,
-            },
+            twcc_seq: self.control.next_seq() as u16,
             since_epoch: now.saturating_duration_since(self.epoch),
         };
         let mut buf = Vec::with_capacity(12 + 16 + payload.len() + RTP_OVERHEAD);
         rtp_out::write(&mut buf, &header, &stream.ids);
         sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
         if stream.ids.twcc.is_some() {
-            match self.control.as_deref_mut() {
-                Some(c) => c.on_send(now, buf.len()),
-                None => self.twcc_seq += 1,
-            }
+            self.control.on_send(now, buf.len());
+        }
+        if let Some((layer, source_seq)) = pkt.source {
+            stream
+                .seqs
+                .get_or_insert_with(|| Box::new(SeqMap::new(SEQ_MAP_PACKETS)))
+                .record(pkt.seq, layer, source_seq, pkt.time as u32);
         }
         stream.pt = pkt.pt;
         stream.last = Some((pkt.time, pkt.clock_rate, now));
@@ -319,9 +349,10 @@ impl FastSender {
         let dt = now.saturating_duration_since(self.last_pad).min(PAD_WINDOW);
         self.last_pad = now;
         let sent = std::mem::take(&mut self.sent_since_pad);
-        let (Some(c), Some(pair)) = (self.control.as_deref_mut(), self.pair) else {
+        let Some(pair) = self.pair else {
             return;
         };
+        let c = &mut *self.control;
         let Keys::Ready(sealer) = &mut self.keys else {
             return;
         };

@@ -1,0 +1,94 @@
+//! The pacer on a subscriber's send path: video held while over the budget, released from
+//! the router's timeouts; audio and retransmissions charged to it but never held.
+
+use super::{FastSender, Packet};
+use crate::media::fast::gcc::Bitrate;
+use crate::media::fast::pacer::{Class, Paced, Pacer, PacerConfig};
+use crate::media::fast::srtp::RTP_OVERHEAD;
+use std::time::{Duration, Instant};
+use str0m::media::Mid;
+use str0m::net::Transmit;
+use str0m::Rtc;
+
+/// Video the pacer holds: sealed only when it leaves, so its transport-wide number and send
+/// time are those the wire sees.
+pub(super) struct Held {
+    mid: Mid,
+    pkt: Packet,
+    payload: Vec<u8>,
+}
+
+/// What became of a packet offered to [`FastSender::send_paced`].
+pub enum Out {
+    /// Sealed: send it.
+    Now(Transmit),
+    /// The pacer holds it; [`FastSender::release`] sends it.
+    Held,
+}
+
+impl FastSender {
+    /// The pacer follows the estimate; it starts with the first one.
+    pub(super) fn follow_estimate(&mut self, now: Instant) {
+        let Some(bps) = self.control.estimate() else {
+            return;
+        };
+        match self.pacer.as_deref_mut() {
+            Some(p) => p.set_rate(now, Bitrate(bps)),
+            None => {
+                let p = Pacer::new(PacerConfig::default(), Bitrate(bps), now);
+                self.pacer = Some(Box::new(p));
+            }
+        }
+    }
+
+    /// [`Self::send`] through the pacer: audio goes at once (charged to the bucket); video
+    /// goes at once while within the budget, else a copy of it waits for [`Self::release`].
+    /// Without an estimate yet nothing is paced. `None` as [`Self::send`].
+    pub fn send_paced(
+        &mut self,
+        rtc: &mut Rtc,
+        mid: Mid,
+        pkt: Packet,
+        payload: &[u8],
+        video: bool,
+        now: Instant,
+    ) -> Option<Out> {
+        if let Some(pacer) = self.pacer.as_deref_mut() {
+            let class = if video { Class::Video } else { Class::Audio };
+            let bytes = 12 + 16 + payload.len() + RTP_OVERHEAD;
+            if !pacer.try_send(now, class, bytes) {
+                let held = Held {
+                    mid,
+                    pkt,
+                    payload: payload.to_vec(),
+                };
+                match pacer.enqueue(now, bytes, held) {
+                    Ok(()) => self.paced += 1,
+                    Err(_) => self.pace_dropped += 1,
+                }
+                return Some(Out::Held);
+            }
+        }
+        self.send(rtc, mid, pkt, payload, now).map(Out::Now)
+    }
+
+    /// Sends the held video the budget allows now (and drops what waited too long).
+    pub fn release(&mut self, rtc: &mut Rtc, now: Instant, out: &mut Vec<Transmit>) {
+        let Some(mut pacer) = self.pacer.take() else {
+            return;
+        };
+        while let Some(r) = pacer.poll(now) {
+            match r {
+                Paced::Send(h) => out.extend(self.send(rtc, h.mid, h.pkt, &h.payload, now)),
+                Paced::Dropped(..) => self.pace_dropped += 1,
+                Paced::Queued => {}
+            }
+        }
+        self.pacer = Some(pacer);
+    }
+
+    /// How long the oldest held video has waited (the congestion gate's measure).
+    pub fn queue_age(&self, now: Instant) -> Option<Duration> {
+        self.pacer.as_deref()?.queue_age(now)
+    }
+}
