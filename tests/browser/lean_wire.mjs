@@ -16,15 +16,29 @@ function extendedIndex(highest, seq) {
   return best;
 }
 
-// payloads: UDP payloads from the server, in wire order. Returns {counts, srtpRepeats,
+// RTP packets of one stream (by SSRC) in [fromMs, toMs], split into those with the padding bit
+// (padding-only probes, on an RTX stream) and those without (media, or retransmissions).
+export function rtpCount(datagrams, ssrc, fromMs, toMs) {
+  const out = { padded: 0, plain: 0 };
+  for (const { ms, payload: p } of datagrams) {
+    if (ms < fromMs || ms > toMs || p.length < 12 || p[0] < 128 || p[0] > 191) continue;
+    if (p[1] >= 192 && p[1] <= 223) continue; // RTCP
+    if (p.readUInt32BE(8) !== ssrc) continue;
+    if (p[0] & 0x20) out.padded += 1;
+    else out.plain += 1;
+  }
+  return out;
+}
+
+// datagrams: UDP datagrams from the server ({payload}), in wire order. Returns {counts, srtpRepeats,
 // srtcpRepeats}: the repeats as "ssrc:index" strings (at most MAX_LISTED of each).
-export function nonceRepeats(payloads) {
-  const counts = { datagrams: payloads.length, srtp: 0, srtcp: 0, srtpStreams: 0, other: 0 };
+export function nonceRepeats(datagrams) {
+  const counts = { datagrams: datagrams.length, srtp: 0, srtcp: 0, srtpStreams: 0, other: 0 };
   const srtp = new Map(); // ssrc → {highest, seen: Set of extended indexes}
   const srtcp = new Set();
   const srtpRepeats = [];
   const srtcpRepeats = [];
-  for (const p of payloads) {
+  for (const { payload: p } of datagrams) {
     // RFC 7983: 128..191 in the first byte is RTP or RTCP; STUN and DTLS are below.
     if (p.length < 12 || p[0] < 128 || p[0] > 191) {
       counts.other += 1;

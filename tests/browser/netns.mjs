@@ -111,7 +111,8 @@ export async function createLink() {
     },
 
     // Starts capturing UDP from the server to the browser on the link (after the shaping:
-    // what went on the wire). Returns {stop() → path of the pcap file}. The file grows at the
+    // what went on the wire). Returns {file, stop() → file}: the pcap file can be read while
+    // the capture goes on (tcpdump -U writes each packet as it comes). The file grows at the
     // media rate (one viewer: ~0.3 MB/s), so captures are for runs of a minute or two; the
     // directory goes with destroy().
     async capture() {
@@ -136,6 +137,7 @@ export async function createLink() {
         await new Promise((r) => setTimeout(r, 50));
       }
       return {
+        file,
         async stop() {
           child.kill('SIGINT');
           const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 5000))]);
@@ -199,15 +201,19 @@ export async function createLink() {
   return link;
 }
 
-// The UDP payloads of a pcap file (classic format, Ethernet or Linux cooked link type), in order.
-export function udpPayloads(file) {
+// The UDP datagrams of a pcap file (classic format, Ethernet or Linux cooked link type), in
+// order, as {ms (wall clock, as Date.now()), payload}. A file still being written is fine: a
+// record cut off at its end is left out.
+export function udpDatagrams(file) {
   const buf = fs.readFileSync(file);
   if (buf.length < 24) return [];
   const magic = buf.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  if (!le && buf.readUInt32BE(0) !== 0xa1b2c3d4 && buf.readUInt32BE(0) !== 0xa1b23c4d) {
+  const magicBe = buf.readUInt32BE(0);
+  if (!le && magicBe !== 0xa1b2c3d4 && magicBe !== 0xa1b23c4d) {
     throw new Error(`${file} is not a pcap file (magic ${magic.toString(16)})`);
   }
+  const nanos = (le ? magic : magicBe) === 0xa1b23c4d;
   const u32 = (o) => (le ? buf.readUInt32LE(o) : buf.readUInt32BE(o));
   const linkType = u32(20);
   const linkHeader = { 1: 14, 113: 16 }[linkType];
@@ -215,16 +221,17 @@ export function udpPayloads(file) {
   const out = [];
   let o = 24;
   while (o + 16 <= buf.length) {
+    const ms = u32(o) * 1000 + u32(o + 4) / (nanos ? 1e6 : 1e3);
     const caplen = u32(o + 8);
     const start = o + 16;
     o = start + caplen;
-    if (o > buf.length) break; // a record cut off at the end of the capture
+    if (o > buf.length) break;
     const ip = start + linkHeader;
-    if ((buf[ip] >> 4) !== 4 || buf[ip + 9] !== 17) continue; // IPv4 UDP only
+    if (buf[ip] >> 4 !== 4 || buf[ip + 9] !== 17) continue; // IPv4 UDP only
     const udp = ip + (buf[ip] & 15) * 4;
     const udpLen = buf.readUInt16BE(udp + 4);
     const end = Math.min(udp + udpLen, o);
-    out.push(buf.subarray(udp + 8, end));
+    out.push({ ms, payload: buf.subarray(udp + 8, end) });
   }
   return out;
 }
