@@ -37,6 +37,22 @@ install_media_tools() {
   $sudo apt-get install -y "${missing[@]}"
 }
 
+# The lean path's shaped-link browser scenarios (tests/browser/lean_net.test.mjs) build a network
+# namespace (ip), cap it (tc), drop at random in it (nft: this kernel has no netem) and capture
+# the wire (tcpdump). Without root they skip, so only root installs them.
+install_net_tools() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  local missing=()
+  command -v ip >/dev/null && command -v tc >/dev/null || missing+=(iproute2)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v tcpdump >/dev/null || missing+=(tcpdump)
+  if [ ${#missing[@]} -eq 0 ]; then return; fi
+  step "installing ${missing[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y "${missing[@]}"
+}
+
 install_node_deps() {
   if ! command -v npm >/dev/null; then
     echo "npm is required for the browser tests (Node.js 18+)" >&2
@@ -48,6 +64,7 @@ install_node_deps() {
 
 install_browsers
 install_media_tools
+install_net_tools
 install_node_deps
 
 step "format"

@@ -4,9 +4,11 @@ import { chromium } from 'playwright-core';
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-export function launchBrowser() {
+// `executablePath`: another Chromium (e.g. a wrapper that runs it in a network namespace);
+// `args`: more command-line switches.
+export function launchBrowser({ executablePath = CHROMIUM, args = [] } = {}) {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     args: [
       '--headless',
       '--no-sandbox',
@@ -21,6 +23,7 @@ export function launchBrowser() {
       '--allow-loopback-in-peer-connection',
       '--disable-features=WebRtcHideLocalIpsWithMdns',
       '--auto-select-desktop-capture-source=Entire screen',
+      ...args,
     ],
   });
 }

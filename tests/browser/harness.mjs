@@ -5,26 +5,31 @@ import { test, before, after } from 'node:test';
 import { startServer } from './server.mjs';
 import { launchBrowser, openPerson, joined } from './browser.mjs';
 import { launchFirefox, openFirefoxPerson, startXvfb } from './firefox.mjs';
+import { createLink } from './netns.mjs';
 
 const SDP_LINE = /"type":"(offer|answer)"/;
 
 // serverArgs: extra command-line arguments for confab (e.g. an auth secret); firefox: also a
-// Firefox (windows on a virtual display) for people opened with `{ firefox: true }`.
-export function useWorld({ serverArgs = [], firefox = false } = {}) {
+// Firefox (windows on a virtual display) for people opened with `{ firefox: true }`; netns: the
+// server listens on a veth link (`world.link`, see netns.mjs) and people opened with
+// `{ netns: true }` are in a second Chromium inside the link's namespace.
+export function useWorld({ serverArgs = [], firefox = false, netns = false } = {}) {
   const world = {
     server: null,
     browser: null,
     firefox: null,
     xvfb: null,
+    link: null,
+    netnsBrowser: null,
     people: new Map(), // label → person
 
     // Opens a page at `/?query` for `label`; `expect` is the state to wait for (null: none);
     // the other options go to openPerson.
-    async open(label, query, { expect = 'joined', firefox = false, ...options } = {}) {
+    async open(label, query, { expect = 'joined', firefox = false, netns = false, ...options } = {}) {
       const url = `${world.server.url}/?${query}`;
       const person = firefox
         ? await openFirefoxPerson(world.firefox, url, label)
-        : await openPerson(world.browser, url, label, options);
+        : await openPerson(netns ? world.netnsBrowser : world.browser, url, label, options);
       world.people.set(label, person);
       if (expect === 'joined') await joined(person);
       return person;
@@ -52,7 +57,18 @@ export function useWorld({ serverArgs = [], firefox = false } = {}) {
   };
 
   before(async () => {
-    [world.server, world.browser] = await Promise.all([startServer({ extraArgs: serverArgs }), launchBrowser()]);
+    if (netns) {
+      world.link = await createLink();
+      world.server = await startServer({ extraArgs: serverArgs, host: world.link.serverIp });
+      // Camera and microphone need a secure context, which http:// to a non-loopback IP is not.
+      const args = [`--unsafely-treat-insecure-origin-as-secure=${world.server.url}`];
+      [world.browser, world.netnsBrowser] = await Promise.all([
+        launchBrowser({ args }),
+        launchBrowser({ args, executablePath: world.link.chromium }),
+      ]);
+    } else {
+      [world.server, world.browser] = await Promise.all([startServer({ extraArgs: serverArgs }), launchBrowser()]);
+    }
     if (firefox) {
       // After the server: Firefox's stored permissions name its origin.
       world.xvfb = await startXvfb();
@@ -63,8 +79,10 @@ export function useWorld({ serverArgs = [], firefox = false } = {}) {
   after(async () => {
     await world.firefox?.close();
     world.xvfb?.stop();
+    await world.netnsBrowser?.close();
     await world.browser?.close();
     await world.server?.stop();
+    await world.link?.destroy();
   });
 
   return world;

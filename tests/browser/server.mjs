@@ -50,14 +50,15 @@ async function healthy(url) {
 
 // Returns {url, tcpPort, udpPort, log(), metric(name), kill(), stop()}; rejects (with the server's stderr) if it
 // exits or is not healthy within `timeoutMs`. `ports: {tcp, udp}` restarts a server where an
-// earlier one was (free ports are picked otherwise).
-export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = null } = {}) {
+// earlier one was (free ports are picked otherwise); `host`: the IP to listen on (default
+// loopback).
+export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = null, host = '127.0.0.1' } = {}) {
   const bin = serverBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`confab binary not found at ${bin}: build it (cargo build --release) or set CONFAB_BIN`);
   }
   const [tcp, udp] = ports ? [ports.tcp, ports.udp] : await Promise.all([freeTcpPort(), freeUdpPort()]);
-  const args = ['--listen', `127.0.0.1:${tcp}`, '--udp-port', String(udp), ...extraArgs];
+  const args = ['--listen', `${host}:${tcp}`, '--udp-port', String(udp), ...extraArgs];
   const child = spawn(bin, args, {
     // tracing writes to stdout, panics and fatal errors to stderr: keep both, interleaved.
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -79,7 +80,7 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = 
   );
 
   const server = {
-    url: `http://127.0.0.1:${tcp}`,
+    url: `http://${host}:${tcp}`,
     tcpPort: tcp,
     udpPort: udp,
     log: () => log,
