@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Longest wait for Janus's reply to one request.
@@ -51,6 +52,13 @@ pub fn room_number(name: &str) -> u64 {
     h % (1 << 52) + 1
 }
 
+/// Frames from Janus are bounded like the messages themselves.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME))
+}
+
 /// One bot's Janus API connection: a session and its transaction counter.
 pub(super) struct Janus {
     pub(super) ws: Ws,
@@ -67,7 +75,7 @@ impl Janus {
         );
         let (ws, _) = tokio::time::timeout(
             REPLY_TIMEOUT,
-            tokio_tungstenite::connect_async_with_config(req, None, false),
+            tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), false),
         )
         .await
         .map_err(|_| BotError::Ws("connecting to Janus timed out".into()))?
@@ -151,9 +159,6 @@ pub(super) async fn recv(ws: &mut Ws) -> Result<Option<Value>, BotError> {
             None | Some(Ok(Message::Close(_))) => return Ok(None),
             Some(Err(e)) => return Err(ws_err(e)),
             Some(Ok(Message::Text(t))) => {
-                if t.len() > MAX_FRAME {
-                    return Err(BotError::Server(format!("{} byte frame", t.len())));
-                }
                 return serde_json::from_str(t.as_str())
                     .map(Some)
                     .map_err(|e| BotError::Server(format!("unparseable Janus message: {e}")));
