@@ -168,8 +168,9 @@ impl<T> Pacer<T> {
     pub fn poll(&mut self, now: Instant) -> Option<Paced<T>> {
         self.refill(now);
         let &(at, bytes, _) = self.queue.front()?;
-        let too_old = now.saturating_duration_since(at) > self.config.max_queue_delay;
-        if !too_old && self.tokens < 0.0 {
+        let too_old = now.saturating_duration_since(at) >= self.config.max_queue_delay;
+        // Half a byte of rounding is no debt: at [`Self::next_wake`] something always goes.
+        if !too_old && self.tokens < -0.5 {
             return None;
         }
         let (_, _, batch) = self.queue.pop_front()?;
@@ -190,7 +191,9 @@ impl<T> Pacer<T> {
     /// When [`Self::poll`] will release something; `None` with nothing queued.
     pub fn next_wake(&self) -> Option<Instant> {
         let &(at, _, _) = self.queue.front()?;
-        let refill = Duration::from_secs_f64((-self.tokens).max(0.0) / self.bytes_per_s);
+        // Rounded up to the microsecond, so the bucket has refilled by then.
+        let micros = ((-self.tokens).max(0.0) / self.bytes_per_s * 1e6).ceil();
+        let refill = Duration::from_micros(micros as u64);
         Some((self.last + refill).min(at + self.config.max_queue_delay))
     }
 }
@@ -292,5 +295,28 @@ mod tests {
         // 2 s × 250,000 B/s plus the first bucket and one batch of overshoot.
         let rate = sent as f64 / 2.0;
         assert!((240_000.0..=270_000.0).contains(&rate), "{rate}");
+    }
+
+    #[test]
+    fn at_every_wake_something_leaves() {
+        // A caller that sleeps until next_wake must never find nothing to do there (it would
+        // spin at one instant): over odd rates and sizes, and debts past the age limit.
+        for kbps in [7, 100, 333, 1_000, 2_345, 10_000] {
+            let (mut p, t0) = pacer(kbps);
+            let mut now = t0;
+            for i in 0..200u32 {
+                let _ = p.offer(now, Class::Video, 1_000 + (i as usize * 37) % 1_300, i);
+            }
+            let mut wakes = 0;
+            while let Some(wake) = p.next_wake() {
+                assert!(wake >= now, "{kbps}: wake in the past");
+                now = wake;
+                assert!(p.poll(now).is_some(), "{kbps}: nothing left at its wake");
+                while p.poll(now).is_some() {}
+                wakes += 1;
+                assert!(wakes < 1_000, "{kbps}: no progress");
+            }
+            assert_eq!(p.queued_bytes(), 0);
+        }
     }
 }
