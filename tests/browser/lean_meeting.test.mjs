@@ -79,6 +79,7 @@ world.scenario('two lean participants decode each other and read our receiver re
       // Loopback loses nothing: anything missing would be packets Chromium could not open.
       assert.ok(s.packetsLost <= 2, `${label} ${s.kind}: ${s.packetsLost} lost of ${s.packetsReceived}`);
     }
+    console.log(`${label} remote-inbound-rtp: ${JSON.stringify(later.remote)}`);
     const sent = new Set(later.outbound.map((o) => o.ssrc));
     for (const r of later.remote) {
       // Blocks name what the page sends, count (almost) nothing lost on loopback, and echo
