@@ -81,7 +81,8 @@
 //! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
-//! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc` today; how a recorder plugs in) |
+//! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
+//! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back; `relay::wire`: datagram format, HKDF link key, replay window |
 //! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
 //! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |

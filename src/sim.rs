@@ -138,6 +138,12 @@ impl Sim {
         r
     }
 
+    /// Numbers the next participants from `next` on (two simulated rooms standing for two
+    /// nodes of one cluster must not hand out the same ids).
+    pub fn start_ids_at(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
+    }
+
     /// The room's media address (what its peers send to).
     pub fn server_addr(&self) -> SocketAddr {
         self.server

@@ -13,7 +13,7 @@ use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCou
 use super::config::RoomConfig;
 use super::peer::Peer;
 use super::record_tap::RecordTap;
-use super::relay::EdgeLink;
+use super::relay::{EdgeLink, RelayAnnounce};
 use super::simulcast::Layer;
 use super::speaker::SpeakerDetector;
 use super::track::UpTrack;
@@ -73,6 +73,8 @@ pub struct Router {
     pub(super) tap: Option<RecordTap>,
     /// The origin link feeding this room, when it is an edge room (see `relay`).
     pub(super) edge: Option<Box<EdgeLink>>,
+    /// Track changes for the edges, while the room has relay links (see `relay`).
+    pub(super) announce: VecDeque<RelayAnnounce>,
 }
 
 impl Router {
@@ -99,6 +101,7 @@ impl Router {
             due: Vec::new(),
             tap: None,
             edge: None,
+            announce: VecDeque::new(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Router {
     }
 
     pub(super) fn emit(&mut self, event: MediaEvent) {
+        self.relay_mirror(&event);
         self.events.push_back(event);
     }
 

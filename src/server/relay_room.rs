@@ -202,6 +202,10 @@ impl RelayRoom {
         if full {
             self.last_check = Some(Instant::now());
         }
+        // The router's own announcement queue (bounded) is not used: every edge gets the
+        // whole track list when it differs from what it was last told, which also covers a
+        // link that missed a change while its queue was full.
+        while conf.room.poll_relay_announce().is_some() {}
         if full && !self.edges.is_empty() {
             let now = conf.room.relay_tracks();
             for (link, e) in self.edges.iter_mut() {

@@ -57,6 +57,7 @@ impl Redis {
 /// what a failing cluster test's nodes did), else nowhere.
 fn node_log(id: &str) -> Stdio {
     std::env::var_os("CONFAB_TEST_NODE_LOGS")
+        .filter(|dir| !dir.is_empty())
         .and_then(|dir| {
             std::fs::File::create(std::path::Path::new(&dir).join(format!("{id}.log"))).ok()
         })

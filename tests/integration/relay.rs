@@ -4,9 +4,9 @@
 
 use confab::bot::{StreamShape, TrackStats};
 use confab::media::relay::wire::RelayOpener;
-use confab::media::relay::{LayerSet, RelayDrop, RelayEvent, RelayId, RelayKey};
+use confab::media::relay::{LayerSet, RelayAnnounce, RelayDrop, RelayEvent, RelayId, RelayKey};
 use confab::media::RoomConfig;
-use confab::protocol::{ClientMsg, Kind, ParticipantId, Role, ServerMsg, TrackId};
+use confab::protocol::{ClientMsg, Kind, ParticipantId, Role, ServerMsg, Source, TrackId};
 use confab::sim::Sim;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -19,8 +19,6 @@ struct Cascade {
     origin: Sim,
     edge: Sim,
     edge_addr: SocketAddr,
-    /// Origin tracks the edge was told of.
-    known: BTreeSet<TrackId>,
     /// The test's own opener: which (kind, layer) crossed the link.
     tap: RelayOpener,
     /// Video packets that crossed, per layer; audio packets.
@@ -36,6 +34,9 @@ impl Cascade {
     fn new() -> Self {
         let mut origin = Sim::new(RoomConfig::default());
         let mut edge = Sim::new(RoomConfig::default());
+        // Participant ids are the origin's on both nodes: the edge's viewers get theirs from
+        // the origin's conference, never one of its publishers'.
+        edge.start_ids_at(1000);
         let key = RelayKey::derive(b"cluster secret", &[9; 16], "sim", "edge-1");
         let edge_addr: SocketAddr = ([10, 0, 0, 2], 10001).into();
         let source = origin.server_addr();
@@ -48,7 +49,6 @@ impl Cascade {
             origin,
             edge,
             edge_addr,
-            known: BTreeSet::new(),
             tap: RelayOpener::new(LINK.0, &key).expect("opener"),
             video_crossed: [0; 3],
             audio_crossed: 0,
@@ -59,17 +59,28 @@ impl Cascade {
 
     /// What the node layer does: announce tracks, carry datagrams, carry requests back.
     fn carry(&mut self) {
-        let tracks = self.origin.conf.room.relay_tracks();
-        let ids: BTreeSet<TrackId> = tracks.iter().map(|t| t.info.id).collect();
-        for t in tracks {
-            let added = self.edge.with_room(|r, now| r.relay_track_added(t, now));
-            assert!(added, "the edge refused an origin track");
+        while let Some(a) = self.origin.conf.room.poll_relay_announce() {
+            match a {
+                RelayAnnounce::Added(t) => {
+                    let added = self.edge.with_room(|r, now| r.relay_track_added(t, now));
+                    assert!(added, "the edge refused an origin track");
+                }
+                RelayAnnounce::Removed(t) => {
+                    self.edge.with_room(|r, now| r.relay_track_removed(t, now));
+                }
+                RelayAnnounce::Muted { track, muted } => {
+                    self.edge
+                        .with_room(|r, now| r.relay_track_muted(track, muted, now));
+                }
+            }
         }
-        for gone in self.known.difference(&ids) {
-            self.edge
-                .with_room(|r, now| r.relay_track_removed(*gone, now));
-        }
-        self.known = ids;
+        // The announcements keep the edge's tracks those of the origin.
+        let ids: BTreeSet<TrackId> = self.origin.conf.room.tracks().map(|t| t.id).collect();
+        let edge: BTreeSet<TrackId> = self.edge.conf.room.tracks().map(|t| t.id).collect();
+        assert_eq!(ids, edge);
+        let infos: Vec<_> = self.origin.conf.room.tracks().cloned().collect();
+        let edge_infos: Vec<_> = self.edge.conf.room.tracks().cloned().collect();
+        assert_eq!(infos, edge_infos, "same info, mute included");
         for (to, d) in self.origin.take_foreign() {
             assert_eq!(to, self.edge_addr, "relay datagrams go to the edge only");
             let (p, _) = self.tap.open(&d).expect("a well-formed relay datagram");
@@ -218,8 +229,13 @@ fn every_edge_viewer_decodes_and_each_packet_crosses_once() {
     assert_eq!(c.video_crossed[0] - crossed0[0], 0);
     assert_eq!(c.video_crossed[1] - crossed0[1], 0);
     assert!(c.video_crossed[2] - crossed0[2] > 50);
-    let counters = c.origin.conf.room.relay_counters(LINK).expect("link");
-    assert!(counters.not_needed > 0);
+    // The origin's publisher was asked for that layer alone (no local viewer needs more).
+    assert_eq!(told_publisher(&c.origin, publisher), Some(vec!["f".into()]));
+    eprintln!(
+        "relay: 2 s, {} viewers: publisher packets in {rtp_in}, relayed {sent}, \
+         forwarded on the edge {forwarded}",
+        ids.len()
+    );
     for id in &ids {
         for t in c.edge.stats(*id).tracks.values() {
             assert_eq!(t.lost(), 0, "{t:?}");
@@ -357,4 +373,19 @@ fn late_edge_viewer_gets_a_keyframe_through_the_origin() {
         "the origin asked its publisher"
     );
     assert!(c.run_until(Duration::from_secs(2), |c| decodes(&c.edge, late)));
+    // The publisher mutes its microphone: the edge's track says so too (`carry` compares).
+    c.origin.client_msg(
+        publisher,
+        ClientMsg::Mute {
+            source: Source::Microphone,
+            muted: true,
+        },
+    );
+    c.run_for(Duration::from_millis(100));
+    assert!(c
+        .edge
+        .conf
+        .room
+        .tracks()
+        .any(|t| t.kind == Kind::Audio && t.muted));
 }

@@ -70,6 +70,22 @@ impl Router {
         Ok(())
     }
 
+    /// The link is gone: datagrams are no longer opened and its tracks are removed.
+    pub fn relay_detach(&mut self, now: Instant) {
+        self.edge = None;
+        let relayed: Vec<TrackId> = self
+            .tracks
+            .values()
+            .filter(|t| t.relayed)
+            .map(|t| t.info.id)
+            .collect();
+        for track in relayed {
+            self.unpublish(track);
+        }
+        self.alloc_dirty = true;
+        self.pump(now);
+    }
+
     /// The link this edge router is fed by, if any.
     pub fn relay_edge(&self) -> Option<&EdgeLink> {
         self.edge.as_deref()

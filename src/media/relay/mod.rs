@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use edge::EdgeLink;
 pub use origin::RelayPeer;
+pub use origin::MAX_ANNOUNCE;
 pub use wire::{RelayDrop, RelayKey};
 
 #[allow(unused_imports)]
@@ -106,6 +107,24 @@ pub struct RelayTrack {
     pub info: TrackInfo,
     /// Its simulcast rids, lowest first (empty without simulcast).
     pub rids: Vec<String>,
+}
+
+/// What an origin router tells its edges about tracks (read with
+/// [`Router::poll_relay_announce`]; the same for every link of the room). A link that starts
+/// late is first told [`Router::relay_tracks`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayAnnounce {
+    /// A track was published: [`Router::relay_track_added`] on the edge.
+    Added(RelayTrack),
+    /// A track is gone: [`Router::relay_track_removed`].
+    Removed(TrackId),
+    /// A track was muted or unmuted: [`Router::relay_track_muted`].
+    Muted {
+        /// Which.
+        track: TrackId,
+        /// Muted or not.
+        muted: bool,
+    },
 }
 
 /// What an edge router asks of its origin (read with [`Router::poll_relay_event`]).

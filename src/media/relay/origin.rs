@@ -1,6 +1,7 @@
 //! The origin's end of a relay link: a peer subscribed to every track, sending what the edge
 //! needs, sealed, to the edge's relay address.
 
+use super::super::command::Event;
 use super::super::command::Output;
 use super::super::downtrack::Incoming;
 use super::super::forwarder::DropReason;
@@ -8,7 +9,7 @@ use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::wire::{self, RelayPacket, RelaySealer};
-use super::{LayerSet, RelayCounters, RelayId, RelayKey, RelayTrack};
+use super::{LayerSet, RelayAnnounce, RelayCounters, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
 use crate::model::{Kind, TrackId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -16,6 +17,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 use str0m::media::{KeyframeRequestKind, Pt};
 use str0m::net::{Protocol, Transmit};
+
+/// Most announcements waiting for the node layer. Past it the oldest go: a room's track
+/// changes come from its publishers' offers and mutes, far fewer than this between two drains.
+pub const MAX_ANNOUNCE: usize = 4096;
 
 /// What the link does with one track.
 #[derive(Debug, Default)]
@@ -207,6 +212,35 @@ impl Router {
             .values()
             .filter_map(Peer::relay)
             .map(RelayPeer::link)
+    }
+
+    /// The next track change to tell every edge of this room, if any (drain after each input).
+    pub fn poll_relay_announce(&mut self) -> Option<RelayAnnounce> {
+        self.announce.pop_front()
+    }
+
+    /// Mirrors a track change into the announcements while the room has edge links.
+    pub(in crate::media) fn relay_mirror(&mut self, e: &Event) {
+        let linked = self.peers.range(RelayId(0).peer_id()..).next().is_some();
+        if !linked {
+            return;
+        }
+        let a = match e {
+            Event::TrackPublished(info) => match self.relay_track(info.id) {
+                Some(t) => RelayAnnounce::Added(t),
+                None => return,
+            },
+            Event::TrackUnpublished { track, .. } => RelayAnnounce::Removed(*track),
+            Event::TrackMuted { track, muted, .. } => RelayAnnounce::Muted {
+                track: *track,
+                muted: *muted,
+            },
+            _ => return,
+        };
+        if self.announce.len() >= MAX_ANNOUNCE {
+            self.announce.pop_front();
+        }
+        self.announce.push_back(a);
     }
 
     /// What an edge must be told of a track (for its announcement on the control link).
