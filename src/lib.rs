@@ -48,8 +48,10 @@
 //! - The per-packet path is router (`rtc_events::route`) → `fanout::fan_out` → `Peer::forward`
 //!   → `DownTrack` → str0m write: no allocation, hashing beyond the subscriber's map lookups,
 //!   or dynamic dispatch is added per packet (the peer kind is an enum `match`). On the lean
-//!   send path the write is `fast::sender` instead: rewrite, seal, and a `Transmit` straight
-//!   into the router's output (one datagram buffer per packet, the one str0m also allocates).
+//!   send path the write is `fast::sender` instead: rewrite, seal in place, and a `Transmit`
+//!   straight into the router's output (its datagram buffer taken from `fast::pool` and given
+//!   back by egress after the send). A relay peer (`Peer::Relay`) seals once per edge, not per
+//!   viewer; the edge feeds what it opens into the same path (`relay::edge` → `deliver`).
 //! - In `media/`, no file imports from a file that imports it: the fan-out takes the peers and
 //!   counters as arguments and knows nothing of the router.
 //! - Nothing a client sends can panic the server; a str0m panic ends only its room's task
