@@ -144,9 +144,14 @@ pub(crate) async fn owner(node: &Node, room: &str) -> Option<String> {
 }
 
 async fn three_nodes(redis: &Redis) -> Vec<Node> {
+    three_nodes_with(redis, &[]).await
+}
+
+/// Three nodes started with `extra` arguments, once all have registered.
+pub(crate) async fn three_nodes_with(redis: &Redis, extra: &[&str]) -> Vec<Node> {
     let mut nodes = vec![];
     for id in ["n1", "n2", "n3"] {
-        nodes.push(Node::start(redis, id).await);
+        nodes.push(Node::start_with(redis, id, extra).await);
     }
     // Every node registered (its first heartbeat is sent at start).
     let until = Instant::now() + Duration::from_secs(10);

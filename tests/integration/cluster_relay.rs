@@ -2,10 +2,10 @@
 //! one node (the origin), its audience past `--max-audience-per-node` served by the other two
 //! (edges), each stage packet sent once per edge.
 
-use crate::cluster::{owner, Node, Redis};
+use crate::cluster::{owner, three_nodes_with, Node, Redis};
 use confab::bot::{Bot, BotConfig, BotStats, TrackStats};
 use confab::protocol::{Role, RoomMode};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Audience one node serves before the next viewers go to an edge.
 const CAP: usize = 30;
@@ -29,21 +29,7 @@ fn audio_video(s: &BotStats) -> (u64, u64) {
 
 async fn nodes(redis: &Redis) -> Vec<Node> {
     let cap = CAP.to_string();
-    let mut nodes = vec![];
-    for id in ["n1", "n2", "n3"] {
-        let extra = ["--max-audience-per-node", cap.as_str()];
-        nodes.push(Node::start_with(redis, id, &extra).await);
-    }
-    let until = Instant::now() + Duration::from_secs(10);
-    while nodes[0].cluster().await["nodes"]
-        .as_array()
-        .map_or(0, Vec::len)
-        < 3
-    {
-        assert!(Instant::now() < until, "nodes did not register");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    nodes
+    three_nodes_with(redis, &["--max-audience-per-node", cap.as_str()]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -456,16 +456,9 @@ impl FastSender {
         if reports == 0 {
             return None;
         }
-        match sealer.seal_rtcp(&mut c) {
-            Ok(_) => {
-                self.rtcp_sent += 1;
-                Some(transmit(pair, c))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "sender report not sealed");
-                None
-            }
-        }
+        let sealed = seal_report(sealer, pair, c, "sender");
+        self.rtcp_sent += u64::from(sealed.is_some());
+        sealed
     }
 }
 
@@ -484,15 +477,20 @@ impl FastSender {
         if self.reports.write(sealer.reporter(), now, &mut c) == 0 {
             return None;
         }
-        match sealer.seal_rtcp(&mut c) {
-            Ok(_) => {
-                self.rtcp_sent += 1;
-                Some(transmit(pair, c))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "receiver report not sealed");
-                None
-            }
+        let sealed = seal_report(sealer, pair, c, "receiver");
+        self.rtcp_sent += u64::from(sealed.is_some());
+        sealed
+    }
+}
+
+/// Seals a report compound toward `pair`; a compound that cannot be sealed (its SRTCP index
+/// would wrap) is not sent, and said once in the log per report.
+fn seal_report(sealer: &mut Sealer, pair: Pair, mut c: Vec<u8>, kind: &str) -> Option<Transmit> {
+    match sealer.seal_rtcp(&mut c) {
+        Ok(_) => Some(transmit(pair, c)),
+        Err(e) => {
+            tracing::warn!(error = %e, "{kind} report not sealed");
+            None
         }
     }
 }
