@@ -7,8 +7,8 @@ use super::history::{RtxSequencer, SeqMap};
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
 use super::pacer::Pacer;
-use super::reports::Reports;
 use super::pool;
+use super::reports::Reports;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::collections::HashMap;
@@ -201,6 +201,11 @@ impl FastSender {
     /// The downlink estimate in bits per second, when this sender estimates.
     pub fn estimate(&self) -> Option<u64> {
         self.control.estimate()
+    }
+
+    /// The acknowledged rate in bits per second, when this sender estimates.
+    pub fn delivered(&self) -> Option<u64> {
+        self.control.delivered()
     }
 
     /// Feedback messages applied so far (none without estimation).

@@ -3,12 +3,12 @@
 
 use super::super::codec::VideoCodec;
 use super::super::command::Event;
+use super::super::config::SendPath;
 use super::super::downtrack::Incoming;
 use super::super::forwarder::PacketView;
 use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
-use super::super::config::SendPath;
 use super::super::track::UpTrack;
 use super::wire::{self, RelayDrop, RelayOpener, HEADER_LEN};
 use super::{LayerSet, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack};
