@@ -343,8 +343,8 @@ impl WebRtcPeer {
     }
 
     /// A new estimate from the lean path's own estimator: a fall counts at once; a rise only
-    /// once it has held for [`UP_HOLD`], then at its lowest over that time and never past what
-    /// the subscriber acknowledged receiving (`delivered`). Under a cap the estimator may
+    /// once it has held for [`UP_HOLD`], then at its lowest over that time and never past 1.25 ×
+    /// what the subscriber acknowledged receiving (`delivered`). Under a cap the estimator may
     /// run up to 1.5 × the acknowledged rate before its delay detector reacts (measured in
     /// virtual time: 243 → 466 kbit/s over 3 s on a 300 kbit/s link), and a layer bought on
     /// such a peak overloads the link until the next fall (issue 16: a capped viewer went
@@ -358,7 +358,7 @@ impl WebRtcPeer {
                 if now.saturating_duration_since(*since) < UP_HOLD {
                     return false;
                 }
-                let spend = delivered.map_or(*lowest, |d| d.min(*lowest));
+                let spend = delivered.map_or(*lowest, |d| (d * 5 / 4).min(*lowest));
                 self.rising = None;
                 spend > old && self.note_estimate(spend)
             }
