@@ -20,7 +20,7 @@ use str0m::rtp::{RtpWrite, Ssrc, StreamTx};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
 /// How long a rise of the lean estimate must last before allocation spends it.
-const UP_HOLD: Duration = Duration::from_secs(2);
+const UP_HOLD: Duration = Duration::from_secs(1);
 
 /// Where the downlink estimate starts before feedback refines it: a typical office downlink.
 /// Starting low would make str0m's pacer (1.1 × estimate) queue media until the estimate
