@@ -142,6 +142,11 @@ impl Router {
         Some((f.rtp_sent, f.rtcp_sent))
     }
 
+    /// The lean estimator's own estimate toward `id`, before allocation's hold on rises.
+    pub fn fast_estimate(&self, id: ParticipantId) -> Option<u64> {
+        self.peers.get(&id)?.webrtc()?.fast.as_deref()?.estimate()
+    }
+
     /// What happened to packets so far.
     pub fn counters(&self) -> &RoomCounters {
         &self.counters
@@ -324,8 +329,8 @@ impl Router {
         p.last_heard = now;
         if let Some(fast) = p.fast.as_deref_mut() {
             if fast.on_receive(proto, source, destination, contents, now) {
-                let estimate = fast.estimate();
-                if estimate.is_some_and(|e| p.note_estimate(e)) {
+                let (estimate, delivered) = (fast.estimate(), fast.delivered());
+                if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
                     self.alloc_dirty = true;
                 }
             }
@@ -370,7 +375,8 @@ impl Router {
                     }
                     self.out.extend(sent.into_iter().map(Output::Transmit));
                     let estimate = ticked.then(|| f.estimate()).flatten();
-                    if estimate.is_some_and(|e| p.note_estimate(e)) {
+                    let delivered = f.delivered();
+                    if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
                         self.alloc_dirty = true;
                     }
                     for t in [report, received].into_iter().flatten() {

@@ -19,6 +19,9 @@ use str0m::net::TcpType;
 use str0m::rtp::{RtpWrite, Ssrc, StreamTx};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
+/// How long a rise of the lean estimate must last before allocation spends it.
+const UP_HOLD: Duration = Duration::from_secs(1);
+
 /// Where the downlink estimate starts before feedback refines it: a typical office downlink.
 /// Starting low would make str0m's pacer (1.1 × estimate) queue media until the estimate
 /// climbs; TWCC brings it down within a second where the path is worse.
@@ -87,6 +90,8 @@ pub struct WebRtcPeer {
     pub rx_mids: HashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
     pub bwe: Option<u64>,
+    /// A lean estimate above `bwe`: since when, and its lowest value since.
+    pub rising: Option<(Instant, u64)>,
     /// Whose video it pinned.
     pub pinned: Option<ParticipantId>,
     /// The video tracks it was last told are forwarded.
@@ -245,6 +250,7 @@ impl WebRtcPeer {
             down_tracks: HashMap::new(),
             rx_mids: HashMap::new(),
             bwe: None,
+            rising: None,
             pinned: None,
             forwarded: vec![],
             video_sizes: BTreeMap::new(),
@@ -334,6 +340,33 @@ impl WebRtcPeer {
             self.bwe = Some(new);
         }
         moved
+    }
+
+    /// A new estimate from the lean path's own estimator: a fall counts at once; a rise only
+    /// once it has held for [`UP_HOLD`], then at its lowest over that time and never past 1.25 ×
+    /// what the subscriber acknowledged receiving (`delivered`). Under a cap the estimator may
+    /// run up to 1.5 × the acknowledged rate before its delay detector reacts (measured in
+    /// virtual time: 243 → 466 kbit/s over 3 s on a 300 kbit/s link), and a layer bought on
+    /// such a peak overloads the link until the next fall (issue 16: a capped viewer went
+    /// back up a layer). Padding toward the next step is what lets `delivered` grow where the
+    /// path does carry more.
+    pub fn note_lean_estimate(&mut self, new: u64, delivered: Option<u64>, now: Instant) -> bool {
+        match self.bwe {
+            Some(old) if new > old => {
+                let (since, lowest) = self.rising.get_or_insert((now, new));
+                *lowest = (*lowest).min(new);
+                if now.saturating_duration_since(*since) < UP_HOLD {
+                    return false;
+                }
+                let spend = delivered.map_or(*lowest, |d| (d * 5 / 4).min(*lowest));
+                self.rising = None;
+                spend > old && self.note_estimate(spend)
+            }
+            _ => {
+                self.rising = None;
+                self.note_estimate(new)
+            }
+        }
     }
 
     /// The mid and rid an incoming SSRC belongs to.

@@ -216,3 +216,79 @@ fn lean_pacer_holds_keyframe_bursts_but_never_audio() {
         );
     }
 }
+
+/// Issue 16: a capped lean viewer, once on the low layer, stays there for as long as the cap
+/// holds, even when the middle layer stays alive for another viewer (so its measured rate,
+/// not the nominal one, is what a step up would cost) and costs just under the cap. Checked
+/// every 100 ms over 12 s under the cap; the estimate is printed each second.
+#[test]
+fn lean_capped_viewer_stays_low_while_the_cap_holds() {
+    for delta_bytes in [4000, 3000, 2800] {
+        capped_stays_low(delta_bytes);
+    }
+}
+
+fn capped_stays_low(delta_bytes: usize) {
+    let shape = StreamShape {
+        delta_bytes,
+        ..simulcast_shape()
+    };
+    let mut sim = Sim::new(lean());
+    sim.join("pub", Role::Presenter, true, shape).expect("join");
+    let viewer = sim
+        .join("india", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    // Another viewer, uncapped, with a small tile: the middle layer stays published.
+    let other = sim
+        .join("juliet", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
+            == Some(2))
+    );
+    let t = video_track(&sim, other);
+    sim.client_msg(
+        other,
+        ClientMsg::VideoSizes {
+            sizes: BTreeMap::from([(t, 360)]),
+        },
+    );
+    assert!(sim.run_until(Duration::from_secs(5), |s| last_layer(s, other) == Some(1)));
+    sim.run_for(Duration::from_secs(2));
+    let capped = Link {
+        rate_bps: Some(300_000),
+        ..Link::default()
+    };
+    sim.set_links(viewer, Link::default(), capped);
+    assert!(
+        sim.run_until(Duration::from_secs(6), |s| last_layer(s, viewer) == Some(0)),
+        "never dropped: estimate {:?}",
+        sim.server_estimate(viewer)
+    );
+    let mut trace = Vec::new();
+    let mut above = Vec::new();
+    let mut peak = 0;
+    let mut raws = Vec::new();
+    for step in 0..120u32 {
+        sim.run_for(Duration::from_millis(100));
+        let layer = last_layer(&sim, viewer);
+        let estimate = sim.server_estimate(viewer);
+        let raw = sim.conf.room.fast_estimate(viewer);
+        peak = peak.max(raw.unwrap_or(0));
+        raws.push(raw.unwrap_or(0) / 1000);
+        if step % 10 == 9 {
+            trace.push((estimate.map(|e| e / 1000), layer));
+        }
+        if layer != Some(0) {
+            above.push((step, layer, estimate.map(|e| e / 1000)));
+        }
+    }
+    eprintln!(
+        "lean under the cap, delta {delta_bytes} B, estimator's peak {} kbit/s, (allocation's estimate kbit/s, layer) each second: {trace:?}",
+        peak / 1000
+    );
+    assert!(
+        above.is_empty(),
+        "delta {delta_bytes} B: left the low layer under the cap at (100 ms step, layer, kbit/s): {above:?}; raw estimates each 100 ms: {raws:?}"
+    );
+}

@@ -169,6 +169,13 @@ impl Control {
         Some(gcc.estimate().as_bps())
     }
 
+    /// What the subscriber acknowledged receiving lately, in bits per second: what the path
+    /// has shown it carries, where the estimate may run up to 1.5 × past it.
+    pub fn delivered(&self) -> Option<u64> {
+        let gcc = self.gcc.as_ref().filter(|_| self.feedbacks > 0)?;
+        gcc.acked().map(|r| r.as_bps())
+    }
+
     /// Whether NACKs wait.
     pub fn has_nacks(&self) -> bool {
         !self.nacks.is_empty()

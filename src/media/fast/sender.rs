@@ -203,6 +203,11 @@ impl FastSender {
         self.control.estimate()
     }
 
+    /// The acknowledged rate in bits per second, when this sender estimates.
+    pub fn delivered(&self) -> Option<u64> {
+        self.control.delivered()
+    }
+
     /// Feedback messages applied so far (none without estimation).
     pub fn feedbacks(&self) -> u64 {
         self.control.feedbacks
