@@ -473,11 +473,24 @@ impl Drop for Kill {
     }
 }
 
+/// A loopback port free for both UDP and TCP, never handed out twice in this
+/// process. The kernel picks the UDP port; its TCP twin can be taken by another
+/// test's connection meanwhile, so a taken twin means trying another port.
 pub(crate) fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let t = std::net::TcpListener::bind(s.local_addr().expect("addr")).expect("tcp too");
-    drop(t);
-    s.local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = s.local_addr().expect("addr");
+        if std::net::TcpListener::bind(addr).is_err() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr.port();
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP after 200 tries")
 }
 
 pub(crate) fn raise_own_open_files(at_least: u64) {
