@@ -84,6 +84,13 @@ impl OutboundRx {
         self.queued.fetch_sub(frame.text.len(), Ordering::AcqRel);
         Some(frame)
     }
+
+    /// The next frame if one is queued already; never waits.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        let frame = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(frame.text.len(), Ordering::AcqRel);
+        Some(frame)
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ use tokio::sync::mpsc;
 /// for this long is disconnected (counted as `ws_write_timeouts`).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest a closing session waits for the client to answer its close frame; a browser
+/// answers at once.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Messages per second a client may send on average, and the burst it may save up.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 60.0;
@@ -99,17 +103,32 @@ where
     }
 }
 
-async fn close<S>(sink: &mut S)
+/// Ends the connection with the WebSocket closing handshake (RFC 6455 §7.1.1): our close
+/// frame, then whatever the client still sends, read and dropped, up to its own close frame
+/// (at most [`CLOSE_WAIT`]). Dropping the socket with the client's frames unread would make
+/// the kernel answer with a reset, which throws away what it has not sent yet: the last
+/// error (the meeting ended, you were removed) would never reach the client.
+async fn close<S, R>(sink: &mut S, stream: &mut R)
 where
     S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let bye = Message::Close(Some(CloseFrame {
         code: 1000,
         reason: "bye".into(),
     }));
-    if write(sink, bye).await == Wrote::Done {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    if write(sink, bye).await != Wrote::Done {
+        return;
     }
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+    let answered = async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
 }
 
 /// Runs one session to its end.
@@ -151,9 +170,9 @@ where
             f = stream.next() => f,
             _ = &mut deadline => {
                 send(&mut sink, &ServerMsg::error(ErrorCode::NotJoined, "No join message arrived in time.")).await;
-                return close(&mut sink).await;
+                return close(&mut sink, &mut stream).await;
             }
-            _ = shutdown.changed() => return close(&mut sink).await,
+            _ = shutdown.changed() => return close(&mut sink, &mut stream).await,
         };
         let refusal = match read_frame(frame, max) {
             Incoming::Closed => return,
@@ -165,7 +184,7 @@ where
                 Err((code, message)) => {
                     shared.metrics.signalling_errors.inc();
                     send(&mut sink, &ServerMsg::error(code, message)).await;
-                    return close(&mut sink).await;
+                    return close(&mut sink, &mut stream).await;
                 }
             },
             Incoming::Msg(_) => (ErrorCode::NotJoined, "Send join first.".to_string()),
@@ -190,7 +209,7 @@ where
                 .await
                 {
                     Served::Here => None,
-                    Served::Elsewhere => return close(&mut sink).await,
+                    Served::Elsewhere => return close(&mut sink, &mut stream).await,
                     Served::Edge { origin, url } => Some((origin, Some(url))),
                 }
             }
@@ -232,7 +251,7 @@ where
                 );
                 send(&mut sink, &msg).await;
             }
-            return close(&mut sink).await;
+            return close(&mut sink, &mut stream).await;
         }
     }
 
@@ -246,7 +265,7 @@ where
         Ok(r) => r,
         Err((code, message)) => {
             send(&mut sink, &ServerMsg::error(code, message)).await;
-            return close(&mut sink).await;
+            return close(&mut sink, &mut stream).await;
         }
     };
     let (reason, stalled) = in_room(&mut sink, &mut stream, &mut rx, &room, &shared, id).await;
@@ -255,7 +274,7 @@ where
         // A client that does not read would hold the close for another timeout.
         shared.metrics.ws_write_timeouts.inc();
     } else {
-        close(&mut sink).await;
+        close(&mut sink, &mut stream).await;
     }
 }
 
@@ -382,6 +401,14 @@ where
                     Incoming::Msg(ClientMsg::Leave {}) => return (LeaveReason::Left, false),
                     Incoming::Msg(msg) => {
                         if room.send(RoomMsg::Client { id, msg }).await.is_err() {
+                            // The room has ended; its last frames to us (the meeting ended, you
+                            // were removed) say why, and were queued before it went.
+                            while let Some(Frame { text, fatal }) = rx.try_recv() {
+                                wrote!(write(sink, Message::Text(text)).await, LeaveReason::Left);
+                                if fatal {
+                                    return (LeaveReason::Error, false);
+                                }
+                            }
                             wrote!(send(sink, &ServerMsg::error(ErrorCode::Internal, "The room ended unexpectedly.")).await, LeaveReason::Error);
                             return (LeaveReason::Error, false);
                         }

@@ -292,3 +292,57 @@ async fn host_ends_the_meeting_for_everyone() {
         assert!(next_json(ws).await.is_none(), "socket closed");
     }
 }
+
+/// A guest still sending when the host ends the meeting is told why, and the socket closes
+/// with the closing handshake. The session used to drop the connection with the guest's
+/// frames unread, and the kernel answered with a reset that threw away what it had not sent
+/// yet (the web client showed "Cannot reach the server"); or it read the guest's frame first,
+/// found the room gone and said "internal" instead of "closed".
+#[tokio::test]
+async fn a_guest_sending_as_the_meeting_ends_is_told_why() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    const ROUNDS: usize = 30;
+    let server = TestServer::start().await;
+    let mut wrong = vec![];
+    for round in 0..ROUNDS {
+        let room = format!("end-busy-{round}");
+        let (mut host, _) = raw_join(&server, &room, "Host", json!({"role": "host"})).await;
+        let (guest, _) = raw_join(&server, &room, "Ana", json!({})).await;
+        let (mut tx, mut rx) = guest.split();
+        send(&mut host, &json!({"type": "end_meeting"}).to_string()).await;
+        // One frame, as a browser sends on seeing the host's tracks go; or a burst.
+        let burst = if round % 2 == 0 { 1 } else { 40 };
+        let talk = tokio::spawn(async move {
+            let sizes = json!({"type": "video_sizes", "sizes": {}}).to_string();
+            for _ in 0..burst {
+                if tx.send(Message::Text(sizes.clone().into())).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut errors, mut clean) = (vec![], false);
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), rx.next()).await
+        {
+            match frame {
+                Message::Text(t) => {
+                    let m: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                    if m["type"] == "error" {
+                        errors.push(m["code"].clone());
+                    }
+                }
+                Message::Close(_) => clean = true,
+                _ => {}
+            }
+        }
+        let _ = talk.await;
+        if errors != [json!("closed")] || !clean {
+            wrong.push((round, errors, clean));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "(round, errors, close frame) not as they should be: {wrong:?}"
+    );
+}
