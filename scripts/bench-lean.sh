@@ -16,8 +16,9 @@
 # Settings (environment): RUNS (2) runs per path and scenario, DURATION (8) seconds measured
 # per run, WARMUP (2) seconds before it, CEILING_S (5) seconds per ceiling run, ONLY (all:
 # w100 w100h w300 m10). One run takes its joins and ramp (5-20 s at load ~3, up to a minute at
-# load 20) plus WARMUP + DURATION; the defaults take about 8-12 minutes at load ~3, and JANUS=1
-# adds about 5. Each confab-load call is bounded by `timeout`.
+# load 20) plus WARMUP + DURATION; the defaults took 5 minutes at load average ~17 (under
+# ~20 minutes in any case: 16 runs and 8 ceilings), JANUS=1 about 3 more. Each confab-load call
+# is bounded by `timeout`.
 #
 # Columns: forwarded packets per server CPU-second (median [min, max] of the runs); the
 # ceiling (datagrams per CPU-second the kernel allows at that run's rate, receivers and
@@ -173,9 +174,11 @@ echo "Issue 16's table: scripts/bench-lean.sh, $START–$(date -u +%H:%M) UTC, R
   "runs per path, ${DURATION} s windows after ${WARMUP} s of warm-up, estimation on, $(nproc) cores;" \
   "load average (1/5/15 min) before → after each scenario in the last column."
 echo
-echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch | of ceiling | lost | latency p50 / p99 | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-for r in "${ROWS[@]}"; do echo "$r"; done
+if [ "${#ROWS[@]}" -gt 0 ]; then
+  echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch | of ceiling | lost | latency p50 / p99 | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for r in "${ROWS[@]}"; do echo "$r"; done
+fi
 if [ "${#JROWS[@]}" -gt 0 ]; then
   echo
   echo "| webinar | lean fwd/CPU-s | Janus event_loops = 2 | lean ÷ Janus | RSS / participant lean / Janus | lost lean / Janus | p99 lean / Janus | runs with the tester starved | load |"
