@@ -15,10 +15,10 @@
 #
 # Settings (environment): RUNS (2) runs per path and scenario, DURATION (8) seconds measured
 # per run, WARMUP (2) seconds before it, CEILING_S (5) seconds per ceiling run, ONLY (all:
-# w100 w100h w300 m10). One run takes its joins and ramp (5-20 s at load ~3, up to a minute at
-# load 20) plus WARMUP + DURATION; the defaults took 5 minutes at load average ~17 (under
-# ~20 minutes in any case: 16 runs and 8 ceilings), JANUS=1 about 3 more. Each confab-load call
-# is bounded by `timeout`.
+# w100 w100h w300 m10), LIMIT_S (1200): no scenario starts later, and the last is cut short.
+# One run takes its joins and ramp (5-20 s at load ~3, up to a minute at load 20) plus WARMUP +
+# DURATION; the defaults took 5 minutes at load average ~17, JANUS=1 about 3 more. Each
+# confab-load call is bounded by `timeout`.
 #
 # Columns: forwarded packets per server CPU-second (median [min, max] of the runs); the
 # ceiling (datagrams per CPU-second the kernel allows at that run's rate, receivers and
@@ -38,6 +38,9 @@ WARMUP=${WARMUP:-2}
 CEILING_S=${CEILING_S:-5}
 ONLY=${ONLY:-"w100 w100h w300 m10"}
 JANUS=${JANUS:-0}
+# The whole script stops starting scenarios past this many seconds, and cuts the last short.
+LIMIT_S=${LIMIT_S:-1200}
+DEADLINE=$((SECONDS + LIMIT_S))
 command -v jq >/dev/null || { echo "bench-lean: jq is needed (apt-get install jq)" >&2; exit 2; }
 mkdir -p "$OUT"
 if [ ! -x "$B/confab" ] || [ ! -x "$B/confab-load" ]; then
@@ -80,7 +83,12 @@ def ms: if . == null then "n/a" else (. / 1000 * 10 | round / 10 | tostring) end
 run_load() {
   local name=$1 json=$2 log=$3
   shift 3
-  local bound=$(((RUNS * 2) * (150 + WARMUP + DURATION) + 60))
+  local bound=$(((RUNS * 2) * (150 + WARMUP + DURATION) + 60)) left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 60 ]; then
+    say "$name: skipped, past LIMIT_S=$LIMIT_S"
+    return 1
+  fi
+  [ "$bound" -le "$left" ] || bound=$left
   say "$name: $* (load $(load); log $log)"
   timeout "$bound" "$@" >"$json" 2>"$log" || true
   jq -e '.runs' "$json" >/dev/null 2>&1 || { say "$name: no report (see $log)"; return 1; }
