@@ -128,6 +128,7 @@
 //! | [`server::recordings`] | the recordings directory, listing, signed download links; a room task's recording (start, events, close) |
 //! | `server::recordings_api` | recording HTTP calls: API start/stop/list/download (Range)/delete, signed host downloads, public room status |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
+//! | `server::stall` | (unit tests) a room that runs late keeps the peers whose datagrams it has not read yet |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
 //! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |

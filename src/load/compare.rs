@@ -35,6 +35,8 @@ pub struct Summary {
     pub datagrams_per_send_median: Option<f64>,
     /// Packets lost over all runs.
     pub lost: i64,
+    /// Runs in which the tester was starved ([`Report::starved`]): their latency is its own.
+    pub starved_runs: usize,
 }
 
 /// The middle value (the mean of the two middle ones for an even count); `None` if empty.
@@ -82,6 +84,10 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         rss_per_participant_kib_median: median(&rss),
         datagrams_per_send_median: median(&per_send),
         lost: reports.iter().map(|r| r.lost).sum(),
+        starved_runs: reports
+            .iter()
+            .filter(|r| r.loader_starved == Some(true))
+            .count(),
     }
 }
 
@@ -124,6 +130,7 @@ pub fn table(summaries: &[Summary]) -> String {
                     .map_or("n/a".into(), |v| format!("{v:.1}")),
             ),
             ("lost, all runs", s.lost.to_string()),
+            ("runs with the tester starved", s.starved_runs.to_string()),
         ];
         for (name, value) in rows {
             let _ = writeln!(out, "  {name:<38} {value}");
@@ -167,9 +174,13 @@ mod tests {
                 run(Some(90e3), 0),
                 run(None, 0),
                 run(Some(70e3), 3),
-                run(Some(80e3), 0),
+                Report {
+                    loader_starved: Some(true),
+                    ..run(Some(80e3), 0)
+                },
             ],
         );
+        assert_eq!(s.starved_runs, 1);
         assert_eq!(s.runs, 4);
         assert_eq!(s.clean_runs, 3);
         assert_eq!(s.forwarded_per_cpu_s, vec![90e3, 70e3, 80e3]);

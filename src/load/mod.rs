@@ -446,5 +446,21 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
     }
     if let (Some(x), Some(y)) = (a.loader, b.loader) {
         r.loader_cpu_pct = Some((y.cpu_s - x.cpu_s) / secs * 100.0);
+        if let (Some(wa), Some(wb)) = (x.run_wait_s, y.run_wait_s) {
+            let wait = (wb - wa).max(0.0);
+            r.loader_wait_pct = Some(wait / secs * 100.0);
+            let slices = y
+                .run_slices
+                .unwrap_or(0)
+                .saturating_sub(x.run_slices.unwrap_or(0));
+            r.loader_wait_per_slice_us = (slices > 0).then(|| wait * 1e6 / slices as f64);
+        }
     }
+    if let (Some(x), Some(y)) = (a.server, b.server) {
+        if let (Some(wa), Some(wb)) = (x.run_wait_s, y.run_wait_s) {
+            r.server_wait_pct = Some((wb - wa).max(0.0) / secs * 100.0);
+        }
+    }
+    r.cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    r.loader_starved = r.starved();
 }

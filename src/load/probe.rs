@@ -12,6 +12,12 @@ pub struct ProcSample {
     pub cpu_s: f64,
     /// Resident set size in KiB.
     pub rss_kib: u64,
+    /// Seconds its threads have spent runnable but waiting for a CPU, summed over the threads
+    /// alive now (`/proc/PID/task/*/schedstat`); `None` without schedstats. A process that
+    /// waits a large share of a window is starved: its timers and reads run late.
+    pub run_wait_s: Option<f64>,
+    /// Times its threads were put on a CPU (the third `schedstat` field), summed likewise.
+    pub run_slices: Option<u64>,
 }
 
 /// Reads `/proc/PID/stat` (utime + stime) and `/proc/PID/status` (VmRSS); `None` when the
@@ -19,10 +25,38 @@ pub struct ProcSample {
 pub fn proc_sample(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let wait = run_wait(pid);
     Some(ProcSample {
         cpu_s: cpu_ticks(&stat)? as f64 / clock_ticks_per_second(),
         rss_kib: rss_kib(&status)?,
+        run_wait_s: wait.map(|w| w.0),
+        run_slices: wait.map(|w| w.1),
     })
+}
+
+/// Seconds on a run queue and times put on a CPU, summed over every thread's `schedstat`.
+fn run_wait(pid: u32) -> Option<(f64, u64)> {
+    let (mut ns, mut slices, mut any) = (0u64, 0u64, false);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        if let Some((wait, n)) = schedstat(&text) {
+            ns += wait;
+            slices += n;
+            any = true;
+        }
+    }
+    any.then_some((ns as f64 / 1e9, slices))
+}
+
+/// The run-queue wait (second field, ns) and the time slices (third) of a `schedstat` line.
+fn schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut f = text.split_whitespace().skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
 /// utime + stime, in clock ticks, from the text of `/proc/PID/stat`.
@@ -160,6 +194,15 @@ mod tests {
             Some("127.0.0.1:8080")
         );
         assert_eq!(metrics_host("wss://x/ws"), None);
+    }
+
+    #[test]
+    fn reads_run_queue_wait() {
+        assert_eq!(schedstat("1212727 130758634 2\n"), Some((130_758_634, 2)));
+        assert_eq!(schedstat("7 8"), None);
+        // This process has threads and, on Linux with schedstats, a figure for them.
+        let me = proc_sample(std::process::id()).expect("this process");
+        assert!(me.run_wait_s.is_none_or(|w| w >= 0.0));
     }
 
     #[test]

@@ -71,13 +71,48 @@ pub struct Report {
     pub forwarded_per_cpu_s: Option<f64>,
     /// Load tester CPU use in the window, % of one core.
     pub loader_cpu_pct: Option<f64>,
+    /// Time the load tester's threads spent runnable but waiting for a CPU, summed over its
+    /// threads, % of the window (`schedstat`; `None` without it).
+    pub loader_wait_pct: Option<f64>,
+    /// The tester's mean wait for a CPU each time one of its threads was scheduled, µs: how
+    /// late its socket reads and timers ran, on average.
+    pub loader_wait_per_slice_us: Option<f64>,
+    /// The server's run-queue wait, % of the window, summed over its threads.
+    pub server_wait_pct: Option<f64>,
+    /// CPUs of this machine.
+    pub cores: usize,
+    /// The tester was starved (see [`Report::starved`]): its latency figures are mostly its
+    /// own scheduling delay, not the SFU's.
+    pub loader_starved: Option<bool>,
     /// Server RSS when the window started, MiB.
     pub server_rss_mib: Option<f64>,
     /// (RSS at window start − RSS before the first join) / bots, KiB.
     pub rss_per_participant_kib: Option<f64>,
 }
 
+/// Above this share of the window spent waiting for a CPU, the tester counts as starved.
+pub const STARVED_WAIT_PCT: f64 = 10.0;
+/// Above this mean wait per scheduling, µs, likewise: a 5 ms p99 cannot be told from it.
+pub const STARVED_WAIT_PER_SLICE_US: f64 = 500.0;
+/// Above this share of all cores used by tester and server together, likewise.
+pub const STARVED_CPU_SHARE: f64 = 0.8;
+
 impl Report {
+    /// Whether the tester was starved in the window: its threads waited for a CPU more than
+    /// [`STARVED_WAIT_PCT`] of it or [`STARVED_WAIT_PER_SLICE_US`] per scheduling on
+    /// average, or tester and server together used more than [`STARVED_CPU_SHARE`] of the
+    /// machine. `None` when the tester's CPU was not observed.
+    pub fn starved(&self) -> Option<bool> {
+        let cpu = self.loader_cpu_pct?;
+        let busy = (cpu + self.server_cpu_pct.unwrap_or(0.0))
+            > STARVED_CPU_SHARE * 100.0 * self.cores.max(1) as f64;
+        let waited = self.loader_wait_pct.is_some_and(|w| w > STARVED_WAIT_PCT)
+            || self
+                .loader_wait_per_slice_us
+                .is_some_and(|w| w > STARVED_WAIT_PER_SLICE_US);
+        Some(busy || waited)
+    }
+
     /// Whether every bot joined, connected and received everything it should, with no loss.
     pub fn is_clean(&self) -> bool {
         self.joined == self.bots
@@ -181,6 +216,21 @@ impl Report {
                 f(self.forwarded_per_cpu_s, 0),
             ),
             ("load tester CPU %", f(self.loader_cpu_pct, 0)),
+            (
+                "tester / server waited for a CPU %",
+                format!(
+                    "{} / {} of the window, tester {} us per wake-up, {} cores{}",
+                    f(self.loader_wait_pct, 1),
+                    f(self.server_wait_pct, 1),
+                    f(self.loader_wait_per_slice_us, 0),
+                    self.cores,
+                    if self.loader_starved == Some(true) {
+                        ": TESTER STARVED, latency is mostly its own"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
             ("server RSS MiB", f(self.server_rss_mib, 1)),
             (
                 "RSS per participant KiB",
@@ -217,6 +267,36 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), Some(50.0));
         assert_eq!(percentile(&v, 0.99), Some(99.0));
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn a_waiting_or_saturating_tester_is_starved() {
+        let calm = Report {
+            loader_cpu_pct: Some(35.0),
+            server_cpu_pct: Some(25.0),
+            loader_wait_pct: Some(2.0),
+            loader_wait_per_slice_us: Some(40.0),
+            cores: 2,
+            ..Report::default()
+        };
+        assert_eq!(calm.starved(), Some(false));
+        let waited = Report {
+            loader_wait_pct: Some(25.0),
+            ..calm.clone()
+        };
+        assert_eq!(waited.starved(), Some(true));
+        let late = Report {
+            loader_wait_per_slice_us: Some(900.0),
+            ..calm.clone()
+        };
+        assert_eq!(late.starved(), Some(true));
+        let busy = Report {
+            loader_cpu_pct: Some(120.0),
+            server_cpu_pct: Some(60.0),
+            ..calm.clone()
+        };
+        assert_eq!(busy.starved(), Some(true));
+        assert_eq!(Report::default().starved(), None);
     }
 
     #[test]

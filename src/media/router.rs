@@ -66,6 +66,9 @@ pub struct Router {
     /// Some track's subscriber list is out of date (subscriptions changed).
     pub(super) index_dirty: bool,
     pub(super) next_reap: Option<Instant>,
+    /// Arrival time of the last datagram read while the room's inbox is behind (see
+    /// [`Router::media_read_until`]); reaping judges silence up to it, not up to now.
+    pub(super) read_until: Option<Instant>,
     /// Scratch list of the peers due in one [`Router::handle_timeout`], kept for its
     /// allocation.
     pub(super) due: Vec<ParticipantId>,
@@ -98,6 +101,7 @@ impl Router {
             next_alloc: None,
             index_dirty: false,
             next_reap: None,
+            read_until: None,
             due: Vec::new(),
             tap: None,
             edge: None,

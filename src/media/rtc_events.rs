@@ -96,26 +96,49 @@ impl Router {
         }
     }
 
+    /// Tells the room how far it has read its media inbox: `None` when nothing is waiting
+    /// there, else the arrival time of the last datagram it handled. A room that runs late
+    /// (starved of CPU, or busy with a storm of joins) holds its peers' datagrams unread;
+    /// judged against the clock, every one of them would look silent and be reaped at once
+    /// (issue 16's 1 -> 300 runs lost their publisher and 250 viewers that way).
+    pub fn media_read_until(&mut self, at: Option<Instant>) {
+        self.read_until = at;
+    }
+
     /// Removes peers whose media path went silent, whose ICE stayed disconnected, or that
-    /// never connected after an answered offer.
+    /// never connected after an answered offer. Time is judged as far as the room has read
+    /// its inbox (see [`Router::media_read_until`]).
     pub(super) fn reap(&mut self, now: Instant) {
         let c = &self.config;
-        let dead: Vec<ParticipantId> = self
+        let until = self.read_until.map_or(now, |t| t.min(now));
+        let dead: Vec<(ParticipantId, &'static str)> = self
             .peers
             .iter()
             .filter_map(|(id, p)| Some((id, p.webrtc()?)))
-            .filter(|(_, p)| {
-                p.disconnected_since.is_some_and(|t| now >= t + c.ice_grace)
-                    || (p.connected && now >= p.last_heard + c.media_timeout)
-                    || (!p.connected
-                        && p.expected_since
-                            .is_some_and(|t| now >= t + c.connect_timeout))
-                    || !p.rtc.is_alive()
+            .filter_map(|(id, p)| {
+                let why = if p
+                    .disconnected_since
+                    .is_some_and(|t| until >= t + c.ice_grace)
+                {
+                    "ICE stayed disconnected"
+                } else if p.connected && until >= p.last_heard + c.media_timeout {
+                    "media went silent"
+                } else if !p.connected
+                    && p.expected_since
+                        .is_some_and(|t| until >= t + c.connect_timeout)
+                {
+                    "media never connected"
+                } else if !p.rtc.is_alive() {
+                    "its connection ended"
+                } else {
+                    return None;
+                };
+                Some((*id, why))
             })
-            .map(|(id, _)| *id)
             .collect();
-        for id in dead {
-            tracing::info!(participant = %id, "media went silent; reaping");
+        for (id, why) in dead {
+            let behind = now.saturating_duration_since(until);
+            tracing::info!(participant = %id, ?behind, "{why}; reaping");
             self.drop_peer(id, LeaveReason::Timeout);
         }
     }

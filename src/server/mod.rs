@@ -15,6 +15,8 @@ mod relay_room;
 pub mod room_task;
 pub mod rooms;
 pub mod session;
+#[cfg(test)]
+mod stall;
 pub mod tls;
 pub mod transport;
 

@@ -58,6 +58,9 @@ pub enum RoomMsg {
     /// Unit tests only: the task panics, as a bug in str0m or in the room would make it.
     #[cfg(test)]
     Panic,
+    /// Unit tests only: the task blocks for this long, as a room starved of CPU would.
+    #[cfg(test)]
+    Stall(std::time::Duration),
 }
 
 /// Runs a room until it is empty and no join is queued.
@@ -81,6 +84,8 @@ pub async fn run(
     let mut asks = Vec::new();
     let mut audience = Audience::default();
     let mut relay = super::relay_room::RelayRoom::default();
+    // Arrival time of the last datagram handled: how far the media inbox has been read.
+    let mut read_until = Instant::now();
     loop {
         let deadline = flush(
             &mut conf,
@@ -139,6 +144,8 @@ pub async fn run(
                 Some(msg) => msg,
                 None => {
                     taken = 0;
+                    conf.room
+                        .media_read_until((!media.is_empty()).then_some(read_until));
                     conf.room.handle_timeout(now);
                     // This path never sleeps; let the worker run other tasks now and then.
                     tokio::task::coop::consume_budget().await;
@@ -157,6 +164,8 @@ pub async fn run(
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     taken = 0;
+                    conf.room
+                        .media_read_until((!media.is_empty()).then_some(read_until));
                     conf.room.handle_timeout(Instant::now());
                     continue;
                 }
@@ -214,10 +223,13 @@ pub async fn run(
                 destination,
                 contents,
                 at,
-            }) => conf
-                .room
-                .handle_receive(id, proto, source, destination, &contents, at),
+            }) => {
+                read_until = read_until.max(at);
+                conf.room
+                    .handle_receive(id, proto, source, destination, &contents, at)
+            }
             Input::Media(MediaMsg::Relayed { contents, at, .. }) => {
+                read_until = read_until.max(at);
                 conf.room.handle_relay_datagram(&contents, at)
             }
             Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
@@ -229,6 +241,8 @@ pub async fn run(
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
+            #[cfg(test)]
+            Input::Signal(RoomMsg::Stall(d)) => std::thread::sleep(d),
             Input::Signal(RoomMsg::Api {
                 call: ApiCall::Record(on),
                 reply,

@@ -1,0 +1,99 @@
+//! A room that runs late does not reap the peers whose datagrams it has not read yet.
+//!
+//! Issue 16's 1 → 300 runs on a loaded machine lost the publisher and most viewers at once:
+//! the room, starved of CPU and busy with joins, read its media inbox seconds late, and the
+//! reaper judged silence against the clock instead of against what it had read. A real server
+//! on loopback; the room task is made to block through a message that exists only in
+//! unit-test builds (no peer can send it), as a starved room would.
+
+use super::room_task::RoomMsg;
+use crate::bot::{Bot, BotConfig, BotStats};
+use crate::config::Config;
+use crate::media::config::SendPath;
+use crate::protocol::{Role, RoomMode, ServerMsg};
+use crate::server::Bound;
+use std::time::Duration;
+
+fn packets(s: &BotStats) -> u64 {
+    s.tracks
+        .values()
+        .chain(s.undecrypted.values())
+        .map(|t| t.packets)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_room_keeps_the_peers_it_has_not_read() {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        udp_port: 0,
+        ..Config::default()
+    };
+    config.room.send_path = SendPath::Lean;
+    config.room.media_timeout = Duration::from_secs(2);
+    let bound = Bound::bind(config).await.expect("bind");
+    let url = format!("ws://{}/ws", bound.http_addr());
+    let shared = bound.shared();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async {
+        let _ = stopped.await;
+    }));
+    let mut host = Bot::join(BotConfig {
+        role: Some(Role::Host),
+        mode: Some(RoomMode::Webinar),
+        publish: true,
+        ..BotConfig::new(url.clone(), "late", "host")
+    })
+    .await
+    .expect("the host joins");
+    let mut viewers = vec![];
+    for i in 0..3 {
+        let viewer = Bot::join(BotConfig {
+            role: Some(Role::Audience),
+            publish: false,
+            // One decrypts (its str0m sends RTCP too); the others only count, as most of
+            // confab-load's viewers do, and then send nothing but STUN.
+            decrypt: i == 0,
+            ..BotConfig::new(url.clone(), "late", format!("v{i}"))
+        })
+        .await
+        .expect("a viewer joins");
+        viewers.push(viewer);
+    }
+    for v in &viewers {
+        let flowing = v
+            .wait_until(Duration::from_secs(15), |s| packets(s) > 50)
+            .await;
+        assert!(flowing, "{} receives: {:?}", v.id, v.stats());
+    }
+    let room = shared.rooms.sender("late").expect("the room is open");
+    // Longer than the media timeout: every datagram sent meanwhile waits in the inbox.
+    room.send(RoomMsg::Stall(Duration::from_secs(3)))
+        .await
+        .expect("the room takes it");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before: Vec<u64> = viewers.iter().map(|v| packets(&v.stats())).collect();
+    for (v, before) in viewers.iter().zip(before) {
+        let more = v
+            .wait_until(Duration::from_secs(5), |s| packets(s) > before + 100)
+            .await;
+        assert!(
+            more,
+            "{} still receives after the stall: {:?}",
+            v.id,
+            v.stats()
+        );
+        assert!(!v.is_finished(), "{} is still in", v.id);
+    }
+    // Nobody was reaped: the host heard of no one leaving, and is in itself.
+    let left = host
+        .wait_event(Duration::from_millis(500), |m| {
+            matches!(m, ServerMsg::ParticipantLeft { .. })
+        })
+        .await;
+    assert!(left.is_none(), "someone was reaped: {left:?}");
+    assert!(!host.is_finished(), "the host is still in");
+    assert_eq!(shared.metrics.participants.get(), 4);
+    drop(viewers);
+    let _ = stop.send(());
+}
