@@ -266,14 +266,16 @@ impl WebRtcPeer {
         })
     }
 
-    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded.
+    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded;
+    /// `Ok(true)` when the write made it want time sooner (str0m's write makes it due now;
+    /// video the pacer holds gives it a pacer wake): the router's timer index must know.
     pub fn forward(
         &mut self,
         mid: Mid,
         p: &Incoming,
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<bool, DropReason> {
         if !self.rtc.is_connected() {
             // Anything written before DTLS is up would be lost, keyframe included.
             return Err(DropReason::NotConnected);
@@ -304,12 +306,14 @@ impl WebRtcPeer {
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
                     let payload = &p.payload[..];
-                    match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
-                        Some(Out::Now(t)) => out.push_back(Output::Transmit(t)),
-                        Some(Out::Held) => {}
-                        None => return Err(DropReason::NoSendStream),
-                    }
-                    return Ok(());
+                    return match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
+                        Some(Out::Now(t)) => {
+                            out.push_back(Output::Transmit(t));
+                            Ok(false)
+                        }
+                        Some(Out::Held) => Ok(true),
+                        None => Err(DropReason::NoSendStream),
+                    };
                 }
             }
         }
@@ -329,7 +333,7 @@ impl WebRtcPeer {
         // nothing to send and cost a full poll. The subscriber is due instead: every packet
         // written to it before the router next takes time leaves in that one pass.
         self.next_timeout = self.next_timeout.min(now);
-        Ok(())
+        Ok(true)
     }
 
     /// A new downlink estimate; returns whether it moved enough to reallocate layers.
