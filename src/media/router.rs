@@ -151,6 +151,11 @@ impl Router {
         self.peers.get(&id)?.webrtc()?.fast.as_deref()?.estimate()
     }
 
+    /// Peers the timer index would have woken late, found by its audits (see `timers.rs`).
+    pub fn timer_misses(&self) -> u64 {
+        self.timers.misses
+    }
+
     /// What happened to packets so far.
     pub fn counters(&self) -> &RoomCounters {
         &self.counters
@@ -430,6 +435,7 @@ impl Router {
         self.timers.hot = false;
         if self.next_reap.is_none_or(|t| t <= now) {
             self.next_reap = Some(now + REAP_EVERY);
+            self.timers.audit(&self.peers);
             self.reap(now);
             // Scanning every peer anyway: the index is re-read with it, so a touch missed
             // somewhere costs a late wake at worst.

@@ -45,6 +45,9 @@ pub struct Timers {
     pub(super) touched: Vec<ParticipantId>,
     /// Every peer must be read again.
     all: bool,
+    /// Peers found, in [`Self::audit`], wanting time before the index would have woken them:
+    /// a touch missing somewhere (tests assert none).
+    pub misses: u64,
     /// The input being handled touches what it changes itself (`handle_receive`,
     /// `handle_timeout`): settling it does not re-read every peer.
     pub hot: bool,
@@ -93,6 +96,23 @@ impl Timers {
             }
             None => {
                 self.at.remove(&id);
+            }
+        }
+    }
+
+    /// Counts the peers whose deadline is earlier than the index knows (see [`Self::misses`]);
+    /// skipped when every peer is about to be re-read anyway.
+    pub fn audit(&mut self, peers: &BTreeMap<ParticipantId, Peer>) {
+        if self.all {
+            return;
+        }
+        self.refresh(peers);
+        for (id, p) in peers {
+            let known = self.at.get(id);
+            if p.next_timeout()
+                .is_some_and(|t| known.is_none_or(|k| t < *k))
+            {
+                self.misses += 1;
             }
         }
     }

@@ -9,7 +9,8 @@ use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
 use crate::model::{ParticipantId, TrackId};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
@@ -83,11 +84,16 @@ pub struct WebRtcPeer {
     /// Its local ICE username fragment: the key the UDP demux routes STUN by.
     pub ufrag: String,
     /// Its published tracks by the mid they arrive on.
-    pub published: HashMap<Mid, TrackId>,
+    ///
+    /// The per-m-line maps here are looked up per packet, so they hash with FxHash, not
+    /// SipHash: their keys come from the peer (mids from its SDP, SSRCs from its packets) but
+    /// their size is bounded by its negotiated m-lines and streams (an SSRC enters `rx_mids`
+    /// only once str0m knows its stream), so colliding keys cannot grow a probe past that.
+    pub published: FxHashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
-    pub down_tracks: HashMap<Mid, DownTrack>,
+    pub down_tracks: FxHashMap<Mid, DownTrack>,
     /// Incoming SSRC → (mid, rid), filled as streams appear.
-    pub rx_mids: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    pub rx_mids: FxHashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
     pub bwe: Option<u64>,
     /// A lean estimate above `bwe`: since when, and its lowest value since.
@@ -103,7 +109,7 @@ pub struct WebRtcPeer {
     /// Forwarding state of m-lines that carry nothing now, so that when one carries a track
     /// again its numbering continues where it stopped: the browser keeps the m-line's stream
     /// and would drop packets that seem to go back in time. Bounded by the m-lines of the SDP.
-    pub parked: HashMap<Mid, Forwarder>,
+    pub parked: FxHashMap<Mid, Forwarder>,
     /// Receive-only audio m-lines the server fills with voices (see `audio_slots`).
     pub audio_slots: Vec<Mid>,
     /// What it was last told its audio slots carry.
@@ -246,15 +252,15 @@ impl WebRtcPeer {
             may_publish,
             rtc,
             ufrag,
-            published: HashMap::new(),
-            down_tracks: HashMap::new(),
-            rx_mids: HashMap::new(),
+            published: FxHashMap::default(),
+            down_tracks: FxHashMap::default(),
+            rx_mids: FxHashMap::default(),
             bwe: None,
             rising: None,
             pinned: None,
             forwarded: vec![],
             video_sizes: BTreeMap::new(),
-            parked: HashMap::new(),
+            parked: FxHashMap::default(),
             audio_slots: vec![],
             announced_slots: BTreeMap::new(),
             next_timeout: now,
