@@ -89,6 +89,7 @@
 //! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
+//! | `media::timers` | each peer's next deadline in a heap with lazy deletion: a wake visits only the due peers; who must touch a peer when |
 //! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |

@@ -11,13 +11,15 @@ use std::collections::{BTreeMap, VecDeque};
 use str0m::media::Mid;
 
 /// For each subscriber of the packet's up-track: decide, write, count. Returns what the
-/// down-tracks asked of the router (a keyframe, a reallocation).
+/// down-tracks asked of the router (a keyframe, a reallocation). A subscriber whose write
+/// made it want time sooner is pushed to `sooner` (see `timers.rs`).
 pub(super) fn fan_out(
     p: &Incoming,
     subscribers: &[(ParticipantId, Mid)],
     peers: &mut BTreeMap<ParticipantId, Peer>,
     counters: &mut RoomCounters,
     out: &mut VecDeque<Output>,
+    sooner: &mut Vec<ParticipantId>,
 ) -> Wishes {
     let mut wishes = Wishes::default();
     for &(subscriber, mid) in subscribers {
@@ -26,7 +28,12 @@ pub(super) fn fan_out(
             None => Err(DropReason::SubscriptionGone),
         };
         match sent {
-            Ok(()) => counters.rtp_forwarded += 1,
+            Ok(wake) => {
+                counters.rtp_forwarded += 1;
+                if wake {
+                    sooner.push(subscriber);
+                }
+            }
             Err(reason) => counters.count(reason),
         }
     }

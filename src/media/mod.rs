@@ -28,6 +28,7 @@ mod rtc_events;
 pub mod sdp_check;
 pub mod simulcast;
 pub mod speaker;
+mod timers;
 pub mod track;
 pub mod webrtc;
 

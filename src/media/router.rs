@@ -16,6 +16,7 @@ use super::record_tap::RecordTap;
 use super::relay::{EdgeLink, RelayAnnounce};
 use super::simulcast::Layer;
 use super::speaker::SpeakerDetector;
+use super::timers::Timers;
 use super::track::UpTrack;
 use super::webrtc::WebRtcPeer;
 use crate::model::{LeaveReason, ParticipantId, Source, TrackId, TrackInfo};
@@ -72,6 +73,8 @@ pub struct Router {
     /// Scratch list of the peers due in one [`Router::handle_timeout`], kept for its
     /// allocation.
     pub(super) due: Vec<ParticipantId>,
+    /// Each peer's next deadline, so a wake visits only the due peers (see `timers.rs`).
+    pub(super) timers: Timers,
     /// The recording being fed, if the room records (see `record_tap.rs`).
     pub(super) tap: Option<RecordTap>,
     /// The origin link feeding this room, when it is an edge room (see `relay`).
@@ -103,6 +106,7 @@ impl Router {
             next_reap: None,
             read_until: None,
             due: Vec::new(),
+            timers: Timers::default(),
             tap: None,
             edge: None,
             announce: VecDeque::new(),
@@ -151,6 +155,11 @@ impl Router {
         self.peers.get(&id)?.webrtc()?.fast.as_deref()?.estimate()
     }
 
+    /// Peers the timer index would have woken late, found by its audits (see `timers.rs`).
+    pub fn timer_misses(&self) -> u64 {
+        self.timers.misses
+    }
+
     /// What happened to packets so far.
     pub fn counters(&self) -> &RoomCounters {
         &self.counters
@@ -170,6 +179,7 @@ impl Router {
             .map_err(|e| JoinError::Media(e.to_string()))?;
         self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
         self.peers.insert(id, Peer::WebRtc(browser));
+        self.timers.touch(id);
         Ok(())
     }
 
@@ -261,6 +271,7 @@ impl Router {
             return false;
         };
         self.index_dirty = true;
+        self.timers.touch(id);
         let gone: Vec<TrackId> = match peer {
             Peer::WebRtc(mut p) => {
                 p.rtc.disconnect();
@@ -331,6 +342,7 @@ impl Router {
             return;
         };
         p.last_heard = now;
+        self.timers.touch(id);
         if let Some(fast) = p.fast.as_deref_mut() {
             if fast.on_receive(proto, source, destination, contents, now) {
                 let (estimate, delivered) = (fast.estimate(), fast.delivered());
@@ -353,20 +365,25 @@ impl Router {
             self.counters.bad_datagrams += 1;
         }
         self.drain(id);
+        self.timers.hot = true;
         self.pump(now);
+        self.timers.hot = false;
     }
 
     /// Time passes.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = std::mem::take(&mut self.due);
         due.clear();
-        due.extend(
-            self.peers
-                .iter()
-                .filter(|(_, p)| p.next_timeout().is_some_and(|t| t <= now))
-                .map(|(id, _)| *id),
-        );
+        self.timers.refresh(&self.peers);
+        self.timers.take_due(now, &mut due);
         for &id in &due {
+            // Taken out of the index: handled or not, it goes back in at the next refresh.
+            self.timers.touch(id);
+            // A deadline that moved later unseen (see `timers.rs`) is not due yet.
+            let due_now = self.peers.get(&id).and_then(Peer::next_timeout);
+            if due_now.is_none_or(|t| t > now) {
+                continue;
+            }
             if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
                 if let Some(f) = p.fast.as_deref_mut() {
                     let report = f.poll_report(now);
@@ -417,10 +434,16 @@ impl Router {
         }
         self.due = due;
         self.record_tick(now);
+        self.timers.hot = true;
         self.pump(now);
+        self.timers.hot = false;
         if self.next_reap.is_none_or(|t| t <= now) {
             self.next_reap = Some(now + REAP_EVERY);
+            self.timers.audit(&self.peers);
             self.reap(now);
+            // Scanning every peer anyway: the index is re-read with it, so a touch missed
+            // somewhere costs a late wake at worst.
+            self.timers.touch_all();
         }
     }
 
@@ -432,7 +455,8 @@ impl Router {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let peers = self.peers.values().filter_map(Peer::next_timeout).min();
+        self.timers.refresh(&self.peers);
+        let peers = self.timers.next();
         // Reaping runs on its own schedule (see `REAP_EVERY`) while anyone is in.
         let busy = !self.peers.is_empty();
         let next = [
@@ -501,6 +525,7 @@ impl Router {
             match p.rtc.poll_output() {
                 Ok(str0m::Output::Timeout(t)) => {
                     p.next_timeout = t;
+                    self.timers.touch(id);
                     break;
                 }
                 Ok(str0m::Output::Transmit(t)) => self.out.push_back(Output::Transmit(t)),
@@ -516,6 +541,10 @@ impl Router {
 
     /// Handles queued work until none is left.
     pub(super) fn pump(&mut self, now: Instant) {
+        if !self.timers.hot {
+            // An input that does not touch what it changes (see `timers.rs`).
+            self.timers.touch_all();
+        }
         loop {
             while let Some(w) = self.work.pop_front() {
                 match w {
@@ -527,12 +556,14 @@ impl Router {
             }
             if self.slots_dirty {
                 self.assign_audio_slots();
+                self.timers.touch_all();
                 continue;
             }
             if !self.alloc_dirty {
                 return;
             }
             self.reallocate(now);
+            self.timers.touch_all();
         }
     }
 }

@@ -254,6 +254,7 @@ impl Router {
             &mut self.peers,
             &mut self.counters,
             &mut self.out,
+            &mut self.timers.touched,
         );
         if !self.index_dirty {
             if let Some(t) = self.tracks.get_mut(&track_id) {

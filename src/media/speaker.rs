@@ -6,7 +6,8 @@
 //! row (300 ms): a 200 ms burst moves a one-second mean by at most a fifth of its loudness.
 
 use crate::model::ParticipantId;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Settings of the detector.
@@ -47,7 +48,8 @@ struct Track {
 #[derive(Debug)]
 pub struct SpeakerDetector {
     config: SpeakerConfig,
-    tracks: HashMap<ParticipantId, Track>,
+    /// Looked up per audio packet; the ids are the server's own, so FxHash.
+    tracks: FxHashMap<ParticipantId, Track>,
     next_tick: Option<Instant>,
     dominant: Option<ParticipantId>,
     challenger: Option<(ParticipantId, u32)>,
@@ -67,7 +69,7 @@ impl SpeakerDetector {
     pub fn new(config: SpeakerConfig) -> Self {
         SpeakerDetector {
             config,
-            tracks: HashMap::new(),
+            tracks: FxHashMap::default(),
             next_tick: None,
             dominant: None,
             challenger: None,

@@ -9,7 +9,8 @@ use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
 use crate::model::{ParticipantId, TrackId};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
@@ -83,11 +84,16 @@ pub struct WebRtcPeer {
     /// Its local ICE username fragment: the key the UDP demux routes STUN by.
     pub ufrag: String,
     /// Its published tracks by the mid they arrive on.
-    pub published: HashMap<Mid, TrackId>,
+    ///
+    /// The per-m-line maps here are looked up per packet, so they hash with FxHash, not
+    /// SipHash: their keys come from the peer (mids from its SDP, SSRCs from its packets) but
+    /// their size is bounded by its negotiated m-lines and streams (an SSRC enters `rx_mids`
+    /// only once str0m knows its stream), so colliding keys cannot grow a probe past that.
+    pub published: FxHashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
-    pub down_tracks: HashMap<Mid, DownTrack>,
+    pub down_tracks: FxHashMap<Mid, DownTrack>,
     /// Incoming SSRC → (mid, rid), filled as streams appear.
-    pub rx_mids: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    pub rx_mids: FxHashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
     pub bwe: Option<u64>,
     /// A lean estimate above `bwe`: since when, and its lowest value since.
@@ -103,7 +109,7 @@ pub struct WebRtcPeer {
     /// Forwarding state of m-lines that carry nothing now, so that when one carries a track
     /// again its numbering continues where it stopped: the browser keeps the m-line's stream
     /// and would drop packets that seem to go back in time. Bounded by the m-lines of the SDP.
-    pub parked: HashMap<Mid, Forwarder>,
+    pub parked: FxHashMap<Mid, Forwarder>,
     /// Receive-only audio m-lines the server fills with voices (see `audio_slots`).
     pub audio_slots: Vec<Mid>,
     /// What it was last told its audio slots carry.
@@ -246,15 +252,15 @@ impl WebRtcPeer {
             may_publish,
             rtc,
             ufrag,
-            published: HashMap::new(),
-            down_tracks: HashMap::new(),
-            rx_mids: HashMap::new(),
+            published: FxHashMap::default(),
+            down_tracks: FxHashMap::default(),
+            rx_mids: FxHashMap::default(),
             bwe: None,
             rising: None,
             pinned: None,
             forwarded: vec![],
             video_sizes: BTreeMap::new(),
-            parked: HashMap::new(),
+            parked: FxHashMap::default(),
             audio_slots: vec![],
             announced_slots: BTreeMap::new(),
             next_timeout: now,
@@ -266,14 +272,16 @@ impl WebRtcPeer {
         })
     }
 
-    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded.
+    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded;
+    /// `Ok(true)` when the write made it want time sooner (str0m's write makes it due now;
+    /// video the pacer holds gives it a pacer wake): the router's timer index must know.
     pub fn forward(
         &mut self,
         mid: Mid,
         p: &Incoming,
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<bool, DropReason> {
         if !self.rtc.is_connected() {
             // Anything written before DTLS is up would be lost, keyframe included.
             return Err(DropReason::NotConnected);
@@ -304,12 +312,14 @@ impl WebRtcPeer {
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
                     let payload = &p.payload[..];
-                    match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
-                        Some(Out::Now(t)) => out.push_back(Output::Transmit(t)),
-                        Some(Out::Held) => {}
-                        None => return Err(DropReason::NoSendStream),
-                    }
-                    return Ok(());
+                    return match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
+                        Some(Out::Now(t)) => {
+                            out.push_back(Output::Transmit(t));
+                            Ok(false)
+                        }
+                        Some(Out::Held) => Ok(true),
+                        None => Err(DropReason::NoSendStream),
+                    };
                 }
             }
         }
@@ -329,7 +339,7 @@ impl WebRtcPeer {
         // nothing to send and cost a full poll. The subscriber is due instead: every packet
         // written to it before the router next takes time leaves in that one pass.
         self.next_timeout = self.next_timeout.min(now);
-        Ok(())
+        Ok(true)
     }
 
     /// A new downlink estimate; returns whether it moved enough to reallocate layers.

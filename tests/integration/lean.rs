@@ -64,6 +64,12 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
     }
     // The publisher is a lean peer too (its receiver reports come from `fast::reports`).
     assert!(sim.conf.room.fast_sent(host).is_some());
+    // The timer index never knew a deadline later than the peer's own (media/timers.rs).
+    assert_eq!(
+        sim.conf.room.timer_misses(),
+        0,
+        "a peer's deadline was missed"
+    );
 }
 
 #[test]

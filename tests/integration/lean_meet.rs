@@ -113,6 +113,12 @@ fn lean_meeting_of_six_everyone_decodes_everyone_and_publishers_get_reports() {
         let unique: HashSet<_> = sent.iter().collect();
         assert_eq!(unique.len(), sent.len(), "nonce reused toward {id:?}");
     }
+    // The timer index never knew a deadline later than the peer's own (media/timers.rs).
+    assert_eq!(
+        sim.conf.room.timer_misses(),
+        0,
+        "a peer's deadline was missed"
+    );
 }
 
 #[test]

@@ -215,6 +215,12 @@ fn lean_pacer_holds_keyframe_bursts_but_never_audio() {
             "lean pacer: held {held}, estimate {estimate:?}, video max {video_max} µs, audio max {audio_max} µs"
         );
     }
+    // Held video wakes its subscriber through the fan-out's touch (media/timers.rs).
+    assert_eq!(
+        sim.conf.room.timer_misses(),
+        0,
+        "a peer's deadline was missed"
+    );
 }
 
 /// Issue 16: a capped lean viewer, once on the low layer, stays there for as long as the cap

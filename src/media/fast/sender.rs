@@ -11,7 +11,7 @@ use super::pool;
 use super::reports::Reports;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::media::Mid;
@@ -114,7 +114,8 @@ pub struct FastSender {
     /// Transport-wide numbering (its send register), feedback, NACKs, and the estimator
     /// when the room estimates bandwidth.
     control: Box<Control>,
-    streams: HashMap<Mid, StreamOut>,
+    /// By mid, looked up per packet: FxHash (the mids are bounded by the peer's SDP).
+    streams: FxHashMap<Mid, StreamOut>,
     next_report: Instant,
     /// What media and padding together should reach, in bits per second, so the estimate can
     /// see whether the path carries the next layer (the allocation sets it).
@@ -152,7 +153,7 @@ impl FastSender {
             pair: None,
             epoch: now,
             control: Box::new(Control::new(estimate_from, now)),
-            streams: HashMap::new(),
+            streams: FxHashMap::default(),
             next_report: now + REPORT_EVERY,
             pad_to: 0,
             sent_since_pad: 0,

@@ -237,7 +237,10 @@ impl Router {
             ext,
         };
         self.deliver(track_id, &incoming, now);
+        // The fan-out touched the subscribers it made want time (see `timers.rs`).
+        self.timers.hot = true;
         self.pump(now);
+        self.timers.hot = false;
     }
 
     /// Queues the viewers' layer needs for the origin if they changed (from allocation).
