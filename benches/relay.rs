@@ -1,6 +1,7 @@
 //! The relay link's per-packet cost: sealing one publisher packet into a relay datagram on the
 //! origin (once per edge node, whatever its number of viewers), and opening it on the edge.
 
+use confab::media::fast::pool;
 use confab::media::relay::wire::{RelayOpener, RelayPacket, RelaySealer};
 use confab::media::relay::RelayKey;
 use confab::protocol::TrackId;
@@ -29,7 +30,11 @@ fn relay(c: &mut Criterion) {
     g.bench_function("seal_1100", |b| {
         b.iter(|| {
             seq += 1;
-            black_box(sealer.seal(&packet(seq), black_box(&payload)))
+            let datagram = black_box(sealer.seal(&packet(seq), black_box(&payload)));
+            // Egress hands every sent datagram back to the pool the sealer takes from.
+            if let Some(d) = datagram {
+                pool::give(d);
+            }
         })
     });
     // Opening needs fresh datagrams (the replay window refuses repeats): sealed ahead.

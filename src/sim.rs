@@ -308,6 +308,17 @@ impl Sim {
         }
     }
 
+    /// A peer's decoder asks for a keyframe of every video it receives (a PLI each); returns
+    /// how many it asked for.
+    pub fn request_keyframes(&mut self, id: ParticipantId) -> usize {
+        let asked = self
+            .peers
+            .get_mut(&id)
+            .map_or(0, |p| p.core.request_keyframes());
+        self.settle();
+        asked
+    }
+
     /// A peer that joined without publishing starts to (after a promotion to the stage).
     pub fn start_publishing(&mut self, id: ParticipantId) {
         if let Some(p) = self.peers.get_mut(&id) {

@@ -5,10 +5,10 @@
 //! and the virtual-time simulator both wrap this one core.
 
 mod answer;
+mod keyframe;
 
 use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
-use super::seq::extend_seq;
-use super::{BotStats, TrackStats};
+use super::{seq::extend_seq, BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
 use crate::protocol::{ClientMsg, ErrorCode, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
 use std::collections::{BTreeMap, HashMap, VecDeque};

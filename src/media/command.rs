@@ -137,6 +137,9 @@ pub struct RoomCounters {
     pub bad_datagrams: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
+    /// SRTCP compounds from lean peers the lean path opened, and those it refused.
+    pub srtcp_opened: u64,
+    pub srtcp_refused: u64,
 }
 
 impl RoomCounters {

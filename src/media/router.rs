@@ -343,19 +343,19 @@ impl Router {
         };
         p.last_heard = now;
         self.timers.touch(id);
-        if let Some(fast) = p.fast.as_deref_mut() {
-            if fast.on_receive(proto, source, destination, contents, now) {
-                let (estimate, delivered) = (fast.estimate(), fast.delivered());
-                if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
-                    self.alloc_dirty = true;
-                }
-            }
-            if p.fast.as_deref().is_some_and(|f| f.has_nacks()) {
-                super::fast::rtx::answer_nacks(p, &self.tracks, now, &mut self.out);
-            }
+        // A lean peer's SRTCP is read once, by the lean path (`fast::receive`). What it moves
+        // touches itself: this peer above, publishers asked for keyframes through `drain`.
+        if p.fast.is_some() && self.lean_receive(id, proto, source, destination, contents, now) {
+            self.timers.hot = true;
+            self.pump(now);
+            self.timers.hot = false;
+            return;
         }
         let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             self.counters.bad_datagrams += 1;
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
         if p.rtc

@@ -22,18 +22,7 @@ impl Router {
     pub(super) fn handle_event(&mut self, id: ParticipantId, e: Event, now: Instant) {
         match e {
             Event::RtpPacket(pkt) => self.route(id, pkt),
-            Event::KeyframeRequest(req) => {
-                // A subscriber's decoder needs a keyframe of the layer it is receiving.
-                let wanted = self
-                    .peers
-                    .get(&id)
-                    .and_then(Peer::webrtc)
-                    .and_then(|p| p.down_tracks.get(&req.mid))
-                    .and_then(|s| Some((s.track, s.selector.current().or(s.selector.target())?)));
-                if let Some((track, layer)) = wanted {
-                    self.request_keyframe(track, layer, req.kind, now);
-                }
-            }
+            Event::KeyframeRequest(req) => self.keyframe_wanted(id, req.mid, req.kind, now),
             Event::IceConnectionStateChange(state) => {
                 let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
@@ -103,6 +92,26 @@ impl Router {
     /// (issue 16's 1 -> 300 runs lost their publisher and 250 viewers that way).
     pub fn media_read_until(&mut self, at: Option<Instant>) {
         self.read_until = at;
+    }
+
+    /// A subscriber's decoder on `mid` needs a keyframe of the layer it is receiving (from
+    /// str0m's `KeyframeRequest`, or the lean path's own reading of its PLI/FIR).
+    pub(super) fn keyframe_wanted(
+        &mut self,
+        id: ParticipantId,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
+        let wanted = self
+            .peers
+            .get(&id)
+            .and_then(Peer::webrtc)
+            .and_then(|p| p.down_tracks.get(&mid))
+            .and_then(|s| Some((s.track, s.selector.current().or(s.selector.target())?)));
+        if let Some((track, layer)) = wanted {
+            self.request_keyframe(track, layer, kind, now);
+        }
     }
 
     /// Removes peers whose media path went silent, whose ICE stayed disconnected, or that

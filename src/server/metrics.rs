@@ -21,6 +21,9 @@ pub struct Metrics {
     pub udp_send_calls: Counter,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: Counter,
+    /// SRTCP compounds from lean peers opened by the lean path, and those it refused.
+    pub lean_srtcp_opened: Counter,
+    pub lean_srtcp_refused: Counter,
     /// Packets not forwarded to a subscriber, by `reason` (a `DropReason` name).
     pub rtp_dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Signalling messages refused (bad JSON, too large, rate limited, …).
@@ -92,6 +95,16 @@ impl Default for Metrics {
             &mut registry,
             "rtp_forwarded_packets",
             "RTP packets forwarded to subscribers",
+        );
+        let lean_srtcp_opened = m(
+            &mut registry,
+            "lean_srtcp_opened",
+            "SRTCP compounds from lean peers opened by the lean path",
+        );
+        let lean_srtcp_refused = m(
+            &mut registry,
+            "lean_srtcp_refused",
+            "SRTCP compounds from lean peers that failed to open",
         );
         let rtp_dropped = Family::default();
         registry.register(
@@ -212,6 +225,8 @@ impl Default for Metrics {
             udp_out,
             udp_send_calls,
             rtp_forwarded,
+            lean_srtcp_opened,
+            lean_srtcp_refused,
             rtp_dropped,
             signalling_errors,
             participants,

@@ -76,6 +76,7 @@ pub async fn run(
     let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
+    let mut srtcp = (0, 0);
     let mut batch = Vec::new();
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
@@ -120,6 +121,11 @@ pub async fn run(
                 .dropped(reason.name(), now_dropped[i] - dropped[i]);
         }
         dropped = now_dropped;
+        let c = conf.room.counters();
+        let m = &shared.metrics;
+        m.lean_srtcp_opened.inc_by(c.srtcp_opened - srtcp.0);
+        m.lean_srtcp_refused.inc_by(c.srtcp_refused - srtcp.1);
+        srtcp = (c.srtcp_opened, c.srtcp_refused);
         if conf.is_empty()
             && shared
                 .rooms

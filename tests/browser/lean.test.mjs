@@ -67,4 +67,10 @@ world.scenario('the audience decodes the presenter over the lean path, sender re
       assert.ok(s.packetsLost <= 2, `${label} ${s.kind}: ${s.packetsLost} lost of ${s.packetsReceived}`);
     }
   }
+  // Chromium's SRTCP (receiver reports, transport-cc, NACKs, the host's sender reports) is
+  // opened by the lean path itself, once; str0m no longer sees it. None may fail to open.
+  const opened = await world.server.metric('confab_lean_srtcp_opened_total');
+  const refused = await world.server.metric('confab_lean_srtcp_refused_total');
+  assert.ok(opened > 20, `lean path opened ${opened} SRTCP compounds`);
+  assert.equal(refused, 0, `${refused} SRTCP compounds failed to open`);
 });

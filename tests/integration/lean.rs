@@ -62,7 +62,8 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
         );
         assert!(rtcp >= 3, "a sender report a second: {rtcp}");
     }
-    // The publisher is a lean peer too (its receiver reports come from `fast::reports`).
+    // The publisher is a lean peer too (its receiver reports come from `fast::reports`),
+    // even one that subscribes to nothing: its keys are taken when its first SRTCP comes.
     assert!(sim.conf.room.fast_sent(host).is_some());
     // The timer index never knew a deadline later than the peer's own (media/timers.rs).
     assert_eq!(
@@ -70,6 +71,17 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
         0,
         "a peer's deadline was missed"
     );
+    let reported = sim.stats(host).reported;
+    assert!(reported.len() >= 2, "our receiver reports: {reported:?}");
+    // Everyone's SRTCP was opened by the lean path, once, and none was refused.
+    for id in audience.iter().chain([&host]) {
+        let (opened, refused) = sim.conf.room.fast_rtcp_in(*id).expect("lean");
+        // (The host's are its sender reports alone: a few in these seconds.)
+        assert!(
+            opened >= 2 && refused == 0,
+            "{opened} opened, {refused} refused"
+        );
+    }
 }
 
 #[test]
@@ -126,6 +138,52 @@ fn a_late_lean_subscriber_gets_a_keyframe_on_request() {
         .room
         .fast_sent(late)
         .is_some_and(|(rtp, _)| rtp > 0));
+}
+
+/// A lean viewer's PLI is read by the lean path (str0m no longer sees its SRTCP) and reaches
+/// the publisher as a keyframe request; the keyframe it brings reaches the viewer.
+#[test]
+fn a_lean_viewers_pli_reaches_the_publisher() {
+    let shape = StreamShape {
+        keyframe_interval: Duration::from_secs(3600),
+        ..StreamShape::default()
+    };
+    let mut sim = Sim::new(lean());
+    let host = sim.join("host", Role::Host, true, shape).expect("join");
+    let viewer = sim.join("v", Role::Audience, false, shape).expect("join");
+    let keyframes = |sim: &Sim| -> u64 {
+        let st = sim.stats(viewer);
+        st.tracks
+            .values()
+            .filter(|t| t.video)
+            .map(|t| t.keyframes)
+            .sum()
+    };
+    assert!(sim.run_until(Duration::from_secs(3), |s| keyframes(s) > 0));
+    // Quiet for longer than the room's keyframe-request spacing.
+    sim.run_for(Duration::from_secs(3));
+    let (asked_before, keys_before) = (sim.stats(host).keyframe_requests, keyframes(&sim));
+    let requests_before = sim.conf.room.counters().keyframe_requests;
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(keyframes(&sim), keys_before, "no keyframe unasked");
+    assert_eq!(sim.request_keyframes(viewer), 1, "one video received");
+    let ok = sim.run_until(Duration::from_secs(1), |s| {
+        s.stats(host).keyframe_requests > asked_before && keyframes(s) > keys_before
+    });
+    assert!(
+        ok,
+        "host asked {} → {}, viewer keyframes {keys_before} → {}, {:?}",
+        asked_before,
+        sim.stats(host).keyframe_requests,
+        keyframes(&sim),
+        sim.conf.room.counters()
+    );
+    assert!(sim.conf.room.counters().keyframe_requests > requests_before);
+    let (opened, refused) = sim.conf.room.fast_rtcp_in(viewer).expect("lean");
+    assert!(
+        opened > 0 && refused == 0,
+        "{opened} opened, {refused} refused"
+    );
 }
 
 fn simulcast_shape() -> StreamShape {

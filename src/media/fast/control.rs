@@ -1,14 +1,9 @@
-//! A lean subscriber's feedback: its SRTCP opened; transport-cc feedback resolved against the
-//! send register (the one source of transport-wide numbers) and fed to the estimator that drives
-//! its layer allocation; NACKs queued for retransmission; the round trip from receiver reports.
-//!
-//! str0m decrypts the subscriber's RTCP too, but in RTP mode with its estimator off it keeps
-//! the feedback to itself; opening the compound a second time here (a few per 100 ms, each a
-//! few dozen bytes) is cheaper than routing str0m's internals out.
+//! A lean subscriber's feedback: transport-cc feedback resolved against the send register (the
+//! one source of transport-wide numbers) and fed to the estimator that drives its layer
+//! allocation; NACKs queued for retransmission; the round trip from receiver reports. It reads
+//! the packets of compounds `rtcp_in` opened (once, for everything that reads them).
 
 use super::gcc::{Estimator, Gcc, GccConfig};
-use super::keys::{self, Keying};
-use super::srtp::Opener;
 use super::twcc::{self, Feedback, PacketResult, RegisterConfig, SendRegister};
 use std::time::{Duration, Instant};
 
@@ -28,7 +23,6 @@ const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
 /// One subscriber's feedback loop.
 pub struct Control {
-    opener: Option<Opener>,
     register: SendRegister,
     /// The estimator, when the room estimates bandwidth.
     gcc: Option<Gcc>,
@@ -41,7 +35,7 @@ pub struct Control {
     nacks: Vec<(u32, u16)>,
     /// Round trip, from the subscriber's receiver reports on our sender reports.
     rtt: Option<Duration>,
-    /// Feedback messages applied, and compounds that failed to open or parse.
+    /// Feedback messages applied, and those that failed to parse.
     pub feedbacks: u64,
     pub refused: u64,
 }
@@ -58,7 +52,6 @@ impl Control {
             Gcc::new(config, now)
         });
         Control {
-            opener: None,
             register: SendRegister::new(RegisterConfig::default(), now),
             gcc,
             fb: Feedback::default(),
@@ -72,11 +65,6 @@ impl Control {
         }
     }
 
-    /// The keys are known: the subscriber's RTCP can be opened from now on.
-    pub fn keyed(&mut self, keying: &Keying) {
-        self.opener = Opener::new(&keys::provider(), keying).ok();
-    }
-
     /// The transport-wide sequence number the next packet gets.
     pub fn next_seq(&self) -> u64 {
         self.register.next_seq()
@@ -87,53 +75,35 @@ impl Control {
         self.register.on_send(now, size);
     }
 
-    /// Takes one datagram from the subscriber; returns whether it was RTCP that moved the
-    /// estimator. NACKs it carries wait in [`Self::take_nacks`].
-    pub fn on_receive(&mut self, contents: &[u8], now: Instant) -> bool {
-        // RFC 5761: RTCP packet types 192..=223 in the second byte, version 2 in the first.
-        let rtcp =
-            contents.len() >= 8 && contents[0] >> 6 == 2 && (192..=223).contains(&contents[1]);
-        if !rtcp {
-            return false;
-        }
-        let Some(opener) = self.opener.as_mut() else {
+    /// Takes one packet of an opened compound from the subscriber; returns whether it was
+    /// transport-cc feedback that moved the estimator. NACKs it carries wait in
+    /// [`Self::take_nacks`]. Other packets are not its business.
+    pub fn on_packet(&mut self, packet: &[u8], now: Instant) -> bool {
+        let Some(head) = packet.get(..4) else {
             return false;
         };
-        let Ok((clear, _)) = opener.open_rtcp(contents) else {
-            self.refused += 1;
-            return false;
-        };
-        let mut applied = false;
-        let mut at = 0;
-        while let Some(head) = clear.get(at..at + 4) {
-            let len = (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1) * 4;
-            let Some(packet) = clear.get(at..at + len) else {
-                break;
-            };
-            if head[1] == RTPFB && head[0] & 0x1f == FMT_TWCC {
-                match twcc::parse_feedback(packet, &mut self.fb) {
-                    Ok(()) => {
-                        self.results.clear();
-                        self.register.resolve(now, &self.fb, &mut self.results);
-                        if let Some(gcc) = self.gcc.as_mut() {
-                            gcc.on_feedback(now, &self.results);
-                            self.feedbacks += 1;
-                            applied = true;
-                        }
+        if head[1] == RTPFB && head[0] & 0x1f == FMT_TWCC {
+            match twcc::parse_feedback(packet, &mut self.fb) {
+                Ok(()) => {
+                    self.results.clear();
+                    self.register.resolve(now, &self.fb, &mut self.results);
+                    if let Some(gcc) = self.gcc.as_mut() {
+                        gcc.on_feedback(now, &self.results);
+                        self.feedbacks += 1;
+                        return true;
                     }
-                    Err(_) => self.refused += 1,
                 }
-            } else if head[1] == RTPFB && head[0] & 0x1f == FMT_NACK {
-                parse_nack(packet, &mut self.nacks);
-            } else if head[1] == RR {
-                let since = now.saturating_duration_since(self.epoch);
-                if let Some(rtt) = rtt_of(packet, ntp_mid32(since)) {
-                    self.rtt = Some(rtt);
-                }
+                Err(_) => self.refused += 1,
             }
-            at += len;
+        } else if head[1] == RTPFB && head[0] & 0x1f == FMT_NACK {
+            parse_nack(packet, &mut self.nacks);
+        } else if head[1] == RR {
+            let since = now.saturating_duration_since(self.epoch);
+            if let Some(rtt) = rtt_of(packet, ntp_mid32(since)) {
+                self.rtt = Some(rtt);
+            }
         }
-        applied
+        false
     }
 
     /// Whether it runs an estimator (the room estimates bandwidth).
@@ -245,6 +215,8 @@ fn rtt_of(packet: &[u8], now_mid32: u32) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::fast::keys::{self, Keying};
+    use crate::media::fast::rtcp_in::{self, Opened, RtcpIn};
     use crate::media::fast::srtp::Sealer;
     use crate::media::fast::twcc::tests::write_feedback;
     use str0m::crypto::dtls::SrtpProfile;
@@ -254,6 +226,49 @@ mod tests {
             material: (0..56u8).map(|b| b.wrapping_mul(29) ^ 0x33).collect(),
             profile: SrtpProfile::AEAD_AES_128_GCM,
             active,
+        }
+    }
+
+    /// A subscriber's loop fed as the lean sender feeds it: each compound opened once and
+    /// its packets handed over.
+    struct Fed {
+        control: Control,
+        rin: RtcpIn,
+    }
+
+    impl Fed {
+        fn new(initial_bps: Option<u64>, now: Instant) -> Fed {
+            let mut rin = RtcpIn::default();
+            rin.keyed(&keying(true)).expect("GCM");
+            let control = Control::new(initial_bps, now);
+            Fed { control, rin }
+        }
+
+        fn on_receive(&mut self, contents: &[u8], now: Instant) -> bool {
+            if !rtcp_in::is_rtcp(contents) {
+                return false;
+            }
+            let Opened::Clear(clear) = self.rin.open(contents) else {
+                return false;
+            };
+            let mut moved = false;
+            for packet in rtcp_in::packets(clear) {
+                moved |= self.control.on_packet(packet, now);
+            }
+            moved
+        }
+    }
+
+    impl std::ops::Deref for Fed {
+        type Target = Control;
+        fn deref(&self) -> &Control {
+            &self.control
+        }
+    }
+
+    impl std::ops::DerefMut for Fed {
+        fn deref_mut(&mut self) -> &mut Control {
+            &mut self.control
         }
     }
 
@@ -270,8 +285,7 @@ mod tests {
     #[test]
     fn sealed_transport_cc_feedback_reaches_the_estimator() {
         let t0 = Instant::now();
-        let mut control = Control::new(Some(1_000_000), t0);
-        control.keyed(&keying(true));
+        let mut control = Fed::new(Some(1_000_000), t0);
         let mut browser = Sealer::new(&keys::provider(), &keying(false), 0x4242).expect("keys");
         assert_eq!(control.estimate(), None, "no budget before feedback");
         for i in 0..20u64 {
@@ -289,11 +303,11 @@ mod tests {
         let n = bad.len();
         bad[n - 10] ^= 1;
         assert!(!control.on_receive(&bad, now));
-        assert_eq!(control.refused, 1);
+        assert_eq!(control.rin.refused, 1);
         // Media and STUN are not RTCP: ignored without cost.
         assert!(!control.on_receive(&[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], now));
         assert!(!control.on_receive(&[0, 1, 0, 0], now));
-        assert_eq!(control.refused, 1);
+        assert_eq!(control.rin.refused, 1);
     }
 
     #[test]
@@ -312,8 +326,7 @@ mod tests {
     fn nacks_and_round_trip_come_out_of_the_compound() {
         let t0 = Instant::now();
         // Without an estimator: NACKs and receiver reports are still read.
-        let mut control = Control::new(None, t0);
-        control.keyed(&keying(true));
+        let mut control = Fed::new(None, t0);
         let mut browser = Sealer::new(&keys::provider(), &keying(false), 0x4242).expect("keys");
         // NACK for 65_535 and, by the mask, 0 and 3 (wrapping), on media SSRC 0x1234.
         let mut fb = vec![0x81, 205, 0, 3, 0, 0, 0x42, 0x42, 0, 0, 0x12, 0x34];

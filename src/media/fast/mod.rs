@@ -12,7 +12,9 @@
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
 //! - [`sender`]: a subscriber's send state, sender reports with the RTP/NTP mapping; video
 //!   through its [`pacer`] once it has an estimate; RTX answering its NACKs;
-//! - [`control`]: its SRTCP opened; transport-cc feedback resolved against the send register
+//! - [`rtcp_in`]: its SRTCP opened once, in our code, and walked packet by packet for the
+//!   readers below and its PLI/FIR; str0m is not given it ([`receive`] joins it to the room);
+//! - [`control`]: transport-cc feedback resolved against the send register
 //!   (the one source of transport-wide numbers, estimation on or off) and fed to its
 //!   estimator; NACKs queued; the round trip from its receiver reports;
 //! - [`rtx`]: its NACKs answered from the per-source [`history`] the router fills once per
@@ -35,7 +37,9 @@ pub mod ice;
 pub mod keys;
 pub mod pacer;
 pub mod pool;
+pub mod receive;
 pub mod reports;
+pub mod rtcp_in;
 pub mod rtp_out;
 pub mod rtx;
 pub mod sender;

@@ -7,12 +7,10 @@
 //! publisher sees no loss, jitter or round trip (Chrome's `remote-inbound-rtp` stays empty and
 //! its loss-based estimate is blind), so this module keeps RFC 3550 receive statistics per
 //! incoming SSRC (appendix A.3 loss, A.8 jitter) from what the router routes, takes LSR from
-//! the publisher's sender reports (its SRTCP opened here, only for compounds headed by an SR:
-//! RFC 3550 §6.1 puts the SR first, and that header is not encrypted), and writes one receiver
-//! report per [`REPORT_EVERY`] from the lean path's own reporter SSRC, which the sender seals.
+//! the publisher's sender reports (read from the compounds `rtcp_in` opened once for every
+//! reader), and writes one receiver report per [`REPORT_EVERY`] from the lean path's own
+//! reporter SSRC, which the sender seals.
 
-use super::keys::{self, Keying};
-use super::srtp::Opener;
 use std::time::{Duration, Instant};
 
 /// How often the publisher hears from us (str0m's video default).
@@ -26,16 +24,6 @@ const FORGET_AFTER: Duration = Duration::from_secs(10);
 /// RTCP packet types (RFC 3550).
 const SR: u8 = 200;
 const RR: u8 = 201;
-
-/// Where the keys to open the peer's sender reports stand: kept as material until the first
-/// sender report, so that receive-only peers never build an opening context.
-enum Opening {
-    Unkeyed,
-    Keyed(Keying),
-    Open(Opener),
-    /// A profile the lean path cannot open.
-    Refused,
-}
 
 /// RFC 3550 receive statistics of one incoming SSRC.
 #[derive(Debug, Clone)]
@@ -75,31 +63,22 @@ pub struct Block {
 
 /// A lean peer's receive statistics and its receiver reports.
 pub struct Reports {
-    opening: Opening,
     sources: Vec<Source>,
     epoch: Instant,
     next_report: Instant,
-    /// Sender reports taken from the peer, and compounds that did not open.
+    /// Sender reports taken from the peer.
     pub srs_seen: u64,
-    pub refused: u64,
 }
 
 impl Reports {
     /// No sources yet; the first report is due one interval from `now`.
     pub fn new(now: Instant) -> Self {
         Reports {
-            opening: Opening::Unkeyed,
             sources: Vec::new(),
             epoch: now,
             next_report: now + REPORT_EVERY,
             srs_seen: 0,
-            refused: 0,
         }
-    }
-
-    /// The handshake's keys: the peer's sender reports can be opened from now on.
-    pub fn keyed(&mut self, keying: &Keying) {
-        self.opening = Opening::Keyed(keying.clone());
     }
 
     /// One RTP packet routed from the peer: `seq` extended, `time` as on the wire.
@@ -155,45 +134,20 @@ impl Reports {
         s.transit = Some(transit);
     }
 
-    /// Looks at one datagram from the peer for sender reports; returns whether it held one.
-    pub fn on_receive(&mut self, contents: &[u8], now: Instant) -> bool {
-        // An SRTCP compound headed by a sender report (the first 8 bytes are in the clear).
-        if contents.len() < 8 || contents[0] >> 6 != 2 || contents[1] != SR {
+    /// Takes one packet of an opened compound from the peer; returns whether it was a sender
+    /// report (its LSR is kept for the source's next block).
+    pub fn on_packet(&mut self, packet: &[u8], now: Instant) -> bool {
+        if packet.len() < 28 || packet[1] != SR {
             return false;
         }
-        if let Opening::Keyed(k) = &self.opening {
-            self.opening = match Opener::new(&keys::provider(), k) {
-                Ok(o) => Opening::Open(o),
-                Err(_) => Opening::Refused,
-            };
+        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        // The middle 32 bits of the 64-bit NTP time.
+        let lsr = u32::from_be_bytes([packet[10], packet[11], packet[12], packet[13]]);
+        if let Some(s) = self.sources.iter_mut().find(|s| s.ssrc == ssrc) {
+            s.last_sr = Some((lsr, now));
         }
-        let Opening::Open(opener) = &mut self.opening else {
-            return false;
-        };
-        let Ok((clear, _)) = opener.open_rtcp(contents) else {
-            self.refused += 1;
-            return false;
-        };
-        let mut found = false;
-        let mut at = 0;
-        while let Some(head) = clear.get(at..at + 4) {
-            let len = (usize::from(u16::from_be_bytes([head[2], head[3]])) + 1) * 4;
-            let Some(packet) = clear.get(at..at + len) else {
-                break;
-            };
-            if head[1] == SR && packet.len() >= 28 {
-                let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-                // The middle 32 bits of the 64-bit NTP time.
-                let lsr = u32::from_be_bytes([packet[10], packet[11], packet[12], packet[13]]);
-                if let Some(s) = self.sources.iter_mut().find(|s| s.ssrc == ssrc) {
-                    s.last_sr = Some((lsr, now));
-                }
-                self.srs_seen += 1;
-                found = true;
-            }
-            at += len;
-        }
-        found
+        self.srs_seen += 1;
+        true
     }
 
     /// When the next report is due; none while the peer publishes nothing.

@@ -9,18 +9,21 @@ use super::keys::{self, KeySlot};
 use super::pacer::Pacer;
 use super::pool;
 use super::reports::Reports;
+use super::rtcp_in::RtcpIn;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::media::Mid;
+use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Transmit};
 use str0m::Rtc;
 
+mod feedback;
 mod paced;
 mod resend;
 
+pub use feedback::Received;
 use paced::Held;
 pub use paced::Out;
 
@@ -139,6 +142,10 @@ pub struct FastSender {
     /// Receive statistics of what the peer publishes, and the receiver reports toward it
     /// (str0m's are silenced with its sender reports).
     pub reports: Reports,
+    /// Its SRTCP, opened once for every reader (str0m gets none of it once keyed).
+    pub rtcp_in: RtcpIn,
+    /// Keyframe requests (media SSRC, kind) from its PLI/FIR, for the router to route.
+    keyframes: Vec<(u32, KeyframeRequestKind)>,
 }
 
 impl FastSender {
@@ -166,11 +173,14 @@ impl FastSender {
             paced: 0,
             pace_dropped: 0,
             reports: Reports::new(now),
+            rtcp_in: RtcpIn::default(),
+            keyframes: Vec::new(),
         }
     }
 
-    /// Watches what the peer sends for the nomination of the pair to send on, and for the
-    /// transport-wide feedback on what was sent; returns whether the estimate may have moved.
+    /// Takes what the lean path reads of one datagram from the peer: its SRTCP (opened once
+    /// here; see [`Received`]) and the nomination of the pair to send on (STUN, which str0m
+    /// still gets).
     pub fn on_receive(
         &mut self,
         proto: Protocol,
@@ -178,25 +188,23 @@ impl FastSender {
         destination: SocketAddr,
         contents: &[u8],
         now: Instant,
-    ) -> bool {
-        self.reports.on_receive(contents, now);
-        if self.control.on_receive(contents, now) {
-            return true;
+    ) -> Received {
+        if super::rtcp_in::is_rtcp(contents) {
+            return self.on_rtcp(contents, now);
         }
         // STUN starts with 0b00 (RFC 7983); RTP, RTCP and DTLS never do.
-        if contents.first().is_none_or(|b| *b > 3) {
-            return false;
+        if contents.first().is_some_and(|b| *b <= 3) {
+            let p = keys::provider();
+            let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
+            if ice::nominates(contents, &self.ufrag, &self.pass, hmac) {
+                self.pair = Some(Pair {
+                    proto,
+                    local: destination,
+                    remote: source,
+                });
+            }
         }
-        let p = keys::provider();
-        let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
-        if ice::nominates(contents, &self.ufrag, &self.pass, hmac) {
-            self.pair = Some(Pair {
-                proto,
-                local: destination,
-                remote: source,
-            });
-        }
-        false
+        Received::default()
     }
 
     /// The downlink estimate in bits per second, when this sender estimates.
@@ -261,10 +269,12 @@ impl FastSender {
             return;
         };
         let reporter = self.reporter_ssrc();
-        self.reports.keyed(keying);
         self.keys = match Sealer::new(&keys::provider(), keying, reporter) {
             Ok(s) => {
-                self.control.keyed(keying);
+                // Same keys, same profile: if it seals, it opens.
+                if let Err(e) = self.rtcp_in.keyed(keying) {
+                    tracing::warn!(error = %e, "lean SRTCP opening unavailable; str0m reads it");
+                }
                 Keys::Ready(s)
             }
             Err(e) => {

@@ -193,10 +193,24 @@ impl Sealer {
     /// Appends `payload` sealed after the RTP header already in `out` (the header is the
     /// authenticated data). `index` is the packet's 64-bit sequence number (ROC and seq).
     pub fn seal_rtp(&mut self, out: &mut Vec<u8>, payload: &[u8], ssrc: u32, index: u64) {
+        self.seal_rtp_from(out, 0, payload, ssrc, index);
+    }
+
+    /// [`Self::seal_rtp`] for a header that starts at `start` in `out` (bytes before it, such
+    /// as the relay's link id, are neither encrypted nor authenticated).
+    pub fn seal_rtp_from(
+        &mut self,
+        out: &mut Vec<u8>,
+        start: usize,
+        payload: &[u8],
+        ssrc: u32,
+        index: u64,
+    ) {
         let header_len = out.len();
         out.reserve(payload.len() + RTP_OVERHEAD);
         out.extend_from_slice(payload);
         let (header, body) = out.split_at_mut(header_len);
+        let header = &header[start.min(header_len)..];
         let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
         // GCM refuses only inputs past 64 GiB; a datagram is never near that.
         if let Some(tag) = self.keys.rtp.seal(iv, header, body) {
@@ -270,6 +284,15 @@ impl Opener {
 
     /// Opens an SRTCP compound; returns the clear compound and its index.
     pub fn open_rtcp(&mut self, packet: &[u8]) -> Result<(Vec<u8>, u32), SrtpError> {
+        let mut out = Vec::new();
+        let index = self.open_rtcp_into(packet, &mut out)?;
+        Ok((out, index))
+    }
+
+    /// Opens an SRTCP compound into `out` (cleared first, its allocation reused: a lean peer
+    /// opens every compound it receives); returns its index.
+    pub fn open_rtcp_into(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<u32, SrtpError> {
+        out.clear();
         if packet.len() < 8 + RTCP_OVERHEAD {
             return Err(SrtpError::Malformed);
         }
@@ -282,15 +305,16 @@ impl Opener {
         let index = e_index & MAX_SRTCP_INDEX;
         let ssrc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
         let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, ssrc, index);
-        let mut out = rest[..8].to_vec();
+        out.extend_from_slice(&rest[..8]);
         out.resize(rest.len() - 16, 0);
         let mut aad = [0u8; 12];
         aad[..8].copy_from_slice(&rest[..8]);
         aad[8..].copy_from_slice(trailer);
         if !self.keys.rtcp.open(iv, &aad, &rest[8..], &mut out[8..]) {
+            out.clear();
             return Err(SrtpError::Malformed);
         }
-        Ok((out, index))
+        Ok(index)
     }
 }
 

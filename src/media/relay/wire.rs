@@ -31,6 +31,7 @@
 //! 12-byte master salt, then RFC 3711 derivation as for any SRTP master key.
 
 use super::super::fast::keys::{self, Keying};
+use super::super::fast::pool;
 use super::super::fast::srtp::{Opener, Sealer, SrtpError, RTP_OVERHEAD};
 use super::super::simulcast::Layer;
 use crate::model::TrackId;
@@ -246,7 +247,9 @@ impl RelaySealer {
             return None;
         }
         self.next_index += 1;
-        let mut buf = Vec::with_capacity(OVERHEAD + payload.len());
+        // From the datagram pool, which egress refills: no allocation per packet.
+        let mut buf = pool::take(OVERHEAD + payload.len());
+        buf.extend_from_slice(&self.link.to_be_bytes());
         buf.push(0x90);
         buf.push((u8::from(p.marker) << 7) | (p.pt & 0x7f));
         buf.extend_from_slice(&(p.seq as u16).to_be_bytes());
@@ -262,11 +265,10 @@ impl RelaySealer {
             Some(level) => buf.extend_from_slice(&[0x30, level]),
             None => buf.extend_from_slice(&[0, 0]),
         }
-        debug_assert_eq!(buf.len(), HEADER_LEN);
-        self.sealer.seal_rtp(&mut buf, payload, ssrc, index);
-        // The link id goes in front after sealing: the authenticated header is RTP's alone.
-        // Capacity was reserved, so this moves bytes and allocates nothing.
-        buf.splice(0..0, self.link.to_be_bytes());
+        debug_assert_eq!(buf.len(), LINK_ID_LEN + HEADER_LEN);
+        // Sealed in place after the link id: the authenticated header is RTP's alone.
+        self.sealer
+            .seal_rtp_from(&mut buf, LINK_ID_LEN, payload, ssrc, index);
         Some(buf)
     }
 }

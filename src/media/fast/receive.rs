@@ -1,0 +1,70 @@
+//! A datagram from a lean peer, before str0m: its SRTCP opened once by the lean path (and then
+//! not given to str0m), the nomination watched; then what follows for the room: the estimate
+//! moved, NACKs answered, keyframe requests routed to the publishers.
+
+use crate::media::peer::Peer;
+use crate::media::router::Router;
+use crate::model::ParticipantId;
+use std::net::SocketAddr;
+use std::time::Instant;
+use str0m::media::Mid;
+use str0m::net::Protocol;
+
+impl Router {
+    /// SRTCP compounds from `id` the lean path opened, and those it refused, if it is on it.
+    pub fn fast_rtcp_in(&self, id: ParticipantId) -> Option<(u64, u64)> {
+        let f = self.peers.get(&id)?.webrtc()?.fast.as_deref()?;
+        Some((f.rtcp_in.opened, f.rtcp_in.refused))
+    }
+
+    /// Lets `id`'s lean sender take the datagram; returns whether it took it whole (str0m
+    /// must not see it). False for a peer not on the lean path.
+    pub(in crate::media) fn lean_receive(
+        &mut self,
+        id: ParticipantId,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
+            return false;
+        };
+        let Some(fast) = p.fast.as_deref_mut() else {
+            return false;
+        };
+        let got = fast.on_receive(proto, source, destination, contents, now);
+        if !got.taken {
+            return false;
+        }
+        match got.refused {
+            true => self.counters.srtcp_refused += 1,
+            false => self.counters.srtcp_opened += 1,
+        }
+        if got.moved {
+            let (estimate, delivered) = (fast.estimate(), fast.delivered());
+            if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
+                self.alloc_dirty = true;
+            }
+        }
+        if p.fast.as_deref().is_some_and(|f| f.has_nacks()) {
+            super::rtx::answer_nacks(p, &self.tracks, now, &mut self.out);
+        }
+        let Some(fast) = p.fast.as_deref_mut().filter(|f| f.has_keyframe_requests()) else {
+            return true;
+        };
+        // Rare (a decoder lost its picture): the lists are made only then.
+        let mut wanted = Vec::new();
+        fast.take_keyframe_requests(&mut wanted);
+        let mut api = p.rtc.direct_api();
+        let mids: Vec<(Mid, _)> = wanted
+            .into_iter()
+            .filter_map(|(ssrc, kind)| Some((api.stream_tx(&ssrc.into())?.mid(), kind)))
+            .collect();
+        for (mid, kind) in mids {
+            self.keyframe_wanted(id, mid, kind, now);
+        }
+        true
+    }
+}
