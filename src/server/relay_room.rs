@@ -86,11 +86,17 @@ impl RelayRoom {
                 let source = media_source(shared, relay);
                 match conf.room.add_relay(RelayId(link), &key, source, relay, now) {
                     Ok(()) => {
+                        // Told at once, even when the stage is empty: the edge room holds its
+                        // viewers' offers until it has heard the list.
+                        let told = conf.room.relay_tracks();
+                        let _ = out.try_send(LinkMsg::Tracks {
+                            tracks: told.clone(),
+                        });
                         self.edges.insert(
                             link,
                             ToEdge {
                                 out,
-                                told: vec![],
+                                told,
                                 counted: (0, 0),
                                 resent: 0,
                             },
