@@ -85,6 +85,7 @@
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
 //! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back; `relay::wire`: datagram format, HKDF link key, replay window |
+//! | [`media::relay::repair`] | relay loss repair: the edge's gap detection per relayed source and its resend requests, the origin's bounded per-source history resealed under fresh indexes |
 //! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
 //! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |
@@ -120,6 +121,7 @@
 //! | [`server::tls`] | rustls configuration from PEM files or a self-signed certificate |
 //! | [`server::room_task`] | a room's task: inputs in, the conference's outputs carried out |
 //! | `server::relay_room` | a room task's side of the cluster relay: origin links, the edge's link, track announcements |
+//! | `server::edge_offers` | an edge room's viewer offers naming stage tracks not yet announced there, held until the origin's track list names them (2 s at most) |
 //! | [`server::rooms`] | room name → task (open on first join, close when empty), and kept room records until they expire; creation |
 //! | [`server::api`] | the room API (`/api`, bearer key, rate-limited, JSON errors) and `/new-meeting` |
 //! | [`api_client`] | a minimal HTTP client of the room API (`confab room create`, tests) |

@@ -10,7 +10,7 @@
 
 use super::proxy::{self, Unreachable, RELAY_HEADER};
 use crate::conference::JoinRequest;
-use crate::protocol::{ClientMsg, ErrorCode, LeaveReason, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, LeaveReason, ParticipantId, ServerMsg};
 use crate::rate::TokenBucket;
 use crate::server::outbound::{self, MAX_QUEUED_BYTES};
 use crate::server::room_task::RoomMsg;
@@ -34,6 +34,17 @@ pub const ORIGIN_HEADER: &str = "x-confab-origin";
 /// (`~` is refused), so no client can join or create it directly.
 pub fn edge_room(room: &str) -> String {
     format!("edge~{room}")
+}
+
+/// Ids of an edge room's viewers start here: apart from every id an origin gives (the
+/// relayed tracks keep their origin publisher's id), so that a viewer is never taken for the
+/// publisher of a stage track (which would skip the subscription as its own), and below
+/// 2^53 so that any id stays exact in JavaScript.
+pub const EDGE_LOCAL_IDS: u64 = 1 << 52;
+
+/// The id a viewer has in its edge room, from this node's id for its session.
+pub fn edge_local(id: ParticipantId) -> ParticipantId {
+    ParticipantId(EDGE_LOCAL_IDS | (id.0 & (EDGE_LOCAL_IDS - 1)))
 }
 
 /// The room an edge room relays, if `name` is one.
@@ -113,6 +124,8 @@ where
     ];
     let (mut up_sink, mut up_stream) = proxy::connect(origin_url, &headers, text, shared).await?;
     cluster.set_edge_origin(room, origin, origin_url);
+    let mut request = request;
+    request.id = edge_local(request.id);
     let id = request.id;
     let (tx, mut rx) = outbound::channel(MAX_QUEUED_BYTES);
     let edge = match shared
@@ -226,6 +239,14 @@ mod tests {
             r#"{"type":"error","code":"forbidden","message":"m"}"#
         ));
         assert!(!from_edge_room("not json"));
+    }
+
+    #[test]
+    fn edge_viewer_ids_never_meet_origin_ids() {
+        let local = edge_local(ParticipantId(1));
+        assert_ne!(local, ParticipantId(1));
+        assert!(local.0 >= EDGE_LOCAL_IDS && local.0 < 1 << 53);
+        assert!(crate::media::relay::RelayId::of_peer(local).is_none());
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! room's origin at `/cluster/link`, authenticated by the relay header.
 //!
 //! Edge → origin: `hello` (room, edge id, the edge's relay UDP address, the 16-byte HKDF salt
-//! of the link key), then `needs` (which layers of which tracks its viewers want) and
-//! `keyframe` requests. Origin → edge: `welcome` (the link id the datagrams carry), `tracks`
-//! (the stage's tracks: the whole list on each change, a stage being a handful of tracks) and
-//! `close`. Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
+//! of the link key), then `needs` (which layers of which tracks its viewers want),
+//! `keyframe` requests and `resend` (relay datagrams that did not arrive). Origin → edge:
+//! `welcome` (the link id the datagrams carry), `tracks` (the stage's tracks: the whole list
+//! on each change, a stage being a handful of tracks) and `close`. Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
 //! within the session write timeout, and the hello must arrive within [`HELLO_TIMEOUT`]. When
 //! the link dies the edge room tells its viewers to rejoin (`shutting_down`).
 
 use super::proxy::{authentic, CONNECT_TIMEOUT, RELAY_HEADER};
+use crate::media::relay::repair::MAX_RESEND;
 use crate::media::relay::{LayerSet, RelayTrack};
 use crate::server::room_task::RoomMsg;
 use crate::server::session::WRITE_TIMEOUT;
@@ -75,6 +76,16 @@ pub enum LinkMsg {
         track: crate::model::TrackId,
         /// The layer.
         layer: u8,
+    },
+    /// Edge → origin: relay datagrams of one source that did not arrive (at most
+    /// [`MAX_RESEND`] numbers); the origin seals them again (`media::relay::repair`).
+    Resend {
+        /// The track.
+        track: crate::model::TrackId,
+        /// The layer.
+        layer: u8,
+        /// The publisher's sequence numbers missing.
+        seqs: Vec<u64>,
     },
     /// Either way: the link ends.
     Close {
@@ -145,6 +156,7 @@ fn parse(text: &str) -> Option<LinkMsg> {
     let fits = match &msg {
         LinkMsg::Tracks { tracks } => tracks.len() <= MAX_TRACKS,
         LinkMsg::Needs { needs } => needs.len() <= MAX_TRACKS,
+        LinkMsg::Resend { seqs, .. } => seqs.len() <= MAX_RESEND,
         _ => true,
     };
     fits.then_some(msg)
@@ -227,7 +239,7 @@ async fn origin_side(socket: WebSocket, shared: Arc<Shared>) {
             tokio::select! {
                 frame = stream.next() => {
                     let Some(Ok(Message::Text(t))) = frame else { break };
-                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. })) = parse(t.as_str()) else {
+                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. } | LinkMsg::Resend { .. })) = parse(t.as_str()) else {
                         break;
                     };
                     // A room that cannot take a control message now is overloaded: the edge

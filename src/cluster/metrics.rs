@@ -21,6 +21,10 @@ pub struct ClusterMetrics {
     pub relay_sent_bytes: Counter,
     /// Relay datagrams opened and fed to edge rooms (edge).
     pub relay_received_packets: Counter,
+    /// Relay packets sealed again because an edge said they did not arrive (origin).
+    pub relay_resent: Counter,
+    /// Relay packets an edge asked its origin for again, each try counted (edge).
+    pub relay_repair_requests: Counter,
     /// Relay datagrams dropped (edge), by `reason`: `malformed`, `unknown_link`,
     /// `queue_full`, `forged`, `replayed`.
     pub relay_dropped: Family<Decision, Counter>,
@@ -90,6 +94,12 @@ impl Default for ClusterMetrics {
             "received_packets",
             "Relay datagrams opened (edge)",
         );
+        let relay_resent = c(&mut relay, "resent", "Relay packets resealed (origin)");
+        let relay_repair_requests = c(
+            &mut relay,
+            "repair_requests",
+            "Relay packets asked again (edge)",
+        );
         let relay_dropped = Family::<Decision, Counter>::default();
         relay.register(
             "dropped",
@@ -103,6 +113,8 @@ impl Default for ClusterMetrics {
             relay_sent_packets,
             relay_sent_bytes,
             relay_received_packets,
+            relay_resent,
+            relay_repair_requests,
             relay_dropped,
             placements,
             redis_errors,

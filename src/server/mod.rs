@@ -1,6 +1,7 @@
 //! The I/O shell: sockets, tasks and HTTP around the sans-IO media core.
 
 pub mod api;
+mod edge_offers;
 pub mod gate;
 pub mod http;
 pub mod inbox;

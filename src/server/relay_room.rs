@@ -20,6 +20,8 @@ struct ToEdge {
     told: Vec<RelayTrack>,
     /// Counters already added to `/metrics`.
     counted: (u64, u64),
+    /// Resent packets already added to `/metrics`.
+    resent: u64,
 }
 
 /// The room's relay state.
@@ -30,11 +32,15 @@ pub struct RelayRoom {
     /// Edge: received counters already added to `/metrics`.
     received: u64,
     dropped: u64,
+    /// Edge: repair requests already added to `/metrics`.
+    repair_requests: u64,
     last_check: Option<Instant>,
     /// Edge: whether the origin's track list arrived (viewers' media messages wait for it).
     tracks_seen: bool,
     /// Edge: media messages that arrived before the track list, replayed after it.
     held: Vec<(ParticipantId, crate::protocol::ClientMsg)>,
+    /// Edge: offers naming tracks still on their way from the origin.
+    early: super::edge_offers::EdgeOffers,
 }
 
 /// Media messages an edge room holds until its link is up (a few per viewer at most: an
@@ -80,12 +86,19 @@ impl RelayRoom {
                 let source = media_source(shared, relay);
                 match conf.room.add_relay(RelayId(link), &key, source, relay, now) {
                     Ok(()) => {
+                        // Told at once, even when the stage is empty: the edge room holds its
+                        // viewers' offers until it has heard the list.
+                        let told = conf.room.relay_tracks();
+                        let _ = out.try_send(LinkMsg::Tracks {
+                            tracks: told.clone(),
+                        });
                         self.edges.insert(
                             link,
                             ToEdge {
                                 out,
-                                told: vec![],
+                                told,
                                 counted: (0, 0),
+                                resent: 0,
                             },
                         );
                     }
@@ -101,6 +114,10 @@ impl RelayRoom {
                 LinkMsg::Needs { needs } => conf.room.relay_needs(RelayId(link), &needs, now),
                 LinkMsg::Keyframe { track, layer } => {
                     conf.room.relay_keyframe(RelayId(link), track, layer, now)
+                }
+                LinkMsg::Resend { track, layer, seqs } => {
+                    conf.room
+                        .relay_resend(RelayId(link), track, layer, &seqs, now)
                 }
                 LinkMsg::Tracks { tracks } => self.tracks(conf, tracks, now),
                 _ => {}
@@ -151,23 +168,43 @@ impl RelayRoom {
     /// announced them.
     pub fn hold(
         &mut self,
-        room: &str,
+        conf: &Conference,
         id: ParticipantId,
         msg: crate::protocol::ClientMsg,
     ) -> Option<crate::protocol::ClientMsg> {
-        if self.tracks_seen
-            || self.held.len() >= MAX_HELD
-            || crate::cluster::edge::relayed_room(room).is_none()
-        {
+        if crate::cluster::edge::relayed_room(conf.room.name()).is_none() {
             return Some(msg);
+        }
+        if self.tracks_seen || self.held.len() >= MAX_HELD {
+            // An offer for a track announced to the viewer but not yet here waits for it.
+            let known = |t| conf.room.tracks().any(|i| i.id == t);
+            return self.early.hold(id, msg, Instant::now(), known);
         }
         self.held.push((id, msg));
         None
     }
 
+    /// Edge: handles held offers whose tracks arrived (or that waited long enough).
+    fn release_early(&mut self, conf: &mut Conference, now: Instant) {
+        if self.early.is_empty() {
+            return;
+        }
+        let ready = {
+            let room = &conf.room;
+            self.early
+                .release(now, |t| room.tracks().any(|i| i.id == t))
+        };
+        for (id, msg) in ready {
+            if conf.members().any(|m| m.id == id) {
+                conf.handle(id, msg, now);
+            }
+        }
+    }
+
     /// Edge: the origin's track list; tracks not in it are gone.
     fn tracks(&mut self, conf: &mut Conference, tracks: Vec<RelayTrack>, now: Instant) {
         let listed: Vec<_> = tracks.iter().map(|t| t.info.id).collect();
+        self.early.announced(listed.iter().copied());
         let gone: Vec<_> = conf
             .room
             .tracks()
@@ -189,6 +226,7 @@ impl RelayRoom {
                 conf.handle(id, msg, now);
             }
         }
+        self.release_early(conf, now);
     }
 
     /// After the room handled an input: the edge's needs and keyframe requests go to the
@@ -201,6 +239,7 @@ impl RelayRoom {
         let full = full || self.last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY);
         if full {
             self.last_check = Some(Instant::now());
+            self.release_early(conf, Instant::now());
         }
         // The router's own announcement queue (bounded) is not used: every edge gets the
         // whole track list when it differs from what it was last told, which also covers a
@@ -230,6 +269,11 @@ impl RelayRoom {
                         .relay_sent_bytes
                         .inc_by(c.bytes.saturating_sub(e.counted.1));
                     e.counted = (c.packets, c.bytes);
+                    cluster
+                        .metrics
+                        .relay_resent
+                        .inc_by(c.resent.saturating_sub(e.resent));
+                    e.resent = c.resent;
                 }
             }
         }
@@ -238,6 +282,9 @@ impl RelayRoom {
                 let msg = match ev {
                     RelayEvent::Needs { needs } => LinkMsg::Needs { needs },
                     RelayEvent::Keyframe { track, layer } => LinkMsg::Keyframe { track, layer },
+                    RelayEvent::Resend { track, layer, seqs } => {
+                        LinkMsg::Resend { track, layer, seqs }
+                    }
                 };
                 let _ = out.try_send(msg);
             }
@@ -252,8 +299,13 @@ impl RelayRoom {
                     .relay_dropped
                     .get_or_create(&vec![("reason", "refused")])
                     .inc_by(dropped.saturating_sub(self.dropped));
+                cluster
+                    .metrics
+                    .relay_repair_requests
+                    .inc_by(c.repair_requests.saturating_sub(self.repair_requests));
                 self.received = c.packets;
                 self.dropped = dropped;
+                self.repair_requests = c.repair_requests;
             }
         }
     }

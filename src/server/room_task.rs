@@ -212,7 +212,7 @@ pub async fn run(
                 }
             }
             Input::Signal(RoomMsg::Client { id, msg }) => {
-                if let Some(msg) = relay.hold(conf.room.name(), id, msg) {
+                if let Some(msg) = relay.hold(&conf, id, msg) {
                     conf.handle(id, msg, Instant::now());
                 }
             }

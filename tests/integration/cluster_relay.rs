@@ -4,7 +4,7 @@
 
 use crate::cluster::{owner, three_nodes_with, Node, Redis};
 use confab::bot::{Bot, BotConfig, BotStats, TrackStats};
-use confab::protocol::{Role, RoomMode};
+use confab::protocol::{Role, RoomMode, ServerMsg};
 use std::time::Duration;
 
 /// Audience one node serves before the next viewers go to an edge.
@@ -140,4 +140,106 @@ async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
     for v in viewers {
         let _ = v.leave().await;
     }
+}
+
+/// A stage published after the edge viewers' offers (the track list usually reaches an edge
+/// before its viewers offer): a host without media opens the webinar, the audience connects
+/// (one on the origin, two on the edge), and only then does a presenter join and publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_published_after_the_edge_viewers_connected_reaches_them() {
+    let redis = Redis::start().await;
+    let extra = ["--max-audience-per-node", "1"];
+    let nodes = [
+        Node::start_with(&redis, "n1", &extra).await,
+        Node::start_with(&redis, "n2", &extra).await,
+    ];
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while nodes[0].cluster().await["nodes"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(std::time::Instant::now() < until, "nodes did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let room = "late-stage";
+    let mut host = BotConfig::new(nodes[0].ws(), room, "Host");
+    host.mode = Some(RoomMode::Webinar);
+    host.role = Some(Role::Host);
+    host.publish = false;
+    host.subscribe = false;
+    let mut host = Bot::join(host).await.expect("the host joins");
+    assert_eq!(host.role, Role::Host);
+    let settings = host
+        .wait_event(Duration::from_secs(5), |m| {
+            matches!(
+                m,
+                ServerMsg::RoomSettings {
+                    presenter_key: Some(_),
+                    ..
+                }
+            )
+        })
+        .await;
+    let Some(ServerMsg::RoomSettings {
+        presenter_key: Some(key),
+        ..
+    }) = settings
+    else {
+        panic!("the host gets the presenter key: {settings:?}");
+    };
+    assert_eq!(owner(&nodes[0], room).await.as_deref(), Some("n1"));
+    // The origin's audience count reaches Redis as the room opens.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut viewers = vec![];
+    for i in 0..3 {
+        let mut c = BotConfig::new(nodes[i % 2].ws(), room, format!("viewer{i}"));
+        c.publish = false;
+        // Audio slots make the first offer (and a connection) before any track exists.
+        c.audio_slots = 2;
+        viewers.push(Bot::join(c).await.expect("a viewer joins"));
+    }
+    for v in &viewers {
+        let up = v.wait_until(Duration::from_secs(10), |s| s.connected).await;
+        assert!(up, "{} connects before any track exists", v.id);
+        assert!(v.stats().tracks.is_empty());
+    }
+    assert_eq!(nodes[1].metric("confab_cluster_edge_sessions ").await, 2.0);
+    assert_eq!(nodes[0].metric("confab_cluster_edge_sessions ").await, 0.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The presenter joins through the edge node; its key puts it on the origin's stage.
+    let mut p = BotConfig::new(nodes[1].ws(), room, "Presenter");
+    p.key = Some(key);
+    p.subscribe = false;
+    let presenter = Bot::join(p).await.expect("the presenter joins");
+    assert_eq!(presenter.role, Role::Presenter);
+    for v in &viewers {
+        let ok = v
+            .wait_until(Duration::from_secs(15), |s| {
+                let (a, v) = audio_video(s);
+                a > 50 && v > 50
+            })
+            .await;
+        assert!(ok, "{} receives the late stage: {:?}", v.id, v.stats());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for v in &viewers {
+        for t in v.stats().tracks.values() {
+            assert_eq!(lost(t), 0, "{}: {t:?}", v.id);
+        }
+    }
+    assert!(nodes[0].metric("confab_relay_sent_packets_total ").await > 0.0);
+    assert!(
+        nodes[1]
+            .metric("confab_relay_received_packets_total ")
+            .await
+            > 0.0
+    );
+    let _ = presenter.leave().await;
+    for v in viewers {
+        let _ = v.leave().await;
+    }
+    let _ = host.leave().await;
 }

@@ -3,6 +3,7 @@
 //! announcements, and the edge's layer needs and keyframe requests back.
 
 use confab::bot::{StreamShape, TrackStats};
+use confab::media::config::SendPath;
 use confab::media::relay::wire::RelayOpener;
 use confab::media::relay::{LayerSet, RelayAnnounce, RelayDrop, RelayEvent, RelayId, RelayKey};
 use confab::media::RoomConfig;
@@ -28,12 +29,23 @@ struct Cascade {
     keyframes_asked: u64,
     /// Every needs message the edge sent.
     needs_sent: Vec<Vec<(TrackId, LayerSet)>>,
+    /// Datagrams dropped between the nodes: (percent, seeded generator state).
+    loss: Option<(u64, u64)>,
+    /// Datagrams the link lost so far.
+    link_lost: u64,
+    /// Resend requests the edge sent (packets named).
+    resends_asked: u64,
 }
 
 impl Cascade {
     fn new() -> Self {
-        let mut origin = Sim::new(RoomConfig::default());
-        let mut edge = Sim::new(RoomConfig::default());
+        Cascade::with(RoomConfig::default())
+    }
+
+    /// Both rooms with `config`.
+    fn with(config: RoomConfig) -> Self {
+        let mut origin = Sim::new(config.clone());
+        let mut edge = Sim::new(config);
         // Participant ids are the origin's on both nodes: the edge's viewers get theirs from
         // the origin's conference, never one of its publishers'.
         edge.start_ids_at(1000);
@@ -54,6 +66,9 @@ impl Cascade {
             audio_crossed: 0,
             keyframes_asked: 0,
             needs_sent: vec![],
+            loss: None,
+            link_lost: 0,
+            resends_asked: 0,
         }
     }
 
@@ -83,6 +98,16 @@ impl Cascade {
         assert_eq!(infos, edge_infos, "same info, mute included");
         for (to, d) in self.origin.take_foreign() {
             assert_eq!(to, self.edge_addr, "relay datagrams go to the edge only");
+            if let Some((percent, state)) = &mut self.loss {
+                // xorshift64: the same drops on every run.
+                *state ^= *state << 13;
+                *state ^= *state >> 7;
+                *state ^= *state << 17;
+                if *state % 100 < *percent {
+                    self.link_lost += 1;
+                    continue;
+                }
+            }
             let (p, _) = self.tap.open(&d).expect("a well-formed relay datagram");
             if p.audio_level.is_some() {
                 self.audio_crossed += 1;
@@ -103,6 +128,11 @@ impl Cascade {
                     self.keyframes_asked += 1;
                     self.origin
                         .with_room(|r, now| r.relay_keyframe(LINK, track, layer, now));
+                }
+                RelayEvent::Resend { track, layer, seqs } => {
+                    self.resends_asked += seqs.len() as u64;
+                    self.origin
+                        .with_room(|r, now| r.relay_resend(LINK, track, layer, &seqs, now));
                 }
             }
         }
@@ -388,4 +418,95 @@ fn late_edge_viewer_gets_a_keyframe_through_the_origin() {
         .room
         .tracks()
         .any(|t| t.kind == Kind::Audio && t.muted));
+}
+
+#[test]
+fn relay_loss_is_repaired_from_the_origin() {
+    loss_is_repaired(RoomConfig::default());
+}
+
+#[test]
+fn relay_loss_is_repaired_on_the_lean_send_path_too() {
+    loss_is_repaired(RoomConfig {
+        send_path: SendPath::Lean,
+        ..RoomConfig::default()
+    });
+}
+
+fn loss_is_repaired(config: RoomConfig) {
+    let shape = StreamShape {
+        // Keyframes come only on request: a late viewer's must be asked through the origin.
+        keyframe_interval: Duration::from_secs(3600),
+        ..simulcast()
+    };
+    let mut c = Cascade::with(config);
+    let publisher = c
+        .origin
+        .join("stage", Role::Presenter, true, shape)
+        .expect("join");
+    let ids = viewers(&mut c, 4, "v");
+    assert!(c.run_until(Duration::from_secs(10), |c| {
+        ids.iter().all(|id| decodes(&c.edge, *id))
+    }));
+    c.run_for(Duration::from_secs(1));
+    // From now on, 5 % of the relay datagrams (seeded) are lost between the nodes.
+    c.loss = Some((5, 0x9E37_79B9_7F4A_7C15));
+    c.run_for(Duration::from_secs(2));
+    // A viewer arriving under loss still gets a keyframe through the edge → origin request.
+    let requests = c.origin.stats(publisher).keyframe_requests;
+    let late = viewers(&mut c, 1, "late")[0];
+    assert!(
+        c.run_until(Duration::from_secs(3), |c| decodes(&c.edge, late)),
+        "{:?}",
+        c.edge.stats(late)
+    );
+    assert!(c.origin.stats(publisher).keyframe_requests > requests);
+    c.run_for(Duration::from_secs(2));
+    c.loss = None;
+    // The last repairs land.
+    c.run_for(Duration::from_millis(300));
+    let origin = c
+        .origin
+        .conf
+        .room
+        .relay_counters(LINK)
+        .expect("link")
+        .clone();
+    let edge = c
+        .edge
+        .conf
+        .room
+        .relay_edge_counters()
+        .expect("edge")
+        .clone();
+    eprintln!(
+        "relay under 5 % loss: {} datagrams sent, {} lost on the link, {} asked again, \
+         {} resent, {} repaired, {} duplicates",
+        origin.packets,
+        c.link_lost,
+        edge.repair_requests,
+        origin.resent,
+        edge.repaired,
+        edge.duplicates
+    );
+    assert!(c.link_lost > 20, "the link lost {}", c.link_lost);
+    assert_eq!(edge.repair_requests, c.resends_asked);
+    // Every lost datagram (a resent one included) was asked again and sealed again.
+    assert!(
+        origin.resent >= c.link_lost * 95 / 100,
+        "{} resent for {} lost",
+        origin.resent,
+        c.link_lost
+    );
+    assert_eq!(edge.dropped.iter().sum::<u64>(), 0, "{edge:?}");
+    // The viewers that were watching before the loss began have no gap in any track.
+    for id in &ids {
+        let s = c.edge.stats(*id);
+        for t in s.tracks.values() {
+            assert_eq!(t.lost(), 0, "{id}: {t:?}");
+            assert!(t.packets > 200, "{t:?}");
+        }
+    }
+    // And the edge's counters reach the metrics names the node layer exports.
+    assert!(edge.repaired > 0 && origin.resent > 0);
 }

@@ -10,6 +10,7 @@ use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::super::track::UpTrack;
+use super::repair::{Arrival, Gaps};
 use super::wire::{self, RelayDrop, RelayOpener, HEADER_LEN};
 use super::{LayerSet, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
@@ -32,6 +33,8 @@ pub struct EdgeLink {
     events: VecDeque<RelayEvent>,
     /// The needs last queued, so that only changes go out.
     announced: Option<Vec<(TrackId, LayerSet)>>,
+    /// Each relayed source's numbers: what is missing and asked again.
+    gaps: Gaps,
 }
 
 impl EdgeLink {
@@ -66,6 +69,7 @@ impl Router {
             counters: RelayCounters::default(),
             events: VecDeque::new(),
             announced: None,
+            gaps: Gaps::default(),
         }));
         Ok(())
     }
@@ -139,6 +143,9 @@ impl Router {
     /// The origin's track is gone.
     pub fn relay_track_removed(&mut self, track: TrackId, now: Instant) {
         if self.tracks.get(&track).is_some_and(|t| t.relayed) {
+            if let Some(edge) = self.edge.as_deref_mut() {
+                edge.gaps.forget(track);
+            }
             self.unpublish(track);
             self.alloc_dirty = true;
             self.pump(now);
@@ -199,6 +206,14 @@ impl Router {
         if video != (track.info.kind == Kind::Video) {
             return edge.drop(RelayDrop::UnknownCodec);
         }
+        match edge.gaps.on_packet(pkt.track, pkt.layer, pkt.seq, now) {
+            Arrival::Duplicate => {
+                edge.counters.duplicates += 1;
+                return;
+            }
+            Arrival::Repaired => edge.counters.repaired += 1,
+            Arrival::Fresh => {}
+        }
         edge.counters.packets += 1;
         edge.counters.bytes += datagram.len() as u64;
         self.counters.rtp_in += 1;
@@ -241,6 +256,19 @@ impl Router {
         self.timers.hot = true;
         self.pump(now);
         self.timers.hot = false;
+        self.relay_ask_repairs(now);
+    }
+
+    /// Queues resend requests for the gaps due now (first asks and retries).
+    fn relay_ask_repairs(&mut self, now: Instant) {
+        let Some(edge) = self.edge.as_deref_mut() else {
+            return;
+        };
+        let mut asks = vec![];
+        edge.counters.repair_requests += edge.gaps.due(now, &mut asks);
+        for e in asks {
+            edge.push(e);
+        }
     }
 
     /// Queues the viewers' layer needs for the origin if they changed (from allocation).

@@ -23,6 +23,7 @@
 
 mod edge;
 mod origin;
+pub mod repair;
 pub mod wire;
 
 use super::simulcast::Layer;
@@ -143,6 +144,16 @@ pub enum RelayEvent {
         /// Its layer.
         layer: Layer,
     },
+    /// Relay datagrams of one source that did not arrive: the origin seals them again
+    /// ([`Router::relay_resend`]; see [`repair`]).
+    Resend {
+        /// The track.
+        track: TrackId,
+        /// Its layer.
+        layer: Layer,
+        /// The publisher's sequence numbers missing (at most [`repair::MAX_RESEND`]).
+        seqs: Vec<u64>,
+    },
 }
 
 /// Counters of one link's end.
@@ -156,6 +167,14 @@ pub struct RelayCounters {
     pub not_needed: u64,
     /// Datagrams the edge refused, indexed like [`RelayDrop::ALL`].
     pub dropped: [u64; RelayDrop::ALL.len()],
+    /// Origin: packets sealed again on the edge's request (also in `packets`).
+    pub resent: u64,
+    /// Edge: packets asked for again (each try counts).
+    pub repair_requests: u64,
+    /// Edge: asked-for packets that arrived and filled their gap.
+    pub repaired: u64,
+    /// Edge: second copies of a packet already forwarded, dropped.
+    pub duplicates: u64,
 }
 
 impl RelayCounters {

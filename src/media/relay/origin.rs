@@ -8,6 +8,7 @@ use super::super::forwarder::DropReason;
 use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
+use super::repair::{RepairStore, MAX_RESEND};
 use super::wire::{self, RelayPacket, RelaySealer};
 use super::{LayerSet, RelayAnnounce, RelayCounters, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
@@ -39,6 +40,8 @@ pub struct RelayPeer {
     sealer: RelaySealer,
     tracks: HashMap<TrackId, Relayed>,
     counters: RelayCounters,
+    /// What was sent, per source, for the edge's resend requests.
+    repair: RepairStore,
 }
 
 impl RelayPeer {
@@ -98,7 +101,41 @@ impl RelayPeer {
             destination: self.destination,
             contents: datagram.into(),
         }));
+        self.repair.keep(&packet, p.payload, p.view.arrival);
         Ok(())
+    }
+
+    /// Seals again the packets of one source the edge says did not arrive, each under the
+    /// link's next index (never a used nonce); numbers no longer held are skipped.
+    fn resend(
+        &mut self,
+        track: TrackId,
+        layer: Layer,
+        seqs: &[u64],
+        now: Instant,
+        out: &mut VecDeque<Output>,
+    ) {
+        for &seq in seqs.iter().take(MAX_RESEND) {
+            // Each number asked costs a token, held or not: the budget bounds the work.
+            if !self.repair.allow(now) {
+                return;
+            }
+            let Some((packet, payload)) = self.repair.get(track, layer, seq, now) else {
+                continue;
+            };
+            let Some(datagram) = self.sealer.seal(&packet, payload) else {
+                continue;
+            };
+            self.counters.packets += 1;
+            self.counters.bytes += datagram.len() as u64;
+            self.counters.resent += 1;
+            out.push_back(Output::Transmit(Transmit {
+                proto: Protocol::Udp,
+                source: self.source,
+                destination: self.destination,
+                contents: datagram.into(),
+            }));
+        }
     }
 
     /// Adds the layers it needs to `needed` (what publishers must encode).
@@ -113,6 +150,7 @@ impl RelayPeer {
     /// Forgets tracks that are gone.
     pub(in crate::media) fn retain(&mut self, keep: impl Fn(&TrackId) -> bool) {
         self.tracks.retain(|t, _| keep(t));
+        self.repair.retain(keep);
     }
 }
 
@@ -135,6 +173,7 @@ impl Router {
             sealer: RelaySealer::new(link.0, key)?,
             tracks: HashMap::new(),
             counters: RelayCounters::default(),
+            repair: RepairStore::new(now),
         };
         // A link added again starts over: its old state (and key) is gone.
         self.peers.insert(link.peer_id(), Peer::Relay(peer));
@@ -195,6 +234,21 @@ impl Router {
         if self.peers.contains_key(&link.peer_id()) {
             self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
             self.pump(now);
+        }
+    }
+
+    /// The edge says these packets of one source did not arrive: they are sealed again from
+    /// the link's history (see `relay::repair`), within its resend budget.
+    pub fn relay_resend(
+        &mut self,
+        link: RelayId,
+        track: TrackId,
+        layer: Layer,
+        seqs: &[u64],
+        now: Instant,
+    ) {
+        if let Some(Peer::Relay(r)) = self.peers.get_mut(&link.peer_id()) {
+            r.resend(track, layer, seqs, now, &mut self.out);
         }
     }
 
