@@ -4,7 +4,7 @@
 
 use crate::cluster::link::{LinkEvent, LinkMsg};
 use crate::conference::Conference;
-use crate::media::relay::{RelayEvent, RelayId, RelayKey, RelayTrack};
+use crate::media::relay::{RelayDrop, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::protocol::{ErrorCode, LeaveReason, ParticipantId, ServerMsg};
 use crate::server::outbound::OutboundTx;
 use crate::server::Shared;
@@ -31,7 +31,7 @@ pub struct RelayRoom {
     origin: Option<(u32, mpsc::Sender<LinkMsg>)>,
     /// Edge: received counters already added to `/metrics`.
     received: u64,
-    dropped: u64,
+    dropped: [u64; RelayDrop::ALL.len()],
     /// Edge: repair requests already added to `/metrics`.
     repair_requests: u64,
     last_check: Option<Instant>,
@@ -289,22 +289,27 @@ impl RelayRoom {
                 let _ = out.try_send(msg);
             }
             if let Some(c) = conf.room.relay_edge_counters().filter(|_| full) {
-                let dropped: u64 = c.dropped.iter().sum();
+                // By reason, so a forgery never hides among tracks the edge was not yet told of.
+                for (i, reason) in RelayDrop::ALL.iter().enumerate() {
+                    let now = c.dropped[i];
+                    if now > self.dropped[i] {
+                        cluster
+                            .metrics
+                            .relay_dropped
+                            .get_or_create(&vec![("reason", reason.name())])
+                            .inc_by(now - self.dropped[i]);
+                    }
+                }
                 cluster
                     .metrics
                     .relay_received_packets
                     .inc_by(c.packets.saturating_sub(self.received));
                 cluster
                     .metrics
-                    .relay_dropped
-                    .get_or_create(&vec![("reason", "refused")])
-                    .inc_by(dropped.saturating_sub(self.dropped));
-                cluster
-                    .metrics
                     .relay_repair_requests
                     .inc_by(c.repair_requests.saturating_sub(self.repair_requests));
                 self.received = c.packets;
-                self.dropped = dropped;
+                self.dropped = c.dropped;
                 self.repair_requests = c.repair_requests;
             }
         }
