@@ -76,6 +76,34 @@ pub enum LinkMsg {
         /// The layer.
         layer: u8,
     },
+    /// Origin → edge, after the welcome: where a promoted viewer's tracks go up
+    /// (`media::relay::uplink`), and the track ids the edge numbers them from.
+    StageUplink {
+        /// The id uplink datagrams carry (the origin's relay socket routes by it).
+        link: u32,
+        /// The origin's relay UDP address.
+        relay: SocketAddr,
+        /// First id of the block of track ids this link's edge uses.
+        first_track: u64,
+    },
+    /// Edge → origin: the tracks published on the edge now (promoted viewers'), owned by
+    /// their origin ids: the whole list on each change.
+    StageTracks {
+        /// Every local track of the edge room.
+        tracks: Vec<RelayTrack>,
+    },
+    /// Origin → edge: the video layers the room needs of the edge's tracks.
+    StageNeeds {
+        /// (track, layers) pairs; a track not listed is not wanted.
+        needs: Vec<(crate::model::TrackId, LayerSet)>,
+    },
+    /// Origin → edge: someone needs a keyframe of one of the edge's tracks.
+    StageKeyframe {
+        /// The track.
+        track: crate::model::TrackId,
+        /// The layer.
+        layer: u8,
+    },
     /// Either way: the link ends.
     Close {
         /// Why, for the log.
@@ -115,6 +143,25 @@ pub enum LinkEvent {
         /// Where this room's needs and keyframe requests go.
         out: mpsc::Sender<LinkMsg>,
     },
+    /// Edge: the origin changed the role of one of the edge room's viewers (read from the
+    /// origin's own messages on its session, before the client hears of it).
+    StageRole {
+        /// Who (the origin's id, also the edge room's).
+        participant: crate::model::ParticipantId,
+        /// The new role.
+        role: crate::model::Role,
+    },
+    /// Edge: the origin muted or unmuted one of a viewer's sources (forced: by a host).
+    StageMute {
+        /// Whose.
+        participant: crate::model::ParticipantId,
+        /// Which source.
+        source: crate::model::Source,
+        /// Muted or not.
+        muted: bool,
+        /// By a host.
+        forced: bool,
+    },
     /// Either side: the link ended.
     Closed {
         /// The link.
@@ -144,7 +191,8 @@ fn parse(text: &str) -> Option<LinkMsg> {
     let msg: LinkMsg = serde_json::from_str(text).ok()?;
     let fits = match &msg {
         LinkMsg::Tracks { tracks } => tracks.len() <= MAX_TRACKS,
-        LinkMsg::Needs { needs } => needs.len() <= MAX_TRACKS,
+        LinkMsg::Needs { needs } | LinkMsg::StageNeeds { needs } => needs.len() <= MAX_TRACKS,
+        LinkMsg::StageTracks { tracks } => tracks.len() <= MAX_TRACKS,
         _ => true,
     };
     fits.then_some(msg)
@@ -227,7 +275,7 @@ async fn origin_side(socket: WebSocket, shared: Arc<Shared>) {
             tokio::select! {
                 frame = stream.next() => {
                     let Some(Ok(Message::Text(t))) = frame else { break };
-                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. })) = parse(t.as_str()) else {
+                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. } | LinkMsg::StageTracks { .. })) = parse(t.as_str()) else {
                         break;
                     };
                     // A room that cannot take a control message now is overloaded: the edge
@@ -378,7 +426,7 @@ async fn hello_and_run(
                     _ => None,
                 };
                 match msg {
-                    Some(msg @ LinkMsg::Tracks { .. }) => {
+                    Some(msg @ (LinkMsg::Tracks { .. } | LinkMsg::StageUplink { .. } | LinkMsg::StageNeeds { .. } | LinkMsg::StageKeyframe { .. })) => {
                         if room_tx.send_timeout(RoomMsg::Link(LinkEvent::Message { link, msg }), WRITE_TIMEOUT).await.is_err() {
                             break;
                         }

@@ -8,6 +8,7 @@ use super::downtrack::Incoming;
 use super::fanout::fan_out;
 use super::forwarder::{DropReason, PacketView};
 use super::peer::Peer;
+use super::relay::relay_takes;
 use super::router::{Router, Work};
 use super::simulcast::Layer;
 use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
@@ -251,12 +252,19 @@ impl Router {
         for t in self.tracks.values_mut() {
             t.subscribers.clear();
         }
+        let up = self.uplink.edge_up();
         for (sid, s) in &self.peers {
             let s = match s {
                 Peer::WebRtc(s) => s,
-                Peer::Relay(_) => {
-                    // A relay link takes every track; its `forward` ignores the m-line.
-                    for t in self.tracks.values_mut() {
+                Peer::Relay(r) => {
+                    // A relay link takes every track but those it brought (`relay::uplink`);
+                    // its `forward` ignores the m-line.
+                    let link = r.link();
+                    for t in self
+                        .tracks
+                        .values_mut()
+                        .filter(|t| relay_takes(up, link, t))
+                    {
                         t.subscribers.push((*sid, Mid::from("relay")));
                     }
                     continue;
@@ -307,6 +315,9 @@ impl Router {
         let Some(t) = self.tracks.get(&track) else {
             return;
         };
+        if let Some(link) = t.uplink {
+            return self.uplink_keyframe_wanted(link, track, layer);
+        }
         if t.relayed {
             return self.relay_keyframe_wanted(track, layer);
         }

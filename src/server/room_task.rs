@@ -218,7 +218,7 @@ pub async fn run(
                 .room
                 .handle_receive(id, proto, source, destination, &contents, at),
             Input::Media(MediaMsg::Relayed { contents, at, .. }) => {
-                conf.room.handle_relay_datagram(&contents, at)
+                conf.room.handle_link_datagram(&contents, at)
             }
             Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
             Input::Media(MediaMsg::TcpLink { peer, link }) => {

@@ -25,6 +25,7 @@ mod record_media;
 mod recording_faults;
 mod recording_room;
 mod relay;
+mod relay_promote;
 mod rooms;
 mod tls;
 mod vtime;

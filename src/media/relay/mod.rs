@@ -23,6 +23,7 @@
 
 mod edge;
 mod origin;
+mod uplink;
 pub mod wire;
 
 use super::simulcast::Layer;
@@ -32,6 +33,8 @@ use serde::{Deserialize, Serialize};
 pub use edge::EdgeLink;
 pub use origin::RelayPeer;
 pub use origin::MAX_ANNOUNCE;
+pub(super) use uplink::relay_takes;
+pub use uplink::{Uplinks, UPLINK_BASE, UPLINK_BLOCK};
 pub use wire::{RelayDrop, RelayKey};
 
 #[allow(unused_imports)]
