@@ -5,7 +5,9 @@
 //! of the link key), then `needs` (which layers of which tracks its viewers want) and
 //! `keyframe` requests. Origin → edge: `welcome` (the link id the datagrams carry), `tracks`
 //! (the stage's tracks: the whole list on each change, a stage being a handful of tracks) and
-//! `close`. Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
+//! `close`. For a viewer promoted on the edge (`media::relay::uplink`): `stage_uplink` (origin →
+//! edge: the uplink's id and address, the edge's block of track ids), `stage_tracks` (edge →
+//! origin: its local tracks), `stage_needs` and `stage_keyframe` (origin → edge). Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
 //! within the session write timeout, and the hello must arrive within [`HELLO_TIMEOUT`]. When
 //! the link dies the edge room tells its viewers to rejoin (`shutting_down`).
 

@@ -4,6 +4,7 @@ mod allhands;
 mod audio_slots;
 mod bad_input;
 mod cluster;
+mod cluster_promote;
 mod cluster_relay;
 mod common;
 mod controls;

@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use str0m::format::Codec;
 use str0m::media::{Mid, Pt};
 use str0m::rtp::ExtensionValues;
 
@@ -324,6 +325,18 @@ impl Router {
                 .store(now, pkt.layer, pkt.seq, pkt.marker, &payload);
         }
         let publisher = track.info.participant;
+        if let Some(tap) = &mut self.tap {
+            // The recording hears an edge's stage like a local one.
+            let known = if video {
+                codec == Codec::Vp8
+            } else {
+                codec == Codec::Opus
+            };
+            let (seq, time, marker) = (pkt.seq, pkt.time as u32, pkt.marker);
+            tap.packet(
+                pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now,
+            );
+        }
         let mut ext = ExtensionValues::default();
         if let Some(b) = pkt.audio_level {
             let level = -((b & 0x7f) as i8);
