@@ -8,7 +8,6 @@ use super::downtrack::Incoming;
 use super::fanout::fan_out;
 use super::forwarder::{DropReason, PacketView};
 use super::peer::Peer;
-use super::relay::relay_takes;
 use super::router::{Router, Work};
 use super::simulcast::Layer;
 use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
@@ -252,7 +251,7 @@ impl Router {
         for t in self.tracks.values_mut() {
             t.subscribers.clear();
         }
-        let up = self.uplink.edge_up();
+        let uplink = &self.uplink;
         for (sid, s) in &self.peers {
             let s = match s {
                 Peer::WebRtc(s) => s,
@@ -260,11 +259,7 @@ impl Router {
                     // A relay link takes every track but those it brought (`relay::uplink`);
                     // its `forward` ignores the m-line.
                     let link = r.link();
-                    for t in self
-                        .tracks
-                        .values_mut()
-                        .filter(|t| relay_takes(up, link, t))
-                    {
+                    for t in self.tracks.values_mut().filter(|t| uplink.takes(link, t)) {
                         t.subscribers.push((*sid, Mid::from("relay")));
                     }
                     continue;

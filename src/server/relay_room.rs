@@ -130,6 +130,9 @@ impl RelayRoom {
                     if refused > 0 {
                         tracing::debug!(link, refused, "edge tracks refused");
                     }
+                    // The other edges hear of new tracks before their packets: the lists go
+                    // out after this very input, not at the next check.
+                    self.last_check = None;
                 }
                 LinkMsg::StageUplink {
                     link: up,
@@ -290,6 +293,7 @@ impl RelayRoom {
                         })
                         .is_ok()
                     {
+                        conf.room.relay_told(RelayId(*link), &now);
                         e.told = now;
                     }
                 }

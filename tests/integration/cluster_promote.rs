@@ -134,7 +134,11 @@ async fn a_viewer_promoted_on_an_edge_publishes_from_there() {
     );
     for n in &nodes {
         let dropped = n.metric("confab_relay_dropped_total").await;
-        assert_eq!(dropped, 0.0, "{}: relay datagrams refused", n.id);
+        assert_eq!(
+            dropped, 0.0,
+            "{}: relay datagrams refused (origin {origin}, Pat on {pat_node})",
+            n.id
+        );
     }
     eprintln!(
         "promote: Pat sent {pat_sent}, its edge sent up {up_sent}, the origin received {up_received}"

@@ -91,6 +91,8 @@ impl Cluster {
         for e in &mut self.edges {
             // Each edge hears of every track but its own.
             let list = origin.conf.room.relay_tracks_for(e.link);
+            let link = e.link;
+            origin.with_room(|r, _| r.relay_told(link, &list));
             let ids: Vec<TrackId> = list.iter().map(|t| t.info.id).collect();
             for t in list {
                 assert!(e.sim.with_room(|r, now| r.relay_track_added(t, now)));

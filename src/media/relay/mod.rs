@@ -33,7 +33,6 @@ use serde::{Deserialize, Serialize};
 pub use edge::EdgeLink;
 pub use origin::RelayPeer;
 pub use origin::MAX_ANNOUNCE;
-pub(super) use uplink::relay_takes;
 pub use uplink::{Uplinks, UPLINK_BASE, UPLINK_BLOCK};
 pub use wire::{RelayDrop, RelayKey};
 

@@ -3,7 +3,7 @@
 //!
 //! **Edge**: [`Router::uplink_start`] adds a [`Peer::Relay`] toward the origin's relay socket,
 //! sealed under the link's uplink key ([`RelayKey::derive_uplink`]). It takes the edge's own
-//! tracks only, never the relayed ones ([`relay_takes`]), and the layers the origin asks for
+//! tracks only, never the relayed ones ([`Uplinks::takes`]), and the layers the origin asks for
 //! ([`Router::relay_needs`], [`Router::relay_keyframe`], as on an origin). Local tracks get ids
 //! from a block the origin handed this link ([`UPLINK_BLOCK`] ids from [`UPLINK_BASE`] up),
 //! so an id means the same track on every node and no mapping exists anywhere.
@@ -12,7 +12,7 @@
 //! [`Router::uplink_tracks`] makes the edge's announced tracks relayed up-tracks owned by the
 //! promoted participant's id (the conference checks its role first), so local viewers, the
 //! roster, the active speaker and the other edges' relay peers see a normal stage track. The
-//! link they came from is never sent them back ([`Router::relay_tracks_for`], [`relay_takes`]).
+//! link they came from is never sent them back ([`Router::relay_tracks_for`], [`Uplinks::takes`]).
 //! What their publisher must hear goes out of [`Router::poll_uplink_event`]. A host's mute and
 //! a demotion act here as for a local publisher; the node layer mirrors them on the edge.
 
@@ -21,6 +21,7 @@ use super::super::command::Event;
 use super::super::config::SendPath;
 use super::super::downtrack::Incoming;
 use super::super::forwarder::PacketView;
+use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::super::track::UpTrack;
@@ -68,12 +69,20 @@ pub struct Uplinks {
     edge_up: Option<RelayId>,
     /// Edge: the next id for a local track.
     next_local: Option<u64>,
+    /// Origin: (link, uplinked track) pairs whose edge was not yet told of the track.
+    untold: Vec<(RelayId, TrackId)>,
 }
 
 impl Uplinks {
-    /// Edge: the uplink peer's link, if any.
-    pub(in crate::media) fn edge_up(&self) -> Option<RelayId> {
-        self.edge_up
+    /// Whether the relay peer of `link` takes track `t`: an edge's uplink its local tracks
+    /// only; an origin's link every track but those its own edge published, and those of
+    /// other edges once it has been told of them (before that the edge would refuse them).
+    pub(in crate::media) fn takes(&self, link: RelayId, t: &UpTrack) -> bool {
+        if self.edge_up == Some(link) {
+            !t.relayed
+        } else {
+            t.uplink != Some(link.0) && !self.untold.contains(&(link, t.info.id))
+        }
     }
 
     /// An id for a newly published local track: from the link's block on an edge, else the
@@ -90,16 +99,6 @@ impl Uplinks {
             self.events.pop_front();
         }
         self.events.push_back((link, e));
-    }
-}
-
-/// Whether the relay peer of `link` takes track `t`: an edge's uplink (`up`) its local tracks
-/// only; an origin's link every track but those that edge published.
-pub(in crate::media) fn relay_takes(up: Option<RelayId>, link: RelayId, t: &UpTrack) -> bool {
-    if up == Some(link) {
-        !t.relayed
-    } else {
-        t.uplink != Some(link.0)
     }
 }
 
@@ -200,6 +199,10 @@ impl Router {
         for t in gone {
             self.unpublish(t);
         }
+        let tracks_now = &self.tracks;
+        self.uplink
+            .untold
+            .retain(|(_, t)| tracks_now.contains_key(t));
         let mut refused = 0;
         for t in tracks {
             let id = t.info.id;
@@ -220,6 +223,13 @@ impl Router {
             up.relayed = true;
             up.uplink = Some(link.0);
             self.tracks.insert(id, up);
+            let others = self
+                .peers
+                .values()
+                .filter_map(Peer::relay)
+                .map(|r| r.link());
+            let untold: Vec<_> = others.filter(|l| *l != link).map(|l| (l, id)).collect();
+            self.uplink.untold.extend(untold);
             self.emit(Event::TrackPublished(t.info));
         }
         self.slots_dirty = true;
@@ -227,6 +237,18 @@ impl Router {
         self.alloc_dirty = true;
         self.pump(now);
         refused
+    }
+
+    /// Origin: `link`'s edge was told of these tracks (a [`Router::relay_tracks_for`] list it
+    /// was sent): from now on it gets their packets.
+    pub fn relay_told(&mut self, link: RelayId, told: &[RelayTrack]) {
+        let before = self.uplink.untold.len();
+        self.uplink
+            .untold
+            .retain(|(l, t)| *l != link || !told.iter().any(|k| k.info.id == *t));
+        if self.uplink.untold.len() != before {
+            self.index_dirty = true;
+        }
     }
 
     /// Origin: every track but those `link`'s edge publishes (what that edge is told).
