@@ -378,6 +378,10 @@ impl RelayRoom {
         let (Some(cluster), Some(salt)) = (shared.cluster.as_ref(), self.salt) else {
             return;
         };
+        if self.uplink.is_some() {
+            // Once per link: a second block would renumber tracks already published.
+            return;
+        }
         let room = crate::cluster::edge::relayed_room(conf.room.name()).unwrap_or_default();
         let key =
             RelayKey::derive_uplink(cluster.config.secret.as_bytes(), &salt, room, cluster.id());
