@@ -99,9 +99,6 @@ impl RelayRoom {
                 let source = media_source(shared, relay);
                 match conf.room.add_relay(RelayId(link), &key, source, relay, now) {
                     Ok(()) => {
-                        // Nothing crosses before the edge is told of it (`after`, at once).
-                        conf.room.relay_told(RelayId(link), &[]);
-                        self.last_check = None;
                         let up = open_uplink(conf, shared, link, &edge, &salt, &out, now);
                         self.edges.insert(
                             link,
@@ -186,8 +183,8 @@ impl RelayRoom {
                 if let Some(e) = self.edges.remove(&link) {
                     if let Some(up) = e.up {
                         cluster.unroute_link(up);
+                        conf.room.uplink_detach(RelayId(link), now);
                     }
-                    conf.room.uplink_detach(RelayId(link), now);
                     conf.room.remove_relay(RelayId(link), now);
                     return;
                 }

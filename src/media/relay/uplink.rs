@@ -21,6 +21,7 @@ use super::super::command::Event;
 use super::super::config::SendPath;
 use super::super::downtrack::Incoming;
 use super::super::forwarder::PacketView;
+use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::super::track::UpTrack;
@@ -28,7 +29,7 @@ use super::wire::{self, RelayDrop, RelayOpener, RelayPacket, HEADER_LEN, MAX_TRA
 use super::{LayerSet, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
 use crate::model::{Kind, ParticipantId, Source, TrackId};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,20 +69,19 @@ pub struct Uplinks {
     edge_up: Option<RelayId>,
     /// Edge: the next id for a local track.
     next_local: Option<u64>,
-    /// Origin: the tracks each link's edge was last told of (links the node layer reports).
-    told: HashMap<RelayId, BTreeSet<TrackId>>,
+    /// Origin: (link, uplinked track) pairs whose edge was not yet told of the track.
+    untold: Vec<(RelayId, TrackId)>,
 }
 
 impl Uplinks {
     /// Whether the relay peer of `link` takes track `t`: an edge's uplink its local tracks
-    /// only; an origin's link every track but those its own edge published, and, once the
-    /// node layer reports what it tells the edge ([`Router::relay_told`]), only tracks the
-    /// edge was told of (before that the edge would refuse their packets).
+    /// only; an origin's link every track but those its own edge published, and those of
+    /// other edges once it has been told of them (before that the edge would refuse them).
     pub(in crate::media) fn takes(&self, link: RelayId, t: &UpTrack) -> bool {
         if self.edge_up == Some(link) {
             !t.relayed
         } else {
-            t.uplink != Some(link.0) && self.told.get(&link).is_none_or(|s| s.contains(&t.info.id))
+            t.uplink != Some(link.0) && !self.untold.contains(&(link, t.info.id))
         }
     }
 
@@ -162,7 +162,6 @@ impl Router {
     /// Origin: the link is gone; the tracks its edge published go too.
     pub fn uplink_detach(&mut self, link: RelayId, now: Instant) {
         self.uplink.ins.retain(|u| u.link != link);
-        self.uplink.told.remove(&link);
         let gone: Vec<TrackId> = self
             .tracks
             .values()
@@ -200,6 +199,10 @@ impl Router {
         for t in gone {
             self.unpublish(t);
         }
+        let tracks_now = &self.tracks;
+        self.uplink
+            .untold
+            .retain(|(_, t)| tracks_now.contains_key(t));
         let mut refused = 0;
         for t in tracks {
             let id = t.info.id;
@@ -220,6 +223,13 @@ impl Router {
             up.relayed = true;
             up.uplink = Some(link.0);
             self.tracks.insert(id, up);
+            let others = self
+                .peers
+                .values()
+                .filter_map(Peer::relay)
+                .map(|r| r.link());
+            let untold: Vec<_> = others.filter(|l| *l != link).map(|l| (l, id)).collect();
+            self.uplink.untold.extend(untold);
             self.emit(Event::TrackPublished(t.info));
         }
         self.slots_dirty = true;
@@ -229,14 +239,14 @@ impl Router {
         refused
     }
 
-    /// Origin: `link`'s edge was told of these tracks (the [`Router::relay_tracks_for`] list
-    /// it was sent last; empty before the first): from now on it gets their packets and no
-    /// others'. A link never reported takes every track (as a router used without a node
-    /// layer does).
+    /// Origin: `link`'s edge was told of these tracks (a [`Router::relay_tracks_for`] list it
+    /// was sent): from now on it gets their packets.
     pub fn relay_told(&mut self, link: RelayId, told: &[RelayTrack]) {
-        let set: BTreeSet<TrackId> = told.iter().map(|t| t.info.id).collect();
-        if self.uplink.told.get(&link) != Some(&set) {
-            self.uplink.told.insert(link, set);
+        let before = self.uplink.untold.len();
+        self.uplink
+            .untold
+            .retain(|(l, t)| *l != link || !told.iter().any(|k| k.info.id == *t));
+        if self.uplink.untold.len() != before {
             self.index_dirty = true;
         }
     }
