@@ -76,6 +76,7 @@
 //! | `conference::host` | role changes, spotlight, ask to unmute, mute all, stage invitations, join-muted setting, reactions |
 //! | [`conference::polls`] | the room's poll: one vote each, results coalesced |
 //! | `conference::recording` | recording as people see it: `joined.recording`, start/stop/failure announced, host answers |
+//! | `conference::stage` | promotion from an edge: the origin takes an edge's tracks only from members served there who may publish; an edge room mirrors the origin's role |
 //! | `conference::admin` | room settings per role (keys to hosts), removal with bans, the room API's calls |
 //! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
 //! | [`names`] | display-name rules (no control, bidi or zero-width characters) |
@@ -86,6 +87,7 @@
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
 //! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back; `relay::wire`: datagram format, HKDF link key, replay window |
 //! | [`media::relay::repair`] | relay loss repair: the edge's gap detection per relayed source and its resend requests, the origin's bounded per-source history resealed under fresh indexes |
+//! | `media::relay::uplink` | promotion from an edge: the edge's relay peer toward the origin (local tracks only, its own key, ids from a block the origin gave the link), the origin's opener feeding them in as the promoted participant's tracks, needs and keyframe requests back to the edge |
 //! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
 //! | [`media::webrtc`] | `WebRtcPeer`: a browser's `Rtc`, mid ↔ track maps, down-tracks, parked forwarders; its write |
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |

@@ -157,6 +157,14 @@ impl Sim {
         r
     }
 
+    /// Calls into the conference directly (what a node layer would, such as a relay link's
+    /// track list), then carries out what follows.
+    pub fn with_conf<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
+        let r = self.timed(f);
+        self.settle();
+        r
+    }
+
     /// Takes the datagrams the room sent to addresses that are no peer's (relay links).
     pub fn take_foreign(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.foreign.drain(..).collect()

@@ -7,7 +7,15 @@
 //! the edge room, which holds the viewer's peer and the stage relayed from the origin, and its
 //! answer comes back from here. Of the edge room's own messages only media ones reach the
 //! client ([`from_edge_room`]); everything else the client hears is the origin's.
+//!
+//! The viewer's peer in the edge room has the id the origin gave it (read from the origin's
+//! `joined`): an edge room holds one origin's viewers only, so ids stay unique, and a track a
+//! promoted viewer publishes here is owned by the same id on every node. The origin's
+//! messages about this viewer's role and mutes reach the edge room before the client
+//! ([`stage_event`]), so a promotion's re-offer is never refused here and a host's mute
+//! stops the edge's own viewers too.
 
+use super::link::LinkEvent;
 use super::proxy::{self, Unreachable, RELAY_HEADER};
 use crate::conference::JoinRequest;
 use crate::protocol::{ClientMsg, ErrorCode, LeaveReason, ParticipantId, ServerMsg};
@@ -34,17 +42,6 @@ pub const ORIGIN_HEADER: &str = "x-confab-origin";
 /// (`~` is refused), so no client can join or create it directly.
 pub fn edge_room(room: &str) -> String {
     format!("edge~{room}")
-}
-
-/// Ids of an edge room's viewers start here: apart from every id an origin gives (the
-/// relayed tracks keep their origin publisher's id), so that a viewer is never taken for the
-/// publisher of a stage track (which would skip the subscription as its own), and below
-/// 2^53 so that any id stays exact in JavaScript.
-pub const EDGE_LOCAL_IDS: u64 = 1 << 52;
-
-/// The id a viewer has in its edge room, from this node's id for its session.
-pub fn edge_local(id: ParticipantId) -> ParticipantId {
-    ParticipantId(EDGE_LOCAL_IDS | (id.0 & (EDGE_LOCAL_IDS - 1)))
 }
 
 /// The room an edge room relays, if `name` is one.
@@ -98,7 +95,7 @@ fn from_edge_room(text: &str) -> bool {
 
 /// Serves one viewer whose media this node carries as an edge of `room`, served by
 /// `origin` at `origin_url`. `join` is the client's join as received; `request` the local
-/// admission (its id is this node's, the origin gives the client its own).
+/// admission, whose id becomes the one the origin gives the viewer.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<S, R>(
     sink: &mut S,
@@ -124,9 +121,12 @@ where
     ];
     let (mut up_sink, mut up_stream) = proxy::connect(origin_url, &headers, text, shared).await?;
     cluster.set_edge_origin(room, origin, origin_url);
+    let Some(id) = until_joined(sink, stream, &mut up_sink, &mut up_stream).await else {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, up_sink.send(Up::Close(None))).await;
+        return Ok(());
+    };
     let mut request = request;
-    request.id = edge_local(request.id);
-    let id = request.id;
+    request.id = id;
     let (tx, mut rx) = outbound::channel(MAX_QUEUED_BYTES);
     let edge = match shared
         .rooms
@@ -177,7 +177,14 @@ where
             }
             frame = up_stream.next() => {
                 let msg = match frame.and_then(|f| f.ok()) {
-                    Some(Up::Text(t)) => Message::Text(t.as_str().into()),
+                    Some(Up::Text(t)) => {
+                        if let Some(ev) = stage_event(t.as_str(), id) {
+                            if edge.send(RoomMsg::Link(ev)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Message::Text(t.as_str().into())
+                    }
                     Some(Up::Binary(b)) => Message::Binary(b),
                     Some(Up::Ping(_) | Up::Pong(_)) => continue,
                     _ => break,
@@ -222,6 +229,90 @@ where
     Ok(())
 }
 
+/// Carries the session until the origin admits the viewer (a lobby may come first); returns
+/// the id it gave, or `None` when either side ended first.
+async fn until_joined<S, R, US, UR>(
+    sink: &mut S,
+    stream: &mut R,
+    up_sink: &mut US,
+    up_stream: &mut UR,
+) -> Option<ParticipantId>
+where
+    S: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    US: Sink<Up> + Unpin,
+    UR: Stream<Item = Result<Up, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        tokio::select! {
+            frame = up_stream.next() => {
+                let t = match frame.and_then(|f| f.ok())? {
+                    Up::Text(t) => t,
+                    Up::Ping(_) | Up::Pong(_) => continue,
+                    _ => return None,
+                };
+                let joined = match serde_json::from_str::<ServerMsg>(t.as_str()) {
+                    Ok(ServerMsg::Joined { you, .. }) => Some(you.id),
+                    _ => None,
+                };
+                let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(t.as_str().into()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return None;
+                }
+                if joined.is_some() {
+                    return joined;
+                }
+            }
+            frame = stream.next() => {
+                // Waiting in the lobby: only the origin has anything to say to the client.
+                let up = match frame.and_then(|f| f.ok())? {
+                    Message::Text(t) => Up::Text(t.as_str().into()),
+                    Message::Close(_) => return None,
+                    _ => continue,
+                };
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, up_sink.send(up)).await, Ok(Ok(()))) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// What the edge room must do about an origin message for viewer `me`: its role changed, or
+/// one of its sources was muted (by itself or a host).
+fn stage_event(text: &str, me: ParticipantId) -> Option<LinkEvent> {
+    #[derive(serde::Deserialize)]
+    struct Tag<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    let kind = serde_json::from_str::<Tag>(text).ok()?.kind;
+    if kind != "participant_updated" && kind != "track_muted" {
+        return None;
+    }
+    match serde_json::from_str::<ServerMsg>(text).ok()? {
+        ServerMsg::ParticipantUpdated { participant } if participant.id == me => {
+            Some(LinkEvent::StageRole {
+                participant: me,
+                role: participant.role,
+            })
+        }
+        ServerMsg::TrackMuted {
+            participant,
+            source,
+            muted,
+            forced,
+            ..
+        } if participant == me => Some(LinkEvent::StageMute {
+            participant: me,
+            source,
+            muted,
+            forced,
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,11 +333,31 @@ mod tests {
     }
 
     #[test]
-    fn edge_viewer_ids_never_meet_origin_ids() {
-        let local = edge_local(ParticipantId(1));
-        assert_ne!(local, ParticipantId(1));
-        assert!(local.0 >= EDGE_LOCAL_IDS && local.0 < 1 << 53);
-        assert!(crate::media::relay::RelayId::of_peer(local).is_none());
+    fn the_origin_s_role_and_mute_messages_for_this_viewer_reach_the_edge_room() {
+        let me = ParticipantId(4);
+        let up = r#"{"type":"participant_updated","participant":{"id":4,"name":"A","role":"presenter"}}"#;
+        assert!(matches!(
+            stage_event(up, me),
+            Some(LinkEvent::StageRole {
+                role: crate::protocol::Role::Presenter,
+                ..
+            })
+        ));
+        assert!(
+            stage_event(up, ParticipantId(5)).is_none(),
+            "someone else's"
+        );
+        let muted = r#"{"type":"track_muted","id":9,"participant":4,"source":"microphone","muted":true,"forced":true}"#;
+        assert!(matches!(
+            stage_event(muted, me),
+            Some(LinkEvent::StageMute {
+                muted: true,
+                forced: true,
+                ..
+            })
+        ));
+        assert!(stage_event(r#"{"type":"chat"}"#, me).is_none());
+        assert!(stage_event("not json", me).is_none());
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! of the link key), then `needs` (which layers of which tracks its viewers want),
 //! `keyframe` requests and `resend` (relay datagrams that did not arrive). Origin → edge:
 //! `welcome` (the link id the datagrams carry), `tracks` (the stage's tracks: the whole list
-//! on each change, a stage being a handful of tracks) and `close`. Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
+//! on each change, a stage being a handful of tracks) and `close`. For a viewer promoted on
+//! the edge (`media::relay::uplink`): `stage_uplink` (origin → edge: the uplink's id and
+//! address, the edge's block of track ids), `stage_tracks` (edge → origin: its local
+//! tracks), `stage_needs` and `stage_keyframe` (origin → edge). Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
 //! within the session write timeout, and the hello must arrive within [`HELLO_TIMEOUT`]. When
 //! the link dies the edge room tells its viewers to rejoin (`shutting_down`).
 
@@ -87,6 +90,34 @@ pub enum LinkMsg {
         /// The publisher's sequence numbers missing.
         seqs: Vec<u64>,
     },
+    /// Origin → edge, after the welcome: where a promoted viewer's tracks go up
+    /// (`media::relay::uplink`), and the track ids the edge numbers them from.
+    StageUplink {
+        /// The id uplink datagrams carry (the origin's relay socket routes by it).
+        link: u32,
+        /// The origin's relay UDP address.
+        relay: SocketAddr,
+        /// First id of the block of track ids this link's edge uses.
+        first_track: u64,
+    },
+    /// Edge → origin: the tracks published on the edge now (promoted viewers'), owned by
+    /// their origin ids: the whole list on each change.
+    StageTracks {
+        /// Every local track of the edge room.
+        tracks: Vec<RelayTrack>,
+    },
+    /// Origin → edge: the video layers the room needs of the edge's tracks.
+    StageNeeds {
+        /// (track, layers) pairs; a track not listed is not wanted.
+        needs: Vec<(crate::model::TrackId, LayerSet)>,
+    },
+    /// Origin → edge: someone needs a keyframe of one of the edge's tracks.
+    StageKeyframe {
+        /// The track.
+        track: crate::model::TrackId,
+        /// The layer.
+        layer: u8,
+    },
     /// Either way: the link ends.
     Close {
         /// Why, for the log.
@@ -126,6 +157,25 @@ pub enum LinkEvent {
         /// Where this room's needs and keyframe requests go.
         out: mpsc::Sender<LinkMsg>,
     },
+    /// Edge: the origin changed the role of one of the edge room's viewers (read from the
+    /// origin's own messages on its session, before the client hears of it).
+    StageRole {
+        /// Who (the origin's id, also the edge room's).
+        participant: crate::model::ParticipantId,
+        /// The new role.
+        role: crate::model::Role,
+    },
+    /// Edge: the origin muted or unmuted one of a viewer's sources (forced: by a host).
+    StageMute {
+        /// Whose.
+        participant: crate::model::ParticipantId,
+        /// Which source.
+        source: crate::model::Source,
+        /// Muted or not.
+        muted: bool,
+        /// By a host.
+        forced: bool,
+    },
     /// Either side: the link ended.
     Closed {
         /// The link.
@@ -155,7 +205,8 @@ fn parse(text: &str) -> Option<LinkMsg> {
     let msg: LinkMsg = serde_json::from_str(text).ok()?;
     let fits = match &msg {
         LinkMsg::Tracks { tracks } => tracks.len() <= MAX_TRACKS,
-        LinkMsg::Needs { needs } => needs.len() <= MAX_TRACKS,
+        LinkMsg::Needs { needs } | LinkMsg::StageNeeds { needs } => needs.len() <= MAX_TRACKS,
+        LinkMsg::StageTracks { tracks } => tracks.len() <= MAX_TRACKS,
         LinkMsg::Resend { seqs, .. } => seqs.len() <= MAX_RESEND,
         _ => true,
     };
@@ -239,7 +290,7 @@ async fn origin_side(socket: WebSocket, shared: Arc<Shared>) {
             tokio::select! {
                 frame = stream.next() => {
                     let Some(Ok(Message::Text(t))) = frame else { break };
-                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. } | LinkMsg::Resend { .. })) = parse(t.as_str()) else {
+                    let Some(msg @ (LinkMsg::Needs { .. } | LinkMsg::Keyframe { .. } | LinkMsg::Resend { .. } | LinkMsg::StageTracks { .. })) = parse(t.as_str()) else {
                         break;
                     };
                     // A room that cannot take a control message now is overloaded: the edge
@@ -390,7 +441,7 @@ async fn hello_and_run(
                     _ => None,
                 };
                 match msg {
-                    Some(msg @ LinkMsg::Tracks { .. }) => {
+                    Some(msg @ (LinkMsg::Tracks { .. } | LinkMsg::StageUplink { .. } | LinkMsg::StageNeeds { .. } | LinkMsg::StageKeyframe { .. })) => {
                         if room_tx.send_timeout(RoomMsg::Link(LinkEvent::Message { link, msg }), WRITE_TIMEOUT).await.is_err() {
                             break;
                         }

@@ -14,6 +14,7 @@ mod output;
 pub mod polls;
 pub mod record;
 mod recording;
+mod stage;
 pub mod talk;
 #[cfg(test)]
 mod tests;

@@ -190,6 +190,7 @@ impl Router {
         for e in msgs {
             self.emit(e);
         }
+        self.uplink_needs_now(&relayed);
         self.relay_needs_now(relayed);
     }
 

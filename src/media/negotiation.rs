@@ -104,8 +104,7 @@ impl Router {
         let mut added = vec![];
         for (mid, source) in &wanted {
             if !p.published.contains_key(mid) {
-                let track = TrackId(self.next_track);
-                self.next_track += 1;
+                let track = self.uplink.mint(&mut self.next_track);
                 p.published.insert(*mid, track);
                 added.push((track, *mid, *source));
             }

@@ -81,6 +81,8 @@ pub struct Router {
     pub(super) edge: Option<Box<EdgeLink>>,
     /// Track changes for the edges, while the room has relay links (see `relay`).
     pub(super) announce: VecDeque<RelayAnnounce>,
+    /// Tracks published on an edge for a promoted viewer (see `relay::uplink`).
+    pub(super) uplink: super::relay::Uplinks,
 }
 
 impl Router {
@@ -110,6 +112,7 @@ impl Router {
             tap: None,
             edge: None,
             announce: VecDeque::new(),
+            uplink: Default::default(),
         }
     }
 
@@ -208,6 +211,9 @@ impl Router {
 
     /// Whether a peer's offers may send media; taking the right away unpublishes its tracks.
     pub fn set_may_publish(&mut self, id: ParticipantId, may: bool) {
+        if !may {
+            self.uplink_revoke(id);
+        }
         let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
             return;
         };
@@ -259,14 +265,18 @@ impl Router {
                     .values()
                     .filter(|t| self.tracks.get(t).is_some_and(|t| t.info.source == source))
                     .copied()
-                    .collect()
+                    .collect::<Vec<_>>()
             })
             .unwrap_or_default()
+            .into_iter()
+            .chain(self.uplinked_of(id, source))
+            .collect()
     }
 
     /// A peer leaves (the conference decided: goodbye, socket closed, removed by a host).
     /// Returns whether it was in.
     pub fn remove(&mut self, id: ParticipantId) -> bool {
+        self.uplink_revoke(id);
         let Some(peer) = self.peers.remove(&id) else {
             return false;
         };

@@ -284,12 +284,15 @@ impl Router {
         for t in self.tracks.values_mut() {
             t.subscribers.clear();
         }
+        let uplink = &self.uplink;
         for (sid, s) in &self.peers {
             let s = match s {
                 Peer::WebRtc(s) => s,
-                Peer::Relay(_) => {
-                    // A relay link takes every track; its `forward` ignores the m-line.
-                    for t in self.tracks.values_mut() {
+                Peer::Relay(r) => {
+                    // A relay link takes every track but those it brought (`relay::uplink`);
+                    // its `forward` ignores the m-line.
+                    let link = r.link();
+                    for t in self.tracks.values_mut().filter(|t| uplink.takes(link, t)) {
                         t.subscribers.push((*sid, Mid::from("relay")));
                     }
                     continue;
@@ -340,6 +343,9 @@ impl Router {
         let Some(t) = self.tracks.get(&track) else {
             return;
         };
+        if let Some(link) = t.uplink {
+            return self.uplink_keyframe_wanted(link, track, layer);
+        }
         if t.relayed {
             return self.relay_keyframe_wanted(track, layer);
         }

@@ -128,6 +128,9 @@ pub struct UpTrack {
     /// Fed by an origin node's relay (this room is an edge): its publisher is not a peer
     /// here, so layer needs and keyframe requests go to the origin instead.
     pub relayed: bool,
+    /// On an origin: the relay link (its number) whose edge publishes this track for a
+    /// viewer promoted there (`relay::uplink`); that link is never sent it back.
+    pub uplink: Option<u32>,
 }
 
 impl UpTrack {
@@ -153,6 +156,7 @@ impl UpTrack {
             subscribers: Vec::new(),
             histories: Histories::default(),
             relayed: false,
+            uplink: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! A room task's side of the cluster relay: on the origin, one link per edge (its key, the
 //! track list last announced to it); on an edge, the link to the origin. The media itself is
 //! the router's (`media::relay`); this carries the control link's messages to and from it.
+//! A viewer promoted on an edge publishes there: its tracks go up over the link's uplink
+//! (`media::relay::uplink`), its role and host mutes come down from the origin's messages.
 
 use crate::cluster::link::{LinkEvent, LinkMsg};
 use crate::conference::Conference;
@@ -22,6 +24,19 @@ struct ToEdge {
     counted: (u64, u64),
     /// Resent packets already added to `/metrics`.
     resent: u64,
+    /// The id its uplink datagrams carry, routed to this room by the relay socket.
+    up: Option<u32>,
+    /// Uplink packets already added to `/metrics`.
+    up_counted: u64,
+}
+
+/// The edge's uplink: where a promoted viewer's tracks go.
+struct ToOrigin {
+    up: u32,
+    /// The local tracks last told, to send only changes.
+    told: Vec<RelayTrack>,
+    /// Counters already added to `/metrics`.
+    counted: (u64, u64),
 }
 
 /// The room's relay state.
@@ -41,6 +56,10 @@ pub struct RelayRoom {
     held: Vec<(ParticipantId, crate::protocol::ClientMsg)>,
     /// Edge: offers naming tracks still on their way from the origin.
     early: super::edge_offers::EdgeOffers,
+    /// Edge: the link key's salt (the uplink's key derives from it too).
+    salt: Option<[u8; 16]>,
+    /// Edge: the uplink, once the origin told where it goes.
+    uplink: Option<ToOrigin>,
 }
 
 /// Media messages an edge room holds until its link is up (a few per viewer at most: an
@@ -86,9 +105,10 @@ impl RelayRoom {
                 let source = media_source(shared, relay);
                 match conf.room.add_relay(RelayId(link), &key, source, relay, now) {
                     Ok(()) => {
+                        let up = open_uplink(conf, shared, link, &edge, &salt, &out, now);
                         // Told at once, even when the stage is empty: the edge room holds its
                         // viewers' offers until it has heard the list.
-                        let told = conf.room.relay_tracks();
+                        let told = conf.room.relay_tracks_for(RelayId(link));
                         let _ = out.try_send(LinkMsg::Tracks {
                             tracks: told.clone(),
                         });
@@ -99,6 +119,8 @@ impl RelayRoom {
                                 told,
                                 counted: (0, 0),
                                 resent: 0,
+                                up,
+                                up_counted: 0,
                             },
                         );
                     }
@@ -120,8 +142,45 @@ impl RelayRoom {
                         .relay_resend(RelayId(link), track, layer, &seqs, now)
                 }
                 LinkMsg::Tracks { tracks } => self.tracks(conf, tracks, now),
+                LinkMsg::StageTracks { tracks } if self.edges.contains_key(&link) => {
+                    let refused = conf.stage_uplink(RelayId(link), tracks, now);
+                    if refused > 0 {
+                        tracing::debug!(link, refused, "edge tracks refused");
+                    }
+                    // The other edges hear of new tracks before their packets: the lists go
+                    // out after this very input, not at the next check.
+                    self.last_check = None;
+                }
+                LinkMsg::StageUplink {
+                    link: up,
+                    relay,
+                    first_track,
+                } => self.start_uplink(conf, shared, up, relay, first_track, now),
+                LinkMsg::StageNeeds { needs } => {
+                    if let Some(u) = &self.uplink {
+                        conf.room.relay_needs(RelayId(u.up), &needs, now);
+                    }
+                }
+                LinkMsg::StageKeyframe { track, layer } => {
+                    if let Some(u) = &self.uplink {
+                        conf.room.relay_keyframe(RelayId(u.up), track, layer, now);
+                    }
+                }
                 _ => {}
             },
+            LinkEvent::StageRole { participant, role } => conf.relay_role(participant, role),
+            LinkEvent::StageMute {
+                participant,
+                source,
+                muted,
+                forced,
+            } => {
+                if muted && forced {
+                    conf.room.force_mute(participant, source);
+                } else {
+                    conf.room.mute(participant, source, muted, now);
+                }
+            }
             LinkEvent::Linked { link, salt, out } => {
                 let key = RelayKey::derive(
                     cluster.config.secret.as_bytes(),
@@ -130,12 +189,19 @@ impl RelayRoom {
                     cluster.id(),
                 );
                 match conf.room.relay_attach(RelayId(link), &key) {
-                    Ok(()) => self.origin = Some((link, out)),
+                    Ok(()) => {
+                        self.origin = Some((link, out));
+                        self.salt = Some(salt);
+                    }
                     Err(e) => tracing::warn!(link, error = ?e, "relay link key refused"),
                 }
             }
             LinkEvent::Closed { link } => {
-                if self.edges.remove(&link).is_some() {
+                if let Some(e) = self.edges.remove(&link) {
+                    if let Some(up) = e.up {
+                        cluster.unroute_link(up);
+                        conf.room.uplink_detach(RelayId(link), now);
+                    }
                     conf.room.remove_relay(RelayId(link), now);
                     return;
                 }
@@ -245,9 +311,21 @@ impl RelayRoom {
         // whole track list when it differs from what it was last told, which also covers a
         // link that missed a change while its queue was full.
         while conf.room.poll_relay_announce().is_some() {}
+        while let Some((link, ev)) = conf.room.poll_uplink_event() {
+            let msg = match ev {
+                RelayEvent::Needs { needs } => LinkMsg::StageNeeds { needs },
+                RelayEvent::Keyframe { track, layer } => LinkMsg::StageKeyframe { track, layer },
+                // The uplink has no loss repair (its opener asks for none).
+                RelayEvent::Resend { .. } => continue,
+            };
+            if let Some(e) = self.edges.get(&link.0) {
+                let _ = e.out.try_send(msg);
+            }
+        }
         if full && !self.edges.is_empty() {
-            let now = conf.room.relay_tracks();
             for (link, e) in self.edges.iter_mut() {
+                // Each edge hears of every track but its own (a promoted viewer's there).
+                let now = conf.room.relay_tracks_for(RelayId(*link));
                 if e.told != now {
                     // Full: the link is stuck; the next change tries again.
                     if e.out
@@ -256,8 +334,16 @@ impl RelayRoom {
                         })
                         .is_ok()
                     {
-                        e.told = now.clone();
+                        conf.room.relay_told(RelayId(*link), &now);
+                        e.told = now;
                     }
+                }
+                if let Some(c) = conf.room.uplink_counters(RelayId(*link)) {
+                    cluster
+                        .metrics
+                        .relay_received_packets
+                        .inc_by(c.packets.saturating_sub(e.up_counted));
+                    e.up_counted = c.packets;
                 }
                 if let Some(c) = conf.room.relay_counters(RelayId(*link)) {
                     cluster
@@ -275,6 +361,26 @@ impl RelayRoom {
                         .inc_by(c.resent.saturating_sub(e.resent));
                     e.resent = c.resent;
                 }
+            }
+        }
+        if let (Some(u), Some((_, out)), true) = (&mut self.uplink, &self.origin, full) {
+            let local = conf.room.uplink_local_tracks();
+            if u.told != local
+                && out
+                    .try_send(LinkMsg::StageTracks {
+                        tracks: local.clone(),
+                    })
+                    .is_ok()
+            {
+                u.told = local;
+            }
+            if let Some(c) = conf.room.relay_counters(RelayId(u.up)) {
+                let m = &cluster.metrics;
+                m.relay_sent_packets
+                    .inc_by(c.packets.saturating_sub(u.counted.0));
+                m.relay_sent_bytes
+                    .inc_by(c.bytes.saturating_sub(u.counted.1));
+                u.counted = (c.packets, c.bytes);
             }
         }
         if let Some((_, out)) = &self.origin {
@@ -314,6 +420,85 @@ impl RelayRoom {
             }
         }
     }
+}
+
+impl RelayRoom {
+    /// Edge: the origin told where promoted viewers' tracks go; local tracks are numbered
+    /// from `first_track` on and sealed under the link's uplink key.
+    fn start_uplink(
+        &mut self,
+        conf: &mut Conference,
+        shared: &Shared,
+        up: u32,
+        relay: SocketAddr,
+        first_track: u64,
+        now: Instant,
+    ) {
+        let (Some(cluster), Some(salt)) = (shared.cluster.as_ref(), self.salt) else {
+            return;
+        };
+        if self.uplink.is_some() {
+            // Once per link: a second block would renumber tracks already published.
+            return;
+        }
+        let room = crate::cluster::edge::relayed_room(conf.room.name()).unwrap_or_default();
+        let key =
+            RelayKey::derive_uplink(cluster.config.secret.as_bytes(), &salt, room, cluster.id());
+        let source = media_source(shared, relay);
+        match conf
+            .room
+            .uplink_start(RelayId(up), first_track, &key, source, relay, now)
+        {
+            Ok(()) => {
+                self.uplink = Some(ToOrigin {
+                    up,
+                    told: vec![],
+                    counted: (0, 0),
+                })
+            }
+            Err(e) => tracing::warn!(up, error = ?e, "uplink key refused"),
+        }
+    }
+}
+
+/// Origin: opens a new link's uplink (routed on this node's relay socket to this room) and
+/// tells the edge; returns its id. Without a relay socket the edge's viewers cannot publish
+/// there (they still watch).
+fn open_uplink(
+    conf: &mut Conference,
+    shared: &Shared,
+    link: u32,
+    edge: &str,
+    salt: &[u8; 16],
+    out: &mpsc::Sender<LinkMsg>,
+    now: Instant,
+) -> Option<u32> {
+    let cluster = shared.cluster.as_ref()?;
+    let relay = cluster.relay_addr()?;
+    let inbox = shared.rooms.media_inbox(conf.room.name())?;
+    let up = cluster.route_link(inbox);
+    let key = RelayKey::derive_uplink(
+        cluster.config.secret.as_bytes(),
+        salt,
+        conf.room.name(),
+        edge,
+    );
+    match conf.room.uplink_attach(RelayId(link), up, &key, now) {
+        Ok(first_track) => {
+            let msg = LinkMsg::StageUplink {
+                link: up,
+                relay,
+                first_track,
+            };
+            if out.try_send(msg).is_ok() {
+                return Some(up);
+            }
+            conf.room.uplink_detach(RelayId(link), now);
+        }
+        Err(e) => tracing::warn!(link, error = e, "uplink refused"),
+    }
+    cluster.unroute_link(up);
+    None
 }
 
 /// The room's media address relay datagrams leave from: the socket of the edge's family.

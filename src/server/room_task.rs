@@ -236,7 +236,7 @@ pub async fn run(
             }
             Input::Media(MediaMsg::Relayed { contents, at, .. }) => {
                 read_until = read_until.max(at);
-                conf.room.handle_relay_datagram(&contents, at)
+                conf.room.handle_link_datagram(&contents, at)
             }
             Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
             Input::Media(MediaMsg::TcpLink { peer, link }) => {

@@ -24,6 +24,7 @@
 mod edge;
 mod origin;
 pub mod repair;
+mod uplink;
 pub mod wire;
 
 use super::simulcast::Layer;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use edge::EdgeLink;
 pub use origin::RelayPeer;
 pub use origin::MAX_ANNOUNCE;
+pub use uplink::{Uplinks, UPLINK_BASE, UPLINK_BLOCK};
 pub use wire::{RelayDrop, RelayKey};
 
 #[allow(unused_imports)]

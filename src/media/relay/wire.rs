@@ -28,7 +28,8 @@
 //! cluster secret as input key material, the edge's 16 random hello bytes as salt, and info
 //! `"confab relay v1" ‖ u16 len ‖ room ‖ u16 len ‖ edge node id` (lengths keep two
 //! (room, edge) pairs from meaning the same bytes), expanded to a 32-byte master key and a
-//! 12-byte master salt, then RFC 3711 derivation as for any SRTP master key.
+//! 12-byte master salt, then RFC 3711 derivation as for any SRTP master key. The edge → origin
+//! direction (a viewer promoted on the edge) has its own key: label `"confab relay up v1"`.
 
 use super::super::fast::keys::{self, Keying};
 use super::super::fast::pool;
@@ -54,6 +55,8 @@ pub const MAX_LAYERS: usize = 4;
 pub const MAX_TRACK: u64 = (u32::MAX >> 2) as u64;
 /// Label in the HKDF info.
 const INFO_LABEL: &[u8] = b"confab relay v1";
+/// Label in the HKDF info of the edge → origin direction.
+const UPLINK_LABEL: &[u8] = b"confab relay up v1";
 /// Indexes older than this many behind the newest are refused (reordering between two nodes
 /// on one network is far smaller).
 const REPLAY_WINDOW: u64 = 128;
@@ -74,8 +77,30 @@ impl std::fmt::Debug for RelayKey {
 impl RelayKey {
     /// The link key of (`room`, `edge`) under the cluster secret and the edge's hello salt.
     pub fn derive(cluster_secret: &[u8], hello_salt: &[u8; 16], room: &str, edge: &str) -> Self {
-        let mut info = Vec::with_capacity(INFO_LABEL.len() + 4 + room.len() + edge.len());
-        info.extend_from_slice(INFO_LABEL);
+        Self::derive_labelled(INFO_LABEL, cluster_secret, hello_salt, room, edge)
+    }
+
+    /// The same link's key for the other direction, edge → origin (a viewer promoted on the
+    /// edge, `relay::uplink`): its own label, so the two directions never share a key and
+    /// their independent indexes never make a GCM nonce repeat under one key.
+    pub fn derive_uplink(
+        cluster_secret: &[u8],
+        hello_salt: &[u8; 16],
+        room: &str,
+        edge: &str,
+    ) -> Self {
+        Self::derive_labelled(UPLINK_LABEL, cluster_secret, hello_salt, room, edge)
+    }
+
+    fn derive_labelled(
+        label: &[u8],
+        cluster_secret: &[u8],
+        hello_salt: &[u8; 16],
+        room: &str,
+        edge: &str,
+    ) -> Self {
+        let mut info = Vec::with_capacity(label.len() + 4 + room.len() + edge.len());
+        info.extend_from_slice(label);
         for part in [room.as_bytes(), edge.as_bytes()] {
             // Room names and node ids are short; a longer one is cut, never a panic.
             let len = part.len().min(usize::from(u16::MAX));

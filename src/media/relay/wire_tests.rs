@@ -113,3 +113,34 @@ fn relay_payload_types_round_trip_the_room_codecs() {
         assert_eq!(params_of(pt).map(|q| q.spec()), Some(p.spec()));
     }
 }
+
+#[test]
+fn each_direction_has_its_own_key() {
+    let down = RelayKey::derive(b"secret", &[3; 16], "room", "n2");
+    let up = RelayKey::derive_uplink(b"secret", &[3; 16], "room", "n2");
+    assert_ne!(down.master, up.master);
+    assert_ne!(down.salt, up.salt);
+    let packet = RelayPacket {
+        track: TrackId(5),
+        layer: 0,
+        pt: 111,
+        marker: false,
+        seq: 1,
+        time: 960,
+        audio_level: Some(0x85),
+    };
+    // Same link id, same index: only the key tells the directions apart.
+    let mut sealer = RelaySealer::new(9, &down).expect("sealer");
+    let d = sealer.seal(&packet, b"opus").expect("sealed");
+    let mut wrong = RelayOpener::new(9, &up).expect("opener");
+    assert_eq!(wrong.open(&d).err(), Some(RelayDrop::Forged));
+    let mut right = RelayOpener::new(9, &down).expect("opener");
+    assert_eq!(right.open(&d).expect("opens").0, packet);
+    let mut sealer = RelaySealer::new(9, &up).expect("sealer");
+    let d = sealer.seal(&packet, b"opus").expect("sealed");
+    assert_eq!(
+        RelayOpener::new(9, &down).expect("opener").open(&d).err(),
+        Some(RelayDrop::Forged)
+    );
+    assert!(wrong.open(&d).is_ok(), "the uplink key opens the uplink");
+}
