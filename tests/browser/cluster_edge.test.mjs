@@ -2,13 +2,14 @@
 // origin, `--max-audience-per-node 1` so that, after a first viewer on the origin, the next
 // viewer page goes to the other node, which receives the stage over the node-to-node relay;
 // that viewer decodes its video and audio (getStats), and the nodes' /metrics show the edge
-// session and the relay.
+// session and the relay. Then the host brings that viewer on stage: it publishes from the
+// edge, and the host and the other viewer, both on the origin, decode its camera.
 
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import { startServer } from './server.mjs';
 import { startRedis } from './redis.mjs';
-import { launchBrowser, openPerson, joined, waitFor, inboundStats, myId, tileIds } from './browser.mjs';
+import { launchBrowser, openPerson, joined, waitFor, inboundStats, myId, tileIds, decodesVideoFrom, packetsSent } from './browser.mjs';
 
 const MEDIA_DEADLINE_MS = 25_000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -38,7 +39,7 @@ const received = async (person) => {
   return { frames: sum('video', 'framesDecoded'), audio: sum('audio', 'packetsReceived') };
 };
 
-test('a viewer page on an edge node decodes the presenter on the origin', async () => {
+test('a viewer page on an edge node decodes the presenter on the origin, and publishes from there once on stage', async () => {
   const room = `edge-${process.pid}`;
   try {
     const host = await openPerson(browser, `${nodes[0].url}/?room=${room}&name=Host&role=host&mode=webinar`, 'Host');
@@ -81,7 +82,27 @@ test('a viewer page on an edge node decodes the presenter on the origin', async 
     const got = await edge.metric('confab_relay_received_packets_total');
     assert.ok(sent > 0 && got > 0, `relay sent ${sent}, received ${got}`);
     assert.equal(await edge.metric('confab_relay_sent_packets_total'), 0, 'the edge sends nothing back');
-    assert.equal(await edge.metric('confab_relay_dropped_total{reason="refused"}'), 0);
+    // A reason never counted is absent from /metrics (NaN here): none refused either way.
+    for (const reason of ['malformed', 'forged', 'replayed']) {
+      const refused = await edge.metric(`confab_relay_dropped_total{reason="${reason}"}`);
+      assert.ok(Number.isNaN(refused) || refused === 0, `${refused} refused as ${reason}`);
+    }
+
+    // On stage from the edge: hand, promotion, accepted; the camera goes up to the origin.
+    const vicId = await myId(viewer);
+    await viewer.page.click('#hand');
+    await waitFor("Vic's raised hand at the host", () =>
+      host.page.evaluate((id) => Boolean(document.querySelector(`#roster .hands [data-hand="${id}"]`)), vicId),
+    );
+    await host.page.click(`#roster .hands [data-hand="${vicId}"] [data-action="promote"]`);
+    await viewer.page.click('#ask .yes');
+    await waitFor('Vic on stage', () => viewer.page.evaluate(() => window.confab.client.me.role), (r) => r === 'presenter');
+    await viewer.page.click('#cam');
+    await Promise.all([decodesVideoFrom(host, vicId, MEDIA_DEADLINE_MS), decodesVideoFrom(first, vicId, MEDIA_DEADLINE_MS)]);
+    assert.ok((await packetsSent(viewer, 'video')) > 0, 'Vic sends video from the edge');
+    const up = await edge.metric('confab_relay_sent_packets_total');
+    const upIn = await origin.metric('confab_relay_received_packets_total');
+    assert.ok(up > 0 && upIn > 0, `uplink: the edge sent ${up}, the origin received ${upIn}`);
   } catch (err) {
     const metrics = await Promise.all(
       nodes.map(async (n) =>
