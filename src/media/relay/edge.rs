@@ -11,13 +11,14 @@ use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::super::track::UpTrack;
 use super::repair::{Arrival, Gaps};
-use super::wire::{self, RelayDrop, RelayOpener, HEADER_LEN};
+use super::wire::{self, RelayDrop, RelayOpener, RelayPacket, HEADER_LEN};
 use super::{LayerSet, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
-use crate::model::{Kind, TrackId};
+use crate::model::{Kind, ParticipantId, TrackId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
+use str0m::format::PayloadParams;
 use str0m::media::{Mid, Pt};
 use str0m::rtp::ExtensionValues;
 
@@ -226,7 +227,28 @@ impl Router {
                 .store(now, pkt.layer, pkt.seq, pkt.marker, &payload);
         }
         let publisher = track.info.participant;
-        let track_id = pkt.track;
+        self.deliver_relayed(&pkt, publisher, &payload, pt, params, now);
+        // The fan-out touched the subscribers it made want time (see `timers.rs`).
+        self.timers.hot = true;
+        self.pump(now);
+        self.timers.hot = false;
+        self.relay_ask_repairs(now);
+    }
+
+    /// Fans out a packet that came over a relay link (either direction) as a local
+    /// publisher's would: its audio level to the speaker detector, the view the forwarders
+    /// read.
+    pub(super) fn deliver_relayed(
+        &mut self,
+        pkt: &RelayPacket,
+        publisher: ParticipantId,
+        payload: &Arc<[u8]>,
+        pt: Pt,
+        params: PayloadParams,
+        now: Instant,
+    ) {
+        let codec = params.spec().codec;
+        let video = codec.is_video();
         let mut ext = ExtensionValues::default();
         if let Some(b) = pkt.audio_level {
             let level = -((b & 0x7f) as i8);
@@ -235,15 +257,15 @@ impl Router {
             self.speaker.level(publisher, level, now);
         }
         let incoming = Incoming {
-            track: track_id,
-            payload: &payload,
+            track: pkt.track,
+            payload,
             marker: pkt.marker,
             view: PacketView {
                 seq: pkt.seq,
                 time: pkt.time,
                 clock_rate: params.spec().clock_rate.get(),
                 video,
-                keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(&payload),
+                keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(payload),
                 arrival: now,
             },
             layer: pkt.layer,
@@ -251,12 +273,7 @@ impl Router {
             params,
             ext,
         };
-        self.deliver(track_id, &incoming, now);
-        // The fan-out touched the subscribers it made want time (see `timers.rs`).
-        self.timers.hot = true;
-        self.pump(now);
-        self.timers.hot = false;
-        self.relay_ask_repairs(now);
+        self.deliver(pkt.track, &incoming, now);
     }
 
     /// Queues resend requests for the gaps due now (first asks and retries).

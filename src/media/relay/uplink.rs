@@ -16,11 +16,8 @@
 //! What their publisher must hear goes out of [`Router::poll_uplink_event`]. A host's mute and
 //! a demotion act here as for a local publisher; the node layer mirrors them on the edge.
 
-use super::super::codec::VideoCodec;
 use super::super::command::Event;
 use super::super::config::SendPath;
-use super::super::downtrack::Incoming;
-use super::super::forwarder::PacketView;
 use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
@@ -35,7 +32,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt};
-use str0m::rtp::ExtensionValues;
 
 /// First track id of the edges' blocks: origin rooms number their own tracks from 1 and
 /// never get this far.
@@ -359,31 +355,7 @@ impl Router {
                 pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now,
             );
         }
-        let mut ext = ExtensionValues::default();
-        if let Some(b) = pkt.audio_level {
-            let level = -((b & 0x7f) as i8);
-            ext.audio_level = Some(level);
-            ext.voice_activity = Some(b & 0x80 != 0);
-            self.speaker.level(publisher, level, now);
-        }
-        let incoming = Incoming {
-            track: pkt.track,
-            payload: &payload,
-            marker: pkt.marker,
-            view: PacketView {
-                seq: pkt.seq,
-                time: pkt.time,
-                clock_rate: params.spec().clock_rate.get(),
-                video,
-                keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(&payload),
-                arrival: now,
-            },
-            layer: pkt.layer,
-            pt,
-            params,
-            ext,
-        };
-        self.deliver(pkt.track, &incoming, now);
+        self.deliver_relayed(pkt, publisher, &payload, pt, params, now);
         Ok(())
     }
 
