@@ -3,32 +3,17 @@
 //! A real server on loopback with bots in two rooms; one room's task is made to panic through
 //! a message that exists only in unit-test builds (no peer can send it).
 
+use super::loopback::{packets, Loopback};
 use super::room_task::RoomMsg;
-use crate::bot::{Bot, BotConfig, BotStats};
-use crate::config::Config;
+use crate::bot::{Bot, BotConfig};
 use crate::protocol::ServerMsg;
-use crate::server::Bound;
 use std::time::Duration;
-
-fn packets(s: &BotStats) -> u64 {
-    s.tracks.values().map(|t| t.packets).sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_room_leaves_the_others_forwarding() {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        udp_port: 0,
-        ..Config::default()
-    };
-    let bound = Bound::bind(config).await.expect("bind");
-    let url = format!("ws://{}/ws", bound.http_addr());
-    let shared = bound.shared();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async {
-        let _ = stopped.await;
-    }));
-    let join = |room: &str, name: &str| Bot::join(BotConfig::new(url.clone(), room, name));
+    let server = Loopback::start(|_| {}).await;
+    let shared = &server.shared;
+    let join = |room: &str, name: &str| Bot::join(BotConfig::new(server.url.clone(), room, name));
     let a1 = join("doomed", "A1").await.expect("joins");
     let mut a2 = join("doomed", "A2").await.expect("joins");
     let b1 = join("healthy", "B1").await.expect("joins");
@@ -79,5 +64,4 @@ async fn a_panicking_room_leaves_the_others_forwarding() {
     let again = join("doomed", "A3").await.expect("the room reopens");
     assert!(!again.is_finished());
     drop(a1);
-    let _ = stop.send(());
 }

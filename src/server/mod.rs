@@ -8,6 +8,8 @@ pub mod inbox;
 #[cfg(test)]
 mod isolation;
 pub mod limits;
+#[cfg(test)]
+mod loopback;
 pub mod metrics;
 pub mod outbound;
 pub mod recordings;

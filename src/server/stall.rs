@@ -6,38 +6,21 @@
 //! on loopback; the room task is made to block through a message that exists only in
 //! unit-test builds (no peer can send it), as a starved room would.
 
+use super::loopback::{packets, Loopback};
 use super::room_task::RoomMsg;
-use crate::bot::{Bot, BotConfig, BotStats};
-use crate::config::Config;
+use crate::bot::{Bot, BotConfig};
 use crate::media::config::SendPath;
 use crate::protocol::{Role, RoomMode, ServerMsg};
-use crate::server::Bound;
 use std::time::Duration;
-
-fn packets(s: &BotStats) -> u64 {
-    s.tracks
-        .values()
-        .chain(s.undecrypted.values())
-        .map(|t| t.packets)
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_room_keeps_the_peers_it_has_not_read() {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        udp_port: 0,
-        ..Config::default()
-    };
-    config.room.send_path = SendPath::Lean;
-    config.room.media_timeout = Duration::from_secs(2);
-    let bound = Bound::bind(config).await.expect("bind");
-    let url = format!("ws://{}/ws", bound.http_addr());
-    let shared = bound.shared();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bound.serve(async {
-        let _ = stopped.await;
-    }));
+    let server = Loopback::start(|c| {
+        c.room.send_path = SendPath::Lean;
+        c.room.media_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (url, shared) = (&server.url, &server.shared);
     let mut host = Bot::join(BotConfig {
         role: Some(Role::Host),
         mode: Some(RoomMode::Webinar),
@@ -95,5 +78,4 @@ async fn a_late_room_keeps_the_peers_it_has_not_read() {
     assert!(!host.is_finished(), "the host is still in");
     assert_eq!(shared.metrics.participants.get(), 4);
     drop(viewers);
-    let _ = stop.send(());
 }
