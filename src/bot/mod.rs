@@ -11,6 +11,7 @@ mod media;
 pub mod real;
 mod run;
 mod seq;
+pub(crate) mod shell;
 
 pub use delays::DelayHistogram;
 pub use media::{read_stamp, stamp_micros, Stamp, StreamShape};

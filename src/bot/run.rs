@@ -1,6 +1,7 @@
 //! The bot's tokio shell: a WebSocket, a UDP socket and a timer around [`ClientCore`].
 
 use super::core::{ClientBehaviour, ClientCore, ClientOutput};
+use super::shell::{take_burst, StatsCopy};
 use super::{Bot, BotCmd, BotConfig, BotError, BotStats};
 use crate::protocol::{ClientMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
@@ -9,11 +10,6 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-
-/// How often the shared copy of the stats is refreshed.
-const STATS_INTERVAL: Duration = Duration::from_millis(50);
-/// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
-const BURST: usize = 64;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -138,31 +134,12 @@ async fn drive(
     stats: Arc<Mutex<BotStats>>,
 ) -> Result<(), BotError> {
     let mut buf = vec![0u8; 2048];
-    let mut published = Instant::now();
+    let mut stats = StatsCopy::new(stats);
     loop {
         let timeout = flush(&mut core, &mut ws, &socket).await?;
-        // Copying stats for every packet would cost more than the bot's own work.
-        if published.elapsed() >= STATS_INTERVAL {
-            published = Instant::now();
-            if let Ok(mut s) = stats.lock() {
-                *s = core.stats.clone();
-            }
-        }
+        stats.refresh(&core);
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let (n, source) = r?;
-                core.handle_datagram(source, &buf[..n], Instant::now());
-                // Take what else is queued before going back through `select!`: one wake-up
-                // and one timer re-arm per burst instead of per datagram.
-                for _ in 0..BURST {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => {
-                            core.handle_datagram(source, &buf[..n], Instant::now())
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
+            r = socket.recv_from(&mut buf) => take_burst(&mut core, &socket, &mut buf, r)?,
             msg = recv(&mut ws) => {
                 let Some(msg) = msg? else { return Ok(()) };
                 core.handle_signal(&msg).map_err(rtc_err)?;

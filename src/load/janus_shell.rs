@@ -3,23 +3,19 @@
 
 use super::janus::{recv, Janus, KEEPALIVE};
 use crate::bot::core::{ClientCore, ClientOutput};
+use crate::bot::shell::{take_burst, StatsCopy};
 use crate::bot::{Bot, BotCmd, BotError, BotStats};
 use crate::protocol::{ParticipantId, Role};
 use futures_util::SinkExt;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Janus's WebSocket.
 pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// How often the shared copy of the stats is refreshed.
-const STATS_INTERVAL: Duration = Duration::from_millis(50);
-/// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
-const BURST: usize = 64;
 
 /// Runs the negotiated `core` in a task and returns the handle the load engine drives.
 pub(super) fn start(
@@ -67,32 +63,14 @@ async fn drive(
 ) -> Result<(), BotError> {
     let rtc_err = |e: str0m::RtcError| BotError::Rtc(e.to_string());
     let mut buf = vec![0u8; 2048];
-    let mut published = Instant::now();
+    let mut stats = StatsCopy::new(stats);
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     loop {
         let timeout = flush(&mut core, &socket);
-        // Copying stats for every packet would cost more than the bot's own work.
-        if published.elapsed() >= STATS_INTERVAL {
-            published = Instant::now();
-            if let Ok(mut s) = stats.lock() {
-                *s = core.stats.clone();
-            }
-        }
+        stats.refresh(&core);
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let (n, source) = r?;
-                core.handle_datagram(source, &buf[..n], Instant::now());
-                // One wake-up and one timer re-arm per burst instead of per datagram.
-                for _ in 0..BURST {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => {
-                            core.handle_datagram(source, &buf[..n], Instant::now())
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
+            r = socket.recv_from(&mut buf) => take_burst(&mut core, &socket, &mut buf, r)?,
             // Events (webrtcup, media, slowlink) and keep-alive acks change nothing here.
             msg = recv(&mut janus.ws) => {
                 if msg?.is_none() {
