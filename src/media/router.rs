@@ -348,14 +348,13 @@ impl Router {
         contents: &[u8],
         now: Instant,
     ) {
-        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
+        // A lean peer's SRTCP is read once, by the lean path (`fast::receive`). What it moves
+        // touches itself: this peer (touched there), publishers asked for keyframes through
+        // `drain`.
+        let Some(taken) = self.heard(id, proto, source, destination, contents, now) else {
             return;
         };
-        p.last_heard = now;
-        self.timers.touch(id);
-        // A lean peer's SRTCP is read once, by the lean path (`fast::receive`). What it moves
-        // touches itself: this peer above, publishers asked for keyframes through `drain`.
-        if p.fast.is_some() && self.lean_receive(id, proto, source, destination, contents, now) {
+        if taken {
             self.timers.hot = true;
             self.pump(now);
             self.timers.hot = false;

@@ -17,9 +17,10 @@ impl Router {
         Some((f.rtcp_in.opened, f.rtcp_in.refused))
     }
 
-    /// Lets `id`'s lean sender take the datagram; returns whether it took it whole (str0m
-    /// must not see it). False for a peer not on the lean path.
-    pub(in crate::media) fn lean_receive(
+    /// Notes that `id` was heard and lets its lean sender, if it has one, take the datagram.
+    /// `None` for a peer that is not here; `Some(true)` when the lean path took the datagram
+    /// whole (str0m must not see it).
+    pub(in crate::media) fn heard(
         &mut self,
         id: ParticipantId,
         proto: Protocol,
@@ -27,16 +28,16 @@ impl Router {
         destination: SocketAddr,
         contents: &[u8],
         now: Instant,
-    ) -> bool {
-        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
-            return false;
-        };
+    ) -> Option<bool> {
+        let p = self.peers.get_mut(&id).and_then(Peer::webrtc_mut)?;
+        p.last_heard = now;
+        self.timers.touch(id);
         let Some(fast) = p.fast.as_deref_mut() else {
-            return false;
+            return Some(false);
         };
         let got = fast.on_receive(proto, source, destination, contents, now);
         if !got.taken {
-            return false;
+            return Some(false);
         }
         match got.refused {
             true => self.counters.srtcp_refused += 1,
@@ -52,7 +53,7 @@ impl Router {
             super::rtx::answer_nacks(p, &self.tracks, now, &mut self.out);
         }
         let Some(fast) = p.fast.as_deref_mut().filter(|f| f.has_keyframe_requests()) else {
-            return true;
+            return Some(true);
         };
         // Rare (a decoder lost its picture): the lists are made only then.
         let mut wanted = Vec::new();
@@ -65,6 +66,6 @@ impl Router {
         for (mid, kind) in mids {
             self.keyframe_wanted(id, mid, kind, now);
         }
-        true
+        Some(true)
     }
 }
