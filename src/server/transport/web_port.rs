@@ -47,6 +47,9 @@ where
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let (inner, t) = (self.inner.clone(), self.transport.clone());
+        // Signalling frames are small and latency-bound (an answer, a roster change): none may
+        // wait behind the peer's delayed ACK. ICE-TCP sets it again on its own connections.
+        let _ = stream.set_nodelay(true);
         Box::pin(async move {
             if let Some(t) = t {
                 if tcp::is_ice_tcp(&stream).await {
@@ -58,5 +61,27 @@ where
             }
             inner.accept(stream, service).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum_server::accept::DefaultAcceptor;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn web_connections_go_without_nagle() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        assert!(
+            !stream.nodelay().expect("nodelay"),
+            "Nagle is on by default"
+        );
+        let acceptor = SniffAcceptor::new(DefaultAcceptor::new(), None);
+        let (stream, ()) = acceptor.accept(stream, ()).await.expect("accepted");
+        assert!(stream.nodelay().expect("nodelay"));
     }
 }
