@@ -24,6 +24,9 @@ pub struct Metrics {
     /// SRTCP compounds from lean peers opened by the lean path, and those it refused.
     pub lean_srtcp_opened: Counter,
     pub lean_srtcp_refused: Counter,
+    /// Datagrams a room took for one of its participants and could not use: neither STUN,
+    /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
+    pub room_bad_datagrams: Counter,
     /// Packets not forwarded to a subscriber, by `reason` (a `DropReason` name).
     pub rtp_dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Signalling messages refused (bad JSON, too large, rate limited, …).
@@ -105,6 +108,11 @@ impl Default for Metrics {
             &mut registry,
             "lean_srtcp_refused",
             "SRTCP compounds from lean peers that failed to open",
+        );
+        let room_bad_datagrams = m(
+            &mut registry,
+            "room_bad_datagrams",
+            "Datagrams routed to a participant that its room could not use",
         );
         let rtp_dropped = Family::default();
         registry.register(
@@ -227,6 +235,7 @@ impl Default for Metrics {
             rtp_forwarded,
             lean_srtcp_opened,
             lean_srtcp_refused,
+            room_bad_datagrams,
             rtp_dropped,
             signalling_errors,
             participants,

@@ -77,6 +77,7 @@ pub async fn run(
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
     let mut srtcp = (0, 0);
+    let mut bad_datagrams = 0;
     let mut batch = Vec::new();
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
@@ -126,6 +127,8 @@ pub async fn run(
         m.lean_srtcp_opened.inc_by(c.srtcp_opened - srtcp.0);
         m.lean_srtcp_refused.inc_by(c.srtcp_refused - srtcp.1);
         srtcp = (c.srtcp_opened, c.srtcp_refused);
+        m.room_bad_datagrams.inc_by(c.bad_datagrams - bad_datagrams);
+        bad_datagrams = c.bad_datagrams;
         if conf.is_empty()
             && shared
                 .rooms

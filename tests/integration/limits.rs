@@ -173,6 +173,9 @@ async fn a_datagram_flood_into_a_room_never_refuses_a_join() {
     }
     let dropped = wait_metric(&server, "confab_udp_dropped_datagrams", |v| v > 0.0).await;
     assert!(dropped > 0.0, "the flood never filled the media inbox");
+    // What reaches the room is read and refused: a binding request without integrity.
+    let bad = wait_metric(&server, "confab_room_bad_datagrams", |v| v > 0.0).await;
+    assert!(bad > 0.0, "the room counted none of the flood as bad");
     // Joins while the inbox overflows: each one is admitted. (The flood does crowd out the
     // room's own media while it lasts: the meeting delivers once it stops.)
     let mut bots = vec![];
