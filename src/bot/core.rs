@@ -6,8 +6,9 @@
 
 mod answer;
 mod keyframe;
+mod send;
 
-use super::media::{audio_payload, read_stamp, video_frame, StreamShape};
+use super::media::{read_stamp, StreamShape};
 use super::{seq::extend_seq, BotStats, TrackStats};
 use crate::media::codec::VideoCodec;
 use crate::protocol::{ClientMsg, ErrorCode, Kind, Role, ServerMsg, Source, TrackId, TrackInfo};
@@ -15,10 +16,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 /// Simulcast rids, lowest layer first.
@@ -501,100 +500,5 @@ impl ClientCore {
 
     fn may_send(&self) -> bool {
         self.behaviour.ignore_role || self.role.may_publish()
-    }
-
-    fn pt(&self, codec: Codec) -> Option<Pt> {
-        self.rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-    }
-
-    fn send_audio(&mut self, mid: Mid, now: Instant) -> Result<(), RtcError> {
-        let Some(pt) = self.pt(Codec::Opus) else {
-            return Ok(());
-        };
-        let ts = (self.seq_audio * 960) as u32;
-        let payload = match self
-            .real
-            .as_ref()
-            .and_then(|r| r.audio_packet(self.seq_audio))
-        {
-            Some(p) => p,
-            None => audio_payload(&self.behaviour.shape, now),
-        };
-        let level = self.behaviour.shape.audio_level;
-        let ext = ExtensionValues {
-            // str0m carries levels as negative dBov.
-            audio_level: Some(-level.clamp(0, 127)),
-            voice_activity: Some(level < 127),
-            ..Default::default()
-        };
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return Ok(());
-        };
-        tx.write_rtp(
-            RtpWrite::new(pt, self.seq_audio.into(), ts, now, payload)
-                .marker(true)
-                .ext_vals(ext),
-        );
-        self.seq_audio += 1;
-        self.stats.sent_packets += 1;
-        self.drain()
-    }
-
-    fn send_video(&mut self, mid: Mid, now: Instant) -> Result<(), RtcError> {
-        let Some(pt) = self.pt(Codec::Vp8) else {
-            return Ok(());
-        };
-        let shape = self.behaviour.shape;
-        let periodic = now.saturating_duration_since(self.last_key) >= shape.keyframe_interval;
-        if periodic {
-            self.last_key = now;
-        }
-        self.frames += 1;
-        let ts = (self.frames * 90_000 / u64::from(shape.fps.max(1))) as u32;
-        let layers: &[u8] = if shape.simulcast { &[0, 1, 2] } else { &[0] };
-        for &layer in layers {
-            let rid = shape.simulcast.then(|| Rid::from(RIDS[usize::from(layer)]));
-            let wanted = match &self.active_rids {
-                None => true,
-                Some(active) => active
-                    .iter()
-                    .any(|a| a.as_str() == rid.as_deref().unwrap_or("")),
-            };
-            if !wanted {
-                // A paused encoder restarts with a keyframe.
-                self.force_key[usize::from(layer)] = true;
-                continue;
-            }
-            let key = periodic || std::mem::take(&mut self.force_key[usize::from(layer)]);
-            let packets = match self
-                .real
-                .as_ref()
-                .and_then(|r| r.video_frame(self.frames - 1))
-            {
-                Some(p) => p,
-                None => video_frame(&shape, layer, key, self.frames as u16, now),
-            };
-            let count = packets.len();
-            for (i, payload) in packets.into_iter().enumerate() {
-                let mut api = self.rtc.direct_api();
-                let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
-                    break;
-                };
-                let seq = &mut self.seq_video[usize::from(layer)];
-                tx.write_rtp(
-                    RtpWrite::new(pt, (*seq).into(), ts, now, payload)
-                        .marker(i + 1 == count)
-                        .nackable(true),
-                );
-                *seq += 1;
-                self.stats.sent_packets += 1;
-                self.drain()?;
-            }
-        }
-        Ok(())
     }
 }
