@@ -18,49 +18,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
-/// One direction of a peer's network path.
-#[derive(Debug, Clone, Copy)]
-pub struct Link {
-    /// One-way delay.
-    pub delay: Duration,
-    /// Probability of losing a packet, 0.0–1.0.
-    pub loss: f64,
-    /// Bottleneck rate in bits per second; packets queue behind it.
-    pub rate_bps: Option<u64>,
-    /// Longest the bottleneck queue may hold before it drops (a router's buffer).
-    pub queue: Duration,
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link {
-            delay: Duration::from_millis(10),
-            loss: 0.0,
-            rate_bps: None,
-            queue: Duration::from_millis(200),
-        }
-    }
-}
+mod net;
+pub use net::Link;
+use net::{InFlight, Path, Rng};
 
 struct Peer {
     core: ClientCore,
     addr: SocketAddr,
-    up: Link,
-    down: Link,
-    up_free_at: Instant,
-    down_free_at: Instant,
+    up: Path,
+    down: Path,
     signals: Vec<ServerMsg>,
-}
-
-/// A datagram in flight.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct InFlight {
-    at: Instant,
-    order: u64,
-    to_server: bool,
-    from: SocketAddr,
-    to: SocketAddr,
-    data: Vec<u8>,
 }
 
 /// The simulated world.
@@ -74,7 +41,7 @@ pub struct Sim {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     in_flight: BinaryHeap<Reverse<InFlight>>,
     order: u64,
-    rng: u64,
+    rng: Rng,
     next_id: u64,
     room_due: Instant,
     /// Links given to peers that join from now on.
@@ -108,7 +75,7 @@ impl Sim {
             by_addr: HashMap::new(),
             in_flight: BinaryHeap::new(),
             order: 0,
-            rng: 0x9E37_79B9_7F4A_7C15,
+            rng: Rng::default(),
             next_id: 1,
             room_due: now,
             new_links: (Link::default(), Link::default()),
@@ -269,10 +236,8 @@ impl Sim {
             Peer {
                 core,
                 addr,
-                up: self.new_links.0,
-                down: self.new_links.1,
-                up_free_at: self.now,
-                down_free_at: self.now,
+                up: Path::new(self.new_links.0, self.now),
+                down: Path::new(self.new_links.1, self.now),
                 signals: vec![],
             },
         );
@@ -290,8 +255,8 @@ impl Sim {
     /// Sets a peer's links.
     pub fn set_links(&mut self, id: ParticipantId, up: Link, down: Link) {
         if let Some(p) = self.peers.get_mut(&id) {
-            p.up = up;
-            p.down = down;
+            p.up.link = up;
+            p.down.link = down;
         }
     }
 
@@ -518,44 +483,22 @@ impl Sim {
         self.srtcp.get(&id).map_or(&[], Vec::as_slice)
     }
 
-    fn random(&mut self) -> f64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn send(&mut self, peer: ParticipantId, to_server: bool, to: SocketAddr, data: Vec<u8>) {
-        let roll = self.random();
+        let roll = self.rng.next();
         let now = self.now;
         let server = self.server;
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let (link, free_at) = if to_server {
-            (p.up, &mut p.up_free_at)
-        } else {
-            (p.down, &mut p.down_free_at)
-        };
-        if roll < link.loss {
+        let path = if to_server { &mut p.up } else { &mut p.down };
+        let Some(at) = path.arrival(data.len(), roll, now) else {
             return;
-        }
-        let mut at = now;
-        if let Some(rate) = link.rate_bps {
-            let start = (*free_at).max(now);
-            if start > now + link.queue {
-                return; // the bottleneck queue is full
-            }
-            let tx = Duration::from_nanos(data.len() as u64 * 8 * 1_000_000_000 / rate.max(1));
-            *free_at = start + tx;
-            at = start + tx;
-        }
+        };
         let (from, to) = if to_server {
             (p.addr, server)
         } else {
             (server, to)
         };
-        let at = at + link.delay;
         if at <= now {
             // A zero-delay link hands the datagram over at once, inside the sender's output
             // loop, as a direct call would: the fan-out bench's figures depend on that order.
