@@ -135,6 +135,7 @@
 //! | `server::recordings_api` | recording HTTP calls: API start/stop/list/download (Range)/delete, signed host downloads, public room status |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
 //! | `server::stall` | (unit tests) a room that runs late keeps the peers whose datagrams it has not read yet |
+//! | `server::loopback` | (unit tests) a served server on loopback ports for `isolation` and `stall` |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
 //! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |
@@ -144,7 +145,10 @@
 //! | [`cluster::link`] | the relay's control link (origin ⇄ edge WebSocket): hello, tracks, needs, keyframes |
 //! | [`cluster::relay_socket`] | the edge's relay UDP socket: datagrams routed to edge rooms by link id |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester); `bot::real` sends real VP8/Opus from a clip |
+//! | `bot::shell` | what both bot shells (`bot::run`, `load::janus_shell`) do around a core: datagrams in bursts, the stats copy |
+//! | `bot::core::send` | the bot's outgoing media: Opus every 20 ms, VP8 frames per simulcast layer |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
+//! | `sim::net` | the simulator's links (delay, loss, bottleneck), datagrams in flight, seeded losses |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
 //!
