@@ -25,7 +25,8 @@
 //! 4. When others come and go the server sends `participant_joined` / `participant_left` and
 //!    `track_published` / `track_unpublished`; the client renegotiates to (un)subscribe.
 //! 5. [`ClientMsg::Leave`] (or closing the socket) ends the session. A peer whose media path
-//!    dies is reaped and the others are told (`participant_left` with `reason: "timeout"`).
+//!    dies (or never connects), or whose WebSocket goes silent, gets `error` `timed_out` and
+//!    is reaped; the others are told (`participant_left` with `reason: "timeout"`).
 //!
 //! # Roles, webinars and moderation
 //! A room is a [`RoomMode::Meeting`] (joiners are presenters unless they ask otherwise) or a

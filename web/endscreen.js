@@ -5,18 +5,16 @@ const BACK = { label: 'Back to start', run: () => location.assign(location.pathn
 /**
  * What to say and offer after the fatal error `code`.
  * @param {string} code
- * @param {string} message the server's words
  * @param {{retry: () => void, changeRoom: () => void, changeName: () => void}} ways
  * @returns {{title: string, actions: {label: string, run: () => void}[]}}
  */
-function screenFor(code, message, { retry, changeRoom, changeName }) {
+function screenFor(code, { retry, changeRoom, changeName }) {
   const again = (label) => ({ label, run: retry });
   switch (code) {
     case 'closed':
-      // The same code ends a meeting and a session that went silent; only the latter can rejoin.
-      return /timed out/i.test(message)
-        ? { title: 'You were disconnected', actions: [again('Rejoin'), BACK] }
-        : { title: 'The meeting has ended', actions: [BACK] };
+      return { title: 'The meeting has ended', actions: [BACK] };
+    case 'timed_out':
+      return { title: 'You were disconnected', actions: [again('Rejoin'), BACK] };
     case 'removed':
       return { title: 'You were removed from the meeting', actions: [BACK] };
     case 'refused':
@@ -52,7 +50,7 @@ export function showEnd(code, message, ways) {
   }
   document.getElementById('banner').hidden = true;
   const view = document.getElementById('end-view');
-  const { title, actions } = screenFor(code, message, ways);
+  const { title, actions } = screenFor(code, ways);
   view.dataset.code = code;
   view.querySelector('h1').textContent = title;
   view.querySelector('.end-message').textContent = message;

@@ -13,6 +13,7 @@ const FATAL = new Set([
   'room_full',
   'unauthorized',
   'closed',
+  'timed_out',
   'shutting_down',
   'internal',
   'removed',

@@ -81,6 +81,7 @@ fn from_edge_room(text: &str) -> bool {
                     ErrorCode::SdpRejected
                         | ErrorCode::RateLimited
                         | ErrorCode::Closed
+                        | ErrorCode::TimedOut
                         | ErrorCode::Internal
                         | ErrorCode::ShuttingDown
                         | ErrorCode::TooLarge

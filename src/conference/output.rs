@@ -120,7 +120,7 @@ impl Conference {
             }
             Event::PeerRemoved { id, reason } => {
                 if reason == LeaveReason::Timeout {
-                    let msg = ServerMsg::error(ErrorCode::Closed, "Your connection timed out.");
+                    let msg = ServerMsg::error(ErrorCode::TimedOut, "Your connection timed out.");
                     self.signal(id, msg);
                 }
                 self.gone(id, reason);

@@ -26,8 +26,11 @@ pub enum ErrorCode {
     Forbidden,
     /// The join token is missing, invalid, expired or for another room.
     Unauthorized,
-    /// The room ended (the host ended the meeting) or the session timed out.
+    /// The room ended (the host ended the meeting), or a lobby wait ran out.
     Closed,
+    /// The session went silent and was ended: its WebSocket, or its media (never connected,
+    /// or gone). Rejoining may work.
+    TimedOut,
     /// The server is going away (a restart or an upgrade): rejoin when it answers again.
     ShuttingDown,
     /// Something went wrong on the server; not your fault.
@@ -55,6 +58,7 @@ impl ErrorCode {
                 | ErrorCode::RoomFull
                 | ErrorCode::Unauthorized
                 | ErrorCode::Closed
+                | ErrorCode::TimedOut
                 | ErrorCode::ShuttingDown
                 | ErrorCode::Internal
                 | ErrorCode::Removed

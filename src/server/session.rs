@@ -417,7 +417,7 @@ where
             }
             _ = tick.tick() => {
                 if last_heard.elapsed() > idle {
-                    wrote!(send(sink, &ServerMsg::error(ErrorCode::Closed, "Your connection timed out.")).await, LeaveReason::Timeout);
+                    wrote!(send(sink, &ServerMsg::error(ErrorCode::TimedOut, "Your connection timed out.")).await, LeaveReason::Timeout);
                     return (LeaveReason::Timeout, false);
                 }
                 wrote!(write(sink, Message::Ping(Vec::new().into())).await, LeaveReason::Left);

@@ -111,7 +111,7 @@ async fn joined_sessions_that_never_connect_media_are_reaped() {
     offer_audio_slot(&mut stuck).await;
     let answered = Instant::now();
     let e = wait_type(&mut stuck, "error").await;
-    assert_eq!(e["code"], "closed", "{e}");
+    assert_eq!(e["code"], "timed_out", "{e}");
     let after = answered.elapsed();
     assert!(
         after >= Duration::from_millis(2500) && after < Duration::from_secs(6),
