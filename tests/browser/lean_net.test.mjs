@@ -36,9 +36,27 @@ const scenario = (name, body, first = false) =>
     options,
   );
 
+// What is read of the viewer's inbound-rtp (0 where Chromium does not report it yet).
+const COUNTERS = [
+  'packetsReceived',
+  'packetsLost',
+  'bytesReceived',
+  'nackCount',
+  'framesDecoded',
+  'frameHeight',
+  'freezeCount',
+  'totalFreezesDuration',
+  'jitterBufferDelay',
+  'jitterBufferEmittedCount',
+  'totalProcessingDelay',
+  'retransmittedPacketsReceived',
+  'keyFramesDecoded',
+  'pliCount',
+];
+
 // The viewer's busiest audio and video inbound-rtp, and the transport's cipher.
 const viewerStats = (person) =>
-  person.page.evaluate(async () => {
+  person.page.evaluate(async (counters) => {
     const pc = window.confab?.client?.pc;
     const out = { at: performance.now(), audio: null, video: null, ciphers: [], reports: {} };
     if (!pc) return out;
@@ -52,25 +70,12 @@ const viewerStats = (person) =>
       out[s.kind] = {
         ssrc: s.ssrc,
         rtxSsrc: s.rtxSsrc ?? null,
-        packetsReceived: s.packetsReceived ?? 0,
-        packetsLost: s.packetsLost ?? 0,
-        bytesReceived: s.bytesReceived ?? 0,
-        nackCount: s.nackCount ?? 0,
-        framesDecoded: s.framesDecoded ?? 0,
-        frameHeight: s.frameHeight ?? 0,
-        freezeCount: s.freezeCount ?? 0,
-        totalFreezesDuration: s.totalFreezesDuration ?? 0,
         estimatedPlayoutTimestamp: s.estimatedPlayoutTimestamp ?? null,
-        jitterBufferDelay: s.jitterBufferDelay ?? 0,
-        jitterBufferEmittedCount: s.jitterBufferEmittedCount ?? 0,
-        totalProcessingDelay: s.totalProcessingDelay ?? 0,
-        retransmittedPacketsReceived: s.retransmittedPacketsReceived ?? 0,
-        keyFramesDecoded: s.keyFramesDecoded ?? 0,
-        pliCount: s.pliCount ?? 0,
+        ...Object.fromEntries(counters.map((k) => [k, s[k] ?? 0])),
       };
     });
     return out;
-  });
+  }, COUNTERS);
 
 // Video kbit/s between two samples.
 const videoKbps = (a, b) => ((b.video.bytesReceived - a.video.bytesReceived) * 8) / (b.at - a.at);

@@ -1,43 +1,16 @@
 // Starts the real confab binary on free loopback ports for one test file, and stops it.
 
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
+import { answersWithin, freeTcpPort, freeUdpPort, sleep } from './process.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const LOG_KEEP = 64 * 1024;
 
 export const serverBinary = () =>
   process.env.CONFAB_BIN ? path.resolve(process.env.CONFAB_BIN) : path.join(repoRoot, 'target/release/confab');
-
-// Binding port 0 and closing leaves a small window for someone else to take the port; on a
-// test machine that is an acceptable trade for not needing the server to report its ports.
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4');
-    sock.once('error', reject);
-    sock.bind(0, '127.0.0.1', () => {
-      const { port } = sock.address();
-      sock.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function healthy(url) {
   try {
@@ -107,16 +80,16 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = 
     },
   };
 
-  const deadline = Date.now() + timeoutMs;
-  while (!(await healthy(server.url))) {
-    if (exited) {
-      throw new Error(`confab exited early (${JSON.stringify(exited)}): ${bin} ${args.join(' ')}\n${log}`);
-    }
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`confab did not answer /healthz within ${timeoutMs} ms\n${log}`);
-    }
-    await sleep(100);
+  const up = await answersWithin(() => healthy(server.url), {
+    timeoutMs,
+    intervalMs: 100,
+    check: () => {
+      if (exited) throw new Error(`confab exited early (${JSON.stringify(exited)}): ${bin} ${args.join(' ')}\n${log}`);
+    },
+  });
+  if (!up) {
+    await server.stop();
+    throw new Error(`confab did not answer /healthz within ${timeoutMs} ms\n${log}`);
   }
   return server;
 }
