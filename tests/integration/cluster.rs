@@ -115,7 +115,10 @@ impl Node {
     /// refusals of the origin's, an origin's of an edge's uplink); a few of a track whose
     /// announcement (over the control link) was still on its way are expected under load.
     pub(crate) async fn assert_relay_drops_benign(&self) {
-        for family in ["confab_relay_dropped_total", "confab_relay_uplink_dropped_total"] {
+        for family in [
+            "confab_relay_dropped_total",
+            "confab_relay_uplink_dropped_total",
+        ] {
             for reason in [
                 "malformed",
                 "unknown_link",
