@@ -8,9 +8,11 @@
 //! on each change, a stage being a handful of tracks) and `close`. For a viewer promoted on
 //! the edge (`media::relay::uplink`): `stage_uplink` (origin → edge: the uplink's id and
 //! address, the edge's block of track ids), `stage_tracks` (edge → origin: its local
-//! tracks), `stage_needs` and `stage_keyframe` (origin → edge). Every message is small JSON; each side holds at most [`QUEUE`] messages, writes
-//! within the session write timeout, and the hello must arrive within [`HELLO_TIMEOUT`]. When
-//! the link dies the edge room tells its viewers to rejoin (`shutting_down`).
+//! tracks), `stage_needs`, `stage_keyframe` and `stage_resend` (origin → edge; uplink
+//! datagrams that did not arrive). Every message is small JSON; each side holds at most
+//! [`QUEUE`] messages, writes within the session write timeout, and the hello must arrive
+//! within [`HELLO_TIMEOUT`]. When the link dies the edge room tells its viewers to rejoin
+//! (`shutting_down`).
 
 use super::proxy::{authentic, CONNECT_TIMEOUT, RELAY_HEADER};
 use crate::media::relay::repair::MAX_RESEND;
@@ -118,6 +120,16 @@ pub enum LinkMsg {
         /// The layer.
         layer: u8,
     },
+    /// Origin → edge: uplink datagrams of one of the edge's sources that did not arrive (at
+    /// most [`MAX_RESEND`] numbers); the edge seals them again (`media::relay::repair`).
+    StageResend {
+        /// The track.
+        track: crate::model::TrackId,
+        /// The layer.
+        layer: u8,
+        /// The publisher's sequence numbers missing.
+        seqs: Vec<u64>,
+    },
     /// Either way: the link ends.
     Close {
         /// Why, for the log.
@@ -207,7 +219,9 @@ fn parse(text: &str) -> Option<LinkMsg> {
         LinkMsg::Tracks { tracks } => tracks.len() <= MAX_TRACKS,
         LinkMsg::Needs { needs } | LinkMsg::StageNeeds { needs } => needs.len() <= MAX_TRACKS,
         LinkMsg::StageTracks { tracks } => tracks.len() <= MAX_TRACKS,
-        LinkMsg::Resend { seqs, .. } => seqs.len() <= MAX_RESEND,
+        LinkMsg::Resend { seqs, .. } | LinkMsg::StageResend { seqs, .. } => {
+            seqs.len() <= MAX_RESEND
+        }
         _ => true,
     };
     fits.then_some(msg)
@@ -441,7 +455,7 @@ async fn hello_and_run(
                     _ => None,
                 };
                 match msg {
-                    Some(msg @ (LinkMsg::Tracks { .. } | LinkMsg::StageUplink { .. } | LinkMsg::StageNeeds { .. } | LinkMsg::StageKeyframe { .. })) => {
+                    Some(msg @ (LinkMsg::Tracks { .. } | LinkMsg::StageUplink { .. } | LinkMsg::StageNeeds { .. } | LinkMsg::StageKeyframe { .. } | LinkMsg::StageResend { .. })) => {
                         if room_tx.send_timeout(RoomMsg::Link(LinkEvent::Message { link, msg }), WRITE_TIMEOUT).await.is_err() {
                             break;
                         }
@@ -501,6 +515,15 @@ mod tests {
                 .collect(),
         };
         assert_eq!(parse(&serde_json::to_string(&many).expect("json")), None);
+        let resend = |n: usize| LinkMsg::StageResend {
+            track: crate::model::TrackId(1 << 29),
+            layer: 0,
+            seqs: (0..n as u64).collect(),
+        };
+        let ok = serde_json::to_string(&resend(MAX_RESEND)).expect("json");
+        assert_eq!(parse(&ok), Some(resend(MAX_RESEND)));
+        let long = serde_json::to_string(&resend(MAX_RESEND + 1)).expect("json");
+        assert_eq!(parse(&long), None, "a longer request is refused");
         assert_eq!(
             link_url("ws://10.0.0.1:8080/ws"),
             "ws://10.0.0.1:8080/cluster/link"

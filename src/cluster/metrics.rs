@@ -28,6 +28,14 @@ pub struct ClusterMetrics {
     /// Relay datagrams dropped (edge), by `reason`: `malformed`, `unknown_link`,
     /// `queue_full`, `forged`, `replayed`.
     pub relay_dropped: Family<Decision, Counter>,
+    /// Uplink datagrams (a promoted edge viewer's) the origin's room refused, by `reason`:
+    /// `forged`, `replayed`, `unknown_track` (e.g. before the edge's track list arrived),
+    /// `unknown_codec`, `unknown_link`, `malformed`.
+    pub relay_uplink_dropped: Family<Decision, Counter>,
+    /// Uplink packets the origin asked an edge for again, each try counted (origin).
+    pub relay_uplink_repair_requests: Counter,
+    /// Uplink packets sealed again because the origin said they did not arrive (edge).
+    pub relay_uplink_resent: Counter,
     /// Where joins were sent, by `decision`: `owner_local`, `owner_remote` (the room's node),
     /// `placed_local`, `placed_remote` (a new room), `fallback_local` (Redis unreachable),
     /// `reclaimed` (the owner was dead, unreachable or draining), `edge` (a webinar viewer
@@ -106,6 +114,22 @@ impl Default for ClusterMetrics {
             "Relay datagrams dropped (edge), by reason",
             relay_dropped.clone(),
         );
+        let relay_uplink_dropped = Family::<Decision, Counter>::default();
+        relay.register(
+            "uplink_dropped",
+            "Uplink datagrams refused (origin), by reason",
+            relay_uplink_dropped.clone(),
+        );
+        let relay_uplink_repair_requests = c(
+            &mut relay,
+            "uplink_repair_requests",
+            "Uplink packets asked again (origin)",
+        );
+        let relay_uplink_resent = c(
+            &mut relay,
+            "uplink_resent",
+            "Uplink packets resealed (edge)",
+        );
         ClusterMetrics {
             registry,
             relay,
@@ -116,6 +140,9 @@ impl Default for ClusterMetrics {
             relay_resent,
             relay_repair_requests,
             relay_dropped,
+            relay_uplink_dropped,
+            relay_uplink_repair_requests,
+            relay_uplink_resent,
             placements,
             redis_errors,
             redis_up,

@@ -5,11 +5,13 @@
 //! (`media::relay::uplink`), its role and host mutes come down from the origin's messages.
 
 use crate::cluster::link::{LinkEvent, LinkMsg};
+use crate::cluster::metrics::Decision;
 use crate::conference::Conference;
 use crate::media::relay::{RelayDrop, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::protocol::{ErrorCode, LeaveReason, ParticipantId, ServerMsg};
 use crate::server::outbound::OutboundTx;
 use crate::server::Shared;
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -26,8 +28,10 @@ struct ToEdge {
     resent: u64,
     /// The id its uplink datagrams carry, routed to this room by the relay socket.
     up: Option<u32>,
-    /// Uplink packets already added to `/metrics`.
+    /// Uplink packets, refusals by reason and repair requests already added to `/metrics`.
     up_counted: u64,
+    up_dropped: [u64; RelayDrop::ALL.len()],
+    up_asked: u64,
 }
 
 /// The edge's uplink: where a promoted viewer's tracks go.
@@ -35,8 +39,8 @@ struct ToOrigin {
     up: u32,
     /// The local tracks last told, to send only changes.
     told: Vec<RelayTrack>,
-    /// Counters already added to `/metrics`.
-    counted: (u64, u64),
+    /// Counters already added to `/metrics` (packets, bytes, resent).
+    counted: (u64, u64, u64),
 }
 
 /// The room's relay state.
@@ -121,6 +125,8 @@ impl RelayRoom {
                                 resent: 0,
                                 up,
                                 up_counted: 0,
+                                up_dropped: [0; RelayDrop::ALL.len()],
+                                up_asked: 0,
                             },
                         );
                     }
@@ -164,6 +170,12 @@ impl RelayRoom {
                 LinkMsg::StageKeyframe { track, layer } => {
                     if let Some(u) = &self.uplink {
                         conf.room.relay_keyframe(RelayId(u.up), track, layer, now);
+                    }
+                }
+                LinkMsg::StageResend { track, layer, seqs } => {
+                    if let Some(u) = &self.uplink {
+                        conf.room
+                            .relay_resend(RelayId(u.up), track, layer, &seqs, now);
                     }
                 }
                 _ => {}
@@ -315,8 +327,9 @@ impl RelayRoom {
             let msg = match ev {
                 RelayEvent::Needs { needs } => LinkMsg::StageNeeds { needs },
                 RelayEvent::Keyframe { track, layer } => LinkMsg::StageKeyframe { track, layer },
-                // The uplink has no loss repair (its opener asks for none).
-                RelayEvent::Resend { .. } => continue,
+                RelayEvent::Resend { track, layer, seqs } => {
+                    LinkMsg::StageResend { track, layer, seqs }
+                }
             };
             if let Some(e) = self.edges.get(&link.0) {
                 let _ = e.out.try_send(msg);
@@ -339,11 +352,14 @@ impl RelayRoom {
                     }
                 }
                 if let Some(c) = conf.room.uplink_counters(RelayId(*link)) {
-                    cluster
-                        .metrics
-                        .relay_received_packets
+                    let m = &cluster.metrics;
+                    m.relay_received_packets
                         .inc_by(c.packets.saturating_sub(e.up_counted));
                     e.up_counted = c.packets;
+                    add_dropped(&m.relay_uplink_dropped, &mut e.up_dropped, &c.dropped);
+                    m.relay_uplink_repair_requests
+                        .inc_by(c.repair_requests.saturating_sub(e.up_asked));
+                    e.up_asked = c.repair_requests;
                 }
                 if let Some(c) = conf.room.relay_counters(RelayId(*link)) {
                     cluster
@@ -380,7 +396,9 @@ impl RelayRoom {
                     .inc_by(c.packets.saturating_sub(u.counted.0));
                 m.relay_sent_bytes
                     .inc_by(c.bytes.saturating_sub(u.counted.1));
-                u.counted = (c.packets, c.bytes);
+                m.relay_uplink_resent
+                    .inc_by(c.resent.saturating_sub(u.counted.2));
+                u.counted = (c.packets, c.bytes, c.resent);
             }
         }
         if let Some((_, out)) = &self.origin {
@@ -396,16 +414,11 @@ impl RelayRoom {
             }
             if let Some(c) = conf.room.relay_edge_counters().filter(|_| full) {
                 // By reason, so a forgery never hides among tracks the edge was not yet told of.
-                for (i, reason) in RelayDrop::ALL.iter().enumerate() {
-                    let now = c.dropped[i];
-                    if now > self.dropped[i] {
-                        cluster
-                            .metrics
-                            .relay_dropped
-                            .get_or_create(&vec![("reason", reason.name())])
-                            .inc_by(now - self.dropped[i]);
-                    }
-                }
+                add_dropped(
+                    &cluster.metrics.relay_dropped,
+                    &mut self.dropped,
+                    &c.dropped,
+                );
                 cluster
                     .metrics
                     .relay_received_packets
@@ -415,7 +428,6 @@ impl RelayRoom {
                     .relay_repair_requests
                     .inc_by(c.repair_requests.saturating_sub(self.repair_requests));
                 self.received = c.packets;
-                self.dropped = c.dropped;
                 self.repair_requests = c.repair_requests;
             }
         }
@@ -453,7 +465,7 @@ impl RelayRoom {
                 self.uplink = Some(ToOrigin {
                     up,
                     told: vec![],
-                    counted: (0, 0),
+                    counted: (0, 0, 0),
                 })
             }
             Err(e) => tracing::warn!(up, error = ?e, "uplink key refused"),
@@ -499,6 +511,22 @@ fn open_uplink(
     }
     cluster.unroute_link(up);
     None
+}
+
+/// Adds to a `reason` family what `now` counts past `seen` (a room's refusals so far).
+fn add_dropped(
+    family: &Family<Decision, Counter>,
+    seen: &mut [u64; RelayDrop::ALL.len()],
+    now: &[u64; RelayDrop::ALL.len()],
+) {
+    for (i, reason) in RelayDrop::ALL.iter().enumerate() {
+        if now[i] > seen[i] {
+            family
+                .get_or_create(&vec![("reason", reason.name())])
+                .inc_by(now[i] - seen[i]);
+        }
+    }
+    *seen = *now;
 }
 
 /// The room's media address relay datagrams leave from: the socket of the edge's family.

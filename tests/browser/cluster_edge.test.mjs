@@ -103,6 +103,11 @@ test('a viewer page on an edge node decodes the presenter on the origin, and pub
     const up = await edge.metric('confab_relay_sent_packets_total');
     const upIn = await origin.metric('confab_relay_received_packets_total');
     assert.ok(up > 0 && upIn > 0, `uplink: the edge sent ${up}, the origin received ${upIn}`);
+    // The origin refused no uplink datagram for a bad reason (absent: NaN).
+    for (const reason of ['malformed', 'unknown_link', 'forged', 'replayed', 'unknown_codec']) {
+      const refused = await origin.metric(`confab_relay_uplink_dropped_total{reason="${reason}"}`);
+      assert.ok(Number.isNaN(refused) || refused === 0, `uplink: ${refused} refused as ${reason}`);
+    }
   } catch (err) {
     const metrics = await Promise.all(
       nodes.map(async (n) =>

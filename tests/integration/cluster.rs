@@ -111,31 +111,35 @@ impl Node {
         metric_in(&http_get(self.http, "/metrics").await, name)
     }
 
-    /// No relay datagram was refused as forged, replayed or malformed; a few of a track whose
+    /// No relay datagram was refused as forged, replayed or malformed, either way (an edge's
+    /// refusals of the origin's, an origin's of an edge's uplink); a few of a track whose
     /// announcement (over the control link) was still on its way are expected under load.
     pub(crate) async fn assert_relay_drops_benign(&self) {
-        for reason in [
-            "malformed",
-            "unknown_link",
-            "forged",
-            "replayed",
-            "unknown_codec",
+        for family in [
+            "confab_relay_dropped_total",
+            "confab_relay_uplink_dropped_total",
         ] {
-            let n = self
-                .metric(&format!(
-                    "confab_relay_dropped_total{{reason=\"{reason}\"}}"
-                ))
+            for reason in [
+                "malformed",
+                "unknown_link",
+                "forged",
+                "replayed",
+                "unknown_codec",
+            ] {
+                let n = self
+                    .metric(&format!("{family}{{reason=\"{reason}\"}}"))
+                    .await;
+                assert_eq!(n, 0.0, "{}: {family} refused as {reason}", self.id);
+            }
+            let early = self
+                .metric(&format!("{family}{{reason=\"unknown_track\"}}"))
                 .await;
-            assert_eq!(n, 0.0, "{}: relay datagrams refused as {reason}", self.id);
+            assert!(
+                early <= 10.0,
+                "{}: {family}: {early} datagrams of unknown tracks",
+                self.id
+            );
         }
-        let early = self
-            .metric("confab_relay_dropped_total{reason=\"unknown_track\"}")
-            .await;
-        assert!(
-            early <= 10.0,
-            "{}: {early} datagrams of unknown tracks",
-            self.id
-        );
     }
 
     /// `GET /api/cluster`'s JSON body.

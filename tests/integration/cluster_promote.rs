@@ -3,6 +3,7 @@
 //! on the origin, on its own edge and on the other edge receive it; demotion stops it.
 
 use crate::cluster::{owner, three_nodes_with, Node, Redis};
+use crate::limits::http_get;
 use confab::bot::{Bot, BotCmd, BotConfig, BotStats, TrackStats};
 use confab::media::relay::UPLINK_BASE;
 use confab::protocol::{ParticipantId, Role, RoomMode};
@@ -122,7 +123,10 @@ async fn a_viewer_promoted_on_an_edge_publishes_from_there() {
     let o = nodes.iter().find(|n| n.id == origin).expect("origin node");
     let e = nodes.iter().find(|n| n.id == pat_node).expect("Pat's node");
     let up_received = o.metric("confab_relay_received_packets_total ").await;
-    let up_sent = e.metric("confab_relay_sent_packets_total ").await;
+    // Resent packets (uplink repair, origin → edge `stage_resend`) are sealed once more.
+    let up_resent = e.metric("confab_relay_uplink_resent_total ").await;
+    let up_sent = e.metric("confab_relay_sent_packets_total ").await - up_resent;
+    let up_asked = o.metric("confab_relay_uplink_repair_requests_total ").await;
     let pat_sent = viewers[CAP].stats().sent_packets as f64;
     assert!(
         up_received > 50.0,
@@ -132,12 +136,23 @@ async fn a_viewer_promoted_on_an_edge_publishes_from_there() {
         up_sent <= pat_sent + 1.0,
         "the edge sent {up_sent} for {pat_sent} published: once, not per viewer"
     );
+    // The origin exports its refusals of uplink datagrams by reason (none for a bad one).
+    let exposition = http_get(o.http, "/metrics").await;
+    assert!(
+        exposition.contains("# TYPE confab_relay_uplink_dropped counter"),
+        "uplink refusals not exported"
+    );
     for n in &nodes {
         n.assert_relay_drops_benign().await;
     }
+    let refused: Vec<&str> = exposition
+        .lines()
+        .filter(|l| l.starts_with("confab_relay_uplink_dropped_total"))
+        .collect();
     eprintln!(
-        "promote: Pat sent {pat_sent}, its edge sent up {up_sent}, the origin received \
-         {up_received} (origin {origin}, Pat on {pat_node})"
+        "promote: Pat sent {pat_sent}, its edge sent up {up_sent} (+{up_resent} resent), the \
+         origin received {up_received}, asked again {up_asked}, refused {refused:?} \
+         (origin {origin}, Pat on {pat_node})"
     );
 
     // Back to the audience: Pat's media stops everywhere.

@@ -26,6 +26,7 @@ mod record_media;
 mod recording_faults;
 mod recording_room;
 mod relay;
+mod relay_harness;
 mod relay_promote;
 mod rooms;
 mod tls;

@@ -1,175 +1,20 @@
 //! The cross-node relay in virtual time: an origin room with a publisher feeding an edge room
 //! of viewers over an in-memory link that carries the real sealed datagrams, the track
-//! announcements, and the edge's layer needs and keyframe requests back.
+//! announcements, and the edge's layer needs and keyframe requests back
+//! (`relay_harness::Cluster::cascade`).
 
+use super::relay_harness::{Cluster, Loss};
 use confab::bot::{StreamShape, TrackStats};
 use confab::media::config::SendPath;
-use confab::media::relay::wire::RelayOpener;
-use confab::media::relay::{LayerSet, RelayAnnounce, RelayDrop, RelayEvent, RelayId, RelayKey};
+use confab::media::relay::{LayerSet, RelayDrop, RelayId};
 use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, Kind, ParticipantId, Role, ServerMsg, Source, TrackId};
 use confab::sim::Sim;
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The harness's first (here only) link.
 const LINK: RelayId = RelayId(7);
-
-/// Two rooms on two "nodes" and the link between them.
-struct Cascade {
-    origin: Sim,
-    edge: Sim,
-    edge_addr: SocketAddr,
-    /// The test's own opener: which (kind, layer) crossed the link.
-    tap: RelayOpener,
-    /// Video packets that crossed, per layer; audio packets.
-    video_crossed: [u64; 3],
-    audio_crossed: u64,
-    /// Keyframe requests the edge sent the origin.
-    keyframes_asked: u64,
-    /// Every needs message the edge sent.
-    needs_sent: Vec<Vec<(TrackId, LayerSet)>>,
-    /// Datagrams dropped between the nodes: (percent, seeded generator state).
-    loss: Option<(u64, u64)>,
-    /// Datagrams the link lost so far.
-    link_lost: u64,
-    /// Resend requests the edge sent (packets named).
-    resends_asked: u64,
-}
-
-impl Cascade {
-    fn new() -> Self {
-        Cascade::with(RoomConfig::default())
-    }
-
-    /// Both rooms with `config`.
-    fn with(config: RoomConfig) -> Self {
-        let mut origin = Sim::new(config.clone());
-        let mut edge = Sim::new(config);
-        // Participant ids are the origin's on both nodes: the edge's viewers get theirs from
-        // the origin's conference, never one of its publishers'.
-        edge.start_ids_at(1000);
-        let key = RelayKey::derive(b"cluster secret", &[9; 16], "sim", "edge-1");
-        let edge_addr: SocketAddr = ([10, 0, 0, 2], 10001).into();
-        let source = origin.server_addr();
-        origin
-            .with_room(|r, now| r.add_relay(LINK, &key, source, edge_addr, now))
-            .expect("relay added");
-        edge.with_room(|r, _| r.relay_attach(LINK, &key))
-            .expect("edge attached");
-        Cascade {
-            origin,
-            edge,
-            edge_addr,
-            tap: RelayOpener::new(LINK.0, &key).expect("opener"),
-            video_crossed: [0; 3],
-            audio_crossed: 0,
-            keyframes_asked: 0,
-            needs_sent: vec![],
-            loss: None,
-            link_lost: 0,
-            resends_asked: 0,
-        }
-    }
-
-    /// What the node layer does: announce tracks, carry datagrams, carry requests back.
-    fn carry(&mut self) {
-        while let Some(a) = self.origin.conf.room.poll_relay_announce() {
-            match a {
-                RelayAnnounce::Added(t) => {
-                    let added = self.edge.with_room(|r, now| r.relay_track_added(t, now));
-                    assert!(added, "the edge refused an origin track");
-                }
-                RelayAnnounce::Removed(t) => {
-                    self.edge.with_room(|r, now| r.relay_track_removed(t, now));
-                }
-                RelayAnnounce::Muted { track, muted } => {
-                    self.edge
-                        .with_room(|r, now| r.relay_track_muted(track, muted, now));
-                }
-            }
-        }
-        // The announcements keep the edge's tracks those of the origin.
-        let ids: BTreeSet<TrackId> = self.origin.conf.room.tracks().map(|t| t.id).collect();
-        let edge: BTreeSet<TrackId> = self.edge.conf.room.tracks().map(|t| t.id).collect();
-        assert_eq!(ids, edge);
-        let infos: Vec<_> = self.origin.conf.room.tracks().cloned().collect();
-        let edge_infos: Vec<_> = self.edge.conf.room.tracks().cloned().collect();
-        assert_eq!(infos, edge_infos, "same info, mute included");
-        for (to, d) in self.origin.take_foreign() {
-            assert_eq!(to, self.edge_addr, "relay datagrams go to the edge only");
-            if let Some((percent, state)) = &mut self.loss {
-                // xorshift64: the same drops on every run.
-                *state ^= *state << 13;
-                *state ^= *state >> 7;
-                *state ^= *state << 17;
-                if *state % 100 < *percent {
-                    self.link_lost += 1;
-                    continue;
-                }
-            }
-            let (p, _) = self.tap.open(&d).expect("a well-formed relay datagram");
-            if p.audio_level.is_some() {
-                self.audio_crossed += 1;
-            } else {
-                self.video_crossed[usize::from(p.layer.min(2))] += 1;
-            }
-            self.edge
-                .with_room(|r, now| r.handle_relay_datagram(&d, now));
-        }
-        while let Some(e) = self.edge.conf.room.poll_relay_event() {
-            match e {
-                RelayEvent::Needs { needs } => {
-                    self.needs_sent.push(needs.clone());
-                    self.origin
-                        .with_room(|r, now| r.relay_needs(LINK, &needs, now));
-                }
-                RelayEvent::Keyframe { track, layer } => {
-                    self.keyframes_asked += 1;
-                    self.origin
-                        .with_room(|r, now| r.relay_keyframe(LINK, track, layer, now));
-                }
-                RelayEvent::Resend { track, layer, seqs } => {
-                    self.resends_asked += seqs.len() as u64;
-                    self.origin
-                        .with_room(|r, now| r.relay_resend(LINK, track, layer, &seqs, now));
-                }
-            }
-        }
-    }
-
-    fn run_for(&mut self, d: Duration) {
-        let step = Duration::from_millis(5);
-        let mut done = Duration::ZERO;
-        while done < d {
-            self.origin.run_for(step);
-            self.carry();
-            self.edge.run_for(step);
-            self.carry();
-            done += step;
-        }
-    }
-
-    fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Cascade) -> bool) -> bool {
-        let mut waited = Duration::ZERO;
-        while waited < limit {
-            if pred(self) {
-                return true;
-            }
-            self.run_for(Duration::from_millis(20));
-            waited += Duration::from_millis(20);
-        }
-        pred(self)
-    }
-
-    fn relay_sent(&self) -> u64 {
-        self.origin
-            .conf
-            .room
-            .relay_counters(LINK)
-            .map_or(0, |c| c.packets)
-    }
-}
 
 fn video(sim: &Sim, id: ParticipantId) -> Option<TrackStats> {
     sim.stats(id).tracks.into_values().find(|t| t.video)
@@ -196,10 +41,11 @@ fn simulcast() -> StreamShape {
     }
 }
 
-fn viewers(c: &mut Cascade, n: usize, prefix: &str) -> Vec<ParticipantId> {
+fn viewers(c: &mut Cluster, n: usize, prefix: &str) -> Vec<ParticipantId> {
     (0..n)
         .map(|i| {
-            c.edge
+            c.edges[0]
+                .sim
                 .join(
                     &format!("{prefix}{i}"),
                     Role::Audience,
@@ -213,33 +59,35 @@ fn viewers(c: &mut Cascade, n: usize, prefix: &str) -> Vec<ParticipantId> {
 
 #[test]
 fn every_edge_viewer_decodes_and_each_packet_crosses_once() {
-    let mut c = Cascade::new();
+    let mut c = Cluster::cascade(RoomConfig::default());
     let publisher = c
         .origin
         .join("stage", Role::Presenter, true, simulcast())
         .expect("join");
     let ids = viewers(&mut c, 6, "v");
     let ok = c.run_until(Duration::from_secs(10), |c| {
-        ids.iter().all(|id| decodes(&c.edge, *id))
+        ids.iter().all(|id| decodes(&c.edges[0].sim, *id))
     });
     assert!(
         ok,
         "{:?} {:?}",
-        ids.iter().map(|i| c.edge.stats(*i)).collect::<Vec<_>>(),
-        c.edge.conf.room.relay_edge_counters()
+        ids.iter()
+            .map(|i| c.edges[0].sim.stats(*i))
+            .collect::<Vec<_>>(),
+        c.edges[0].sim.conf.room.relay_edge_counters()
     );
     c.run_for(Duration::from_secs(1));
     // Measured over two seconds of steady state.
-    let sent0 = c.relay_sent();
+    let sent0 = c.relay_sent(LINK);
     let rtp_in0 = c.origin.conf.room.counters().rtp_in;
-    let forwarded0 = c.edge.conf.room.counters().rtp_forwarded;
-    let crossed0 = c.video_crossed;
+    let forwarded0 = c.edges[0].sim.conf.room.counters().rtp_forwarded;
+    let crossed0 = c.edges[0].video_crossed;
     c.run_for(Duration::from_secs(2));
-    let sent = c.relay_sent() - sent0;
+    let sent = c.relay_sent(LINK) - sent0;
     let rtp_in = c.origin.conf.room.counters().rtp_in - rtp_in0;
-    let forwarded = c.edge.conf.room.counters().rtp_forwarded - forwarded0;
-    let received = c
-        .edge
+    let forwarded = c.edges[0].sim.conf.room.counters().rtp_forwarded - forwarded0;
+    let received = c.edges[0]
+        .sim
         .conf
         .room
         .relay_edge_counters()
@@ -254,11 +102,15 @@ fn every_edge_viewer_decodes_and_each_packet_crosses_once() {
         "forwarded {forwarded} of {sent} × {}",
         ids.len()
     );
-    assert_eq!(received, c.relay_sent(), "the in-memory link loses nothing");
+    assert_eq!(
+        received,
+        c.relay_sent(LINK),
+        "the in-memory link loses nothing"
+    );
     // Full-size tiles want the top layer only: the lower ones stay on the origin.
-    assert_eq!(c.video_crossed[0] - crossed0[0], 0);
-    assert_eq!(c.video_crossed[1] - crossed0[1], 0);
-    assert!(c.video_crossed[2] - crossed0[2] > 50);
+    assert_eq!(c.edges[0].video_crossed[0] - crossed0[0], 0);
+    assert_eq!(c.edges[0].video_crossed[1] - crossed0[1], 0);
+    assert!(c.edges[0].video_crossed[2] - crossed0[2] > 50);
     // The origin's publisher was asked for that layer alone (no local viewer needs more).
     assert_eq!(told_publisher(&c.origin, publisher), Some(vec!["f".into()]));
     eprintln!(
@@ -267,23 +119,30 @@ fn every_edge_viewer_decodes_and_each_packet_crosses_once() {
         ids.len()
     );
     for id in &ids {
-        for t in c.edge.stats(*id).tracks.values() {
+        for t in c.edges[0].sim.stats(*id).tracks.values() {
             assert_eq!(t.lost(), 0, "{t:?}");
         }
     }
     // Speaking is heard through the relay: the edge's dominant speaker is the origin's
     // publisher.
     assert!(c.run_until(Duration::from_secs(3), |c| {
-        c.edge.conf.room.dominant_speaker() == Some(publisher)
+        c.edges[0].sim.conf.room.dominant_speaker() == Some(publisher)
     }));
     // A datagram for another link, or garbage, is counted and dropped.
     let mut bogus = vec![0u8; 120];
     bogus[3] = 8;
-    c.edge
+    c.edges[0]
+        .sim
         .with_room(|r, now| r.handle_relay_datagram(&bogus, now));
-    c.edge
+    c.edges[0]
+        .sim
         .with_room(|r, now| r.handle_relay_datagram(&[1, 2, 3], now));
-    let edge = c.edge.conf.room.relay_edge_counters().expect("edge");
+    let edge = c.edges[0]
+        .sim
+        .conf
+        .room
+        .relay_edge_counters()
+        .expect("edge");
     assert_eq!(edge.dropped(RelayDrop::UnknownLink), 1);
     assert_eq!(edge.dropped(RelayDrop::Malformed), 1);
 }
@@ -310,45 +169,50 @@ fn told_publisher(sim: &Sim, publisher: ParticipantId) -> Option<Vec<String>> {
 
 #[test]
 fn layer_needs_flow_to_the_origin_and_its_publisher() {
-    let mut c = Cascade::new();
+    let mut c = Cluster::cascade(RoomConfig::default());
     let publisher = c
         .origin
         .join("stage", Role::Presenter, true, simulcast())
         .expect("join");
     let small = viewers(&mut c, 1, "small")[0];
     c.run_for(Duration::from_millis(500));
-    let track = video_track(&c.edge, small);
-    c.edge.client_msg(
+    let track = video_track(&c.edges[0].sim, small);
+    c.edges[0].sim.client_msg(
         small,
         ClientMsg::VideoSizes {
             sizes: BTreeMap::from([(track, 120)]),
         },
     );
     let low = c.run_until(Duration::from_secs(5), |c| {
-        video(&c.edge, small).and_then(|t| t.last_layer) == Some(0)
+        video(&c.edges[0].sim, small).and_then(|t| t.last_layer) == Some(0)
     });
-    assert!(low, "{:?}", video(&c.edge, small));
+    assert!(low, "{:?}", video(&c.edges[0].sim, small));
     c.run_for(Duration::from_secs(1));
     // The edge asked for the low layer only, the origin's publisher encodes only it, and only
     // it crosses.
     assert_eq!(
-        c.needs_sent.last(),
+        c.edges[0].needs_sent.last(),
         Some(&vec![(track, LayerSet::from_iter([0]))])
     );
     assert_eq!(told_publisher(&c.origin, publisher), Some(vec!["q".into()]));
-    let crossed = c.video_crossed;
+    let crossed = c.edges[0].video_crossed;
     c.run_for(Duration::from_secs(1));
-    assert!(c.video_crossed[0] > crossed[0] + 20);
-    assert_eq!(c.video_crossed[1], crossed[1]);
-    assert_eq!(c.video_crossed[2], crossed[2]);
+    assert!(c.edges[0].video_crossed[0] > crossed[0] + 20);
+    assert_eq!(c.edges[0].video_crossed[1], crossed[1]);
+    assert_eq!(c.edges[0].video_crossed[2], crossed[2]);
     // A large-tile viewer arrives on the edge: the full layer is asked of the origin.
     let big = viewers(&mut c, 1, "big")[0];
     let full = c.run_until(Duration::from_secs(5), |c| {
-        video(&c.edge, big).and_then(|t| t.last_layer) == Some(2)
+        video(&c.edges[0].sim, big).and_then(|t| t.last_layer) == Some(2)
     });
-    assert!(full, "{:?} {:?}", video(&c.edge, big), c.needs_sent);
+    assert!(
+        full,
+        "{:?} {:?}",
+        video(&c.edges[0].sim, big),
+        c.edges[0].needs_sent
+    );
     assert_eq!(
-        c.needs_sent.last(),
+        c.edges[0].needs_sent.last(),
         Some(&vec![(track, LayerSet::from_iter([0, 2]))])
     );
     assert_eq!(
@@ -356,17 +220,22 @@ fn layer_needs_flow_to_the_origin_and_its_publisher() {
         Some(vec!["f".into(), "q".into()])
     );
     assert_eq!(
-        video(&c.edge, small).and_then(|t| t.last_layer),
+        video(&c.edges[0].sim, small).and_then(|t| t.last_layer),
         Some(0),
         "the small tile keeps its layer"
     );
     // Both viewers leave: nothing is needed, and no video crosses any more.
-    c.edge.leave(small);
-    c.edge.leave(big);
+    c.edges[0].sim.leave(small);
+    c.edges[0].sim.leave(big);
     c.run_for(Duration::from_secs(1));
-    let crossed = c.video_crossed;
+    let crossed = c.edges[0].video_crossed;
     c.run_for(Duration::from_secs(1));
-    assert_eq!(c.video_crossed, crossed, "{:?}", c.needs_sent.last());
+    assert_eq!(
+        c.edges[0].video_crossed,
+        crossed,
+        "{:?}",
+        c.edges[0].needs_sent.last()
+    );
 }
 
 #[test]
@@ -376,33 +245,36 @@ fn late_edge_viewer_gets_a_keyframe_through_the_origin() {
         keyframe_interval: Duration::from_secs(3600),
         ..StreamShape::default()
     };
-    let mut c = Cascade::new();
+    let mut c = Cluster::cascade(RoomConfig::default());
     let publisher = c
         .origin
         .join("stage", Role::Presenter, true, shape)
         .expect("join");
     let early = viewers(&mut c, 1, "early")[0];
-    assert!(c.run_until(Duration::from_secs(5), |c| decodes(&c.edge, early)));
+    assert!(c.run_until(Duration::from_secs(5), |c| decodes(&c.edges[0].sim, early)));
     c.run_for(Duration::from_secs(3));
-    let asked = c.keyframes_asked;
+    let asked = c.edges[0].keyframes_asked;
     let requests = c.origin.stats(publisher).keyframe_requests;
     let late = viewers(&mut c, 1, "late")[0];
-    let joined_at = c.edge.now;
+    let joined_at = c.edges[0].sim.now;
     let ok = c.run_until(Duration::from_secs(3), |c| {
-        video(&c.edge, late).is_some_and(|t| t.keyframes > 0)
+        video(&c.edges[0].sim, late).is_some_and(|t| t.keyframes > 0)
     });
-    assert!(ok, "no keyframe: {:?}", c.edge.stats(late));
-    let took = c.edge.now - joined_at;
+    assert!(ok, "no keyframe: {:?}", c.edges[0].sim.stats(late));
+    let took = c.edges[0].sim.now - joined_at;
     assert!(
         took < Duration::from_millis(1500),
         "first keyframe after {took:?}"
     );
-    assert!(c.keyframes_asked > asked, "the edge asked the origin");
+    assert!(
+        c.edges[0].keyframes_asked > asked,
+        "the edge asked the origin"
+    );
     assert!(
         c.origin.stats(publisher).keyframe_requests > requests,
         "the origin asked its publisher"
     );
-    assert!(c.run_until(Duration::from_secs(2), |c| decodes(&c.edge, late)));
+    assert!(c.run_until(Duration::from_secs(2), |c| decodes(&c.edges[0].sim, late)));
     // The publisher mutes its microphone: the edge's track says so too (`carry` compares).
     c.origin.client_msg(
         publisher,
@@ -412,8 +284,8 @@ fn late_edge_viewer_gets_a_keyframe_through_the_origin() {
         },
     );
     c.run_for(Duration::from_millis(100));
-    assert!(c
-        .edge
+    assert!(c.edges[0]
+        .sim
         .conf
         .room
         .tracks()
@@ -439,30 +311,30 @@ fn loss_is_repaired(config: RoomConfig) {
         keyframe_interval: Duration::from_secs(3600),
         ..simulcast()
     };
-    let mut c = Cascade::with(config);
+    let mut c = Cluster::cascade(config);
     let publisher = c
         .origin
         .join("stage", Role::Presenter, true, shape)
         .expect("join");
     let ids = viewers(&mut c, 4, "v");
     assert!(c.run_until(Duration::from_secs(10), |c| {
-        ids.iter().all(|id| decodes(&c.edge, *id))
+        ids.iter().all(|id| decodes(&c.edges[0].sim, *id))
     }));
     c.run_for(Duration::from_secs(1));
     // From now on, 5 % of the relay datagrams (seeded) are lost between the nodes.
-    c.loss = Some((5, 0x9E37_79B9_7F4A_7C15));
+    c.down_loss = Some(Loss::new(5, 0x9E37_79B9_7F4A_7C15));
     c.run_for(Duration::from_secs(2));
     // A viewer arriving under loss still gets a keyframe through the edge → origin request.
     let requests = c.origin.stats(publisher).keyframe_requests;
     let late = viewers(&mut c, 1, "late")[0];
     assert!(
-        c.run_until(Duration::from_secs(3), |c| decodes(&c.edge, late)),
+        c.run_until(Duration::from_secs(3), |c| decodes(&c.edges[0].sim, late)),
         "{:?}",
-        c.edge.stats(late)
+        c.edges[0].sim.stats(late)
     );
     assert!(c.origin.stats(publisher).keyframe_requests > requests);
     c.run_for(Duration::from_secs(2));
-    c.loss = None;
+    c.down_loss = None;
     // The last repairs land.
     c.run_for(Duration::from_millis(300));
     let origin = c
@@ -472,8 +344,8 @@ fn loss_is_repaired(config: RoomConfig) {
         .relay_counters(LINK)
         .expect("link")
         .clone();
-    let edge = c
-        .edge
+    let edge = c.edges[0]
+        .sim
         .conf
         .room
         .relay_edge_counters()
@@ -483,25 +355,29 @@ fn loss_is_repaired(config: RoomConfig) {
         "relay under 5 % loss: {} datagrams sent, {} lost on the link, {} asked again, \
          {} resent, {} repaired, {} duplicates",
         origin.packets,
-        c.link_lost,
+        c.edges[0].down_lost,
         edge.repair_requests,
         origin.resent,
         edge.repaired,
         edge.duplicates
     );
-    assert!(c.link_lost > 20, "the link lost {}", c.link_lost);
-    assert_eq!(edge.repair_requests, c.resends_asked);
+    assert!(
+        c.edges[0].down_lost > 20,
+        "the link lost {}",
+        c.edges[0].down_lost
+    );
+    assert_eq!(edge.repair_requests, c.edges[0].resends_asked);
     // Every lost datagram (a resent one included) was asked again and sealed again.
     assert!(
-        origin.resent >= c.link_lost * 95 / 100,
+        origin.resent >= c.edges[0].down_lost * 95 / 100,
         "{} resent for {} lost",
         origin.resent,
-        c.link_lost
+        c.edges[0].down_lost
     );
     assert_eq!(edge.dropped.iter().sum::<u64>(), 0, "{edge:?}");
     // The viewers that were watching before the loss began have no gap in any track.
     for id in &ids {
-        let s = c.edge.stats(*id);
+        let s = c.edges[0].sim.stats(*id);
         for t in s.tracks.values() {
             assert_eq!(t.lost(), 0, "{id}: {t:?}");
             assert!(t.packets > 200, "{t:?}");

@@ -1,214 +1,34 @@
 //! Promotion from an edge in virtual time: an origin room and two edge rooms joined by the
-//! real sealed datagrams both ways; a viewer on the first edge is promoted and publishes
-//! there, and its media reaches the origin's viewers and the other edge's through the origin.
-//! The test plays the node layer (`server::relay_room`, `cluster::edge`) as in `relay.rs`.
+//! real sealed datagrams both ways (`relay_harness::Cluster::with_uplinks`); a viewer on the
+//! first edge is promoted and publishes there, and its media reaches the origin's viewers and
+//! the other edge's through the origin, repaired when uplink datagrams are lost.
 
+use super::relay_harness::{Cluster, Loss};
 use confab::bot::{StreamShape, TrackStats};
 use confab::conference::record::Credentials;
 use confab::conference::{Admission, JoinRequest};
-use confab::media::relay::wire::RelayOpener;
-use confab::media::relay::{RelayEvent, RelayId, RelayKey, RelayTrack, UPLINK_BLOCK};
+use confab::media::config::SendPath;
+use confab::media::relay::{RelayDrop, RelayId, UPLINK_BLOCK};
 use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, ParticipantId, Role, Source, TrackId};
 use confab::sim::Sim;
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The origin's relay socket, where uplink datagrams go.
-const ORIGIN_RELAY: ([u8; 4], u16) = ([10, 0, 0, 9], 9000);
-
-struct Edge {
-    sim: Sim,
-    link: RelayId,
-    up: RelayId,
-    addr: SocketAddr,
-    /// The block of track ids the origin gave it.
-    first: u64,
-    /// Opens what the origin sends it: which tracks crossed.
-    tap: RelayOpener,
-    crossed: BTreeSet<TrackId>,
-    /// The local tracks last told to the origin.
-    told: Vec<RelayTrack>,
+/// What the edge session does when the origin's messages say a viewer's role changed.
+fn role_from_origin(c: &mut Cluster, edge: usize, who: ParticipantId, role: Role) {
+    c.edges[edge]
+        .sim
+        .with_conf(|conf, _| conf.relay_role(who, role));
 }
 
-struct Cluster {
-    origin: Sim,
-    edges: Vec<Edge>,
-    /// Keyframe requests the origin sent an edge for its own tracks.
-    uplink_keyframes: u64,
-}
-
-impl Cluster {
-    fn new() -> Self {
-        let mut origin = Sim::new(RoomConfig::default());
-        let mut edges = vec![];
-        for (i, (link, up)) in [(7u32, 70u32), (8, 80)].into_iter().enumerate() {
-            let mut sim = Sim::new(RoomConfig::default());
-            sim.start_ids_at(1000 * (i as u64 + 1));
-            let salt = [i as u8 + 1; 16];
-            let edge_id = format!("edge-{i}");
-            let key = RelayKey::derive(b"cluster secret", &salt, "sim", &edge_id);
-            let up_key = RelayKey::derive_uplink(b"cluster secret", &salt, "sim", &edge_id);
-            let addr: SocketAddr = ([10, 0, 0, 2 + i as u8], 10001).into();
-            let source = origin.server_addr();
-            origin
-                .with_room(|r, now| r.add_relay(RelayId(link), &key, source, addr, now))
-                .expect("relay added");
-            let first = origin
-                .with_room(|r, now| r.uplink_attach(RelayId(link), up, &up_key, now))
-                .expect("uplink attached");
-            sim.with_room(|r, _| r.relay_attach(RelayId(link), &key))
-                .expect("edge attached");
-            let from = sim.server_addr();
-            sim.with_room(|r, now| {
-                r.uplink_start(RelayId(up), first, &up_key, from, ORIGIN_RELAY.into(), now)
-            })
-            .expect("uplink started");
-            edges.push(Edge {
-                sim,
-                link: RelayId(link),
-                up: RelayId(up),
-                addr,
-                first,
-                tap: RelayOpener::new(link, &key).expect("opener"),
-                crossed: BTreeSet::new(),
-                told: vec![],
-            });
-        }
-        assert_ne!(edges[0].first, edges[1].first, "each link its own block");
-        Cluster {
-            origin,
-            edges,
-            uplink_keyframes: 0,
-        }
-    }
-
-    /// What the node layer does, both ways.
-    fn carry(&mut self) {
-        let origin = &mut self.origin;
-        while origin.conf.room.poll_relay_announce().is_some() {}
-        for e in &mut self.edges {
-            // Each edge hears of every track but its own.
-            let list = origin.conf.room.relay_tracks_for(e.link);
-            let link = e.link;
-            origin.with_room(|r, _| r.relay_told(link, &list));
-            let ids: Vec<TrackId> = list.iter().map(|t| t.info.id).collect();
-            for t in list {
-                assert!(e.sim.with_room(|r, now| r.relay_track_added(t, now)));
-            }
-            let gone: Vec<TrackId> = e
-                .sim
-                .conf
-                .room
-                .tracks()
-                .filter(|t| !ids.contains(&t.id))
-                .map(|t| t.id)
-                .collect();
-            for t in gone {
-                e.sim.with_room(|r, now| r.relay_track_removed(t, now));
-            }
-            let local = e.sim.conf.room.uplink_local_tracks();
-            if local != e.told {
-                let (link, tracks) = (e.link, local.clone());
-                let refused = origin.with_conf(|c, now| c.stage_uplink(link, tracks, now));
-                assert_eq!(refused, 0, "{local:?}");
-                e.told = local;
-            }
-        }
-        for (to, d) in origin.take_foreign() {
-            let e = self
-                .edges
-                .iter_mut()
-                .find(|e| e.addr == to)
-                .expect("relay datagrams go to edges only");
-            let (p, _) = e.tap.open(&d).expect("a well-formed relay datagram");
-            e.crossed.insert(p.track);
-            e.sim.with_room(|r, now| r.handle_link_datagram(&d, now));
-        }
-        for e in &mut self.edges {
-            for (to, d) in e.sim.take_foreign() {
-                assert_eq!(to, ORIGIN_RELAY.into(), "uplink datagrams go to the origin");
-                origin.with_room(|r, now| r.handle_link_datagram(&d, now));
-            }
-            while let Some(ev) = e.sim.conf.room.poll_relay_event() {
-                let link = e.link;
-                match ev {
-                    RelayEvent::Needs { needs } => {
-                        origin.with_room(|r, now| r.relay_needs(link, &needs, now))
-                    }
-                    RelayEvent::Keyframe { track, layer } => {
-                        origin.with_room(|r, now| r.relay_keyframe(link, track, layer, now))
-                    }
-                    RelayEvent::Resend { track, layer, seqs } => {
-                        origin.with_room(|r, now| r.relay_resend(link, track, layer, &seqs, now))
-                    }
-                }
-            }
-        }
-        while let Some((link, ev)) = origin.conf.room.poll_uplink_event() {
-            let e = self
-                .edges
-                .iter_mut()
-                .find(|e| e.link == link)
-                .expect("a known link");
-            let up = e.up;
-            match ev {
-                RelayEvent::Needs { needs } => {
-                    e.sim.with_room(|r, now| r.relay_needs(up, &needs, now))
-                }
-                RelayEvent::Keyframe { track, layer } => {
-                    self.uplink_keyframes += 1;
-                    e.sim
-                        .with_room(|r, now| r.relay_keyframe(up, track, layer, now))
-                }
-                RelayEvent::Resend { .. } => panic!("the uplink asks for no repair"),
-            }
-        }
-    }
-
-    fn run_for(&mut self, d: Duration) {
-        let step = Duration::from_millis(5);
-        let mut done = Duration::ZERO;
-        while done < d {
-            self.origin.run_for(step);
-            self.carry();
-            for i in 0..self.edges.len() {
-                self.edges[i].sim.run_for(step);
-                self.carry();
-            }
-            done += step;
-        }
-    }
-
-    fn run_until(&mut self, limit: Duration, mut pred: impl FnMut(&Cluster) -> bool) -> bool {
-        let mut waited = Duration::ZERO;
-        while waited < limit {
-            if pred(self) {
-                return true;
-            }
-            self.run_for(Duration::from_millis(20));
-            waited += Duration::from_millis(20);
-        }
-        pred(self)
-    }
-
-    /// What the edge session does when the origin's messages say a viewer's role changed.
-    fn role_from_origin(&mut self, edge: usize, who: ParticipantId, role: Role) {
-        self.edges[edge]
-            .sim
-            .with_conf(|c, _| c.relay_role(who, role));
-    }
-
-    fn tracks_of(&self, who: ParticipantId) -> Vec<TrackId> {
-        self.origin
-            .conf
-            .room
-            .tracks()
-            .filter(|t| t.participant == who)
-            .map(|t| t.id)
-            .collect()
-    }
+fn tracks_of(c: &Cluster, who: ParticipantId) -> Vec<TrackId> {
+    c.origin
+        .conf
+        .room
+        .tracks()
+        .filter(|t| t.participant == who)
+        .map(|t| t.id)
+        .collect()
 }
 
 /// What `viewer` received of `tracks`: (audio, video) stats.
@@ -229,6 +49,13 @@ fn decodes(sim: &Sim, viewer: ParticipantId, tracks: &[TrackId]) -> bool {
         && got.iter().any(|t| !t.video && t.packets > 30)
 }
 
+fn packets(sim: &Sim, viewer: ParticipantId, tracks: &[TrackId]) -> u64 {
+    received(sim, viewer, tracks)
+        .iter()
+        .map(|t| t.packets)
+        .sum()
+}
+
 fn audio_packets(sim: &Sim, viewer: ParticipantId, tracks: &[TrackId]) -> u64 {
     received(sim, viewer, tracks)
         .iter()
@@ -237,9 +64,19 @@ fn audio_packets(sim: &Sim, viewer: ParticipantId, tracks: &[TrackId]) -> u64 {
         .sum()
 }
 
-#[test]
-fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
-    let mut c = Cluster::new();
+/// The cast: a host and a viewer on the origin, a viewer on each edge, and Pat, promoted on
+/// edge 0, whose tracks every viewer decodes.
+struct Stage {
+    host: ParticipantId,
+    ov: ParticipantId,
+    v1: ParticipantId,
+    v2: ParticipantId,
+    p: ParticipantId,
+    tracks: Vec<TrackId>,
+}
+
+/// Joins the cast and promotes Pat; returns once the three viewers decode Pat.
+fn stage_from_edge(c: &mut Cluster) -> Stage {
     let host = c
         .origin
         .join("host", Role::Host, true, StreamShape::default())
@@ -287,7 +124,7 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
     assert!(matches!(admitted, Admission::Joined), "{admitted:?}");
     c.run_for(Duration::from_secs(1));
     assert!(
-        c.tracks_of(p).is_empty(),
+        tracks_of(c, p).is_empty(),
         "an audience member publishes nothing"
     );
 
@@ -299,15 +136,15 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
             role: Role::Presenter,
         },
     );
-    c.role_from_origin(0, p, Role::Presenter);
+    role_from_origin(c, 0, p, Role::Presenter);
     c.edges[0].sim.start_publishing(p);
-    let published = c.run_until(Duration::from_secs(3), |c| c.tracks_of(p).len() == 2);
+    let published = c.run_until(Duration::from_secs(3), |c| tracks_of(c, p).len() == 2);
     assert!(
         published,
         "{:?}",
         c.origin.conf.room.tracks().collect::<Vec<_>>()
     );
-    let tracks = c.tracks_of(p);
+    let tracks = tracks_of(c, p);
     let block = c.edges[0].first..c.edges[0].first + UPLINK_BLOCK;
     assert!(tracks.iter().all(|t| block.contains(&t.0)), "{tracks:?}");
     // The origin's viewer, the other edge's and Pat's own edge's all decode Pat.
@@ -324,6 +161,28 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
         received(&c.edges[0].sim, v1, &tracks),
         c.origin.conf.room.uplink_counters(RelayId(7)),
     );
+    Stage {
+        host,
+        ov,
+        v1,
+        v2,
+        p,
+        tracks,
+    }
+}
+
+#[test]
+fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
+    let mut c = Cluster::with_uplinks(RoomConfig::default(), 2);
+    let Stage {
+        host,
+        ov,
+        v1,
+        v2,
+        p,
+        tracks,
+    } = stage_from_edge(&mut c);
+    let block = c.edges[0].first..c.edges[0].first + UPLINK_BLOCK;
     c.run_for(Duration::from_secs(2));
     for (sim, viewer) in [
         (&c.origin, ov),
@@ -356,11 +215,11 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
     }));
     eprintln!(
         "promote: uplink {} datagrams, {} bytes; keyframe requests to the edge {}",
-        up.packets, up.bytes, c.uplink_keyframes
+        up.packets, up.bytes, c.edges[0].uplink_keyframes
     );
 
     // A late origin viewer gets a keyframe through origin → edge → Pat.
-    let asked = c.uplink_keyframes;
+    let asked = c.edges[0].uplink_keyframes;
     let requests = c.edges[0].sim.stats(p).keyframe_requests;
     let late = c
         .origin
@@ -378,7 +237,10 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
         took < Duration::from_millis(1500),
         "keyframe after {took:?}"
     );
-    assert!(c.uplink_keyframes > asked, "the origin asked the edge");
+    assert!(
+        c.edges[0].uplink_keyframes > asked,
+        "the origin asked the edge"
+    );
     assert!(c.edges[0].sim.stats(p).keyframe_requests > requests);
 
     // A host mutes Pat's microphone: it stops everywhere, Pat's own edge included.
@@ -415,8 +277,11 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
             role: Role::Audience,
         },
     );
-    assert!(c.tracks_of(p).is_empty(), "the origin unpublished at once");
-    c.role_from_origin(0, p, Role::Audience);
+    assert!(
+        tracks_of(&c, p).is_empty(),
+        "the origin unpublished at once"
+    );
+    role_from_origin(&mut c, 0, p, Role::Audience);
     c.run_for(Duration::from_millis(500));
     let sent = c
         .origin
@@ -445,5 +310,107 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
             .map(|t| t.packets)
             .sum::<u64>(),
         v2_video.iter().map(|t| t.packets).sum::<u64>()
+    );
+}
+
+#[test]
+fn uplink_loss_is_repaired_from_the_edge() {
+    uplink_loss_is_repaired(RoomConfig::default());
+}
+
+#[test]
+fn uplink_loss_is_repaired_on_the_lean_send_path_too() {
+    uplink_loss_is_repaired(RoomConfig {
+        send_path: SendPath::Lean,
+        ..RoomConfig::default()
+    });
+}
+
+fn uplink_loss_is_repaired(config: RoomConfig) {
+    let mut c = Cluster::with_uplinks(config, 2);
+    let Stage {
+        ov, v1, v2, tracks, ..
+    } = stage_from_edge(&mut c);
+    c.run_for(Duration::from_secs(1));
+    let got = [
+        packets(&c.origin, ov, &tracks),
+        packets(&c.edges[1].sim, v2, &tracks),
+    ];
+    // From now on, 5 % of the uplink datagrams (seeded) are lost between edge 0 and the
+    // origin; the origin → edge direction loses nothing.
+    c.up_loss = Some(Loss::new(5, 0x9E37_79B9_7F4A_7C15));
+    c.run_for(Duration::from_secs(8));
+    c.up_loss = None;
+    // The last repairs land.
+    c.run_for(Duration::from_millis(300));
+    let up = c
+        .origin
+        .conf
+        .room
+        .uplink_counters(RelayId(7))
+        .expect("uplink")
+        .clone();
+    let edge_up = c.edges[0]
+        .sim
+        .conf
+        .room
+        .relay_counters(c.edges[0].up)
+        .expect("the edge's uplink peer")
+        .clone();
+    let e = &c.edges[0];
+    eprintln!(
+        "uplink under 5 % loss: {} datagrams sent by the edge, {} lost, {} asked again, \
+         {} resent, {} repaired, {} duplicates",
+        edge_up.packets, e.up_lost, up.repair_requests, edge_up.resent, up.repaired, up.duplicates
+    );
+    assert!(e.up_lost > 20, "the uplink lost {}", e.up_lost);
+    // A resent copy may be lost too and is asked again: each loss costs one more ask.
+    assert_eq!(up.repair_requests, e.up_lost, "{up:?}");
+    assert_eq!(up.repair_requests, e.uplink_resends_asked);
+    // Every lost datagram (a resent one included) was asked again and sealed again.
+    assert!(
+        edge_up.resent >= e.up_lost * 95 / 100,
+        "{} resent for {} lost",
+        edge_up.resent,
+        e.up_lost
+    );
+    assert!(up.repaired > 0 && up.repaired <= edge_up.resent);
+    assert_eq!(up.duplicates, 0, "{up:?}");
+    // Nothing refused, a resent copy included: each was sealed under a fresh index (a reused
+    // one would count as `replayed`).
+    assert_eq!(up.dropped(RelayDrop::Replayed), 0, "{up:?}");
+    assert_eq!(up.dropped.iter().sum::<u64>(), 0, "{up:?}");
+    // What crossed is what the edge sent, less what was lost.
+    assert_eq!(e.up_crossed + e.up_lost, edge_up.packets);
+    // The downlinks lost nothing: Pat's edge asked the origin for nothing. The other edge saw
+    // the uplink's gaps in Pat's numbers and asked too; the origin's late repaired copy is
+    // what filled them there (it had nothing to reseal yet), with nothing refused or twice.
+    assert_eq!(e.resends_asked, 0);
+    let other = c.edges[1]
+        .sim
+        .conf
+        .room
+        .relay_edge_counters()
+        .expect("edge")
+        .clone();
+    eprintln!(
+        "the other edge asked {} numbers again, {} repaired",
+        c.edges[1].resends_asked, other.repaired
+    );
+    assert_eq!(other.dropped.iter().sum::<u64>(), 0, "{other:?}");
+    assert_eq!(other.duplicates, 0, "{other:?}");
+    // The origin's viewer and the other edge's got every packet of Pat's, through the loss.
+    for (sim, viewer) in [(&c.origin, ov), (&c.edges[1].sim, v2), (&e.sim, v1)] {
+        for t in received(sim, viewer, &tracks) {
+            assert_eq!(t.lost(), 0, "{viewer}: {t:?}");
+        }
+    }
+    let after = [
+        packets(&c.origin, ov, &tracks),
+        packets(&c.edges[1].sim, v2, &tracks),
+    ];
+    assert!(
+        after[0] > got[0] + 300 && after[1] > got[1] + 300,
+        "{got:?} → {after:?}"
     );
 }

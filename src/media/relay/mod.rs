@@ -146,8 +146,9 @@ pub enum RelayEvent {
         /// Its layer.
         layer: Layer,
     },
-    /// Relay datagrams of one source that did not arrive: the origin seals them again
-    /// ([`Router::relay_resend`]; see [`repair`]).
+    /// Relay datagrams of one source that did not arrive: the sending end seals them again
+    /// ([`Router::relay_resend`]; see [`repair`]). From an edge's [`Router::poll_relay_event`]
+    /// for the origin, or from an origin's [`Router::poll_uplink_event`] for an edge's uplink.
     Resend {
         /// The track.
         track: TrackId,
@@ -169,13 +170,14 @@ pub struct RelayCounters {
     pub not_needed: u64,
     /// Datagrams the edge refused, indexed like [`RelayDrop::ALL`].
     pub dropped: [u64; RelayDrop::ALL.len()],
-    /// Origin: packets sealed again on the edge's request (also in `packets`).
+    /// Sending end (origin, or an edge's uplink): packets sealed again on request (also in
+    /// `packets`).
     pub resent: u64,
-    /// Edge: packets asked for again (each try counts).
+    /// Receiving end (edge, or an origin's uplink): packets asked for again (each try counts).
     pub repair_requests: u64,
-    /// Edge: asked-for packets that arrived and filled their gap.
+    /// Receiving end: asked-for packets that arrived and filled their gap.
     pub repaired: u64,
-    /// Edge: second copies of a packet already forwarded, dropped.
+    /// Receiving end: second copies of a packet already forwarded, dropped.
     pub duplicates: u64,
 }
 

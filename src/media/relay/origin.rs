@@ -237,8 +237,9 @@ impl Router {
         }
     }
 
-    /// The edge says these packets of one source did not arrive: they are sealed again from
-    /// the link's history (see `relay::repair`), within its resend budget.
+    /// The receiving end says these packets of one source did not arrive: they are sealed
+    /// again from the link's history (see `relay::repair`), within its resend budget. On an
+    /// origin `link` is an edge link; on an edge it is the uplink's id (the origin asked).
     pub fn relay_resend(
         &mut self,
         link: RelayId,

@@ -18,6 +18,11 @@
 //! longer one is a layer that was not needed), tracks at most [`MAX_MISSING`] numbers per
 //! source, asks each at most [`MAX_TRIES`] times [`RETRY_AFTER`] apart and gives up after
 //! [`GIVE_UP_AFTER`], and asks for at most [`ASK_PER_SEC`] packets a second.
+//!
+//! The uplink (a viewer promoted on an edge publishing to the origin, `relay::uplink`) is
+//! repaired the same way with the roles swapped, under the same bounds: the edge's uplink peer
+//! keeps the [`RepairStore`] and reseals, the origin keeps [`Gaps`] per uplink and asks with
+//! `stage_resend` on the same control link.
 
 use super::super::fast::history::{HistoryConfig, SourceHistory};
 use super::super::simulcast::Layer;

@@ -15,6 +15,13 @@
 //! link they came from is never sent them back ([`Router::relay_tracks_for`], [`Uplinks::takes`]).
 //! What their publisher must hear goes out of [`Router::poll_uplink_event`]. A host's mute and
 //! a demotion act here as for a local publisher; the node layer mirrors them on the edge.
+//!
+//! **Repair** works as the other way round ([`super::repair`]), with the roles swapped: the
+//! origin finds gaps in each uplinked source ([`Gaps`], per link) and asks the edge with a
+//! [`RelayEvent::Resend`] out of [`Router::poll_uplink_event`] (`stage_resend` on the control
+//! link); the edge's uplink peer is a relay peer like any other, so it keeps the same bounded
+//! history and reseals under its next index ([`Router::relay_resend`] with the uplink's id).
+//! Same bounds both ways; a second copy is dropped and counted (`duplicates`).
 
 use super::super::command::Event;
 use super::super::config::SendPath;
@@ -22,6 +29,7 @@ use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
 use super::super::track::UpTrack;
+use super::repair::{Arrival, Gaps};
 use super::wire::{self, RelayDrop, RelayOpener, RelayPacket, HEADER_LEN, MAX_TRACK};
 use super::{LayerSet, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack};
 use crate::media::fast::srtp::SrtpError;
@@ -54,6 +62,8 @@ struct UplinkIn {
     counters: RelayCounters,
     /// Needs last queued for the edge.
     announced: Option<Vec<(TrackId, LayerSet)>>,
+    /// Each uplinked source's numbers: what is missing and asked of the edge again.
+    gaps: Gaps,
 }
 
 /// A router's uplink state: an origin's ends, or an edge's own.
@@ -151,6 +161,7 @@ impl Router {
             first,
             counters: RelayCounters::default(),
             announced: None,
+            gaps: Gaps::default(),
         });
         Ok(first)
     }
@@ -193,6 +204,7 @@ impl Router {
             .map(|t| t.info.id)
             .collect();
         for t in gone {
+            self.uplink_forget(t);
             self.unpublish(t);
         }
         let tracks_now = &self.tracks;
@@ -261,7 +273,15 @@ impl Router {
         self.uplink.events.pop_front()
     }
 
-    /// Origin: what `link`'s uplink received and refused so far.
+    /// Origin: an uplinked track is gone; no gap of it is asked for any more.
+    fn uplink_forget(&mut self, track: TrackId) {
+        for u in &mut self.uplink.ins {
+            u.gaps.forget(track);
+        }
+    }
+
+    /// Origin: what `link`'s uplink received and refused so far (repairs included: asked,
+    /// repaired, duplicates dropped).
     pub fn uplink_counters(&self, link: RelayId) -> Option<&RelayCounters> {
         let u = self.uplink.ins.iter().find(|u| u.link == link)?;
         Some(&u.counters)
@@ -289,18 +309,25 @@ impl Router {
             Ok(opened) => opened,
             Err(reason) => return u.counters.dropped[reason as usize] += 1,
         };
-        match self.feed_uplinked(link, &pkt, &clear, now) {
-            Ok(()) => {
-                if let Some(u) = self.uplink.ins.iter_mut().find(|u| u.link == link) {
-                    u.counters.packets += 1;
-                    u.counters.bytes += datagram.len() as u64;
-                }
+        let fed = self.feed_uplinked(link, &pkt, &clear, now);
+        let Some(u) = self.uplink.ins.iter_mut().find(|u| u.link == link) else {
+            return;
+        };
+        match fed {
+            Ok(Arrival::Duplicate) => u.counters.duplicates += 1,
+            Ok(arrival) => {
+                u.counters.repaired += u64::from(arrival == Arrival::Repaired);
+                u.counters.packets += 1;
+                u.counters.bytes += datagram.len() as u64;
             }
-            Err(reason) => {
-                if let Some(u) = self.uplink.ins.iter_mut().find(|u| u.link == link) {
-                    u.counters.dropped[reason as usize] += 1;
-                }
-            }
+            Err(reason) => u.counters.dropped[reason as usize] += 1,
+        }
+        // Asked after every datagram of the link: retries need no timer of their own while
+        // the edge's audio flows.
+        let mut asks = vec![];
+        u.counters.repair_requests += u.gaps.due(now, &mut asks);
+        for e in asks {
+            self.uplink.push(link, e);
         }
         self.pump(now);
     }
@@ -311,7 +338,7 @@ impl Router {
         pkt: &RelayPacket,
         clear: &[u8],
         now: Instant,
-    ) -> Result<(), RelayDrop> {
+    ) -> Result<Arrival, RelayDrop> {
         let track = self
             .tracks
             .get_mut(&pkt.track)
@@ -328,12 +355,23 @@ impl Router {
             .layers
             .get_mut(usize::from(pkt.layer))
             .ok_or(RelayDrop::UnknownTrack)?;
+        let gaps = self
+            .uplink
+            .ins
+            .iter_mut()
+            .find(|u| u.link == link)
+            .map(|u| &mut u.gaps)
+            .ok_or(RelayDrop::UnknownLink)?;
+        let arrival = gaps.on_packet(pkt.track, pkt.layer, pkt.seq, now);
+        if arrival == Arrival::Duplicate {
+            return Ok(arrival);
+        }
         self.counters.rtp_in += 1;
         if track.forced_mute {
             // The origin is the authority: the edge may still send until it hears of it.
             self.counters
                 .count(super::super::forwarder::DropReason::Muted);
-            return Ok(());
+            return Ok(arrival);
         }
         let payload: Arc<[u8]> = Arc::from(&clear[HEADER_LEN..]);
         layer.meter.add(payload.len(), now);
@@ -356,7 +394,7 @@ impl Router {
             );
         }
         self.deliver_relayed(pkt, publisher, &payload, pt, params, now);
-        Ok(())
+        Ok(arrival)
     }
 
     /// Origin: the layers the room needs of uplinked tracks, queued per link when changed.
@@ -399,6 +437,7 @@ impl Router {
             .map(|t| t.info.id)
             .collect();
         for t in gone {
+            self.uplink_forget(t);
             self.unpublish(t);
         }
         self.alloc_dirty = true;
