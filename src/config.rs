@@ -58,8 +58,9 @@ pub struct Settings {
     /// want without pacing [default: true]
     #[arg(long, env = "CONFAB_BANDWIDTH_ESTIMATION", action = clap::ArgAction::Set)]
     pub bandwidth_estimation: Option<bool>,
-    /// Who seals and sends media toward peers: `str0m`, or `lean` (confab's own rewrite +
-    /// SRTP and receiver reports; experimental) [default: str0m]
+    /// Who seals and sends media toward peers: `lean` (confab's own rewrite + SRTP, pacing,
+    /// estimation and receiver reports), or `str0m` (str0m's whole stack per peer, the old
+    /// path) [default: lean]
     #[arg(long, env = "CONFAB_SEND_PATH")]
     pub send_path: Option<crate::media::config::SendPath>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block

@@ -62,6 +62,9 @@ pub struct DownTrack {
     pub selector: LayerSelector,
     /// Height the subscriber renders it at (device pixels); `u32::MAX` until it reports.
     pub height: u32,
+    /// The layer allocation chose but the publisher does not send yet: asked of the
+    /// publisher while the best layer that does arrive is forwarded.
+    pub reaching: Option<Layer>,
 }
 
 impl DownTrack {
@@ -74,6 +77,7 @@ impl DownTrack {
             pt_cache: None,
             selector: LayerSelector::default(),
             height: height.unwrap_or(u32::MAX),
+            reaching: None,
         }
     }
 
@@ -85,6 +89,7 @@ impl DownTrack {
         self.forwarder.switch_source();
         self.selector = LayerSelector::default();
         self.height = height.unwrap_or(u32::MAX);
+        self.reaching = None;
     }
 
     /// First half of the decision: the layer selector and the payload-type map. `map_pt`

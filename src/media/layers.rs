@@ -32,6 +32,7 @@ impl Router {
             let mut audio = 0u64;
             let mut entries = vec![];
             let mut candidates = vec![];
+            let mut tracks = vec![];
             for (mid, sub) in &s.down_tracks {
                 let Some(t) = self.tracks.get(&sub.track) else {
                     continue;
@@ -53,6 +54,7 @@ impl Router {
                     Priority::Other(t.info.id.0)
                 };
                 entries.push((*mid, sub.track));
+                tracks.push(t);
                 candidates.push(Candidate {
                     priority,
                     wanted: layer_for_height(sub.height, t.layers.len()),
@@ -60,7 +62,22 @@ impl Router {
                 });
             }
             let budget = s.bwe.map(|b| b.saturating_sub(audio * AUDIO_RESERVE_BPS));
-            let chosen = allocate(budget, self.config.last_n, &candidates);
+            let mut chosen = allocate(budget, self.config.last_n, &candidates);
+            // A chosen layer the publisher does not send (paused until now, or its uplink
+            // cannot carry it yet) would leave the subscriber waiting for a keyframe that
+            // never comes: forward the best layer below it that arrives, and keep asking
+            // the publisher for the chosen one (`reaching`) until it does.
+            let mut reaching = vec![None; chosen.len()];
+            for (i, c) in candidates.iter_mut().enumerate() {
+                let Some(l) = chosen[i] else { continue };
+                if let Some(a) = tracks[i].arriving_up_to(l, now).filter(|a| *a < l) {
+                    c.wanted = Some(a);
+                    reaching[i] = Some(l);
+                }
+            }
+            if reaching.iter().any(Option::is_some) {
+                chosen = allocate(budget, self.config.last_n, &candidates);
+            }
             tracing::trace!(
                 subscriber = sid.0,
                 ?budget,
@@ -102,8 +119,9 @@ impl Router {
                 continue;
             };
             let mut forwarded = vec![];
-            for ((mid, track), target) in entries.into_iter().zip(chosen) {
+            for (((mid, track), target), reach) in entries.into_iter().zip(chosen).zip(reaching) {
                 if let Some(sub) = s.down_tracks.get_mut(&mid) {
+                    sub.reaching = reach.filter(|_| target.is_some());
                     if sub.selector.set_target(target) {
                         if let Some(layer) = target {
                             keyframes.push((track, layer));
@@ -152,6 +170,7 @@ impl Router {
                 let set = needed.entry(sub.track).or_default();
                 set.extend(sub.selector.target());
                 set.extend(sub.selector.current());
+                set.extend(sub.reaching);
             }
         }
         // Edge links need what their viewers need.

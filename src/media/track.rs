@@ -67,6 +67,10 @@ pub struct RateMeter {
 
 const WINDOW: Duration = Duration::from_millis(500);
 
+/// A layer silent this long is not arriving: its publisher paused it, or its uplink cannot
+/// carry it (Chromium drops its top layers while its send estimate is low).
+const LAYER_STALL: Duration = Duration::from_secs(1);
+
 /// Bytes of headers around a media payload on the wire (RTP 12 + extensions ~16 + SRTP tag 16
 /// + UDP 8 + IPv4 20).
 const PACKET_OVERHEAD: usize = 72;
@@ -85,6 +89,12 @@ impl RateMeter {
         }
         self.bytes += bytes as u64;
         self.last_packet = Some(now);
+    }
+
+    /// Whether a packet came within `within` of `now`.
+    pub fn fresh(&self, now: Instant, within: Duration) -> bool {
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < within)
     }
 
     /// Bits per second, if measured recently.
@@ -158,6 +168,16 @@ impl UpTrack {
             relayed: false,
             uplink: None,
         }
+    }
+
+    /// `layer` if it arrives, else the best layer below it that does; `None` when none of
+    /// them does (nothing is known, so nothing is ruled out).
+    pub fn arriving_up_to(&self, layer: Layer, now: Instant) -> Option<Layer> {
+        let top = usize::from(layer).min(self.layers.len().saturating_sub(1));
+        (0..=top)
+            .rev()
+            .find(|i| self.layers[*i].meter.fresh(now, LAYER_STALL))
+            .map(|i| i as Layer)
     }
 
     /// The layer a packet with this rid belongs to.
@@ -244,5 +264,33 @@ mod tests {
         let r = m.rate(t0 + Duration::from_millis(500)).expect("measured");
         assert!((950_000..=1_050_000).contains(&r), "{r}");
         assert_eq!(m.rate(t0 + Duration::from_secs(5)), None);
+    }
+
+    /// A publisher whose uplink cannot carry its top layer sends the others: a subscriber
+    /// that wants the top one is forwarded the best that arrives (see `layers.rs`).
+    #[test]
+    fn the_best_arriving_layer_at_or_below_a_choice() {
+        let info = TrackInfo {
+            id: TrackId(1),
+            participant: ParticipantId(1),
+            kind: Kind::Video,
+            source: Source::Camera,
+            muted: false,
+        };
+        let mut t = UpTrack::new(info, Mid::from("1"), &["q".into(), "h".into(), "f".into()]);
+        let t0 = Instant::now();
+        assert_eq!(t.arriving_up_to(2, t0), None, "nothing known yet");
+        t.layers[0].meter.add(500, t0);
+        t.layers[1].meter.add(500, t0);
+        t.layers[2].meter.add(500, t0);
+        assert_eq!(t.arriving_up_to(2, t0), Some(2));
+        assert_eq!(t.arriving_up_to(1, t0), Some(1));
+        // The top layer stops; the others go on.
+        let later = t0 + Duration::from_millis(1500);
+        t.layers[0].meter.add(500, later);
+        t.layers[1].meter.add(500, later);
+        assert_eq!(t.arriving_up_to(2, later), Some(1));
+        assert_eq!(t.arriving_up_to(0, later), Some(0));
+        assert_eq!(t.arriving_up_to(2, later + Duration::from_secs(2)), None);
     }
 }

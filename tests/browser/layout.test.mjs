@@ -83,11 +83,12 @@ world.scenario('one-to-one: the other person fills the stage, my own picture is 
   assert.ok(other.w > 3 * self.w, `Ben ${JSON.stringify(other)} dwarfs me ${JSON.stringify(self)}`);
   await shots(ana, 'one-to-one');
 
-  // How well Ben's video arrives, from getStats, on his tile.
-  const quality = await ui(ana, 'a connection indicator on Ben’s tile', (id) => {
+  // How well Ben's video arrives, from getStats, on his tile. The first reading can come
+  // before Chromium reports a frame rate (seen once, right after the first frames decoded).
+  const quality = await ui(ana, 'a connection indicator on Ben’s tile, frame rate included', (id) => {
     const q = document.querySelector(`#grid .tile[data-participant="${id}"] .quality`);
     return q?.checkVisibility() ? { level: q.dataset.level, label: q.getAttribute('aria-label') } : null;
-  }, benId);
+  }, benId, (q) => q && /frames\/s$/.test(q.label));
   assert.match(quality.label, /^Connection (good|fair|poor): \d+% loss, \d+ ms round trip, \d+ frames\/s$/);
 
   // A tile in full screen, and the server told of its new size.

@@ -13,7 +13,7 @@ const skip = await netnsUnavailable();
 if (skip) console.log(`# lean_net: skipped: ${skip}`);
 const options = skip ? { skip } : {};
 
-// LEAN_NET_SEND_PATH=str0m runs the same scenarios on the default path, to compare figures.
+// LEAN_NET_SEND_PATH=str0m runs the same scenarios on the str0m path, to compare figures.
 const SEND_PATH = process.env.LEAN_NET_SEND_PATH || 'lean';
 const world = useWorld({ serverArgs: ['--send-path', SEND_PATH], netns: !skip });
 const room = `leannet-${process.pid}`;

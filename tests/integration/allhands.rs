@@ -43,7 +43,14 @@ fn video_track(sim: &Sim, viewer: ParticipantId) -> TrackId {
 
 /// A room with a simulcast publisher and one viewer that only receives.
 fn publisher_and_viewer(viewer: &str) -> (Sim, ParticipantId, ParticipantId) {
-    let mut sim = Sim::new(RoomConfig::default());
+    publisher_and_viewer_in(viewer, RoomConfig::default())
+}
+
+fn publisher_and_viewer_in(
+    viewer: &str,
+    config: RoomConfig,
+) -> (Sim, ParticipantId, ParticipantId) {
+    let mut sim = Sim::new(config);
     let publisher = sim
         .join("pub", Role::Presenter, true, simulcast_shape())
         .expect("join");
@@ -55,7 +62,17 @@ fn publisher_and_viewer(viewer: &str) -> (Sim, ParticipantId, ParticipantId) {
 
 #[test]
 fn capped_subscriber_drops_to_low_layer_and_recovers() {
-    let (mut sim, publisher, viewer) = publisher_and_viewer("hotel");
+    capped_subscriber(RoomConfig::default());
+}
+
+/// str0m's own estimator and pacer, the old path's, drive the same layer choice.
+#[test]
+fn capped_subscriber_drops_and_recovers_on_the_str0m_path() {
+    capped_subscriber(crate::common::str0m_room());
+}
+
+fn capped_subscriber(config: RoomConfig) {
+    let (mut sim, publisher, viewer) = publisher_and_viewer_in("hotel", config);
     // Unlimited: the viewer (no size reported) gets the full layer.
     assert!(
         sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)

@@ -20,6 +20,12 @@ impl TestServer {
         Self::with(|_| {}).await
     }
 
+    /// A server whose peers are all on the old send path (str0m's own), which stays
+    /// available behind `--send-path str0m` and covered by one test per major feature.
+    pub async fn on_str0m() -> TestServer {
+        Self::with(|c| c.room.send_path = confab::media::config::SendPath::Str0m).await
+    }
+
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -155,4 +161,12 @@ pub async fn assert_closed_unanswered(addr: SocketAddr, opening: &[u8]) {
     let read = tokio::time::timeout(Duration::from_secs(8), conn.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "server kept a junk connection open");
     assert!(rest.is_empty(), "server answered junk with {rest:?}");
+}
+
+/// A room on the old send path (str0m's own pacer, estimator, reports and retransmissions).
+pub fn str0m_room() -> confab::media::RoomConfig {
+    confab::media::RoomConfig {
+        send_path: confab::media::config::SendPath::Str0m,
+        ..confab::media::RoomConfig::default()
+    }
 }

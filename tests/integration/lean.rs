@@ -85,8 +85,16 @@ fn webinar_audience_decrypts_the_fast_path_without_loss() {
 }
 
 #[test]
-fn default_send_path_is_str0m() {
+fn default_send_path_is_lean_and_str0m_stays_available() {
     let mut sim = Sim::new(RoomConfig::default());
+    let a = sim
+        .join("a", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    assert!(sim.conf.room.fast_sent(a).is_some());
+    let mut sim = Sim::new(RoomConfig {
+        send_path: SendPath::Str0m,
+        ..RoomConfig::default()
+    });
     let a = sim
         .join("a", Role::Audience, false, StreamShape::default())
         .expect("join");

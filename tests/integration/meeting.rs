@@ -33,7 +33,15 @@ async fn ana_and_ben(server: &TestServer, room: &str) -> (Bot, Bot) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_receive_each_others_audio_and_video() {
-    let server = TestServer::start().await;
+    two_bots(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_receive_each_other_on_the_str0m_path() {
+    two_bots(TestServer::on_str0m().await).await;
+}
+
+async fn two_bots(server: TestServer) {
     let a = Bot::join(bot(&server, "pair", "Ana"))
         .await
         .expect("a joins");
@@ -152,7 +160,15 @@ async fn a_vanished_peer_is_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_restart_keeps_media_flowing() {
-    let server = TestServer::start().await;
+    ice_restart(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_restart_keeps_media_flowing_on_the_str0m_path() {
+    ice_restart(TestServer::on_str0m().await).await;
+}
+
+async fn ice_restart(server: TestServer) {
     let a = Bot::join(bot(&server, "restart", "Ana"))
         .await
         .expect("a joins");

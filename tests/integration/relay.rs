@@ -298,9 +298,9 @@ fn relay_loss_is_repaired_from_the_origin() {
 }
 
 #[test]
-fn relay_loss_is_repaired_on_the_lean_send_path_too() {
+fn relay_loss_is_repaired_on_the_str0m_send_path_too() {
     loss_is_repaired(RoomConfig {
-        send_path: SendPath::Lean,
+        send_path: SendPath::Str0m,
         ..RoomConfig::default()
     });
 }

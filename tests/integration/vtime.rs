@@ -1,5 +1,6 @@
 //! Media scenarios in virtual time: the sans-IO room with simulated peers and links.
 
+use crate::common::str0m_room;
 use confab::bot::StreamShape;
 use confab::media::RoomConfig;
 use confab::protocol::{ErrorCode, Role, ServerMsg};
@@ -23,7 +24,16 @@ fn receives_all(sim: &Sim, id: confab::protocol::ParticipantId, publishers: usiz
 
 #[test]
 fn meeting_of_four_everyone_receives_everyone() {
-    let mut sim = Sim::new(RoomConfig::default());
+    meeting_of_four(RoomConfig::default());
+}
+
+#[test]
+fn meeting_of_four_on_the_str0m_path() {
+    meeting_of_four(str0m_room());
+}
+
+fn meeting_of_four(config: RoomConfig) {
+    let mut sim = Sim::new(config);
     let ids = sim.presenters(4).expect("join");
     let ok = sim.run_until(Duration::from_secs(5), |s| {
         ids.iter().all(|id| receives_all(s, *id, 3))
@@ -39,7 +49,7 @@ fn meeting_of_four_everyone_receives_everyone() {
             assert_eq!(t.lost(), 0, "{t:?}");
         }
     }
-    // str0m's writes make each subscriber due at once (media/timers.rs).
+    // Writes make each subscriber due at once, on either path (media/timers.rs).
     assert_eq!(
         sim.conf.room.timer_misses(),
         0,
@@ -49,12 +59,21 @@ fn meeting_of_four_everyone_receives_everyone() {
 
 #[test]
 fn late_joiner_gets_a_keyframe_fast_through_a_pli() {
+    late_joiner_keyframe(RoomConfig::default());
+}
+
+#[test]
+fn late_joiner_gets_a_keyframe_on_the_str0m_path() {
+    late_joiner_keyframe(str0m_room());
+}
+
+fn late_joiner_keyframe(config: RoomConfig) {
     let shape = StreamShape {
         // Never a spontaneous keyframe after the first: only a request can produce one.
         keyframe_interval: Duration::from_secs(3600),
         ..StreamShape::default()
     };
-    let mut sim = Sim::new(RoomConfig::default());
+    let mut sim = Sim::new(config);
     let publisher = sim.join("pub", Role::Presenter, true, shape).expect("join");
     sim.run_for(Duration::from_secs(5));
     let late = sim
@@ -80,7 +99,16 @@ fn late_joiner_gets_a_keyframe_fast_through_a_pli() {
 
 #[test]
 fn nack_and_rtx_repair_downlink_loss() {
-    let mut sim = Sim::new(RoomConfig::default());
+    downlink_loss_repaired(RoomConfig::default());
+}
+
+#[test]
+fn nack_and_rtx_repair_downlink_loss_on_the_str0m_path() {
+    downlink_loss_repaired(str0m_room());
+}
+
+fn downlink_loss_repaired(config: RoomConfig) {
+    let mut sim = Sim::new(config);
     let publisher = sim
         .join("pub", Role::Presenter, true, StreamShape::default())
         .expect("join");

@@ -31,7 +31,15 @@ fn media_from(stats: &BotStats) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audience_receives_the_stage_and_can_never_publish() {
-    let server = TestServer::start().await;
+    audience_receives_the_stage(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audience_receives_the_stage_on_the_str0m_path() {
+    audience_receives_the_stage(TestServer::on_str0m().await).await;
+}
+
+async fn audience_receives_the_stage(server: TestServer) {
     let host = Bot::join(webinar(&server, "Host", Some(Role::Host)))
         .await
         .expect("host");
@@ -78,7 +86,15 @@ async fn audience_receives_the_stage_and_can_never_publish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_promotes_to_the_stage_and_back_without_a_rejoin() {
-    let server = TestServer::start().await;
+    promotion(TestServer::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_and_demotion_on_the_str0m_path() {
+    promotion(TestServer::on_str0m().await).await;
+}
+
+async fn promotion(server: TestServer) {
     let host = Bot::join(webinar(&server, "Host", Some(Role::Host)))
         .await
         .expect("host");
