@@ -87,6 +87,10 @@ pub async fn run(
     let mut relay = super::relay_room::RelayRoom::default();
     // Arrival time of the last datagram handled: how far the media inbox has been read.
     let mut read_until = Instant::now();
+    // One timer for the task's life, moved only when the deadline moves: most inputs (a
+    // datagram fanned out) leave the room's next deadline where it was.
+    let sleep = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(sleep);
     loop {
         let deadline = flush(
             &mut conf,
@@ -159,6 +163,9 @@ pub async fn run(
                 }
             }
         } else {
+            if sleep.deadline() != deadline.into() {
+                sleep.as_mut().reset(deadline.into());
+            }
             let msg = tokio::select! {
                 // Signalling first: a burst of datagrams never holds up a join.
                 biased;
@@ -168,7 +175,7 @@ pub async fn run(
                     recording.event(&mut conf, &shared, ev);
                     continue;
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = &mut sleep => {
                     taken = 0;
                     conf.room
                         .media_read_until((!media.is_empty()).then_some(read_until));
