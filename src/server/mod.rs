@@ -33,6 +33,7 @@ use std::sync::Arc;
 use str0m::net::Transmit;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
+use transport::media_socket::MediaSocket;
 use transport::{tcp, udp, web_port, Transport};
 
 /// What every task shares. Nothing here is locked per packet.
@@ -88,7 +89,7 @@ pub struct Bound {
     shared: Arc<Shared>,
     listener: TcpListener,
     shutdown_tx: watch::Sender<bool>,
-    receivers: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    receivers: Vec<(Arc<MediaSocket>, SocketAddr)>,
     tcp_listeners: Vec<(TcpListener, SocketAddr)>,
     /// The cluster relay's socket (edge side), in a cluster.
     relay: Option<Arc<UdpSocket>>,
@@ -113,13 +114,8 @@ impl Bound {
         let mut port = config.udp_port;
         for ip in bind_ips {
             let addr = SocketAddr::new(ip, port);
-            let socket = UdpSocket::bind(addr)
-                .await
+            let socket = MediaSocket::bind(addr, transport::egress::SOCKET_BUFFER)
                 .map_err(|e| StartError::Bind(addr, e))?;
-            // Best effort: a smaller buffer only means earlier drops under bursts.
-            let sock = socket2::SockRef::from(&socket);
-            let _ = sock.set_send_buffer_size(transport::egress::SOCKET_BUFFER);
-            let _ = sock.set_recv_buffer_size(transport::egress::SOCKET_BUFFER);
             let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
             // Every interface shares the first socket's port: one port for all media.
             port = local.port();
@@ -329,7 +325,9 @@ const HTTP2_PING: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A TCP listener beside each UDP socket, on the same address and port number. ICE-TCP is a
 /// fallback: when a port is taken, the server runs without it rather than not at all.
-async fn bind_ice_tcp(sockets: &[(SocketAddr, Arc<UdpSocket>)]) -> Vec<(TcpListener, SocketAddr)> {
+async fn bind_ice_tcp(
+    sockets: &[(SocketAddr, Arc<MediaSocket>)],
+) -> Vec<(TcpListener, SocketAddr)> {
     let mut listeners = vec![];
     for (announced, socket) in sockets {
         let Ok(local) = socket.local_addr() else {

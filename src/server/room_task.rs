@@ -88,6 +88,10 @@ pub async fn run(
     let mut relay = super::relay_room::RelayRoom::default();
     // Arrival time of the last datagram handled: how far the media inbox has been read.
     let mut read_until = Instant::now();
+    // One timer for the task's life, moved only when the deadline moves: most inputs (a
+    // datagram fanned out) leave the room's next deadline where it was.
+    let sleep = tokio::time::sleep_until(Instant::now().into());
+    tokio::pin!(sleep);
     loop {
         let deadline = flush(
             &mut conf,
@@ -162,6 +166,9 @@ pub async fn run(
                 }
             }
         } else {
+            if sleep.deadline() != deadline.into() {
+                sleep.as_mut().reset(deadline.into());
+            }
             let msg = tokio::select! {
                 // Signalling first: a burst of datagrams never holds up a join.
                 biased;
@@ -171,7 +178,7 @@ pub async fn run(
                     recording.event(&mut conf, &shared, ev);
                     continue;
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                _ = &mut sleep => {
                     taken = 0;
                     conf.room
                         .media_read_until((!media.is_empty()).then_some(read_until));
@@ -225,28 +232,21 @@ pub async fn run(
                     shared.metrics.participants.dec();
                 }
             }
-            Input::Media(MediaMsg::Datagram {
-                id,
-                proto,
-                source,
-                destination,
-                contents,
-                at,
-            }) => {
-                read_until = read_until.max(at);
-                conf.room
-                    .handle_receive(id, proto, source, destination, &contents, at)
-            }
-            Input::Media(MediaMsg::Relayed { contents, at, .. }) => {
-                read_until = read_until.max(at);
-                conf.room.handle_link_datagram(&contents, at)
-            }
             Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
-            Input::Media(MediaMsg::TcpLink { peer, link }) => {
-                links.insert(peer, link);
-            }
-            Input::Media(MediaMsg::TcpUnlink { peer }) => {
-                links.remove(&peer);
+            Input::Media(m) => {
+                media_input(&mut conf, &mut links, &mut read_until, m);
+                // The rest of a burst already queued (a video frame's packets, a recvmmsg
+                // batch) is read before the flush, so that its fan-outs leave in one
+                // sendmmsg; signalling never waits behind more than MEDIA_BURST datagrams.
+                for _ in 1..MEDIA_BURST {
+                    if !rx.is_empty() {
+                        break;
+                    }
+                    let Ok(m) = media.try_recv() else {
+                        break;
+                    };
+                    media_input(&mut conf, &mut links, &mut read_until, m);
+                }
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
@@ -278,6 +278,44 @@ pub async fn run(
     }
     shared.metrics.participants.dec_by(sessions.len() as i64);
     shared.metrics.rooms.dec();
+}
+
+/// Media inputs read in a row before the room's outputs are flushed: the datagrams of one
+/// burst share a `sendmmsg`. Small, because each may queue a whole fan-out (up to this many
+/// times the audience in sealed packets) before the flush sends it.
+const MEDIA_BURST: usize = 4;
+
+/// One media input: a datagram handed to the room, or an ICE-TCP connection's coming or going.
+fn media_input(
+    conf: &mut Conference,
+    links: &mut HashMap<SocketAddr, Link>,
+    read_until: &mut Instant,
+    msg: MediaMsg,
+) {
+    match msg {
+        MediaMsg::Datagram {
+            id,
+            proto,
+            source,
+            destination,
+            contents,
+            at,
+        } => {
+            *read_until = (*read_until).max(at);
+            conf.room
+                .handle_receive(id, proto, source, destination, &contents, at)
+        }
+        MediaMsg::Relayed { contents, at, .. } => {
+            *read_until = (*read_until).max(at);
+            conf.room.handle_link_datagram(&contents, at)
+        }
+        MediaMsg::TcpLink { peer, link } => {
+            links.insert(peer, link);
+        }
+        MediaMsg::TcpUnlink { peer } => {
+            links.remove(&peer);
+        }
+    }
 }
 
 /// The audience count this room last reported to the cluster's placement.

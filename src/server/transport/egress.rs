@@ -9,6 +9,7 @@
 
 use crate::media::fast::pool;
 use std::cell::RefCell;
+use std::os::fd::{AsFd, BorrowedFd};
 use str0m::net::Transmit;
 use tokio::net::UdpSocket;
 
@@ -37,13 +38,30 @@ pub fn recycle(batch: &mut Vec<Transmit>) {
     }
 }
 
-/// Sends every datagram of `batch` from `socket`. A full socket buffer drops the rest, as the
-/// network would; RTX repairs it.
+/// Sends every datagram of `batch` from a tokio `socket`, while tokio knows it writable. A
+/// full socket buffer drops the rest, as the network would; RTX repairs it.
 pub fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> Sent {
+    send_with(batch, |rest| {
+        socket.try_io(tokio::io::Interest::WRITABLE, || {
+            send_some(socket.as_fd(), rest)
+        })
+    })
+}
+
+/// Sends every datagram of `batch` from the socket `fd` (non-blocking), without asking the
+/// runtime whether it is writable (see [`super::media_socket`]); as [`send_batch`] otherwise.
+pub fn send_batch_fd(fd: BorrowedFd<'_>, batch: &[Transmit]) -> Sent {
+    send_with(batch, |rest| send_some(fd, rest))
+}
+
+fn send_with(
+    batch: &[Transmit],
+    mut send: impl FnMut(&[Transmit]) -> std::io::Result<usize>,
+) -> Sent {
     let mut sent = Sent::default();
     let mut rest = batch;
     while !rest.is_empty() {
-        match socket.try_io(tokio::io::Interest::WRITABLE, || send_some(socket, rest)) {
+        match send(rest) {
             Ok(n) => {
                 sent.datagrams += n;
                 sent.calls += 1;
@@ -73,13 +91,12 @@ thread_local! {
 
 /// One `sendmmsg(2)` of up to [`MAX_BATCH`] datagrams; how many were sent (at least one).
 #[cfg(target_os = "linux")]
-fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
+fn send_some(fd: BorrowedFd<'_>, batch: &[Transmit]) -> std::io::Result<usize> {
     use socket2::SockAddr;
     use std::os::fd::AsRawFd;
     if batch.len() == 1 {
         // Nothing to batch (small rooms): a plain sendto, without the tables below.
-        let t = &batch[0];
-        return socket.try_send_to(&t.contents, t.destination).map(|_| 1);
+        return send_one(fd, &batch[0]);
     }
     let n = batch.len().min(MAX_BATCH);
     TABLES.with(|tables| {
@@ -107,7 +124,14 @@ fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
         // SAFETY: the `n` headers point into `addrs`, `iovs` and the transmits' bytes, all
         // alive and unmoved until the call returns; the kernel reads them and writes only
         // `msg_len` of those `n` headers.
-        let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), n as _, 0) };
+        let r = unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as _,
+                libc::MSG_DONTWAIT,
+            )
+        };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -116,7 +140,13 @@ fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_some(socket: &UdpSocket, batch: &[Transmit]) -> std::io::Result<usize> {
-    let t = &batch[0];
-    socket.try_send_to(&t.contents, t.destination).map(|_| 1)
+fn send_some(fd: BorrowedFd<'_>, batch: &[Transmit]) -> std::io::Result<usize> {
+    send_one(fd, &batch[0])
+}
+
+/// One datagram in one `sendto(2)`; 1 once the kernel took it.
+fn send_one(fd: BorrowedFd<'_>, t: &Transmit) -> std::io::Result<usize> {
+    socket2::SockRef::from(&fd)
+        .send_to(&t.contents, &t.destination.into())
+        .map(|_| 1)
 }

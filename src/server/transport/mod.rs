@@ -10,6 +10,7 @@
 //! Transport speaks only [`super::inbox`] to rooms; it never imports the room task.
 
 pub mod egress;
+pub mod media_socket;
 pub mod recv_batch;
 pub mod stun;
 pub mod tcp;
@@ -21,12 +22,13 @@ use super::limits::Slots;
 use super::metrics::Metrics;
 use crate::config::Config;
 use crate::protocol::ParticipantId;
+use media_socket::MediaSocket;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use str0m::net::Transmit;
-use tokio::net::UdpSocket;
 use tokio::sync::{watch, Notify};
 
 /// Where a participant's media goes, and whether it is still there.
@@ -151,14 +153,14 @@ pub struct Transport {
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
     config: Config,
-    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    sockets: Vec<(SocketAddr, Arc<MediaSocket>)>,
 }
 
 impl Transport {
     /// Transport over bound UDP `sockets` (announced address, socket).
     pub fn new(
         config: Config,
-        sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+        sockets: Vec<(SocketAddr, Arc<MediaSocket>)>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Transport {
@@ -184,7 +186,7 @@ impl Transport {
     }
 
     /// Sends and empties `batch`, each run of datagrams sharing a source socket in as few
-    /// system calls as the platform allows (see [`egress::send_batch`]).
+    /// system calls as the platform allows (see [`egress::send_batch_fd`]).
     pub fn send_all(&self, batch: &mut Vec<Transmit>) {
         let mut rest = batch.as_slice();
         while let Some(first) = rest.first() {
@@ -193,7 +195,7 @@ impl Transport {
                 .position(|t| t.source != first.source)
                 .unwrap_or(rest.len());
             if let Some(s) = self.socket_for(first.source) {
-                let sent = egress::send_batch(s, &rest[..run]);
+                let sent = egress::send_batch_fd(s.as_fd(), &rest[..run]);
                 self.metrics.udp_out.inc_by(sent.datagrams as u64);
                 self.metrics.udp_send_calls.inc_by(sent.calls as u64);
             }
@@ -202,7 +204,7 @@ impl Transport {
         egress::recycle(batch);
     }
 
-    fn socket_for(&self, source: SocketAddr) -> Option<&UdpSocket> {
+    fn socket_for(&self, source: SocketAddr) -> Option<&MediaSocket> {
         self.sockets
             .iter()
             .find(|(a, _)| *a == source)

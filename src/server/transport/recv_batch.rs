@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use tokio::net::UdpSocket;
+use std::os::fd::BorrowedFd;
 
 /// Most datagrams taken per call.
 pub const RECV_BATCH: usize = 16;
@@ -32,10 +32,10 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
-    /// Takes what is queued on `socket`, up to [`RECV_BATCH`] datagrams; how many it took, or
-    /// `WouldBlock` when nothing was queued (tokio then waits for readiness again).
-    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        socket.try_io(tokio::io::Interest::READABLE, || self.recv_some(socket))
+    /// Takes what is queued on the non-blocking socket `fd`, up to [`RECV_BATCH`] datagrams;
+    /// how many it took, or `WouldBlock` when nothing was queued.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        self.recv_some(fd)
     }
 
     /// Datagram `i` of the last batch: who sent it, and its bytes.
@@ -45,7 +45,7 @@ impl RecvBatch {
     }
 
     #[cfg(target_os = "linux")]
-    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn recv_some(&mut self, socket: BorrowedFd<'_>) -> io::Result<usize> {
         use std::mem::MaybeUninit;
         use std::os::fd::AsRawFd;
         // SAFETY: all-zero is a valid value of these plain C structs.
@@ -92,8 +92,13 @@ impl RecvBatch {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn recv_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        let (len, source) = socket.try_recv_from(&mut self.bufs[0])?;
+    fn recv_some(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: the descriptor stays open while borrowed, and ManuallyDrop never closes it.
+        let socket = std::mem::ManuallyDrop::new(unsafe {
+            std::net::UdpSocket::from_raw_fd(fd.as_raw_fd())
+        });
+        let (len, source) = socket.recv_from(&mut self.bufs[0])?;
         self.got[0] = (len, Some(source));
         Ok(1)
     }
@@ -136,9 +141,12 @@ fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 mod tests {
     use super::*;
 
+    use crate::server::transport::media_socket::MediaSocket;
+    use std::os::fd::AsFd;
+
     #[tokio::test]
     async fn takes_a_burst_in_one_call_with_each_sender_and_length() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let rx = MediaSocket::bind("127.0.0.1:0".parse().expect("addr"), 1 << 20).expect("bind");
         let to = rx.local_addr().expect("addr");
         let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -150,10 +158,13 @@ mod tests {
         let mut batch = RecvBatch::default();
         let mut seen = vec![];
         while seen.len() < 20 {
-            rx.readable().await.expect("readable");
-            let n = match batch.recv(&rx) {
+            let mut guard = rx.readable().await.expect("readable");
+            let n = match batch.recv(rx.as_fd()) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    continue;
+                }
                 Err(e) => panic!("{e}"),
             };
             assert!(n <= RECV_BATCH);
@@ -169,7 +180,7 @@ mod tests {
             assert_eq!((*len, *first), (100 + usize::from(i), i));
         }
         // Nothing left: the next call would block.
-        let empty = batch.recv(&rx).expect_err("drained");
+        let empty = batch.recv(rx.as_fd()).expect_err("drained");
         assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
     }
 }

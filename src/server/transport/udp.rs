@@ -7,16 +7,17 @@
 //! socket's own cache. Unknown traffic is counted and dropped. Receiving takes what is queued
 //! in one `recvmmsg(2)` ([`super::recv_batch`]).
 
+use super::media_socket::MediaSocket;
 use super::recv_batch::{RecvBatch, RECV_BATCH};
 use super::stun::stun_local_ufrag;
 use super::{Route, Routes, Transport};
 use crate::server::inbox::MediaMsg;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 use str0m::net::Protocol;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Source addresses one socket remembers; past it, addresses of participants who left are
@@ -49,7 +50,7 @@ impl Cache {
 }
 
 /// Receives on one socket until the server shuts down.
-pub async fn run_receiver(socket: Arc<UdpSocket>, announced: SocketAddr, t: Arc<Transport>) {
+pub async fn run_receiver(socket: Arc<MediaSocket>, announced: SocketAddr, t: Arc<Transport>) {
     let mut cache = Cache::default();
     let mut batch = RecvBatch::default();
     let mut shutdown = t.shutdown.clone();
@@ -57,14 +58,17 @@ pub async fn run_receiver(socket: Arc<UdpSocket>, announced: SocketAddr, t: Arc<
         tokio::select! {
             _ = shutdown.changed() => return,
             ready = socket.readable() => {
-                if ready.is_err() {
+                let Ok(mut guard) = ready else {
                     continue;
-                }
+                };
                 // A few batches, then the task yields to others.
                 for _ in 0..BATCHES_PER_WAKE {
-                    let n = match batch.recv(&socket) {
+                    let n = match batch.recv(socket.as_fd()) {
                         Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            break;
+                        }
                         Err(e) => {
                             // ICMP port-unreachable surfaces here on Linux; it is not fatal.
                             tracing::debug!(error = %e, "udp receive error");
@@ -77,6 +81,10 @@ pub async fn run_receiver(socket: Arc<UdpSocket>, announced: SocketAddr, t: Arc<
                         }
                     }
                     if n < RECV_BATCH {
+                        // The queue was emptied: every datagram queued after this call fires a
+                        // new readiness event, so waiting again loses nothing and saves the
+                        // call that would only have found it empty.
+                        guard.clear_ready();
                         break;
                     }
                 }
