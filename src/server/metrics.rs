@@ -64,6 +64,8 @@ pub struct Metrics {
     pub recordings: Gauge,
     /// Packets a recording's queue refused (its writer fell behind; see `record::writer`).
     pub recording_dropped: Counter,
+    /// Arrival → send of each forwarded copy (`confab_forward_delay_seconds`).
+    pub forward_delay: super::forward_delay::ForwardDelay,
 }
 
 impl Default for Metrics {
@@ -204,7 +206,14 @@ impl Default for Metrics {
             "recording_dropped_inputs",
             "Packets a recording's queue refused because its writer fell behind",
         );
+        let forward_delay = super::forward_delay::ForwardDelay::default();
+        registry.register(
+            "forward_delay_seconds",
+            "Time from a media datagram's arrival to each forwarded copy's hand-off to the kernel",
+            forward_delay.clone(),
+        );
         Metrics {
+            forward_delay,
             recordings,
             recording_dropped,
             registry,

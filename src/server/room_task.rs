@@ -73,6 +73,7 @@ pub async fn run(
     shared: Arc<Shared>,
 ) {
     shared.metrics.rooms.inc();
+    conf.room.log_forwards();
     let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
@@ -364,6 +365,7 @@ fn flush(
     loop {
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
+                shared.metrics.forward_delay.sent(&mut conf.room);
                 shared.send_all(batch);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.

@@ -71,9 +71,11 @@ pub async fn run_receiver(socket: Arc<UdpSocket>, announced: SocketAddr, t: Arc<
                             break;
                         }
                     };
+                    // One clock read per batch: the forward-delay histogram starts here.
+                    let at = Instant::now();
                     for i in 0..n {
                         if let Some((source, data)) = batch.get(i) {
-                            deliver(&mut cache, &t, announced, source, data);
+                            deliver(&mut cache, &t, announced, source, data, at);
                         }
                     }
                     if n < RECV_BATCH {
@@ -95,6 +97,7 @@ fn deliver(
     announced: SocketAddr,
     source: SocketAddr,
     data: &[u8],
+    at: Instant,
 ) {
     t.metrics.udp_in.inc();
     let Some(route) = cache.route(&t.routes, source, data) else {
@@ -107,7 +110,7 @@ fn deliver(
         source,
         destination: announced,
         contents: data.to_vec(),
-        at: Instant::now(),
+        at,
     };
     match route.inbox.try_send(msg) {
         Ok(()) => {}
