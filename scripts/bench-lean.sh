@@ -19,6 +19,9 @@
 # SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=0 TESTER_CPUS=1: taskset
 # lists for the server (and the ceiling, which stands for it) and for confab-load, so that
 # neither waits for the other's CPU; the end-to-end latency is then more nearly the SFU's.
+# SERVER_NICE (unset), e.g. -15 (root): the server's nice value, so that on a machine shared
+# with other work its delay is its own rather than its wait for a CPU (the server's wait
+# is in each run's JSON as server_wait_pct).
 # One run takes its joins and ramp (5-20 s at load ~3, up to a minute at load 20) plus WARMUP +
 # DURATION; the defaults took 5 minutes at load average ~17, JANUS=1 about 3 more. Each
 # confab-load call is bounded by `timeout`.
@@ -31,7 +34,9 @@
 # starved (runs starved of N: confab-load's Report::starved); SFU-added delay p50 / p99 / max
 # from the server's own histogram (confab_forward_delay_seconds: a media datagram's arrival
 # at recvmmsg to each forwarded copy's hand-off to sendmmsg; medians of the runs, max the
-# highest bucket bound reached in any run), which no tester scheduling enters; RSS per participant; datagrams
+# highest bucket bound reached in any run), which no tester scheduling enters but the server's
+# own wait for a CPU does (its median share of the window follows, and the copies the lean
+# pacer held, all runs); RSS per participant; datagrams
 # per send call; the tester's CPU and its wait for a CPU (% of the window, median).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +55,8 @@ PIN_SERVER=()
 PIN_TESTER=()
 [ -z "$SERVER_CPUS" ] || PIN_SERVER=(taskset -c "$SERVER_CPUS")
 [ -z "$TESTER_CPUS" ] || PIN_TESTER=(taskset -c "$TESTER_CPUS")
+SERVER_NICE=${SERVER_NICE:-}
+[ -z "$SERVER_NICE" ] || PIN_SERVER=(nice -n "$SERVER_NICE" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"})
 # The whole script stops starting scenarios past this many seconds, and cuts the last short.
 LIMIT_S=${LIMIT_S:-1200}
 DEADLINE=$((SECONDS + LIMIT_S))
@@ -149,7 +156,8 @@ for s in $ONLY; do
       "\(map(.lost) | add)|" +
       "\(map(.latency_us_p50) | med | ms) / \(map(.latency_us_p99) | med | ms) ms|" +
       "\(map(.sfu_delay_us[0]?) | med | ms2) / \(map(.sfu_delay_us[1]?) | med | ms2) / " +
-      "≤ \(map(.sfu_delay_us[2]?) | max | ms2) ms|" +
+      "≤ \(map(.sfu_delay_us[2]?) | max | ms2) ms; paced \(map(.sfu_paced_copies // 0) | add) copies; " +
+      "server waited \(map(.server_wait_pct) | med | r0) %|" +
       "\(map(.rss_per_participant_kib) | med | r0) KiB|" +
       "\(map(.server_datagrams_per_send) | med | r1)|" +
       "\(map(.loader_cpu_pct) | med | r0) %, waited \(map(.loader_wait_pct) | med | r0) %; " +
@@ -195,7 +203,7 @@ fi
 echo
 echo "Issue 16's table: scripts/bench-lean.sh, $START–$(date -u +%H:%M) UTC, RUNS=$RUNS alternating" \
   "runs per path, ${DURATION} s windows after ${WARMUP} s of warm-up, estimation on, $(nproc) cores" \
-  "(server on CPUs ${SERVER_CPUS:-any}, tester on ${TESTER_CPUS:-any});" \
+  "(server on CPUs ${SERVER_CPUS:-any} at nice ${SERVER_NICE:-0}, tester on ${TESTER_CPUS:-any});" \
   "load average (1/5/15 min) before → after each scenario in the last column."
 echo
 if [ "${#ROWS[@]}" -gt 0 ]; then

@@ -12,12 +12,18 @@ pub const BUCKETS: usize = BOUNDS_US.len() + 1;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scraped(pub [f64; BUCKETS]);
 
-/// Reads `confab_forward_delay_seconds_bucket` lines from a `/metrics` body; `None` when the
-/// server exports no such histogram (an older build) or its bounds differ from ours.
-pub fn parse(text: &str) -> Option<Scraped> {
+/// The histogram of every forwarded copy.
+pub const ALL: &str = "confab_forward_delay_seconds";
+/// The histogram of the copies the lean pacer held.
+pub const PACED: &str = "confab_forward_delay_paced_seconds";
+
+/// Reads histogram `name`'s buckets ([`ALL`], [`PACED`]) from a `/metrics` body; `None` when
+/// the server exports no such histogram (an older build) or its bounds differ from ours.
+pub fn parse(text: &str, name: &str) -> Option<Scraped> {
     let mut cum = [f64::NAN; BUCKETS];
+    let prefix = format!("{name}_bucket{{le=\"");
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("confab_forward_delay_seconds_bucket{le=\"") else {
+        let Some(rest) = line.strip_prefix(prefix.as_str()) else {
             continue;
         };
         let (le, value) = rest.split_once("\"}")?;
@@ -102,7 +108,7 @@ mod tests {
         r.register("forward_delay_seconds", "d", h.clone());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &r).expect("encode");
-        parse(&text).expect("a histogram with our bounds")
+        parse(&text, ALL).expect("a histogram with our bounds")
     }
 
     #[test]
@@ -130,6 +136,6 @@ mod tests {
         let w = window(&before, &scrape(&h)).expect("copies");
         assert_eq!(w.p99_us, 2_000_000.0);
         assert_eq!(w.max_us, f64::INFINITY);
-        assert_eq!(parse("confab_rtp_forwarded_packets_total 3\n"), None);
+        assert_eq!(parse("confab_rtp_forwarded_packets_total 3\n", ALL), None);
     }
 }

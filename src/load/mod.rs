@@ -421,6 +421,11 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
             r.sfu_delay_copies = Some(w.copies);
             r.sfu_delay_us = Some([w.p50_us, w.p99_us, w.max_us]);
         }
+        let paced = x.delay_paced.zip(y.delay_paced);
+        if let Some(w) = paced.and_then(|(x, y)| delay::window(&x, &y)) {
+            r.sfu_paced_copies = Some(w.copies);
+            r.sfu_paced_delay_us = Some([w.p50_us, w.p99_us, w.max_us]);
+        }
     }
     let (ta, tb) = (&a.totals, &b.totals);
     r.client_sent_pps = tb.sent.saturating_sub(ta.sent) as f64 / secs;

@@ -12,7 +12,7 @@ use super::config::SendPath;
 use super::router::Router;
 use std::time::Instant;
 
-/// Entries kept between two takes; past it, new ones are counted in [`ForwardLog::missed`]
+/// Entries kept between two takes (in each list); past it, new ones are counted in [`ForwardLog::missed`]
 /// (a room task takes them after every input, so only a log nobody reads fills).
 pub const MAX_ENTRIES: usize = 4096;
 
@@ -23,6 +23,8 @@ pub struct ForwardLog {
     /// Copies written into str0m count only once a timeout drains them.
     str0m: bool,
     out: Vec<(Instant, u32)>,
+    /// Of those, the copies the lean pacer held.
+    paced: Vec<(Instant, u32)>,
     written: Vec<(Instant, u32)>,
     /// Copies not logged because the log was full.
     pub missed: u64,
@@ -46,7 +48,7 @@ impl ForwardLog {
     /// One copy the lean pacer released.
     pub fn released(&mut self, arrival: Instant) {
         if self.on {
-            push(&mut self.out, &mut self.missed, arrival, 1);
+            push(&mut self.paced, &mut self.missed, arrival, 1);
         }
     }
 
@@ -78,13 +80,16 @@ impl Router {
         self.forward_log.str0m = self.config.send_path == SendPath::Str0m;
     }
 
-    /// Hands over (arrival, copies) for every copy put out since the last take, oldest
-    /// first: call it when those copies are sent.
-    pub fn take_forwards(&mut self, mut f: impl FnMut(Instant, u32)) {
-        for &(at, n) in &self.forward_log.out {
-            f(at, n);
+    /// Hands over (arrival, copies, whether the lean pacer held them) for every copy put out
+    /// since the last take: call it when those copies are sent.
+    pub fn take_forwards(&mut self, mut f: impl FnMut(Instant, u32, bool)) {
+        let log = &mut self.forward_log;
+        for (list, held) in [(&mut log.out, false), (&mut log.paced, true)] {
+            for &(at, n) in list.iter() {
+                f(at, n, held);
+            }
+            list.clear();
         }
-        self.forward_log.out.clear();
     }
 }
 
@@ -104,12 +109,14 @@ mod tests {
         log.fanned_out(t0, 5, 3);
         log.released(t0);
         log.released(t1);
-        assert_eq!(log.out, vec![(t0, 6), (t1, 1)]);
+        log.released(t1);
+        assert_eq!(log.out, vec![(t0, 5)]);
+        assert_eq!(log.paced, vec![(t0, 1), (t1, 2)]);
         log.str0m = true;
         log.fanned_out(t1, 0, 4);
-        assert_eq!(log.out.len(), 2);
+        assert_eq!(log.out.len(), 1);
         log.drained();
-        assert_eq!(log.out, vec![(t0, 6), (t1, 5)]);
+        assert_eq!(log.out, vec![(t0, 5), (t1, 4)]);
         assert!(log.written.is_empty());
     }
 

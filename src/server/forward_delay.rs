@@ -52,13 +52,18 @@ impl ForwardDelay {
         self.0.count.load(Ordering::Relaxed)
     }
 
-    /// Observes every copy `room` logged since the last call as sent now. Call it right
-    /// before handing the room's batch to the kernel; reads the clock only if it logged any.
-    pub fn sent(&self, room: &mut Router) {
+    /// Observes every copy `room` logged since the last call as sent now, those the lean
+    /// pacer held in `paced` too. Call it right before handing the room's batch to the
+    /// kernel; reads the clock only if the room logged any.
+    pub fn sent(&self, paced: &ForwardDelay, room: &mut Router) {
         let mut now = None;
-        room.take_forwards(|at, n| {
+        room.take_forwards(|at, n, held| {
             let t = *now.get_or_insert_with(Instant::now);
-            self.observe(t.saturating_duration_since(at), n);
+            let d = t.saturating_duration_since(at);
+            self.observe(d, n);
+            if held {
+                paced.observe(d, n);
+            }
         });
     }
 }
@@ -105,12 +110,12 @@ mod tests {
                 .map(|v| v.trim().to_string())
         };
         assert_eq!(
-            line("confab_forward_delay_seconds_bucket{le=\"1e-5\"}").as_deref(),
+            line("confab_forward_delay_seconds_bucket{le=\"0.00001\"}").as_deref(),
             Some("2"),
             "{text}"
         );
         assert_eq!(
-            line("confab_forward_delay_seconds_bucket{le=\"2e-5\"}").as_deref(),
+            line("confab_forward_delay_seconds_bucket{le=\"0.00002\"}").as_deref(),
             Some("3")
         );
         assert_eq!(

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub recording_dropped: Counter,
     /// Arrival → send of each forwarded copy (`confab_forward_delay_seconds`).
     pub forward_delay: super::forward_delay::ForwardDelay,
+    /// The same for the copies the lean pacer held (`confab_forward_delay_paced_seconds`).
+    pub forward_delay_paced: super::forward_delay::ForwardDelay,
 }
 
 impl Default for Metrics {
@@ -212,8 +214,15 @@ impl Default for Metrics {
             "Time from a media datagram's arrival to each forwarded copy's hand-off to the kernel",
             forward_delay.clone(),
         );
+        let forward_delay_paced = super::forward_delay::ForwardDelay::default();
+        registry.register(
+            "forward_delay_paced_seconds",
+            "The forward delay of the copies the lean pacer held (part of forward_delay_seconds)",
+            forward_delay_paced.clone(),
+        );
         Metrics {
             forward_delay,
+            forward_delay_paced,
             recordings,
             recording_dropped,
             registry,

@@ -365,7 +365,8 @@ fn flush(
     loop {
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
-                shared.metrics.forward_delay.sent(&mut conf.room);
+                let m = &shared.metrics;
+                m.forward_delay.sent(&m.forward_delay_paced, &mut conf.room);
                 shared.send_all(batch);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.
