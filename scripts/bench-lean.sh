@@ -16,6 +16,12 @@
 # Settings (environment): RUNS (2) runs per path and scenario, DURATION (8) seconds measured
 # per run, WARMUP (2) seconds before it, CEILING_S (5) seconds per ceiling run, ONLY (all:
 # w100 w100h w300 m10), LIMIT_S (1200): no scenario starts later, and the last is cut short.
+# SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=0 TESTER_CPUS=1: taskset
+# lists for the server (and the ceiling, which stands for it) and for confab-load, so that
+# neither waits for the other's CPU; the end-to-end latency is then more nearly the SFU's.
+# SERVER_NICE (unset), e.g. -15 (root): the server's nice value, so that on a machine shared
+# with other work its delay is its own rather than its wait for a CPU (the server's wait
+# is in each run's JSON as server_wait_pct).
 # One run takes its joins and ramp (5-20 s at load ~3, up to a minute at load 20) plus WARMUP +
 # DURATION; the defaults took 5 minutes at load average ~17, JANUS=1 about 3 more. Each
 # confab-load call is bounded by `timeout`.
@@ -25,7 +31,12 @@
 # datagrams per send call) and the share of it reached; packets lost at the receivers (all
 # runs); latency p50 / p99 from the publisher's stamp to the receiver's read (medians), which
 # includes both bots' scheduling: read it only where "tester" says the tester was not
-# starved (runs starved of N: confab-load's Report::starved); RSS per participant; datagrams
+# starved (runs starved of N: confab-load's Report::starved); SFU-added delay p50 / p99 / max
+# from the server's own histogram (confab_forward_delay_seconds: a media datagram's arrival
+# at recvmmsg to each forwarded copy's hand-off to sendmmsg; medians of the runs, max the
+# highest bucket bound reached in any run), which no tester scheduling enters but the server's
+# own wait for a CPU does (its median share of the window follows, and the copies the lean
+# pacer held, all runs); RSS per participant; datagrams
 # per send call; the tester's CPU and its wait for a CPU (% of the window, median).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +49,14 @@ WARMUP=${WARMUP:-2}
 CEILING_S=${CEILING_S:-5}
 ONLY=${ONLY:-"w100 w100h w300 m10"}
 JANUS=${JANUS:-0}
+SERVER_CPUS=${SERVER_CPUS:-}
+TESTER_CPUS=${TESTER_CPUS:-}
+PIN_SERVER=()
+PIN_TESTER=()
+[ -z "$SERVER_CPUS" ] || PIN_SERVER=(taskset -c "$SERVER_CPUS")
+[ -z "$TESTER_CPUS" ] || PIN_TESTER=(taskset -c "$TESTER_CPUS")
+SERVER_NICE=${SERVER_NICE:-}
+[ -z "$SERVER_NICE" ] || PIN_SERVER=(nice -n "$SERVER_NICE" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"})
 # The whole script stops starting scenarios past this many seconds, and cuts the last short.
 LIMIT_S=${LIMIT_S:-1200}
 DEADLINE=$((SECONDS + LIMIT_S))
@@ -48,8 +67,8 @@ if [ ! -x "$B/confab" ] || [ ! -x "$B/confab-load" ]; then
 fi
 for v in str0m lean; do
   # Every bot connects from 127.0.0.1: lift the per-address connection limit (256).
-  printf '#!/bin/sh\nCONFAB_MAX_CONNECTIONS_PER_ADDRESS=2000 CONFAB_SEND_PATH=%s exec %q "$@"\n' \
-    "$v" "$B/confab" >"$OUT/confab-$v"
+  printf '#!/bin/sh\nCONFAB_MAX_CONNECTIONS_PER_ADDRESS=2000 CONFAB_SEND_PATH=%s exec %s %q "$@"\n' \
+    "$v" "${PIN_SERVER[*]:-}" "$B/confab" >"$OUT/confab-$v"
   chmod +x "$OUT/confab-$v"
 done
 
@@ -77,6 +96,7 @@ def k: if . == null then "n/a" else (. / 1000 * 10 | round / 10 | tostring) + " 
 def r0: if . == null then "n/a" else (round | tostring) end;
 def r1: if . == null then "n/a" else (. * 10 | round / 10 | tostring) end;
 def ms: if . == null then "n/a" else (. / 1000 * 10 | round / 10 | tostring) end;
+def ms2: if . == null then "n/a" else (. / 1000 * 100 | round / 100 | tostring) end;
 '
 
 # confab-load with a bound: RUNS × 2 runs of at most ramp + joins + window each.
@@ -100,7 +120,7 @@ ceiling() {
   [ -n "$pps" ] && [ "$pps" != null ] && [ "$pps" -gt 0 ] || return 0
   [ "$batch" -ge 1 ] 2>/dev/null || batch=1
   [ "$batch" -le 1024 ] || batch=1024
-  timeout $((CEILING_S + 60)) "$B/confab-load" --json --quiet --duration "$CEILING_S" \
+  timeout $((CEILING_S + 60)) ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$B/confab-load" --json --quiet --duration "$CEILING_S" \
     ceiling --peers "$peers" --pps "$pps" --batch "$batch" 2>/dev/null | jq -r '.sent_per_cpu_s // empty'
 }
 
@@ -113,7 +133,7 @@ for s in $ONLY; do
   json=$OUT/$s.json
   before=$(load)
   # shellcheck disable=SC2086
-  run_load "$s" "$json" "$OUT/$s.log" "$B/confab-load" --json --spawn "$OUT/confab-str0m" \
+  run_load "$s" "$json" "$OUT/$s.log" ${PIN_TESTER[@]+"${PIN_TESTER[@]}"} "$B/confab-load" --json --spawn "$OUT/confab-str0m" \
     --spawn "$OUT/confab-lean" --runs "$RUNS" --duration "$DURATION" --warmup "$WARMUP" $opts ||
     continue
   after=$(load)
@@ -135,13 +155,16 @@ for s in $ONLY; do
     row=$(q '"\(map(.server_forwarded_pps) | med | k)|" +
       "\(map(.lost) | add)|" +
       "\(map(.latency_us_p50) | med | ms) / \(map(.latency_us_p99) | med | ms) ms|" +
+      "\(map(.sfu_delay_us[0]?) | med | ms2) / \(map(.sfu_delay_us[1]?) | med | ms2) / " +
+      "≤ \(map(.sfu_delay_us[2]?) | max | ms2) ms; paced \(map(.sfu_paced_copies // 0) | add) copies; " +
+      "server waited \(map(.server_wait_pct) | med | r0) %|" +
       "\(map(.rss_per_participant_kib) | med | r0) KiB|" +
       "\(map(.server_datagrams_per_send) | med | r1)|" +
       "\(map(.loader_cpu_pct) | med | r0) %, waited \(map(.loader_wait_pct) | med | r0) %; " +
       "starved \(if all(.loader_starved == null) then "n/a" else (map(select(.loader_starved == true)) | length) end) of \(length)|" +
       "\(map(select(.joined == .bots and .ready == .bots and .stalled == 0 and .lost == 0)) | length) of \(length)"')
-    IFS='|' read -r fpps lost lat rss dps tester clean <<<"$row"
-    ROWS+=("| $label | $path | $fpps | **$fwd** | $ceil_txt | $share | $lost | $lat | $rss | $dps | $tester | $clean | $before → $after |")
+    IFS='|' read -r fpps lost lat sfu rss dps tester clean <<<"$row"
+    ROWS+=("| $label | $path | $fpps | **$fwd** | $ceil_txt | $share | $lost | $lat | $sfu | $rss | $dps | $tester | $clean | $before → $after |")
   done
 done
 
@@ -179,12 +202,13 @@ fi
 
 echo
 echo "Issue 16's table: scripts/bench-lean.sh, $START–$(date -u +%H:%M) UTC, RUNS=$RUNS alternating" \
-  "runs per path, ${DURATION} s windows after ${WARMUP} s of warm-up, estimation on, $(nproc) cores;" \
+  "runs per path, ${DURATION} s windows after ${WARMUP} s of warm-up, estimation on, $(nproc) cores" \
+  "(server on CPUs ${SERVER_CPUS:-any} at nice ${SERVER_NICE:-0}, tester on ${TESTER_CPUS:-any});" \
   "load average (1/5/15 min) before → after each scenario in the last column."
 echo
 if [ "${#ROWS[@]}" -gt 0 ]; then
-  echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch | of ceiling | lost | latency p50 / p99 | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch | of ceiling | lost | latency p50 / p99 | SFU-added p50 / p99 / max (server) | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for r in "${ROWS[@]}"; do echo "$r"; done
 fi
 if [ "${#JROWS[@]}" -gt 0 ]; then

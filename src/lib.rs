@@ -94,6 +94,7 @@
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
 //! | `media::timers` | each peer's next deadline in a heap with lazy deletion: a wake visits only the due peers; who must touch a peer when |
 //! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
+//! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
@@ -132,6 +133,7 @@
 //! | [`server::outbound`] | a session's outbound queue: serialised once per broadcast, bounded in bytes |
 //! | [`server::http`] | router: `/ws`, `/healthz`, `/metrics`, the API, embedded `web/` |
 //! | [`server::metrics`] | Prometheus counters |
+//! | [`server::forward_delay`] | `confab_forward_delay_seconds`: arrival → hand-off to `sendmmsg` per forwarded copy, an atomic fixed-bucket histogram |
 //! | [`server::recordings`] | the recordings directory, listing, signed download links; a room task's recording (start, events, close) |
 //! | `server::recordings_api` | recording HTTP calls: API start/stop/list/download (Range)/delete, signed host downloads, public room status |
 //! | `server::isolation` | (unit tests) a panic in one room's task leaves the other rooms forwarding |
@@ -151,6 +153,7 @@
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | `sim::net` | the simulator's links (delay, loss, bottleneck), datagrams in flight, seeded losses |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
+//! | [`load::delay`] | the SFU-added delay of a load window, from two scrapes of the server's forward-delay histogram |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
 //!
 //! [str0m]: https://docs.rs/str0m

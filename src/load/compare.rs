@@ -29,6 +29,8 @@ pub struct Summary {
     pub forwarded_per_cpu_s_max: Option<f64>,
     /// Median of the runs' latency p99, µs.
     pub latency_us_p99_median: Option<f64>,
+    /// Median of the runs' SFU-added p99 (server histogram, see [`Report::sfu_delay_us`]), µs.
+    pub sfu_delay_us_p99_median: Option<f64>,
     /// Median of the runs' RSS per participant, KiB.
     pub rss_per_participant_kib_median: Option<f64>,
     /// Median of the runs' datagrams per sending system call (the server's batching).
@@ -64,6 +66,10 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         .iter()
         .filter_map(|r| r.latency_us_p99.map(|v| v as f64))
         .collect();
+    let sfu_p99: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.sfu_delay_us.map(|d| d[1]))
+        .collect();
     let rss: Vec<f64> = reports
         .iter()
         .filter_map(|r| r.rss_per_participant_kib)
@@ -81,6 +87,7 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         forwarded_per_cpu_s_max: fwd.iter().copied().reduce(f64::max),
         forwarded_per_cpu_s: fwd,
         latency_us_p99_median: median(&p99),
+        sfu_delay_us_p99_median: median(&sfu_p99),
         rss_per_participant_kib_median: median(&rss),
         datagrams_per_send_median: median(&per_send),
         lost: reports.iter().map(|r| r.lost).sum(),
@@ -120,6 +127,11 @@ pub fn table(summaries: &[Summary]) -> String {
                     .map_or("n/a".into(), |v| format!("{:.1}", v / 1e3)),
             ),
             (
+                "SFU-added p99 median ms (server)",
+                s.sfu_delay_us_p99_median
+                    .map_or("n/a".into(), |v| format!("{:.2}", v / 1e3)),
+            ),
+            (
                 "RSS per participant median KiB",
                 s.rss_per_participant_kib_median
                     .map_or("n/a".into(), |v| format!("{v:.0}")),
@@ -152,6 +164,7 @@ mod tests {
             lost,
             forwarded_per_cpu_s: fwd,
             latency_us_p99: Some(4000),
+            sfu_delay_us: Some([100.0, 900.0, 1000.0]),
             rss_per_participant_kib: Some(250.0),
             server_datagrams_per_send: Some(50.0),
             ..Default::default()
@@ -190,6 +203,7 @@ mod tests {
             (Some(70e3), Some(90e3))
         );
         assert_eq!(s.latency_us_p99_median, Some(4000.0));
+        assert_eq!(s.sfu_delay_us_p99_median, Some(900.0));
         assert_eq!(s.datagrams_per_send_median, Some(50.0));
         assert_eq!(s.lost, 3);
         let text = table(&[s]);

@@ -14,6 +14,7 @@
 pub mod ceiling;
 pub mod compare;
 pub mod crowd;
+pub mod delay;
 pub mod janus;
 mod janus_shell;
 mod plan;
@@ -412,6 +413,19 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
         r.server_udp_in_pps = Some((y.udp_in - x.udp_in) / secs);
         r.server_dropped = Some(y.udp_dropped - x.udp_dropped);
         r.server_participants = Some(y.participants);
+        if let Some(w) = x
+            .delay
+            .zip(y.delay)
+            .and_then(|(x, y)| delay::window(&x, &y))
+        {
+            r.sfu_delay_copies = Some(w.copies);
+            r.sfu_delay_us = Some([w.p50_us, w.p99_us, w.max_us]);
+        }
+        let paced = x.delay_paced.zip(y.delay_paced);
+        if let Some(w) = paced.and_then(|(x, y)| delay::window(&x, &y)) {
+            r.sfu_paced_copies = Some(w.copies);
+            r.sfu_paced_delay_us = Some([w.p50_us, w.p99_us, w.max_us]);
+        }
     }
     let (ta, tb) = (&a.totals, &b.totals);
     r.client_sent_pps = tb.sent.saturating_sub(ta.sent) as f64 / secs;

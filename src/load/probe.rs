@@ -115,6 +115,10 @@ pub struct ServerCounters {
     pub udp_dropped: f64,
     /// `confab_participants`: participants the server holds now.
     pub participants: f64,
+    /// `confab_forward_delay_seconds`' buckets, if the server has it.
+    pub delay: Option<super::delay::Scraped>,
+    /// `confab_forward_delay_paced_seconds`' buckets likewise.
+    pub delay_paced: Option<super::delay::Scraped>,
 }
 
 /// `http://host:port/metrics` for `ws://host:port/...`; `None` for TLS or odd URLs.
@@ -168,6 +172,8 @@ fn parse_counters(text: &str) -> ServerCounters {
         udp_in: value("confab_udp_in_datagrams_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),
+        delay: super::delay::parse(text, super::delay::ALL),
+        delay_paced: super::delay::parse(text, super::delay::PACED),
     }
 }
 

@@ -63,6 +63,16 @@ pub struct Report {
     pub latency_us_p99: Option<u64>,
     /// Latency samples in the window.
     pub latency_samples: u64,
+    /// SFU-added delay in the window from the server's histogram, arrival → hand-off to the
+    /// kernel per forwarded copy, µs: p50, p99 (interpolated in their buckets) and the upper
+    /// bound of the highest bucket reached (see [`super::delay`]). None of the tester's
+    /// scheduling is in it. A max past the last bound (2 s) is infinite (`null` in JSON).
+    pub sfu_delay_us: Option<[f64; 3]>,
+    /// Forwarded copies that histogram observed in the window.
+    pub sfu_delay_copies: Option<u64>,
+    /// The same two for the copies the lean pacer held (none held: `None`).
+    pub sfu_paced_delay_us: Option<[f64; 3]>,
+    pub sfu_paced_copies: Option<u64>,
     /// Server CPU seconds in the window (user + system).
     pub server_cpu_s: Option<f64>,
     /// Server CPU use in the window, % of one core.
@@ -204,6 +214,26 @@ impl Report {
                 ),
             ),
             (
+                "SFU delay us p50 / p99 / max (server)",
+                match self.sfu_delay_us {
+                    Some([p50, p99, max]) => format!(
+                        "{p50:.0} / {p99:.0} / <= {max:.0} ({} copies)",
+                        self.sfu_delay_copies.unwrap_or(0)
+                    ),
+                    None => "n/a".into(),
+                },
+            ),
+            (
+                "  of which the lean pacer held",
+                match self.sfu_paced_delay_us {
+                    Some([p50, p99, max]) => format!(
+                        "{p50:.0} / {p99:.0} / <= {max:.0} ({} copies)",
+                        self.sfu_paced_copies.unwrap_or(0)
+                    ),
+                    None => "none".into(),
+                },
+            ),
+            (
                 "server CPU s / %",
                 format!(
                     "{} / {}",
@@ -304,5 +334,6 @@ mod tests {
         let t = Report::default().table();
         assert!(t.contains("FORWARDED PKT PER SERVER CPU-S"));
         assert!(t.contains("latency"));
+        assert!(t.contains("SFU delay"));
     }
 }

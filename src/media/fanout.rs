@@ -4,6 +4,7 @@
 
 use super::command::{Output, RoomCounters};
 use super::downtrack::{Incoming, Wishes};
+use super::forward_log::ForwardLog;
 use super::forwarder::DropReason;
 use super::peer::Peer;
 use crate::model::ParticipantId;
@@ -18,10 +19,12 @@ pub(super) fn fan_out(
     subscribers: &[(ParticipantId, Mid)],
     peers: &mut BTreeMap<ParticipantId, Peer>,
     counters: &mut RoomCounters,
+    log: &mut ForwardLog,
     out: &mut VecDeque<Output>,
     sooner: &mut Vec<ParticipantId>,
 ) -> Wishes {
     let mut wishes = Wishes::default();
+    let (mut now, mut later) = (0, 0);
     for &(subscriber, mid) in subscribers {
         let sent = match peers.get_mut(&subscriber) {
             Some(peer) => peer.forward(mid, p, &mut wishes, out),
@@ -32,10 +35,14 @@ pub(super) fn fan_out(
                 counters.rtp_forwarded += 1;
                 if wake {
                     sooner.push(subscriber);
+                    later += 1;
+                } else {
+                    now += 1;
                 }
             }
             Err(reason) => counters.count(reason),
         }
     }
+    log.fanned_out(p.view.arrival, now, later);
     wishes
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod downtrack;
 mod fanout;
 pub mod fast;
+pub mod forward_log;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;

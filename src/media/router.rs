@@ -59,6 +59,8 @@ pub struct Router {
     pub(super) events: VecDeque<MediaEvent>,
     pub(super) work: VecDeque<Work>,
     pub(super) counters: RoomCounters,
+    /// Arrival times of the forwarded copies in `out` (see `forward_log`).
+    pub(super) forward_log: super::forward_log::ForwardLog,
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
     /// Audio slots need re-deciding (voices heard, tracks came or went).
@@ -100,6 +102,7 @@ impl Router {
             events: VecDeque::new(),
             work: VecDeque::new(),
             counters: RoomCounters::default(),
+            forward_log: Default::default(),
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
             slots_dirty: false,
@@ -399,7 +402,7 @@ impl Router {
                     let received = f.poll_receiver_report(now);
                     let ticked = f.tick(now);
                     let mut sent = vec![];
-                    f.release(&mut p.rtc, now, &mut sent);
+                    f.release(&mut p.rtc, now, &mut sent, &mut self.forward_log);
                     if ticked {
                         f.pad(&mut p.rtc, now, &mut sent);
                     }
@@ -430,6 +433,7 @@ impl Router {
                 self.drain(id);
             }
         }
+        self.forward_log.drained();
         if let Some(speaker) = self.speaker.tick(now) {
             self.emit(MediaEvent::ActiveSpeaker(speaker));
             self.alloc_dirty = true;

@@ -262,6 +262,7 @@ impl Router {
             &subscribers,
             &mut self.peers,
             &mut self.counters,
+            &mut self.forward_log,
             &mut self.out,
             &mut self.timers.touched,
         );

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub recordings: Gauge,
     /// Packets a recording's queue refused (its writer fell behind; see `record::writer`).
     pub recording_dropped: Counter,
+    /// Arrival → send of each forwarded copy (`confab_forward_delay_seconds`).
+    pub forward_delay: super::forward_delay::ForwardDelay,
+    /// The same for the copies the lean pacer held (`confab_forward_delay_paced_seconds`).
+    pub forward_delay_paced: super::forward_delay::ForwardDelay,
 }
 
 impl Default for Metrics {
@@ -212,7 +216,21 @@ impl Default for Metrics {
             "recording_dropped_inputs",
             "Packets a recording's queue refused because its writer fell behind",
         );
+        let forward_delay = super::forward_delay::ForwardDelay::default();
+        registry.register(
+            "forward_delay_seconds",
+            "Time from a media datagram's arrival to each forwarded copy's hand-off to the kernel",
+            forward_delay.clone(),
+        );
+        let forward_delay_paced = super::forward_delay::ForwardDelay::default();
+        registry.register(
+            "forward_delay_paced_seconds",
+            "The forward delay of the copies the lean pacer held (part of forward_delay_seconds)",
+            forward_delay_paced.clone(),
+        );
         Metrics {
+            forward_delay,
+            forward_delay_paced,
             recordings,
             recording_dropped,
             registry,

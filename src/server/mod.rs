@@ -2,6 +2,7 @@
 
 pub mod api;
 mod edge_offers;
+pub mod forward_delay;
 pub mod gate;
 pub mod http;
 pub mod inbox;

@@ -73,6 +73,7 @@ pub async fn run(
     shared: Arc<Shared>,
 ) {
     shared.metrics.rooms.inc();
+    conf.room.log_forwards();
     let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
@@ -405,6 +406,8 @@ fn flush(
     loop {
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
+                let m = &shared.metrics;
+                m.forward_delay.sent(&m.forward_delay_paced, &mut conf.room);
                 shared.send_all(batch);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.

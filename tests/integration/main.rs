@@ -9,6 +9,7 @@ mod cluster_relay;
 mod common;
 mod controls;
 mod egress;
+mod forward_delay;
 mod fuzz;
 mod host_tools;
 mod hostile;

@@ -75,9 +75,11 @@ pub async fn run_receiver(socket: Arc<MediaSocket>, announced: SocketAddr, t: Ar
                             break;
                         }
                     };
+                    // One clock read per batch: the forward-delay histogram starts here.
+                    let at = Instant::now();
                     for i in 0..n {
                         if let Some((source, data)) = batch.get(i) {
-                            deliver(&mut cache, &t, announced, source, data);
+                            deliver(&mut cache, &t, announced, source, data, at);
                         }
                     }
                     if n < RECV_BATCH {
@@ -103,6 +105,7 @@ fn deliver(
     announced: SocketAddr,
     source: SocketAddr,
     data: &[u8],
+    at: Instant,
 ) {
     t.metrics.udp_in.inc();
     let Some(route) = cache.route(&t.routes, source, data) else {
@@ -115,7 +118,7 @@ fn deliver(
         source,
         destination: announced,
         contents: data.to_vec(),
-        at: Instant::now(),
+        at,
     };
     match route.inbox.try_send(msg) {
         Ok(()) => {}

@@ -5,6 +5,7 @@ use super::{FastSender, Packet};
 use crate::media::fast::gcc::Bitrate;
 use crate::media::fast::pacer::{Class, Paced, Pacer, PacerConfig};
 use crate::media::fast::srtp::RTP_OVERHEAD;
+use crate::media::forward_log::ForwardLog;
 use std::time::{Duration, Instant};
 use str0m::media::Mid;
 use str0m::net::Transmit;
@@ -16,6 +17,8 @@ pub(super) struct Held {
     mid: Mid,
     pkt: Packet,
     payload: Vec<u8>,
+    /// When the packet arrived (the forward-delay histogram's start).
+    arrival: Instant,
 }
 
 /// What became of a packet offered to [`FastSender::send_paced`].
@@ -61,6 +64,7 @@ impl FastSender {
                     mid,
                     pkt,
                     payload: payload.to_vec(),
+                    arrival: now,
                 };
                 match pacer.enqueue(now, bytes, held) {
                     Ok(()) => self.paced += 1,
@@ -72,14 +76,26 @@ impl FastSender {
         self.send(rtc, mid, pkt, payload, now).map(Out::Now)
     }
 
-    /// Sends the held video the budget allows now (and drops what waited too long).
-    pub fn release(&mut self, rtc: &mut Rtc, now: Instant, out: &mut Vec<Transmit>) {
+    /// Sends the held video the budget allows now (and drops what waited too long), logging
+    /// when each copy sent had arrived.
+    pub fn release(
+        &mut self,
+        rtc: &mut Rtc,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        log: &mut ForwardLog,
+    ) {
         let Some(mut pacer) = self.pacer.take() else {
             return;
         };
         while let Some(r) = pacer.poll(now) {
             match r {
-                Paced::Send(h) => out.extend(self.send(rtc, h.mid, h.pkt, &h.payload, now)),
+                Paced::Send(h) => {
+                    if let Some(t) = self.send(rtc, h.mid, h.pkt, &h.payload, now) {
+                        out.push(t);
+                        log.released(h.arrival);
+                    }
+                }
                 Paced::Dropped(..) => self.pace_dropped += 1,
                 Paced::Queued => {}
             }

@@ -1,0 +1,78 @@
+//! The server's forward-delay histogram (`confab_forward_delay_seconds`) on a real server on
+//! loopback with real bots, on both send paths: it observes the copies the server forwarded,
+//! exports a well-formed Prometheus histogram, and confab-load reads its window from it.
+//! Structure and counts only; what the delays are is for the benchmarks.
+
+use crate::common::TestServer;
+use confab::load::{self, LoadConfig, Scenario};
+use confab::media::config::SendPath;
+use std::time::Duration;
+
+async fn run(path: SendPath) {
+    let server = TestServer::with(|c| c.room.send_path = path).await;
+    let mut config = LoadConfig::new(
+        server.ws_url(),
+        Scenario::Webinar {
+            publishers: 1,
+            viewers: 4,
+        },
+    );
+    config.warmup = Duration::from_secs(1);
+    config.duration = Duration::from_secs(3);
+    config.ramp_timeout = Duration::from_secs(15);
+    let report = tokio::time::timeout(Duration::from_secs(40), load::run(&config))
+        .await
+        .expect("the run is bounded")
+        .expect("valid configuration");
+    eprintln!("{path:?}\n{}", report.table());
+    assert_eq!(report.ready, 5, "{report:?}");
+
+    // The window: copies observed, quantiles ordered and within the histogram's range.
+    let copies = report.sfu_delay_copies.expect("the histogram is scraped");
+    let window_fwd = report.server_forwarded_pps.expect("counted") * report.window_s;
+    assert!(copies > 0, "{report:?}");
+    assert!(
+        (copies as f64) > window_fwd * 0.5 && (copies as f64) < window_fwd * 1.5 + 100.0,
+        "{copies} copies observed, {window_fwd} forwarded in the window"
+    );
+    let [p50, p99, max] = report.sfu_delay_us.expect("quantiles");
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report:?}");
+    assert!(p50 < 1e6, "a median forward delay of {p50} us");
+
+    // The whole run: once the bots are gone, every forwarded copy was observed once (on the
+    // str0m path when the timeout pass drained it, on the lean path when sent or released).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let observed = server.shared.metrics.forward_delay.count() as f64;
+    let forwarded = server.metric("confab_rtp_forwarded_packets_total");
+    assert!(
+        observed <= forwarded && observed >= forwarded * 0.98 - 50.0,
+        "{observed} observed of {forwarded} forwarded"
+    );
+
+    // The exported histogram: cumulative buckets ending in +Inf, which is the count.
+    let text = server.shared.metrics.render();
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("confab_forward_delay_seconds_bucket{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        buckets.len(),
+        confab::server::forward_delay::BOUNDS_US.len() + 1
+    );
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    let count = server.metric("confab_forward_delay_seconds_count");
+    assert_eq!(buckets.last().copied(), Some(count));
+    assert!(count >= observed);
+    assert!(server.metric("confab_forward_delay_seconds_sum") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_copies_are_observed_from_arrival_to_send() {
+    run(SendPath::Lean).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn str0m_copies_are_observed_from_arrival_to_send() {
+    run(SendPath::Str0m).await;
+}
