@@ -62,6 +62,8 @@ pub struct DownTrack {
     pub selector: LayerSelector,
     /// Height the subscriber renders it at (device pixels); `u32::MAX` until it reports.
     pub height: u32,
+    /// Where the lean sender keeps this m-line's stream (its own check corrects a stale one).
+    pub lean_slot: u32,
 }
 
 impl DownTrack {
@@ -74,6 +76,7 @@ impl DownTrack {
             pt_cache: None,
             selector: LayerSelector::default(),
             height: height.unwrap_or(u32::MAX),
+            lean_slot: 0,
         }
     }
 

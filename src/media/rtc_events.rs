@@ -27,6 +27,10 @@ impl Router {
                 let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
+                p.ice_up = matches!(
+                    state,
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                );
                 match state {
                     IceConnectionState::Disconnected => {
                         p.disconnected_since.get_or_insert(now);

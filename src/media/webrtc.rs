@@ -120,6 +120,9 @@ pub struct WebRtcPeer {
     pub disconnected_since: Option<Instant>,
     /// Whether ICE ever connected.
     pub connected: bool,
+    /// Whether ICE is connected now, as its last state change said: what `forward` reads
+    /// per copy instead of the `Rtc`'s own state (a cold cache line at a wide fan-out).
+    pub ice_up: bool,
     /// When its first offer was answered while it had not connected: from then on it is
     /// expected to connect within `connect_timeout`. A client with nothing to send or receive
     /// yet (alone with no camera, an audience before anyone presents) does not offer, and is
@@ -266,6 +269,7 @@ impl WebRtcPeer {
             next_timeout: now,
             disconnected_since: None,
             connected: false,
+            ice_up: false,
             expected_since: None,
             last_heard: now,
             fast,
@@ -282,7 +286,7 @@ impl WebRtcPeer {
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
     ) -> Result<bool, DropReason> {
-        if !self.rtc.is_connected() {
+        if !self.ice_up {
             // Anything written before DTLS is up would be lost, keyframe included.
             return Err(DropReason::NotConnected);
         }
@@ -312,7 +316,8 @@ impl WebRtcPeer {
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
                     let payload = &p.payload[..];
-                    return match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
+                    let slot = &mut down.lean_slot;
+                    return match fast.send_paced(rtc, mid, slot, pkt, payload, now) {
                         Some(Out::Now(t)) => {
                             out.push_back(Output::Transmit(t));
                             Ok(false)
