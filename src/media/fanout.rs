@@ -15,16 +15,16 @@ use str0m::media::Mid;
 /// made it want time sooner is pushed to `sooner` (see `timers.rs`).
 pub(super) fn fan_out(
     p: &Incoming,
-    subscribers: &[(ParticipantId, Mid)],
+    subscribers: &[(ParticipantId, Mid, u32)],
     peers: &mut BTreeMap<ParticipantId, Peer>,
     counters: &mut RoomCounters,
     out: &mut VecDeque<Output>,
     sooner: &mut Vec<ParticipantId>,
 ) -> Wishes {
     let mut wishes = Wishes::default();
-    for &(subscriber, mid) in subscribers {
+    for &(subscriber, mid, at) in subscribers {
         let sent = match peers.get_mut(&subscriber) {
-            Some(peer) => peer.forward(mid, p, &mut wishes, out),
+            Some(peer) => peer.forward(mid, at, p, &mut wishes, out),
             None => Err(DropReason::SubscriptionGone),
         };
         match sent {

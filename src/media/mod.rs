@@ -18,6 +18,7 @@ pub mod fast;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
+pub mod midmap;
 mod negotiation;
 pub mod peer;
 pub mod record_tap;

@@ -297,14 +297,14 @@ impl Router {
                     // its `forward` ignores the m-line.
                     let link = r.link();
                     for t in self.tracks.values_mut().filter(|t| uplink.takes(link, t)) {
-                        t.subscribers.push((*sid, Mid::from("relay")));
+                        t.subscribers.push((*sid, Mid::from("relay"), 0));
                     }
                     continue;
                 }
             };
-            for (mid, down) in &s.down_tracks {
+            for (at, (mid, down)) in s.down_tracks.iter().enumerate() {
                 if let Some(t) = self.tracks.get_mut(&down.track) {
-                    t.subscribers.push((*sid, *mid));
+                    t.subscribers.push((*sid, *mid, at as u32));
                 }
             }
         }

@@ -8,6 +8,7 @@ use super::downtrack::{DownTrack, Incoming, Wishes};
 use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
+use super::midmap::MidMap;
 use crate::model::{ParticipantId, TrackId};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -91,7 +92,7 @@ pub struct WebRtcPeer {
     /// only once str0m knows its stream), so colliding keys cannot grow a probe past that.
     pub published: FxHashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
-    pub down_tracks: FxHashMap<Mid, DownTrack>,
+    pub down_tracks: MidMap<DownTrack>,
     /// Incoming SSRC → (mid, rid), filled as streams appear.
     pub rx_mids: FxHashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
@@ -256,7 +257,7 @@ impl WebRtcPeer {
             rtc,
             ufrag,
             published: FxHashMap::default(),
-            down_tracks: FxHashMap::default(),
+            down_tracks: MidMap::default(),
             rx_mids: FxHashMap::default(),
             bwe: None,
             rising: None,
@@ -276,12 +277,14 @@ impl WebRtcPeer {
         })
     }
 
-    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded;
+    /// Lets the down-track on `mid` (at index `at` of `down_tracks` when the subscriber index
+    /// was built) decide about one packet and writes it if forwarded;
     /// `Ok(true)` when the write made it want time sooner (str0m's write makes it due now;
     /// video the pacer holds gives it a pacer wake): the router's timer index must know.
     pub fn forward(
         &mut self,
         mid: Mid,
+        at: u32,
         p: &Incoming,
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
@@ -290,7 +293,7 @@ impl WebRtcPeer {
             // Anything written before DTLS is up would be lost, keyframe included.
             return Err(DropReason::NotConnected);
         }
-        let Some(down) = self.down_tracks.get_mut(&mid) else {
+        let Some(down) = self.down_tracks.get_mut_at(&mid, at) else {
             return Err(DropReason::SubscriptionGone);
         };
         let rtc = &mut self.rtc;
