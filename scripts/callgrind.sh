@@ -8,6 +8,11 @@
 #   scripts/callgrind.sh                      # 1 → 100, lean and str0m, 2 s and 6 s
 #   VIEWERS=10 PATHS=lean TOP=30 scripts/callgrind.sh
 #
+# CACHE=1 adds callgrind's cache model, sized as this machine's L1d (32 KiB) and per-core L2
+# (1 MiB, as the last level), and prints data-cache misses per forwarded packet: what a copy's
+# scattered per-subscriber state costs, which instruction counts don't show (the VM exposes no
+# hardware counters to perf stat). Deterministic, so A/B comparable; not the real misses.
+#
 # Under valgrind, aws-lc sees valgrind's CPUID (no AVX-512), so its AES-GCM may take another
 # code path than on the bare machine: figures are for comparing changes, not absolute cost.
 set -euo pipefail
@@ -18,6 +23,9 @@ LONG=${LONG:-6}
 PATHS=${PATHS:-"lean str0m"}
 TOP=${TOP:-25}
 OUT=${OUT:-target/callgrind}
+CACHE=${CACHE:-0}
+SIM=()
+[ "$CACHE" = 1 ] && SIM=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64)
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 mkdir -p "$OUT"
 BIN=${BIN:-$(cargo bench --bench fanout --no-run 2>&1 | grep -o 'target/release/deps/fanout-[0-9a-f]*' | tail -1)}
@@ -25,7 +33,7 @@ BIN=${BIN:-$(cargo bench --bench fanout --no-run 2>&1 | grep -o 'target/release/
 for path in $PATHS; do
   for secs in "$SHORT" "$LONG"; do
     f="$OUT/$path-$VIEWERS-$secs"
-    FANOUT_FIXED="$path:$VIEWERS:$secs" timeout 1800 valgrind --tool=callgrind \
+    FANOUT_FIXED="$path:$VIEWERS:$secs" timeout 1800 valgrind --tool=callgrind "${SIM[@]}" \
       --collect-atstart=no --toggle-collect='confab::sim::Sim::timed*' \
       --callgrind-out-file="$f.out" "$BIN" >"$f.txt" 2>"$f.log"
     callgrind_annotate --auto=no --inclusive=no --threshold=100 "$f.out" >"$f.ann"
@@ -58,6 +66,20 @@ n = pl - ps
 print(f"== {path}: {n} packets forwarded in the extra time; "
       f"{(tl - ts) / n:,.0f} instructions per forwarded packet (room only)")
 diff = sorted(((fl.get(k, 0) - fs.get(k, 0), k) for k in set(fl) | set(fs)), reverse=True)
+def totals(f):
+    ev = []
+    for line in open(f + ".ann", errors="replace"):
+        if line.startswith("Events shown:"):
+            ev = line.split(":")[1].split()
+        if "PROGRAM TOTALS" in line:
+            return dict(zip(ev, (int(x.replace(",", "")) for x in re.findall(r"([\d,]+) \(", line))))
+    return {}
+es, el = totals(short), totals(long_)
+if "D1mr" in el:
+    miss = lambda t, a, b: t.get(a, 0) + t.get(b, 0)
+    d1 = (miss(el, "D1mr", "D1mw") - miss(es, "D1mr", "D1mw")) / n
+    ll = (miss(el, "DLmr", "DLmw") - miss(es, "DLmr", "DLmw")) / n
+    print(f"   data-cache misses per forwarded packet: L1d {d1:,.1f}, L2 (1 MiB) {ll:,.2f}")
 for d, k in diff[:top]:
     print(f"{d / n:10,.0f}  {100 * d / (tl - ts):5.1f} %  {k[:150]}")
 PY

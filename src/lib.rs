@@ -96,6 +96,7 @@
 //! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
+//! | [`media::midmap`] | a peer's down-tracks by mid: a `Vec` reached by the index the subscriber index remembers (no hash lookup per copy) |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |

@@ -65,6 +65,8 @@ pub struct DownTrack {
     /// The layer allocation chose but the publisher does not send yet: asked of the
     /// publisher while the best layer that does arrive is forwarded.
     pub reaching: Option<Layer>,
+    /// Where the lean sender keeps this m-line's stream (its own check corrects a stale one).
+    pub lean_slot: u32,
 }
 
 impl DownTrack {
@@ -78,6 +80,7 @@ impl DownTrack {
             selector: LayerSelector::default(),
             height: height.unwrap_or(u32::MAX),
             reaching: None,
+            lean_slot: 0,
         }
     }
 

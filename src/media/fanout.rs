@@ -16,7 +16,7 @@ use str0m::media::Mid;
 /// made it want time sooner is pushed to `sooner` (see `timers.rs`).
 pub(super) fn fan_out(
     p: &Incoming,
-    subscribers: &[(ParticipantId, Mid)],
+    subscribers: &[(ParticipantId, Mid, u32)],
     peers: &mut BTreeMap<ParticipantId, Peer>,
     counters: &mut RoomCounters,
     log: &mut ForwardLog,
@@ -25,9 +25,9 @@ pub(super) fn fan_out(
 ) -> Wishes {
     let mut wishes = Wishes::default();
     let (mut now, mut later) = (0, 0);
-    for &(subscriber, mid) in subscribers {
+    for &(subscriber, mid, at) in subscribers {
         let sent = match peers.get_mut(&subscriber) {
-            Some(peer) => peer.forward(mid, p, &mut wishes, out),
+            Some(peer) => peer.forward(mid, at, p, &mut wishes, out),
             None => Err(DropReason::SubscriptionGone),
         };
         match sent {

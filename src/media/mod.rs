@@ -19,6 +19,7 @@ pub mod forward_log;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
+pub mod midmap;
 mod negotiation;
 pub mod peer;
 pub mod record_tap;

@@ -69,17 +69,19 @@ impl Peer {
         }
     }
 
-    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded;
-    /// `Ok(true)` when the write made the peer want time sooner than it did.
+    /// Lets the down-track on `mid` (index `at`, see [`WebRtcPeer::forward`]) decide about one
+    /// packet and writes it if forwarded; `Ok(true)` when the write made the peer want time
+    /// sooner than it did.
     pub fn forward(
         &mut self,
         mid: Mid,
+        at: u32,
         p: &Incoming,
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
     ) -> Result<bool, DropReason> {
         match self {
-            Peer::WebRtc(w) => w.forward(mid, p, wishes, out),
+            Peer::WebRtc(w) => w.forward(mid, at, p, wishes, out),
             Peer::Relay(r) => r.forward(p, out).map(|()| false),
         }
     }

@@ -27,6 +27,10 @@ impl Router {
                 let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
+                p.ice_up = matches!(
+                    state,
+                    IceConnectionState::Connected | IceConnectionState::Completed
+                );
                 match state {
                     IceConnectionState::Disconnected => {
                         p.disconnected_since.get_or_insert(now);
@@ -294,14 +298,14 @@ impl Router {
                     // its `forward` ignores the m-line.
                     let link = r.link();
                     for t in self.tracks.values_mut().filter(|t| uplink.takes(link, t)) {
-                        t.subscribers.push((*sid, Mid::from("relay")));
+                        t.subscribers.push((*sid, Mid::from("relay"), 0));
                     }
                     continue;
                 }
             };
-            for (mid, down) in &s.down_tracks {
+            for (at, (mid, down)) in s.down_tracks.iter().enumerate() {
                 if let Some(t) = self.tracks.get_mut(&down.track) {
-                    t.subscribers.push((*sid, *mid));
+                    t.subscribers.push((*sid, *mid, at as u32));
                 }
             }
         }

@@ -130,9 +130,9 @@ pub struct UpTrack {
     pub layers: Vec<LayerState>,
     /// The layer set last announced to the publisher.
     pub announced: Option<Vec<String>>,
-    /// Its subscribers: (subscriber, the m-line that receives it), so a packet finds them
-    /// without a scan. Rebuilt by the router when subscriptions change.
-    pub subscribers: Vec<(ParticipantId, Mid)>,
+    /// Its subscribers: (subscriber, the m-line that receives it, that m-line's index in the
+    /// subscriber's `down_tracks`), so a packet finds them without a scan or a hash lookup. Rebuilt by the router when subscriptions change.
+    pub subscribers: Vec<(ParticipantId, Mid, u32)>,
     /// Recent payloads per layer, for the lean path's retransmissions (empty on str0m's).
     pub histories: Histories,
     /// Fed by an origin node's relay (this room is an edge): its publisher is not a peer

@@ -8,6 +8,7 @@ use super::downtrack::{DownTrack, Incoming, Wishes};
 use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
+use super::midmap::MidMap;
 use crate::model::{ParticipantId, TrackId};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -91,7 +92,7 @@ pub struct WebRtcPeer {
     /// only once str0m knows its stream), so colliding keys cannot grow a probe past that.
     pub published: FxHashMap<Mid, TrackId>,
     /// What each of its receiving m-lines carries.
-    pub down_tracks: FxHashMap<Mid, DownTrack>,
+    pub down_tracks: MidMap<DownTrack>,
     /// Incoming SSRC → (mid, rid), filled as streams appear.
     pub rx_mids: FxHashMap<Ssrc, (Mid, Option<Rid>)>,
     /// Downlink estimate (TWCC) in bits per second.
@@ -120,6 +121,9 @@ pub struct WebRtcPeer {
     pub disconnected_since: Option<Instant>,
     /// Whether ICE ever connected.
     pub connected: bool,
+    /// Whether ICE is connected now, as its last state change said: what `forward` reads
+    /// per copy instead of the `Rtc`'s own state (a cold cache line at a wide fan-out).
+    pub ice_up: bool,
     /// When its first offer was answered while it had not connected: from then on it is
     /// expected to connect within `connect_timeout`. A client with nothing to send or receive
     /// yet (alone with no camera, an audience before anyone presents) does not offer, and is
@@ -253,7 +257,7 @@ impl WebRtcPeer {
             rtc,
             ufrag,
             published: FxHashMap::default(),
-            down_tracks: FxHashMap::default(),
+            down_tracks: MidMap::default(),
             rx_mids: FxHashMap::default(),
             bwe: None,
             rising: None,
@@ -266,27 +270,30 @@ impl WebRtcPeer {
             next_timeout: now,
             disconnected_since: None,
             connected: false,
+            ice_up: false,
             expected_since: None,
             last_heard: now,
             fast,
         })
     }
 
-    /// Lets the down-track on `mid` decide about one packet and writes it if forwarded;
+    /// Lets the down-track on `mid` (at index `at` of `down_tracks` when the subscriber index
+    /// was built) decide about one packet and writes it if forwarded;
     /// `Ok(true)` when the write made it want time sooner (str0m's write makes it due now;
     /// video the pacer holds gives it a pacer wake): the router's timer index must know.
     pub fn forward(
         &mut self,
         mid: Mid,
+        at: u32,
         p: &Incoming,
         wishes: &mut Wishes,
         out: &mut VecDeque<Output>,
     ) -> Result<bool, DropReason> {
-        if !self.rtc.is_connected() {
+        if !self.ice_up {
             // Anything written before DTLS is up would be lost, keyframe included.
             return Err(DropReason::NotConnected);
         }
-        let Some(down) = self.down_tracks.get_mut(&mid) else {
+        let Some(down) = self.down_tracks.get_mut_at(&mid, at) else {
             return Err(DropReason::SubscriptionGone);
         };
         let rtc = &mut self.rtc;
@@ -312,7 +319,8 @@ impl WebRtcPeer {
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
                     let payload = &p.payload[..];
-                    return match fast.send_paced(rtc, mid, pkt, payload, p.view.video, now) {
+                    let slot = &mut down.lean_slot;
+                    return match fast.send_paced(rtc, mid, slot, pkt, payload, now) {
                         Some(Out::Now(t)) => {
                             out.push_back(Output::Transmit(t));
                             Ok(false)

@@ -75,6 +75,12 @@ impl Control {
         self.register.on_send(now, size);
     }
 
+    /// [`Self::on_send`] given the time since this loop's epoch (the sender's own: the
+    /// caller has it already).
+    pub fn on_send_since(&mut self, since: Duration, size: usize) {
+        self.register.on_send_since(since, size);
+    }
+
     /// Takes one packet of an opened compound from the subscriber; returns whether it was
     /// transport-cc feedback that moved the estimator. NACKs it carries wait in
     /// [`Self::take_nacks`]. Other packets are not its business.

@@ -208,12 +208,26 @@ const NO_SOURCE: u8 = u8::MAX;
 /// names at most a few dozen packets; older entries are pruned by the window first).
 const RESENT_KEPT: usize = 128;
 
+/// One packet of a [`SeqMap`]: the three facts a NACK needs, side by side so recording a
+/// forwarded copy writes one cache line (packed: 9 bytes, not 12).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, packed)]
+struct SeqEntry {
+    seq: u32,
+    time: u32,
+    source: u8,
+}
+
+const EMPTY: SeqEntry = SeqEntry {
+    seq: 0,
+    time: 0,
+    source: NO_SOURCE,
+};
+
 /// A subscriber's map from its own sequence numbers to the sources': 9 bytes per packet.
 #[derive(Clone, Debug)]
 pub struct SeqMap {
-    seqs: Box<[u32]>,
-    times: Box<[u32]>,
-    sources: Box<[u8]>,
+    entries: Box<[SeqEntry]>,
     newest: Option<u64>,
     /// What was retransmitted lately, and when: a packet goes again only after a round trip.
     resent: VecDeque<(u64, Instant)>,
@@ -225,9 +239,7 @@ impl SeqMap {
     pub fn new(capacity: usize) -> Self {
         let n = capacity.clamp(64, 1 << 16).next_power_of_two();
         SeqMap {
-            seqs: vec![0; n].into_boxed_slice(),
-            times: vec![0; n].into_boxed_slice(),
-            sources: vec![NO_SOURCE; n].into_boxed_slice(),
+            entries: vec![EMPTY; n].into_boxed_slice(),
             newest: None,
             resent: VecDeque::new(),
         }
@@ -235,29 +247,31 @@ impl SeqMap {
 
     /// Heap bytes (the retransmission memory, at most [`RESENT_KEPT`] × 16 bytes, aside).
     pub fn heap_bytes(&self) -> usize {
-        self.seqs.len() * 9
+        std::mem::size_of_val(&*self.entries)
     }
 
     /// Records that the subscriber's packet `out_seq`, stamped `time`, carried `source`'s
     /// packet `source_seq`. `source` must be under 255.
     pub fn record(&mut self, out_seq: u64, source: u8, source_seq: u64, time: u32) {
-        let n = self.seqs.len() as u64;
-        let mask = self.seqs.len() - 1;
+        let n = self.entries.len() as u64;
+        let mask = self.entries.len() - 1;
         match self.newest {
             Some(newest) if out_seq + n <= newest => return, // older than the ring
             Some(newest) if out_seq > newest => {
                 // Numbers skipped in between (none on a contiguous stream) map to nothing.
                 for s in (newest + 1).max(out_seq.saturating_sub(n))..out_seq {
-                    self.sources[s as usize & mask] = NO_SOURCE;
+                    self.entries[s as usize & mask].source = NO_SOURCE;
                 }
                 self.newest = Some(out_seq);
             }
             Some(_) => {}
             None => self.newest = Some(out_seq),
         }
-        self.seqs[out_seq as usize & mask] = source_seq as u32;
-        self.times[out_seq as usize & mask] = time;
-        self.sources[out_seq as usize & mask] = source.min(NO_SOURCE - 1);
+        self.entries[out_seq as usize & mask] = SeqEntry {
+            seq: source_seq as u32,
+            time,
+            source: source.min(NO_SOURCE - 1),
+        };
     }
 
     /// Whether `out_seq` may be retransmitted now: not if it already was within `window` (a
@@ -301,14 +315,14 @@ impl SeqMap {
     /// The source of the subscriber's packet `out_seq`.
     pub fn lookup(&self, out_seq: u64) -> Option<SourceRef> {
         let newest = self.newest?;
-        if out_seq > newest || out_seq + self.seqs.len() as u64 <= newest {
+        if out_seq > newest || out_seq + self.entries.len() as u64 <= newest {
             return None;
         }
-        let i = out_seq as usize & (self.seqs.len() - 1);
-        (self.sources[i] != NO_SOURCE).then(|| SourceRef {
-            source: self.sources[i],
-            seq_low32: self.seqs[i],
-            time: self.times[i],
+        let e = self.entries[out_seq as usize & (self.entries.len() - 1)];
+        (e.source != NO_SOURCE).then_some(SourceRef {
+            source: e.source,
+            seq_low32: e.seq,
+            time: e.time,
         })
     }
 }

@@ -12,7 +12,6 @@ use super::reports::Reports;
 use super::rtcp_in::RtcpIn;
 use super::rtp_out::{self, ExtIds, Header};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
-use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, Mid};
@@ -22,6 +21,7 @@ use str0m::Rtc;
 mod feedback;
 mod paced;
 mod resend;
+mod streams;
 
 pub use feedback::Received;
 use paced::Held;
@@ -46,13 +46,17 @@ const MAX_PAD_PACKETS: usize = 25;
 /// Padding makes up for at most this much past time (a late tick does not burst).
 const PAD_WINDOW: Duration = Duration::from_millis(100);
 
-/// One m-line's outgoing stream.
+/// One m-line's outgoing stream, kept in a small `Vec` the down-track holds an index into
+/// (see `streams.rs`): no hash lookup per copy, and everything a copy reads in one place.
 #[derive(Debug, Clone)]
 struct StreamOut {
+    /// The m-line: the key a slot index is checked against.
+    mid: Mid,
+    /// Its text (the first `mid_len` bytes), kept: `Mid`'s own `&str` is re-validated and
+    /// trimmed on every use, a measurable share of a packet's cost.
+    mid_text: [u8; 16],
+    mid_len: u8,
     ssrc: u32,
-    /// The m-line's mid as text, kept: `Mid`'s own `&str` is re-validated and trimmed on
-    /// every use, a measurable share of a packet's cost.
-    mid: String,
     /// Payload type of its last packet (its RTX payload type follows from it).
     pt: u8,
     ids: ExtIds,
@@ -61,7 +65,7 @@ struct StreamOut {
     packets: u32,
     octets: u32,
     /// Where its recent video packets came from, for NACKs (made on the first one).
-    seqs: Option<Box<SeqMap>>,
+    seqs: Option<SeqMap>,
 }
 
 /// Packets one video m-line's [`SeqMap`] remembers (9 bytes each): over a second of a
@@ -116,9 +120,10 @@ pub struct FastSender {
     epoch: Instant,
     /// Transport-wide numbering (its send register), feedback, NACKs, and the estimator
     /// when the room estimates bandwidth.
-    control: Box<Control>,
-    /// By mid, looked up per packet: FxHash (the mids are bounded by the peer's SDP).
-    streams: FxHashMap<Mid, StreamOut>,
+    control: Control,
+    /// One per m-line that has sent (bounded by the peer's SDP); each down-track keeps its
+    /// stream's index ([`Self::send`]'s `slot`).
+    streams: Vec<StreamOut>,
     next_report: Instant,
     /// What media and padding together should reach, in bits per second, so the estimate can
     /// see whether the path carries the next layer (the allocation sets it).
@@ -159,8 +164,8 @@ impl FastSender {
             pass: creds.pass,
             pair: None,
             epoch: now,
-            control: Box::new(Control::new(estimate_from, now)),
-            streams: FxHashMap::default(),
+            control: Control::new(estimate_from, now),
+            streams: Vec::new(),
             next_report: now + REPORT_EVERY,
             pad_to: 0,
             sent_since_pad: 0,
@@ -288,7 +293,7 @@ impl FastSender {
     /// An SSRC none of this peer's streams uses: the head of every compound sealed here.
     fn reporter_ssrc(&self) -> u32 {
         let mut ssrc = rand::random::<u32>() | 1;
-        while self.streams.values().any(|s| s.ssrc == ssrc) {
+        while self.streams.iter().any(|s| s.ssrc == ssrc) {
             ssrc = ssrc.wrapping_add(2);
         }
         ssrc
@@ -300,60 +305,49 @@ impl FastSender {
     }
 
     /// Rewrites, seals and addresses one packet for the m-line `mid`; `None` until ready or
-    /// when the m-line has no send stream.
+    /// when the m-line has no send stream. `slot` is the caller's memory of where `mid`'s
+    /// stream is kept (any value at first; checked, and corrected when stale).
     pub fn send(
         &mut self,
         rtc: &mut Rtc,
         mid: Mid,
+        slot: &mut u32,
         pkt: Packet,
         payload: &[u8],
         now: Instant,
     ) -> Option<Transmit> {
         let pair = self.pair?;
+        if !matches!(self.keys, Keys::Ready(_)) {
+            return None;
+        }
+        let i = self.stream_slot(rtc, mid, *slot, pkt.pt)?;
+        *slot = i as u32;
         let Keys::Ready(sealer) = &mut self.keys else {
             return None;
         };
-        let stream = match self.streams.get_mut(&mid) {
-            Some(s) => s,
-            None => {
-                let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
-                let ids = rtc
-                    .media(mid)
-                    .map(|m| ExtIds::from_map(m.remote_extmap()))
-                    .unwrap_or_default();
-                let s = StreamOut {
-                    ssrc,
-                    mid: mid.to_string(),
-                    pt: pkt.pt,
-                    ids,
-                    last: None,
-                    packets: 0,
-                    octets: 0,
-                    seqs: None,
-                };
-                self.streams.entry(mid).or_insert(s)
-            }
-        };
+        let stream = &mut self.streams[i];
+        // One clock reading relative to the epoch serves abs-send-time and the register.
+        let since = now.saturating_duration_since(self.epoch);
         let header = Header {
             pt: pkt.pt,
             marker: pkt.marker,
             seq: pkt.seq as u16,
             timestamp: pkt.time as u32,
             ssrc: stream.ssrc,
-            mid: &stream.mid,
+            mid: &stream.mid_text[..usize::from(stream.mid_len)],
             twcc_seq: self.control.next_seq() as u16,
-            since_epoch: now.saturating_duration_since(self.epoch),
+            since_epoch: since,
         };
         let mut buf = pool::take(12 + 16 + payload.len() + RTP_OVERHEAD);
         rtp_out::write(&mut buf, &header, &stream.ids);
         sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
         if stream.ids.twcc.is_some() {
-            self.control.on_send(now, buf.len());
+            self.control.on_send_since(since, buf.len());
         }
         if let Some((layer, source_seq)) = pkt.source {
             stream
                 .seqs
-                .get_or_insert_with(|| Box::new(SeqMap::new(SEQ_MAP_PACKETS)))
+                .get_or_insert_with(|| SeqMap::new(SEQ_MAP_PACKETS))
                 .record(pkt.seq, layer, source_seq, pkt.time as u32);
         }
         stream.pt = pkt.pt;
@@ -381,7 +375,7 @@ impl FastSender {
         let Some(pair) = self.pair else {
             return;
         };
-        let c = &mut *self.control;
+        let c = &mut self.control;
         let Keys::Ready(sealer) = &mut self.keys else {
             return;
         };
@@ -395,11 +389,11 @@ impl FastSender {
             return;
         }
         // A video stream that has sent and has an RTX stream with a payload type.
-        let found = self.streams.iter().find_map(|(mid, s)| {
+        let found = self.streams.iter().find_map(|s| {
             let (time, _, _) = s.last?;
             let rtx_pt = rtc.codec_config().find(|p| *p.pt() == s.pt)?.resend()?;
-            let rtx = *rtc.direct_api().stream_tx_by_mid(*mid, None)?.rtx()?;
-            Some((*mid, s.ids, time, *rtx_pt, rtx))
+            let rtx = *rtc.direct_api().stream_tx_by_mid(s.mid, None)?.rtx()?;
+            Some((s.mid, s.ids, time, *rtx_pt, rtx))
         });
         let Some((mid, ids, time, rtx_pt, rtx)) = found else {
             return;
@@ -417,7 +411,7 @@ impl FastSender {
                 seq: seq as u16,
                 timestamp: time as u32,
                 ssrc: rtx,
-                mid: &mid,
+                mid: mid.as_bytes(),
                 twcc_seq: c.next_seq() as u16,
                 since_epoch: now.saturating_duration_since(self.epoch),
             };
@@ -453,7 +447,7 @@ impl FastSender {
         c.extend_from_slice(&sealer.reporter().to_be_bytes());
         let ntp = ntp_at(now.saturating_duration_since(self.epoch));
         let mut reports = 0;
-        for s in self.streams.values() {
+        for s in &self.streams {
             let Some((time, rate, at)) = s.last else {
                 continue;
             };

@@ -109,12 +109,19 @@ impl SendRegister {
     /// Records a packet of `size` bytes sent at `now`; returns its transport-wide sequence
     /// number (put its low 16 bits on the wire).
     pub fn on_send(&mut self, now: Instant, size: usize) -> u64 {
+        self.on_send_since(now.saturating_duration_since(self.epoch), size)
+    }
+
+    /// [`Self::on_send`] given the time since the register's epoch.
+    pub fn on_send_since(&mut self, since: Duration, size: usize) -> u64 {
         let seq = self.next;
         self.next += 1;
         let mask = self.records.len() - 1;
         self.records[seq as usize & mask] = Record {
             // Wraps every 71 minutes; `sent_at` undoes it for records younger than that.
-            sent_us: now.saturating_duration_since(self.epoch).as_micros() as u32,
+            sent_us: (since.as_secs() as u32)
+                .wrapping_mul(1_000_000)
+                .wrapping_add(since.subsec_micros()),
             size_flags: size.min(usize::from(SIZE_MASK)) as u16,
         };
         seq

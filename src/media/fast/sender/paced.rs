@@ -15,6 +15,7 @@ use str0m::Rtc;
 /// time are those the wire sees.
 pub(super) struct Held {
     mid: Mid,
+    slot: u32,
     pkt: Packet,
     payload: Vec<u8>,
     /// When the packet arrived (the forward-delay histogram's start).
@@ -46,22 +47,27 @@ impl FastSender {
 
     /// [`Self::send`] through the pacer: audio goes at once (charged to the bucket); video
     /// goes at once while within the budget, else a copy of it waits for [`Self::release`].
-    /// Without an estimate yet nothing is paced. `None` as [`Self::send`].
+    /// Without an estimate yet nothing is paced. Video is what has a source layer
+    /// ([`Packet::source`]). `None` as [`Self::send`].
     pub fn send_paced(
         &mut self,
         rtc: &mut Rtc,
         mid: Mid,
+        slot: &mut u32,
         pkt: Packet,
         payload: &[u8],
-        video: bool,
         now: Instant,
     ) -> Option<Out> {
         if let Some(pacer) = self.pacer.as_deref_mut() {
-            let class = if video { Class::Video } else { Class::Audio };
+            let class = match pkt.source {
+                Some(_) => Class::Video,
+                None => Class::Audio,
+            };
             let bytes = 12 + 16 + payload.len() + RTP_OVERHEAD;
             if !pacer.try_send(now, class, bytes) {
                 let held = Held {
                     mid,
+                    slot: *slot,
                     pkt,
                     payload: payload.to_vec(),
                     arrival: now,
@@ -73,7 +79,7 @@ impl FastSender {
                 return Some(Out::Held);
             }
         }
-        self.send(rtc, mid, pkt, payload, now).map(Out::Now)
+        self.send(rtc, mid, slot, pkt, payload, now).map(Out::Now)
     }
 
     /// Sends the held video the budget allows now (and drops what waited too long), logging
@@ -90,8 +96,8 @@ impl FastSender {
         };
         while let Some(r) = pacer.poll(now) {
             match r {
-                Paced::Send(h) => {
-                    if let Some(t) = self.send(rtc, h.mid, h.pkt, &h.payload, now) {
+                Paced::Send(mut h) => {
+                    if let Some(t) = self.send(rtc, h.mid, &mut h.slot, h.pkt, &h.payload, now) {
                         out.push(t);
                         log.released(h.arrival);
                     }

@@ -40,10 +40,10 @@ impl FastSender {
         let mut body = Vec::new();
         let before = out.len();
         for (ssrc, wire) in nacks {
-            let Some((mid, s)) = self.streams.iter_mut().find(|(_, s)| s.ssrc == ssrc) else {
+            let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == ssrc) else {
                 continue;
             };
-            let Some(map) = s.seqs.as_deref_mut() else {
+            let Some(map) = s.seqs.as_mut() else {
                 continue;
             };
             let Some((out_seq, r)) = map
@@ -61,12 +61,12 @@ impl FastSender {
             };
             let Some(rtx) = rtc
                 .direct_api()
-                .stream_tx_by_mid(*mid, None)
+                .stream_tx_by_mid(s.mid, None)
                 .and_then(|t| t.rtx())
             else {
                 continue;
             };
-            let Some((marker, payload)) = payload_of(*mid, r) else {
+            let Some((marker, payload)) = payload_of(s.mid, r) else {
                 continue;
             };
             if !map.first_resend(out_seq, now, window) {
@@ -79,7 +79,7 @@ impl FastSender {
                 seq: seq as u16,
                 timestamp: r.time,
                 ssrc: *rtx,
-                mid,
+                mid: &s.mid_text[..usize::from(s.mid_len)],
                 twcc_seq: self.control.next_seq() as u16,
                 since_epoch: now.saturating_duration_since(self.epoch),
             };
