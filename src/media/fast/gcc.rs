@@ -115,6 +115,8 @@ impl Default for GccConfig {
 
 /// Packets sent within this span of the group's first form one group (a frame's burst).
 const GROUP_SPAN_US: i64 = 5_000;
+/// Longest a climb back after an unconfirmed cut may take before the cut stands.
+const RECOVERY_FOR: Duration = Duration::from_secs(5);
 /// Acknowledged-rate buckets: 10 × 50 ms of arrival time.
 const RATE_BUCKETS: usize = 10;
 const RATE_BUCKET_US: i64 = 50_000;
@@ -179,9 +181,10 @@ struct Capacity {
 }
 
 /// Climbing back after a cut the path has not confirmed: to the rate before it, with the
-/// clean time and capacity from before it restored once there.
+/// clean time and capacity from before it restored once there. At most [`RECOVERY_FOR`].
 #[derive(Clone, Copy, Debug)]
 struct Recovery {
+    since: Instant,
     target: f64,
     clean_since: Instant,
     capacity: Option<Capacity>,
@@ -248,6 +251,11 @@ impl Gcc {
     /// What the delay detector last concluded.
     pub fn signal(&self) -> Signal {
         self.detector.signal
+    }
+
+    /// Whether the estimate is climbing back after a cut the path has not confirmed.
+    pub fn recovering(&self) -> bool {
+        self.recovery.is_some()
     }
 
     /// Overuse events so far (each one cut the rate or would have).
@@ -324,6 +332,7 @@ impl Gcc {
                         Some(r) if !r.climbed => Some(r),
                         Some(_) => None,
                         None => (cut < self.delay_rate).then_some(Recovery {
+                            since: now,
                             target: self.delay_rate,
                             clean_since,
                             capacity: self.capacity,
@@ -340,6 +349,8 @@ impl Gcc {
                 }
                 self.last_change = Some(now);
             }
+            // A queue that drains after an unconfirmed cut is a delay back to normal: climb.
+            Signal::Underuse if self.recovery.is_some() => self.increase(now, acked),
             Signal::Underuse => {
                 // Hold: the queue drains at the current rate.
                 self.last_change = Some(now);
@@ -362,6 +373,12 @@ impl Gcc {
             }
         }
         let before = self.delay_rate;
+        if self
+            .recovery
+            .is_some_and(|r| now.saturating_duration_since(r.since) > RECOVERY_FOR)
+        {
+            self.recovery = None;
+        }
         if let Some(r) = self.recovery.as_mut() {
             r.climbed = true;
             self.delay_rate = (self.delay_rate * self.config.max_increase_per_s.powf(dt))
