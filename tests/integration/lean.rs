@@ -312,7 +312,7 @@ fn lean_viewer_recovers_from_a_spurious_delay_burst() {
         let layer = last_layer(&sim, viewer);
         lowest = lowest.min(e);
         left_full |= layer != Some(2);
-        if took.as_millis() % 500 == 0 {
+        if took.as_millis().is_multiple_of(500) {
             timeline.push((
                 e / 1000,
                 sim.server_estimate(viewer).unwrap_or(0) / 1000,
