@@ -408,8 +408,8 @@ impl Router {
                     }
                     self.out.extend(sent.into_iter().map(Output::Transmit));
                     let estimate = ticked.then(|| f.estimate()).flatten();
-                    let delivered = f.delivered();
-                    if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
+                    let (delivered, back) = (f.delivered(), f.recovering());
+                    if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, back, now)) {
                         self.alloc_dirty = true;
                     }
                     for t in [report, received].into_iter().flatten() {

@@ -367,10 +367,18 @@ impl WebRtcPeer {
     /// virtual time: 243 → 466 kbit/s over 3 s on a 300 kbit/s link), and a layer bought on
     /// such a peak overloads the link until the next fall (issue 16: a capped viewer went
     /// back up a layer). Padding toward the next step is what lets `delivered` grow where the
-    /// path does carry more.
-    pub fn note_lean_estimate(&mut self, new: u64, delivered: Option<u64>, now: Instant) -> bool {
+    /// path does carry more. A rise while the estimator climbs back after a cut the path did
+    /// not confirm (`recovering`: a stall read as a queue) counts at once: it only returns to
+    /// a rate the path carried, and waiting for `delivered` there would take a step per second.
+    pub fn note_lean_estimate(
+        &mut self,
+        new: u64,
+        delivered: Option<u64>,
+        recovering: bool,
+        now: Instant,
+    ) -> bool {
         match self.bwe {
-            Some(old) if new > old => {
+            Some(old) if new > old && !recovering => {
                 let (since, lowest) = self.rising.get_or_insert((now, new));
                 *lowest = (*lowest).min(new);
                 if now.saturating_duration_since(*since) < UP_HOLD {

@@ -272,3 +272,69 @@ fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
         sim.server_estimate(viewer)
     );
 }
+
+/// A short delay burst on the viewer's downlink with no change in capacity (what a CPU stall
+/// at either end looks like) cuts the lean estimate and the viewer leaves the full layer; the
+/// path never confirms the cut, so the viewer is back on the full layer within a few seconds.
+#[test]
+fn lean_viewer_recovers_from_a_spurious_delay_burst() {
+    let mut sim = Sim::new(lean());
+    sim.join("pub", Role::Presenter, true, simulcast_shape())
+        .expect("join");
+    let viewer = sim
+        .join("india", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
+            == Some(2)),
+        "{:?}",
+        sim.stats(viewer)
+    );
+    sim.run_for(Duration::from_secs(5));
+    let before = sim.conf.room.fast_estimate(viewer).expect("estimate");
+    // +150 ms held 300 ms, then drained at twice real time so nothing is reordered or lost:
+    // what a stall at either end looks like.
+    for extra in (0..=15).rev() {
+        let burst = Link {
+            delay: Duration::from_millis(10 + 10 * extra),
+            ..Link::default()
+        };
+        sim.set_links(viewer, Link::default(), burst);
+        let hold = if extra == 15 { 300 } else { 20 };
+        sim.run_for(Duration::from_millis(hold));
+    }
+    let burst_end = sim.now;
+    let (mut lowest, mut left_full, mut timeline) = (before, false, vec![]);
+    let back = loop {
+        sim.run_for(Duration::from_millis(100));
+        let took = sim.now - burst_end;
+        let e = sim.conf.room.fast_estimate(viewer).unwrap_or(0);
+        let layer = last_layer(&sim, viewer);
+        lowest = lowest.min(e);
+        left_full |= layer != Some(2);
+        if took.as_millis().is_multiple_of(500) {
+            timeline.push((
+                e / 1000,
+                sim.server_estimate(viewer).unwrap_or(0) / 1000,
+                layer,
+            ));
+        }
+        if left_full && layer == Some(2) {
+            break Some(took);
+        }
+        if took >= Duration::from_secs(20) {
+            break None;
+        }
+    };
+    eprintln!(
+        "lean: delay burst cut the estimate {before} → {lowest} (left the full layer: \
+         {left_full}); full layer again after {back:?}; (estimate, allocation's \
+         kbit/s, layer) every 500 ms: {timeline:?}"
+    );
+    assert!(
+        left_full && lowest < before * 9 / 10,
+        "the burst did not cut: {before} → {lowest}"
+    );
+    let back = back.expect("back within 20 s");
+    assert!(back <= Duration::from_secs(4), "back after {back:?}");
+}

@@ -145,6 +145,11 @@ impl Control {
         Some(gcc.estimate().as_bps())
     }
 
+    /// Whether the estimate climbs back after a cut the path has not confirmed (a stall).
+    pub fn recovering(&self) -> bool {
+        self.gcc.as_ref().is_some_and(Gcc::recovering)
+    }
+
     /// What the subscriber acknowledged receiving lately, in bits per second: what the path
     /// has shown it carries, where the estimate may run up to 1.5 × past it.
     pub fn delivered(&self) -> Option<u64> {

@@ -17,10 +17,17 @@
 //! (tests: 300 kbit/s → 2 Mbit/s within 10 s), while a path that keeps congesting only ever
 //! sees the draft's gentle increase.
 //!
-//! Memory: fixed, ~700 bytes per subscriber (the trendline's 20 samples, 10 rate buckets).
+//! A cut may be spurious: a CPU stall at either end reads as a queue. After a first cut the
+//! estimate climbs back at the fastest increase toward where it was ([`Recovery`]) unless the
+//! path confirms the cut by another overuse after a climb, or by loss; once back, the cut is
+//! forgotten (clean time and capacity as before). Memory: fixed, ~700 bytes per subscriber.
 
 use super::twcc::PacketResult;
 use std::time::{Duration, Instant};
+use trend::{Detector, Trendline};
+
+#[path = "gcc_trend.rs"]
+mod trend;
 
 /// A rate in bits per second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,20 +115,8 @@ impl Default for GccConfig {
 
 /// Packets sent within this span of the group's first form one group (a frame's burst).
 const GROUP_SPAN_US: i64 = 5_000;
-/// Trendline: samples in the regression, smoothing of the accumulated delay, slope gain.
-const TREND_WINDOW: usize = 20;
-const TREND_SMOOTHING: f64 = 0.9;
-const TREND_GAIN: f64 = 4.0;
-/// Overuse threshold: start, bounds, adaptation speeds (per ms) up and down, and the jump
-/// beyond which a sample is an outlier that does not move it.
-const THRESHOLD_INITIAL: f64 = 12.5;
-const THRESHOLD_MIN: f64 = 6.0;
-const THRESHOLD_MAX: f64 = 600.0;
-const THRESHOLD_K_UP: f64 = 0.0087;
-const THRESHOLD_K_DOWN: f64 = 0.039;
-const THRESHOLD_OUTLIER: f64 = 15.0;
-/// Overuse must last this long (ms) before it counts.
-const OVERUSE_TIME_MS: f64 = 10.0;
+/// Longest a climb back after an unconfirmed cut may take before the cut stands.
+const RECOVERY_FOR: Duration = Duration::from_secs(5);
 /// Acknowledged-rate buckets: 10 × 50 ms of arrival time.
 const RATE_BUCKETS: usize = 10;
 const RATE_BUCKET_US: i64 = 50_000;
@@ -132,123 +127,6 @@ struct Group {
     first_sent_us: i64,
     last_sent_us: i64,
     last_arrival_us: i64,
-}
-
-/// Least-squares slope of the smoothed accumulated delay against arrival time.
-#[derive(Clone, Debug)]
-struct Trendline {
-    samples: [(f64, f64); TREND_WINDOW],
-    len: usize,
-    next: usize,
-    first_arrival_ms: Option<f64>,
-    accumulated: f64,
-    smoothed: f64,
-    deltas: u32,
-}
-
-impl Trendline {
-    fn new() -> Self {
-        Trendline {
-            samples: [(0.0, 0.0); TREND_WINDOW],
-            len: 0,
-            next: 0,
-            first_arrival_ms: None,
-            accumulated: 0.0,
-            smoothed: 0.0,
-            deltas: 0,
-        }
-    }
-
-    /// Adds one inter-group delay variation (ms); returns the scaled trend once the window is full.
-    fn update(&mut self, delay_ms: f64, arrival_ms: f64) -> Option<f64> {
-        self.deltas = (self.deltas + 1).min(1_000);
-        self.accumulated += delay_ms;
-        self.smoothed =
-            TREND_SMOOTHING * self.smoothed + (1.0 - TREND_SMOOTHING) * self.accumulated;
-        let first = *self.first_arrival_ms.get_or_insert(arrival_ms);
-        self.samples[self.next] = (arrival_ms - first, self.smoothed);
-        self.next = (self.next + 1) % TREND_WINDOW;
-        self.len = (self.len + 1).min(TREND_WINDOW);
-        if self.len < TREND_WINDOW {
-            return None;
-        }
-        let n = self.len as f64;
-        let (sx, sy) = self
-            .samples
-            .iter()
-            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        let (mx, my) = (sx / n, sy / n);
-        let (mut num, mut den) = (0.0, 0.0);
-        for (x, y) in &self.samples {
-            num += (x - mx) * (y - my);
-            den += (x - mx) * (x - mx);
-        }
-        let slope = if den > 0.0 { num / den } else { 0.0 };
-        Some(f64::from(self.deltas.min(60)) * slope * TREND_GAIN)
-    }
-}
-
-/// The overuse detector with its adaptive threshold.
-#[derive(Clone, Debug)]
-struct Detector {
-    threshold: f64,
-    over_ms: Option<f64>,
-    over_count: u32,
-    prev_trend: f64,
-    last_update_ms: Option<f64>,
-    signal: Signal,
-}
-
-impl Detector {
-    fn new() -> Self {
-        Detector {
-            threshold: THRESHOLD_INITIAL,
-            over_ms: None,
-            over_count: 0,
-            prev_trend: 0.0,
-            last_update_ms: None,
-            signal: Signal::Normal,
-        }
-    }
-
-    fn detect(&mut self, trend: f64, group_gap_ms: f64, now_ms: f64) -> Signal {
-        if trend > self.threshold {
-            let over = self
-                .over_ms
-                .map_or(group_gap_ms / 2.0, |t| t + group_gap_ms);
-            self.over_ms = Some(over);
-            self.over_count += 1;
-            if over > OVERUSE_TIME_MS && self.over_count > 1 && trend >= self.prev_trend {
-                self.over_ms = Some(0.0);
-                self.over_count = 0;
-                self.signal = Signal::Overuse;
-            }
-        } else if trend < -self.threshold {
-            self.over_ms = None;
-            self.over_count = 0;
-            self.signal = Signal::Underuse;
-        } else {
-            self.over_ms = None;
-            self.over_count = 0;
-            self.signal = Signal::Normal;
-        }
-        self.prev_trend = trend;
-        // The threshold follows |trend|: quickly down, slowly up, ignoring outliers.
-        let dt = self
-            .last_update_ms
-            .map_or(0.0, |last| (now_ms - last).clamp(0.0, 100.0));
-        self.last_update_ms = Some(now_ms);
-        if trend.abs() <= self.threshold + THRESHOLD_OUTLIER {
-            let k = if trend.abs() < self.threshold {
-                THRESHOLD_K_DOWN
-            } else {
-                THRESHOLD_K_UP
-            };
-            self.threshold += k * (trend.abs() - self.threshold) * dt;
-            self.threshold = self.threshold.clamp(THRESHOLD_MIN, THRESHOLD_MAX);
-        }
-        self.signal
-    }
 }
 
 /// Received bytes per 50 ms of arrival time, over the last 500 ms.
@@ -302,6 +180,17 @@ struct Capacity {
     var: f64,
 }
 
+/// Climbing back after a cut the path has not confirmed: to the rate before it, with the
+/// clean time and capacity from before it restored once there. At most [`RECOVERY_FOR`].
+#[derive(Clone, Copy, Debug)]
+struct Recovery {
+    since: Instant,
+    target: f64,
+    clean_since: Instant,
+    capacity: Option<Capacity>,
+    climbed: bool,
+}
+
 /// The GCC-style estimator (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Gcc {
@@ -317,6 +206,7 @@ pub struct Gcc {
     last_change: Option<Instant>,
     last_decrease: Option<Instant>,
     clean_since: Instant,
+    recovery: Option<Recovery>,
     acked: AckedRate,
     rtt: Duration,
     overuses: u64,
@@ -345,6 +235,7 @@ impl Gcc {
             last_change: None,
             last_decrease: None,
             clean_since: now,
+            recovery: None,
             acked: AckedRate::default(),
             rtt: Duration::from_millis(100),
             overuses: 0,
@@ -360,6 +251,11 @@ impl Gcc {
     /// What the delay detector last concluded.
     pub fn signal(&self) -> Signal {
         self.detector.signal
+    }
+
+    /// Whether the estimate is climbing back after a cut the path has not confirmed.
+    pub fn recovering(&self) -> bool {
+        self.recovery.is_some()
     }
 
     /// Overuse events so far (each one cut the rate or would have).
@@ -423,7 +319,7 @@ impl Gcc {
         match signal {
             Signal::Overuse => {
                 self.overuses += 1;
-                self.clean_since = now;
+                let clean_since = std::mem::replace(&mut self.clean_since, now);
                 let gap = self
                     .rtt
                     .clamp(Duration::from_millis(50), Duration::from_millis(200));
@@ -431,6 +327,18 @@ impl Gcc {
                 if may_cut {
                     let base = acked.unwrap_or(self.delay_rate);
                     let cut = self.config.decrease_factor * base;
+                    // Overuse after a climb back confirms the cut; within one episode it does not.
+                    self.recovery = match self.recovery {
+                        Some(r) if !r.climbed => Some(r),
+                        Some(_) => None,
+                        None => (cut < self.delay_rate).then_some(Recovery {
+                            since: now,
+                            target: self.delay_rate,
+                            clean_since,
+                            capacity: self.capacity,
+                            climbed: false,
+                        }),
+                    };
                     if cut < self.delay_rate {
                         self.delay_rate = cut;
                     }
@@ -441,6 +349,8 @@ impl Gcc {
                 }
                 self.last_change = Some(now);
             }
+            // A queue that drains after an unconfirmed cut is a delay back to normal: climb.
+            Signal::Underuse if self.recovery.is_some() => self.increase(now, acked),
             Signal::Underuse => {
                 // Hold: the queue drains at the current rate.
                 self.last_change = Some(now);
@@ -463,6 +373,26 @@ impl Gcc {
             }
         }
         let before = self.delay_rate;
+        if self
+            .recovery
+            .is_some_and(|r| now.saturating_duration_since(r.since) > RECOVERY_FOR)
+        {
+            self.recovery = None;
+        }
+        if let Some(r) = self.recovery.as_mut() {
+            r.climbed = true;
+            self.delay_rate = (self.delay_rate * self.config.max_increase_per_s.powf(dt))
+                .min(r.target.max(before));
+            if self.delay_rate >= r.target {
+                self.clean_since = r.clean_since;
+                self.capacity = r.capacity;
+                self.recovery = None;
+            }
+            if let Some(a) = acked {
+                self.delay_rate = self.delay_rate.min((1.5 * a + 10_000.0).max(before));
+            }
+            return;
+        }
         let near = self.capacity.is_some_and(|c| {
             (self.delay_rate / 1_000.0 - c.mean_kbps).abs() <= 3.0 * (c.var * c.mean_kbps).sqrt()
         });
@@ -528,6 +458,7 @@ impl Gcc {
             if self.last_loss_cut.is_none_or(|t| now >= t + gap) {
                 self.loss_cap = Some(current * (1.0 - 0.5 * fraction));
                 self.last_loss_cut = Some(now);
+                self.recovery = None;
             }
         } else if fraction < self.config.loss_low {
             // Clean again: the delay-based rate governs (it is itself held to 1.5 × acked).
@@ -579,6 +510,7 @@ impl Estimator for Gcc {
             self.delay_rate = (self.delay_rate * 0.8).max(self.config.min.0 as f64);
             self.last_feedback = now;
             self.clean_since = now;
+            self.recovery = None;
         }
     }
 

@@ -325,3 +325,34 @@ fn trendline_slope_and_acked_rate_are_exact_on_clean_input() {
     let r = a.rate().expect("rate");
     assert!((r - 1_000_000.0).abs() < 5_000.0, "{r}");
 }
+
+/// A short delay burst with no change in capacity (a CPU stall reads like this): the cut it
+/// causes is not confirmed, so the estimate is back where it was within a few seconds.
+#[test]
+fn a_spurious_delay_burst_is_recovered_from_within_3_s() {
+    let mut sim = Sim::new();
+    sim.max_send_bps = 1_500_000.0;
+    sim.run_until(Duration::from_secs(20), |s| s.estimate() >= 2_000_000)
+        .expect("ramped up");
+    sim.run_for(Duration::from_secs(5));
+    let before = sim.estimate();
+    // Held 300 ms, then drained at twice real time, in order (a stall neither loses nor
+    // reorders).
+    sim.path.one_way += Duration::from_millis(150);
+    sim.run_for(Duration::from_millis(300));
+    for _ in 0..15 {
+        sim.path.one_way -= Duration::from_millis(10);
+        sim.run_for(Duration::from_millis(20));
+    }
+    sim.run_until(Duration::from_secs(1), |s| s.gcc.overuses() > 0)
+        .expect("the burst reads as overuse");
+    let cut = sim.estimate();
+    assert!(cut < before * 9 / 10, "{before} → {cut}");
+    let took = sim
+        .run_until(Duration::from_secs(20), |s| {
+            s.estimate() >= before * 95 / 100
+        })
+        .expect("recovered");
+    eprintln!("figure: delay burst cut {before} → {cut}, back to 95 % after {took:?}");
+    assert!(took <= Duration::from_secs(3), "recovery took {took:?}");
+}

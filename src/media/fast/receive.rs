@@ -44,8 +44,9 @@ impl Router {
             false => self.counters.srtcp_opened += 1,
         }
         if got.moved {
-            let (estimate, delivered) = (fast.estimate(), fast.delivered());
-            if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, now)) {
+            let (estimate, delivered, back) =
+                (fast.estimate(), fast.delivered(), fast.recovering());
+            if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, back, now)) {
                 self.alloc_dirty = true;
             }
         }

@@ -222,6 +222,11 @@ impl FastSender {
         self.control.delivered()
     }
 
+    /// Whether the estimate climbs back after a cut the path has not confirmed.
+    pub fn recovering(&self) -> bool {
+        self.control.recovering()
+    }
+
     /// Feedback messages applied so far (none without estimation).
     pub fn feedbacks(&self) -> u64 {
         self.control.feedbacks
