@@ -137,8 +137,9 @@ async fn wait_metric(server: &TestServer, name: &str, pred: impl Fn(f64) -> bool
     }
 }
 
-/// Datagrams of a participant's address fill its room's media inbox; joins go on their own
-/// signalling channel and are never refused as "overloaded".
+/// A flood of datagrams from a participant's address fills its room's media inbox or is read
+/// and refused by the room as fast as it comes; joins go on their own signalling channel and
+/// are never refused as "overloaded".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_datagram_flood_into_a_room_never_refuses_a_join() {
     let server = TestServer::start().await;
@@ -157,44 +158,66 @@ async fn a_datagram_flood_into_a_room_never_refuses_a_join() {
     for s in flooders {
         let stop = std::sync::Arc::clone(&stop);
         let stun = stun.clone();
-        // Bounded: 400,000 datagrams or 30 s per socket, whichever comes first.
+        // Bounded: 40,000 batches of 64 (`sendmmsg`, as fast as the server's own egress) or
+        // 30 s per socket, whichever comes first. One datagram per call no longer outruns a
+        // room that takes its inbox in bursts.
         tasks.push(tokio::spawn(async move {
+            use std::os::fd::AsFd;
+            let source = s.local_addr().expect("local address");
+            let batch: Vec<str0m::net::Transmit> = (0..64)
+                .map(|_| str0m::net::Transmit {
+                    proto: str0m::net::Protocol::Udp,
+                    source,
+                    destination: udp,
+                    contents: stun.clone().into(),
+                })
+                .collect();
             let until = Instant::now() + Duration::from_secs(30);
-            for i in 0..400_000u32 {
+            for _ in 0..40_000u32 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > until {
                     break;
                 }
-                let _ = s.send_to(&stun, udp).await;
-                if i % 256 == 0 {
-                    tokio::task::yield_now().await;
-                }
+                confab::server::transport::egress::send_batch_fd(s.as_fd(), &batch);
+                tokio::task::yield_now().await;
             }
         }));
     }
-    let dropped = wait_metric(&server, "confab_udp_dropped_datagrams", |v| v > 0.0).await;
-    assert!(dropped > 0.0, "the flood never filled the media inbox");
-    // What reaches the room is read and refused: a binding request without integrity.
-    let bad = wait_metric(&server, "confab_room_bad_datagrams", |v| v > 0.0).await;
-    assert!(bad > 0.0, "the room counted none of the flood as bad");
-    // Joins while the inbox overflows: each one is admitted. (The flood does crowd out the
-    // room's own media while it lasts: the meeting delivers once it stops.)
+    // Flooded: either the inbox overflowed (dropped) or the room read the datagram and refused
+    // it (a binding request without integrity). Since the room takes its inbox in bursts it
+    // keeps up with this flood on an idle machine (5.5 M datagrams in 10 s, none dropped), so
+    // which of the two happens depends on the machine; joins must be admitted either way.
+    let flooded = |server: &TestServer| {
+        server.metric("confab_udp_dropped_datagrams") + server.metric("confab_room_bad_datagrams")
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while flooded(&server) < 10_000.0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        flooded(&server) >= 10_000.0,
+        "the flood never reached the room: {} datagrams",
+        flooded(&server)
+    );
     let mut bots = vec![];
-    let before = server.metric("confab_udp_dropped_datagrams");
+    let before = flooded(&server);
     for name in ["A", "B", "C"] {
         let joined = Bot::join(bot(&server, "flood", name)).await;
         bots.push(joined.expect("a join during the flood is admitted"));
     }
-    // The overflow went on around the joins (joins take milliseconds; a loaded machine may
-    // run the flooders in bursts).
-    let around = wait_metric(&server, "confab_udp_dropped_datagrams", |v| v > before).await;
-    let dropped_during_joins = around - before;
+    // The flood went on around the joins (joins take milliseconds; a loaded machine may run
+    // the flooders in bursts).
+    let until = Instant::now() + Duration::from_secs(10);
+    while flooded(&server) <= before && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during_joins = flooded(&server) - before;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
     }
     assert!(
-        dropped_during_joins > 0.0,
-        "the inbox was not full while they joined"
+        during_joins > 0.0,
+        "the flood had stopped while they joined"
     );
     assert_all_receive(&bots, Duration::from_secs(15)).await;
 }
