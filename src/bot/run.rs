@@ -1,9 +1,10 @@
 //! The bot's tokio shell: a WebSocket, a UDP socket and a timer around [`ClientCore`].
 
 use super::core::{ClientBehaviour, ClientCore, ClientOutput};
-use super::shell::{take_burst, StatsCopy};
+use super::shell::{take_burst, CoreTimer, StatsCopy, WsReader};
 use super::{Bot, BotCmd, BotConfig, BotError, BotStats};
 use crate::protocol::{ClientMsg, ServerMsg};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,16 +28,24 @@ async fn send(ws: &mut Ws, msg: &ClientMsg) -> Result<(), BotError> {
     ws.send(Message::Text(text.into())).await.map_err(ws_err)
 }
 
+/// The bot's half of the WebSocket once it runs (the reading half is a [`WsReader`]).
+type WsTx = SplitSink<Ws, Message>;
+
+async fn send_split(ws: &mut WsTx, msg: &ClientMsg) -> Result<(), BotError> {
+    let text = serde_json::to_string(msg).map_err(ws_err)?;
+    ws.send(Message::Text(text.into())).await.map_err(ws_err)
+}
+
+fn parse(text: &str) -> Result<ServerMsg, BotError> {
+    serde_json::from_str(text).map_err(|e| BotError::Server(format!("unparseable message: {e}")))
+}
+
 async fn recv(ws: &mut Ws) -> Result<Option<ServerMsg>, BotError> {
     loop {
         match ws.next().await {
             None => return Ok(None),
             Some(Err(e)) => return Err(ws_err(e)),
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(t.as_str())
-                    .map(Some)
-                    .map_err(|e| BotError::Server(format!("unparseable message: {e}")))
-            }
+            Some(Ok(Message::Text(t))) => return parse(t.as_str()).map(Some),
             Some(Ok(Message::Close(_))) => return Ok(None),
             Some(Ok(_)) => continue,
         }
@@ -111,7 +120,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
 /// Carries out the core's outputs; returns when it next wants time.
 async fn flush(
     core: &mut ClientCore,
-    ws: &mut Ws,
+    ws: &mut WsTx,
     socket: &UdpSocket,
 ) -> Result<Instant, BotError> {
     loop {
@@ -120,39 +129,45 @@ async fn flush(
             ClientOutput::Transmit(t) => {
                 let _ = socket.try_send_to(&t.contents, t.destination);
             }
-            ClientOutput::Signal(m) => send(ws, &m).await?,
+            ClientOutput::Signal(m) => send_split(ws, &m).await?,
         }
     }
 }
 
 async fn drive(
     mut core: ClientCore,
-    mut ws: Ws,
+    ws: Ws,
     socket: UdpSocket,
     mut cmds: mpsc::UnboundedReceiver<BotCmd>,
     events: mpsc::UnboundedSender<ServerMsg>,
     stats: Arc<Mutex<BotStats>>,
 ) -> Result<(), BotError> {
-    let mut buf = vec![0u8; 2048];
+    let (mut ws, incoming) = ws.split();
+    let mut incoming = WsReader::spawn(incoming, parse);
     let mut stats = StatsCopy::new(stats);
+    let mut timer = CoreTimer::new();
     loop {
-        let timeout = flush(&mut core, &mut ws, &socket).await?;
+        timer.set(flush(&mut core, &mut ws, &socket).await?);
         stats.refresh(&core);
         tokio::select! {
-            r = socket.recv_from(&mut buf) => take_burst(&mut core, &socket, &mut buf, r)?,
-            msg = recv(&mut ws) => {
+            r = socket.readable() => {
+                r?;
+                take_burst(&mut core, &socket);
+            }
+            msg = incoming.recv() => {
                 let Some(msg) = msg? else { return Ok(()) };
                 core.handle_signal(&msg).map_err(rtc_err)?;
                 let _ = events.send(msg);
             }
             cmd = cmds.recv() => match cmd {
                 None | Some(BotCmd::Leave) => {
-                    let _ = send(&mut ws, &ClientMsg::Leave {}).await;
-                    let _ = ws.close(None).await;
+                    let _ = send_split(&mut ws, &ClientMsg::Leave {}).await;
+                    let _ = ws.close().await;
                     return Ok(());
                 }
                 Some(BotCmd::Freeze) => {
                     // Hold the sockets open but answer nothing, like a frozen laptop.
+                    incoming.stop();
                     while cmds.recv().await.is_some() {}
                     return Ok(());
                 }
@@ -161,7 +176,7 @@ async fn drive(
                 }
                 Some(BotCmd::RestartIce) => core.restart_ice(),
             },
-            _ = tokio::time::sleep_until(timeout.into()) => {
+            _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;
             }
         }

@@ -1,18 +1,33 @@
 //! What every bot shell (confab's in `run`, Janus's in `load::janus_shell`) does around its
-//! [`ClientCore`]: datagrams taken in bursts, and the stats copy the load engine reads.
+//! [`ClientCore`]: datagrams taken in batches, the WebSocket read in a task of its own, the
+//! core's timer, and the stats copy the load engine reads.
+//!
+//! A load run has hundreds of bots on one tokio runtime, on the same two cores as the server
+//! it measures, so whatever a bot does per wake-up is paid hundreds of times per fan-out.
 
 use super::core::ClientCore;
-use super::BotStats;
+use super::{BotError, BotStats};
+use crate::server::transport::recv_batch::{RecvBatch, RECV_BATCH};
+use futures_util::{Stream, StreamExt};
+use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How often the shared copy of the stats is refreshed.
 const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
 const BURST: usize = 64;
+/// Signalling messages read ahead of the bot's loop; the reader waits (and so stops reading
+/// the socket) when this many are queued.
+const READ_AHEAD: usize = 64;
 
 /// The core's stats as the bot's handle sees them.
 pub(crate) struct StatsCopy {
@@ -34,27 +49,122 @@ impl StatsCopy {
         if self.at.elapsed() >= STATS_INTERVAL {
             self.at = Instant::now();
             if let Ok(mut s) = self.shared.lock() {
-                *s = core.stats.clone();
+                s.clone_from(&core.stats);
             }
         }
     }
 }
 
-/// Hands `first` (what `recv_from` gave) to the core, then whatever else is queued, up to
-/// [`BURST`]: one wake-up and one timer re-arm per burst instead of per datagram.
-pub(crate) fn take_burst(
-    core: &mut ClientCore,
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    first: io::Result<(usize, SocketAddr)>,
-) -> io::Result<()> {
-    let (n, source) = first?;
-    core.handle_datagram(source, &buf[..n], Instant::now());
-    for _ in 0..BURST {
-        match socket.try_recv_from(buf) {
-            Ok((n, source)) => core.handle_datagram(source, &buf[..n], Instant::now()),
-            Err(_) => break,
+thread_local! {
+    /// One receive batch per runtime thread, not per bot: its buffers stay in this core's
+    /// cache from one bot's wake-up to the next (hundreds of per-bot buffers would not), and
+    /// nothing survives a call (the datagrams are handed over before it returns).
+    static BATCH: RefCell<RecvBatch> = RefCell::new(RecvBatch::default());
+}
+
+/// Hands the core what is queued on `socket` once it is readable, up to [`BURST`] datagrams
+/// in `recvmmsg` batches: one wake-up, and one system call per batch instead of per datagram.
+/// A batch that comes back short emptied the queue, so it clears the socket's readiness
+/// itself instead of paying one more call to learn that it would block (a datagram arriving
+/// meanwhile sets it again: tokio only clears the readiness it reported).
+pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
+    BATCH.with(|batch| {
+        let Ok(mut batch) = batch.try_borrow_mut() else {
+            return; // not reentrant: the core never calls back into a shell
+        };
+        let mut taken = 0;
+        while taken < BURST {
+            let mut got = 0;
+            let r = socket.try_io(Interest::READABLE, || {
+                got = batch.recv(socket.as_fd())?;
+                if got < RECV_BATCH {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(())
+            });
+            let now = Instant::now();
+            for i in 0..got {
+                if let Some((source, data)) = batch.get(i) {
+                    core.handle_datagram(source, data, now);
+                }
+            }
+            taken += got;
+            if r.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Signalling messages read by a task of their own. Polling a WebSocket costs a memset of its
+/// whole read buffer (tungstenite zeroes 128 KiB before every read attempt), and a bot's
+/// `select!` would poll it at every datagram wake-up; a channel is polled for nothing.
+pub(crate) struct WsReader<T> {
+    rx: mpsc::Receiver<Result<T, BotError>>,
+    task: JoinHandle<()>,
+}
+
+impl<T: Send + 'static> WsReader<T> {
+    /// Reads `stream` until it ends, fails or this reader is dropped, turning each text frame
+    /// into a message with `parse`; other frames are skipped. The first error ends it.
+    pub(crate) fn spawn<S>(mut stream: S, parse: fn(&str) -> Result<T, BotError>) -> Self
+    where
+        S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let task = tokio::spawn(async move {
+            loop {
+                let item = match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => return,
+                    Some(Err(e)) => Err(BotError::Ws(e.to_string())),
+                    Some(Ok(Message::Text(t))) => parse(t.as_str()),
+                    Some(Ok(_)) => continue,
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        WsReader { rx, task }
+    }
+
+    /// The next message; `None` once the WebSocket closed.
+    pub(crate) async fn recv(&mut self) -> Result<Option<T>, BotError> {
+        self.rx.recv().await.transpose()
+    }
+
+    /// Stops reading (a frozen peer): the socket stays open but nothing is read or answered.
+    pub(crate) fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl<T> Drop for WsReader<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The core's next deadline as one timer re-armed only when the deadline moves: a fresh
+/// `sleep_until` per loop turn registered and cancelled a timer entry at every wake-up.
+pub(crate) struct CoreTimer(Pin<Box<tokio::time::Sleep>>);
+
+impl CoreTimer {
+    pub(crate) fn new() -> Self {
+        CoreTimer(Box::pin(tokio::time::sleep(Duration::from_secs(3600))))
+    }
+
+    /// Fires at `at` (at once if it passed).
+    pub(crate) fn set(&mut self, at: Instant) {
+        let at = tokio::time::Instant::from_std(at);
+        if self.0.deadline() != at {
+            self.0.as_mut().reset(at);
         }
     }
-    Ok(())
+
+    /// Waits for the deadline.
+    pub(crate) async fn wait(&mut self) {
+        self.0.as_mut().await
+    }
 }

@@ -62,8 +62,28 @@ fn ws_config() -> WebSocketConfig {
 /// One bot's Janus API connection: a session and its transaction counter.
 pub(super) struct Janus {
     pub(super) ws: Ws,
-    pub(super) session: u64,
+    pub(super) ids: Transactions,
+}
+
+/// A session's id and its transaction counter: what every request carries.
+#[derive(Default)]
+pub(super) struct Transactions {
+    session: u64,
     next: u64,
+}
+
+impl Transactions {
+    /// `msg` as a frame with a fresh transaction (and the session, once there is one), and
+    /// that transaction.
+    pub(super) fn frame(&mut self, mut msg: Value) -> (String, Message) {
+        self.next += 1;
+        let tx = format!("t{}", self.next);
+        msg["transaction"] = json!(tx);
+        if self.session != 0 {
+            msg["session_id"] = json!(self.session);
+        }
+        (tx, Message::Text(msg.to_string().into()))
+    }
 }
 
 impl Janus {
@@ -82,24 +102,15 @@ impl Janus {
         .map_err(ws_err)?;
         Ok(Janus {
             ws,
-            session: 0,
-            next: 0,
+            ids: Transactions::default(),
         })
     }
 
     /// Sends `msg` with a fresh transaction (and the session, once there is one) and returns
     /// that transaction.
-    pub(super) async fn send(&mut self, mut msg: Value) -> Result<String, BotError> {
-        self.next += 1;
-        let tx = format!("t{}", self.next);
-        msg["transaction"] = json!(tx);
-        if self.session != 0 {
-            msg["session_id"] = json!(self.session);
-        }
-        self.ws
-            .send(Message::Text(msg.to_string().into()))
-            .await
-            .map_err(ws_err)?;
+    pub(super) async fn send(&mut self, msg: Value) -> Result<String, BotError> {
+        let (tx, frame) = self.ids.frame(msg);
+        self.ws.send(frame).await.map_err(ws_err)?;
         Ok(tx)
     }
 
@@ -158,14 +169,16 @@ pub(super) async fn recv(ws: &mut Ws) -> Result<Option<Value>, BotError> {
         match ws.next().await {
             None | Some(Ok(Message::Close(_))) => return Ok(None),
             Some(Err(e)) => return Err(ws_err(e)),
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(t.as_str())
-                    .map(Some)
-                    .map_err(|e| BotError::Server(format!("unparseable Janus message: {e}")));
-            }
+            Some(Ok(Message::Text(t))) => return parse(t.as_str()).map(Some),
             Some(Ok(_)) => continue,
         }
     }
+}
+
+/// One JSON frame from Janus.
+pub(super) fn parse(text: &str) -> Result<Value, BotError> {
+    serde_json::from_str(text)
+        .map_err(|e| BotError::Server(format!("unparseable Janus message: {e}")))
 }
 
 fn id_of(v: &Value, what: &str) -> Result<u64, BotError> {
@@ -185,7 +198,7 @@ fn sdp_of(jsep: Option<Value>, what: &str) -> Result<String, BotError> {
 /// done; ICE and DTLS then proceed in the bot's task.
 pub async fn join(config: BotConfig, media_ip: IpAddr) -> Result<Bot, BotError> {
     let mut j = Janus::connect(&config.url).await?;
-    j.session = id_of(&j.request(json!({"janus": "create"})).await?, "session")?;
+    j.ids.session = id_of(&j.request(json!({"janus": "create"})).await?, "session")?;
     let attach = json!({"janus": "attach", "plugin": "janus.plugin.videoroom"});
     let handle = id_of(&j.request(attach).await?, "handle")?;
     let room = room_number(&config.room);

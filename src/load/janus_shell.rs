@@ -1,12 +1,12 @@
 //! The tokio shell of a bot talking to Janus: its UDP socket, the Janus WebSocket (keep-alives,
 //! events read and dropped) and the core's timers, like the confab bot's shell.
 
-use super::janus::{recv, Janus, KEEPALIVE};
+use super::janus::{parse, Janus, KEEPALIVE};
 use crate::bot::core::{ClientCore, ClientOutput};
-use crate::bot::shell::{take_burst, StatsCopy};
+use crate::bot::shell::{take_burst, CoreTimer, StatsCopy, WsReader};
 use crate::bot::{Bot, BotCmd, BotError, BotStats};
 use crate::protocol::{ParticipantId, Role};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -56,49 +56,57 @@ fn flush(core: &mut ClientCore, socket: &UdpSocket) -> Instant {
 
 async fn drive(
     mut core: ClientCore,
-    mut janus: Janus,
+    janus: Janus,
     socket: UdpSocket,
     mut cmds: mpsc::UnboundedReceiver<BotCmd>,
     stats: Arc<Mutex<BotStats>>,
 ) -> Result<(), BotError> {
     let rtc_err = |e: str0m::RtcError| BotError::Rtc(e.to_string());
-    let mut buf = vec![0u8; 2048];
+    let ws_err = |e: tokio_tungstenite::tungstenite::Error| BotError::Ws(e.to_string());
+    let Janus { ws, mut ids } = janus;
+    let (mut ws, incoming) = ws.split();
+    let mut incoming = WsReader::spawn(incoming, parse);
     let mut stats = StatsCopy::new(stats);
+    let mut timer = CoreTimer::new();
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     loop {
-        let timeout = flush(&mut core, &socket);
+        timer.set(flush(&mut core, &socket));
         stats.refresh(&core);
         tokio::select! {
-            r = socket.recv_from(&mut buf) => take_burst(&mut core, &socket, &mut buf, r)?,
+            r = socket.readable() => {
+                r?;
+                take_burst(&mut core, &socket);
+            }
             // Events (webrtcup, media, slowlink) and keep-alive acks change nothing here.
-            msg = recv(&mut janus.ws) => {
+            msg = incoming.recv() => {
                 if msg?.is_none() {
                     return Ok(());
                 }
             }
             _ = keepalive.tick() => {
-                janus.send(json!({"janus": "keepalive"})).await?;
+                ws.send(ids.frame(json!({"janus": "keepalive"})).1).await.map_err(ws_err)?;
             }
             cmd = cmds.recv() => match cmd {
                 None | Some(BotCmd::Leave) => {
                     // Destroying the session detaches its handle and hangs up its PeerConnection.
-                    let _ = janus.send(json!({"janus": "destroy"})).await;
-                    let _ = janus.ws.close(None).await;
+                    let _ = ws.send(ids.frame(json!({"janus": "destroy"})).1).await;
+                    let _ = ws.close().await;
                     return Ok(());
                 }
                 Some(BotCmd::Freeze) => {
+                    incoming.stop();
                     while cmds.recv().await.is_some() {}
                     return Ok(());
                 }
                 Some(BotCmd::SendRaw(text)) => {
                     let frame = tokio_tungstenite::tungstenite::Message::Text(text.into());
-                    janus.ws.send(frame).await.map_err(|e| BotError::Ws(e.to_string()))?;
+                    ws.send(frame).await.map_err(ws_err)?;
                 }
                 // Not part of the comparison: Janus would need a renegotiation request.
                 Some(BotCmd::RestartIce) => {}
             },
-            _ = tokio::time::sleep_until(timeout.into()) => {
+            _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;
             }
         }
