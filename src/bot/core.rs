@@ -92,6 +92,8 @@ pub struct ClientCore {
     connected: bool,
     restart_ice: bool,
     decrypt: bool,
+    /// When the datagram being handled reached the socket, if its shell knows.
+    arrived: Option<Instant>,
     /// Real frames and packets to send instead of synthetic ones.
     pub real: Option<std::sync::Arc<super::real::RealMedia>>,
 }
@@ -145,6 +147,7 @@ impl ClientCore {
             connected: false,
             restart_ice: false,
             decrypt: true,
+            arrived: None,
             real: None,
         };
         if behaviour.subscribe {
@@ -267,6 +270,21 @@ impl ClientCore {
             let _ = self.rtc.handle_input(Input::Receive(now, rx));
         }
         let _ = self.drain();
+    }
+
+    /// A datagram that reached the socket at `arrived` (the kernel's stamp) and is handled at
+    /// `now`: the latency of what it carries is measured to `arrived`, so the time the shell
+    /// took to get round to it is not counted.
+    pub fn handle_datagram_arrived(
+        &mut self,
+        source: SocketAddr,
+        contents: &[u8],
+        now: Instant,
+        arrived: Instant,
+    ) {
+        self.arrived = Some(arrived.min(now));
+        self.handle_datagram(source, contents, now);
+        self.arrived = None;
     }
 
     /// Counts an SRTP packet from its clear header; `false` when it is not RTP (STUN, DTLS,
@@ -394,7 +412,8 @@ impl ClientCore {
                 if key {
                     t.keyframes += 1;
                 }
-                if let Some(stamp) = read_stamp(&p.payload, video, p.timestamp) {
+                let at = self.arrived.unwrap_or(p.timestamp);
+                if let Some(stamp) = read_stamp(&p.payload, video, at) {
                     t.delays_us.record(stamp.age_us);
                     if video {
                         let layer = stamp.layer.min(2);

@@ -5,10 +5,12 @@
 //! offerer), connects over real UDP, publishes synthetic VP8 and Opus packet streams if asked,
 //! subscribes to every remote track, and counts what it receives per track.
 
+mod copy;
 pub mod core;
 mod delays;
 mod media;
 pub mod real;
+mod recv;
 mod run;
 mod seq;
 pub(crate) mod shell;

@@ -1,7 +1,7 @@
 //! The bot's tokio shell: a WebSocket, a UDP socket and a timer around [`ClientCore`].
 
 use super::core::{ClientBehaviour, ClientCore, ClientOutput};
-use super::shell::{take_burst, CoreTimer, StatsCopy, WsReader};
+use super::shell::{stamp_arrivals, take_burst, CoreTimer, StatsCopy, WsReader};
 use super::{Bot, BotCmd, BotConfig, BotError, BotStats};
 use crate::protocol::{ClientMsg, ServerMsg};
 use futures_util::stream::SplitSink;
@@ -83,6 +83,7 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     // A keyframe arrives as a burst; the default buffer overflows when many bots share a CPU.
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
+    stamp_arrivals(&socket, config.decrypt)?;
     let local = socket.local_addr()?;
     let behaviour = ClientBehaviour {
         publish: config.publish,

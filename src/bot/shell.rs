@@ -6,8 +6,8 @@
 //! it measures, so whatever a bot does per wake-up is paid hundreds of times per fan-out.
 
 use super::core::ClientCore;
+use super::recv::{RecvBatch, BATCH as RECV_BATCH};
 use super::{BotError, BotStats};
-use crate::server::transport::recv_batch::{RecvBatch, RECV_BATCH};
 use futures_util::{Stream, StreamExt};
 use std::cell::RefCell;
 use std::io;
@@ -49,7 +49,7 @@ impl StatsCopy {
         if self.at.elapsed() >= STATS_INTERVAL {
             self.at = Instant::now();
             if let Ok(mut s) = self.shared.lock() {
-                s.clone_from(&core.stats);
+                s.refresh_from(&core.stats);
             }
         }
     }
@@ -64,6 +64,8 @@ thread_local! {
 
 /// Hands the core what is queued on `socket` once it is readable, up to [`BURST`] datagrams
 /// in `recvmmsg` batches: one wake-up, and one system call per batch instead of per datagram.
+/// Datagrams the kernel stamped (see [`super::recv::stamp_arrivals`]) are handed over with
+/// their arrival time.
 /// A batch that comes back short emptied the queue, so it clears the socket's readiness
 /// itself instead of paying one more call to learn that it would block (a datagram arriving
 /// meanwhile sets it again: tokio only clears the readiness it reported).
@@ -84,8 +86,12 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
             });
             let now = Instant::now();
             for i in 0..got {
-                if let Some((source, data)) = batch.get(i) {
-                    core.handle_datagram(source, data, now);
+                match batch.get(i) {
+                    Some((source, data, Some(at))) => {
+                        core.handle_datagram_arrived(source, data, now, at)
+                    }
+                    Some((source, data, None)) => core.handle_datagram(source, data, now),
+                    None => {}
                 }
             }
             taken += got;
@@ -94,6 +100,15 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
             }
         }
     });
+}
+
+/// Has the kernel stamp arrivals on a bot's socket when the bot measures latency: the time
+/// a starved tester took to read a datagram is then not counted as the network's.
+pub(crate) fn stamp_arrivals(socket: &UdpSocket, decrypt: bool) -> io::Result<()> {
+    if decrypt {
+        super::recv::stamp_arrivals(socket.as_fd())?;
+    }
+    Ok(())
 }
 
 /// Signalling messages read by a task of their own. Polling a WebSocket costs a memset of its

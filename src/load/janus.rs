@@ -205,6 +205,7 @@ pub async fn join(config: BotConfig, media_ip: IpAddr) -> Result<Bot, BotError> 
     let socket = UdpSocket::bind((media_ip, 0)).await?;
     // A keyframe arrives as a burst; the default buffer overflows when many bots share a CPU.
     let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
+    crate::bot::shell::stamp_arrivals(&socket, config.decrypt)?;
     let local = socket.local_addr()?;
     let behaviour = ClientBehaviour {
         publish: config.publish,

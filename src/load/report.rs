@@ -57,7 +57,9 @@ pub struct Report {
     pub udp_rcvbuf_errors: Option<u64>,
     /// `lost` over expected.
     pub loss_ratio: f64,
-    /// Publisher stamp → receiver arrival through the SFU, µs (decrypting receivers only).
+    /// Publisher stamp → receiver arrival through the SFU, µs (decrypting receivers only). The
+    /// arrival is the kernel's stamp on the receiver's socket, so the time a busy tester took
+    /// to read the datagram is not in it; the server's wait for a CPU is.
     pub latency_us_p50: Option<u64>,
     /// 99th percentile of the same.
     pub latency_us_p99: Option<u64>,
@@ -91,8 +93,10 @@ pub struct Report {
     pub server_wait_pct: Option<f64>,
     /// CPUs of this machine.
     pub cores: usize,
-    /// The tester was starved (see [`Report::starved`]): its latency figures are mostly its
-    /// own scheduling delay, not the SFU's.
+    /// The tester was starved (see [`Report::starved`]): its publishers' frames left late and
+    /// bunched and its reads ran late (a full socket buffer is loss), and tester and server
+    /// took CPU from each other. Received latency is stamped by the kernel on arrival, so a
+    /// late read no longer adds to it.
     pub loader_starved: Option<bool>,
     /// Server RSS when the window started, MiB.
     pub server_rss_mib: Option<f64>,
@@ -255,7 +259,7 @@ impl Report {
                     f(self.loader_wait_per_slice_us, 0),
                     self.cores,
                     if self.loader_starved == Some(true) {
-                        ": TESTER STARVED, latency is mostly its own"
+                        ": TESTER STARVED, it sent and read late"
                     } else {
                         ""
                     }
