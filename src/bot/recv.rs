@@ -198,6 +198,23 @@ mod tests {
         let to = rx.local_addr().expect("addr");
         let a = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let b = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut batch = RecvBatch::default();
+        // The kernel turns arrival stamping on for the whole stack in a deferred work item;
+        // until then it stamps a datagram when it is read. Wait (bounded) until it stamps on
+        // arrival.
+        let mut on_arrival = false;
+        for _ in 0..40 {
+            a.send_to(b"probe", to).expect("send");
+            std::thread::sleep(Duration::from_millis(25));
+            let read = Instant::now();
+            batch.recv(rx.as_fd()).expect("the probe");
+            let (_, _, at) = batch.get(0).expect("got");
+            if at.expect("stamped") + Duration::from_millis(15) <= read {
+                on_arrival = true;
+                break;
+            }
+        }
+        assert!(on_arrival, "the kernel never stamped on arrival");
         let before = Instant::now();
         for i in 0..20u8 {
             let from = if i.is_multiple_of(2) { &a } else { &b };
@@ -207,7 +224,6 @@ mod tests {
         // The stamps are when they were queued, not when they are read.
         std::thread::sleep(Duration::from_millis(50));
         let sent = Instant::now() - Duration::from_millis(40);
-        let mut batch = RecvBatch::default();
         let first = batch.recv(rx.as_fd()).expect("queued");
         assert_eq!(first, BATCH);
         let mut seen = vec![];
