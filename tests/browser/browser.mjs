@@ -174,10 +174,15 @@ export const playoutSkew = (person) =>
     return a && v ? a - v : null;
   });
 
-// playoutSkew sampled every 300 ms for `windowMs`: the samples' median and how many there were
-// (0 when there was no sync group).
-export async function playoutSkews(person, windowMs) {
+// playoutSkew sampled every 300 ms for `windowMs` once it is first reported (within
+// `firstMs`: the sync needs two sender reports of each stream, and str0m sends audio's every
+// 5 s): the samples' median and how many there were (0 when there was no sync group).
+export async function playoutSkews(person, windowMs, firstMs = 15_000) {
   const skews = [];
+  const first = await waitFor('a playout-timestamp skew', () => playoutSkew(person), (s) => s !== null, { timeoutMs: firstMs, intervalMs: 300 }).catch(
+    () => null,
+  );
+  if (first === null) return { median: NaN, samples: 0 };
   for (const end = Date.now() + windowMs; Date.now() < end; ) {
     const skew = await playoutSkew(person);
     if (skew !== null) skews.push(skew);
