@@ -118,7 +118,9 @@ pub use recording::RecordingEntry;
 /// The protocol's version, exchanged in `join` and `joined`. A client that names another
 /// version is refused with `unsupported_version`; one that names none speaks this one.
 /// 2: Q&A changes arrive one `question` at a time (1 sent the whole board as `questions`).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: a silent WebSocket or media that never connected or went away ends the session with
+/// `timed_out` (2 said `closed`, which now means only that the meeting ended).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Messages from a client to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -54,12 +54,11 @@ impl ForwardLog {
 
     /// A timeout pass drained every subscriber str0m copies were written to.
     pub fn drained(&mut self) {
-        if self.on && !self.written.is_empty() {
-            for i in 0..self.written.len() {
-                let (at, n) = self.written[i];
+        if self.on {
+            // `drain` keeps the list's allocation for the next pass (`mem::take` would not).
+            for (at, n) in self.written.drain(..) {
                 push(&mut self.out, &mut self.missed, at, n);
             }
-            self.written.clear();
         }
     }
 }

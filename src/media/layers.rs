@@ -143,6 +143,17 @@ impl Router {
             if let Some(f) = s.fast.as_deref_mut() {
                 f.set_padding(minimum.min(desired));
             }
+            // One line per subscriber and pass: why a viewer gets fewer videos than it shows.
+            tracing::debug!(
+                subscriber = sid.0,
+                ?budget,
+                delivered = ?s.fast.as_deref().and_then(|f| f.delivered()),
+                allocated,
+                desired,
+                padding = minimum.min(desired),
+                videos = forwarded.len(),
+                "allocation"
+            );
             s.rtc.bwe().set_bitrate(
                 Bitrate::bps(minimum.min(desired)),
                 Bitrate::bps(desired.max(300_000)),

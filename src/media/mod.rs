@@ -20,6 +20,7 @@ pub mod forwarder;
 pub mod keyframe;
 mod layers;
 pub mod midmap;
+pub mod msid;
 mod negotiation;
 pub mod peer;
 pub mod record_tap;

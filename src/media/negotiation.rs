@@ -2,6 +2,7 @@
 
 use super::codec_map;
 use super::command::{Event, OfferError};
+use super::msid;
 use super::peer::Peer;
 use super::router::Router;
 use super::sdp_check;
@@ -47,10 +48,7 @@ impl Router {
             p.ufrag = ufrag.clone();
             self.emit(Event::RouteUfrag(id, ufrag));
         }
-        self.emit(Event::Answer {
-            to: id,
-            sdp: codec_map::prefer_video_codec(&answer.to_sdp_string()),
-        });
+        let answer = codec_map::prefer_video_codec(&answer.to_sdp_string());
         self.drain(id);
         let simulcast = sdp_check::simulcast_rids(sdp);
         self.sync_published(id, publish, &sending, &simulcast);
@@ -60,6 +58,13 @@ impl Router {
             p.audio_slots = slots;
         }
         self.sync_subscriptions(id, subscribe, now);
+        // The answer names each m-line's sync group, so its audio slots must be filled first.
+        if self.slots_dirty {
+            self.assign_audio_slots();
+            self.timers.touch_all();
+        }
+        let sdp = msid::regroup(&answer, &self.sync_groups(id));
+        self.emit(Event::Answer { to: id, sdp });
         Ok(())
     }
 

@@ -222,8 +222,8 @@ mod tests {
     use super::*;
     use crate::model::{Kind, ParticipantId, TrackId};
 
-    #[test]
-    fn layers_sorted_and_rates_monotonic() {
+    /// A camera's up-track announcing the simulcast layers `rids`.
+    fn camera(rids: &[&str]) -> UpTrack {
         let info = TrackInfo {
             id: TrackId(1),
             participant: ParticipantId(1),
@@ -231,7 +231,13 @@ mod tests {
             source: Source::Camera,
             muted: false,
         };
-        let t = UpTrack::new(info, Mid::from("1"), &["f".into(), "q".into(), "h".into()]);
+        let rids: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
+        UpTrack::new(info, Mid::from("1"), &rids)
+    }
+
+    #[test]
+    fn layers_sorted_and_rates_monotonic() {
+        let t = camera(&["f", "q", "h"]);
         assert_eq!(t.layer_index(Some(Rid::from("q"))), 0);
         assert_eq!(t.layer_index(Some(Rid::from("f"))), 2);
         let now = Instant::now();
@@ -270,14 +276,7 @@ mod tests {
     /// that wants the top one is forwarded the best that arrives (see `layers.rs`).
     #[test]
     fn the_best_arriving_layer_at_or_below_a_choice() {
-        let info = TrackInfo {
-            id: TrackId(1),
-            participant: ParticipantId(1),
-            kind: Kind::Video,
-            source: Source::Camera,
-            muted: false,
-        };
-        let mut t = UpTrack::new(info, Mid::from("1"), &["q".into(), "h".into(), "f".into()]);
+        let mut t = camera(&["q", "h", "f"]);
         let t0 = Instant::now();
         assert_eq!(t.arriving_up_to(2, t0), None, "nothing known yet");
         t.layers[0].meter.add(500, t0);

@@ -13,11 +13,17 @@ use crate::media::config::SendPath;
 use crate::protocol::{Role, RoomMode, ServerMsg};
 use std::time::Duration;
 
+/// Short, so the test is; long enough that a viewer sending only STUN keepalives is never
+/// silent that long on a busy machine (at 2 s this test failed once under load).
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(4);
+/// The room blocks a second longer than the media timeout.
+const STALL: Duration = Duration::from_secs(5);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_room_keeps_the_peers_it_has_not_read() {
     let server = Loopback::start(|c| {
         c.room.send_path = SendPath::Lean;
-        c.room.media_timeout = Duration::from_secs(2);
+        c.room.media_timeout = MEDIA_TIMEOUT;
     })
     .await;
     let (url, shared) = (&server.url, &server.shared);
@@ -51,14 +57,14 @@ async fn a_late_room_keeps_the_peers_it_has_not_read() {
     }
     let room = shared.rooms.sender("late").expect("the room is open");
     // Longer than the media timeout: every datagram sent meanwhile waits in the inbox.
-    room.send(RoomMsg::Stall(Duration::from_secs(3)))
+    room.send(RoomMsg::Stall(STALL))
         .await
         .expect("the room takes it");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(STALL).await;
     let before: Vec<u64> = viewers.iter().map(|v| packets(&v.stats())).collect();
     for (v, before) in viewers.iter().zip(before) {
         let more = v
-            .wait_until(Duration::from_secs(5), |s| packets(s) > before + 100)
+            .wait_until(Duration::from_secs(10), |s| packets(s) > before + 100)
             .await;
         assert!(
             more,

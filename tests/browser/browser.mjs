@@ -148,6 +148,50 @@ export const inboundStats = (person) =>
     return out;
   });
 
+// Whether `person` decodes video from `others` others and receives some audio.
+export const seesAndHears = (person, others, timeoutMs) =>
+  waitFor(
+    `${person.label} to decode video and receive audio from ${others} others`,
+    () => inboundStats(person),
+    (s) => s.filter((x) => x.kind === 'video' && x.framesDecoded > 0).length >= others && s.some((x) => x.kind === 'audio' && x.packetsReceived > 0),
+    { timeoutMs, intervalMs: 500 },
+  );
+
+// Chromium lip-syncs an audio and a video track only when the SDP puts them in one stream
+// (msid); both then report estimatedPlayoutTimestamp, the sender's NTP time of what plays now.
+// One sample of audio's minus video's (ms) for the busiest inbound audio and video, or null
+// while either is missing (no sync group).
+export const playoutSkew = (person) =>
+  person.page.evaluate(async () => {
+    const pc = window.confab?.client?.pc;
+    if (!pc) return null;
+    const busiest = {};
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if ((busiest[s.kind]?.packetsReceived ?? -1) < (s.packetsReceived ?? 0)) busiest[s.kind] = s;
+    });
+    const [a, v] = [busiest.audio?.estimatedPlayoutTimestamp, busiest.video?.estimatedPlayoutTimestamp];
+    return a && v ? a - v : null;
+  });
+
+// playoutSkew sampled every 300 ms for `windowMs` once it is first reported (within
+// `firstMs`: the sync needs two sender reports of each stream, and str0m sends audio's every
+// 5 s): the samples' median and how many there were (0 when there was no sync group).
+export async function playoutSkews(person, windowMs, firstMs = 15_000) {
+  const skews = [];
+  const first = await waitFor('a playout-timestamp skew', () => playoutSkew(person), (s) => s !== null, { timeoutMs: firstMs, intervalMs: 300 }).catch(
+    () => null,
+  );
+  if (first === null) return { median: NaN, samples: 0 };
+  for (const end = Date.now() + windowMs; Date.now() < end; ) {
+    const skew = await playoutSkew(person);
+    if (skew !== null) skews.push(skew);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  skews.sort((x, y) => x - y);
+  return { median: skews.length ? skews[skews.length >> 1] : NaN, samples: skews.length };
+}
+
 // Outbound RTP of the person's peer connection: [{kind, rid, packetsSent, bytesSent, frameWidth}].
 export const outboundStats = (person) =>
   person.page.evaluate(async () => {

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { useWorld } from './harness.mjs';
-import { waitFor, myId, inboundStats, outboundStats, decodesVideoFrom, receivedSources, cameraFrom } from './browser.mjs';
+import { waitFor, myId, inboundStats, outboundStats, decodesVideoFrom, seesAndHears, receivedSources, cameraFrom } from './browser.mjs';
 
 const MEDIA_DEADLINE_MS = 30_000;
 const UI_DEADLINE_MS = 10_000;
@@ -29,18 +29,10 @@ async function dropped(reason) {
   return Number(m?.[1] ?? 0);
 }
 
-const seesAndHears = (person, others) =>
-  waitFor(
-    `${person.label} to decode video and receive audio from ${others} others`,
-    () => inboundStats(person),
-    (s) => s.filter((x) => x.kind === 'video' && x.framesDecoded > 0).length >= others && s.some((x) => x.kind === 'audio' && x.packetsReceived > 0),
-    { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
-  );
-
 world.scenario('a Firefox user and a Chromium user meet: each sees and hears the other', async () => {
   const fox = await world.open('Fox', `room=${room}&name=Fox`, { firefox: true });
   const big = await world.open('Big', `room=${room}&name=Big`, { viewport: BIG });
-  await Promise.all([seesAndHears(fox, 1), seesAndHears(big, 1)]);
+  await Promise.all([seesAndHears(fox, 1, MEDIA_DEADLINE_MS), seesAndHears(big, 1, MEDIA_DEADLINE_MS)]);
   await decodesVideoFrom(big, await myId(fox), MEDIA_DEADLINE_MS);
 });
 

@@ -18,7 +18,14 @@ const UI_DEADLINE_MS = 10_000;
 const PHONE = { width: 390, height: 844 };
 const CROWD = 26;
 
-const world = useWorld();
+// Bandwidth estimation is off, as in allhands.test.mjs: these scenarios are about layout, and
+// on a loaded machine the gallery's estimate decides how many tiles get video. Measured at
+// load ~9 (server debug log, `confab::media::layers=debug`): the 8 audio slots carry the bots'
+// Opus-sized packets (~60 kbit/s each, no DTX) and take the first 512 kbit/s, and the lean
+// estimator, reading the starved machine's delay jitter as queueing, held Lap near what it
+// delivered (0.4-0.5 Mbit/s) for 19 s, so Lap got 1 video until then and 10 only after 26 s of
+// a 30 s wait.
+const world = useWorld({ serverArgs: ['--bandwidth-estimation', 'false'] });
 const { people } = world;
 const room = `layout-${process.pid}`;
 let crowd = null;

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 
 pub(crate) const API_KEY: &str = "cluster-test-api-key";
 pub(crate) const SECRET: &str = "cluster-test-secret-0123456789";
+/// The metric families of refused relay datagrams: an edge's of the origin's, an origin's of
+/// an edge's uplink.
+const RELAY_DROPS: [&str; 2] = [
+    "confab_relay_dropped_total",
+    "confab_relay_uplink_dropped_total",
+];
 
 /// A `redis-server` on a loopback port, without persistence; killed when dropped.
 pub(crate) struct Redis {
@@ -111,14 +117,23 @@ impl Node {
         metric_in(&http_get(self.http, "/metrics").await, name)
     }
 
+    /// Relay datagrams refused as of a track or layer not (yet) announced, both ways.
+    pub(crate) async fn unknown_track_drops(&self) -> f64 {
+        let mut n = 0.0;
+        for family in RELAY_DROPS {
+            n += self
+                .metric(&format!("{family}{{reason=\"unknown_track\"}}"))
+                .await;
+        }
+        n
+    }
+
     /// No relay datagram was refused as forged, replayed or malformed, either way (an edge's
-    /// refusals of the origin's, an origin's of an edge's uplink); a few of a track whose
-    /// announcement (over the control link) was still on its way are expected under load.
-    pub(crate) async fn assert_relay_drops_benign(&self) {
-        for family in [
-            "confab_relay_dropped_total",
-            "confab_relay_uplink_dropped_total",
-        ] {
+    /// refusals of the origin's, an origin's of an edge's uplink); up to `early_max` of a
+    /// track whose announcement (over the control link) was still on its way are expected,
+    /// more the busier the machine.
+    pub(crate) async fn assert_relay_drops_benign(&self, early_max: f64) {
+        for family in RELAY_DROPS {
             for reason in [
                 "malformed",
                 "unknown_link",
@@ -131,15 +146,13 @@ impl Node {
                     .await;
                 assert_eq!(n, 0.0, "{}: {family} refused as {reason}", self.id);
             }
-            let early = self
-                .metric(&format!("{family}{{reason=\"unknown_track\"}}"))
-                .await;
-            assert!(
-                early <= 10.0,
-                "{}: {family}: {early} datagrams of unknown tracks",
-                self.id
-            );
         }
+        let early = self.unknown_track_drops().await;
+        assert!(
+            early <= early_max,
+            "{}: {early} relay datagrams of unknown tracks",
+            self.id
+        );
     }
 
     /// `GET /api/cluster`'s JSON body.

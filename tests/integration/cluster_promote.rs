@@ -143,7 +143,7 @@ async fn a_viewer_promoted_on_an_edge_publishes_from_there() {
         "uplink refusals not exported"
     );
     for n in &nodes {
-        n.assert_relay_drops_benign().await;
+        n.assert_relay_drops_benign(10.0).await;
     }
     let refused: Vec<&str> = exposition
         .lines()

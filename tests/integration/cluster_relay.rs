@@ -42,6 +42,7 @@ async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
     stage.role = Some(Role::Host);
     stage.subscribe = false;
     let stage = Bot::join(stage).await.expect("the speaker joins");
+    let staged = std::time::Instant::now();
     assert_eq!(stage.role, Role::Host);
     let origin = owner(&nodes[0], room).await.expect("room claimed");
     // The origin's audience count reaches Redis as the room opens.
@@ -67,7 +68,21 @@ async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
             .await;
         assert!(ok, "{} receives: {:?}", v.id, v.stats());
     }
+    // Datagrams of a track the edge has not heard announced yet are refused only while the
+    // announcement is on its way: once everyone receives, none at all.
+    let mut early = vec![];
+    for n in &nodes {
+        early.push(n.unknown_track_drops().await);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    for (n, before) in nodes.iter().zip(early) {
+        let after = n.unknown_track_drops().await;
+        assert_eq!(
+            after, before,
+            "{}: unknown tracks once all was announced",
+            n.id
+        );
+    }
 
     // Zero loss on loopback: no gap in any track's sequence numbers.
     let missing: u64 = viewers
@@ -120,7 +135,10 @@ async fn webinar_one_to_ninety_across_three_nodes_once_per_edge() {
     for e in &edges {
         let r = e.metric("confab_relay_received_packets_total ").await;
         let fwd = e.metric("confab_rtp_forwarded_packets_total ").await;
-        e.assert_relay_drops_benign().await;
+        // How many arrive before their announcement depends on how late the edge reads its
+        // control link, so the bound is time, not a count: a second of the stage's packets.
+        e.assert_relay_drops_benign(published / staged.elapsed().as_secs_f64())
+            .await;
         assert!(r > 0.0 && r <= published, "{}: {r} of {published}", e.id);
         assert!(fwd > 5.0 * r, "{} fans out locally: {fwd} for {r}", e.id);
         received += r;

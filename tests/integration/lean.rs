@@ -3,7 +3,7 @@
 use confab::bot::StreamShape;
 use confab::media::config::SendPath;
 use confab::media::RoomConfig;
-use confab::protocol::Role;
+use confab::protocol::{ParticipantId, Role};
 use confab::sim::{Link, Sim};
 use std::time::Duration;
 
@@ -205,7 +205,7 @@ fn simulcast_shape() -> StreamShape {
     }
 }
 
-fn last_layer(sim: &Sim, id: confab::protocol::ParticipantId) -> Option<u8> {
+fn last_layer(sim: &Sim, id: ParticipantId) -> Option<u8> {
     sim.stats(id)
         .tracks
         .into_values()
@@ -213,17 +213,15 @@ fn last_layer(sim: &Sim, id: confab::protocol::ParticipantId) -> Option<u8> {
         .and_then(|t| t.last_layer)
 }
 
-/// The lean path's own estimator (transport-cc feedback opened from the subscriber's SRTCP)
-/// drives layer allocation as str0m's does on the default path: a 300 kbit/s downlink puts
-/// the subscriber on the low layer within 2 s, and it comes back when the cap lifts.
-#[test]
-fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
+/// A lean sim with a simulcast presenter and one viewer `name`, once the viewer receives the
+/// full layer: (sim, presenter, viewer).
+fn viewer_on_the_full_layer(name: &str) -> (Sim, ParticipantId, ParticipantId) {
     let mut sim = Sim::new(lean());
-    let publisher = sim
+    let presenter = sim
         .join("pub", Role::Presenter, true, simulcast_shape())
         .expect("join");
     let viewer = sim
-        .join("hotel", Role::Audience, false, StreamShape::default())
+        .join(name, Role::Audience, false, StreamShape::default())
         .expect("join");
     assert!(
         sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
@@ -231,6 +229,15 @@ fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
         "{:?}",
         sim.stats(viewer)
     );
+    (sim, presenter, viewer)
+}
+
+/// The lean path's own estimator (transport-cc feedback opened from the subscriber's SRTCP)
+/// drives layer allocation as str0m's does on the default path: a 300 kbit/s downlink puts
+/// the subscriber on the low layer within 2 s, and it comes back when the cap lifts.
+#[test]
+fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
+    let (mut sim, publisher, viewer) = viewer_on_the_full_layer("hotel");
     sim.run_for(Duration::from_secs(3));
     assert_eq!(
         last_layer(&sim, viewer),
@@ -278,18 +285,7 @@ fn lean_capped_subscriber_drops_to_low_layer_and_recovers() {
 /// path never confirms the cut, so the viewer is back on the full layer within a few seconds.
 #[test]
 fn lean_viewer_recovers_from_a_spurious_delay_burst() {
-    let mut sim = Sim::new(lean());
-    sim.join("pub", Role::Presenter, true, simulcast_shape())
-        .expect("join");
-    let viewer = sim
-        .join("india", Role::Audience, false, StreamShape::default())
-        .expect("join");
-    assert!(
-        sim.run_until(Duration::from_secs(10), |s| last_layer(s, viewer)
-            == Some(2)),
-        "{:?}",
-        sim.stats(viewer)
-    );
+    let (mut sim, _, viewer) = viewer_on_the_full_layer("india");
     sim.run_for(Duration::from_secs(5));
     let before = sim.conf.room.fast_estimate(viewer).expect("estimate");
     // +150 ms held 300 ms, then drained at twice real time so nothing is reordered or lost:

@@ -19,6 +19,7 @@ mod lean;
 mod lean_meet;
 mod lean_rtx;
 mod limits;
+mod lip_sync;
 mod load_smoke;
 mod lobby;
 mod meeting;

@@ -4,7 +4,9 @@
 //! each way, and seeded loss of the datagrams in either direction.
 
 use confab::media::relay::wire::RelayOpener;
-use confab::media::relay::{LayerSet, RelayAnnounce, RelayEvent, RelayId, RelayKey, RelayTrack};
+use confab::media::relay::{
+    LayerSet, RelayAnnounce, RelayCounters, RelayEvent, RelayId, RelayKey, RelayTrack,
+};
 use confab::media::RoomConfig;
 use confab::protocol::TrackId;
 use confab::sim::Sim;
@@ -328,4 +330,31 @@ impl Cluster {
             .relay_counters(link)
             .map_or(0, |c| c.packets)
     }
+}
+
+/// The repair ledger of one link direction after seeded loss: `lost` datagrams (a resent one
+/// included) went missing between `sender` and `receiver`; each was asked for and sealed
+/// again, and the receiver refused nothing. Logs the figures under `what`.
+pub fn assert_loss_repaired(
+    what: &str,
+    sender: &RelayCounters,
+    receiver: &RelayCounters,
+    lost: u64,
+) {
+    eprintln!(
+        "{what} under 5 % loss: {} datagrams sent, {lost} lost, {} asked again, {} resent, \
+         {} repaired, {} duplicates",
+        sender.packets,
+        receiver.repair_requests,
+        sender.resent,
+        receiver.repaired,
+        receiver.duplicates
+    );
+    assert!(lost > 20, "{what} lost {lost}");
+    assert!(
+        sender.resent >= lost * 95 / 100,
+        "{} resent for {lost} lost",
+        sender.resent
+    );
+    assert_eq!(receiver.dropped.iter().sum::<u64>(), 0, "{receiver:?}");
 }

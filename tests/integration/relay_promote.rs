@@ -3,12 +3,12 @@
 //! first edge is promoted and publishes there, and its media reaches the origin's viewers and
 //! the other edge's through the origin, repaired when uplink datagrams are lost.
 
-use super::relay_harness::{Cluster, Loss};
+use super::relay_harness::{assert_loss_repaired, Cluster, Loss};
 use confab::bot::{StreamShape, TrackStats};
 use confab::conference::record::Credentials;
 use confab::conference::{Admission, JoinRequest};
 use confab::media::config::SendPath;
-use confab::media::relay::{RelayDrop, RelayId, UPLINK_BLOCK};
+use confab::media::relay::{RelayCounters, RelayDrop, RelayId, UPLINK_BLOCK};
 use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, ParticipantId, Role, Source, TrackId};
 use confab::sim::Sim;
@@ -19,6 +19,15 @@ fn role_from_origin(c: &mut Cluster, edge: usize, who: ParticipantId, role: Role
     c.edges[edge]
         .sim
         .with_conf(|conf, _| conf.relay_role(who, role));
+}
+
+/// The origin's counters of the uplink from edge 0 (the link the cluster gave id 7).
+fn uplink(c: &Cluster) -> &RelayCounters {
+    c.origin
+        .conf
+        .room
+        .uplink_counters(RelayId(7))
+        .expect("uplink")
 }
 
 fn tracks_of(c: &Cluster, who: ParticipantId) -> Vec<TrackId> {
@@ -193,13 +202,7 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
             assert_eq!(t.lost(), 0, "{t:?}");
         }
     }
-    let up = c
-        .origin
-        .conf
-        .room
-        .uplink_counters(RelayId(7))
-        .expect("uplink")
-        .clone();
+    let up = uplink(&c).clone();
     assert!(up.packets > 100, "{up:?}");
     assert_eq!(up.dropped.iter().sum::<u64>(), 0, "{up:?}");
     // Pat's tracks crossed to the other edge and never back to Pat's own.
@@ -283,20 +286,9 @@ fn an_edge_viewer_promoted_to_the_stage_publishes_from_the_edge() {
     );
     role_from_origin(&mut c, 0, p, Role::Audience);
     c.run_for(Duration::from_millis(500));
-    let sent = c
-        .origin
-        .conf
-        .room
-        .uplink_counters(RelayId(7))
-        .expect("uplink")
-        .clone();
+    let sent = uplink(&c).clone();
     c.run_for(Duration::from_secs(1));
-    let now = c
-        .origin
-        .conf
-        .room
-        .uplink_counters(RelayId(7))
-        .expect("uplink");
+    let now = uplink(&c);
     assert_eq!(now.packets, sent.packets, "the uplink stopped");
     assert!(c.edges[0].sim.conf.room.uplink_local_tracks().is_empty());
     for e in &c.edges {
@@ -343,13 +335,7 @@ fn uplink_loss_is_repaired(config: RoomConfig) {
     c.up_loss = None;
     // The last repairs land.
     c.run_for(Duration::from_millis(300));
-    let up = c
-        .origin
-        .conf
-        .room
-        .uplink_counters(RelayId(7))
-        .expect("uplink")
-        .clone();
+    let up = uplink(&c).clone();
     let edge_up = c.edges[0]
         .sim
         .conf
@@ -358,28 +344,15 @@ fn uplink_loss_is_repaired(config: RoomConfig) {
         .expect("the edge's uplink peer")
         .clone();
     let e = &c.edges[0];
-    eprintln!(
-        "uplink under 5 % loss: {} datagrams sent by the edge, {} lost, {} asked again, \
-         {} resent, {} repaired, {} duplicates",
-        edge_up.packets, e.up_lost, up.repair_requests, edge_up.resent, up.repaired, up.duplicates
-    );
-    assert!(e.up_lost > 20, "the uplink lost {}", e.up_lost);
+    assert_loss_repaired("uplink", &edge_up, &up, e.up_lost);
     // A resent copy may be lost too and is asked again: each loss costs one more ask.
     assert_eq!(up.repair_requests, e.up_lost, "{up:?}");
     assert_eq!(up.repair_requests, e.uplink_resends_asked);
-    // Every lost datagram (a resent one included) was asked again and sealed again.
-    assert!(
-        edge_up.resent >= e.up_lost * 95 / 100,
-        "{} resent for {} lost",
-        edge_up.resent,
-        e.up_lost
-    );
     assert!(up.repaired > 0 && up.repaired <= edge_up.resent);
     assert_eq!(up.duplicates, 0, "{up:?}");
     // Nothing refused, a resent copy included: each was sealed under a fresh index (a reused
     // one would count as `replayed`).
     assert_eq!(up.dropped(RelayDrop::Replayed), 0, "{up:?}");
-    assert_eq!(up.dropped.iter().sum::<u64>(), 0, "{up:?}");
     // What crossed is what the edge sent, less what was lost.
     assert_eq!(e.up_crossed + e.up_lost, edge_up.packets);
     // The downlinks lost nothing: Pat's edge asked the origin for nothing. The other edge saw

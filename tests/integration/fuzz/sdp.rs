@@ -472,8 +472,9 @@ proptest! {
                 prop_assert!(!answer_receives(answer), "audience may send:\n{sdp}\n---\n{answer}");
             }
         }
-        if renegotiate {
-            // The same offer again (a renegotiation that changes nothing).
+        // The same offer again (a renegotiation that changes nothing), unless the first
+        // crashed str0m and removed the offerer, whose messages then go unanswered by design.
+        if renegotiate && room.room.contains(id) {
             let _ = offer(&mut room, id, msg, now);
         }
         room.room.handle_timeout(now + std::time::Duration::from_secs(1));
