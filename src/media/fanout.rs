@@ -7,7 +7,6 @@ use super::downtrack::{Incoming, Wishes};
 use super::forward_log::ForwardLog;
 use super::forwarder::DropReason;
 use super::peer::Peer;
-use super::prefetch;
 use crate::model::ParticipantId;
 use std::collections::{BTreeMap, VecDeque};
 use str0m::media::Mid;
@@ -26,18 +25,7 @@ pub(super) fn fan_out(
 ) -> Wishes {
     let mut wishes = Wishes::default();
     let (mut now, mut later) = (0, 0);
-    // Below a few subscribers there is no "ahead" to fetch for.
-    let prefetch = subscribers.len() > 2 && prefetch::enabled();
-    for (i, &(subscriber, mid, at)) in subscribers.iter().enumerate() {
-        if prefetch {
-            for (stage, ahead) in prefetch::STAGES {
-                // The first copy also runs the earlier stages the next ones missed.
-                let from = if i == 0 { 1 } else { ahead };
-                for index in i + from..=i + ahead {
-                    prefetch::stage(peers, subscribers, index, stage);
-                }
-            }
-        }
+    for &(subscriber, mid, at) in subscribers {
         let sent = match peers.get_mut(&subscriber) {
             Some(peer) => peer.forward(mid, at, p, &mut wishes, out),
             None => Err(DropReason::SubscriptionGone),

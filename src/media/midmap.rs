@@ -47,21 +47,6 @@ impl<V> MidMap<V> {
         }
     }
 
-    /// [`Self::get_mut_at`], to read.
-    pub fn get_at(&self, mid: &Mid, at: u32) -> Option<&V> {
-        match self.entries.get(at as usize) {
-            Some((m, v)) if m == mid => Some(v),
-            _ => self.get(mid),
-        }
-    }
-
-    /// Prefetches entry `at`'s line (a hint; nothing when out of range).
-    pub fn prefetch_at(&self, at: u32) {
-        if let Some(e) = self.entries.get(at as usize) {
-            super::fast::gcm::prefetch_range((e as *const (Mid, V)).cast::<u8>(), 1);
-        }
-    }
-
     /// Sets `mid`'s value; returns the one it replaces.
     pub fn insert(&mut self, mid: Mid, value: V) -> Option<V> {
         match self.get_mut(&mid) {

@@ -22,7 +22,6 @@ mod layers;
 pub mod midmap;
 mod negotiation;
 pub mod peer;
-mod prefetch;
 pub mod record_tap;
 pub mod relay;
 pub mod rewrite;

@@ -1,11 +1,10 @@
 //! One AES-GCM key as aws-lc's own `EVP_AEAD_CTX`, owned here so a forwarded copy is sealed
-//! in one pass from the shared payload into its datagram buffer, and its key state can be
-//! prefetched before the copy that needs it.
+//! in one pass from the shared payload into its datagram buffer.
 //!
 //! aws-lc-rs (whose aws-lc-sys build this is: same version, no new features, nothing more
 //! compiled) seals in place only, so each copy first had its payload copied into the buffer
 //! and then read and rewritten by the cipher; its out-of-place call wants an initialised
-//! output slice, and its context's address is private.
+//! output slice (zeroing it first would be the pass saved).
 
 use aws_lc_sys::{
     EVP_AEAD_CTX_free, EVP_AEAD_CTX_new, EVP_AEAD_CTX_open_gather, EVP_AEAD_CTX_seal_scatter,
@@ -17,9 +16,6 @@ use std::ptr::{null, NonNull};
 pub const TAG_LEN: usize = 16;
 /// Bytes of a GCM nonce as SRTP builds it (RFC 7714 §8.1).
 const NONCE_LEN: usize = 12;
-/// Bytes of the context aws-lc keeps per key (its key schedule and GHASH table); what
-/// [`Gcm::prefetch`] touches.
-const CTX_BYTES: usize = std::mem::size_of::<EVP_AEAD_CTX>();
 
 /// An AES-128- or AES-256-GCM key with a 16-byte tag.
 pub struct Gcm {
@@ -159,14 +155,6 @@ impl Gcm {
             ) == 1
         }
     }
-
-    /// Asks the CPU to bring this key's state into its cache: at a wide fan-out each
-    /// subscriber's key is cold by the time its copy is sealed (the tester and the kernel ran
-    /// in between), so the next copy's key is fetched while this one is sealed.
-    #[inline]
-    pub fn prefetch(&self) {
-        prefetch_range(self.ctx.as_ptr().cast::<u8>(), CTX_BYTES);
-    }
 }
 
 impl Drop for Gcm {
@@ -174,25 +162,6 @@ impl Drop for Gcm {
         // SAFETY: made by `EVP_AEAD_CTX_new` and freed only here (which also wipes the key).
         unsafe { EVP_AEAD_CTX_free(self.ctx.as_ptr()) };
     }
-}
-
-/// Prefetches the cache lines of `len` bytes from `p` (a hint: no effect on what the
-/// program computes, a no-op off x86-64).
-#[inline]
-pub fn prefetch_range(p: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let mut off = 0;
-        while off < len {
-            // SAFETY: a prefetch never faults nor reads architecturally; `wrapping_add` keeps
-            // the address computation defined even past the object.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast::<i8>()) };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
 }
 
 #[cfg(test)]
@@ -205,7 +174,6 @@ mod tests {
         for (alg, len) in [(&AES_128_GCM, 16), (&AES_256_GCM, 32)] {
             let key: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(29) ^ 0x33).collect();
             let ours = Gcm::new(&key);
-            ours.prefetch();
             let theirs = LessSafeKey::new(UnboundKey::new(alg, &key).expect("key"));
             let iv = [7u8; 12];
             let header = [0x80u8, 96, 0, 1, 0, 0, 0, 9, 0xAA, 0xBB, 0xCC, 0xDD];

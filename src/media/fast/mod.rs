@@ -7,7 +7,7 @@
 //!   provider that wraps the default one;
 //! - [`srtp`]: RFC 3711 key derivation and RFC 7714 AEAD-GCM sealing of RTP and RTCP, with
 //!   SRTCP nonces that are never reused (its own reporter SSRC heads every compound), on
-//!   [`gcm`]'s keys (aws-lc's context, owned: one-pass sealing into the datagram, prefetch);
+//!   [`gcm`]'s keys (aws-lc's context, owned: one-pass sealing into the datagram);
 //! - [`ice`]: the nominated pair, taken from authenticated binding requests that carry
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);

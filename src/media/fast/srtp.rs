@@ -185,12 +185,6 @@ impl Sealer {
         self.keys.rtp.seal_append(&iv, start, payload, out);
     }
 
-    /// Brings the state the next [`Self::seal_rtp_from`] reads into the cache (a hint).
-    #[inline]
-    pub fn prefetch(&self) {
-        self.keys.rtp.prefetch();
-    }
-
     /// Seals a plain RTCP compound in place; returns the SRTCP index it used.
     pub fn seal_rtcp(&mut self, compound: &mut Vec<u8>) -> Result<u32, SrtpError> {
         if compound.len() < 8 {

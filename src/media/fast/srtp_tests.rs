@@ -155,6 +155,10 @@ fn our_rtp_iv_is_rfc_7714s_as_str0m_builds_it() {
         (0x0102_0304, 1 << 16),
     ] {
         let reference = AeadAes128Gcm::rtp_iv(salt, ssrc, (index >> 16) as u32, index as u16);
-        assert_eq!(rtp_iv(&salt, ssrc, index), reference, "ssrc {ssrc:x} index {index:x}");
+        assert_eq!(
+            rtp_iv(&salt, ssrc, index),
+            reference,
+            "ssrc {ssrc:x} index {index:x}"
+        );
     }
 }
