@@ -6,7 +6,8 @@
 //! - [`keys`]: the SRTP keying material, copied out of str0m's DTLS through a crypto
 //!   provider that wraps the default one;
 //! - [`srtp`]: RFC 3711 key derivation and RFC 7714 AEAD-GCM sealing of RTP and RTCP, with
-//!   SRTCP nonces that are never reused (its own reporter SSRC heads every compound);
+//!   SRTCP nonces that are never reused (its own reporter SSRC heads every compound), on
+//!   [`gcm`]'s keys (aws-lc's context, owned: one-pass sealing into the datagram);
 //! - [`ice`]: the nominated pair, taken from authenticated binding requests that carry
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
@@ -32,6 +33,7 @@
 
 pub mod control;
 pub mod gcc;
+pub mod gcm;
 pub mod history;
 pub mod ice;
 pub mod keys;

@@ -142,3 +142,23 @@ fn aes_cm_profile_is_refused_so_the_peer_stays_on_str0m() {
     };
     assert!(matches!(Sealer::new(&p, &k, 1), Err(SrtpError::Profile(_))));
 }
+
+#[test]
+fn our_rtp_iv_is_rfc_7714s_as_str0m_builds_it() {
+    // Ours is inlined on the per-copy path; str0m's is the reference its own SRTP uses.
+    let salt: [u8; 12] = std::array::from_fn(|i| (i as u8).wrapping_mul(71) ^ 0xC3);
+    for (ssrc, index) in [
+        (0u32, 0u64),
+        (0xAABB_CCDD, 0x1234),
+        (0xFFFF_FFFF, (0xFFFF_FFFFu64 << 16) | 0xFFFF),
+        (7, (3 << 16) | 65_535),
+        (0x0102_0304, 1 << 16),
+    ] {
+        let reference = AeadAes128Gcm::rtp_iv(salt, ssrc, (index >> 16) as u32, index as u16);
+        assert_eq!(
+            rtp_iv(&salt, ssrc, index),
+            reference,
+            "ssrc {ssrc:x} index {index:x}"
+        );
+    }
+}
