@@ -181,8 +181,11 @@ impl Router {
         if self.peers.len() >= self.config.max_participants {
             return Err(JoinError::Full(self.config.max_participants));
         }
-        let browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
+        let mut browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
             .map_err(|e| JoinError::Media(e.to_string()))?;
+        if let Some(f) = browser.fast.as_deref_mut() {
+            f.align(self.timers.grid(now), now);
+        }
         self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
         self.peers.insert(id, Peer::WebRtc(browser));
         self.timers.touch(id);
@@ -387,20 +390,22 @@ impl Router {
         let mut due = std::mem::take(&mut self.due);
         due.clear();
         self.timers.refresh(&self.peers);
-        self.timers.take_due(now, &mut due);
+        // The grid's next slot, when near: its periodic work leaves with this wake's.
+        let horizon = self.timers.horizon(now);
+        self.timers.take_due(horizon, &mut due);
         for &id in &due {
             // Taken out of the index: handled or not, it goes back in at the next refresh.
             self.timers.touch(id);
             // A deadline that moved later unseen (see `timers.rs`) is not due yet.
             let due_now = self.peers.get(&id).and_then(Peer::next_timeout);
-            if due_now.is_none_or(|t| t > now) {
+            if due_now.is_none_or(|t| t > horizon) {
                 continue;
             }
             if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
                 if let Some(f) = p.fast.as_deref_mut() {
-                    let report = f.poll_report(now);
-                    let received = f.poll_receiver_report(now);
-                    let ticked = f.tick(now);
+                    let report = f.poll_report(now, horizon);
+                    let received = f.poll_receiver_report(now, horizon);
+                    let ticked = f.tick(now, horizon);
                     let mut sent = vec![];
                     f.release(&mut p.rtc, now, &mut sent, &mut self.forward_log);
                     if ticked {
@@ -443,7 +448,7 @@ impl Router {
         }
         if self.next_alloc.is_none_or(|t| t <= now) {
             self.alloc_dirty = true;
-            self.next_alloc = Some(now + REALLOCATE_EVERY);
+            self.next_alloc = Some(self.timers.grid(now).first(now, REALLOCATE_EVERY));
         }
         self.due = due;
         self.record_tick(now);
@@ -451,7 +456,7 @@ impl Router {
         self.pump(now);
         self.timers.hot = false;
         if self.next_reap.is_none_or(|t| t <= now) {
-            self.next_reap = Some(now + REAP_EVERY);
+            self.next_reap = Some(self.timers.grid(now).first(now, REAP_EVERY));
             self.timers.audit(&self.peers);
             self.reap(now);
             // Scanning every peer anyway: the index is re-read with it, so a touch missed
@@ -469,6 +474,10 @@ impl Router {
             return o;
         }
         self.timers.refresh(&self.peers);
+        if self.timers.early(now) {
+            // Awake anyway: the next slot's work now, after what this wake sends.
+            return Output::Timeout(now);
+        }
         let peers = self.timers.next();
         // Reaping runs on its own schedule (see `REAP_EVERY`) while anyone is in.
         let busy = !self.peers.is_empty();

@@ -3,6 +3,7 @@
 //! video through the pacer (`paced`), retransmissions answering its NACKs (`resend`).
 
 use super::control::Control;
+use super::grid::Grid;
 use super::history::{RtxSequencer, SeqMap};
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
@@ -124,7 +125,9 @@ pub struct FastSender {
     /// One per m-line that has sent (bounded by the peer's SDP); each down-track keeps its
     /// stream's index ([`Self::send`]'s `slot`).
     streams: Vec<StreamOut>,
+    /// Sender reports and the estimator's ticks are on the room's grid (see `grid.rs`).
     next_report: Instant,
+    grid: Grid,
     /// What media and padding together should reach, in bits per second, so the estimate can
     /// see whether the path carries the next layer (the allocation sets it).
     pad_to: u64,
@@ -167,6 +170,7 @@ impl FastSender {
             control: Control::new(estimate_from, now),
             streams: Vec::new(),
             next_report: now + REPORT_EVERY,
+            grid: Grid::new(now),
             pad_to: 0,
             sent_since_pad: 0,
             last_pad: now,
@@ -232,11 +236,19 @@ impl FastSender {
         self.control.feedbacks
     }
 
+    /// Puts its periodic work on the room's `grid`, so that it shares the room's wakes.
+    pub fn align(&mut self, grid: Grid, now: Instant) {
+        self.grid = grid;
+        self.next_report = grid.first(now, REPORT_EVERY);
+        self.control.align(grid, now);
+        self.reports.align(grid, now);
+    }
+
     /// When this sender wants time next: its reports, and its estimator's tick.
     pub fn next_wake(&self) -> Instant {
-        let wake = match self.control.estimates() {
-            true => self.next_report.min(self.control.next_tick()),
-            false => self.next_report,
+        let wake = match self.control.next_tick() {
+            Some(tick) => self.next_report.min(tick),
+            None => self.next_report,
         };
         let wake = match self.pacer.as_deref().and_then(Pacer::next_wake) {
             Some(paced) => wake.min(paced),
@@ -245,11 +257,12 @@ impl FastSender {
         self.reports.next_report().map_or(wake, |r| wake.min(r))
     }
 
-    /// Time passes for the estimator; returns whether it was ticked.
-    pub fn tick(&mut self, now: Instant) -> bool {
+    /// Time passes for the estimator; returns whether it was ticked (when due by `horizon`,
+    /// see [`Control::tick`]).
+    pub fn tick(&mut self, now: Instant, horizon: Instant) -> bool {
         // Before the keys nothing is sent and no feedback can come: the estimate waits.
         let keyed = matches!(self.keys, Keys::Ready(_));
-        let ticked = self.control.tick(now, keyed);
+        let ticked = self.control.tick(now, horizon, keyed);
         if ticked {
             self.follow_estimate(now);
         }
@@ -436,13 +449,14 @@ impl FastSender {
         self.next_report
     }
 
-    /// The sender reports, when due: one compound headed by the reporter's empty receiver
-    /// report (the SRTCP nonce rule), then a sender report per stream that has sent.
-    pub fn poll_report(&mut self, now: Instant) -> Option<Transmit> {
-        if now < self.next_report {
+    /// The sender reports, when due by `horizon` (see `grid.rs`): one compound headed by the
+    /// reporter's empty receiver report (the SRTCP nonce rule), then a sender report per
+    /// stream that has sent, each pairing RTP and NTP times of `now`, when it leaves.
+    pub fn poll_report(&mut self, now: Instant, horizon: Instant) -> Option<Transmit> {
+        if horizon < self.next_report {
             return None;
         }
-        self.next_report = now + REPORT_EVERY;
+        self.next_report = self.grid.next(self.next_report, horizon, REPORT_EVERY);
         let pair = self.pair?;
         let Keys::Ready(sealer) = &mut self.keys else {
             return None;
@@ -478,10 +492,11 @@ impl FastSender {
 }
 
 impl FastSender {
-    /// The receiver report toward what the peer publishes, when due: the reporter's own
-    /// receiver report heads the compound (the SRTCP nonce rule), with a block per source.
-    pub fn poll_receiver_report(&mut self, now: Instant) -> Option<Transmit> {
-        if !self.reports.due(now) {
+    /// The receiver report toward what the peer publishes, when due by `horizon`: the
+    /// reporter's own receiver report heads the compound (the SRTCP nonce rule), with a block
+    /// per source, as of `now`.
+    pub fn poll_receiver_report(&mut self, now: Instant, horizon: Instant) -> Option<Transmit> {
+        if !self.reports.due(horizon) {
             return None;
         }
         let pair = self.pair?;
