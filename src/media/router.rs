@@ -390,22 +390,20 @@ impl Router {
         let mut due = std::mem::take(&mut self.due);
         due.clear();
         self.timers.refresh(&self.peers);
-        // The grid's next slot, when near: its periodic work leaves with this wake's.
-        let horizon = self.timers.horizon(now);
-        self.timers.take_due(horizon, &mut due);
+        self.timers.take_due(now, &mut due);
         for &id in &due {
             // Taken out of the index: handled or not, it goes back in at the next refresh.
             self.timers.touch(id);
             // A deadline that moved later unseen (see `timers.rs`) is not due yet.
             let due_now = self.peers.get(&id).and_then(Peer::next_timeout);
-            if due_now.is_none_or(|t| t > horizon) {
+            if due_now.is_none_or(|t| t > now) {
                 continue;
             }
             if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
                 if let Some(f) = p.fast.as_deref_mut() {
-                    let report = f.poll_report(now, horizon);
-                    let received = f.poll_receiver_report(now, horizon);
-                    let ticked = f.tick(now, horizon);
+                    let report = f.poll_report(now);
+                    let received = f.poll_receiver_report(now);
+                    let ticked = f.tick(now);
                     let mut sent = vec![];
                     f.release(&mut p.rtc, now, &mut sent, &mut self.forward_log);
                     if ticked {
@@ -474,10 +472,6 @@ impl Router {
             return o;
         }
         self.timers.refresh(&self.peers);
-        if self.timers.early(now) {
-            // Awake anyway: the next slot's work now, after what this wake sends.
-            return Output::Timeout(now);
-        }
         let peers = self.timers.next();
         // Reaping runs on its own schedule (see `REAP_EVERY`) while anyone is in.
         let busy = !self.peers.is_empty();

@@ -29,14 +29,10 @@ use crate::model::ParticipantId;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Stale entries the heap may hold beyond its live ones before it is rebuilt.
 const STALE_FLOOR: usize = 64;
-/// How early a wake may do the work of the grid's next slot (see `fast/grid.rs`): the gap
-/// between a publisher's audio packets, so that a room that hears one is awake for its slot
-/// anyway. The estimator's ticks then come 30–70 ms apart (its contract: 25–100 ms).
-pub const EARLY: Duration = Duration::from_millis(20);
 
 /// Deadlines of a room's peers (see the module docs).
 #[derive(Default)]
@@ -58,44 +54,12 @@ pub struct Timers {
     pub hot: bool,
     /// The room's time grid (see `fast/grid.rs`), based where it was first asked for.
     grid: Option<Grid>,
-    /// The last slot boundary whose work was served (see [`Self::horizon`]).
-    served: Option<Instant>,
 }
 
 impl Timers {
     /// The room's grid: periodic work scheduled on it shares the room's wakes.
     pub fn grid(&mut self, now: Instant) -> Grid {
         *self.grid.get_or_insert_with(|| Grid::new(now))
-    }
-
-    /// Up to when a wake at `now` serves deadlines: the grid's next boundary when it is at
-    /// most [`EARLY`] away (its slot's work is done now, with whatever else this wake sends,
-    /// instead of waking the room again), else `now`. Work that must not be early (paced
-    /// video, str0m's timeouts) checks `now` itself. Marks the boundary served.
-    pub fn horizon(&mut self, now: Instant) -> Instant {
-        let Some(grid) = self.grid else {
-            return now;
-        };
-        let next = grid.ceil(now);
-        if next.saturating_duration_since(now) > EARLY {
-            return now;
-        }
-        self.served = Some(next);
-        next
-    }
-
-    /// Whether a room awake at `now` (flushing what an input wrote) should take the grid's
-    /// next slot early: it is within [`EARLY`], some deadline falls by it, and no wake has
-    /// served it yet (so this says yes once per slot at most).
-    pub fn early(&mut self, now: Instant) -> bool {
-        let Some(grid) = self.grid else {
-            return false;
-        };
-        let next = grid.ceil(now);
-        if next <= now || next - now > EARLY || self.served == Some(next) {
-            return false;
-        }
-        self.next().is_some_and(|t| t <= next)
     }
 
     /// `id`'s deadline may have moved: read it again at the next refresh.

@@ -133,15 +133,13 @@ impl Control {
         (self.gcc.is_some() && self.feedbacks > 0).then_some(self.next_tick)
     }
 
-    /// Time passes; returns whether the estimator was ticked: at `now`, if its tick is due by
-    /// `horizon` (a wake may do a slot's work a little early, see `grid.rs`). With `live`
-    /// false (nothing can be sent yet) only the next tick moves on, so the estimate does not
-    /// decay meanwhile.
-    pub fn tick(&mut self, now: Instant, horizon: Instant, live: bool) -> bool {
-        if horizon < self.next_tick {
+    /// Time passes; returns whether the estimator was ticked. With `live` false (nothing can
+    /// be sent yet) only the next tick moves on, so the estimate does not decay meanwhile.
+    pub fn tick(&mut self, now: Instant, live: bool) -> bool {
+        if now < self.next_tick {
             return false;
         }
-        self.next_tick = self.grid.next(self.next_tick, horizon, TICK_EVERY);
+        self.next_tick = self.grid.next(self.next_tick, now, TICK_EVERY);
         // Silence means a lost path only once feedback has been seen: a subscriber that never
         // sends any (transport-cc not negotiated) must not decay to the floor.
         let Some(gcc) = self.gcc.as_mut().filter(|_| live && self.feedbacks > 0) else {
@@ -341,7 +339,7 @@ mod tests {
         let mut now = t0;
         for _ in 0..100 {
             now += TICK_EVERY;
-            assert!(!control.tick(now, now, true), "nothing to decay before feedback");
+            assert!(!control.tick(now, true), "nothing to decay before feedback");
         }
         assert_eq!(control.estimate(), None);
     }

@@ -8,7 +8,9 @@
 //! that fall in it, are handled in one wake and leave in one batch. A deadline keeps its
 //! phase ([`Grid::next`] counts from the deadline served, not from the late `now`), so a
 //! period stays a period however late the wake. Nothing here must be prompt: NACKs, PLI and
-//! paced video are not on the grid.
+//! paced video are not on the grid. A slot keeps a wake of its own: doing its work early in a
+//! wake the room has for media moved the estimator's ticks, which changed when a capped
+//! viewer's allocation saw its estimate (a virtual-time test then climbed a layer).
 
 use std::time::{Duration, Instant};
 
@@ -72,7 +74,11 @@ mod tests {
         let t0 = Instant::now();
         let g = Grid::new(t0);
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        let on_grid = |t: Instant| t.duration_since(t0).as_nanos().is_multiple_of(SLOT.as_nanos());
+        let on_grid = |t: Instant| {
+            t.duration_since(t0)
+                .as_nanos()
+                .is_multiple_of(SLOT.as_nanos())
+        };
         assert_eq!(g.ceil(ms(0)), ms(0));
         assert_eq!(g.ceil(ms(1)), ms(50));
         assert_eq!(g.ceil(ms(50)), ms(50));

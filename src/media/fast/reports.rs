@@ -165,12 +165,12 @@ impl Reports {
         (!self.sources.is_empty()).then_some(self.next_report)
     }
 
-    /// Whether a report is due by `horizon` (moves the schedule on when it is).
-    pub fn due(&mut self, horizon: Instant) -> bool {
-        if horizon < self.next_report {
+    /// Whether a report is due now (moves the schedule on when it is).
+    pub fn due(&mut self, now: Instant) -> bool {
+        if now < self.next_report {
             return false;
         }
-        self.next_report = self.grid.next(self.next_report, horizon, REPORT_EVERY);
+        self.next_report = self.grid.next(self.next_report, now, REPORT_EVERY);
         true
     }
 

@@ -257,12 +257,11 @@ impl FastSender {
         self.reports.next_report().map_or(wake, |r| wake.min(r))
     }
 
-    /// Time passes for the estimator; returns whether it was ticked (when due by `horizon`,
-    /// see [`Control::tick`]).
-    pub fn tick(&mut self, now: Instant, horizon: Instant) -> bool {
+    /// Time passes for the estimator; returns whether it was ticked.
+    pub fn tick(&mut self, now: Instant) -> bool {
         // Before the keys nothing is sent and no feedback can come: the estimate waits.
         let keyed = matches!(self.keys, Keys::Ready(_));
-        let ticked = self.control.tick(now, horizon, keyed);
+        let ticked = self.control.tick(now, keyed);
         if ticked {
             self.follow_estimate(now);
         }
@@ -449,14 +448,13 @@ impl FastSender {
         self.next_report
     }
 
-    /// The sender reports, when due by `horizon` (see `grid.rs`): one compound headed by the
-    /// reporter's empty receiver report (the SRTCP nonce rule), then a sender report per
-    /// stream that has sent, each pairing RTP and NTP times of `now`, when it leaves.
-    pub fn poll_report(&mut self, now: Instant, horizon: Instant) -> Option<Transmit> {
-        if horizon < self.next_report {
+    /// The sender reports, when due: one compound headed by the reporter's empty receiver
+    /// report (the SRTCP nonce rule), then a sender report per stream that has sent.
+    pub fn poll_report(&mut self, now: Instant) -> Option<Transmit> {
+        if now < self.next_report {
             return None;
         }
-        self.next_report = self.grid.next(self.next_report, horizon, REPORT_EVERY);
+        self.next_report = self.grid.next(self.next_report, now, REPORT_EVERY);
         let pair = self.pair?;
         let Keys::Ready(sealer) = &mut self.keys else {
             return None;
@@ -492,11 +490,10 @@ impl FastSender {
 }
 
 impl FastSender {
-    /// The receiver report toward what the peer publishes, when due by `horizon`: the
-    /// reporter's own receiver report heads the compound (the SRTCP nonce rule), with a block
-    /// per source, as of `now`.
-    pub fn poll_receiver_report(&mut self, now: Instant, horizon: Instant) -> Option<Transmit> {
-        if !self.reports.due(horizon) {
+    /// The receiver report toward what the peer publishes, when due: the reporter's own
+    /// receiver report heads the compound (the SRTCP nonce rule), with a block per source.
+    pub fn poll_receiver_report(&mut self, now: Instant) -> Option<Transmit> {
+        if !self.reports.due(now) {
             return None;
         }
         let pair = self.pair?;
