@@ -106,6 +106,7 @@
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::fast`] | the lean send path (the default; `--send-path str0m` keeps str0m's own): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports, TWCC feedback → GCC estimate (`control`, whose send register numbers every packet), NACK → RTX from a per-source history (`rtx`, `history`), a burst-bounded pacer for video (`pacer`, woken from the router's timeout), datagram buffers reused with egress (`pool`) |
 //! | [`media::fast::gcm`] | one AES-GCM key as aws-lc's own context (aws-lc-sys, the build aws-lc-rs links): each copy sealed in one pass from the shared payload into its datagram buffer |
+//! | [`media::fast::grid`] | the room's 50 ms time grid every lean subscriber's periodic work (estimator ticks, sender and receiver reports) and the router's reallocation and reaping are scheduled on, so a slot's work is one wake and one batch |
 //! | [`media::fast::reports`] | lean peers' receive statistics (RFC 3550 loss, jitter, LSR/DLSR) and our receiver reports toward what they publish |
 //! | [`media::fast::rtcp_in`] | a lean peer's SRTCP opened once and walked for its readers (`control`, `reports`, PLI/FIR); str0m is not given it (`fast::receive` joins it to the router) |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |

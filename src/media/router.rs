@@ -181,8 +181,11 @@ impl Router {
         if self.peers.len() >= self.config.max_participants {
             return Err(JoinError::Full(self.config.max_participants));
         }
-        let browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
+        let mut browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
             .map_err(|e| JoinError::Media(e.to_string()))?;
+        if let Some(f) = browser.fast.as_deref_mut() {
+            f.align(self.timers.grid(now), now);
+        }
         self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
         self.peers.insert(id, Peer::WebRtc(browser));
         self.timers.touch(id);
@@ -443,7 +446,7 @@ impl Router {
         }
         if self.next_alloc.is_none_or(|t| t <= now) {
             self.alloc_dirty = true;
-            self.next_alloc = Some(now + REALLOCATE_EVERY);
+            self.next_alloc = Some(self.timers.grid(now).first(now, REALLOCATE_EVERY));
         }
         self.due = due;
         self.record_tick(now);
@@ -451,7 +454,7 @@ impl Router {
         self.pump(now);
         self.timers.hot = false;
         if self.next_reap.is_none_or(|t| t <= now) {
-            self.next_reap = Some(now + REAP_EVERY);
+            self.next_reap = Some(self.timers.grid(now).first(now, REAP_EVERY));
             self.timers.audit(&self.peers);
             self.reap(now);
             // Scanning every peer anyway: the index is re-read with it, so a touch missed

@@ -23,6 +23,7 @@
 //!   The reaper's scan does it too (every 250 ms), so a missed touch costs a late wake at
 //!   worst, never a peer that is never woken.
 
+use super::fast::grid::Grid;
 use super::peer::Peer;
 use crate::model::ParticipantId;
 use rustc_hash::FxHashMap;
@@ -51,9 +52,16 @@ pub struct Timers {
     /// The input being handled touches what it changes itself (`handle_receive`,
     /// `handle_timeout`): settling it does not re-read every peer.
     pub hot: bool,
+    /// The room's time grid (see `fast/grid.rs`), based where it was first asked for.
+    grid: Option<Grid>,
 }
 
 impl Timers {
+    /// The room's grid: periodic work scheduled on it shares the room's wakes.
+    pub fn grid(&mut self, now: Instant) -> Grid {
+        *self.grid.get_or_insert_with(|| Grid::new(now))
+    }
+
     /// `id`'s deadline may have moved: read it again at the next refresh.
     pub fn touch(&mut self, id: ParticipantId) {
         if !self.all {

@@ -4,6 +4,7 @@
 //! the packets of compounds `rtcp_in` opened (once, for everything that reads them).
 
 use super::gcc::{Estimator, Gcc, GccConfig};
+use super::grid::Grid;
 use super::twcc::{self, Feedback, PacketResult, RegisterConfig, SendRegister};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,9 @@ pub struct Control {
     gcc: Option<Gcc>,
     fb: Feedback,
     results: Vec<PacketResult>,
+    /// The estimator's next tick, on the room's grid (see `grid.rs`).
     next_tick: Instant,
+    grid: Grid,
     /// The sender's epoch: our sender reports' NTP times count from it.
     epoch: Instant,
     /// (media SSRC, wire sequence number) of packets the subscriber reported lost.
@@ -57,6 +60,7 @@ impl Control {
             fb: Feedback::default(),
             results: Vec::new(),
             next_tick: now + TICK_EVERY,
+            grid: Grid::new(now),
             epoch: now,
             nacks: Vec::new(),
             rtt: None,
@@ -117,9 +121,16 @@ impl Control {
         self.gcc.is_some()
     }
 
-    /// When the estimator wants time next.
-    pub fn next_tick(&self) -> Instant {
-        self.next_tick
+    /// Puts the ticks on the room's `grid` (from `now` on).
+    pub fn align(&mut self, grid: Grid, now: Instant) {
+        self.grid = grid;
+        self.next_tick = grid.first(now, TICK_EVERY);
+    }
+
+    /// When the estimator wants time next; none while a tick would do nothing (no estimator,
+    /// or no feedback yet: the first feedback's peer is visited at once, and ticks from there).
+    pub fn next_tick(&self) -> Option<Instant> {
+        (self.gcc.is_some() && self.feedbacks > 0).then_some(self.next_tick)
     }
 
     /// Time passes; returns whether the estimator was ticked. With `live` false (nothing can
@@ -128,7 +139,7 @@ impl Control {
         if now < self.next_tick {
             return false;
         }
-        self.next_tick = now + TICK_EVERY;
+        self.next_tick = self.grid.next(self.next_tick, now, TICK_EVERY);
         // Silence means a lost path only once feedback has been seen: a subscriber that never
         // sends any (transport-cc not negotiated) must not decay to the floor.
         let Some(gcc) = self.gcc.as_mut().filter(|_| live && self.feedbacks > 0) else {

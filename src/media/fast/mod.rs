@@ -22,7 +22,9 @@
 //!   incoming video packet (lean rooms only);
 //! - [`reports`]: receive statistics of what the peer publishes and the receiver reports
 //!   toward it (str0m's are silenced with its sender reports);
-//! - [`pool`]: datagram buffers reused between sealing and egress.
+//! - [`pool`]: datagram buffers reused between sealing and egress;
+//! - [`grid`]: the room's time grid its periodic work (ticks, reports) is scheduled on, so
+//!   every subscriber's share of it is done in one wake.
 //!
 //! Beside them, pure parts with no I/O, each tested on its own: [`twcc`] (send register,
 //! feedback parsing) and [`gcc`] (delay and loss estimator behind `Estimator`), driven through
@@ -34,6 +36,7 @@
 pub mod control;
 pub mod gcc;
 pub mod gcm;
+pub mod grid;
 pub mod history;
 pub mod ice;
 pub mod keys;

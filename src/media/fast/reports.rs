@@ -11,6 +11,7 @@
 //! reader), and writes one receiver report per [`REPORT_EVERY`] from the lean path's own
 //! reporter SSRC, which the sender seals.
 
+use super::grid::Grid;
 use std::time::{Duration, Instant};
 
 /// How often the publisher hears from us (str0m's video default).
@@ -65,7 +66,9 @@ pub struct Block {
 pub struct Reports {
     sources: Vec<Source>,
     epoch: Instant,
+    /// On the room's grid (see `grid.rs`).
     next_report: Instant,
+    grid: Grid,
     /// Sender reports taken from the peer.
     pub srs_seen: u64,
 }
@@ -77,6 +80,7 @@ impl Reports {
             sources: Vec::new(),
             epoch: now,
             next_report: now + REPORT_EVERY,
+            grid: Grid::new(now),
             srs_seen: 0,
         }
     }
@@ -150,6 +154,12 @@ impl Reports {
         true
     }
 
+    /// Puts the reports on the room's `grid` (from `now` on).
+    pub fn align(&mut self, grid: Grid, now: Instant) {
+        self.grid = grid;
+        self.next_report = grid.first(now, REPORT_EVERY);
+    }
+
     /// When the next report is due; none while the peer publishes nothing.
     pub fn next_report(&self) -> Option<Instant> {
         (!self.sources.is_empty()).then_some(self.next_report)
@@ -160,7 +170,7 @@ impl Reports {
         if now < self.next_report {
             return false;
         }
-        self.next_report = now + REPORT_EVERY;
+        self.next_report = self.grid.next(self.next_report, now, REPORT_EVERY);
         true
     }
 

@@ -3,6 +3,7 @@
 //! video through the pacer (`paced`), retransmissions answering its NACKs (`resend`).
 
 use super::control::Control;
+use super::grid::Grid;
 use super::history::{RtxSequencer, SeqMap};
 use super::ice::{self, Pair};
 use super::keys::{self, KeySlot};
@@ -124,7 +125,9 @@ pub struct FastSender {
     /// One per m-line that has sent (bounded by the peer's SDP); each down-track keeps its
     /// stream's index ([`Self::send`]'s `slot`).
     streams: Vec<StreamOut>,
+    /// Sender reports and the estimator's ticks are on the room's grid (see `grid.rs`).
     next_report: Instant,
+    grid: Grid,
     /// What media and padding together should reach, in bits per second, so the estimate can
     /// see whether the path carries the next layer (the allocation sets it).
     pad_to: u64,
@@ -167,6 +170,7 @@ impl FastSender {
             control: Control::new(estimate_from, now),
             streams: Vec::new(),
             next_report: now + REPORT_EVERY,
+            grid: Grid::new(now),
             pad_to: 0,
             sent_since_pad: 0,
             last_pad: now,
@@ -232,11 +236,19 @@ impl FastSender {
         self.control.feedbacks
     }
 
+    /// Puts its periodic work on the room's `grid`, so that it shares the room's wakes.
+    pub fn align(&mut self, grid: Grid, now: Instant) {
+        self.grid = grid;
+        self.next_report = grid.first(now, REPORT_EVERY);
+        self.control.align(grid, now);
+        self.reports.align(grid, now);
+    }
+
     /// When this sender wants time next: its reports, and its estimator's tick.
     pub fn next_wake(&self) -> Instant {
-        let wake = match self.control.estimates() {
-            true => self.next_report.min(self.control.next_tick()),
-            false => self.next_report,
+        let wake = match self.control.next_tick() {
+            Some(tick) => self.next_report.min(tick),
+            None => self.next_report,
         };
         let wake = match self.pacer.as_deref().and_then(Pacer::next_wake) {
             Some(paced) => wake.min(paced),
@@ -442,7 +454,7 @@ impl FastSender {
         if now < self.next_report {
             return None;
         }
-        self.next_report = now + REPORT_EVERY;
+        self.next_report = self.grid.next(self.next_report, now, REPORT_EVERY);
         let pair = self.pair?;
         let Keys::Ready(sealer) = &mut self.keys else {
             return None;
