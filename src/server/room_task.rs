@@ -98,6 +98,7 @@ pub async fn run(
     let sleep = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(sleep);
     loop {
+        out.hand_off = pipelined && !media.is_empty();
         let deadline = flush(
             &mut conf,
             &mut sessions,
@@ -173,6 +174,9 @@ pub async fn run(
         } else {
             if sleep.deadline() != deadline.into() {
                 sleep.as_mut().reset(deadline.into());
+            }
+            if pipelined && media.is_empty() {
+                shared.transport.help();
             }
             let msg = tokio::select! {
                 // Signalling first: a burst of datagrams never holds up a join.
@@ -387,6 +391,8 @@ fn recording_output(
 struct Outgoing {
     batch: Vec<Transmit>,
     forwards: Vec<Forward>,
+    /// Whether the room has more input queued, to handle while the send thread sends.
+    hand_off: bool,
 }
 
 /// One input of the room task, from either inbox.
@@ -417,7 +423,11 @@ fn flush(
     out: &mut Outgoing,
     asks: &mut Vec<Output>,
 ) -> Instant {
-    let Outgoing { batch, forwards } = out;
+    let Outgoing {
+        batch,
+        forwards,
+        hand_off,
+    } = out;
     let mut slow = vec![];
     // The last message serialised: a broadcast arrives as one `Arc` per recipient, in a row.
     let mut last: Option<(Arc<ServerMsg>, Frame)> = None;
@@ -425,7 +435,7 @@ fn flush(
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
                 forward_delay::take(&mut conf.room, forwards);
-                shared.transport.send(batch, forwards);
+                shared.transport.send(batch, forwards, *hand_off);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.
                     conf.leave(id, LeaveReason::Error);
@@ -448,7 +458,7 @@ fn flush(
                 batch.push(t);
                 if batch.len() >= MAX_BATCH {
                     // Its copies are observed with the rest, when the timeout pass sends.
-                    shared.transport.send(batch, &mut Vec::new());
+                    shared.transport.send(batch, &mut Vec::new(), true);
                 }
             }
             Output::Signal(id, msg) => {

@@ -214,10 +214,11 @@ impl Transport {
     }
 
     /// Sends and empties `batch`, whose logged copies are `forwards` (observed in the
-    /// forward-delay histograms when sent): on the send thread if there is one.
-    pub fn send(&self, batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>) {
+    /// forward-delay histograms when sent): on the send thread if there is one and
+    /// `hand_off` (the room has more input to handle meanwhile) or it is busy.
+    pub fn send(&self, batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>, hand_off: bool) {
         match &self.sender {
-            Some(s) => s.submit(batch, forwards),
+            Some(s) => s.submit(batch, forwards, hand_off),
             None => {
                 let m = &self.metrics;
                 if !forwards.is_empty() {
@@ -227,6 +228,13 @@ impl Transport {
                 }
                 self.send_all(batch);
             }
+        }
+    }
+
+    /// A room is about to wait: it sends what the send thread has not started on.
+    pub fn help(&self) {
+        if let Some(s) = &self.sender {
+            s.help();
         }
     }
 

@@ -8,8 +8,12 @@
 //!
 //! - **Order:** whoever sends holds the one token (`sending`) and sends the oldest batch, so
 //!   batches leave in the order rooms handed them over, whichever thread sends them.
-//! - **Small batches** (reports, STUN answers, a paced copy) with nothing queued are sent by
-//!   the room itself: waking the thread would cost more than the send.
+//! - **Only while the room has more to seal** (more input queued) does it hand a batch over;
+//!   otherwise, with nothing queued, it sends the batch itself, as do small batches (reports,
+//!   STUN answers, a paced copy): the thread's wake-up and the batch's trip to another core
+//!   cost CPU that only an overlap pays back. A room about to wait sends whatever is still
+//!   queued if the thread has not started on it ([`SendThread::help`]): under CPU
+//!   contention the thread may not run soon, and the room would only sleep.
 //! - **Bounded:** at most [`MAX_JOBS`] batches and [`MAX_BYTES`] queued. A room finding the
 //!   queue full sends the queued batches itself if the thread is not sending (it has not been
 //!   scheduled yet), else waits for it up to [`FULL_WAIT`]; past that its batch is dropped
@@ -35,9 +39,9 @@ use str0m::net::Transmit;
 use tokio::sync::watch;
 
 /// Most batches queued.
-pub const MAX_JOBS: usize = 64;
-/// Most bytes queued (the socket's own send buffer size: a keyframe to hundreds of peers).
-pub const MAX_BYTES: usize = super::egress::SOCKET_BUFFER;
+pub const MAX_JOBS: usize = 32;
+/// Most bytes queued (a keyframe to a hundred peers; more waits for the thread to send).
+pub const MAX_BYTES: usize = 2 << 20;
 /// Batches of fewer datagrams, with nothing queued, are sent by the room itself.
 pub const HAND_OFF_FROM: usize = 16;
 /// Longest a room waits for room in a full queue before dropping its batch.
@@ -104,16 +108,18 @@ impl SendThread {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `batch` with its logged copies `forwards`, through the thread or, for a small
-    /// batch with nothing queued, at once; leaves both empty (with spare capacity).
-    pub fn submit(&self, batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>) {
+    /// Sends `batch` with its logged copies `forwards`, through the thread if `hand_off` (the
+    /// room has more to do meanwhile) or anything is queued, else at once; leaves both empty
+    /// (with spare capacity).
+    pub fn submit(&self, batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>, hand_off: bool) {
         if batch.is_empty() {
             self.observe(forwards);
             return;
         }
         let bytes = batch.iter().map(|t| t.contents.len()).sum();
         let mut st = self.lock();
-        if !st.closed && !st.sending && st.jobs.is_empty() && batch.len() < HAND_OFF_FROM {
+        let inline = !hand_off || batch.len() < HAND_OFF_FROM;
+        if !st.closed && !st.sending && st.jobs.is_empty() && inline {
             st.sending = true;
             drop(st);
             self.observe(forwards);
@@ -168,6 +174,15 @@ impl SendThread {
         self.metrics.udp_send_handoffs.inc();
         if !st.sending {
             self.ready.notify_one();
+        }
+    }
+
+    /// A room is about to wait: if the thread has not started on what is queued, the room
+    /// sends it.
+    pub fn help(&self) {
+        let st = self.lock();
+        if !st.sending && !st.jobs.is_empty() {
+            drop(self.send_queued(st));
         }
     }
 
@@ -295,7 +310,7 @@ mod tests {
         for n in [40, 3, 100, 1, 20] {
             let mut b = burst(from, to, next, n);
             let mut fwd = vec![(t0, u32::from(n), false)];
-            st.submit(&mut b, &mut fwd);
+            st.submit(&mut b, &mut fwd, true);
             assert!(b.is_empty() && fwd.is_empty());
             next += n;
         }
@@ -327,7 +342,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let mut b = burst(from, to, 0, 50);
-        st.submit(&mut b, &mut vec![]);
+        st.submit(&mut b, &mut vec![], true);
         assert!(b.is_empty());
         let mut buf = [0u8; 8];
         for i in 0..50u16 {
