@@ -10,7 +10,7 @@
 //! When another thread sends them (the server's send thread), it hands a whole sent batch
 //! back with [`give_all`] into one shared list, one lock per batch; a thread whose own list
 //! is empty moves up to [`REFILL`] of them over in one lock ([`take`]). The shared list is
-//! bounded too ([`MAX_SHARED`] buffers, 1 MiB).
+//! bounded too ([`MAX_SHARED`] buffers, 512 KiB).
 
 use std::cell::RefCell;
 use std::sync::{Mutex, PoisonError};
@@ -22,7 +22,7 @@ pub const MAX_BUFFERS: usize = 256;
 pub const MAX_CAPACITY: usize = 2048;
 
 /// Most buffers kept in the list shared between threads.
-pub const MAX_SHARED: usize = 512;
+pub const MAX_SHARED: usize = 256;
 /// Buffers a thread moves from the shared list to its own at once.
 pub const REFILL: usize = 64;
 

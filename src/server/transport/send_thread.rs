@@ -39,15 +39,18 @@ use str0m::net::Transmit;
 use tokio::sync::watch;
 
 /// Most batches queued.
-pub const MAX_JOBS: usize = 32;
-/// Most bytes queued (a keyframe to a hundred peers; more waits for the thread to send).
-pub const MAX_BYTES: usize = 2 << 20;
+pub const MAX_JOBS: usize = 16;
+/// Most bytes queued: a few fan-outs ahead of the thread are enough to keep it busy, and
+/// every queued byte is a pooled buffer the process keeps (RSS per participant).
+pub const MAX_BYTES: usize = 1 << 20;
 /// Batches of fewer datagrams, with nothing queued, are sent by the room itself.
 pub const HAND_OFF_FROM: usize = 16;
 /// Longest a room waits for room in a full queue before dropping its batch.
 pub const FULL_WAIT: Duration = Duration::from_millis(50);
-/// Emptied batches kept for reuse.
-const SPARE: usize = 8;
+/// Emptied batches kept for reuse, and the largest capacity kept (a batch vector is ~100
+/// bytes per datagram).
+const SPARE: usize = 4;
+const SPARE_CAPACITY: usize = 512;
 /// How often an idle thread looks whether the server is shutting down.
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
@@ -220,7 +223,7 @@ impl SendThread {
     }
 
     fn keep(&self, st: &mut State, job: Job) {
-        if st.spare.len() < SPARE && job.batch.capacity() <= super::egress::MAX_BATCH {
+        if st.spare.len() < SPARE && job.batch.capacity() <= SPARE_CAPACITY {
             st.spare.push(job);
         }
     }
