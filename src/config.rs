@@ -63,6 +63,10 @@ pub struct Settings {
     /// path) [default: lean]
     #[arg(long, env = "CONFAB_SEND_PATH")]
     pub send_path: Option<crate::media::config::SendPath>,
+    /// Hand rooms' send batches to a thread of their own, so the kernel's send of one batch
+    /// overlaps the sealing of the next; `false`: each room sends its own [default: true]
+    #[arg(long, env = "CONFAB_SEND_THREAD", action = clap::ArgAction::Set)]
+    pub send_thread: Option<bool>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
@@ -160,6 +164,8 @@ pub struct Config {
     pub ice_tcp: bool,
     /// Whether ICE-TCP is also accepted on the HTTP(S) port.
     pub ice_tcp_http: bool,
+    /// Whether rooms hand their send batches to the send thread.
+    pub send_thread: bool,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -267,6 +273,7 @@ impl Default for Config {
             public_ip: None,
             ice_tcp: true,
             ice_tcp_http: true,
+            send_thread: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -339,6 +346,10 @@ impl Settings {
                 .ice_tcp_http
                 .or(file.ice_tcp_http)
                 .unwrap_or(d.ice_tcp_http),
+            send_thread: self
+                .send_thread
+                .or(file.send_thread)
+                .unwrap_or(d.send_thread),
             tls,
             room: RoomConfig {
                 max_participants: self

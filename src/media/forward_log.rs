@@ -1,5 +1,6 @@
-//! When the forwarded copies the router has put out arrived: the room task turns each into
-//! an arrival → send delay (`confab_forward_delay_seconds`) when it hands them to the kernel.
+//! When the forwarded copies the router has put out arrived: the room task takes them with
+//! their send batch, and the thread that hands that batch to the kernel turns each into an
+//! arrival → send delay (`confab_forward_delay_seconds`, see `server::forward_delay`).
 //!
 //! One entry per fan-out (its copies sent at once), one per copy the lean pacer releases,
 //! and on the str0m path one per fan-out written into the subscribers' `Rtc`s, counted out at
@@ -77,6 +78,13 @@ impl Router {
     pub fn log_forwards(&mut self) {
         self.forward_log.on = true;
         self.forward_log.str0m = self.config.send_path == SendPath::Str0m;
+    }
+
+    /// Copies put out (or released by the lean pacer) since the last take: how big the
+    /// room's next send batch is, about.
+    pub fn forwards_pending(&self) -> u32 {
+        let log = &self.forward_log;
+        log.out.iter().chain(&log.paced).map(|&(_, n)| n).sum()
     }
 
     /// Hands over (arrival, copies, whether the lean pacer held them) for every copy put out

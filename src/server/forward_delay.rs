@@ -1,9 +1,12 @@
 //! `confab_forward_delay_seconds`: how long the SFU holds a forwarded copy, from its source
-//! datagram's arrival (when `recvmmsg` returned) to the copy's hand-off to `sendmmsg`.
+//! datagram's arrival (when `recvmmsg` returned) to the `sendmmsg` call that gives it to the
+//! kernel.
 //!
-//! The room task observes once per send batch (one clock read), with the arrival times the
-//! router logged ([`crate::media::forward_log`]); copies the lean pacer held count from
-//! their arrival to when they are actually sent. One histogram per process, in atomics:
+//! The room task takes the arrival times the router logged ([`crate::media::forward_log`])
+//! with each send batch; whichever thread sends the batch (the send thread, or the room's
+//! own when it sends itself: [`super::transport::send_thread`]) reads the clock right before
+//! its `sendmmsg` and observes them, so time spent queued for the send thread counts. Copies
+//! the lean pacer held count from their arrival to when they are actually sent. One histogram per process, in atomics:
 //! an observation is one bucket search and three relaxed adds, for a whole fan-out at once.
 
 use crate::media::router::Router;
@@ -52,20 +55,26 @@ impl ForwardDelay {
         self.0.count.load(Ordering::Relaxed)
     }
 
-    /// Observes every copy `room` logged since the last call as sent now, those the lean
-    /// pacer held in `paced` too. Call it right before handing the room's batch to the
-    /// kernel; reads the clock only if the room logged any.
-    pub fn sent(&self, paced: &ForwardDelay, room: &mut Router) {
-        let mut now = None;
-        room.take_forwards(|at, n, held| {
-            let t = *now.get_or_insert_with(Instant::now);
-            let d = t.saturating_duration_since(at);
+    /// Observes every logged copy of `forwards` as handed to the kernel at `now`, those the
+    /// lean pacer held in `paced` too.
+    pub fn sent(&self, paced: &ForwardDelay, forwards: &[Forward], now: Instant) {
+        for &(at, n, held) in forwards {
+            let d = now.saturating_duration_since(at);
             self.observe(d, n);
             if held {
                 paced.observe(d, n);
             }
-        });
+        }
     }
+}
+
+/// Copies logged by a room as (arrival, copies, whether the lean pacer held them), taken with
+/// [`Router::take_forwards`] when their batch leaves the room, observed when it is sent.
+pub type Forward = (Instant, u32, bool);
+
+/// Moves every copy `room` logged since the last call into `into`.
+pub fn take(room: &mut Router, into: &mut Vec<Forward>) {
+    room.take_forwards(|at, n, held| into.push((at, n, held)));
 }
 
 impl EncodeMetric for ForwardDelay {

@@ -19,6 +19,10 @@ pub struct Metrics {
     pub udp_out: Counter,
     /// System calls that sent datagrams: `udp_out` over this is the batching achieved.
     pub udp_send_calls: Counter,
+    /// Send batches rooms handed to the send thread (`transport::send_thread`).
+    pub udp_send_handoffs: Counter,
+    /// Datagrams dropped because the send thread's queue stayed full.
+    pub udp_send_dropped: Counter,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: Counter,
     /// SRTCP compounds from lean peers opened by the lean path, and those it refused.
@@ -97,6 +101,16 @@ impl Default for Metrics {
             &mut registry,
             "udp_send_calls",
             "System calls that sent datagrams (sendmmsg or sendto)",
+        );
+        let udp_send_handoffs = m(
+            &mut registry,
+            "udp_send_handoffs",
+            "Send batches handed to the send thread",
+        );
+        let udp_send_dropped = m(
+            &mut registry,
+            "udp_send_dropped_datagrams",
+            "Datagrams dropped because the send thread's queue stayed full",
         );
         let rtp_forwarded = m(
             &mut registry,
@@ -250,6 +264,8 @@ impl Default for Metrics {
             udp_dropped_full,
             udp_out,
             udp_send_calls,
+            udp_send_handoffs,
+            udp_send_dropped,
             rtp_forwarded,
             lean_srtcp_opened,
             lean_srtcp_refused,

@@ -1,6 +1,7 @@
 //! One tokio task per room: the only owner of its `Conference` (and so of its `media::Router`),
 //! fed by sessions (signalling) and transport (media), signalling first.
 
+use super::forward_delay::{self, Forward};
 use super::inbox::{Link, MediaMsg, MediaTx};
 use super::outbound::{Frame, OutboundTx};
 use super::recordings::RoomRecording;
@@ -79,7 +80,10 @@ pub async fn run(
     let mut dropped = [0; DropReason::COUNT];
     let mut srtcp = (0, 0);
     let mut bad_datagrams = 0;
-    let mut batch = Vec::new();
+    let mut out = Outgoing::default();
+    // With a send thread, a big fan-out is flushed at once so that its send overlaps the
+    // sealing of the next (see `FLUSH_COPIES`).
+    let pipelined = shared.transport.has_send_thread();
     let mut links: HashMap<SocketAddr, Link> = HashMap::new();
     // Messages handled since the room last took time.
     let mut taken = 0;
@@ -94,13 +98,14 @@ pub async fn run(
     let sleep = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(sleep);
     loop {
+        out.hand_off = pipelined && !media.is_empty();
         let deadline = flush(
             &mut conf,
             &mut sessions,
             &mut links,
             &shared,
             &this,
-            &mut batch,
+            &mut out,
             &mut asks,
         );
         if !asks.is_empty() || !recording.rx.is_empty() {
@@ -169,6 +174,9 @@ pub async fn run(
         } else {
             if sleep.deadline() != deadline.into() {
                 sleep.as_mut().reset(deadline.into());
+            }
+            if pipelined && media.is_empty() {
+                shared.transport.help();
             }
             let msg = tokio::select! {
                 // Signalling first: a burst of datagrams never holds up a join.
@@ -240,7 +248,8 @@ pub async fn run(
                 // batch) is read before the flush, so that its fan-outs leave in one
                 // sendmmsg; signalling never waits behind more than MEDIA_BURST datagrams.
                 for _ in 1..MEDIA_BURST {
-                    if !rx.is_empty() {
+                    if !rx.is_empty() || (pipelined && conf.room.forwards_pending() >= FLUSH_COPIES)
+                    {
                         break;
                     }
                     let Ok(m) = media.try_recv() else {
@@ -285,6 +294,11 @@ pub async fn run(
 /// burst share a `sendmmsg`. Small, because each may queue a whole fan-out (up to this many
 /// times the audience in sealed packets) before the flush sends it.
 const MEDIA_BURST: usize = 4;
+
+/// Copies put out after which a burst is flushed early when a send thread sends: the thread
+/// starts on them while the room seals the next input's. Below it (a meeting's small
+/// fan-outs) inputs still share a batch, since a hand-off costs a wake-up.
+const FLUSH_COPIES: u32 = 48;
 
 /// One media input: a datagram handed to the room, or an ICE-TCP connection's coming or going.
 fn media_input(
@@ -372,6 +386,15 @@ fn recording_output(
     }
 }
 
+/// Datagrams the room is about to send, and the logged copies among them.
+#[derive(Default)]
+struct Outgoing {
+    batch: Vec<Transmit>,
+    forwards: Vec<Forward>,
+    /// Whether the room has more input queued, to handle while the send thread sends.
+    hand_off: bool,
+}
+
 /// One input of the room task, from either inbox.
 enum Input {
     Signal(RoomMsg),
@@ -397,18 +420,22 @@ fn flush(
     links: &mut HashMap<SocketAddr, Link>,
     shared: &Shared,
     this: &MediaTx,
-    batch: &mut Vec<Transmit>,
+    out: &mut Outgoing,
     asks: &mut Vec<Output>,
 ) -> Instant {
+    let Outgoing {
+        batch,
+        forwards,
+        hand_off,
+    } = out;
     let mut slow = vec![];
     // The last message serialised: a broadcast arrives as one `Arc` per recipient, in a row.
     let mut last: Option<(Arc<ServerMsg>, Frame)> = None;
     loop {
         match conf.poll_output(Instant::now()) {
             Output::Timeout(t) => {
-                let m = &shared.metrics;
-                m.forward_delay.sent(&m.forward_delay_paced, &mut conf.room);
-                shared.send_all(batch);
+                forward_delay::take(&mut conf.room, forwards);
+                shared.transport.send(batch, forwards, *hand_off);
                 for id in slow.drain(..) {
                     // A client that cannot keep up with signalling is as good as gone.
                     conf.leave(id, LeaveReason::Error);
@@ -430,7 +457,8 @@ fn flush(
             Output::Transmit(t) => {
                 batch.push(t);
                 if batch.len() >= MAX_BATCH {
-                    shared.send_all(batch);
+                    // Its copies are observed with the rest, when the timeout pass sends.
+                    shared.transport.send(batch, &mut Vec::new(), true);
                 }
             }
             Output::Signal(id, msg) => {

@@ -1,6 +1,7 @@
 //! The server's forward-delay histogram (`confab_forward_delay_seconds`) on a real server on
 //! loopback with real bots, on both send paths: it observes the copies the server forwarded,
-//! exports a well-formed Prometheus histogram, and confab-load reads its window from it.
+//! exports a well-formed Prometheus histogram, and confab-load reads its window from it; with
+//! and without the send thread.
 //! Structure and counts only; what the delays are is for the benchmarks.
 
 use crate::common::TestServer;
@@ -9,7 +10,15 @@ use confab::media::config::SendPath;
 use std::time::Duration;
 
 async fn run(path: SendPath) {
-    let server = TestServer::with(|c| c.room.send_path = path).await;
+    run_with(path, true).await;
+}
+
+async fn run_with(path: SendPath, send_thread: bool) {
+    let server = TestServer::with(|c| {
+        c.room.send_path = path;
+        c.send_thread = send_thread;
+    })
+    .await;
     let mut config = LoadConfig::new(
         server.ws_url(),
         Scenario::Webinar {
@@ -70,6 +79,12 @@ async fn run(path: SendPath) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lean_copies_are_observed_from_arrival_to_send() {
     run(SendPath::Lean).await;
+}
+
+/// Rooms sending their own batches (`--send-thread false`) observe them as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_copies_are_observed_without_the_send_thread() {
+    run_with(SendPath::Lean, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,14 @@
 //! locking: [`take`] pops a buffer, and egress hands every sent datagram back through
 //! [`give`]. Bounded: at most [`MAX_BUFFERS`] buffers of at most [`MAX_CAPACITY`] bytes each
 //! per thread (512 KiB); anything past that, or larger, is freed as before.
+//!
+//! When another thread sends them (the server's send thread), it hands a whole sent batch
+//! back with [`give_all`] into one shared list, one lock per batch; a thread whose own list
+//! is empty moves up to [`REFILL`] of them over in one lock ([`take`]). The shared list is
+//! bounded too ([`MAX_SHARED`] buffers, 512 KiB).
 
 use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 /// Most buffers kept per thread.
 pub const MAX_BUFFERS: usize = 256;
@@ -15,13 +21,26 @@ pub const MAX_BUFFERS: usize = 256;
 /// freed, so a rare big datagram cannot pin memory.
 pub const MAX_CAPACITY: usize = 2048;
 
+/// Most buffers kept in the list shared between threads.
+pub const MAX_SHARED: usize = 256;
+/// Buffers a thread moves from the shared list to its own at once.
+pub const REFILL: usize = 64;
+
 thread_local! {
     static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
+static SHARED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
 /// An empty buffer with room for at least `len` bytes: a kept one when there is one.
 pub fn take(len: usize) -> Vec<u8> {
-    let kept = FREE.with(|f| f.borrow_mut().pop());
+    let kept = FREE.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.is_empty() {
+            refill(&mut f);
+        }
+        f.pop()
+    });
     match kept {
         Some(mut b) => {
             b.reserve(len);
@@ -46,6 +65,28 @@ pub fn give(mut buf: Vec<u8>) {
     });
 }
 
+/// Keeps every buffer of `bufs` (sent on another thread) in the shared list, up to its
+/// bound, for any thread's later [`take`]: one lock for the lot.
+pub fn give_all(bufs: impl Iterator<Item = Vec<u8>>) {
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    for mut buf in bufs {
+        if shared.len() >= MAX_SHARED {
+            break;
+        }
+        if (1024..=MAX_CAPACITY).contains(&buf.capacity()) {
+            buf.clear();
+            shared.push(buf);
+        }
+    }
+}
+
+/// Moves up to [`REFILL`] buffers from the shared list into this thread's (empty) one.
+fn refill(local: &mut Vec<Vec<u8>>) {
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    let from = shared.len().saturating_sub(REFILL);
+    local.extend(shared.drain(from..));
+}
+
 /// Buffers kept on this thread now.
 pub fn kept() -> usize {
     FREE.with(|f| f.borrow().len())
@@ -57,14 +98,17 @@ mod tests {
 
     #[test]
     fn buffers_are_reused_and_the_list_is_bounded() {
+        // A non-empty list never reaches for the shared one, which other tests fill.
+        give(Vec::with_capacity(MAX_CAPACITY));
+        let base = kept();
         let b = take(1200);
         assert!(b.is_empty() && b.capacity() >= 1200);
         let ptr = b.as_ptr();
         give(b);
-        assert_eq!(kept(), 1);
+        assert_eq!(kept(), base);
         let again = take(1300);
         assert_eq!(again.as_ptr(), ptr, "the kept buffer comes back");
-        assert_eq!(kept(), 0);
+        assert_eq!(kept(), base - 1);
         for _ in 0..MAX_BUFFERS + 10 {
             give(Vec::with_capacity(MAX_CAPACITY));
         }
@@ -76,5 +120,29 @@ mod tests {
         while kept() > 0 {
             take(1);
         }
+    }
+
+    #[test]
+    fn buffers_given_on_one_thread_are_taken_on_another() {
+        let sent: Vec<Vec<u8>> = (0..3).map(|_| Vec::with_capacity(MAX_CAPACITY)).collect();
+        let ptrs: Vec<*const u8> = sent.iter().map(|b| b.as_ptr()).collect();
+        std::thread::spawn(move || give_all(sent.into_iter()))
+            .join()
+            .expect("giver");
+        // Other tests may share the list: look for ours among what a fresh thread takes.
+        let taken = std::thread::spawn(|| {
+            let mut got = vec![];
+            for _ in 0..MAX_SHARED {
+                got.push(take(1).as_ptr() as usize);
+            }
+            got
+        })
+        .join()
+        .expect("taker");
+        for p in ptrs {
+            assert!(taken.contains(&(p as usize)), "a shared buffer is reused");
+        }
+        give_all((0..MAX_SHARED + 10).map(|_| Vec::with_capacity(MAX_CAPACITY)));
+        assert!(SHARED.lock().expect("list").len() <= MAX_SHARED, "bounded");
     }
 }

@@ -12,11 +12,13 @@
 pub mod egress;
 pub mod media_socket;
 pub mod recv_batch;
+pub mod send_thread;
 pub mod stun;
 pub mod tcp;
 pub mod udp;
 pub mod web_port;
 
+use super::forward_delay::Forward;
 use super::inbox::MediaTx;
 use super::limits::Slots;
 use super::metrics::Metrics;
@@ -28,6 +30,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 use str0m::net::Transmit;
 use tokio::sync::{watch, Notify};
 
@@ -154,6 +157,16 @@ pub struct Transport {
     pub shutdown: watch::Receiver<bool>,
     config: Config,
     sockets: Vec<(SocketAddr, Arc<MediaSocket>)>,
+    /// Where rooms hand their send batches (`--send-thread`); `None`: they send themselves.
+    sender: Option<Arc<send_thread::SendThread>>,
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        if let Some(s) = &self.sender {
+            s.close();
+        }
+    }
 }
 
 impl Transport {
@@ -165,7 +178,15 @@ impl Transport {
         shutdown: watch::Receiver<bool>,
     ) -> Transport {
         let l = &config.limits;
+        let sender = config
+            .send_thread
+            .then(|| {
+                let s = sockets.clone();
+                send_thread::SendThread::start(s, Arc::clone(&metrics), shutdown.clone())
+            })
+            .flatten();
         Transport {
+            sender,
             routes: Routes::default(),
             metrics,
             tcp_slots: Slots::new(l.ice_tcp_max_connections, l.ice_tcp_max_per_address),
@@ -188,27 +209,59 @@ impl Transport {
     /// Sends and empties `batch`, each run of datagrams sharing a source socket in as few
     /// system calls as the platform allows (see [`egress::send_batch_fd`]).
     pub fn send_all(&self, batch: &mut Vec<Transmit>) {
-        let mut rest = batch.as_slice();
-        while let Some(first) = rest.first() {
-            let run = rest
-                .iter()
-                .position(|t| t.source != first.source)
-                .unwrap_or(rest.len());
-            if let Some(s) = self.socket_for(first.source) {
-                let sent = egress::send_batch_fd(s.as_fd(), &rest[..run]);
-                self.metrics.udp_out.inc_by(sent.datagrams as u64);
-                self.metrics.udp_send_calls.inc_by(sent.calls as u64);
-            }
-            rest = &rest[run..];
-        }
+        send_runs(&self.sockets, &self.metrics, batch);
         egress::recycle(batch);
     }
 
-    fn socket_for(&self, source: SocketAddr) -> Option<&MediaSocket> {
-        self.sockets
+    /// Sends and empties `batch`, whose logged copies are `forwards` (observed in the
+    /// forward-delay histograms when sent): on the send thread if there is one and
+    /// `hand_off` (the room has more input to handle meanwhile) or it is busy.
+    pub fn send(&self, batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>, hand_off: bool) {
+        match &self.sender {
+            Some(s) => s.submit(batch, forwards, hand_off),
+            None => {
+                let m = &self.metrics;
+                if !forwards.is_empty() {
+                    m.forward_delay
+                        .sent(&m.forward_delay_paced, forwards, Instant::now());
+                    forwards.clear();
+                }
+                self.send_all(batch);
+            }
+        }
+    }
+
+    /// A room is about to wait: it sends what the send thread has not started on.
+    pub fn help(&self) {
+        if let Some(s) = &self.sender {
+            s.help();
+        }
+    }
+
+    /// Whether rooms hand their batches to a send thread.
+    pub fn has_send_thread(&self) -> bool {
+        self.sender.is_some()
+    }
+}
+
+/// Sends `batch` from `sockets`, each run of datagrams sharing a source socket in as few
+/// system calls as the platform allows (see [`egress::send_batch_fd`]), counting in `metrics`.
+fn send_runs(sockets: &[(SocketAddr, Arc<MediaSocket>)], metrics: &Metrics, batch: &[Transmit]) {
+    let mut rest = batch;
+    while let Some(first) = rest.first() {
+        let run = rest
             .iter()
-            .find(|(a, _)| *a == source)
-            .or(self.sockets.first())
-            .map(|(_, s)| s.as_ref())
+            .position(|t| t.source != first.source)
+            .unwrap_or(rest.len());
+        let socket = sockets
+            .iter()
+            .find(|(a, _)| *a == first.source)
+            .or(sockets.first());
+        if let Some((_, s)) = socket {
+            let sent = egress::send_batch_fd(s.as_fd(), &rest[..run]);
+            metrics.udp_out.inc_by(sent.datagrams as u64);
+            metrics.udp_send_calls.inc_by(sent.calls as u64);
+        }
+        rest = &rest[run..];
     }
 }
