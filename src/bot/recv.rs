@@ -114,7 +114,11 @@ impl RecvBatch {
                 .and_then(|at| wall.duration_since(at).ok())
                 .filter(|age| *age <= MAX_AGE)
                 .and_then(|age| now.checked_sub(age));
-            self.got[i] = (hdrs[i].msg_len as usize, socket_addr(&addrs[i]), arrived);
+            self.got[i] = (
+                hdrs[i].msg_len as usize,
+                crate::server::transport::recv_batch::socket_addr(&addrs[i]),
+                arrived,
+            );
         }
         Ok(n)
     }
@@ -151,38 +155,6 @@ fn stamp(msg: &libc::msghdr) -> Option<SystemTime> {
         }
     }
     None
-}
-
-/// The address the kernel wrote, if it is IPv4 or IPv6.
-#[cfg(target_os = "linux")]
-fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
-            // aligned enough for.
-            let a =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
-            let a = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            Some(
-                SocketAddrV6::new(
-                    Ipv6Addr::from(a.sin6_addr.s6_addr),
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                )
-                .into(),
-            )
-        }
-        _ => None,
-    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

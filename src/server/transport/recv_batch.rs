@@ -104,9 +104,10 @@ impl RecvBatch {
     }
 }
 
-/// The address the kernel wrote, if it is IPv4 or IPv6.
+/// The address the kernel wrote, if it is IPv4 or IPv6 (also the load tester's batches,
+/// `bot::recv`).
 #[cfg(target_os = "linux")]
-fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
