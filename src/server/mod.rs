@@ -31,7 +31,6 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use str0m::net::Transmit;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use transport::media_socket::MediaSocket;
@@ -59,13 +58,6 @@ pub struct Shared {
     pub recordings: recordings::Recordings,
     /// Cluster membership (`--redis-url`); `None`: a single node.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-impl Shared {
-    /// Sends and empties `batch` (see [`Transport::send_all`]).
-    pub fn send_all(&self, batch: &mut Vec<Transmit>) {
-        self.transport.send_all(batch);
-    }
 }
 
 /// Startup failures.
