@@ -4,10 +4,10 @@
 //! the other edge's through the origin, repaired when uplink datagrams are lost.
 
 use super::relay_harness::{assert_loss_repaired, Cluster, Loss};
+use crate::common::str0m_room;
 use confab::bot::{StreamShape, TrackStats};
 use confab::conference::record::Credentials;
 use confab::conference::{Admission, JoinRequest};
-use confab::media::config::SendPath;
 use confab::media::relay::{RelayCounters, RelayDrop, RelayId, UPLINK_BLOCK};
 use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, ParticipantId, Role, Source, TrackId};
@@ -311,11 +311,8 @@ fn uplink_loss_is_repaired_from_the_edge() {
 }
 
 #[test]
-fn uplink_loss_is_repaired_on_the_lean_send_path_too() {
-    uplink_loss_is_repaired(RoomConfig {
-        send_path: SendPath::Lean,
-        ..RoomConfig::default()
-    });
+fn uplink_loss_is_repaired_on_the_str0m_send_path_too() {
+    uplink_loss_is_repaired(str0m_room());
 }
 
 fn uplink_loss_is_repaired(config: RoomConfig) {
