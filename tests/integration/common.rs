@@ -170,3 +170,27 @@ pub fn str0m_room() -> confab::media::RoomConfig {
         ..confab::media::RoomConfig::default()
     }
 }
+
+/// confab-load's webinar with one publisher and `viewers` viewers against `server`: 1 s of
+/// warm-up, a 3 s window, joins within 15 s.
+pub fn small_webinar(server: &TestServer, viewers: usize) -> confab::load::LoadConfig {
+    let mut config = confab::load::LoadConfig::new(
+        server.ws_url(),
+        confab::load::Scenario::Webinar {
+            publishers: 1,
+            viewers,
+        },
+    );
+    config.warmup = Duration::from_secs(1);
+    config.duration = Duration::from_secs(3);
+    config.ramp_timeout = Duration::from_secs(15);
+    config
+}
+
+/// Runs `config`, bounded at 40 s.
+pub async fn run_load(config: &confab::load::LoadConfig) -> confab::load::Report {
+    tokio::time::timeout(Duration::from_secs(40), confab::load::run(config))
+        .await
+        .expect("the run is bounded")
+        .expect("valid configuration")
+}

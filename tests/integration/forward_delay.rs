@@ -4,8 +4,7 @@
 //! and without the send thread.
 //! Structure and counts only; what the delays are is for the benchmarks.
 
-use crate::common::TestServer;
-use confab::load::{self, LoadConfig, Scenario};
+use crate::common::{run_load, small_webinar, TestServer};
 use confab::media::config::SendPath;
 use std::time::Duration;
 
@@ -19,20 +18,7 @@ async fn run_with(path: SendPath, send_thread: bool) {
         c.send_thread = send_thread;
     })
     .await;
-    let mut config = LoadConfig::new(
-        server.ws_url(),
-        Scenario::Webinar {
-            publishers: 1,
-            viewers: 4,
-        },
-    );
-    config.warmup = Duration::from_secs(1);
-    config.duration = Duration::from_secs(3);
-    config.ramp_timeout = Duration::from_secs(15);
-    let report = tokio::time::timeout(Duration::from_secs(40), load::run(&config))
-        .await
-        .expect("the run is bounded")
-        .expect("valid configuration");
+    let report = run_load(&small_webinar(&server, 4)).await;
     eprintln!("{path:?}\n{}", report.table());
     assert_eq!(report.ready, 5, "{report:?}");
 

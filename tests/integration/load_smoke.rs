@@ -2,29 +2,17 @@
 //! and forwards without loss; the kernel-ceiling measurement sends what it is asked. Speed
 //! figures are printed, never asserted.
 
-use crate::common::TestServer;
-use confab::load::{self, ceiling, LoadConfig, Scenario};
+use crate::common::{run_load, small_webinar, TestServer};
+use confab::load::ceiling;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webinar_one_to_five_connects_and_forwards_without_loss() {
     let server = TestServer::start().await;
-    let mut config = LoadConfig::new(
-        server.ws_url(),
-        Scenario::Webinar {
-            publishers: 1,
-            viewers: 5,
-        },
-    );
-    config.warmup = Duration::from_secs(1);
-    config.duration = Duration::from_secs(3);
-    config.ramp_timeout = Duration::from_secs(15);
+    let mut config = small_webinar(&server, 5);
     // Two viewers decrypt (latency), three only count: both receive paths are exercised.
     config.decrypting = 2;
-    let report = tokio::time::timeout(Duration::from_secs(40), load::run(&config))
-        .await
-        .expect("the run is bounded")
-        .expect("valid configuration");
+    let report = run_load(&config).await;
     eprintln!("{}", report.table());
     assert_eq!(report.joined, 6, "{report:?}");
     assert_eq!(report.connected, 6, "{report:?}");
