@@ -140,10 +140,12 @@ impl SendThread {
             super::egress::recycle(batch);
             let mut st = self.lock();
             st.sending = false;
-            // Rooms that queued meanwhile saw the token taken and woke nobody.
+            // Rooms that queued meanwhile saw the token taken and woke nobody; a room may also
+            // wait for the token (a full queue) rather than for the thread.
             if !st.jobs.is_empty() && st.parked {
                 self.ready.notify_one();
             }
+            self.notify_rooms(&st);
             return;
         }
         let deadline = Instant::now() + FULL_WAIT;
