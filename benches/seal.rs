@@ -60,7 +60,7 @@ fn aws_ctx(k: &[u8]) -> usize {
 /// call rebuilds it on the stack each time): the other public way into the same code.
 fn evp_ctx(k: &[u8]) -> usize {
     // SAFETY: fresh context, static cipher, key of its length (AES-256).
-    let ctx = unsafe {
+    unsafe {
         let ctx = EVP_CIPHER_CTX_new();
         assert!(!ctx.is_null());
         let ok = EVP_EncryptInit_ex(
@@ -72,8 +72,7 @@ fn evp_ctx(k: &[u8]) -> usize {
         );
         assert_eq!(ok, 1);
         ctx as usize
-    };
-    ctx
+    }
 }
 
 /// Seals through the `EVP_CIPHER` calls: IV, header as AAD, payload, final, tag.
@@ -98,12 +97,8 @@ fn evp_seal(ctx: usize, iv: &[u8; 12], payload: &[u8], out: &mut Vec<u8>) {
         ok &= EVP_EncryptUpdate(ctx, dst, &mut n, payload.as_ptr(), payload.len() as i32) == 1;
         let mut m = 0;
         ok &= EVP_EncryptFinal_ex(ctx, dst.add(payload.len()), &mut m) == 1;
-        ok &= EVP_CIPHER_CTX_ctrl(
-            ctx,
-            EVP_CTRL_GCM_GET_TAG as i32,
-            16,
-            dst.add(payload.len()).cast(),
-        ) == 1;
+        ok &=
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, dst.add(payload.len()).cast()) == 1;
         ok
     };
     assert!(ok);
