@@ -159,6 +159,13 @@ impl Sealer {
         })
     }
 
+    /// Starts bringing the RTP key's state toward the cache ([`Gcm::prefetch`]): a fan-out
+    /// calls it on the next subscriber's sealer before sealing the current copy.
+    #[inline]
+    pub fn prefetch(&self) {
+        self.keys.rtp.prefetch();
+    }
+
     /// The SSRC every compound sealed here starts with.
     pub fn reporter(&self) -> u32 {
         self.reporter
