@@ -6,6 +6,7 @@ use super::command::{Output, RoomCounters};
 use super::downtrack::{Incoming, Wishes};
 use super::forward_log::ForwardLog;
 use super::forwarder::DropReason;
+use super::peer::Stage;
 use super::peer_table::{PeerTable, Subscriber};
 use crate::model::ParticipantId;
 use std::collections::VecDeque;
@@ -24,7 +25,16 @@ pub(super) fn fan_out(
 ) -> Wishes {
     let mut wishes = Wishes::default();
     let (mut now, mut later) = (0, 0);
-    for s in subscribers {
+    for (i, s) in subscribers.iter().enumerate() {
+        // The next subscribers' state is cold (see `peer_table::prefetch`): three stages
+        // ahead, each reading only what the one before brought in.
+        for (ahead, stage) in [(3, Stage::Far), (2, Stage::Mid), (1, Stage::Near)] {
+            if let Some(n) = subscribers.get(i + ahead) {
+                if let Some(peer) = peers.peek(n.slot, n.id) {
+                    peer.prefetch(stage, n.at);
+                }
+            }
+        }
         // By the slot the list remembers: no map walk per copy.
         let sent = match peers.at_mut(s.slot, s.id) {
             Some(peer) => peer.forward(s.mid, s.at, p, &mut wishes, out),

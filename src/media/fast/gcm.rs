@@ -31,6 +31,15 @@ unsafe impl Send for Gcm {}
 unsafe impl Sync for Gcm {}
 
 impl Gcm {
+    /// Prefetches the context (key schedule and GHASH table, a few hundred bytes a seal reads)
+    /// ahead of a seal; see `media::peer_table::prefetch`.
+    #[inline]
+    pub fn prefetch(&self) {
+        crate::media::peer_table::prefetch(self.ctx.as_ptr().cast::<u8>(), 256);
+        crate::media::peer_table::prefetch(self.ctx.as_ptr().cast::<u8>().wrapping_add(256), 256);
+        crate::media::peer_table::prefetch(self.ctx.as_ptr().cast::<u8>().wrapping_add(512), 128);
+    }
+
     /// A key of 16 (AES-128) or 32 (AES-256) bytes.
     pub fn new(key: &[u8]) -> Gcm {
         assert!(key.len() == 16 || key.len() == 32, "AES-GCM key length");

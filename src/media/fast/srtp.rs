@@ -159,6 +159,12 @@ impl Sealer {
         })
     }
 
+    /// Prefetches the RTP context's state (see `Gcm::prefetch`).
+    #[inline]
+    pub fn prefetch(&self) {
+        self.keys.rtp.prefetch();
+    }
+
     /// The SSRC every compound sealed here starts with.
     pub fn reporter(&self) -> u32 {
         self.reporter
