@@ -85,6 +85,7 @@
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
+//! | [`media::peer_table`] | a room's peers by id in stable boxed slots; each subscriber list entry carries its slot (checked by id), so a copy reaches its peer by one array read; the fan-out's staged prefetch of the next subscribers' state |
 //! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back; `relay::wire`: datagram format, HKDF link key, replay window |
 //! | [`media::relay::repair`] | relay loss repair: the edge's gap detection per relayed source and its resend requests, the origin's bounded per-source history resealed under fresh indexes |
 //! | `media::relay::uplink` | promotion from an edge: the edge's relay peer toward the origin (local tracks only, its own key, ids from a block the origin gave the link), the origin's opener feeding them in as the promoted participant's tracks, needs and keyframe requests back to the edge |

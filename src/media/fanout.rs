@@ -6,18 +6,18 @@ use super::command::{Output, RoomCounters};
 use super::downtrack::{Incoming, Wishes};
 use super::forward_log::ForwardLog;
 use super::forwarder::DropReason;
-use super::peer::Peer;
+use super::peer::Stage;
+use super::peer_table::{PeerTable, Subscriber};
 use crate::model::ParticipantId;
-use std::collections::{BTreeMap, VecDeque};
-use str0m::media::Mid;
+use std::collections::VecDeque;
 
 /// For each subscriber of the packet's up-track: decide, write, count. Returns what the
 /// down-tracks asked of the router (a keyframe, a reallocation). A subscriber whose write
 /// made it want time sooner is pushed to `sooner` (see `timers.rs`).
 pub(super) fn fan_out(
     p: &Incoming,
-    subscribers: &[(ParticipantId, Mid, u32)],
-    peers: &mut BTreeMap<ParticipantId, Peer>,
+    subscribers: &[Subscriber],
+    peers: &mut PeerTable,
     counters: &mut RoomCounters,
     log: &mut ForwardLog,
     out: &mut VecDeque<Output>,
@@ -25,16 +25,26 @@ pub(super) fn fan_out(
 ) -> Wishes {
     let mut wishes = Wishes::default();
     let (mut now, mut later) = (0, 0);
-    for &(subscriber, mid, at) in subscribers {
-        let sent = match peers.get_mut(&subscriber) {
-            Some(peer) => peer.forward(mid, at, p, &mut wishes, out),
+    for (i, s) in subscribers.iter().enumerate() {
+        // The next subscribers' state is cold (see `peer_table::prefetch`): three stages
+        // ahead, each reading only what the one before brought in.
+        for (ahead, stage) in [(3, Stage::Far), (2, Stage::Mid), (1, Stage::Near)] {
+            if let Some(n) = subscribers.get(i + ahead) {
+                if let Some(peer) = peers.peek(n.slot, n.id) {
+                    peer.prefetch(stage, n.at);
+                }
+            }
+        }
+        // By the slot the list remembers: no map walk per copy.
+        let sent = match peers.at_mut(s.slot, s.id) {
+            Some(peer) => peer.forward(s.mid, s.at, p, &mut wishes, out),
             None => Err(DropReason::SubscriptionGone),
         };
         match sent {
             Ok(wake) => {
                 counters.rtp_forwarded += 1;
                 if wake {
-                    sooner.push(subscriber);
+                    sooner.push(s.id);
                     later += 1;
                 } else {
                     now += 1;

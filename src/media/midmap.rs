@@ -47,6 +47,20 @@ impl<V> MidMap<V> {
         }
     }
 
+    /// Prefetches the entry at index `at`, if there is one (see `peer_table::prefetch`).
+    #[inline]
+    pub fn prefetch_at(&self, at: u32) {
+        if let Some(e) = self.entries.get(at as usize) {
+            super::peer_table::prefetch(e, std::mem::size_of::<(Mid, V)>());
+        }
+    }
+
+    /// The value at index `at`, if any: what [`Self::get_mut_at`] would try first.
+    #[inline]
+    pub fn get_at(&self, at: u32) -> Option<&V> {
+        self.entries.get(at as usize).map(|(_, v)| v)
+    }
+
     /// Sets `mid`'s value; returns the one it replaces.
     pub fn insert(&mut self, mid: Mid, value: V) -> Option<V> {
         match self.get_mut(&mid) {

@@ -23,6 +23,7 @@ pub mod midmap;
 pub mod msid;
 mod negotiation;
 pub mod peer;
+pub mod peer_table;
 pub mod record_tap;
 pub mod relay;
 pub mod rewrite;

@@ -21,6 +21,17 @@ use std::collections::VecDeque;
 use std::time::Instant;
 use str0m::media::Mid;
 
+/// How far ahead of its copy a prefetch is (see [`Peer::prefetch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The peer's own fields.
+    Far,
+    /// What the peer's fields point to.
+    Mid,
+    /// What that points to.
+    Near,
+}
+
 /// One peer of a room, by kind.
 // Browsers are nearly every peer: boxing theirs would add a pointer chase per packet to save
 // the few relay links' space.
@@ -66,6 +77,17 @@ impl Peer {
             }),
             // No `Rtc` to drive: it only seals what the fan-out hands it.
             Peer::Relay(_) => None,
+        }
+    }
+
+    /// Prefetches what a copy to this peer reads, one stage of three per call, so each stage
+    /// reads only pointers the stage before brought in: `Far` the peer's own fields, `Mid`
+    /// the down-track at index `at` and the lean sender's fields, `Near` the sender's stream,
+    /// pacer and AES-GCM context.
+    #[inline]
+    pub fn prefetch(&self, stage: Stage, at: u32) {
+        if let Peer::WebRtc(w) = self {
+            w.prefetch(stage, at);
         }
     }
 

@@ -12,6 +12,7 @@
 use super::command::{Event as MediaEvent, JoinError, OfferError, Output, RoomCounters};
 use super::config::RoomConfig;
 use super::peer::Peer;
+use super::peer_table::PeerTable;
 use super::record_tap::RecordTap;
 use super::relay::{EdgeLink, RelayAnnounce};
 use super::simulcast::Layer;
@@ -51,7 +52,7 @@ pub struct Router {
     pub(super) name: String,
     pub(super) config: RoomConfig,
     pub(super) candidates: Vec<SocketAddr>,
-    pub(super) peers: BTreeMap<ParticipantId, Peer>,
+    pub(super) peers: PeerTable,
     pub(super) tracks: BTreeMap<TrackId, UpTrack>,
     pub(super) next_track: u64,
     pub(super) out: VecDeque<Output>,
@@ -95,7 +96,7 @@ impl Router {
             name: name.into(),
             config,
             candidates,
-            peers: BTreeMap::new(),
+            peers: PeerTable::default(),
             tracks: BTreeMap::new(),
             next_track: 1,
             out: VecDeque::new(),

@@ -8,6 +8,7 @@ use super::downtrack::Incoming;
 use super::fanout::fan_out;
 use super::forwarder::{DropReason, PacketView};
 use super::peer::Peer;
+use super::peer_table::Subscriber;
 use super::router::{Router, Work};
 use super::simulcast::Layer;
 use crate::model::{Kind, LeaveReason, ParticipantId, TrackId};
@@ -291,6 +292,7 @@ impl Router {
         }
         let uplink = &self.uplink;
         for (sid, s) in &self.peers {
+            let slot = self.peers.slot_of(sid).unwrap_or(u32::MAX);
             let s = match s {
                 Peer::WebRtc(s) => s,
                 Peer::Relay(r) => {
@@ -298,14 +300,16 @@ impl Router {
                     // its `forward` ignores the m-line.
                     let link = r.link();
                     for t in self.tracks.values_mut().filter(|t| uplink.takes(link, t)) {
-                        t.subscribers.push((*sid, Mid::from("relay"), 0));
+                        t.subscribers
+                            .push(Subscriber::new(*sid, slot, Mid::from("relay"), 0));
                     }
                     continue;
                 }
             };
             for (at, (mid, down)) in s.down_tracks.iter().enumerate() {
                 if let Some(t) = self.tracks.get_mut(&down.track) {
-                    t.subscribers.push((*sid, *mid, at as u32));
+                    t.subscribers
+                        .push(Subscriber::new(*sid, slot, *mid, at as u32));
                 }
             }
         }

@@ -25,10 +25,11 @@
 
 use super::fast::grid::Grid;
 use super::peer::Peer;
+use super::peer_table::PeerTable;
 use crate::model::ParticipantId;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// Stale entries the heap may hold beyond its live ones before it is rebuilt.
@@ -76,7 +77,7 @@ impl Timers {
     }
 
     /// Reads the touched peers' deadlines again (all of them after [`Self::touch_all`]).
-    pub fn refresh(&mut self, peers: &BTreeMap<ParticipantId, Peer>) {
+    pub fn refresh(&mut self, peers: &PeerTable) {
         if std::mem::take(&mut self.all) {
             self.touched.clear();
             self.at.retain(|id, _| peers.contains_key(id));
@@ -110,7 +111,7 @@ impl Timers {
 
     /// Counts the peers whose deadline is earlier than the index knows (see [`Self::misses`]);
     /// skipped when every peer is about to be re-read anyway.
-    pub fn audit(&mut self, peers: &BTreeMap<ParticipantId, Peer>) {
+    pub fn audit(&mut self, peers: &PeerTable) {
         if self.all {
             return;
         }
@@ -155,6 +156,7 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     /// A full scan's answer, what the index must agree with.
@@ -227,12 +229,12 @@ mod tests {
         assert!(timers.touched.is_empty());
         timers.touch(ParticipantId(2));
         assert!(timers.touched.is_empty(), "a full re-read covers it");
-        timers.refresh(&BTreeMap::new());
+        timers.refresh(&PeerTable::default());
         assert_eq!(timers.next(), None);
         timers.set(ParticipantId(3), Some(t0));
         timers.touch(ParticipantId(3));
         // Peer 3 is gone from the room: the refresh forgets it.
-        timers.refresh(&BTreeMap::new());
+        timers.refresh(&PeerTable::default());
         assert_eq!(timers.next(), None);
     }
 }

@@ -2,8 +2,9 @@
 
 use super::fast::history::Histories;
 use super::keyframe::KeyframeThrottle;
+use super::peer_table::Subscriber;
 use super::simulcast::{layer_of, Layer};
-use crate::model::{Encoding, ParticipantId, Source, TrackInfo};
+use crate::model::{Encoding, Source, TrackInfo};
 use std::time::{Duration, Instant};
 use str0m::media::{Mid, Rid};
 
@@ -130,9 +131,10 @@ pub struct UpTrack {
     pub layers: Vec<LayerState>,
     /// The layer set last announced to the publisher.
     pub announced: Option<Vec<String>>,
-    /// Its subscribers: (subscriber, the m-line that receives it, that m-line's index in the
-    /// subscriber's `down_tracks`), so a packet finds them without a scan or a hash lookup. Rebuilt by the router when subscriptions change.
-    pub subscribers: Vec<(ParticipantId, Mid, u32)>,
+    /// Its subscribers (who, in which peer slot, on which m-line at which index of its
+    /// `down_tracks`), so a packet finds them without a scan or a lookup. Rebuilt by the router
+    /// when subscriptions change.
+    pub subscribers: Vec<Subscriber>,
     /// Recent payloads per layer, for the lean path's retransmissions (empty on str0m's).
     pub histories: Histories,
     /// Fed by an origin node's relay (this room is an edge): its publisher is not a peer

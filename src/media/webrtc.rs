@@ -9,6 +9,8 @@ use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
 use super::midmap::MidMap;
+use super::peer::Stage;
+use super::peer_table::prefetch;
 use crate::model::{ParticipantId, TrackId};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};
@@ -275,6 +277,29 @@ impl WebRtcPeer {
             last_heard: now,
             fast,
         })
+    }
+
+    /// One stage of the fan-out's prefetch (see [`super::peer::Peer::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, stage: Stage, at: u32) {
+        match stage {
+            Stage::Far => {
+                prefetch(&self.ice_up, 1);
+                prefetch(&self.down_tracks, 24);
+                prefetch(&self.fast, 8);
+            }
+            Stage::Mid => {
+                self.down_tracks.prefetch_at(at);
+                if let Some(f) = self.fast.as_deref() {
+                    f.prefetch_fields();
+                }
+            }
+            Stage::Near => {
+                if let (Some(f), Some(d)) = (self.fast.as_deref(), self.down_tracks.get_at(at)) {
+                    f.prefetch_state(d.lean_slot);
+                }
+            }
+        }
     }
 
     /// Lets the down-track on `mid` (at index `at` of `down_tracks` when the subscriber index

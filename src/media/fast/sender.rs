@@ -21,6 +21,7 @@ use str0m::Rtc;
 
 mod feedback;
 mod paced;
+mod prefetch;
 mod resend;
 mod streams;
 

@@ -1,0 +1,34 @@
+//! The lean sender's part of the fan-out's prefetch (see `media::peer_table::prefetch`): the
+//! fields one copy reads, then what they point to.
+
+use super::{FastSender, Keys};
+use crate::media::peer_table::prefetch;
+
+impl FastSender {
+    /// The fields a copy reads: keys and pair, the stream list, pacer, send register, counters.
+    #[inline]
+    pub fn prefetch_fields(&self) {
+        prefetch(&self.keys, std::mem::size_of::<Keys>());
+        prefetch(&self.pair, 8);
+        prefetch(&self.streams, 24);
+        prefetch(&self.pacer, 8);
+        prefetch(&self.control, 64);
+        prefetch(&self.rtp_sent, 8);
+        prefetch(&self.sent_since_pad, 8);
+    }
+
+    /// What those fields point to: the stream at `slot` (the down-track's memory of it), the
+    /// pacer's state and the AES-GCM context.
+    #[inline]
+    pub fn prefetch_state(&self, slot: u32) {
+        if let Some(s) = self.streams.get(slot as usize) {
+            prefetch(s, std::mem::size_of_val(s));
+        }
+        if let Some(p) = self.pacer.as_deref() {
+            prefetch(p, 128);
+        }
+        if let Keys::Ready(sealer) = &self.keys {
+            sealer.prefetch();
+        }
+    }
+}
