@@ -1,7 +1,7 @@
 //! The bot's tokio shell: a WebSocket, a UDP socket and a timer around [`ClientCore`].
 
 use super::core::{ClientBehaviour, ClientCore, ClientOutput};
-use super::shell::{stamp_arrivals, take_burst, CoreTimer, StatsCopy, WsReader};
+use super::shell::{stamp_arrivals, take_burst, CoreTimer, Inbound, StatsCopy, WsReader};
 use super::{Bot, BotCmd, BotConfig, BotError, BotStats};
 use crate::protocol::{ClientMsg, ServerMsg};
 use futures_util::stream::SplitSink;
@@ -139,12 +139,12 @@ async fn drive(
     mut core: ClientCore,
     ws: Ws,
     socket: UdpSocket,
-    mut cmds: mpsc::UnboundedReceiver<BotCmd>,
+    cmds: mpsc::UnboundedReceiver<BotCmd>,
     events: mpsc::UnboundedSender<ServerMsg>,
     stats: Arc<Mutex<BotStats>>,
 ) -> Result<(), BotError> {
     let (mut ws, incoming) = ws.split();
-    let mut incoming = WsReader::spawn(incoming, parse);
+    let mut inbox = WsReader::spawn(incoming, cmds, parse);
     let mut stats = StatsCopy::new(stats);
     let mut timer = CoreTimer::new();
     loop {
@@ -155,27 +155,28 @@ async fn drive(
                 r?;
                 take_burst(&mut core, &socket);
             }
-            msg = incoming.recv() => {
-                let Some(msg) = msg? else { return Ok(()) };
-                core.handle_signal(&msg).map_err(rtc_err)?;
-                let _ = events.send(msg);
-            }
-            cmd = cmds.recv() => match cmd {
-                None | Some(BotCmd::Leave) => {
+            inbound = inbox.recv() => match inbound {
+                None => return Ok(()),
+                Some(Inbound::Msg(msg)) => {
+                    let msg = msg?;
+                    core.handle_signal(&msg).map_err(rtc_err)?;
+                    let _ = events.send(msg);
+                }
+                Some(Inbound::Cmd(BotCmd::Leave)) => {
                     let _ = send_split(&mut ws, &ClientMsg::Leave {}).await;
                     let _ = ws.close().await;
                     return Ok(());
                 }
-                Some(BotCmd::Freeze) => {
-                    // Hold the sockets open but answer nothing, like a frozen laptop.
-                    incoming.stop();
-                    while cmds.recv().await.is_some() {}
+                Some(Inbound::Cmd(BotCmd::Freeze)) => {
+                    // Hold the sockets open but answer nothing, like a frozen laptop (the
+                    // reader stopped reading the WebSocket): wait for the handle to go.
+                    while inbox.recv().await.is_some() {}
                     return Ok(());
                 }
-                Some(BotCmd::SendRaw(text)) => {
+                Some(Inbound::Cmd(BotCmd::SendRaw(text))) => {
                     ws.send(Message::Text(text.into())).await.map_err(ws_err)?;
                 }
-                Some(BotCmd::RestartIce) => core.restart_ice(),
+                Some(Inbound::Cmd(BotCmd::RestartIce)) => core.restart_ice(),
             },
             _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

@@ -7,13 +7,15 @@
 
 use super::core::ClientCore;
 use super::recv::{RecvBatch, BATCH as RECV_BATCH};
-use super::{BotError, BotStats};
+use super::{BotCmd, BotError, BotStats};
 use futures_util::{Stream, StreamExt};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -111,47 +113,127 @@ pub(crate) fn stamp_arrivals(socket: &UdpSocket, decrypt: bool) -> io::Result<()
     Ok(())
 }
 
-/// Signalling messages read by a task of their own. Polling a WebSocket costs a memset of its
-/// whole read buffer (tungstenite zeroes 128 KiB before every read attempt), and a bot's
-/// `select!` would poll it at every datagram wake-up; a channel is polled for nothing.
+/// What reaches a bot's loop besides datagrams and its timer.
+pub(crate) enum Inbound<T> {
+    /// A signalling message (or the error that ended the WebSocket).
+    Msg(Result<T, BotError>),
+    /// A command from the bot's handle; a handle that is gone reads as [`BotCmd::Leave`].
+    Cmd(BotCmd),
+}
+
+/// Signalling messages and the handle's commands, read by a task of their own and handed to
+/// the bot's loop through one channel.
+///
+/// Polling a WebSocket costs a memset of its whole read buffer (tungstenite zeroes 128 KiB
+/// before every read attempt), and a bot's `select!` polls every branch at every datagram
+/// wake-up: an empty channel's poll still reads its blocks, a few cold cache lines per bot per
+/// wake. So the reader counts what it sends in `sent` before sending it, and the loop polls the
+/// channel only while it has received fewer; its waker stays registered in between, so a new
+/// message still wakes it.
 pub(crate) struct WsReader<T> {
-    rx: mpsc::Receiver<Result<T, BotError>>,
+    rx: mpsc::Receiver<Inbound<T>>,
+    sent: Arc<AtomicU64>,
+    received: u64,
+    /// The channel was seen empty with this task's waker registered, and nothing was
+    /// announced since.
+    armed: bool,
     task: JoinHandle<()>,
+}
+
+/// Announces one more item (or the end) before it is sent, and the end when the reader stops
+/// however it stops (an abort drops it too).
+struct Announce(Arc<AtomicU64>);
+
+impl Announce {
+    fn one(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        self.one();
+    }
 }
 
 impl<T: Send + 'static> WsReader<T> {
     /// Reads `stream` until it ends, fails or this reader is dropped, turning each text frame
-    /// into a message with `parse`; other frames are skipped. The first error ends it.
-    pub(crate) fn spawn<S>(mut stream: S, parse: fn(&str) -> Result<T, BotError>) -> Self
+    /// into a message with `parse` (other frames are skipped; the first error ends it), and
+    /// forwards `cmds`. After [`BotCmd::Freeze`] it reads nothing more from the WebSocket (a
+    /// frozen peer: the socket stays open but nothing is read or answered) and ends when the
+    /// handle is gone.
+    pub(crate) fn spawn<S>(
+        mut stream: S,
+        mut cmds: mpsc::UnboundedReceiver<BotCmd>,
+        parse: fn(&str) -> Result<T, BotError>,
+    ) -> Self
     where
         S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let sent = Arc::new(AtomicU64::new(0));
+        let announce = Announce(Arc::clone(&sent));
         let task = tokio::spawn(async move {
             loop {
-                let item = match stream.next().await {
-                    None | Some(Ok(Message::Close(_))) => return,
-                    Some(Err(e)) => Err(BotError::Ws(e.to_string())),
-                    Some(Ok(Message::Text(t))) => parse(t.as_str()),
-                    Some(Ok(_)) => continue,
+                let item = tokio::select! {
+                    cmd = cmds.recv() => {
+                        let cmd = cmd.unwrap_or(BotCmd::Leave);
+                        let (leave, freeze) =
+                            (matches!(cmd, BotCmd::Leave), matches!(cmd, BotCmd::Freeze));
+                        announce.one();
+                        if tx.send(Inbound::Cmd(cmd)).await.is_err() || leave {
+                            return;
+                        }
+                        if freeze {
+                            while cmds.recv().await.is_some() {}
+                            return;
+                        }
+                        continue;
+                    }
+                    msg = stream.next() => match msg {
+                        None | Some(Ok(Message::Close(_))) => return,
+                        Some(Err(e)) => Err(BotError::Ws(e.to_string())),
+                        Some(Ok(Message::Text(t))) => parse(t.as_str()),
+                        Some(Ok(_)) => continue,
+                    },
                 };
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                announce.one();
+                if tx.send(Inbound::Msg(item)).await.is_err() || failed {
                     return;
                 }
             }
         });
-        WsReader { rx, task }
+        WsReader {
+            rx,
+            sent,
+            received: 0,
+            armed: false,
+            task,
+        }
     }
 
-    /// The next message; `None` once the WebSocket closed.
-    pub(crate) async fn recv(&mut self) -> Result<Option<T>, BotError> {
-        self.rx.recv().await.transpose()
+    /// The next message or command; `None` once the WebSocket closed (or, after a freeze, the
+    /// handle is gone).
+    pub(crate) async fn recv(&mut self) -> Option<Inbound<T>> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Stops reading (a frozen peer): the socket stays open but nothing is read or answered.
-    pub(crate) fn stop(&self) {
-        self.task.abort();
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound<T>>> {
+        if self.armed && self.sent.load(Ordering::Acquire) == self.received {
+            return Poll::Pending;
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(item) => {
+                self.armed = false;
+                self.received += 1;
+                Poll::Ready(item)
+            }
+            Poll::Pending => {
+                self.armed = true;
+                Poll::Pending
+            }
+        }
     }
 }
 
