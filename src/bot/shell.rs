@@ -19,12 +19,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How often the shared copy of the stats is refreshed.
-const STATS_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
 const BURST: usize = 64;
 /// Signalling messages read ahead of the bot's loop; the reader waits (and so stops reading
@@ -49,10 +49,15 @@ impl StatsCopy {
     /// every packet would cost more than the bot's own work.
     pub(crate) fn refresh(&mut self, core: &ClientCore) {
         if self.at.elapsed() >= STATS_INTERVAL {
-            self.at = Instant::now();
-            if let Ok(mut s) = self.shared.lock() {
-                s.refresh_from(&core.stats);
-            }
+            self.copy(core);
+        }
+    }
+
+    /// Copies the core's stats now (a herd times the copies of all its bots at once).
+    pub(crate) fn copy(&mut self, core: &ClientCore) {
+        self.at = Instant::now();
+        if let Ok(mut s) = self.shared.lock() {
+            s.refresh_from(&core.stats);
         }
     }
 }
@@ -86,22 +91,45 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
                 }
                 Ok(())
             });
-            let now = Instant::now();
-            for i in 0..got {
-                match batch.get(i) {
-                    Some((source, data, Some(at))) => {
-                        core.handle_datagram_arrived(source, data, now, at)
-                    }
-                    Some((source, data, None)) => core.handle_datagram(source, data, now),
-                    None => {}
-                }
-            }
+            hand_over(core, &batch, got);
             taken += got;
             if r.is_err() {
                 break;
             }
         }
     });
+}
+
+/// Hands the core what is queued on the non-blocking socket `fd`, up to [`BURST`] datagrams,
+/// as [`take_burst`] does for a socket a herd watches itself (see [`super::herd`]). Whether it
+/// emptied the queue.
+pub(crate) fn take_queued(core: &mut ClientCore, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    BATCH.with(|batch| {
+        let Ok(mut batch) = batch.try_borrow_mut() else {
+            return true;
+        };
+        let mut taken = 0;
+        while taken < BURST {
+            let got = batch.recv(fd).unwrap_or(0);
+            hand_over(core, &batch, got);
+            taken += got;
+            if got < RECV_BATCH {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+fn hand_over(core: &mut ClientCore, batch: &RecvBatch, got: usize) {
+    let now = Instant::now();
+    for i in 0..got {
+        match batch.get(i) {
+            Some((source, data, Some(at))) => core.handle_datagram_arrived(source, data, now, at),
+            Some((source, data, None)) => core.handle_datagram(source, data, now),
+            None => {}
+        }
+    }
 }
 
 /// Has the kernel stamp arrivals on a bot's socket when the bot measures latency: the time
@@ -142,17 +170,25 @@ pub(crate) struct WsReader<T> {
 
 /// Announces one more item (or the end) before it is sent, and the end when the reader stops
 /// however it stops (an abort drops it too).
-struct Announce(Arc<AtomicU64>);
+struct Announce(Arc<AtomicU64>, Option<Arc<Notify>>);
 
 impl Announce {
     fn one(&self) {
         self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// Wakes a herd's loop (see [`super::herd`]) once the item is in the channel.
+    fn sent(&self) {
+        if let Some(n) = &self.1 {
+            n.notify_one();
+        }
     }
 }
 
 impl Drop for Announce {
     fn drop(&mut self) {
         self.one();
+        self.sent();
     }
 }
 
@@ -166,13 +202,14 @@ impl<T: Send + 'static> WsReader<T> {
         mut stream: S,
         mut cmds: mpsc::UnboundedReceiver<BotCmd>,
         parse: fn(&str) -> Result<T, BotError>,
+        notify: Option<Arc<Notify>>,
     ) -> Self
     where
         S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
         let sent = Arc::new(AtomicU64::new(0));
-        let announce = Announce(Arc::clone(&sent));
+        let announce = Announce(Arc::clone(&sent), notify);
         let task = tokio::spawn(async move {
             loop {
                 let item = tokio::select! {
@@ -184,6 +221,7 @@ impl<T: Send + 'static> WsReader<T> {
                         if tx.send(Inbound::Cmd(cmd)).await.is_err() || leave {
                             return;
                         }
+                        announce.sent();
                         if freeze {
                             while cmds.recv().await.is_some() {}
                             return;
@@ -202,6 +240,7 @@ impl<T: Send + 'static> WsReader<T> {
                 if tx.send(Inbound::Msg(item)).await.is_err() || failed {
                     return;
                 }
+                announce.sent();
             }
         });
         WsReader {
@@ -217,6 +256,15 @@ impl<T: Send + 'static> WsReader<T> {
     /// handle is gone).
     pub(crate) async fn recv(&mut self) -> Option<Inbound<T>> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next message or command if one is queued: `Err(true)` once the reader stopped
+    /// (see [`Self::recv`]), `Err(false)` when nothing is queued.
+    pub(crate) fn try_recv(&mut self) -> Result<Inbound<T>, bool> {
+        self.rx.try_recv().map_err(|e| match e {
+            mpsc::error::TryRecvError::Empty => false,
+            mpsc::error::TryRecvError::Disconnected => true,
+        })
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound<T>>> {

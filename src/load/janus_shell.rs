@@ -65,7 +65,7 @@ async fn drive(
     let ws_err = |e: tokio_tungstenite::tungstenite::Error| BotError::Ws(e.to_string());
     let Janus { ws, mut ids } = janus;
     let (mut ws, incoming) = ws.split();
-    let mut inbox = WsReader::spawn(incoming, cmds, parse);
+    let mut inbox = WsReader::spawn(incoming, cmds, parse, None);
     let mut stats = StatsCopy::new(stats);
     let mut timer = CoreTimer::new();
     let mut keepalive = tokio::time::interval(KEEPALIVE);
