@@ -7,24 +7,22 @@
 
 use super::core::ClientCore;
 use super::recv::{RecvBatch, BATCH as RECV_BATCH};
-use super::{BotCmd, BotError, BotStats};
+use super::{BotError, BotStats};
 use futures_util::{Stream, StreamExt};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How often the shared copy of the stats is refreshed.
-pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(50);
+const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
 const BURST: usize = 64;
 /// Signalling messages read ahead of the bot's loop; the reader waits (and so stops reading
@@ -49,15 +47,10 @@ impl StatsCopy {
     /// every packet would cost more than the bot's own work.
     pub(crate) fn refresh(&mut self, core: &ClientCore) {
         if self.at.elapsed() >= STATS_INTERVAL {
-            self.copy(core);
-        }
-    }
-
-    /// Copies the core's stats now (a herd times the copies of all its bots at once).
-    pub(crate) fn copy(&mut self, core: &ClientCore) {
-        self.at = Instant::now();
-        if let Ok(mut s) = self.shared.lock() {
-            s.refresh_from(&core.stats);
+            self.at = Instant::now();
+            if let Ok(mut s) = self.shared.lock() {
+                s.refresh_from(&core.stats);
+            }
         }
     }
 }
@@ -91,45 +84,22 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
                 }
                 Ok(())
             });
-            hand_over(core, &batch, got);
+            let now = Instant::now();
+            for i in 0..got {
+                match batch.get(i) {
+                    Some((source, data, Some(at))) => {
+                        core.handle_datagram_arrived(source, data, now, at)
+                    }
+                    Some((source, data, None)) => core.handle_datagram(source, data, now),
+                    None => {}
+                }
+            }
             taken += got;
             if r.is_err() {
                 break;
             }
         }
     });
-}
-
-/// Hands the core what is queued on the non-blocking socket `fd`, up to [`BURST`] datagrams,
-/// as [`take_burst`] does for a socket a herd watches itself (see [`super::herd`]). Whether it
-/// emptied the queue.
-pub(crate) fn take_queued(core: &mut ClientCore, fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    BATCH.with(|batch| {
-        let Ok(mut batch) = batch.try_borrow_mut() else {
-            return true;
-        };
-        let mut taken = 0;
-        while taken < BURST {
-            let got = batch.recv(fd).unwrap_or(0);
-            hand_over(core, &batch, got);
-            taken += got;
-            if got < RECV_BATCH {
-                return true;
-            }
-        }
-        false
-    })
-}
-
-fn hand_over(core: &mut ClientCore, batch: &RecvBatch, got: usize) {
-    let now = Instant::now();
-    for i in 0..got {
-        match batch.get(i) {
-            Some((source, data, Some(at))) => core.handle_datagram_arrived(source, data, now, at),
-            Some((source, data, None)) => core.handle_datagram(source, data, now),
-            None => {}
-        }
-    }
 }
 
 /// Has the kernel stamp arrivals on a bot's socket when the bot measures latency: the time
@@ -141,147 +111,47 @@ pub(crate) fn stamp_arrivals(socket: &UdpSocket, decrypt: bool) -> io::Result<()
     Ok(())
 }
 
-/// What reaches a bot's loop besides datagrams and its timer.
-pub(crate) enum Inbound<T> {
-    /// A signalling message (or the error that ended the WebSocket).
-    Msg(Result<T, BotError>),
-    /// A command from the bot's handle; a handle that is gone reads as [`BotCmd::Leave`].
-    Cmd(BotCmd),
-}
-
-/// Signalling messages and the handle's commands, read by a task of their own and handed to
-/// the bot's loop through one channel.
-///
-/// Polling a WebSocket costs a memset of its whole read buffer (tungstenite zeroes 128 KiB
-/// before every read attempt), and a bot's `select!` polls every branch at every datagram
-/// wake-up: an empty channel's poll still reads its blocks, a few cold cache lines per bot per
-/// wake. So the reader counts what it sends in `sent` before sending it, and the loop polls the
-/// channel only while it has received fewer; its waker stays registered in between, so a new
-/// message still wakes it.
+/// Signalling messages read by a task of their own. Polling a WebSocket costs a memset of its
+/// whole read buffer (tungstenite zeroes 128 KiB before every read attempt), and a bot's
+/// `select!` would poll it at every datagram wake-up; a channel is polled for nothing.
 pub(crate) struct WsReader<T> {
-    rx: mpsc::Receiver<Inbound<T>>,
-    sent: Arc<AtomicU64>,
-    received: u64,
-    /// The channel was seen empty with this task's waker registered, and nothing was
-    /// announced since.
-    armed: bool,
+    rx: mpsc::Receiver<Result<T, BotError>>,
     task: JoinHandle<()>,
-}
-
-/// Announces one more item (or the end) before it is sent, and the end when the reader stops
-/// however it stops (an abort drops it too).
-struct Announce(Arc<AtomicU64>, Option<Arc<Notify>>);
-
-impl Announce {
-    fn one(&self) {
-        self.0.fetch_add(1, Ordering::Release);
-    }
-
-    /// Wakes a herd's loop (see [`super::herd`]) once the item is in the channel.
-    fn sent(&self) {
-        if let Some(n) = &self.1 {
-            n.notify_one();
-        }
-    }
-}
-
-impl Drop for Announce {
-    fn drop(&mut self) {
-        self.one();
-        self.sent();
-    }
 }
 
 impl<T: Send + 'static> WsReader<T> {
     /// Reads `stream` until it ends, fails or this reader is dropped, turning each text frame
-    /// into a message with `parse` (other frames are skipped; the first error ends it), and
-    /// forwards `cmds`. After [`BotCmd::Freeze`] it reads nothing more from the WebSocket (a
-    /// frozen peer: the socket stays open but nothing is read or answered) and ends when the
-    /// handle is gone.
-    pub(crate) fn spawn<S>(
-        mut stream: S,
-        mut cmds: mpsc::UnboundedReceiver<BotCmd>,
-        parse: fn(&str) -> Result<T, BotError>,
-        notify: Option<Arc<Notify>>,
-    ) -> Self
+    /// into a message with `parse`; other frames are skipped. The first error ends it.
+    pub(crate) fn spawn<S>(mut stream: S, parse: fn(&str) -> Result<T, BotError>) -> Self
     where
         S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
-        let sent = Arc::new(AtomicU64::new(0));
-        let announce = Announce(Arc::clone(&sent), notify);
         let task = tokio::spawn(async move {
             loop {
-                let item = tokio::select! {
-                    cmd = cmds.recv() => {
-                        let cmd = cmd.unwrap_or(BotCmd::Leave);
-                        let (leave, freeze) =
-                            (matches!(cmd, BotCmd::Leave), matches!(cmd, BotCmd::Freeze));
-                        announce.one();
-                        if tx.send(Inbound::Cmd(cmd)).await.is_err() || leave {
-                            return;
-                        }
-                        announce.sent();
-                        if freeze {
-                            while cmds.recv().await.is_some() {}
-                            return;
-                        }
-                        continue;
-                    }
-                    msg = stream.next() => match msg {
-                        None | Some(Ok(Message::Close(_))) => return,
-                        Some(Err(e)) => Err(BotError::Ws(e.to_string())),
-                        Some(Ok(Message::Text(t))) => parse(t.as_str()),
-                        Some(Ok(_)) => continue,
-                    },
+                let item = match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => return,
+                    Some(Err(e)) => Err(BotError::Ws(e.to_string())),
+                    Some(Ok(Message::Text(t))) => parse(t.as_str()),
+                    Some(Ok(_)) => continue,
                 };
                 let failed = item.is_err();
-                announce.one();
-                if tx.send(Inbound::Msg(item)).await.is_err() || failed {
+                if tx.send(item).await.is_err() || failed {
                     return;
                 }
-                announce.sent();
             }
         });
-        WsReader {
-            rx,
-            sent,
-            received: 0,
-            armed: false,
-            task,
-        }
+        WsReader { rx, task }
     }
 
-    /// The next message or command; `None` once the WebSocket closed (or, after a freeze, the
-    /// handle is gone).
-    pub(crate) async fn recv(&mut self) -> Option<Inbound<T>> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    /// The next message; `None` once the WebSocket closed.
+    pub(crate) async fn recv(&mut self) -> Result<Option<T>, BotError> {
+        self.rx.recv().await.transpose()
     }
 
-    /// The next message or command if one is queued: `Err(true)` once the reader stopped
-    /// (see [`Self::recv`]), `Err(false)` when nothing is queued.
-    pub(crate) fn try_recv(&mut self) -> Result<Inbound<T>, bool> {
-        self.rx.try_recv().map_err(|e| match e {
-            mpsc::error::TryRecvError::Empty => false,
-            mpsc::error::TryRecvError::Disconnected => true,
-        })
-    }
-
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound<T>>> {
-        if self.armed && self.sent.load(Ordering::Acquire) == self.received {
-            return Poll::Pending;
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(item) => {
-                self.armed = false;
-                self.received += 1;
-                Poll::Ready(item)
-            }
-            Poll::Pending => {
-                self.armed = true;
-                Poll::Pending
-            }
-        }
+    /// Stops reading (a frozen peer): the socket stays open but nothing is read or answered.
+    pub(crate) fn stop(&self) {
+        self.task.abort();
     }
 }
 
@@ -311,61 +181,5 @@ impl CoreTimer {
     /// Waits for the deadline.
     pub(crate) async fn wait(&mut self) {
         self.0.as_mut().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(s: &str) -> Result<Message, tungstenite::Error> {
-        Ok(Message::Text(s.to_string().into()))
-    }
-
-    fn parse(s: &str) -> Result<String, BotError> {
-        Ok(s.to_string())
-    }
-
-    #[tokio::test]
-    async fn messages_and_commands_come_through_one_channel_and_the_end_is_seen() {
-        let (cmd_tx, cmds) = mpsc::unbounded_channel();
-        let (ws_tx, ws_rx) = mpsc::unbounded_channel();
-        let stream = tokio_stream_from(ws_rx);
-        let mut inbox = WsReader::spawn(stream, cmds, parse, None);
-        ws_tx.send(text("one")).expect("send");
-        assert!(matches!(inbox.recv().await, Some(Inbound::Msg(Ok(m))) if m == "one"));
-        // Nothing queued: a poll does not touch the channel, yet a later message wakes it.
-        let late = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            ws_tx.send(text("two")).expect("send");
-            ws_tx
-        });
-        let got = tokio::time::timeout(Duration::from_secs(5), inbox.recv()).await;
-        assert!(matches!(got, Ok(Some(Inbound::Msg(Ok(m)))) if m == "two"));
-        let ws_tx = late.await.expect("sender");
-        cmd_tx.send(BotCmd::RestartIce).expect("cmd");
-        assert!(matches!(
-            inbox.recv().await,
-            Some(Inbound::Cmd(BotCmd::RestartIce))
-        ));
-        // Frozen: the WebSocket is no longer read; the end comes when the handle goes.
-        cmd_tx.send(BotCmd::Freeze).expect("cmd");
-        assert!(matches!(
-            inbox.recv().await,
-            Some(Inbound::Cmd(BotCmd::Freeze))
-        ));
-        let _ = ws_tx.send(text("unread"));
-        drop(cmd_tx);
-        let end = tokio::time::timeout(Duration::from_secs(5), inbox.recv()).await;
-        assert!(
-            matches!(end, Ok(None)),
-            "the reader ends once the handle is gone"
-        );
-    }
-
-    fn tokio_stream_from(
-        mut rx: mpsc::UnboundedReceiver<Result<Message, tungstenite::Error>>,
-    ) -> impl Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static {
-        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
     }
 }
