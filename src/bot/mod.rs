@@ -8,6 +8,7 @@
 mod copy;
 pub mod core;
 mod delays;
+mod herd;
 mod media;
 pub mod real;
 mod recv;
@@ -16,6 +17,7 @@ mod seq;
 pub(crate) mod shell;
 
 pub use delays::DelayHistogram;
+pub use herd::Herd;
 pub use media::{read_stamp, stamp_micros, Stamp, StreamShape};
 
 use crate::protocol::{ParticipantId, Role, ServerMsg, TrackId};
@@ -60,6 +62,8 @@ pub struct BotConfig {
     pub decrypt: bool,
     /// Send these real VP8 frames and Opus packets instead of synthetic ones (no simulcast).
     pub real: Option<std::sync::Arc<real::RealMedia>>,
+    /// Run in this herd, one task for many bots, if it does not decrypt (see [`Herd`]).
+    pub herd: Option<Herd>,
 }
 
 impl BotConfig {
@@ -81,6 +85,7 @@ impl BotConfig {
             audio_slots: 0,
             decrypt: true,
             real: None,
+            herd: None,
         }
     }
 }

@@ -1,15 +1,18 @@
 //! The bot's tokio shell: a WebSocket, a UDP socket and a timer around [`ClientCore`].
 
 use super::core::{ClientBehaviour, ClientCore, ClientOutput};
-use super::shell::{stamp_arrivals, take_burst, CoreTimer, StatsCopy, WsReader};
+use super::herd::Member;
+use super::shell::{stamp_arrivals, take_burst, CoreTimer, Inbound, StatsCopy, WsReader};
 use super::{Bot, BotCmd, BotConfig, BotError, BotStats};
+use crate::protocol::ParticipantId;
 use crate::protocol::{ClientMsg, ServerMsg};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -29,9 +32,9 @@ async fn send(ws: &mut Ws, msg: &ClientMsg) -> Result<(), BotError> {
 }
 
 /// The bot's half of the WebSocket once it runs (the reading half is a [`WsReader`]).
-type WsTx = SplitSink<Ws, Message>;
+pub(super) type WsTx = SplitSink<Ws, Message>;
 
-async fn send_split(ws: &mut WsTx, msg: &ClientMsg) -> Result<(), BotError> {
+pub(super) async fn send_split(ws: &mut WsTx, msg: &ClientMsg) -> Result<(), BotError> {
     let text = serde_json::to_string(msg).map_err(ws_err)?;
     ws.send(Message::Text(text.into())).await.map_err(ws_err)
 }
@@ -101,13 +104,31 @@ pub(super) async fn start(config: BotConfig) -> Result<Bot, BotError> {
     let stats = Arc::new(Mutex::new(BotStats::default()));
     let shared = Arc::clone(&stats);
     let id = you.id;
-    let task = tokio::spawn(async move {
-        let r = drive(core, ws, socket, cmd_rx, ev_tx, shared).await;
-        if let Err(e) = &r {
-            tracing::debug!(bot = %id, error = %e, "bot stopped");
+    let (ws, incoming) = ws.split();
+    let socket = socket.into_std()?;
+    let member = |notify| Member {
+        core,
+        ws,
+        inbox: WsReader::spawn(incoming, cmd_rx, parse, notify),
+        socket,
+        events: ev_tx,
+        stats: StatsCopy::new(shared),
+    };
+    // A bot that only counts what it receives is cheaper run in a herd (see `herd`).
+    let task = match config.herd.as_ref().filter(|_| !config.decrypt) {
+        Some(herd) => {
+            let (done, ended) = oneshot::channel();
+            match herd.adopt(|n| (member(Some(n)), done)) {
+                Ok(()) => tokio::spawn(async move {
+                    ended
+                        .await
+                        .unwrap_or_else(|_| Err(BotError::Rtc("its herd stopped".into())))
+                }),
+                Err(back) => own_task(id, back.0),
+            }
         }
-        r
-    });
+        None => own_task(id, member(None)),
+    };
     Ok(Bot {
         id,
         role: you.role,
@@ -135,17 +156,27 @@ async fn flush(
     }
 }
 
-async fn drive(
-    mut core: ClientCore,
-    ws: Ws,
-    socket: UdpSocket,
-    mut cmds: mpsc::UnboundedReceiver<BotCmd>,
-    events: mpsc::UnboundedSender<ServerMsg>,
-    stats: Arc<Mutex<BotStats>>,
-) -> Result<(), BotError> {
-    let (mut ws, incoming) = ws.split();
-    let mut incoming = WsReader::spawn(incoming, parse);
-    let mut stats = StatsCopy::new(stats);
+/// Runs a bot in a task of its own.
+fn own_task(id: ParticipantId, m: Member) -> JoinHandle<Result<(), BotError>> {
+    tokio::spawn(async move {
+        let r = drive(m).await;
+        if let Err(e) = &r {
+            tracing::debug!(bot = %id, error = %e, "bot stopped");
+        }
+        r
+    })
+}
+
+async fn drive(m: Member) -> Result<(), BotError> {
+    let Member {
+        mut core,
+        mut ws,
+        socket,
+        mut inbox,
+        events,
+        mut stats,
+    } = m;
+    let socket = UdpSocket::from_std(socket)?;
     let mut timer = CoreTimer::new();
     loop {
         timer.set(flush(&mut core, &mut ws, &socket).await?);
@@ -155,27 +186,28 @@ async fn drive(
                 r?;
                 take_burst(&mut core, &socket);
             }
-            msg = incoming.recv() => {
-                let Some(msg) = msg? else { return Ok(()) };
-                core.handle_signal(&msg).map_err(rtc_err)?;
-                let _ = events.send(msg);
-            }
-            cmd = cmds.recv() => match cmd {
-                None | Some(BotCmd::Leave) => {
+            inbound = inbox.recv() => match inbound {
+                None => return Ok(()),
+                Some(Inbound::Msg(msg)) => {
+                    let msg = msg?;
+                    core.handle_signal(&msg).map_err(rtc_err)?;
+                    let _ = events.send(msg);
+                }
+                Some(Inbound::Cmd(BotCmd::Leave)) => {
                     let _ = send_split(&mut ws, &ClientMsg::Leave {}).await;
                     let _ = ws.close().await;
                     return Ok(());
                 }
-                Some(BotCmd::Freeze) => {
-                    // Hold the sockets open but answer nothing, like a frozen laptop.
-                    incoming.stop();
-                    while cmds.recv().await.is_some() {}
+                Some(Inbound::Cmd(BotCmd::Freeze)) => {
+                    // Hold the sockets open but answer nothing, like a frozen laptop (the
+                    // reader stopped reading the WebSocket): wait for the handle to go.
+                    while inbox.recv().await.is_some() {}
                     return Ok(());
                 }
-                Some(BotCmd::SendRaw(text)) => {
+                Some(Inbound::Cmd(BotCmd::SendRaw(text))) => {
                     ws.send(Message::Text(text.into())).await.map_err(ws_err)?;
                 }
-                Some(BotCmd::RestartIce) => core.restart_ice(),
+                Some(Inbound::Cmd(BotCmd::RestartIce)) => core.restart_ice(),
             },
             _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

@@ -7,22 +7,24 @@
 
 use super::core::ClientCore;
 use super::recv::{RecvBatch, BATCH as RECV_BATCH};
-use super::{BotError, BotStats};
+use super::{BotCmd, BotError, BotStats};
 use futures_util::{Stream, StreamExt};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// How often the shared copy of the stats is refreshed.
-const STATS_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Most datagrams taken per wake-up, so the timers and the WebSocket are never starved.
 const BURST: usize = 64;
 /// Signalling messages read ahead of the bot's loop; the reader waits (and so stops reading
@@ -47,10 +49,15 @@ impl StatsCopy {
     /// every packet would cost more than the bot's own work.
     pub(crate) fn refresh(&mut self, core: &ClientCore) {
         if self.at.elapsed() >= STATS_INTERVAL {
-            self.at = Instant::now();
-            if let Ok(mut s) = self.shared.lock() {
-                s.refresh_from(&core.stats);
-            }
+            self.copy(core);
+        }
+    }
+
+    /// Copies the core's stats now (a herd times the copies of all its bots at once).
+    pub(crate) fn copy(&mut self, core: &ClientCore) {
+        self.at = Instant::now();
+        if let Ok(mut s) = self.shared.lock() {
+            s.refresh_from(&core.stats);
         }
     }
 }
@@ -84,22 +91,45 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
                 }
                 Ok(())
             });
-            let now = Instant::now();
-            for i in 0..got {
-                match batch.get(i) {
-                    Some((source, data, Some(at))) => {
-                        core.handle_datagram_arrived(source, data, now, at)
-                    }
-                    Some((source, data, None)) => core.handle_datagram(source, data, now),
-                    None => {}
-                }
-            }
+            hand_over(core, &batch, got);
             taken += got;
             if r.is_err() {
                 break;
             }
         }
     });
+}
+
+/// Hands the core what is queued on the non-blocking socket `fd`, up to [`BURST`] datagrams,
+/// as [`take_burst`] does for a socket a herd watches itself (see [`super::herd`]). Whether it
+/// emptied the queue.
+pub(crate) fn take_queued(core: &mut ClientCore, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    BATCH.with(|batch| {
+        let Ok(mut batch) = batch.try_borrow_mut() else {
+            return true;
+        };
+        let mut taken = 0;
+        while taken < BURST {
+            let got = batch.recv(fd).unwrap_or(0);
+            hand_over(core, &batch, got);
+            taken += got;
+            if got < RECV_BATCH {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+fn hand_over(core: &mut ClientCore, batch: &RecvBatch, got: usize) {
+    let now = Instant::now();
+    for i in 0..got {
+        match batch.get(i) {
+            Some((source, data, Some(at))) => core.handle_datagram_arrived(source, data, now, at),
+            Some((source, data, None)) => core.handle_datagram(source, data, now),
+            None => {}
+        }
+    }
 }
 
 /// Has the kernel stamp arrivals on a bot's socket when the bot measures latency: the time
@@ -111,47 +141,147 @@ pub(crate) fn stamp_arrivals(socket: &UdpSocket, decrypt: bool) -> io::Result<()
     Ok(())
 }
 
-/// Signalling messages read by a task of their own. Polling a WebSocket costs a memset of its
-/// whole read buffer (tungstenite zeroes 128 KiB before every read attempt), and a bot's
-/// `select!` would poll it at every datagram wake-up; a channel is polled for nothing.
+/// What reaches a bot's loop besides datagrams and its timer.
+pub(crate) enum Inbound<T> {
+    /// A signalling message (or the error that ended the WebSocket).
+    Msg(Result<T, BotError>),
+    /// A command from the bot's handle; a handle that is gone reads as [`BotCmd::Leave`].
+    Cmd(BotCmd),
+}
+
+/// Signalling messages and the handle's commands, read by a task of their own and handed to
+/// the bot's loop through one channel.
+///
+/// Polling a WebSocket costs a memset of its whole read buffer (tungstenite zeroes 128 KiB
+/// before every read attempt), and a bot's `select!` polls every branch at every datagram
+/// wake-up: an empty channel's poll still reads its blocks, a few cold cache lines per bot per
+/// wake. So the reader counts what it sends in `sent` before sending it, and the loop polls the
+/// channel only while it has received fewer; its waker stays registered in between, so a new
+/// message still wakes it.
 pub(crate) struct WsReader<T> {
-    rx: mpsc::Receiver<Result<T, BotError>>,
+    rx: mpsc::Receiver<Inbound<T>>,
+    sent: Arc<AtomicU64>,
+    received: u64,
+    /// The channel was seen empty with this task's waker registered, and nothing was
+    /// announced since.
+    armed: bool,
     task: JoinHandle<()>,
+}
+
+/// Announces one more item (or the end) before it is sent, and the end when the reader stops
+/// however it stops (an abort drops it too).
+struct Announce(Arc<AtomicU64>, Option<Arc<Notify>>);
+
+impl Announce {
+    fn one(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// Wakes a herd's loop (see [`super::herd`]) once the item is in the channel.
+    fn sent(&self) {
+        if let Some(n) = &self.1 {
+            n.notify_one();
+        }
+    }
+}
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        self.one();
+        self.sent();
+    }
 }
 
 impl<T: Send + 'static> WsReader<T> {
     /// Reads `stream` until it ends, fails or this reader is dropped, turning each text frame
-    /// into a message with `parse`; other frames are skipped. The first error ends it.
-    pub(crate) fn spawn<S>(mut stream: S, parse: fn(&str) -> Result<T, BotError>) -> Self
+    /// into a message with `parse` (other frames are skipped; the first error ends it), and
+    /// forwards `cmds`. After [`BotCmd::Freeze`] it reads nothing more from the WebSocket (a
+    /// frozen peer: the socket stays open but nothing is read or answered) and ends when the
+    /// handle is gone.
+    pub(crate) fn spawn<S>(
+        mut stream: S,
+        mut cmds: mpsc::UnboundedReceiver<BotCmd>,
+        parse: fn(&str) -> Result<T, BotError>,
+        notify: Option<Arc<Notify>>,
+    ) -> Self
     where
         S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(READ_AHEAD);
+        let sent = Arc::new(AtomicU64::new(0));
+        let announce = Announce(Arc::clone(&sent), notify);
         let task = tokio::spawn(async move {
             loop {
-                let item = match stream.next().await {
-                    None | Some(Ok(Message::Close(_))) => return,
-                    Some(Err(e)) => Err(BotError::Ws(e.to_string())),
-                    Some(Ok(Message::Text(t))) => parse(t.as_str()),
-                    Some(Ok(_)) => continue,
+                let item = tokio::select! {
+                    cmd = cmds.recv() => {
+                        let cmd = cmd.unwrap_or(BotCmd::Leave);
+                        let (leave, freeze) =
+                            (matches!(cmd, BotCmd::Leave), matches!(cmd, BotCmd::Freeze));
+                        announce.one();
+                        if tx.send(Inbound::Cmd(cmd)).await.is_err() || leave {
+                            return;
+                        }
+                        announce.sent();
+                        if freeze {
+                            while cmds.recv().await.is_some() {}
+                            return;
+                        }
+                        continue;
+                    }
+                    msg = stream.next() => match msg {
+                        None | Some(Ok(Message::Close(_))) => return,
+                        Some(Err(e)) => Err(BotError::Ws(e.to_string())),
+                        Some(Ok(Message::Text(t))) => parse(t.as_str()),
+                        Some(Ok(_)) => continue,
+                    },
                 };
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                announce.one();
+                if tx.send(Inbound::Msg(item)).await.is_err() || failed {
                     return;
                 }
+                announce.sent();
             }
         });
-        WsReader { rx, task }
+        WsReader {
+            rx,
+            sent,
+            received: 0,
+            armed: false,
+            task,
+        }
     }
 
-    /// The next message; `None` once the WebSocket closed.
-    pub(crate) async fn recv(&mut self) -> Result<Option<T>, BotError> {
-        self.rx.recv().await.transpose()
+    /// The next message or command; `None` once the WebSocket closed (or, after a freeze, the
+    /// handle is gone).
+    pub(crate) async fn recv(&mut self) -> Option<Inbound<T>> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Stops reading (a frozen peer): the socket stays open but nothing is read or answered.
-    pub(crate) fn stop(&self) {
-        self.task.abort();
+    /// The next message or command if one is queued: `Err(true)` once the reader stopped
+    /// (see [`Self::recv`]), `Err(false)` when nothing is queued.
+    pub(crate) fn try_recv(&mut self) -> Result<Inbound<T>, bool> {
+        self.rx.try_recv().map_err(|e| match e {
+            mpsc::error::TryRecvError::Empty => false,
+            mpsc::error::TryRecvError::Disconnected => true,
+        })
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Inbound<T>>> {
+        if self.armed && self.sent.load(Ordering::Acquire) == self.received {
+            return Poll::Pending;
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(item) => {
+                self.armed = false;
+                self.received += 1;
+                Poll::Ready(item)
+            }
+            Poll::Pending => {
+                self.armed = true;
+                Poll::Pending
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::janus::{parse, Janus, KEEPALIVE};
 use crate::bot::core::{ClientCore, ClientOutput};
-use crate::bot::shell::{take_burst, CoreTimer, StatsCopy, WsReader};
+use crate::bot::shell::{take_burst, CoreTimer, Inbound, StatsCopy, WsReader};
 use crate::bot::{Bot, BotCmd, BotError, BotStats};
 use crate::protocol::{ParticipantId, Role};
 use futures_util::{SinkExt, StreamExt};
@@ -58,14 +58,14 @@ async fn drive(
     mut core: ClientCore,
     janus: Janus,
     socket: UdpSocket,
-    mut cmds: mpsc::UnboundedReceiver<BotCmd>,
+    cmds: mpsc::UnboundedReceiver<BotCmd>,
     stats: Arc<Mutex<BotStats>>,
 ) -> Result<(), BotError> {
     let rtc_err = |e: str0m::RtcError| BotError::Rtc(e.to_string());
     let ws_err = |e: tokio_tungstenite::tungstenite::Error| BotError::Ws(e.to_string());
     let Janus { ws, mut ids } = janus;
     let (mut ws, incoming) = ws.split();
-    let mut incoming = WsReader::spawn(incoming, parse);
+    let mut inbox = WsReader::spawn(incoming, cmds, parse, None);
     let mut stats = StatsCopy::new(stats);
     let mut timer = CoreTimer::new();
     let mut keepalive = tokio::time::interval(KEEPALIVE);
@@ -78,33 +78,31 @@ async fn drive(
                 r?;
                 take_burst(&mut core, &socket);
             }
-            // Events (webrtcup, media, slowlink) and keep-alive acks change nothing here.
-            msg = incoming.recv() => {
-                if msg?.is_none() {
-                    return Ok(());
-                }
-            }
             _ = keepalive.tick() => {
                 ws.send(ids.frame(json!({"janus": "keepalive"})).1).await.map_err(ws_err)?;
             }
-            cmd = cmds.recv() => match cmd {
-                None | Some(BotCmd::Leave) => {
+            inbound = inbox.recv() => match inbound {
+                None => return Ok(()),
+                // Events (webrtcup, media, slowlink) and keep-alive acks change nothing here.
+                Some(Inbound::Msg(msg)) => {
+                    msg?;
+                }
+                Some(Inbound::Cmd(BotCmd::Leave)) => {
                     // Destroying the session detaches its handle and hangs up its PeerConnection.
                     let _ = ws.send(ids.frame(json!({"janus": "destroy"})).1).await;
                     let _ = ws.close().await;
                     return Ok(());
                 }
-                Some(BotCmd::Freeze) => {
-                    incoming.stop();
-                    while cmds.recv().await.is_some() {}
+                Some(Inbound::Cmd(BotCmd::Freeze)) => {
+                    while inbox.recv().await.is_some() {}
                     return Ok(());
                 }
-                Some(BotCmd::SendRaw(text)) => {
+                Some(Inbound::Cmd(BotCmd::SendRaw(text))) => {
                     let frame = tokio_tungstenite::tungstenite::Message::Text(text.into());
                     ws.send(frame).await.map_err(ws_err)?;
                 }
                 // Not part of the comparison: Janus would need a renegotiation request.
-                Some(BotCmd::RestartIce) => {}
+                Some(Inbound::Cmd(BotCmd::RestartIce)) => {}
             },
             _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

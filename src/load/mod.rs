@@ -279,6 +279,8 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         .collect();
     let mut next_url = 0usize;
     let webinar = matches!(config.scenario, Scenario::Webinar { .. });
+    // Counting receivers share tasks: one wake-up per herd and frame, not one per bot.
+    let herd = crate::bot::Herd::new();
     for wave in [first, second] {
         let mut joins = futures_util::stream::iter(wave.into_iter().map(|plan| {
             let url = urls[next_url % urls.len()].clone();
@@ -291,6 +293,7 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                 publish: plan.publish,
                 decrypt: plan.decrypt,
                 shape: config.shape,
+                herd: Some(herd.clone()),
                 ..BotConfig::new(url, plan.room.clone(), plan.name.clone())
             };
             let (target, media_ip) = (config.target, config.media_ip);
