@@ -72,6 +72,9 @@ pub struct LoadConfig {
     /// Receivers per room that decrypt (and so measure latency); the rest count only
     /// (default 5).
     pub decrypting: usize,
+    /// Counting receivers run in herds (`bot::Herd`): less tester CPU, but the nested epoll
+    /// wake-ups are charged to the server's sends on loopback (default off).
+    pub herd: bool,
     /// Room names start with this (default `load`), so runs do not share rooms.
     pub room_prefix: String,
     /// Progress lines on stderr.
@@ -98,6 +101,7 @@ impl LoadConfig {
             server_pid: None,
             join_concurrency: 16,
             decrypting: 5,
+            herd: false,
             room_prefix: "load".into(),
             progress: false,
             target: Target::Confab,
@@ -279,8 +283,9 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
         .collect();
     let mut next_url = 0usize;
     let webinar = matches!(config.scenario, Scenario::Webinar { .. });
-    // Counting receivers share tasks: one wake-up per herd and frame, not one per bot.
-    let herd = crate::bot::Herd::new();
+    // With `herd`, counting receivers share tasks: one wake-up per herd and frame, not one
+    // per bot.
+    let herd = config.herd.then(crate::bot::Herd::new);
     for wave in [first, second] {
         let mut joins = futures_util::stream::iter(wave.into_iter().map(|plan| {
             let url = urls[next_url % urls.len()].clone();
@@ -293,7 +298,7 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
                 publish: plan.publish,
                 decrypt: plan.decrypt,
                 shape: config.shape,
-                herd: Some(herd.clone()),
+                herd: herd.clone(),
                 ..BotConfig::new(url, plan.room.clone(), plan.name.clone())
             };
             let (target, media_ip) = (config.target, config.media_ip);
