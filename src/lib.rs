@@ -109,6 +109,7 @@
 //! | [`media::fast::gcm`] | one AES-GCM key as aws-lc's own context (aws-lc-sys, the build aws-lc-rs links): each copy sealed in one pass from the shared payload into its datagram buffer |
 //! | [`media::fast::grid`] | the room's 50 ms time grid every lean subscriber's periodic work (estimator ticks, sender and receiver reports) and the router's reallocation and reaping are scheduled on, so a slot's work is one wake and one batch |
 //! | [`media::fast::reports`] | lean peers' receive statistics (RFC 3550 loss, jitter, LSR/DLSR) and our receiver reports toward what they publish |
+//! | [`media::fast::replay`] | RFC 3711 replay lists: the SRTCP the lean path opens (per source) and the relay's links |
 //! | [`media::fast::rtcp_in`] | a lean peer's SRTCP opened once and walked for its readers (`control`, `reports`, PLI/FIR); str0m is not given it (`fast::receive` joins it to the router) |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |

@@ -52,12 +52,16 @@ pub struct Sim {
     tick: Option<Duration>,
     /// (first SSRC, E flag + SRTCP index) of every SRTCP datagram the server sent, per peer.
     srtcp: HashMap<ParticipantId, Vec<(u32, u32)>>,
+    /// The last [`CAPTURE_MAX`] SRTCP datagrams each peer sent toward the server (replay tests).
+    srtcp_up: HashMap<ParticipantId, VecDeque<Vec<u8>>>,
     /// Datagrams the room sent to addresses no peer has (relay links), oldest first.
     foreign: VecDeque<(SocketAddr, Vec<u8>)>,
 }
 
 /// Most datagrams [`Sim::take_foreign`] keeps between two takes; older ones are lost.
 const FOREIGN_MAX: usize = 1 << 16;
+/// SRTCP datagrams [`Sim::srtcp_sent_by`] keeps per peer; older ones are forgotten.
+const CAPTURE_MAX: usize = 256;
 
 impl Sim {
     /// An empty room.
@@ -82,6 +86,7 @@ impl Sim {
             room_time: Duration::ZERO,
             tick: None,
             srtcp: HashMap::new(),
+            srtcp_up: HashMap::new(),
             foreign: VecDeque::new(),
         }
     }
@@ -483,7 +488,34 @@ impl Sim {
         self.srtcp.get(&id).map_or(&[], Vec::as_slice)
     }
 
+    /// The last SRTCP datagrams `id` sent toward the server, oldest first, as sent.
+    pub fn srtcp_sent_by(&self, id: ParticipantId) -> Vec<Vec<u8>> {
+        self.srtcp_up
+            .get(&id)
+            .map_or_else(Vec::new, |q| q.iter().cloned().collect())
+    }
+
+    /// Hands `data` to the room as if `id` had sent it again (an on-path replay), at once.
+    pub fn replay_from(&mut self, id: ParticipantId, data: &[u8]) {
+        let (Some(p), server) = (self.peers.get(&id), self.server) else {
+            return;
+        };
+        let from = p.addr;
+        self.timed(|c, now| {
+            c.room
+                .handle_receive(id, Protocol::Udp, from, server, data, now)
+        });
+        self.settle();
+    }
+
     fn send(&mut self, peer: ParticipantId, to_server: bool, to: SocketAddr, data: Vec<u8>) {
+        if to_server && srtcp_nonce(&data).is_some() {
+            let q = self.srtcp_up.entry(peer).or_default();
+            if q.len() >= CAPTURE_MAX {
+                q.pop_front();
+            }
+            q.push_back(data.clone());
+        }
         let roll = self.rng.next();
         let now = self.now;
         let server = self.server;

@@ -140,6 +140,8 @@ pub struct RoomCounters {
     /// SRTCP compounds from lean peers the lean path opened, and those it refused.
     pub srtcp_opened: u64,
     pub srtcp_refused: u64,
+    /// Of those refused, the replays (RFC 3711 replay list).
+    pub srtcp_replayed: u64,
 }
 
 impl RoomCounters {

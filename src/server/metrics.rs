@@ -28,6 +28,8 @@ pub struct Metrics {
     /// SRTCP compounds from lean peers opened by the lean path, and those it refused.
     pub lean_srtcp_opened: Counter,
     pub lean_srtcp_refused: Counter,
+    /// Of those refused, the replays (an SRTCP index seen, or older than the window).
+    pub lean_srtcp_replayed: Counter,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
     pub room_bad_datagrams: Counter,
@@ -126,6 +128,11 @@ impl Default for Metrics {
             &mut registry,
             "lean_srtcp_refused",
             "SRTCP compounds from lean peers that failed to open",
+        );
+        let lean_srtcp_replayed = m(
+            &mut registry,
+            "lean_srtcp_replayed",
+            "Of the refused SRTCP compounds, the replays (index seen or older than the window)",
         );
         let room_bad_datagrams = m(
             &mut registry,
@@ -269,6 +276,7 @@ impl Default for Metrics {
             rtp_forwarded,
             lean_srtcp_opened,
             lean_srtcp_refused,
+            lean_srtcp_replayed,
             room_bad_datagrams,
             rtp_dropped,
             signalling_errors,

@@ -79,6 +79,7 @@ pub async fn run(
     let mut forwarded = 0;
     let mut dropped = [0; DropReason::COUNT];
     let mut srtcp = (0, 0);
+    let mut srtcp_replayed = 0;
     let mut bad_datagrams = 0;
     let mut out = Outgoing::default();
     // With a send thread, a big fan-out is flushed at once so that its send overlaps the
@@ -137,6 +138,9 @@ pub async fn run(
         m.lean_srtcp_opened.inc_by(c.srtcp_opened - srtcp.0);
         m.lean_srtcp_refused.inc_by(c.srtcp_refused - srtcp.1);
         srtcp = (c.srtcp_opened, c.srtcp_refused);
+        m.lean_srtcp_replayed
+            .inc_by(c.srtcp_replayed - srtcp_replayed);
+        srtcp_replayed = c.srtcp_replayed;
         m.room_bad_datagrams.inc_by(c.bad_datagrams - bad_datagrams);
         bad_datagrams = c.bad_datagrams;
         if conf.is_empty()

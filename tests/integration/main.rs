@@ -17,6 +17,7 @@ mod http_hold;
 mod janus;
 mod lean;
 mod lean_meet;
+mod lean_replay;
 mod lean_rtx;
 mod limits;
 mod lip_sync;

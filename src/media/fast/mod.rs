@@ -6,8 +6,9 @@
 //! - [`keys`]: the SRTP keying material, copied out of str0m's DTLS through a crypto
 //!   provider that wraps the default one;
 //! - [`srtp`]: RFC 3711 key derivation and RFC 7714 AEAD-GCM sealing of RTP and RTCP, with
-//!   SRTCP nonces that are never reused (its own reporter SSRC heads every compound), on
-//!   [`gcm`]'s keys (aws-lc's context, owned: one-pass sealing into the datagram);
+//!   SRTCP nonces that are never reused (its own reporter SSRC heads every compound) and
+//!   [`replay`] lists on what it opens, on [`gcm`]'s keys (aws-lc's context, owned: one-pass
+//!   sealing into the datagram);
 //! - [`ice`]: the nominated pair, taken from authenticated binding requests that carry
 //!   USE-CANDIDATE (str0m does not expose it);
 //! - [`rtp_out`]: the header rewrite (SSRC, payload type, numbers, negotiated extensions);
@@ -43,6 +44,7 @@ pub mod keys;
 pub mod pacer;
 pub mod pool;
 pub mod receive;
+pub mod replay;
 pub mod reports;
 pub mod rtcp_in;
 pub mod rtp_out;

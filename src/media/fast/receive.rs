@@ -40,7 +40,11 @@ impl Router {
             return Some(false);
         }
         match got.refused {
-            true => self.counters.srtcp_refused += 1,
+            true => {
+                self.counters.srtcp_refused += 1;
+                let replayed = fast.rtcp_in.last_refused_was_replay();
+                self.counters.srtcp_replayed += u64::from(replayed);
+            }
             false => self.counters.srtcp_opened += 1,
         }
         if got.moved {

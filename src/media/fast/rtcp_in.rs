@@ -45,8 +45,8 @@ pub fn is_rtcp(contents: &[u8]) -> bool {
 pub enum Opened<'a> {
     /// No keys (yet, or a profile this path does not open): str0m takes it.
     Unkeyed,
-    /// It failed authentication or was malformed: str0m, with the same keys, would refuse it
-    /// too.
+    /// It failed authentication, was malformed or was a replay ([`RtcpIn::replayed`]): str0m
+    /// would refuse the first two too (and, having no replay list, accept the third).
     Refused,
     /// The clear compound.
     Clear(&'a [u8]),
@@ -60,6 +60,10 @@ pub struct RtcpIn {
     /// Compounds opened, and those refused.
     pub opened: u64,
     pub refused: u64,
+    /// Of those refused, the replays (an index seen, or older than the window).
+    pub replayed: u64,
+    /// Whether the last compound refused was a replay.
+    last_replayed: bool,
 }
 
 impl RtcpIn {
@@ -79,11 +83,18 @@ impl RtcpIn {
                 self.opened += 1;
                 Opened::Clear(&self.clear)
             }
-            Err(_) => {
+            Err(e) => {
                 self.refused += 1;
+                self.last_replayed = e == SrtpError::Replayed;
+                self.replayed += u64::from(self.last_replayed);
                 Opened::Refused
             }
         }
+    }
+
+    /// Whether the last compound refused was a replay (for the room's counters).
+    pub fn last_refused_was_replay(&self) -> bool {
+        self.last_replayed
     }
 }
 
@@ -164,11 +175,17 @@ mod tests {
         }
         use KeyframeRequestKind::{Fir, Pli};
         assert_eq!(wanted, [(0x1111, Pli), (0x2222, Fir), (0x3333, Fir)]);
-        // Tampered: refused, never walked.
+        // Replayed (an on-path copy of its PLI and FIR): refused, counted as a replay.
+        assert!(matches!(rin.open(&c), Opened::Refused));
+        assert!(rin.last_refused_was_replay());
+        // Tampered (a fresh index, so not refused as a replay): refused, never walked.
+        let mut c = clear.clone();
+        browser.seal_rtcp(&mut c).expect("sealed");
         let n = c.len();
         c[n - 9] ^= 1;
         assert!(matches!(rin.open(&c), Opened::Refused));
-        assert_eq!((rin.opened, rin.refused), (1, 1));
+        assert!(!rin.last_refused_was_replay());
+        assert_eq!((rin.opened, rin.refused, rin.replayed), (1, 2, 1));
     }
 
     #[test]

@@ -5,9 +5,14 @@
 //! one index per context on the same key, so every compound sealed here must start with a
 //! packet from [`Sealer::reporter`], an SSRC str0m never uses; [`Sealer::seal_rtcp`] refuses
 //! anything else, and refuses to wrap its 31-bit index, so no nonce is ever used twice.
+//!
+//! [`Opener::open_rtcp_into`] keeps RFC 3711's replay list per source ([`SrtcpReplay`]): a
+//! compound whose index it saw, or that is older than the window, is refused before it is
+//! opened, and the list moves only for compounds that authenticated.
 
 use super::gcm::Gcm;
 use super::keys::Keying;
+use super::replay::SrtcpReplay;
 use str0m::config::CryptoProvider;
 use str0m::crypto::dtls::SrtpProfile;
 use str0m::crypto::{AeadAes128Gcm, AeadAes256Gcm};
@@ -44,6 +49,9 @@ pub enum SrtpError {
     /// A packet too short, or failing authentication (opening only).
     #[error("malformed or unauthenticated packet")]
     Malformed,
+    /// An SRTCP index already seen from its source, or older than its replay window.
+    #[error("replayed SRTCP compound")]
+    Replayed,
 }
 
 /// One direction's session keys.
@@ -223,6 +231,7 @@ impl Sealer {
 /// The opening side: what the other end sends (its RTCP toward us; tests' receivers).
 pub struct Opener {
     keys: Session,
+    replay: SrtcpReplay,
 }
 
 impl Opener {
@@ -230,6 +239,7 @@ impl Opener {
     pub fn new(provider: &CryptoProvider, keying: &Keying) -> Result<Self, SrtpError> {
         Ok(Opener {
             keys: session(provider, keying, Direction::Receive)?,
+            replay: SrtcpReplay::default(),
         })
     }
 
@@ -278,6 +288,9 @@ impl Opener {
         }
         let index = e_index & MAX_SRTCP_INDEX;
         let ssrc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if !self.replay.fresh(ssrc, index) {
+            return Err(SrtpError::Replayed);
+        }
         let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, ssrc, index);
         out.extend_from_slice(&rest[..8]);
         out.resize(rest.len() - 16, 0);
@@ -288,6 +301,7 @@ impl Opener {
             out.clear();
             return Err(SrtpError::Malformed);
         }
+        self.replay.mark(ssrc, index);
         Ok(index)
     }
 }

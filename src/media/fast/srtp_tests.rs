@@ -162,3 +162,69 @@ fn our_rtp_iv_is_rfc_7714s_as_str0m_builds_it() {
         );
     }
 }
+
+/// RFC 3711 §3.3.2 on SRTCP: each (source, index) opens once; out of order within the window
+/// is fine, older than the window is not, and only compounds that authenticated move it.
+#[test]
+fn srtcp_replays_are_refused_and_only_authentic_compounds_move_the_window() {
+    let p = provider();
+    let profile = SrtpProfile::AEAD_AES_128_GCM;
+    let mut sealer = Sealer::new(&p, &keying(profile, false), 0xFEED).expect("gcm");
+    let mut opener = Opener::new(&p, &keying(profile, true)).expect("gcm");
+    let sealed: Vec<Vec<u8>> = (0..300)
+        .map(|_| {
+            let mut c = compound(0xFEED, 0x1111);
+            sealer.seal_rtcp(&mut c).expect("reporter first");
+            c
+        })
+        .collect();
+    assert_eq!(opener.open_rtcp(&sealed[5]).map(|o| o.1), Ok(5));
+    assert_eq!(opener.open_rtcp(&sealed[5]), Err(SrtpError::Replayed));
+    // Earlier ones, late: each once.
+    assert_eq!(opener.open_rtcp(&sealed[3]).map(|o| o.1), Ok(3));
+    assert_eq!(opener.open_rtcp(&sealed[0]).map(|o| o.1), Ok(0));
+    assert_eq!(opener.open_rtcp(&sealed[3]), Err(SrtpError::Replayed));
+    assert!(opener.open_rtcp(&sealed[4]).is_ok());
+    // A forgery with a far index fails authentication and does not move the window: 6..
+    // still open.
+    let mut forged = sealed[6].clone();
+    let n = forged.len();
+    forged[n - 4..].copy_from_slice(&(0x8000_0000u32 | 250).to_be_bytes());
+    assert_eq!(opener.open_rtcp(&forged), Err(SrtpError::Malformed));
+    let mut tampered = sealed[6].clone();
+    tampered[10] ^= 1;
+    assert_eq!(opener.open_rtcp(&tampered), Err(SrtpError::Malformed));
+    assert_eq!(opener.open_rtcp(&sealed[6]).map(|o| o.1), Ok(6));
+    // 200 moves the window past 72 and below: they are refused, unseen or not.
+    assert!(opener.open_rtcp(&sealed[200]).is_ok());
+    assert_eq!(opener.open_rtcp(&sealed[72]), Err(SrtpError::Replayed));
+    assert_eq!(opener.open_rtcp(&sealed[7]), Err(SrtpError::Replayed));
+    assert_eq!(opener.open_rtcp(&sealed[73]).map(|o| o.1), Ok(73));
+    assert!(opener.open_rtcp(&sealed[299]).is_ok());
+    // A refused compound leaves nothing behind in the caller's buffer.
+    let mut out = vec![1, 2, 3];
+    assert_eq!(
+        opener.open_rtcp_into(&sealed[299], &mut out),
+        Err(SrtpError::Replayed)
+    );
+    assert!(out.is_empty());
+}
+
+/// Each source keeps its own list: the same index from another SSRC is another compound
+/// (its nonce differs), as a browser numbers each of its SSRCs' compounds on its own.
+#[test]
+fn srtcp_sources_have_their_own_lists() {
+    let p = provider();
+    let profile = SrtpProfile::AEAD_AES_128_GCM;
+    let mut a = Sealer::new(&p, &keying(profile, false), 0xA).expect("gcm");
+    let mut b = Sealer::new(&p, &keying(profile, false), 0xB).expect("gcm");
+    let mut opener = Opener::new(&p, &keying(profile, true)).expect("gcm");
+    let mut ca = compound(0xA, 1);
+    let mut cb = compound(0xB, 1);
+    assert_eq!(a.seal_rtcp(&mut ca), Ok(0));
+    assert_eq!(b.seal_rtcp(&mut cb), Ok(0));
+    assert!(opener.open_rtcp(&ca).is_ok());
+    assert!(opener.open_rtcp(&cb).is_ok());
+    assert_eq!(opener.open_rtcp(&ca), Err(SrtpError::Replayed));
+    assert_eq!(opener.open_rtcp(&cb), Err(SrtpError::Replayed));
+}

@@ -33,6 +33,7 @@
 
 use super::super::fast::keys::{self, Keying};
 use super::super::fast::pool;
+pub use super::super::fast::replay::ReplayWindow;
 use super::super::fast::srtp::{Opener, Sealer, SrtpError, RTP_OVERHEAD};
 use super::super::simulcast::Layer;
 use crate::model::TrackId;
@@ -57,10 +58,6 @@ pub const MAX_TRACK: u64 = (u32::MAX >> 2) as u64;
 const INFO_LABEL: &[u8] = b"confab relay v1";
 /// Label in the HKDF info of the edge → origin direction.
 const UPLINK_LABEL: &[u8] = b"confab relay up v1";
-/// Indexes older than this many behind the newest are refused (reordering between two nodes
-/// on one network is far smaller).
-const REPLAY_WINDOW: u64 = 128;
-
 /// A relay link's master key and salt. Never logged.
 #[derive(Clone)]
 pub struct RelayKey {
@@ -295,47 +292,6 @@ impl RelaySealer {
         self.sealer
             .seal_rtp_from(&mut buf, LINK_ID_LEN, payload, ssrc, index);
         Some(buf)
-    }
-}
-
-/// Which indexes of a link were seen: the newest and a bitmap of the ones before it.
-#[derive(Debug, Default)]
-pub struct ReplayWindow {
-    top: Option<u64>,
-    seen: u128,
-}
-
-impl ReplayWindow {
-    /// Whether `index` is new and within the window (does not record it).
-    pub fn fresh(&self, index: u64) -> bool {
-        match self.top {
-            None => true,
-            Some(top) if index > top => true,
-            Some(top) => {
-                let back = top - index;
-                back < REPLAY_WINDOW && self.seen & (1 << back) == 0
-            }
-        }
-    }
-
-    /// Records `index` as seen (call after it authenticated).
-    pub fn mark(&mut self, index: u64) {
-        match self.top {
-            Some(top) if index <= top => self.seen |= 1 << (top - index),
-            Some(top) => {
-                let shift = index - top;
-                self.seen = if shift >= REPLAY_WINDOW {
-                    1
-                } else {
-                    (self.seen << shift) | 1
-                };
-                self.top = Some(index);
-            }
-            None => {
-                self.seen = 1;
-                self.top = Some(index);
-            }
-        }
     }
 }
 
