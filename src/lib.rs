@@ -156,7 +156,7 @@
 //! | [`cluster::relay_socket`] | the edge's relay UDP socket: datagrams routed to edge rooms by link id |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester); `bot::real` sends real VP8/Opus from a clip |
 //! | `bot::shell` | what both bot shells (`bot::run`, `load::janus_shell`) do around a core: datagrams in batches, the WebSocket read in its own task, the core's timer, the stats copy |
-//! | `bot::herd` | many counting bots driven by one task: their sockets in one `epoll` set, one timer, signalling read when a reader announces it (`confab-load`'s viewers) |
+//! | `bot::herd` | many counting bots driven by one task: their sockets in one `epoll` set, one timer, signalling read when a reader announces it (`confab-load`'s viewers); `bot::herd_loop` is that task (Linux only) |
 //! | `bot::recv` | a bot's datagrams in `recvmmsg` batches with the kernel's arrival stamps (`SO_TIMESTAMPNS`) |
 //! | `bot::copy` | bringing a bot's stats copy up to date in place (only new `by_seq` entries) |
 //! | `bot::core::send` | the bot's outgoing media: Opus every 20 ms, VP8 frames per simulcast layer |

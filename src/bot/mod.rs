@@ -9,6 +9,8 @@ mod copy;
 pub mod core;
 mod delays;
 mod herd;
+#[cfg(target_os = "linux")]
+mod herd_loop;
 mod media;
 pub mod real;
 mod recv;

@@ -5,7 +5,9 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
+#[cfg(target_os = "linux")]
+use std::time::{Duration, SystemTime};
 
 /// Most datagrams taken per call.
 pub(crate) const BATCH: usize = 16;
@@ -16,6 +18,7 @@ const DATAGRAM_MAX: usize = 2048;
 const CONTROL_MAX: usize = 64;
 /// An arrival stamp older than this is not believed (the wall clock was stepped meanwhile):
 /// the datagram counts as arriving when it was read.
+#[cfg(target_os = "linux")]
 const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// Asks the kernel to stamp every datagram `socket` receives with its arrival time.
@@ -46,6 +49,8 @@ pub(crate) fn stamp_arrivals(socket: BorrowedFd<'_>) -> io::Result<()> {
 /// Buffers for one batch, reused from call to call.
 pub(crate) struct RecvBatch {
     bufs: Box<[[u8; DATAGRAM_MAX]; BATCH]>,
+    // Arrival stamps come only with `recvmmsg`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     control: Box<[[u64; CONTROL_MAX / 8]; BATCH]>,
     got: [(usize, Option<SocketAddr>, Option<Instant>); BATCH],
 }

@@ -103,6 +103,7 @@ pub(crate) fn take_burst(core: &mut ClientCore, socket: &UdpSocket) {
 /// Hands the core what is queued on the non-blocking socket `fd`, up to [`BURST`] datagrams,
 /// as [`take_burst`] does for a socket a herd watches itself (see [`super::herd`]). Whether it
 /// emptied the queue.
+#[cfg(target_os = "linux")]
 pub(crate) fn take_queued(core: &mut ClientCore, fd: std::os::fd::BorrowedFd<'_>) -> bool {
     BATCH.with(|batch| {
         let Ok(mut batch) = batch.try_borrow_mut() else {
@@ -211,6 +212,10 @@ impl<T: Send + 'static> WsReader<T> {
         let sent = Arc::new(AtomicU64::new(0));
         let announce = Announce(Arc::clone(&sent), notify);
         let task = tokio::spawn(async move {
+            // Dropped in reverse: the end is announced before the channel closes, so a loop
+            // the close wakes (on another thread) sees it announced, not an armed `Pending`.
+            let tx = tx;
+            let announce = announce;
             loop {
                 let item = tokio::select! {
                     cmd = cmds.recv() => {
@@ -260,6 +265,7 @@ impl<T: Send + 'static> WsReader<T> {
 
     /// The next message or command if one is queued: `Err(true)` once the reader stopped
     /// (see [`Self::recv`]), `Err(false)` when nothing is queued.
+    #[cfg(target_os = "linux")]
     pub(crate) fn try_recv(&mut self) -> Result<Inbound<T>, bool> {
         self.rx.try_recv().map_err(|e| match e {
             mpsc::error::TryRecvError::Empty => false,
@@ -313,3 +319,7 @@ impl CoreTimer {
         self.0.as_mut().await
     }
 }
+
+#[cfg(test)]
+#[path = "shell_tests.rs"]
+mod tests;

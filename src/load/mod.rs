@@ -248,6 +248,11 @@ pub async fn run(config: &LoadConfig) -> Result<Report, LoadError> {
             "{bots_n} bots; between 1 and {MAX_BOTS} allowed"
         )));
     }
+    if config.herd && !crate::bot::Herd::AVAILABLE {
+        return Err(LoadError::Invalid(
+            "herds (--herd true) need Linux's epoll; run without them".into(),
+        ));
+    }
     if config.duration.is_zero() || config.duration > MAX_PHASE || config.warmup > MAX_PHASE {
         return Err(LoadError::Invalid(format!(
             "warm-up and window must be at most {MAX_PHASE:?}, window above zero"

@@ -21,6 +21,7 @@ mod lean_replay;
 mod lean_rtx;
 mod limits;
 mod lip_sync;
+mod load_herd;
 mod load_smoke;
 mod lobby;
 mod meeting;
