@@ -80,6 +80,23 @@ const viewerStats = (person) =>
     return out;
   }, COUNTERS);
 
+// `/metrics`' count of packets not forwarded for `reason` (0 when none yet).
+async function droppedFor(reason) {
+  const text = await (await fetch(`${world.server.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^confab_rtp_dropped_packets_total\\{reason="${reason}"\\} (\\d+)$`, 'm'));
+  return Number(m?.[1] ?? 0);
+}
+
+// Server-side figures read around a window: SRTCP the lean path opened, refused and refused as
+// replays; video held back for congestion or until a keyframe.
+const serverFigures = async () => ({
+  srtcpOpened: await world.server.metric('confab_lean_srtcp_opened_total'),
+  srtcpRefused: await world.server.metric('confab_lean_srtcp_refused_total'),
+  srtcpReplayed: await world.server.metric('confab_lean_srtcp_replayed_total'),
+  congested: await droppedFor('congested'),
+  notKeyframeYet: await droppedFor('not_keyframe_yet'),
+});
+
 // Video kbit/s between two samples.
 const videoKbps = (a, b) => ((b.video.bytesReceived - a.video.bytesReceived) * 8) / (b.at - a.at);
 
@@ -136,6 +153,7 @@ scenario('audio and video play in sync', async () => {
 
 scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () => {
   const before = await viewerStats(viewer);
+  const serverBefore = await serverFigures();
   const lossFrom = Date.now();
   await world.link.loss(5);
   const timeline = [];
@@ -158,6 +176,7 @@ scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () =
     { timeoutMs: 2 * LOSS_WINDOW_MS, intervalMs: 1000 },
   );
   const dropped = await world.link.dropped();
+  const serverAfter = await serverFigures();
   await world.link.loss(0);
   const lossTo = Date.now();
   // What the server sent meanwhile, from the capture: the video stream, and on its RTX stream
@@ -183,9 +202,18 @@ scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () =
     longestStallMs: Math.round(longestStall),
     audioLost: after.audio.packetsLost - before.audio.packetsLost,
     audioReceived: after.audio.packetsReceived - before.audio.packetsReceived,
+    // A stall of just over 3 s is Chromium's wait for a decodable frame (then it sends a PLI):
+    // a frame left unrepaired. These say whether the server held video back meanwhile.
+    server: Object.fromEntries(Object.keys(serverAfter).map((k) => [k, serverAfter[k] - serverBefore[k]])),
   };
   console.log(`# ${SEND_PATH}, 5 % loss, ${LOSS_WINDOW_MS / 1000} s: ${JSON.stringify(figures)}; height/frames each second: ${timeline.map((t) => `${t.height}p/${t.frames}`).join(' ')}`);
   assert.ok(figures.nacks > 0, 'Chromium sent no NACK under 5 % loss');
+  // Chromium's SRTCP (NACKs among it) all opens: none refused, none taken for a replay.
+  if (SEND_PATH === 'lean') {
+    assert.ok(figures.server.srtcpOpened > 0, `no SRTCP opened: ${JSON.stringify(figures.server)}`);
+    assert.equal(figures.server.srtcpRefused, 0, JSON.stringify(figures.server));
+    assert.equal(figures.server.srtcpReplayed, 0, JSON.stringify(figures.server));
+  }
   // Repair: the server retransmitted (RTX, not padding) at least half as many packets as the
   // link dropped of the video stream (5 % of what was sent). Chromium's packetsLost is not the
   // measure: it kept counting packets that RTX brought back (36 retransmitted, 38 lost of 672
