@@ -29,6 +29,8 @@ pub struct Incoming<'a> {
     pub marker: bool,
     /// What the decision needs to know of it.
     pub view: PacketView,
+    /// `view.arrival` in `fast::clock::nanos`, converted once for every copy's arithmetic.
+    pub arrival_ns: u64,
     /// Its simulcast layer (0 without simulcast).
     pub layer: Layer,
     /// Its payload type and what the publisher negotiated behind it.

@@ -21,7 +21,7 @@ pub(super) fn fan_out(
     counters: &mut RoomCounters,
     log: &mut ForwardLog,
     out: &mut VecDeque<Output>,
-    sooner: &mut Vec<ParticipantId>,
+    sooner: &mut Vec<(ParticipantId, u32)>,
 ) -> Wishes {
     let mut wishes = Wishes::default();
     let (mut now, mut later) = (0, 0);
@@ -44,7 +44,7 @@ pub(super) fn fan_out(
             Ok(wake) => {
                 counters.rtp_forwarded += 1;
                 if wake {
-                    sooner.push(s.id);
+                    sooner.push((s.id, s.slot));
                     later += 1;
                 } else {
                     now += 1;

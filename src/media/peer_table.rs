@@ -20,17 +20,29 @@ use str0m::media::Mid;
 /// subscribers' state while the current copy is sealed.
 #[inline(always)]
 pub fn prefetch<T>(at: *const T, bytes: usize) {
+    prefetch_lines(at.cast(), bytes.clamp(1, 256));
+}
+
+/// [`prefetch`] without the clamp: every cache line of `bytes` bytes at `at`, for callers that
+/// know their object's whole size (an AES-GCM context, a datagram buffer).
+///
+/// Written without a loop over addresses: a line every 64 bytes from `at`, then the range's
+/// last byte (whose line the stride may have stepped past). Every caller's `bytes` is a
+/// constant, so this unrolls into one prefetch per line, with no compare or branch: the loop
+/// it replaces was ~140 instructions per forwarded copy at 1 → 300 (callgrind).
+#[inline(always)]
+pub fn prefetch_lines(at: *const u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = at as usize & !63;
-        let end = (at as usize).wrapping_add(bytes.clamp(1, 256));
-        let mut line = start;
-        while line < end {
+        let at = at as usize;
+        for i in 0..bytes.div_ceil(64) {
             // SAFETY: a prefetch reads nothing the program sees and cannot fault.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
-            line += 64;
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(i * 64) as *const i8) };
         }
+        let last = at.wrapping_add(bytes.max(1) - 1);
+        // SAFETY: as above.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(last as *const i8) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (at, bytes);
@@ -92,6 +104,16 @@ impl PeerTable {
                 self.slots[slot as usize].peer.as_deref_mut()
             }
             _ => self.get_mut(&id),
+        }
+    }
+
+    /// [`Self::at_mut`], to read: the timer index re-reads a touched peer by the slot the
+    /// fan-out knew it at (any slot, such as `u32::MAX`, when unknown: the map finds it).
+    #[inline]
+    pub fn at(&self, slot: u32, id: ParticipantId) -> Option<&Peer> {
+        match self.slots.get(slot as usize) {
+            Some(s) if s.id == id && s.peer.is_some() => s.peer.as_deref(),
+            _ => self.get(&id),
         }
     }
 
@@ -262,6 +284,8 @@ mod tests {
         let b_frag = ufrag(t.get(&b).expect("b"));
         assert_eq!(t.at_mut(slot_a, b).map(|p| ufrag(p)), Some(b_frag));
         assert!(t.at_mut(999, c).is_some());
+        assert!(t.at(slot_a, a).is_none() && t.at(u32::MAX, c).is_some());
+        assert_eq!(t.at(slot_a, d).map(ufrag), t.get(&d).map(ufrag));
         assert_eq!(t.len(), 3);
         assert_eq!(t.range(ParticipantId(4)..).count(), 1);
         assert_eq!(t.values_mut().count(), 3);

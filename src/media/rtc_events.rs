@@ -236,6 +236,7 @@ impl Router {
                     && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload),
                 arrival: now,
             },
+            arrival_ns: super::fast::clock::nanos(now),
             layer,
             pt,
             params,

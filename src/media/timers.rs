@@ -42,9 +42,11 @@ pub struct Timers {
     /// Each peer's live deadline: the heap entry that counts. Keys are the server's own ids,
     /// not a peer's choice, so the fast non-keyed hasher is safe.
     at: FxHashMap<ParticipantId, Instant>,
-    /// Peers whose deadline may have moved since the last refresh (may repeat); the fan-out
-    /// pushes here directly.
-    pub(super) touched: Vec<ParticipantId>,
+    /// Peers whose deadline may have moved since the last refresh (may repeat), with the slot
+    /// they were last seen in (`u32::MAX` when the toucher did not know it): the fan-out
+    /// pushes here directly, with the slot its subscriber list has, and the refresh reads
+    /// each peer there instead of walking the id map per paced copy.
+    pub(super) touched: Vec<(ParticipantId, u32)>,
     /// Every peer must be read again.
     all: bool,
     /// Peers found, in [`Self::audit`], wanting time before the index would have woken them:
@@ -66,7 +68,7 @@ impl Timers {
     /// `id`'s deadline may have moved: read it again at the next refresh.
     pub fn touch(&mut self, id: ParticipantId) {
         if !self.all {
-            self.touched.push(id);
+            self.touched.push((id, u32::MAX));
         }
     }
 
@@ -86,8 +88,8 @@ impl Timers {
             }
         } else {
             let mut touched = std::mem::take(&mut self.touched);
-            for id in touched.drain(..) {
-                self.set(id, peers.get(&id).and_then(Peer::next_timeout));
+            for (id, slot) in touched.drain(..) {
+                self.set(id, peers.at(slot, id).and_then(Peer::next_timeout));
             }
             self.touched = touched;
         }

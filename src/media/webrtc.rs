@@ -5,6 +5,7 @@ use super::codec_map;
 use super::command::Output;
 use super::config::{RoomConfig, SendPath};
 use super::downtrack::{DownTrack, Incoming, Wishes};
+use super::fast::clock::Now;
 use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::forwarder::{DropReason, Forwarder};
@@ -345,6 +346,10 @@ impl WebRtcPeer {
                     };
                     let payload = &p.payload[..];
                     let slot = &mut down.lean_slot;
+                    let now = Now {
+                        at: now,
+                        ns: p.arrival_ns,
+                    };
                     return match fast.send_paced(rtc, mid, slot, pkt, payload, now) {
                         Some(Out::Now(t)) => {
                             out.push_back(Output::Transmit(t));

@@ -56,18 +56,8 @@ impl Gcm {
     /// only: nothing observable changes.
     #[inline]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let start = self.ctx.as_ptr() as usize;
-            let end = start + std::mem::size_of::<EVP_AEAD_CTX>();
-            let mut line = start & !63;
-            while line < end {
-                // SAFETY: a prefetch never faults; every line holds part of our context.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
-                line += 64;
-            }
-        }
+        let ctx = self.ctx.as_ptr().cast::<u8>();
+        crate::media::peer_table::prefetch_lines(ctx, std::mem::size_of::<EVP_AEAD_CTX>());
     }
 
     /// Seals `input` after the `out[aad_from..]` bytes already in `out`, which are the

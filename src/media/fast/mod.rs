@@ -24,6 +24,7 @@
 //! - [`reports`]: receive statistics of what the peer publishes and the receiver reports
 //!   toward it (str0m's are silenced with its sender reports);
 //! - [`pool`]: datagram buffers reused between sealing and egress;
+//! - [`clock`]: instants as nanoseconds, converted once per fan-out for every copy's arithmetic;
 //! - [`grid`]: the room's time grid its periodic work (ticks, reports) is scheduled on, so
 //!   every subscriber's share of it is done in one wake.
 //!
@@ -34,6 +35,7 @@
 //! (per-source payloads bounded in bytes, age and count; a 9-byte-per-packet map per
 //! subscriber m-line), driven by [`rtx`].
 
+pub mod clock;
 pub mod control;
 pub mod gcc;
 pub mod gcm;

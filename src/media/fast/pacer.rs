@@ -8,6 +8,7 @@
 //! bytes and in age; [`Pacer::next_wake`] says when the bucket will allow the next one. Audio
 //! is charged to the bucket (so video yields to it) but always sent at once.
 
+use super::clock::Now;
 use super::gcc::Bitrate;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -80,7 +81,11 @@ pub struct Pacer<T> {
     bytes_per_s: f64,
     /// Bytes allowed now; negative is debt.
     tokens: f64,
+    /// Bucket depth in bytes at the current rate (kept: it is read at every refill).
+    depth: f64,
+    /// When the bucket was last refilled, both ways (see `clock.rs`).
     last: Instant,
+    last_ns: u64,
     queue: VecDeque<(Instant, usize, T)>,
     queued_bytes: usize,
 }
@@ -92,29 +97,32 @@ impl<T> Pacer<T> {
             config,
             bytes_per_s: 1.0,
             tokens: 0.0,
+            depth: 0.0,
             last: now,
+            last_ns: Now::of(now).ns,
             queue: VecDeque::new(),
             queued_bytes: 0,
         };
         p.set_rate(now, rate);
-        p.tokens = p.depth();
+        p.tokens = p.depth;
         p
     }
 
     /// Follows a new estimate.
     pub fn set_rate(&mut self, now: Instant, rate: Bitrate) {
-        self.refill(now);
+        self.refill(Now::of(now));
         self.bytes_per_s = (rate.as_bps() as f64 * self.config.factor / 8.0).max(1.0);
+        let burst = self.bytes_per_s * self.config.burst.as_secs_f64();
+        self.depth = burst.max(self.config.min_burst_bytes as f64);
     }
 
-    fn depth(&self) -> f64 {
-        (self.bytes_per_s * self.config.burst.as_secs_f64()).max(self.config.min_burst_bytes as f64)
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + dt * self.bytes_per_s).min(self.depth());
+    fn refill(&mut self, now: Now) {
+        let dt = now.ns.saturating_sub(self.last_ns) as f64 * 1e-9;
+        if now.ns > self.last_ns {
+            self.last = now.at;
+            self.last_ns = now.ns;
+        }
+        self.tokens = (self.tokens + dt * self.bytes_per_s).min(self.depth);
     }
 
     /// Bytes waiting.
@@ -136,6 +144,12 @@ impl<T> Pacer<T> {
     /// The first half of [`Self::offer`], for a caller that builds the batch only when it must
     /// wait: whether a batch of `bytes` may go now (then it is charged to the bucket).
     pub fn try_send(&mut self, now: Instant, class: Class, bytes: usize) -> bool {
+        self.try_send_at(Now::of(now), class, bytes)
+    }
+
+    /// [`Self::try_send`] at a moment already converted (the fan-out converts it once).
+    #[inline]
+    pub fn try_send_at(&mut self, now: Now, class: Class, bytes: usize) -> bool {
         self.refill(now);
         let within = self.queue.is_empty() && self.tokens >= 0.0;
         if class == Class::Audio || within {
@@ -149,7 +163,7 @@ impl<T> Pacer<T> {
     /// is bounded: it delays video by at most one bucket.
     pub fn charge(&mut self, bytes: usize) {
         self.tokens -= bytes as f64;
-        self.tokens = self.tokens.max(-self.depth() - bytes as f64);
+        self.tokens = self.tokens.max(-self.depth - bytes as f64);
     }
 
     /// The second half of [`Self::offer`]: queues a batch [`Self::try_send`] refused, or hands
@@ -166,7 +180,7 @@ impl<T> Pacer<T> {
     /// Releases the next batch the budget allows (or one that waited too long, dropped);
     /// call until `None`, then sleep until [`Self::next_wake`].
     pub fn poll(&mut self, now: Instant) -> Option<Paced<T>> {
-        self.refill(now);
+        self.refill(Now::of(now));
         let &(at, bytes, _) = self.queue.front()?;
         let too_old = now.saturating_duration_since(at) >= self.config.max_queue_delay;
         // Half a byte of rounding is no debt: at [`Self::next_wake`] something always goes.

@@ -64,8 +64,24 @@ const MAX_HEADER: usize = 12 + 4 + 17 + 3 + 4 + 4;
 
 /// Writes the header, extensions included, at the end of `out`; returns its length.
 pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
-    // Built on the stack and appended once: byte-wise pushes each check the capacity.
+    let (b, n, _) = lay_out(h, ids);
+    out.extend_from_slice(&b[..n]);
+    n
+}
+
+/// Where the per-packet extension values sit in a laid-out header (0: not negotiated; the
+/// fixed header takes the first 12 bytes, so 0 is never a value's place).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Places {
+    twcc: u8,
+    abs_send_time: u8,
+}
+
+/// The header built on the stack (byte-wise pushes each check the capacity), its length and
+/// where its per-packet extension values are.
+fn lay_out(h: &Header, ids: &ExtIds) -> ([u8; MAX_HEADER], usize, Places) {
     let mut b = [0u8; MAX_HEADER];
+    let mut places = Places::default();
     let has_ext = ids.mid.is_some() || ids.twcc.is_some() || ids.abs_send_time.is_some();
     b[0] = 0x80 | if has_ext { 0x10 } else { 0 };
     b[1] = h.pt & 0x7F | if h.marker { 0x80 } else { 0 };
@@ -86,11 +102,13 @@ pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
         }
         if let Some(id) = ids.twcc {
             b[n] = id << 4 | 1;
+            places.twcc = (n + 1) as u8;
             b[n + 1..n + 3].copy_from_slice(&h.twcc_seq.to_be_bytes());
             n += 3;
         }
         if let Some(id) = ids.abs_send_time {
             b[n] = id << 4 | 2;
+            places.abs_send_time = (n + 1) as u8;
             b[n + 1..n + 4].copy_from_slice(&abs_send_time(h.since_epoch));
             n += 4;
         }
@@ -99,8 +117,61 @@ pub fn write(out: &mut Vec<u8>, h: &Header, ids: &ExtIds) -> usize {
         let words = ((n - 16) / 4) as u16;
         b[14..16].copy_from_slice(&words.to_be_bytes());
     }
-    out.extend_from_slice(&b[..n]);
-    n
+    (b, n, places)
+}
+
+/// One stream's header with what never changes between its packets (version, SSRC, the
+/// extension block, its mid) laid out once: a copy patches its payload type, marker, numbers
+/// and extension values in place of [`write`]'s byte-by-byte layout (~150 instructions per
+/// forwarded copy, callgrind at 1 → 300). Same bytes as [`write`] (tested).
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    bytes: [u8; MAX_HEADER],
+    len: u8,
+    places: Places,
+}
+
+impl Template {
+    /// The template of the stream `ssrc` on an m-line `mid` that negotiated `ids`.
+    pub fn new(ssrc: u32, mid: &[u8], ids: &ExtIds) -> Template {
+        let h = Header {
+            pt: 0,
+            marker: false,
+            seq: 0,
+            timestamp: 0,
+            ssrc,
+            mid,
+            twcc_seq: 0,
+            since_epoch: Duration::ZERO,
+        };
+        let (bytes, len, places) = lay_out(&h, ids);
+        Template {
+            bytes,
+            len: len as u8,
+            places,
+        }
+    }
+
+    /// Writes one packet's header at the end of `out` (`h.ssrc` and `h.mid` are the
+    /// template's); returns its length.
+    #[inline]
+    pub fn write(&self, out: &mut Vec<u8>, h: &Header) -> usize {
+        let mut b = self.bytes;
+        b[1] = h.pt & 0x7F | if h.marker { 0x80 } else { 0 };
+        b[2..4].copy_from_slice(&h.seq.to_be_bytes());
+        b[4..8].copy_from_slice(&h.timestamp.to_be_bytes());
+        let t = usize::from(self.places.twcc);
+        if t != 0 {
+            b[t..t + 2].copy_from_slice(&h.twcc_seq.to_be_bytes());
+        }
+        let a = usize::from(self.places.abs_send_time);
+        if a != 0 {
+            b[a..a + 3].copy_from_slice(&abs_send_time(h.since_epoch));
+        }
+        let n = usize::from(self.len);
+        out.extend_from_slice(&b[..n]);
+        n
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +239,47 @@ mod tests {
         };
         assert_eq!(write(&mut out, &h, &ExtIds::default()), 12);
         assert_eq!(out[0], 0x80);
+    }
+
+    #[test]
+    fn a_template_writes_the_bytes_write_does() {
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2_000 {
+            let r = next();
+            let id = |bit: u64, v: u8| (r >> bit & 1 == 1).then_some(v);
+            let ids = ExtIds {
+                mid: id(0, 1 + (r >> 8) as u8 % 14),
+                twcc: id(1, 1 + (r >> 16) as u8 % 14),
+                abs_send_time: id(2, 1 + (r >> 24) as u8 % 14),
+            };
+            let mid_text = b"0123456789abcdefXYZ";
+            let mid = &mid_text[..(r >> 32) as usize % 20];
+            let ssrc = next() as u32;
+            let t = Template::new(ssrc, mid, &ids);
+            let v = next();
+            let h = Header {
+                pt: v as u8,
+                marker: v >> 8 & 1 == 1,
+                seq: (v >> 9) as u16,
+                timestamp: (v >> 25) as u32,
+                ssrc,
+                mid,
+                twcc_seq: (v >> 40) as u16,
+                since_epoch: Duration::from_nanos(next() >> 20),
+            };
+            let (mut a, mut b) = (vec![7u8], vec![7u8]);
+            assert_eq!(
+                write(&mut a, &h, &ids),
+                t.write(&mut b, &h),
+                "round {round}"
+            );
+            assert_eq!(a, b, "round {round}: {ids:?}, mid {mid:?}");
+        }
     }
 }

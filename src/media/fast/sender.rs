@@ -2,6 +2,7 @@
 //! transport-wide numbering, and the sender reports that carry each stream's RTP/NTP mapping;
 //! video through the pacer (`paced`), retransmissions answering its NACKs (`resend`).
 
+use super::clock::Now;
 use super::control::Control;
 use super::grid::Grid;
 use super::history::{RtxSequencer, SeqMap};
@@ -11,7 +12,7 @@ use super::pacer::Pacer;
 use super::pool;
 use super::reports::Reports;
 use super::rtcp_in::RtcpIn;
-use super::rtp_out::{self, ExtIds, Header};
+use super::rtp_out::{self, ExtIds, Header, Template};
 use super::srtp::{Sealer, RTCP_OVERHEAD, RTP_OVERHEAD};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ struct StreamOut {
     /// Payload type of its last packet (its RTX payload type follows from it).
     pt: u8,
     ids: ExtIds,
+    /// Its header's fixed part, laid out once.
+    template: Template,
     /// The last packet sent: its 64-bit timestamp, clock rate and when it was sent.
     last: Option<(u64, u32, Instant)>,
     packets: u32,
@@ -120,6 +123,8 @@ pub struct FastSender {
     pass: String,
     pair: Option<Pair>,
     epoch: Instant,
+    /// `epoch` in `clock::nanos`: a copy's time since it is one subtraction.
+    epoch_ns: u64,
     /// Transport-wide numbering (its send register), feedback, NACKs, and the estimator
     /// when the room estimates bandwidth.
     control: Control,
@@ -168,6 +173,7 @@ impl FastSender {
             pass: creds.pass,
             pair: None,
             epoch: now,
+            epoch_ns: Now::of(now).ns,
             control: Control::new(estimate_from, now),
             streams: Vec::new(),
             next_report: now + REPORT_EVERY,
@@ -275,8 +281,12 @@ impl FastSender {
     }
 
     /// Whether this path can send now, must wait, or leaves sending to str0m.
+    #[inline]
     pub fn state(&mut self) -> State {
-        self.poll_keys();
+        // Asked per copy: only a sender still waiting for its keys looks for them.
+        if matches!(self.keys, Keys::Waiting(_)) {
+            self.poll_keys();
+        }
         match self.keys {
             Keys::Ready(_) if self.pair.is_some() => State::Ready,
             Keys::Unsupported => State::Str0m,
@@ -332,7 +342,7 @@ impl FastSender {
         slot: &mut u32,
         pkt: Packet,
         payload: &[u8],
-        now: Instant,
+        now: Now,
     ) -> Option<Transmit> {
         let pair = self.pair?;
         if !matches!(self.keys, Keys::Ready(_)) {
@@ -345,7 +355,7 @@ impl FastSender {
         };
         let stream = &mut self.streams[i];
         // One clock reading relative to the epoch serves abs-send-time and the register.
-        let since = now.saturating_duration_since(self.epoch);
+        let since = now.since(self.epoch_ns);
         let header = Header {
             pt: pkt.pt,
             marker: pkt.marker,
@@ -357,7 +367,7 @@ impl FastSender {
             since_epoch: since,
         };
         let mut buf = pool::take(12 + 16 + payload.len() + RTP_OVERHEAD);
-        rtp_out::write(&mut buf, &header, &stream.ids);
+        stream.template.write(&mut buf, &header);
         sealer.seal_rtp(&mut buf, payload, stream.ssrc, pkt.seq);
         if stream.ids.twcc.is_some() {
             self.control.on_send_since(since, buf.len());
@@ -369,7 +379,7 @@ impl FastSender {
                 .record(pkt.seq, layer, source_seq, pkt.time as u32);
         }
         stream.pt = pkt.pt;
-        stream.last = Some((pkt.time, pkt.clock_rate, now));
+        stream.last = Some((pkt.time, pkt.clock_rate, now.at));
         self.sent_since_pad = self.sent_since_pad.saturating_add(buf.len());
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(payload.len() as u32);

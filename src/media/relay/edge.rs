@@ -268,6 +268,7 @@ impl Router {
                 keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(payload),
                 arrival: now,
             },
+            arrival_ns: crate::media::fast::clock::nanos(now),
             layer: pkt.layer,
             pt,
             params,

@@ -2,6 +2,7 @@
 //! the router's timeouts; audio and retransmissions charged to it but never held.
 
 use super::{FastSender, Packet};
+use crate::media::fast::clock::Now;
 use crate::media::fast::gcc::Bitrate;
 use crate::media::fast::pacer::{Class, Paced, Pacer, PacerConfig};
 use crate::media::fast::srtp::RTP_OVERHEAD;
@@ -56,7 +57,7 @@ impl FastSender {
         slot: &mut u32,
         pkt: Packet,
         payload: &[u8],
-        now: Instant,
+        now: Now,
     ) -> Option<Out> {
         if let Some(pacer) = self.pacer.as_deref_mut() {
             let class = match pkt.source {
@@ -64,15 +65,15 @@ impl FastSender {
                 None => Class::Audio,
             };
             let bytes = 12 + 16 + payload.len() + RTP_OVERHEAD;
-            if !pacer.try_send(now, class, bytes) {
+            if !pacer.try_send_at(now, class, bytes) {
                 let held = Held {
                     mid,
                     slot: *slot,
                     pkt,
                     payload: payload.to_vec(),
-                    arrival: now,
+                    arrival: now.at,
                 };
-                match pacer.enqueue(now, bytes, held) {
+                match pacer.enqueue(now.at, bytes, held) {
                     Ok(()) => self.paced += 1,
                     Err(_) => self.pace_dropped += 1,
                 }
@@ -94,10 +95,11 @@ impl FastSender {
         let Some(mut pacer) = self.pacer.take() else {
             return;
         };
+        let at = Now::of(now);
         while let Some(r) = pacer.poll(now) {
             match r {
                 Paced::Send(mut h) => {
-                    if let Some(t) = self.send(rtc, h.mid, &mut h.slot, h.pkt, &h.payload, now) {
+                    if let Some(t) = self.send(rtc, h.mid, &mut h.slot, h.pkt, &h.payload, at) {
                         out.push(t);
                         log.released(h.arrival);
                     }

@@ -2,7 +2,7 @@
 //! remembers, checked against the mid, so a copy costs no hash lookup.
 
 use super::{FastSender, StreamOut};
-use crate::media::fast::rtp_out::ExtIds;
+use crate::media::fast::rtp_out::{ExtIds, Template};
 use str0m::media::Mid;
 use str0m::Rtc;
 
@@ -39,6 +39,7 @@ impl FastSender {
             ssrc,
             pt,
             ids,
+            template: Template::new(ssrc, &mid_text[..mid_len], &ids),
             last: None,
             packets: 0,
             octets: 0,
