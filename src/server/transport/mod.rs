@@ -182,12 +182,8 @@ impl Transport {
             .send_thread
             .then(|| {
                 let s = sockets.clone();
-                // Experiment knob (A/B only): send threads serving the lanes.
-                let threads = std::env::var("CONFAB_SEND_THREADS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                send_thread::SendThread::start(s, Arc::clone(&metrics), shutdown.clone(), threads)
+                let (m, threads) = (Arc::clone(&metrics), config.send_threads);
+                send_thread::SendThread::start(s, m, shutdown.clone(), threads)
             })
             .flatten();
         Transport {

@@ -1,4 +1,4 @@
-//! The send thread: rooms hand their send batches to a thread that calls `sendmmsg`, so the
+//! The send threads: rooms hand their send batches to threads that call `sendmmsg`, so the
 //! kernel's send of one batch overlaps the room's sealing of the next, and a burst is sent in
 //! lanes, on two cores at once, with each destination's datagrams in order.
 //!
@@ -6,19 +6,19 @@
 //! 1 → 100 with a heavy camera that is ~900 sealed copies per frame, and sending them costs
 //! ~5 times more than sealing them (on loopback a send also runs the receiver's softirq). On
 //! one thread the last copy of a burst waits for both; with the sends on this thread it waits
-//! for about the larger of the two; with the sends split in lanes that two threads (this one
-//! and the room, or two of these) send at once, for about half of it.
+//! for about the larger of the two; with the sends split in lanes that two threads send at
+//! once (`--send-threads 2`, or one and the room), for about half of it.
 //!
 //! - **Lanes:** a handed-off batch is split by destination ([`lane_of`]) into [`LANES`]
 //!   FIFOs, each with its own token: whoever holds a lane's token sends its oldest job, so
 //!   each lane's jobs leave in the order rooms handed them over, and a destination, always in
 //!   the same lane, gets its datagrams in order (receivers NACK a reordered RTP packet). Both
 //!   lanes send through the same socket: a UDP send that is not corked takes no socket lock.
-//! - **Who sends:** the thread takes the free lane with the most bytes queued, one job at a
-//!   time. A room sends lanes itself when the thread is busy elsewhere: when its lane is full
-//!   and free, and when the room is about to wait ([`SendThread::help`]), which is what puts
-//!   the second core to work at the end of a burst: the room has sealed it all, the thread
-//!   sends one lane and the room the other.
+//! - **Who sends:** a thread takes the free lane with the most bytes queued, one job at a
+//!   time. A room sends lanes nobody sends: when its lane is full (that lane, or another
+//!   rather than wait), and when the room is about to wait ([`SendThread::help`]). With one
+//!   thread, that is what puts the second core to work at the end of a burst: the room has
+//!   sealed it all, the thread sends one lane and the room the other.
 //! - **Inline:** small batches (reports, STUN answers, a paced copy), and any batch while the
 //!   room has nothing more queued to seal, are sent by the room itself, whole, in one call,
 //!   when every lane is idle (it takes every token): the thread's wake-up and the batch's trip
@@ -26,8 +26,9 @@
 //! - **Bounded:** each lane holds at most [`MAX_JOBS`] jobs and [`MAX_BYTES`] (a part bigger
 //!   than that is queued alone), so at most `LANES × MAX_BYTES` sealed bytes wait here. A room
 //!   finding its lane full sends the lane's jobs itself if nobody holds its token (the thread
-//!   has not been scheduled yet, or sends the other lane), else waits for the holder, which
-//!   sends one job at a time, up to [`FULL_WAIT`]; past that its part is dropped and counted
+//!   has not been scheduled yet, or sends the other lane), else another free lane's, else
+//!   waits for the holder, which sends one job at a time (~1 ms), up to [`FULL_WAIT`]: a
+//!   tokio worker blocks that long at most; past that its part is dropped and counted
 //!   (`confab_udp_send_dropped_datagrams`), as a full socket buffer drops.
 //! - **Buffers** sent here go back to [`crate::media::fast::pool`]'s shared list, one lock per
 //!   job; emptied job vectors go back to the rooms as spares.
@@ -56,8 +57,7 @@ use std::time::{Duration, Instant};
 use str0m::net::Transmit;
 use tokio::sync::watch;
 
-/// Lanes a handed-off batch is split over: two, the cores of the machine this was tuned on
-/// (the thread sends one lane while a room sends the other).
+/// Lanes a handed-off batch is split over: two, the cores of the machine this was tuned on.
 pub const LANES: usize = 2;
 /// Most jobs queued per lane.
 pub const MAX_JOBS: usize = 16;
@@ -249,6 +249,11 @@ impl SendThread {
                     self.notify_rooms(&st);
                     return st;
                 }
+                continue;
+            }
+            if let Some(other) = st.free_lane() {
+                // Rather than wait, send another lane nobody sends.
+                st = self.send_lane(st, other);
                 continue;
             }
             let now = Instant::now();
