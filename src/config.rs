@@ -67,6 +67,9 @@ pub struct Settings {
     /// overlaps the sealing of the next; `false`: each room sends its own [default: true]
     #[arg(long, env = "CONFAB_SEND_THREAD", action = clap::ArgAction::Set)]
     pub send_thread: Option<bool>,
+    /// Send threads serving the send lanes, 1 or 2 (with 1, rooms send the other lane) [default: 2]
+    #[arg(long, env = "CONFAB_SEND_THREADS")]
+    pub send_threads: Option<usize>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
@@ -166,6 +169,8 @@ pub struct Config {
     pub ice_tcp_http: bool,
     /// Whether rooms hand their send batches to the send thread.
     pub send_thread: bool,
+    /// Send threads serving the lanes (`server::transport::send_thread`), 1 or 2.
+    pub send_threads: usize,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -274,6 +279,7 @@ impl Default for Config {
             ice_tcp: true,
             ice_tcp_http: true,
             send_thread: true,
+            send_threads: 2,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -350,6 +356,11 @@ impl Settings {
                 .send_thread
                 .or(file.send_thread)
                 .unwrap_or(d.send_thread),
+            send_threads: self
+                .send_threads
+                .or(file.send_threads)
+                .unwrap_or(d.send_threads)
+                .clamp(1, 2),
             tls,
             room: RoomConfig {
                 max_participants: self

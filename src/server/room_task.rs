@@ -304,8 +304,8 @@ const MEDIA_BURST: usize = 4;
 /// since each hand-off costs a `sendmmsg`, lock round trips and often the thread's wake-up.
 /// Measured at 1 → 100 heavy (one input is 100 copies), 48 → 200 halved the hand-offs and cut
 /// `futex` calls per copy 0.0195 → 0.0115, `sendmmsg` 0.0100 → 0.0062 and context switches
-/// ~20 %; at ~1.2 kB a copy, a batch this size still fits the thread's queue bound
-/// ([`super::transport::send_thread::MAX_BYTES`]).
+/// ~20 %; at ~1.2 kB a copy, a batch this size, split over the send lanes, fits a lane's
+/// bound twice over ([`super::transport::send_thread::MAX_BYTES`]).
 const FLUSH_COPIES: u32 = 192;
 
 /// One media input: a datagram handed to the room, or an ICE-TCP connection's coming or going.

@@ -182,7 +182,8 @@ impl Transport {
             .send_thread
             .then(|| {
                 let s = sockets.clone();
-                send_thread::SendThread::start(s, Arc::clone(&metrics), shutdown.clone())
+                let (m, threads) = (Arc::clone(&metrics), config.send_threads);
+                send_thread::SendThread::start(s, m, shutdown.clone(), threads)
             })
             .flatten();
         Transport {
