@@ -28,8 +28,8 @@ pub fn prefetch<T>(at: *const T, bytes: usize) {
 ///
 /// Written without a loop over addresses: a line every 64 bytes from `at`, then the range's
 /// last byte (whose line the stride may have stepped past). Every caller's `bytes` is a
-/// constant, so this unrolls into one prefetch per line, with no compare or branch: the loop
-/// it replaces was ~140 instructions per forwarded copy at 1 → 300 (callgrind).
+/// constant, so this unrolls into one prefetch per line, with no compare or branch (with it,
+/// the fan-out's own instructions per copy went from 367 to 206 at 1 → 300, callgrind).
 #[inline(always)]
 pub fn prefetch_lines(at: *const u8, bytes: usize) {
     #[cfg(target_arch = "x86_64")]
