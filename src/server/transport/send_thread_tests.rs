@@ -51,7 +51,7 @@ async fn batches_leave_in_order_and_their_copies_are_observed_when_sent() {
     let st = SendThread::start(socks, Arc::clone(&metrics), shutdown, 1).expect("thread");
     let t0 = Instant::now();
     let mut next = 0;
-    for n in [40, 3, 100, 1, 20] {
+    for n in [140, 3, 200, 1, 130] {
         let mut b = burst(from, to, next, n);
         let mut fwd = vec![(t0, u32::from(n), false)];
         st.submit(&mut b, &mut fwd, true);
