@@ -7,6 +7,7 @@
 //! them alike; `confab-load --spawn A --spawn B --runs N` does that and reports this summary.
 
 use super::report::Report;
+use crate::server::forward_delay::BOUNDS_US;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -29,8 +30,13 @@ pub struct Summary {
     pub forwarded_per_cpu_s_max: Option<f64>,
     /// Median of the runs' latency p99, µs.
     pub latency_us_p99_median: Option<f64>,
-    /// Median of the runs' SFU-added p99 (server histogram, see [`Report::sfu_delay_us`]), µs.
+    /// Median of the runs' SFU-added p50 (server histogram, see [`Report::sfu_delay_us`]), µs.
+    pub sfu_delay_us_p50_median: Option<f64>,
+    /// Median of the runs' SFU-added p99, µs.
     pub sfu_delay_us_p99_median: Option<f64>,
+    /// The highest bucket bound any run's SFU-added delay reached, µs (past the histogram's
+    /// last bound: `null` in JSON, as in the runs' reports).
+    pub sfu_delay_us_max: Option<f64>,
     /// Median of the runs' RSS per participant, KiB.
     pub rss_per_participant_kib_median: Option<f64>,
     /// Median of the runs' datagrams per sending system call (the server's batching).
@@ -66,10 +72,12 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         .iter()
         .filter_map(|r| r.latency_us_p99.map(|v| v as f64))
         .collect();
-    let sfu_p99: Vec<f64> = reports
-        .iter()
-        .filter_map(|r| r.sfu_delay_us.map(|d| d[1]))
-        .collect();
+    let sfu = |i: usize| -> Vec<f64> {
+        reports
+            .iter()
+            .filter_map(|r| r.sfu_delay_us.map(|d| d[i]))
+            .collect()
+    };
     let rss: Vec<f64> = reports
         .iter()
         .filter_map(|r| r.rss_per_participant_kib)
@@ -87,7 +95,9 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
         forwarded_per_cpu_s_max: fwd.iter().copied().reduce(f64::max),
         forwarded_per_cpu_s: fwd,
         latency_us_p99_median: median(&p99),
-        sfu_delay_us_p99_median: median(&sfu_p99),
+        sfu_delay_us_p50_median: median(&sfu(0)),
+        sfu_delay_us_p99_median: median(&sfu(1)),
+        sfu_delay_us_max: sfu(2).into_iter().reduce(f64::max),
         rss_per_participant_kib_median: median(&rss),
         datagrams_per_send_median: median(&per_send),
         lost: reports.iter().map(|r| r.lost).sum(),
@@ -101,6 +111,7 @@ pub fn summarize(binary: &str, reports: &[Report]) -> Summary {
 /// The summaries as aligned text, one block per binary.
 pub fn table(summaries: &[Summary]) -> String {
     let k = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{:.1} k", x / 1e3));
+    let last_bound_us = BOUNDS_US.last().map_or(f64::INFINITY, |&b| b as f64);
     let mut out = String::new();
     for s in summaries {
         let each: Vec<String> = s
@@ -127,9 +138,21 @@ pub fn table(summaries: &[Summary]) -> String {
                     .map_or("n/a".into(), |v| format!("{:.1}", v / 1e3)),
             ),
             (
-                "SFU-added p99 median ms (server)",
-                s.sfu_delay_us_p99_median
-                    .map_or("n/a".into(), |v| format!("{:.2}", v / 1e3)),
+                // Medians of the runs' p50 and p99; the max is the highest of any run.
+                "SFU-added p50 / p99 / max ms (server)",
+                match (s.sfu_delay_us_p50_median, s.sfu_delay_us_p99_median) {
+                    (Some(p50), Some(p99)) => format!(
+                        "{:.2} / {:.2} / {}",
+                        p50 / 1e3,
+                        p99 / 1e3,
+                        match s.sfu_delay_us_max {
+                            Some(max) if max.is_finite() => format!("<= {:.2}", max / 1e3),
+                            Some(_) => format!("> {:.0}", last_bound_us / 1e3),
+                            None => "n/a".into(),
+                        }
+                    ),
+                    _ => "n/a".into(),
+                },
             ),
             (
                 "RSS per participant median KiB",
@@ -189,6 +212,7 @@ mod tests {
                 run(Some(70e3), 3),
                 Report {
                     loader_starved: Some(true),
+                    sfu_delay_us: Some([300.0, 1100.0, 5000.0]),
                     ..run(Some(80e3), 0)
                 },
             ],
@@ -203,11 +227,26 @@ mod tests {
             (Some(70e3), Some(90e3))
         );
         assert_eq!(s.latency_us_p99_median, Some(4000.0));
+        assert_eq!(s.sfu_delay_us_p50_median, Some(100.0));
         assert_eq!(s.sfu_delay_us_p99_median, Some(900.0));
+        assert_eq!(s.sfu_delay_us_max, Some(5000.0));
         assert_eq!(s.datagrams_per_send_median, Some(50.0));
         assert_eq!(s.lost, 3);
         let text = table(&[s]);
         assert!(text.contains("80.0 k [70.0 k, 90.0 k]"), "{text}");
         assert!(text.contains("90.0 70.0 80.0"), "{text}");
+        assert!(text.contains("0.10 / 0.90 / <= 5.00"), "{text}");
+    }
+
+    #[test]
+    fn a_delay_past_the_last_bucket_is_said_so() {
+        let past = Report {
+            sfu_delay_us: Some([100.0, 900.0, f64::INFINITY]),
+            ..run(Some(90e3), 0)
+        };
+        let s = summarize("a", &[run(Some(80e3), 0), past]);
+        assert_eq!(s.sfu_delay_us_max, Some(f64::INFINITY));
+        let text = table(&[s]);
+        assert!(text.contains("0.10 / 0.90 / > 2000"), "{text}");
     }
 }
