@@ -57,10 +57,11 @@ struct Cli {
     /// packets from the clear RTP header (far cheaper for the tester).
     #[arg(long, default_value_t = 5)]
     decrypting: usize,
-    /// Run the counting receivers up to 64 to a task with their sockets in one epoll set:
-    /// about 30 % less tester CPU at 1 -> 300, but on loopback the server's sends then pay the
-    /// nested epoll wake-ups (~7 % fewer forwarded packets per server CPU-second measured on
-    /// 2026-11-30), so it is off for the figures.
+    /// Run the counting receivers up to 64 to a task with their sockets in one epoll set
+    /// (Linux only: elsewhere `--herd true` is refused): about 30 % less tester CPU at
+    /// 1 -> 300, but on loopback the server's sends then pay the nested epoll wake-ups (~7 %
+    /// fewer forwarded packets per server CPU-second measured on 2026-11-30), so it is off for
+    /// the figures.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     herd: bool,
     /// Video frames per second of each publisher.

@@ -21,6 +21,8 @@ mod lean_replay;
 mod lean_rtx;
 mod limits;
 mod lip_sync;
+// Herds need Linux's epoll (`bot::herd_loop`); elsewhere `--herd true` is refused.
+#[cfg(target_os = "linux")]
 mod load_herd;
 mod load_smoke;
 mod lobby;
