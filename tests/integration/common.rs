@@ -1,5 +1,11 @@
-//! Starting a real server on loopback ports for a test.
+//! What the integration tests share: a real server on loopback ports and its clients, the
+//! load tester's small runs, and the start of a virtual-time room on either send path.
 
+use confab::bot::StreamShape;
+use confab::media::config::SendPath;
+use confab::media::RoomConfig;
+use confab::protocol::{ParticipantId, Role};
+use confab::sim::Sim;
 use confab::{Bound, Config};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -164,11 +170,58 @@ pub async fn assert_closed_unanswered(addr: SocketAddr, opening: &[u8]) {
 }
 
 /// A room on the old send path (str0m's own pacer, estimator, reports and retransmissions).
-pub fn str0m_room() -> confab::media::RoomConfig {
-    confab::media::RoomConfig {
-        send_path: confab::media::config::SendPath::Str0m,
-        ..confab::media::RoomConfig::default()
+pub fn str0m_room() -> RoomConfig {
+    RoomConfig {
+        send_path: SendPath::Str0m,
+        ..RoomConfig::default()
     }
+}
+
+/// A room on the lean send path, named so that these tests keep to it whatever the default.
+pub fn lean_room() -> RoomConfig {
+    RoomConfig {
+        send_path: SendPath::Lean,
+        ..RoomConfig::default()
+    }
+}
+
+/// A virtual-time lean room with a publishing host and one audience viewer, both bots of
+/// `shape`, joined and not yet run: (sim, host, viewer). The lean tests' common start.
+pub fn lean_host_and_viewer(shape: StreamShape) -> (Sim, ParticipantId, ParticipantId) {
+    let mut sim = Sim::new(lean_room());
+    let host = sim.join("host", Role::Host, true, shape).expect("join");
+    let viewer = sim
+        .join("viewer", Role::Audience, false, shape)
+        .expect("join");
+    (sim, host, viewer)
+}
+
+/// [`lean_host_and_viewer`] publishing no periodic keyframes, run until the viewer has its
+/// first keyframe and then for longer than the room's keyframe-request spacing: another
+/// keyframe now comes only when asked for, and the room would pass a request on.
+pub fn lean_viewer_with_no_keyframe_due() -> (Sim, ParticipantId, ParticipantId) {
+    let shape = StreamShape {
+        keyframe_interval: Duration::from_secs(3600),
+        ..StreamShape::default()
+    };
+    let (mut sim, host, viewer) = lean_host_and_viewer(shape);
+    assert!(
+        sim.run_until(Duration::from_secs(3), |s| video_keyframes(s, viewer) > 0),
+        "no first keyframe: {:?}",
+        sim.stats(viewer)
+    );
+    sim.run_for(Duration::from_secs(3));
+    (sim, host, viewer)
+}
+
+/// The keyframes `id` has received on all its video tracks.
+pub fn video_keyframes(sim: &Sim, id: ParticipantId) -> u64 {
+    sim.stats(id)
+        .tracks
+        .values()
+        .filter(|t| t.video)
+        .map(|t| t.keyframes)
+        .sum()
 }
 
 /// confab-load's webinar with one publisher and `viewers` viewers against `server`: 1 s of

@@ -1,22 +1,17 @@
 //! The lean send path in virtual time: str0m bots receive what confab rewrote and sealed.
 
+use crate::common::{
+    lean_host_and_viewer, lean_room, lean_viewer_with_no_keyframe_due, str0m_room, video_keyframes,
+};
 use confab::bot::StreamShape;
-use confab::media::config::SendPath;
 use confab::media::RoomConfig;
 use confab::protocol::{ParticipantId, Role};
 use confab::sim::{Link, Sim};
 use std::time::Duration;
 
-fn lean() -> RoomConfig {
-    RoomConfig {
-        send_path: SendPath::Lean,
-        ..RoomConfig::default()
-    }
-}
-
 #[test]
 fn webinar_audience_decrypts_the_fast_path_without_loss() {
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     let host = sim
         .join("host", Role::Host, true, StreamShape::default())
         .expect("join");
@@ -91,10 +86,7 @@ fn default_send_path_is_lean_and_str0m_stays_available() {
         .join("a", Role::Audience, false, StreamShape::default())
         .expect("join");
     assert!(sim.conf.room.fast_sent(a).is_some());
-    let mut sim = Sim::new(RoomConfig {
-        send_path: SendPath::Str0m,
-        ..RoomConfig::default()
-    });
+    let mut sim = Sim::new(str0m_room());
     let a = sim
         .join("a", Role::Audience, false, StreamShape::default())
         .expect("join");
@@ -105,12 +97,7 @@ fn default_send_path_is_lean_and_str0m_stays_available() {
 /// path's on the same SRTCP key, no (first SSRC, index) pair may ever appear twice.
 #[test]
 fn no_srtcp_nonce_is_used_twice_toward_a_lean_subscriber() {
-    let mut sim = Sim::new(lean());
-    sim.join("host", Role::Host, true, StreamShape::default())
-        .expect("join");
-    let a = sim
-        .join("a", Role::Audience, false, StreamShape::default())
-        .expect("join");
+    let (mut sim, _, a) = lean_host_and_viewer(StreamShape::default());
     sim.run_for(Duration::from_secs(8));
     let sent = sim.srtcp_sent_to(a);
     assert!(sent.len() >= 6, "sender reports flow: {sent:?}");
@@ -128,7 +115,7 @@ fn a_late_lean_subscriber_gets_a_keyframe_on_request() {
         keyframe_interval: Duration::from_secs(3600),
         ..StreamShape::default()
     };
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     sim.join("host", Role::Host, true, shape).expect("join");
     sim.run_for(Duration::from_secs(4));
     let late = sim
@@ -152,24 +139,8 @@ fn a_late_lean_subscriber_gets_a_keyframe_on_request() {
 /// the publisher as a keyframe request; the keyframe it brings reaches the viewer.
 #[test]
 fn a_lean_viewers_pli_reaches_the_publisher() {
-    let shape = StreamShape {
-        keyframe_interval: Duration::from_secs(3600),
-        ..StreamShape::default()
-    };
-    let mut sim = Sim::new(lean());
-    let host = sim.join("host", Role::Host, true, shape).expect("join");
-    let viewer = sim.join("v", Role::Audience, false, shape).expect("join");
-    let keyframes = |sim: &Sim| -> u64 {
-        let st = sim.stats(viewer);
-        st.tracks
-            .values()
-            .filter(|t| t.video)
-            .map(|t| t.keyframes)
-            .sum()
-    };
-    assert!(sim.run_until(Duration::from_secs(3), |s| keyframes(s) > 0));
-    // Quiet for longer than the room's keyframe-request spacing.
-    sim.run_for(Duration::from_secs(3));
+    let (mut sim, host, viewer) = lean_viewer_with_no_keyframe_due();
+    let keyframes = |sim: &Sim| video_keyframes(sim, viewer);
     let (asked_before, keys_before) = (sim.stats(host).keyframe_requests, keyframes(&sim));
     let requests_before = sim.conf.room.counters().keyframe_requests;
     sim.run_for(Duration::from_secs(2));
@@ -216,7 +187,7 @@ fn last_layer(sim: &Sim, id: ParticipantId) -> Option<u8> {
 /// A lean sim with a simulcast presenter and one viewer `name`, once the viewer receives the
 /// full layer: (sim, presenter, viewer).
 fn viewer_on_the_full_layer(name: &str) -> (Sim, ParticipantId, ParticipantId) {
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     let presenter = sim
         .join("pub", Role::Presenter, true, simulcast_shape())
         .expect("join");

@@ -1,20 +1,12 @@
 //! Meetings on the lean send path in virtual time: publishers are lean peers too, and their
 //! streams get confab's own receiver reports (str0m's are silenced with its sender reports).
 
+use crate::common::lean_room;
 use confab::bot::{BotStats, StreamShape};
-use confab::media::config::SendPath;
-use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, ParticipantId, Role};
 use confab::sim::Sim;
 use std::collections::HashSet;
 use std::time::Duration;
-
-fn lean() -> RoomConfig {
-    RoomConfig {
-        send_path: SendPath::Lean,
-        ..RoomConfig::default()
-    }
-}
 
 /// Receives video (with a keyframe) and audio from at least `n` others.
 fn receives(st: &BotStats, n: usize) -> bool {
@@ -81,7 +73,7 @@ fn reports_are_sane(sim: &Sim, id: ParticipantId, streams: usize) {
 
 #[test]
 fn lean_meeting_of_six_everyone_decodes_everyone_and_publishers_get_reports() {
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     let ids: Vec<_> = (0..6)
         .map(|i| {
             sim.join(
@@ -123,7 +115,7 @@ fn lean_meeting_of_six_everyone_decodes_everyone_and_publishers_get_reports() {
 
 #[test]
 fn a_lean_viewer_promoted_to_the_stage_publishes_and_gets_reports() {
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     let host = sim
         .join("host", Role::Host, true, StreamShape::default())
         .expect("join");

@@ -2,28 +2,11 @@
 //! captured compounds, sent again, are refused before they are read, so a replayed PLI asks
 //! the publisher for nothing and a replayed NACK is answered with no second RTX.
 
+use crate::common::{lean_host_and_viewer, lean_viewer_with_no_keyframe_due};
 use confab::bot::StreamShape;
-use confab::media::config::SendPath;
-use confab::media::RoomConfig;
-use confab::protocol::{ParticipantId, Role};
+use confab::protocol::ParticipantId;
 use confab::sim::{Link, Sim};
 use std::time::Duration;
-
-fn lean() -> RoomConfig {
-    RoomConfig {
-        send_path: SendPath::Lean,
-        ..RoomConfig::default()
-    }
-}
-
-fn keyframes(sim: &Sim, id: ParticipantId) -> u64 {
-    let st = sim.stats(id);
-    st.tracks
-        .values()
-        .filter(|t| t.video)
-        .map(|t| t.keyframes)
-        .sum()
-}
 
 /// Sends every SRTCP datagram `id` sent (the last 256) again; returns how many.
 fn replay_all(sim: &mut Sim, id: ParticipantId) -> u64 {
@@ -36,15 +19,7 @@ fn replay_all(sim: &mut Sim, id: ParticipantId) -> u64 {
 
 #[test]
 fn a_replayed_pli_asks_the_publisher_for_nothing() {
-    let shape = StreamShape {
-        keyframe_interval: Duration::from_secs(3600),
-        ..StreamShape::default()
-    };
-    let mut sim = Sim::new(lean());
-    let host = sim.join("host", Role::Host, true, shape).expect("join");
-    let viewer = sim.join("v", Role::Audience, false, shape).expect("join");
-    assert!(sim.run_until(Duration::from_secs(3), |s| keyframes(s, viewer) > 0));
-    sim.run_for(Duration::from_secs(3));
+    let (mut sim, host, viewer) = lean_viewer_with_no_keyframe_due();
     let asked = sim.stats(host).keyframe_requests;
     assert_eq!(sim.request_keyframes(viewer), 1, "one video received");
     assert!(
@@ -74,12 +49,7 @@ fn a_replayed_pli_asks_the_publisher_for_nothing() {
 
 #[test]
 fn a_replayed_nack_brings_no_second_rtx() {
-    let mut sim = Sim::new(lean());
-    sim.join("pub", Role::Host, true, StreamShape::default())
-        .expect("join");
-    let viewer = sim
-        .join("lossy", Role::Audience, false, StreamShape::default())
-        .expect("join");
+    let (mut sim, _, viewer) = lean_host_and_viewer(StreamShape::default());
     sim.run_for(Duration::from_secs(1));
     let lossy = Link {
         loss: 0.05,

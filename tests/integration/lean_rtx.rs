@@ -2,20 +2,12 @@
 //! RTX from the per-source history, keyframe bursts paced while audio is not, and every layer
 //! switch starting on a keyframe.
 
+use crate::common::{lean_host_and_viewer, lean_room};
 use confab::bot::{StreamShape, TrackStats};
-use confab::media::config::SendPath;
-use confab::media::RoomConfig;
 use confab::protocol::{ClientMsg, ParticipantId, Role, ServerMsg, TrackId};
 use confab::sim::{Link, Sim};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn lean() -> RoomConfig {
-    RoomConfig {
-        send_path: SendPath::Lean,
-        ..RoomConfig::default()
-    }
-}
 
 fn track(sim: &Sim, id: ParticipantId, video: bool) -> Option<TrackStats> {
     sim.stats(id)
@@ -29,12 +21,7 @@ fn track(sim: &Sim, id: ParticipantId, video: bool) -> Option<TrackStats> {
 /// and the history stays within its bound all along.
 #[test]
 fn lean_viewer_downlink_loss_is_repaired_by_rtx() {
-    let mut sim = Sim::new(lean());
-    sim.join("pub", Role::Host, true, StreamShape::default())
-        .expect("join");
-    let viewer = sim
-        .join("lossy", Role::Audience, false, StreamShape::default())
-        .expect("join");
+    let (mut sim, _, viewer) = lean_host_and_viewer(StreamShape::default());
     sim.set_links(
         viewer,
         Link::default(),
@@ -120,7 +107,7 @@ fn last_layer(sim: &Sim, id: ParticipantId) -> Option<u8> {
 /// begins on a keyframe of the new layer.
 #[test]
 fn every_lean_layer_switch_starts_on_a_keyframe() {
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     sim.join("pub", Role::Presenter, true, simulcast_shape())
         .expect("join");
     let viewer = sim
@@ -177,7 +164,7 @@ fn lean_pacer_holds_keyframe_bursts_but_never_audio() {
         keyframe_interval: Duration::from_secs(1),
         ..StreamShape::default()
     };
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     sim.join("pub", Role::Host, true, shape).expect("join");
     let viewers: Vec<_> = (0..5)
         .map(|i| {
@@ -239,7 +226,7 @@ fn capped_stays_low(delta_bytes: usize) {
         delta_bytes,
         ..simulcast_shape()
     };
-    let mut sim = Sim::new(lean());
+    let mut sim = Sim::new(lean_room());
     sim.join("pub", Role::Presenter, true, shape).expect("join");
     let viewer = sim
         .join("india", Role::Audience, false, StreamShape::default())
