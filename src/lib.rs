@@ -65,6 +65,7 @@
 //! | [`protocol`] | every signalling message (the written-down protocol) and its version |
 //! | [`protocol::host`], [`protocol::polls`] | payloads of the host tools, stage invitations, reactions and polls |
 //! | `protocol::changes`, `protocol::recording`, `protocol::errors` | lobby/hand deltas, recording payloads, the stable error codes |
+//! | `protocol::keyed` | serde helpers for maps keyed by ids (JSON keys only strings) |
 //! | [`rate`] | the token bucket behind every rate limit |
 //! | [`config`] | settings, defaults, CLI/env/TOML merge |
 //! | [`auth`] | HS256 join tokens → room, name, role; open mode without a secret |
@@ -81,12 +82,16 @@
 //! | [`conference::record`] | a room's lasting record: mode, password, lock, bans, host/presenter keys, expiry; what credentials grant |
 //! | [`names`] | display-name rules (no control, bidi or zero-width characters) |
 //! | [`conference::offer_limits`] | m-lines and SDP bytes one offer may hold, checked before parsing |
+//! | [`media`] | the sans-IO media core: a room's `Router` and everything it drives (the `media::` rows) |
 //! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
 //! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
 //! | [`media::peer_table`] | a room's peers by id in stable boxed slots; each subscriber list entry carries its slot (checked by id), so a copy reaches its peer by one array read; the fan-out's staged prefetch of the next subscribers' state |
-//! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back; `relay::wire`: datagram format, HKDF link key, replay window |
+//! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back |
+//! | `media::relay::origin` | the origin's end of a link: a peer subscribed to every track, sending what the edge needs, sealed, to its relay address |
+//! | `media::relay::edge` | the edge's end of a link: relayed up-tracks fed from opened datagrams into the normal fan-out; the needs and keyframe requests the origin must hear |
+//! | [`media::relay::wire`] | the relay datagram `[link id][SRTP packet]`: HKDF link key, sealing, opening, replay window |
 //! | [`media::relay::repair`] | relay loss repair: the edge's gap detection per relayed source and its resend requests, the origin's bounded per-source history resealed under fresh indexes |
 //! | `media::relay::uplink` | promotion from an edge: the edge's relay peer toward the origin (local tracks only, its own key, ids from a block the origin gave the link), the origin's opener feeding them in as the promoted participant's tracks, needs and keyframe requests back to the edge |
 //! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
@@ -106,6 +111,15 @@
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::fast`] | the lean send path (the default; `--send-path str0m` keeps str0m's own): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports, TWCC feedback → GCC estimate (`control`, whose send register numbers every packet), NACK → RTX from a per-source history (`rtx`, `history`), a burst-bounded pacer for video (`pacer`, woken from the router's timeout), datagram buffers reused with egress (`pool`) |
+//! | [`media::fast::keys`] | SRTP keying material copied out of str0m's DTLS by a crypto provider that wraps the default one |
+//! | [`media::fast::srtp`] | RFC 3711 key derivation, RFC 7714 AEAD-GCM SRTP/SRTCP; no SRTCP nonce used twice (its own reporter SSRC heads every compound), replay lists on what it opens |
+//! | [`media::fast::ice`] | the nominated ICE pair, from authenticated binding requests carrying USE-CANDIDATE (str0m does not expose it) |
+//! | [`media::fast::rtp_out`] | the RTP header a subscriber receives: SSRC, payload type, numbers, negotiated extensions (mid, transport-wide sequence, abs-send-time) |
+//! | [`media::fast::sender`] | a subscriber's send state: keys, nominated pair, sender reports; `streams`: per-m-line state by the down-track's slot; `paced`: video through the pacer; `resend`: NACKs answered as RTX; `feedback`: its SRTCP handed to its readers; `prefetch`: its part of the fan-out's prefetch |
+//! | [`media::fast::receive`] | a lean peer's datagram before str0m: SRTCP opened once, the nomination watched; then the estimate moved, NACKs answered, keyframe requests routed to publishers |
+//! | [`media::fast::twcc`] | the send register (transport-wide number, send time, size of every packet) and transport-cc feedback parsing |
+//! | [`media::fast::gcc`] | the GCC-style delay and loss estimator behind a trait (AIMD, loss cap, recovery from a spurious cut); `gcc::trend`: its trendline filter and overuse detector |
+//! | [`media::fast::clock`] | instants as nanoseconds on one process-wide scale: converted once per fan-out, subtracted per copy |
 //! | [`media::fast::gcm`] | one AES-GCM key as aws-lc's own context (aws-lc-sys, the build aws-lc-rs links): each copy sealed in one pass from the shared payload into its datagram buffer |
 //! | [`media::fast::grid`] | the room's 50 ms time grid every lean subscriber's periodic work (estimator ticks, sender and receiver reports) and the router's reallocation and reaping are scheduled on, so a slot's work is one wake and one batch |
 //! | [`media::fast::reports`] | lean peers' receive statistics (RFC 3550 loss, jitter, LSR/DLSR) and our receiver reports toward what they publish |
@@ -117,10 +131,11 @@
 //! | [`media::codec`] | keyframe detection in VP8 / H.264 payloads |
 //! | [`media::codec_map`] | room video codec policy (VP8 first); payload type per subscriber m-line |
 //! | [`media::sdp_check`] | which m-lines an offer would send on (role enforcement) |
+//! | [`server`] | the I/O shell: `Bound` (sockets bound) → serving; `Shared`, what every task shares (the `server::` rows) |
 //! | [`server::transport`] | the media sockets and the one routing table (ufrag → room) for UDP and ICE-TCP |
 //! | [`server::transport::udp`] | UDP ingress: the one port, routed by ufrag then by address |
 //! | [`server::transport::egress`] | UDP egress: a room's burst in `sendmmsg` batches |
-//! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes, overlapping their sealing (`--send-thread`, `--send-threads`) |
+//! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes, overlapping their sealing (`--send-thread`, `--send-threads`; threads `confab-send0`, `confab-send1`) |
 //! | [`server::transport::media_socket`] | the UDP media socket, registered for reading only (no wake per send) |
 //! | [`server::transport::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
 //! | [`server::transport::stun`] | the ufrag a STUN binding request names |
@@ -147,6 +162,9 @@
 //! | `server::stall` | (unit tests) a room that runs late keeps the peers whose datagrams it has not read yet |
 //! | `server::loopback` | (unit tests) a served server on loopback ports for `isolation` and `stall` |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
+//! | [`record::vp8`], [`record::stage`], [`record::mix`] | RFC 7741 depacketizing into whole frames; the stage video switched on the new source's keyframe, on one timeline; every voice mixed into one Opus track |
+//! | [`record::recorder`], [`record::writer`] | the sans-IO recording core (packets and stage choices in, WebM blocks out); the file and the thread that owns a recorder |
+//! | [`record::webm`], [`record::ebml`] | the streaming WebM muxer (playable if cut anywhere) and its EBML (RFC 8794) primitives |
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |
 //! | [`cluster::registry`] | the Redis keys: node registrations, room claims (`SET NX`, compare-and-delete), the cluster view |
 //! | [`cluster::proxy`] | the signalling relay from the node that accepted a WebSocket to the room's node |
@@ -154,17 +172,27 @@
 //! | [`cluster::edge`] | an edge's viewer session: signalling on to the origin, media messages to the edge room |
 //! | [`cluster::link`] | the relay's control link (origin ⇄ edge WebSocket): hello, tracks, needs, keyframes |
 //! | [`cluster::relay_socket`] | the edge's relay UDP socket: datagrams routed to edge rooms by link id |
+//! | [`cluster::config`] | a node's cluster settings: where Redis is, its name, the URL other nodes relay to |
+//! | [`cluster::metrics`] | the cluster's counters, appended to the node's `/metrics` |
 //! | [`bot`] | headless str0m client: sans-IO core + tokio shell (tests, load tester); `bot::real` sends real VP8/Opus from a clip |
+//! | [`bot::core`] | the bot's sans-IO core: negotiation, synthetic media clock, receive statistics; `core::answer`: the answering side for a server that offers (Janus); `core::keyframe`: keyframe requests of its own, as a decoder's |
 //! | `bot::shell` | what both bot shells (`bot::run`, `load::janus_shell`) do around a core: datagrams in batches, the WebSocket read in its own task, the core's timer, the stats copy |
 //! | `bot::herd` | many counting bots driven by one task: their sockets in one `epoll` set, one timer, signalling read when a reader announces it (`confab-load`'s viewers); `bot::herd_loop` is that task (Linux only) |
 //! | `bot::recv` | a bot's datagrams in `recvmmsg` batches with the kernel's arrival stamps (`SO_TIMESTAMPNS`) |
 //! | `bot::copy` | bringing a bot's stats copy up to date in place (only new `by_seq` entries) |
 //! | `bot::core::send` | the bot's outgoing media: Opus every 20 ms, VP8 frames per simulcast layer |
+//! | `bot::media` | synthetic VP8- and Opus-shaped payloads carrying their send time |
+//! | `bot::delays` | a fixed-size log-linear histogram of one-way delays, cheap to copy |
+//! | `bot::seq` | received 16-bit RTP sequence numbers extended to 64 bits, for loss counting |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
 //! | `sim::net` | the simulator's links (delay, loss, bottleneck), datagrams in flight, seeded losses |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
+//! | `load::plan` | scenarios (meeting, webinar, rooms) turned into the bots to start, in join order |
+//! | [`load::probe`] | what the tester reads from the server: CPU and memory from `/proc`, counters from `/metrics` |
+//! | `load::report` | a run's result: one flat record, printed as a table or as JSON |
 //! | [`load::delay`] | the SFU-added delay of a load window, from two scrapes of the server's forward-delay histogram |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
+//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
 //!
 //! [str0m]: https://docs.rs/str0m
 

@@ -1,3 +1,6 @@
+//! Tests of the fast path's SRTP: RFC 3711 key derivation, RFC 7714 round trips, the SRTCP
+//! nonce rule and replay lists, and the profiles it refuses.
+
 use super::*;
 use crate::media::fast::keys::provider;
 use std::collections::HashSet;
