@@ -119,7 +119,7 @@ pub struct Settings {
     #[arg(long, env = "CONFAB_NODE_ID")]
     pub node_id: Option<String>,
     /// The WebSocket URL other nodes reach this node's signalling on, plain `ws://`
-    /// [default: ws://<listen>/ws]
+    /// [default: ws://LISTEN/ws, LISTEN being --listen]
     #[arg(long, env = "CONFAB_NODE_URL")]
     pub node_url: Option<String>,
     /// Secret shared by every node of the cluster, at least 16 characters, required with

@@ -6,13 +6,13 @@
 //! media router. It intercepts the media messages (`offer`, `video_sizes`, `pin`): they go to
 //! the edge room, which holds the viewer's peer and the stage relayed from the origin, and its
 //! answer comes back from here. Of the edge room's own messages only media ones reach the
-//! client ([`from_edge_room`]); everything else the client hears is the origin's.
+//! client (`from_edge_room`); everything else the client hears is the origin's.
 //!
 //! The viewer's peer in the edge room has the id the origin gave it (read from the origin's
 //! `joined`): an edge room holds one origin's viewers only, so ids stay unique, and a track a
 //! promoted viewer publishes here is owned by the same id on every node. The origin's
 //! messages about this viewer's role and mutes reach the edge room before the client
-//! ([`stage_event`]), so a promotion's re-offer is never refused here and a host's mute
+//! (`stage_event`), so a promotion's re-offer is never refused here and a host's mute
 //! stops the edge's own viewers too.
 
 use super::link::LinkEvent;

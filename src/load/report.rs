@@ -113,8 +113,8 @@ pub const STARVED_CPU_SHARE: f64 = 0.8;
 
 impl Report {
     /// Whether the tester was starved in the window: its threads waited for a CPU more than
-    /// [`STARVED_WAIT_PCT`] of it or [`STARVED_WAIT_PER_SLICE_US`] per scheduling on
-    /// average, or tester and server together used more than [`STARVED_CPU_SHARE`] of the
+    /// `STARVED_WAIT_PCT` of it or `STARVED_WAIT_PER_SLICE_US` per scheduling on
+    /// average, or tester and server together used more than `STARVED_CPU_SHARE` of the
     /// machine. `None` when the tester's CPU was not observed.
     pub fn starved(&self) -> Option<bool> {
         let cpu = self.loader_cpu_pct?;

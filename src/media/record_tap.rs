@@ -183,7 +183,7 @@ impl RecordTap {
 }
 
 impl Router {
-    /// Starts feeding a recording (replacing none: the caller checks [`Router::is_recording`]).
+    /// Starts feeding a recording (replacing none: the caller checks [`Router::recording`]).
     pub fn start_recording(&mut self, handle: RecordingHandle, now: Instant) {
         self.tap = Some(RecordTap::new(handle, now));
         self.pump(now);

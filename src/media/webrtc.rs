@@ -391,7 +391,7 @@ impl WebRtcPeer {
     }
 
     /// A new estimate from the lean path's own estimator: a fall counts at once; a rise only
-    /// once it has held for [`UP_HOLD`], then at its lowest over that time and never past 1.25 ×
+    /// once it has held for `UP_HOLD`, then at its lowest over that time and never past 1.25 ×
     /// what the subscriber acknowledged receiving (`delivered`). Under a cap the estimator may
     /// run up to 1.5 × the acknowledged rate before its delay detector reacts (measured in
     /// virtual time: 243 → 466 kbit/s over 3 s on a 300 kbit/s link), and a layer bought on

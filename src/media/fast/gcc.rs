@@ -18,7 +18,7 @@
 //! sees the draft's gentle increase.
 //!
 //! A cut may be spurious: a CPU stall at either end reads as a queue. After a first cut the
-//! estimate climbs back at the fastest increase toward where it was ([`Recovery`]) unless the
+//! estimate climbs back at the fastest increase toward where it was (`Recovery`) unless the
 //! path confirms the cut by another overuse after a climb, or by loss; once back, the cut is
 //! forgotten (clean time and capacity as before). Memory: fixed, ~700 bytes per subscriber.
 

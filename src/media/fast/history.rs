@@ -245,7 +245,7 @@ impl SeqMap {
         }
     }
 
-    /// Heap bytes (the retransmission memory, at most [`RESENT_KEPT`] × 16 bytes, aside).
+    /// Heap bytes (the retransmission memory, at most `RESENT_KEPT` × 16 bytes, aside).
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.entries)
     }

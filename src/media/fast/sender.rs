@@ -395,7 +395,7 @@ impl FastSender {
     /// Padding for the time since the last call: RTP padding-only packets on a video
     /// m-line's RTX stream, filling media up to the lesser of the padding target and the
     /// estimate (padding past the estimate would only congest). Nothing without an estimator
-    /// or an RTX stream. At most [`MAX_PAD_PACKETS`] per call.
+    /// or an RTX stream. At most `MAX_PAD_PACKETS` per call.
     pub fn pad(&mut self, rtc: &mut Rtc, now: Instant, out: &mut Vec<Transmit>) {
         let dt = now.saturating_duration_since(self.last_pad).min(PAD_WINDOW);
         self.last_pad = now;

@@ -86,7 +86,7 @@ const SNIFF_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether a connection to the HTTP(S) port carries ICE-TCP: its first byte is the high
 /// byte of an RFC 4571 length, 0 for any STUN or DTLS frame, where an HTTP request starts
-/// with a letter and a TLS handshake with 0x16. The frame itself is checked by [`serve`].
+/// with a letter and a TLS handshake with 0x16. The frame itself is checked by `serve`.
 pub async fn is_ice_tcp(stream: &TcpStream) -> bool {
     let mut first = [0u8; 1];
     matches!(
