@@ -415,9 +415,11 @@ impl Router {
                 if ticked {
                     f.pad(&mut p.rtc, now, &mut sent);
                 }
-                self.out.extend(sent.drain(..).map(Output::Transmit));
-                self.out
-                    .extend(report.into_iter().chain(received).map(Output::Transmit));
+                sent.extend(report);
+                sent.extend(received);
+                if !sent.is_empty() {
+                    self.out.extend(sent.drain(..).map(Output::Transmit));
+                }
                 let estimate = ticked.then(|| f.estimate()).flatten();
                 if let Some(e) = estimate {
                     let (delivered, back) = (f.delivered(), f.recovering());
