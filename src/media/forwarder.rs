@@ -127,7 +127,9 @@ impl Forwarder {
         self.needs_keyframe
     }
 
-    /// Decides for one packet.
+    /// Decides for one packet. Inline: per copy, and its caller is in another file (see
+    /// `Sealer::seal_rtp_from`).
+    #[inline]
     pub fn decide(&mut self, p: &PacketView) -> Decision {
         if p.video && self.needs_keyframe {
             if !p.keyframe_start {

@@ -75,7 +75,7 @@ pub struct Router {
     pub(super) read_until: Option<Instant>,
     /// Scratch list of the peers due in one [`Router::handle_timeout`], kept for its
     /// allocation.
-    pub(super) due: Vec<ParticipantId>,
+    pub(super) due: Vec<(ParticipantId, u32)>,
     /// Each peer's next deadline, so a wake visits only the due peers (see `timers.rs`).
     pub(super) timers: Timers,
     /// The recording being fed, if the room records (see `record_tap.rs`).
@@ -392,49 +392,45 @@ impl Router {
         due.clear();
         self.timers.refresh(&self.peers);
         self.timers.take_due(now, &mut due);
-        for &id in &due {
+        // What visited lean peers' pacers and padding put out (allocated only if anything).
+        let mut sent = vec![];
+        for &(id, slot) in &due {
             // Taken out of the index: handled or not, it goes back in at the next refresh.
-            self.timers.touch(id);
+            self.timers.touch_at(id, slot);
+            let Some(peer) = self.peers.at_mut(slot, id) else {
+                continue;
+            };
             // A deadline that moved later unseen (see `timers.rs`) is not due yet.
-            let due_now = self.peers.get(&id).and_then(Peer::next_timeout);
-            if due_now.is_none_or(|t| t > now) {
+            if peer.next_timeout().is_none_or(|t| t > now) {
                 continue;
             }
-            if let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) {
-                if let Some(f) = p.fast.as_deref_mut() {
-                    let report = f.poll_report(now);
-                    let received = f.poll_receiver_report(now);
-                    let ticked = f.tick(now);
-                    let mut sent = vec![];
-                    f.release(&mut p.rtc, now, &mut sent, &mut self.forward_log);
-                    if ticked {
-                        f.pad(&mut p.rtc, now, &mut sent);
-                    }
-                    self.out.extend(sent.into_iter().map(Output::Transmit));
-                    let estimate = ticked.then(|| f.estimate()).flatten();
+            let Some(p) = peer.webrtc_mut() else {
+                continue;
+            };
+            if let Some(f) = p.fast.as_deref_mut() {
+                let report = f.poll_report(now);
+                let received = f.poll_receiver_report(now);
+                let ticked = f.tick(now);
+                f.release(&mut p.rtc, now, &mut sent, &mut self.forward_log);
+                if ticked {
+                    f.pad(&mut p.rtc, now, &mut sent);
+                }
+                sent.extend(report);
+                sent.extend(received);
+                if !sent.is_empty() {
+                    self.out.extend(sent.drain(..).map(Output::Transmit));
+                }
+                let estimate = ticked.then(|| f.estimate()).flatten();
+                if let Some(e) = estimate {
                     let (delivered, back) = (f.delivered(), f.recovering());
-                    if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, back, now)) {
+                    if p.note_lean_estimate(e, delivered, back, now) {
                         self.alloc_dirty = true;
-                    }
-                    for t in [report, received].into_iter().flatten() {
-                        self.out.push_back(Output::Transmit(t));
                     }
                 }
             }
-            // The pacer releases one packet per timeout and then asks for another at once;
-            // answering here saves a trip through the room's wake-up for every paced packet.
-            for _ in 0..TIMEOUT_ROUNDS {
-                let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
-                    break;
-                };
-                if p.next_timeout > now {
-                    break;
-                }
-                if p.rtc.handle_input(str0m::Input::Timeout(now)).is_err() {
-                    self.drop_peer(id, LeaveReason::Error);
-                    break;
-                }
-                self.drain(id);
+            // Its `Rtc` only when its own deadline passed (a lean peer's rarely: ICE, DTLS).
+            if p.next_timeout <= now {
+                self.drive_rtc(id, now);
             }
         }
         self.forward_log.drained();
@@ -461,6 +457,24 @@ impl Router {
             // Scanning every peer anyway: the index is re-read with it, so a touch missed
             // somewhere costs a late wake at worst.
             self.timers.touch_all();
+        }
+    }
+
+    /// Gives a peer's `Rtc` its due timeouts, each drained. str0m's pacer releases one packet
+    /// per timeout and then asks for another at once: answering here saves a room wake each.
+    fn drive_rtc(&mut self, id: ParticipantId, now: Instant) {
+        for _ in 0..TIMEOUT_ROUNDS {
+            let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
+                break;
+            };
+            if p.next_timeout > now {
+                break;
+            }
+            if p.rtc.handle_input(str0m::Input::Timeout(now)).is_err() {
+                self.drop_peer(id, LeaveReason::Error);
+                break;
+            }
+            self.drain(id);
         }
     }
 

@@ -29,6 +29,7 @@ use super::peer_table::PeerTable;
 use crate::model::ParticipantId;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
@@ -38,7 +39,9 @@ const STALE_FLOOR: usize = 64;
 /// Deadlines of a room's peers (see the module docs).
 #[derive(Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    /// With each deadline, the slot its peer was read in: a wake reaches the peer by one
+    /// array read instead of a map walk (checked by id, as the fan-out's slots are).
+    heap: BinaryHeap<Reverse<(Instant, ParticipantId, u32)>>,
     /// Each peer's live deadline: the heap entry that counts. Keys are the server's own ids,
     /// not a peer's choice, so the fast non-keyed hasher is safe.
     at: FxHashMap<ParticipantId, Instant>,
@@ -67,8 +70,13 @@ impl Timers {
 
     /// `id`'s deadline may have moved: read it again at the next refresh.
     pub fn touch(&mut self, id: ParticipantId) {
+        self.touch_at(id, u32::MAX);
+    }
+
+    /// [`Self::touch`] for a peer the caller knows to be in `slot`.
+    pub fn touch_at(&mut self, id: ParticipantId, slot: u32) {
         if !self.all {
-            self.touched.push((id, u32::MAX));
+            self.touched.push((id, slot));
         }
     }
 
@@ -84,24 +92,38 @@ impl Timers {
             self.touched.clear();
             self.at.retain(|id, _| peers.contains_key(id));
             for (id, p) in peers {
-                self.set(*id, p.next_timeout());
+                let slot = peers.slot_of(id).unwrap_or(u32::MAX);
+                self.set(*id, slot, p.next_timeout());
             }
         } else {
             let mut touched = std::mem::take(&mut self.touched);
             for (id, slot) in touched.drain(..) {
-                self.set(id, peers.at(slot, id).and_then(Peer::next_timeout));
+                // A stale slot (the peer moved, or the toucher did not know it) is found again
+                // by id, so the entry carries where it is now.
+                let (slot, peer) = match peers.peek(slot, id) {
+                    Some(p) => (slot, Some(p)),
+                    None => match peers.slot_of(&id) {
+                        Some(s) => (s, peers.peek(s, id)),
+                        None => (u32::MAX, None),
+                    },
+                };
+                self.set(id, slot, peer.and_then(Peer::next_timeout));
             }
             self.touched = touched;
         }
     }
 
-    fn set(&mut self, id: ParticipantId, deadline: Option<Instant>) {
+    fn set(&mut self, id: ParticipantId, slot: u32, deadline: Option<Instant>) {
         match deadline {
             Some(t) => {
                 if self.at.insert(id, t) != Some(t) {
-                    self.heap.push(Reverse((t, id)));
+                    self.heap.push(Reverse((t, id, slot)));
                     if self.heap.len() > 2 * self.at.len() + STALE_FLOOR {
-                        self.heap = self.at.iter().map(|(id, t)| Reverse((*t, *id))).collect();
+                        // The live entries keep their slots; a stale one's is as good as any.
+                        let live = std::mem::take(&mut self.heap)
+                            .into_iter()
+                            .filter(|Reverse((t, id, _))| self.at.get(id) == Some(t));
+                        self.heap = live.collect();
                     }
                 }
             }
@@ -130,7 +152,7 @@ impl Timers {
 
     /// The earliest deadline of any peer, as of the last refresh.
     pub fn next(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((t, id))) = self.heap.peek() {
+        while let Some(&Reverse((t, id, _))) = self.heap.peek() {
             if self.at.get(&id) == Some(&t) {
                 return Some(t);
             }
@@ -139,17 +161,21 @@ impl Timers {
         None
     }
 
-    /// Takes the peers due by `now` out of the index into `due` (in deadline order); each
-    /// must be touched once handled, which puts it back.
-    pub fn take_due(&mut self, now: Instant, due: &mut Vec<ParticipantId>) {
-        while let Some(&Reverse((t, id))) = self.heap.peek() {
+    /// Takes the peers due by `now` out of the index into `due` (in deadline order), each
+    /// with the slot it was last read in (check it by id: [`PeerTable::at_mut`]); each must
+    /// be touched once handled, which puts it back.
+    pub fn take_due(&mut self, now: Instant, due: &mut Vec<(ParticipantId, u32)>) {
+        while let Some(&Reverse((t, id, slot))) = self.heap.peek() {
             if t > now {
                 break;
             }
             self.heap.pop();
-            if self.at.get(&id) == Some(&t) {
-                self.at.remove(&id);
-                due.push(id);
+            // One probe: the live entry is taken out, a stale one left alone.
+            if let Entry::Occupied(e) = self.at.entry(id) {
+                if *e.get() == t {
+                    e.remove();
+                    due.push((id, slot));
+                }
             }
         }
     }
@@ -186,12 +212,12 @@ mod tests {
                 0..=3 => {
                     let t = ms(step + (seed >> 8) % 300);
                     truth.insert(id, t);
-                    timers.set(ParticipantId(id), Some(t));
+                    timers.set(ParticipantId(id), 0, Some(t));
                 }
                 // It leaves (or has nothing to wait for).
                 4 => {
                     truth.remove(&id);
-                    timers.set(ParticipantId(id), None);
+                    timers.set(ParticipantId(id), 0, None);
                 }
                 // Time passes: exactly the due peers come out, in deadline order.
                 _ => {
@@ -203,8 +229,10 @@ mod tests {
                         .filter(|(_, t)| **t <= now)
                         .map(|(id, _)| *id)
                         .collect();
-                    let mut got: Vec<u64> = due.iter().map(|p| p.0).collect();
-                    let in_order = due.windows(2).all(|w| truth[&w[0].0] <= truth[&w[1].0]);
+                    let mut got: Vec<u64> = due.iter().map(|(p, _)| p.0).collect();
+                    let in_order = due
+                        .windows(2)
+                        .all(|w| truth[&w[0].0 .0] <= truth[&w[1].0 .0]);
                     assert!(in_order, "due out of deadline order at step {step}");
                     got.sort();
                     want.sort();
@@ -213,7 +241,7 @@ mod tests {
                     for id in got {
                         let t = now + Duration::from_millis(1 + id);
                         truth.insert(id, t);
-                        timers.set(ParticipantId(id), Some(t));
+                        timers.set(ParticipantId(id), 0, Some(t));
                     }
                 }
             }
@@ -233,7 +261,7 @@ mod tests {
         assert!(timers.touched.is_empty(), "a full re-read covers it");
         timers.refresh(&PeerTable::default());
         assert_eq!(timers.next(), None);
-        timers.set(ParticipantId(3), Some(t0));
+        timers.set(ParticipantId(3), 0, Some(t0));
         timers.touch(ParticipantId(3));
         // Peer 3 is gone from the room: the refresh forgets it.
         timers.refresh(&PeerTable::default());

@@ -439,8 +439,12 @@ fn flush(
     let mut slow = vec![];
     // The last message serialised: a broadcast arrives as one `Arc` per recipient, in a row.
     let mut last: Option<(Arc<ServerMsg>, Frame)> = None;
+    // One clock reading per pass, not per datagram (a fan-out is hundreds): `now` only
+    // matters when the room runs out of output, and a tick found due a little late is taken
+    // by the next wake, which a deadline already passed makes at once.
+    let mut now = Instant::now();
     loop {
-        match conf.poll_output(Instant::now()) {
+        match conf.poll_output(now) {
             Output::Timeout(t) => {
                 forward_delay::take(&mut conf.room, forwards);
                 shared.transport.send(batch, forwards, *hand_off);
@@ -450,6 +454,7 @@ fn flush(
                 }
                 // `leave` queues outputs; carry them out before sleeping.
                 if conf.has_output() {
+                    now = Instant::now();
                     continue;
                 }
                 return t;

@@ -125,6 +125,11 @@ impl<T> Pacer<T> {
         self.tokens = (self.tokens + dt * self.bytes_per_s).min(self.depth);
     }
 
+    /// Whether nothing waits ([`Self::poll`] would only refill the bucket).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Bytes waiting.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes

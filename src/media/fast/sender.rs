@@ -397,9 +397,13 @@ impl FastSender {
     /// estimate (padding past the estimate would only congest). Nothing without an estimator
     /// or an RTX stream. At most `MAX_PAD_PACKETS` per call.
     pub fn pad(&mut self, rtc: &mut Rtc, now: Instant, out: &mut Vec<Transmit>) {
-        let dt = now.saturating_duration_since(self.last_pad).min(PAD_WINDOW);
-        self.last_pad = now;
+        let last = std::mem::replace(&mut self.last_pad, now);
         let sent = std::mem::take(&mut self.sent_since_pad);
+        // No target (nothing to probe toward): asked every tick, it costs no more than this.
+        if self.pad_to == 0 {
+            return;
+        }
+        let dt = now.saturating_duration_since(last).min(PAD_WINDOW);
         let Some(pair) = self.pair else {
             return;
         };

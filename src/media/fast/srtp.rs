@@ -186,7 +186,10 @@ impl Sealer {
     }
 
     /// [`Self::seal_rtp`] for a header that starts at `start` in `out` (bytes before it, such
-    /// as the relay's link id, are neither encrypted nor authenticated).
+    /// as the relay's link id, are neither encrypted nor authenticated). Inline: a per-copy
+    /// call whose cross-unit inlining otherwise comes and goes with unrelated edits (~35
+    /// instructions a copy under callgrind).
+    #[inline]
     pub fn seal_rtp_from(
         &mut self,
         out: &mut Vec<u8>,

@@ -5,6 +5,7 @@ use super::{FastSender, Packet};
 use crate::media::fast::clock::Now;
 use crate::media::fast::gcc::Bitrate;
 use crate::media::fast::pacer::{Class, Paced, Pacer, PacerConfig};
+use crate::media::fast::pool;
 use crate::media::fast::srtp::RTP_OVERHEAD;
 use crate::media::forward_log::ForwardLog;
 use std::time::{Duration, Instant};
@@ -66,16 +67,23 @@ impl FastSender {
             };
             let bytes = 12 + 16 + payload.len() + RTP_OVERHEAD;
             if !pacer.try_send_at(now, class, bytes) {
+                // A kept datagram buffer (`pool`), given back when the copy leaves: no
+                // allocation per held copy.
+                let mut copy = pool::take(payload.len());
+                copy.extend_from_slice(payload);
                 let held = Held {
                     mid,
                     slot: *slot,
                     pkt,
-                    payload: payload.to_vec(),
+                    payload: copy,
                     arrival: now.at,
                 };
                 match pacer.enqueue(now.at, bytes, held) {
                     Ok(()) => self.paced += 1,
-                    Err(_) => self.pace_dropped += 1,
+                    Err(h) => {
+                        pool::give(h.payload);
+                        self.pace_dropped += 1;
+                    }
                 }
                 return Some(Out::Held);
             }
@@ -92,7 +100,9 @@ impl FastSender {
         out: &mut Vec<Transmit>,
         log: &mut ForwardLog,
     ) {
-        let Some(mut pacer) = self.pacer.take() else {
+        // Nothing held (nearly every visit): the bucket's refill waits for its next use, which
+        // accrues the same time.
+        let Some(mut pacer) = self.pacer.take_if(|p| !p.is_idle()) else {
             return;
         };
         let at = Now::of(now);
@@ -103,8 +113,12 @@ impl FastSender {
                         out.push(t);
                         log.released(h.arrival);
                     }
+                    pool::give(h.payload);
                 }
-                Paced::Dropped(..) => self.pace_dropped += 1,
+                Paced::Dropped(h, _) => {
+                    pool::give(h.payload);
+                    self.pace_dropped += 1;
+                }
                 Paced::Queued => {}
             }
         }
