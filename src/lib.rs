@@ -120,7 +120,7 @@
 //! | [`server::transport`] | the media sockets and the one routing table (ufrag → room) for UDP and ICE-TCP |
 //! | [`server::transport::udp`] | UDP ingress: the one port, routed by ufrag then by address |
 //! | [`server::transport::egress`] | UDP egress: a room's burst in `sendmmsg` batches |
-//! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes (a small one whole, ordered against them), overlapping their sealing (`--send-thread`, `--send-threads`) |
+//! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes, overlapping their sealing (`--send-thread`, `--send-threads`) |
 //! | [`server::transport::media_socket`] | the UDP media socket, registered for reading only (no wake per send) |
 //! | [`server::transport::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
 //! | [`server::transport::stun`] | the ufrag a STUN binding request names |

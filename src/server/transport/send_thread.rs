@@ -14,14 +14,7 @@
 //!   each lane's jobs leave in the order rooms handed them over, and a destination, always in
 //!   the same lane, gets its datagrams in order (receivers NACK a reordered RTP packet). Both
 //!   lanes send through the same socket: a UDP send that is not corked takes no socket lock.
-//! - **Whole:** a queued batch under [`WHOLE_BELOW`] bytes (a light fan-out) is not split: it
-//!   is one job in [`WHOLE_LANE`] that waits until the other lanes have sent their older jobs,
-//!   and the other lanes' newer jobs wait for it (each job says how many jobs of each lane
-//!   must be done first), so it leaves in one `sendmmsg`, one thread woken, and each
-//!   destination still gets its datagrams in order. Splitting pays only when a lane's half
-//!   is long enough to overlap the other's.
-//! - **Who sends:** a thread takes the runnable lane (nobody sends it, its oldest job waits
-//!   for nothing) with the most bytes queued, one job at a
+//! - **Who sends:** a thread takes the free lane with the most bytes queued, one job at a
 //!   time. A room sends lanes nobody sends: when its lane is full (that lane, or another
 //!   rather than wait), and when the room is about to wait ([`SendThread::help`]). With one
 //!   thread, that is what puts the second core to work at the end of a burst: the room has
@@ -43,9 +36,8 @@
 //!   logged copies then ([`super::super::forward_delay`]). A split batch's logged copies go to
 //!   its lanes in proportion to their datagrams (a fan-out's copies spread over the lanes as
 //!   its destinations do).
-//! - **Wakes:** rooms notify a thread only when one is parked and the lane they queued on is
-//!   runnable; a sender that finishes a job wakes a parked thread for each other lane that is
-//!   now runnable; the threads notify rooms only when one waits: a condvar's notify is a `futex`
+//! - **Wakes:** rooms notify the thread only when it is parked and the lane they queued on is
+//!   free, and the thread notifies rooms only when one waits: a condvar's notify is a `futex`
 //!   call even when nobody waits. (Spinning up to 50 µs before parking was tried: it did not
 //!   change how often the thread parks, since the next batch is usually the next datagram's
 //!   fan-out, milliseconds away.)
@@ -80,15 +72,6 @@ pub const MAX_BYTES: usize = 256 << 10;
 /// above a light fan-out (1 → 100 light: ~90 copies a flush), which lanes only cost: split,
 /// it took two `sendmmsg` of ~50 and lost ~10 % of its fwd/CPU-s (was 16 before the lanes).
 pub const HAND_OFF_FROM: usize = 128;
-/// Queued batches of fewer bytes are queued whole, as one job in [`WHOLE_LANE`] that waits for
-/// the other lanes' older jobs and that their newer jobs wait for. Between a light fan-out
-/// (1 → 100 light: ~100-150 KB for a flush of two inputs' copies, ~500 B a copy) and a heavy
-/// one (1 → 100 heavy: ~220 KB, 1 → 300: ~225 KB a video packet's copies): split, a light
-/// batch went out in two `sendmmsg` (~80 datagrams a call against ~90 whole) for no gain in
-/// delay.
-pub const WHOLE_BELOW: usize = 160 << 10;
-/// The lane whole batches are queued in.
-const WHOLE_LANE: usize = 0;
 /// Longest a room waits for room in a full lane (its holder sends one job, ~1 ms) before
 /// dropping its part.
 pub const FULL_WAIT: Duration = Duration::from_millis(50);
@@ -119,9 +102,6 @@ struct Job {
     batch: Vec<Transmit>,
     forwards: Vec<Forward>,
     bytes: usize,
-    /// Sent only once each lane `j` has finished its first `after[j]` jobs: a whole batch
-    /// after the other lanes' older jobs, a part after the whole batches queued before it.
-    after: [u64; LANES],
 }
 
 #[derive(Default)]
@@ -130,9 +110,6 @@ struct Lane {
     bytes: usize,
     /// The lane's token: its holder sends the lane's oldest job, and nobody else meanwhile.
     sending: bool,
-    /// Jobs ever queued here, and ever finished (sent or failed).
-    queued: u64,
-    done: u64,
 }
 
 impl Lane {
@@ -150,32 +127,14 @@ struct State {
     parked: usize,
     /// Rooms waiting on `freed`.
     waiting: usize,
-    /// [`WHOLE_LANE`]'s `queued` count just after its newest whole batch: parts queued in the
-    /// other lanes wait until it has finished that many.
-    whole_mark: u64,
 }
 
 impl State {
-    /// Whether `lane`'s oldest job may be sent now: nobody sends the lane and the jobs it
-    /// waits for in the other lanes are finished.
-    fn runnable(&self, lane: usize) -> bool {
-        let l = &self.lanes[lane];
-        match l.jobs.front() {
-            Some(job) if !l.sending => (0..LANES).all(|j| self.lanes[j].done >= job.after[j]),
-            _ => false,
-        }
-    }
-
-    /// The runnable lane with the most bytes queued.
+    /// The lane nobody sends with the most bytes queued.
     fn free_lane(&self) -> Option<usize> {
         (0..LANES)
-            .filter(|&i| self.runnable(i))
+            .filter(|&i| !self.lanes[i].sending && !self.lanes[i].jobs.is_empty())
             .max_by_key(|&i| self.lanes[i].bytes)
-    }
-
-    /// Runnable lanes.
-    fn runnable_lanes(&self) -> usize {
-        (0..LANES).filter(|&i| self.runnable(i)).count()
     }
 }
 
@@ -253,45 +212,31 @@ impl SendThread {
             st.lanes.iter_mut().for_each(|l| l.sending = false);
             // Rooms that queued meanwhile saw the tokens taken and woke nobody; a room may
             // also wait for a token (a full lane) rather than for the thread.
-            self.wake(&st, 0);
+            self.wake(&st);
             self.notify_rooms(&st);
-            return;
-        }
-        let deadline = Instant::now() + FULL_WAIT;
-        let bytes = batch.iter().map(|t| t.contents.len()).sum();
-        if bytes < WHOLE_BELOW {
-            // Small: one `sendmmsg` of the whole batch, not one per lane.
-            let mut job = st.spare.pop().unwrap_or_default();
-            drop(st);
-            std::mem::swap(&mut job.batch, batch);
-            std::mem::swap(&mut job.forwards, forwards);
-            job.bytes = bytes;
-            let st = self.lock();
-            drop(self.enqueue(st, WHOLE_LANE, job, deadline, true));
             return;
         }
         let mut parts: [Job; LANES] = std::array::from_fn(|_| st.spare.pop().unwrap_or_default());
         drop(st);
         split(batch, forwards, &mut parts);
+        let deadline = Instant::now() + FULL_WAIT;
         let mut st = self.lock();
         for (lane, job) in parts.into_iter().enumerate() {
             if job.batch.is_empty() {
                 self.keep(&mut st, job);
             } else {
-                st = self.enqueue(st, lane, job, deadline, false);
+                st = self.enqueue(st, lane, job, deadline);
             }
         }
     }
 
-    /// Queues `job` on `lane` (waiting for room until `deadline`, else dropping it); `whole`:
-    /// it holds destinations of every lane.
+    /// Queues `job` on `lane` (waiting for room until `deadline`, else dropping it).
     fn enqueue<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
         lane: usize,
         mut job: Job,
         deadline: Instant,
-        whole: bool,
     ) -> MutexGuard<'a, State> {
         loop {
             let l = &st.lanes[lane];
@@ -299,24 +244,26 @@ impl SendThread {
             if (fits || l.jobs.is_empty()) && !st.closed {
                 break;
             }
-            // Rather than wait, send this lane if nobody does (the thread has not run yet,
-            // sends the other lane, or is gone), else another lane nobody sends.
-            let free = if st.runnable(lane) {
-                Some(lane)
-            } else {
-                st.free_lane()
-            };
-            if let Some(free) = free {
-                st = self.send_lane(st, free);
+            if !l.sending {
+                // Nobody sends this lane (the thread has not run yet, sends the other lane,
+                // or is gone): send what it holds, in order.
+                st = self.send_lane(st, lane);
+                if st.closed {
+                    st.lanes[lane].sending = true;
+                    drop(st);
+                    let job = self.send(job);
+                    st = self.lock();
+                    st.lanes[lane].sending = false;
+                    self.keep(&mut st, job);
+                    self.notify_rooms(&st);
+                    return st;
+                }
                 continue;
             }
-            if st.closed && st.lanes.iter().all(Lane::idle) {
-                // The threads are gone and nothing is queued: the room sends its part itself.
-                drop(st);
-                let job = self.send(job);
-                st = self.lock();
-                self.keep(&mut st, job);
-                return st;
+            if let Some(other) = st.free_lane() {
+                // Rather than wait, send another lane nobody sends.
+                st = self.send_lane(st, other);
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -334,23 +281,12 @@ impl SendThread {
                 .0;
             st.waiting -= 1;
         }
-        job.after = [0; LANES];
-        if whole {
-            for j in (0..LANES).filter(|&j| j != lane) {
-                job.after[j] = st.lanes[j].queued;
-            }
-        } else if lane != WHOLE_LANE {
-            job.after[WHOLE_LANE] = st.whole_mark;
-        }
         let l = &mut st.lanes[lane];
         l.bytes += job.bytes;
-        l.queued += 1;
         l.jobs.push_back(job);
-        if whole {
-            st.whole_mark = st.lanes[lane].queued;
-        }
+        let free = !l.sending;
         self.metrics.udp_send_handoffs.inc();
-        if st.parked > 0 && st.runnable(lane) {
+        if free && st.parked > 0 {
             self.ready.notify_one();
         }
         st
@@ -371,35 +307,24 @@ impl SendThread {
         mut st: MutexGuard<'a, State>,
         lane: usize,
     ) -> MutexGuard<'a, State> {
-        loop {
-            st.lanes[lane].sending = true;
-            let Some(job) = st.lanes[lane].jobs.pop_front() else {
-                break;
-            };
+        st.lanes[lane].sending = true;
+        while let Some(job) = st.lanes[lane].jobs.pop_front() {
             st.lanes[lane].bytes -= job.bytes;
             drop(st);
             let job = self.send(job);
             st = self.lock();
-            st.lanes[lane].done += 1;
             self.keep(&mut st, job);
-            st.lanes[lane].sending = false;
-            if !st.runnable(lane) {
-                break;
-            }
         }
         st.lanes[lane].sending = false;
-        // A finished whole batch may free the other lanes' parts, and theirs a whole batch.
-        self.wake(&st, 0);
         self.notify_rooms(&st);
         st
     }
 
-    /// Wakes a parked thread per runnable lane, but for `taken` of them (the caller's).
-    fn wake(&self, st: &State, taken: usize) {
-        if st.parked == 0 {
-            return;
-        }
-        let ready = st.runnable_lanes().saturating_sub(taken);
+    /// Wakes a parked thread per free lane with jobs queued.
+    fn wake(&self, st: &State) {
+        let ready = (0..LANES)
+            .filter(|&i| !st.lanes[i].sending && !st.lanes[i].jobs.is_empty())
+            .count();
         for _ in 0..ready.min(st.parked) {
             self.ready.notify_one();
         }
@@ -461,12 +386,9 @@ impl SendThread {
                 let sent = std::panic::catch_unwind(AssertUnwindSafe(|| self.send(job)));
                 st = self.lock();
                 st.lanes[lane].sending = false;
-                st.lanes[lane].done += 1;
                 if let Ok(job) = sent {
                     self.keep(&mut st, job);
                 }
-                // This thread takes one runnable lane next; a parked one may take another.
-                self.wake(&st, 1);
                 self.notify_rooms(&st);
                 continue;
             }

@@ -144,9 +144,6 @@ fn lanes_keep_each_destinations_order_and_send_every_datagram_once() {
         const ROOMS: u8 = 3;
         const BATCHES: u32 = 40;
         const SIZES: [usize; 6] = [1, 5, 20, 40, 120, 300];
-        // Padded so that the biggest batches are split and the others queued whole.
-        const PAD: usize = 600;
-        const _: () = assert!(120 * PAD < WHOLE_BELOW && 300 * PAD >= WHOLE_BELOW);
         // Each room's datagrams per destination: what each receiver expects.
         let per_room_dest = |room: u8, dest: usize| -> u32 {
             let mut n = 0;
@@ -166,10 +163,10 @@ fn lanes_keep_each_destinations_order_and_send_every_datagram_once() {
                 let want: Vec<u32> = (0..ROOMS).map(|r| per_room_dest(r, dest)).collect();
                 std::thread::spawn(move || {
                     let mut next = vec![0u32; want.len()];
-                    let mut buf = [0u8; 1024];
+                    let mut buf = [0u8; 16];
                     while next != want {
                         let n = rx.recv(&mut buf).expect("every datagram arrives");
-                        assert_eq!(n, PAD);
+                        assert_eq!(n, 5);
                         let room = usize::from(buf[0]);
                         let seq = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
                         assert_eq!(seq, next[room], "room {room}'s datagrams in order, once");
@@ -196,7 +193,6 @@ fn lanes_keep_each_destinations_order_and_send_every_datagram_once() {
                             let s = seq.entry(dest).or_default();
                             let mut c = vec![room];
                             c.extend_from_slice(&s.to_be_bytes());
-                            c.resize(PAD, 0);
                             *s += 1;
                             batch.push(datagram(from, tos[dest], c));
                             k += 1;
@@ -230,11 +226,11 @@ fn lanes_keep_each_destinations_order_and_send_every_datagram_once() {
             total,
             "every copy observed once"
         );
+        // Failed 1 run in 8 with two threads while a starting thread could take the
+        // transport for gone and close the lanes (every batch then sent by its room).
         assert!(
             metrics.udp_send_handoffs.get() > 0,
-            "{threads} threads: {} hand-offs, {} calls",
-            metrics.udp_send_handoffs.get(),
-            metrics.udp_send_calls.get()
+            "{threads} threads: the lanes stayed open"
         );
     }
 }
@@ -261,145 +257,4 @@ async fn once_the_thread_is_gone_rooms_send_themselves() {
         assert_eq!(&buf[..n], &i.to_be_bytes());
     }
     assert_eq!(metrics.udp_send_handoffs.get(), 0);
-}
-
-/// A receiver per lane (ports the kernel hands out until every lane has one).
-fn one_per_lane() -> Vec<std::net::UdpSocket> {
-    let mut rxs: Vec<Option<std::net::UdpSocket>> = (0..LANES).map(|_| None).collect();
-    for _ in 0..200 {
-        let r = receiver();
-        let lane = lane_of(r.local_addr().expect("r"));
-        rxs[lane].get_or_insert(r);
-        if rxs.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    rxs.into_iter()
-        .map(|r| r.expect("a port in every lane"))
-        .collect()
-}
-
-/// Bytes of each datagram [`spread`] makes.
-const SIZE: usize = 1000;
-
-/// `n` datagrams of [`SIZE`] bytes numbered from `first`, to `tos` in turn.
-fn spread(from: SocketAddr, tos: &[SocketAddr], first: u16, n: u16) -> Vec<Transmit> {
-    (first..first + n)
-        .map(|i| {
-            let mut c = i.to_be_bytes().to_vec();
-            c.resize(SIZE, 0);
-            datagram(from, tos[usize::from(i) % tos.len()], c)
-        })
-        .collect()
-}
-
-/// Reads what `rx` got, in arrival order, until it has waited 200 ms for more.
-fn drain(rx: &std::net::UdpSocket) -> Vec<u16> {
-    rx.set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("timeout");
-    let mut got = vec![];
-    let mut buf = [0u8; 2 * SIZE];
-    while let Ok(n) = rx.recv(&mut buf) {
-        assert_eq!(n, SIZE);
-        got.push(u16::from_be_bytes([buf[0], buf[1]]));
-    }
-    got
-}
-
-#[tokio::test]
-async fn small_batches_leave_whole_in_one_call_and_big_ones_in_one_call_per_lane() {
-    let (socks, rxs) = (sender(), one_per_lane());
-    let from = socks[0].0;
-    let tos: Vec<SocketAddr> = rxs.iter().map(|r| r.local_addr().expect("r")).collect();
-    let metrics = Arc::new(Metrics::default());
-    let (_tx, shutdown) = watch::channel(false);
-    let st = SendThread::start(socks, Arc::clone(&metrics), shutdown, 2).expect("threads");
-    // A small batch under the whole-batch bound, a big one over it (and handed off).
-    let (small, big) = (
-        (WHOLE_BELOW / SIZE / 2) as u16,
-        (WHOLE_BELOW / SIZE + 1) as u16,
-    );
-    assert!(usize::from(big) >= HAND_OFF_FROM);
-    let mut next = 0;
-    for _ in 0..5 {
-        for n in [small, big] {
-            let mut b = spread(from, &tos, next, n);
-            st.submit(&mut b, &mut vec![], true);
-            next += n;
-        }
-    }
-    let got: Vec<Vec<u16>> = rxs.iter().map(drain).collect();
-    ended(st);
-    for (rx, got) in got.iter().enumerate() {
-        let want: Vec<u16> = (0..next)
-            .filter(|i| usize::from(*i) % LANES == rx)
-            .collect();
-        assert_eq!(got, &want, "receiver {rx}: every datagram, in order");
-    }
-    assert_eq!(metrics.udp_out.get(), u64::from(next));
-    // A small batch is one call (sent inline or queued whole), a big one handed off one per
-    // lane (a partial `sendmmsg` would add one).
-    let calls = metrics.udp_send_calls.get();
-    assert!(
-        (15..=17).contains(&calls),
-        "{calls} calls for 5 small and 5 big batches"
-    );
-}
-
-/// Lanes held by (pretend) senders, so that nothing is sent until the test lets a lane go: a
-/// whole batch waits for the other lane's older parts, and the other lane's newer parts wait
-/// for it.
-#[tokio::test]
-async fn a_whole_batch_and_the_parts_around_it_wait_for_each_other() {
-    let (socks, rxs) = (sender(), one_per_lane());
-    let from = socks[0].0;
-    let tos: Vec<SocketAddr> = rxs.iter().map(|r| r.local_addr().expect("r")).collect();
-    let metrics = Arc::new(Metrics::default());
-    // No thread: the test's own calls send.
-    let st = SendThread {
-        state: Mutex::default(),
-        ready: Condvar::new(),
-        freed: Condvar::new(),
-        sockets: socks,
-        metrics: Arc::clone(&metrics),
-        threads: AtomicUsize::new(0),
-    };
-    st.lock().lanes.iter_mut().for_each(|l| l.sending = true);
-    let big = 2 * (WHOLE_BELOW / SIZE / 2 + 1) as u16;
-    let mut next = 0;
-    for n in [big, 10, big] {
-        let mut b = spread(from, &tos, next, n);
-        st.submit(&mut b, &mut vec![], true);
-        next += n;
-    }
-    {
-        let s = st.lock();
-        let queued: Vec<usize> = s.lanes.iter().map(|l| l.jobs.len()).collect();
-        let mut want = vec![2; LANES];
-        want[WHOLE_LANE] = 3;
-        assert_eq!(
-            queued, want,
-            "two split batches and a whole one between them"
-        );
-    }
-    // The other lanes go first: only their first part may leave, the second waits for the
-    // whole batch.
-    for (i, l) in st.lock().lanes.iter_mut().enumerate() {
-        l.sending = i == WHOLE_LANE;
-    }
-    st.help();
-    let other = (WHOLE_LANE + 1) % LANES;
-    assert_eq!(st.lock().lanes[other].jobs.len(), 1, "the newer part waits");
-    assert_eq!(metrics.udp_out.get(), u64::from(big) / LANES as u64);
-    // Then the whole batch's lane: everything leaves, each destination's datagrams in order.
-    st.lock().lanes[WHOLE_LANE].sending = false;
-    st.help();
-    assert!(st.lock().lanes.iter().all(Lane::idle));
-    assert_eq!(metrics.udp_out.get(), u64::from(next));
-    for (rx, got) in rxs.iter().map(drain).enumerate() {
-        let want: Vec<u16> = (0..next)
-            .filter(|i| usize::from(*i) % LANES == rx)
-            .collect();
-        assert_eq!(got, want, "receiver {rx}: in order");
-    }
 }
