@@ -52,6 +52,7 @@ use crate::server::metrics::Metrics;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use str0m::net::Transmit;
@@ -146,7 +147,8 @@ pub struct SendThread {
     freed: Condvar,
     sockets: Vec<(SocketAddr, Arc<MediaSocket>)>,
     metrics: Arc<Metrics>,
-    threads: usize,
+    /// Threads started: each holds a handle, so with the transport's gone this many remain.
+    threads: AtomicUsize,
 }
 
 impl SendThread {
@@ -165,18 +167,23 @@ impl SendThread {
             freed: Condvar::new(),
             sockets,
             metrics,
-            threads,
+            threads: AtomicUsize::new(0),
         });
-        for i in 0..threads {
-            let t = Arc::clone(&this);
+        // Every thread's handle exists before any thread runs: a thread that counted the
+        // handles while the next was not yet made took the transport for gone and closed the
+        // lanes for good (1 start in 8 with two threads, in the order test).
+        let handles: Vec<_> = (0..threads).map(|_| Arc::clone(&this)).collect();
+        for (i, t) in handles.into_iter().enumerate() {
             let shutdown = shutdown.clone();
             let started = std::thread::Builder::new()
                 .name(format!("confab-send{i}"))
                 .spawn(move || t.run(shutdown))
                 .map_err(|e| tracing::warn!(error = %e, "a send thread refused"));
-            if started.is_err() && i == 0 {
-                return None;
-            }
+            match started {
+                Ok(_) => this.threads.fetch_add(1, Ordering::Release),
+                Err(()) if i == 0 => return None,
+                Err(()) => 0,
+            };
         }
         Some(this)
     }
@@ -386,7 +393,7 @@ impl SendThread {
                 continue;
             }
             // Only the threads' handles and the transport's: the transport is gone.
-            let orphan = Arc::strong_count(&self) <= self.threads;
+            let orphan = Arc::strong_count(&self) <= self.threads.load(Ordering::Acquire);
             let empty = st.lanes.iter().all(|l| l.jobs.is_empty());
             if (st.closed || *shutdown.borrow() || orphan) && empty {
                 return;

@@ -226,7 +226,12 @@ fn lanes_keep_each_destinations_order_and_send_every_datagram_once() {
             total,
             "every copy observed once"
         );
-        assert!(metrics.udp_send_handoffs.get() > 0);
+        // Failed 1 run in 8 with two threads while a starting thread could take the
+        // transport for gone and close the lanes (every batch then sent by its room).
+        assert!(
+            metrics.udp_send_handoffs.get() > 0,
+            "{threads} threads: the lanes stayed open"
+        );
     }
 }
 
