@@ -107,14 +107,16 @@ impl PeerTable {
         }
     }
 
-    /// [`Self::at_mut`], to read: the timer index re-reads a touched peer by the slot the
-    /// fan-out knew it at (any slot, such as `u32::MAX`, when unknown: the map finds it).
+    /// [`Self::at_mut`], to read, with the slot the peer is in: the timer index re-reads a
+    /// touched peer by the slot the fan-out knew it at (any slot, such as `u32::MAX`, when
+    /// unknown: the map finds it) and keeps where it found it.
     #[inline]
-    pub fn at(&self, slot: u32, id: ParticipantId) -> Option<&Peer> {
-        match self.slots.get(slot as usize) {
-            Some(s) if s.id == id && s.peer.is_some() => s.peer.as_deref(),
-            _ => self.get(&id),
-        }
+    pub fn locate(&self, slot: u32, id: ParticipantId) -> Option<(u32, &Peer)> {
+        let slot = match self.slots.get(slot as usize) {
+            Some(s) if s.id == id && s.peer.is_some() => slot,
+            _ => *self.ids.get(&id)?,
+        };
+        Some((slot, self.slots[slot as usize].peer.as_deref()?))
     }
 
     /// The peer at `slot` if it still is `id`'s, without the fallback: for hints such as a
@@ -284,8 +286,12 @@ mod tests {
         let b_frag = ufrag(t.get(&b).expect("b"));
         assert_eq!(t.at_mut(slot_a, b).map(|p| ufrag(p)), Some(b_frag));
         assert!(t.at_mut(999, c).is_some());
-        assert!(t.at(slot_a, a).is_none() && t.at(u32::MAX, c).is_some());
-        assert_eq!(t.at(slot_a, d).map(ufrag), t.get(&d).map(ufrag));
+        assert!(t.locate(slot_a, a).is_none());
+        assert_eq!(t.locate(u32::MAX, c).map(|(s, _)| s), t.slot_of(&c));
+        assert_eq!(
+            t.locate(slot_a, d).map(|(_, p)| ufrag(p)),
+            t.get(&d).map(ufrag)
+        );
         assert_eq!(t.len(), 3);
         assert_eq!(t.range(ParticipantId(4)..).count(), 1);
         assert_eq!(t.values_mut().count(), 3);

@@ -2,10 +2,11 @@
 //!
 //! Scanning every peer on each wake (to find who is due, then again for the earliest
 //! deadline) was ~1,400 instructions per forwarded packet at 1 → 100. Here a min-heap of
-//! `(deadline, peer)` with lazy deletion holds each peer's [`Peer::next_timeout`] as of its
-//! last refresh: `at` names the one live entry per peer, and a heap entry that disagrees with
-//! it is stale and skipped when it surfaces. Stale entries are bounded: past twice the live
-//! ones (plus a floor) the heap is rebuilt from `at`.
+//! `(deadline, peer)` with lazy deletion holds each peer's
+//! [`Peer::next_timeout`](super::peer::Peer::next_timeout) as of its last refresh: `at` names
+//! the one live entry per peer (with the slot the peer was read in), and a heap entry that
+//! disagrees with it is stale and skipped when it surfaces. Stale entries are bounded: past
+//! twice the live ones (plus a floor) the heap is rebuilt from `at`, one entry per peer.
 //!
 //! The index is only as true as what it is told. Its rule: whoever may move a peer's deadline
 //! *earlier* touches the peer ([`Timers::touch`]); the touched peers' deadlines are read again
@@ -24,7 +25,6 @@
 //!   worst, never a peer that is never woken.
 
 use super::fast::grid::Grid;
-use super::peer::Peer;
 use super::peer_table::PeerTable;
 use crate::model::ParticipantId;
 use rustc_hash::FxHashMap;
@@ -39,12 +39,12 @@ const STALE_FLOOR: usize = 64;
 /// Deadlines of a room's peers (see the module docs).
 #[derive(Default)]
 pub struct Timers {
-    /// With each deadline, the slot its peer was read in: a wake reaches the peer by one
-    /// array read instead of a map walk (checked by id, as the fan-out's slots are).
-    heap: BinaryHeap<Reverse<(Instant, ParticipantId, u32)>>,
-    /// Each peer's live deadline: the heap entry that counts. Keys are the server's own ids,
-    /// not a peer's choice, so the fast non-keyed hasher is safe.
-    at: FxHashMap<ParticipantId, Instant>,
+    heap: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    /// Each peer's live deadline (the heap entry that counts) and the slot it was last read
+    /// in: a wake reaches the peer by one array read instead of a map walk (checked by id, as
+    /// the fan-out's slots are). Keys are the server's own ids, not a peer's choice, so the
+    /// fast non-keyed hasher is safe.
+    at: FxHashMap<ParticipantId, (Instant, u32)>,
     /// Peers whose deadline may have moved since the last refresh (may repeat), with the slot
     /// they were last seen in (`u32::MAX` when the toucher did not know it): the fan-out
     /// pushes here directly, with the slot its subscriber list has, and the refresh reads
@@ -99,15 +99,11 @@ impl Timers {
             let mut touched = std::mem::take(&mut self.touched);
             for (id, slot) in touched.drain(..) {
                 // A stale slot (the peer moved, or the toucher did not know it) is found again
-                // by id, so the entry carries where it is now.
-                let (slot, peer) = match peers.peek(slot, id) {
-                    Some(p) => (slot, Some(p)),
-                    None => match peers.slot_of(&id) {
-                        Some(s) => (s, peers.peek(s, id)),
-                        None => (u32::MAX, None),
-                    },
-                };
-                self.set(id, slot, peer.and_then(Peer::next_timeout));
+                // by id, so the index keeps where it is now.
+                match peers.locate(slot, id) {
+                    Some((slot, p)) => self.set(id, slot, p.next_timeout()),
+                    None => self.set(id, u32::MAX, None),
+                }
             }
             self.touched = touched;
         }
@@ -116,14 +112,14 @@ impl Timers {
     fn set(&mut self, id: ParticipantId, slot: u32, deadline: Option<Instant>) {
         match deadline {
             Some(t) => {
-                if self.at.insert(id, t) != Some(t) {
-                    self.heap.push(Reverse((t, id, slot)));
+                if self.at.insert(id, (t, slot)).map(|(was, _)| was) != Some(t) {
+                    self.heap.push(Reverse((t, id)));
                     if self.heap.len() > 2 * self.at.len() + STALE_FLOOR {
-                        // The live entries keep their slots; a stale one's is as good as any.
-                        let live = std::mem::take(&mut self.heap)
-                            .into_iter()
-                            .filter(|Reverse((t, id, _))| self.at.get(id) == Some(t));
-                        self.heap = live.collect();
+                        self.heap = self
+                            .at
+                            .iter()
+                            .map(|(id, (t, _))| Reverse((*t, *id)))
+                            .collect();
                     }
                 }
             }
@@ -141,9 +137,9 @@ impl Timers {
         }
         self.refresh(peers);
         for (id, p) in peers {
-            let known = self.at.get(id);
+            let known = self.at.get(id).map(|(t, _)| *t);
             if p.next_timeout()
-                .is_some_and(|t| known.is_none_or(|k| t < *k))
+                .is_some_and(|t| known.is_none_or(|k| t < k))
             {
                 self.misses += 1;
             }
@@ -152,8 +148,8 @@ impl Timers {
 
     /// The earliest deadline of any peer, as of the last refresh.
     pub fn next(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((t, id, _))) = self.heap.peek() {
-            if self.at.get(&id) == Some(&t) {
+        while let Some(&Reverse((t, id))) = self.heap.peek() {
+            if self.at.get(&id).is_some_and(|(live, _)| *live == t) {
                 return Some(t);
             }
             self.heap.pop();
@@ -165,15 +161,15 @@ impl Timers {
     /// with the slot it was last read in (check it by id: [`PeerTable::at_mut`]); each must
     /// be touched once handled, which puts it back.
     pub fn take_due(&mut self, now: Instant, due: &mut Vec<(ParticipantId, u32)>) {
-        while let Some(&Reverse((t, id, slot))) = self.heap.peek() {
+        while let Some(&Reverse((t, id))) = self.heap.peek() {
             if t > now {
                 break;
             }
             self.heap.pop();
             // One probe: the live entry is taken out, a stale one left alone.
             if let Entry::Occupied(e) = self.at.entry(id) {
-                if *e.get() == t {
-                    e.remove();
+                if e.get().0 == t {
+                    let (_, slot) = e.remove();
                     due.push((id, slot));
                 }
             }
