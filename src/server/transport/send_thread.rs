@@ -180,10 +180,12 @@ impl SendThread {
                 .spawn(move || t.run(shutdown))
                 .map_err(|e| tracing::warn!(error = %e, "a send thread refused"));
             match started {
-                Ok(_) => this.threads.fetch_add(1, Ordering::Release),
+                Ok(_) => {
+                    this.threads.fetch_add(1, Ordering::Release);
+                }
                 Err(()) if i == 0 => return None,
-                Err(()) => 0,
-            };
+                Err(()) => {}
+            }
         }
         Some(this)
     }
