@@ -85,7 +85,8 @@
 //! | [`media`] | the sans-IO media core: a room's `Router` and everything it drives (the `media::` rows) |
 //! | [`media::command`] | the media core's `Event`s, `Output`s, command errors and packet counters |
 //! | [`media::config`] | a room's media settings (`RoomConfig`) |
-//! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, timeouts |
+//! | [`media::router`] | `Router`: a room's peers and up-tracks, the drain/pump loop, the next timeout |
+//! | `media::router_timeout` | `Router::handle_timeout`: the due peers visited (lean reports, ticks, pacer releases; their `Rtc`'s timeouts), then the room's periodic work (speaker, allocation, recording, reaping) |
 //! | [`media::peer`] | `enum Peer` (one variant per kind: `WebRtc`, `Relay`; how a recorder plugs in) |
 //! | [`media::peer_table`] | a room's peers by id in stable boxed slots; each subscriber list entry carries its slot (checked by id), so a copy reaches its peer by one array read; the fan-out's staged prefetch of the next subscribers' state |
 //! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back |

@@ -28,6 +28,7 @@ pub mod record_tap;
 pub mod relay;
 pub mod rewrite;
 pub mod router;
+mod router_timeout;
 mod rtc_events;
 pub mod sdp_check;
 pub mod simulcast;
