@@ -447,14 +447,20 @@ impl Router {
 
     /// Drains one `Rtc` to its timeout, queueing transmits and events.
     pub(super) fn drain(&mut self, id: ParticipantId) {
-        let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
+        self.drain_at(id, u32::MAX);
+    }
+
+    /// [`Self::drain`] for a peer the caller knows to be in `slot` (checked by id; any slot,
+    /// such as `u32::MAX`, when unknown): found there, and touched with it.
+    pub(super) fn drain_at(&mut self, id: ParticipantId, slot: u32) {
+        let Some(p) = self.peers.at_mut(slot, id).and_then(Peer::webrtc_mut) else {
             return;
         };
         loop {
             match p.rtc.poll_output() {
                 Ok(str0m::Output::Timeout(t)) => {
                     p.next_timeout = t;
-                    self.timers.touch(id);
+                    self.timers.touch_at(id, slot);
                     break;
                 }
                 Ok(str0m::Output::Transmit(t)) => self.out.push_back(Output::Transmit(t)),

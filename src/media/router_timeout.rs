@@ -67,7 +67,7 @@ impl Router {
             }
             // Its `Rtc` only when its own deadline passed (a lean peer's rarely: ICE, DTLS).
             if p.next_timeout <= now {
-                self.drive_rtc(id, now);
+                self.drive_rtc(id, slot, now);
             }
         }
         self.forward_log.drained();
@@ -99,9 +99,11 @@ impl Router {
 
     /// Gives a peer's `Rtc` its due timeouts, each drained. str0m's pacer releases one packet
     /// per timeout and then asks for another at once: answering here saves a room wake each.
-    fn drive_rtc(&mut self, id: ParticipantId, now: Instant) {
+    /// The peer is reached in `slot`, where the timer index found it (checked by id), on
+    /// every round and in its drain: no walk of the id map per timeout.
+    fn drive_rtc(&mut self, id: ParticipantId, slot: u32, now: Instant) {
         for _ in 0..TIMEOUT_ROUNDS {
-            let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
+            let Some(p) = self.peers.at_mut(slot, id).and_then(Peer::webrtc_mut) else {
                 break;
             };
             if p.next_timeout > now {
@@ -111,7 +113,7 @@ impl Router {
                 self.drop_peer(id, LeaveReason::Error);
                 break;
             }
-            self.drain(id);
+            self.drain_at(id, slot);
         }
     }
 }
