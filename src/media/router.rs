@@ -175,7 +175,7 @@ impl Router {
         let mut browser = WebRtcPeer::new(may_publish, &self.candidates, &self.config, now)
             .map_err(|e| JoinError::Media(e.to_string()))?;
         if let Some(f) = browser.fast.as_deref_mut() {
-            f.align(self.timers.grid(now), now);
+            f.align(self.timers.lean_grid(now), now);
         }
         self.emit(MediaEvent::RouteUfrag(id, browser.ufrag.clone()));
         self.peers.insert(id, Peer::WebRtc(browser));
