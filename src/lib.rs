@@ -100,7 +100,7 @@
 //! | `media::rtc_events` | what a peer's `Rtc` reports: packets routed, keyframe requests, ICE, estimates; reaping |
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
 //! | [`media::msid`] | lip-sync groups: the answer names one stream per person's microphone and camera (a share its own) |
-//! | `media::timers` | each peer's next deadline in a heap with lazy deletion, with the slot the peer was read in: a wake visits only the due peers, each by one array read; who must touch a peer when |
+//! | `media::timers` | each peer's next deadline in a heap with lazy deletion (a deadline on a grid boundary, as lean viewers' are, in that boundary's queue instead), with the slot the peer was read in: a wake visits only the due peers, each by one array read; who must touch a peer when |
 //! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
