@@ -24,6 +24,9 @@ use str0m::media::Mid;
 /// How far ahead of its copy a prefetch is (see [`Peer::prefetch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// The peer's first line, by address only: `Far` reads the kind's tag there, which a
+    /// cold peer would make it wait for (perf: most of the fan-out's own samples).
+    Head,
     /// The peer's own fields.
     Far,
     /// What the peer's fields point to.
@@ -80,12 +83,17 @@ impl Peer {
         }
     }
 
-    /// Prefetches what a copy to this peer reads, one stage of three per call, so each stage
-    /// reads only pointers the stage before brought in: `Far` the peer's own fields, `Mid`
-    /// the down-track at index `at` and the lean sender's fields, `Near` the sender's stream,
-    /// pacer and AES-GCM context.
+    /// Prefetches what a copy to this peer reads, one stage of four per call, so each stage
+    /// reads only what the stage before brought in: `Head` the line holding the kind's tag
+    /// (reading nothing), `Far` the peer's own fields, `Mid` the down-track at index `at` and
+    /// the lean sender's fields, `Near` the sender's stream, pacer, send register and AES-GCM
+    /// context.
     #[inline]
     pub fn prefetch(&self, stage: Stage, at: u32) {
+        if stage == Stage::Head {
+            super::peer_table::prefetch(self, 1);
+            return;
+        }
         if let Peer::WebRtc(w) = self {
             w.prefetch(stage, at);
         }

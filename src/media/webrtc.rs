@@ -284,6 +284,8 @@ impl WebRtcPeer {
     #[inline]
     pub fn prefetch(&self, stage: Stage, at: u32) {
         match stage {
+            // `Peer::prefetch` brings in the line its tag is on, whatever the kind.
+            Stage::Head => {}
             Stage::Far => {
                 prefetch(&self.ice_up, 1);
                 prefetch(&self.down_tracks, 24);

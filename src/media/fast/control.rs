@@ -74,6 +74,12 @@ impl Control {
         self.register.next_seq()
     }
 
+    /// Prefetches the send register's record for [`Self::next_seq`] (the fan-out's prefetch).
+    #[inline]
+    pub fn prefetch_next_record(&self) {
+        self.register.prefetch_next();
+    }
+
     /// A packet of `size` bytes numbered [`Self::next_seq`] left at `now`.
     pub fn on_send(&mut self, now: Instant, size: usize) {
         self.register.on_send(now, size);

@@ -132,6 +132,16 @@ impl SendRegister {
         self.next
     }
 
+    /// Prefetches the record the next send writes: a subscriber's ring is cold by its next
+    /// copy, and that write was the costliest store of a copy (perf, issue 16).
+    #[inline]
+    pub fn prefetch_next(&self) {
+        let mask = self.records.len().wrapping_sub(1);
+        if let Some(r) = self.records.get(self.next as usize & mask) {
+            crate::media::peer_table::prefetch(r, std::mem::size_of::<Record>());
+        }
+    }
+
     fn sent_at(&self, rec: Record, now: Instant) -> Instant {
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let age = u64::from((now_us as u32).wrapping_sub(rec.sent_us));
