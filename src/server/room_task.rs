@@ -99,6 +99,10 @@ pub async fn run(
     let sleep = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(sleep);
     loop {
+        // Handing off only with two or more inputs queued (most single ones at light are
+        // reports) cut hand-offs 25 → 3.5/s and the send threads' switches 72 → 12/s at
+        // 1 → 100 light, but not the server's CPU per forwarded packet (9 runs each, within
+        // noise; 2026-12-01): the thread wake-ups it saves cost too little to see.
         out.hand_off = pipelined && !media.is_empty();
         let deadline = flush(
             &mut conf,
