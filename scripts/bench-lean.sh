@@ -17,9 +17,11 @@
 # per run, WARMUP (2) seconds before it, CEILING_S (5) seconds per ceiling run, CEILING_RUNS
 # (3) ceiling runs, of which the median counts, ONLY (all: w100 w100h w300 m10), LIMIT_S
 # (1200): no scenario starts later, and the last is cut short.
-# SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=0 TESTER_CPUS=1: taskset
-# lists for the server (and the ceiling, which stands for it) and for confab-load, so that
-# neither waits for the other's CPU; the end-to-end latency is then more nearly the SFU's.
+# SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=1 TESTER_CPUS=0: CPU lists
+# (comma-separated numbers) for the server and for confab-load, so that neither waits for the
+# other's CPU nor evicts its caches; the end-to-end latency is then more nearly the SFU's. The
+# ceiling is measured the same way: its sending thread on SERVER_CPUS (--sender-cpus), its
+# receivers on TESTER_CPUS.
 # SERVER_NICE (unset), e.g. -15 (root): the server's nice value, so that on a machine shared
 # with other work its delay is its own rather than its wait for a CPU (the server's wait
 # is in each run's JSON as server_wait_pct).
@@ -38,7 +40,8 @@
 # highest bucket bound reached in any run), which no tester scheduling enters but the server's
 # own wait for a CPU does (its median share of the window follows, and the copies the lean
 # pacer held, all runs); RSS per participant; datagrams
-# per send call; the tester's CPU and its wait for a CPU (% of the window, median).
+# per send call (and the share of datagrams sent as later segments of a GSO message); the
+# tester's CPU and its wait for a CPU (% of the window, median).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,6 +60,10 @@ PIN_SERVER=()
 PIN_TESTER=()
 [ -z "$SERVER_CPUS" ] || PIN_SERVER=(taskset -c "$SERVER_CPUS")
 [ -z "$TESTER_CPUS" ] || PIN_TESTER=(taskset -c "$TESTER_CPUS")
+# The ceiling stands for the server: its sending thread on the server's CPUs, its receivers
+# (the bots' stand-ins) on the tester's.
+SENDER_CPUS=()
+[ -z "$SERVER_CPUS" ] || SENDER_CPUS=(--sender-cpus "$SERVER_CPUS")
 SERVER_NICE=${SERVER_NICE:-}
 [ -z "$SERVER_NICE" ] || PIN_SERVER=(nice -n "$SERVER_NICE" ${PIN_SERVER[@]+"${PIN_SERVER[@]}"})
 # The whole script stops starting scenarios past this many seconds, and cuts the last short.
@@ -126,8 +133,9 @@ ceiling() {
   # of CEILING_RUNS, and show their range.
   local i v all=()
   for ((i = 0; i < CEILING_RUNS; i++)); do
-    v=$(timeout $((CEILING_S + 60)) ${PIN_SERVER[@]+"${PIN_SERVER[@]}"} "$B/confab-load" --json --quiet \
-      --duration "$CEILING_S" ceiling --peers "$peers" --pps "$pps" --batch "$batch" 2>/dev/null |
+    v=$(timeout $((CEILING_S + 60)) ${PIN_TESTER[@]+"${PIN_TESTER[@]}"} "$B/confab-load" --json --quiet \
+      --duration "$CEILING_S" ceiling --peers "$peers" --pps "$pps" --batch "$batch" \
+      ${SENDER_CPUS[@]+"${SENDER_CPUS[@]}"} 2>/dev/null |
       jq -r '.sent_per_cpu_s // empty')
     [ -z "$v" ] || all+=("$v")
   done
@@ -170,7 +178,7 @@ for s in $ONLY; do
       "≤ \(map(.sfu_delay_us[2]?) | max | ms2) ms; paced \(map(.sfu_paced_copies // 0) | add) copies; " +
       "server waited \(map(.server_wait_pct) | med | r0) %|" +
       "\(map(.rss_per_participant_kib) | med | r0) KiB|" +
-      "\(map(.server_datagrams_per_send) | med | r1)|" +
+      "\(map(.server_datagrams_per_send) | med | r1) (GSO \(map(.server_coalesced_pct) | med | r0) %)|" +
       "\(map(.loader_cpu_pct) | med | r0) %, waited \(map(.loader_wait_pct) | med | r0) %; " +
       "starved \(if all(.loader_starved == null) then "n/a" else (map(select(.loader_starved == true)) | length) end) of \(length)|" +
       "\(map(select(.joined == .bots and .ready == .bots and .stalled == 0 and .lost == 0)) | length) of \(length)"')

@@ -70,6 +70,11 @@ pub struct Settings {
     /// Send threads serving the send lanes, 1 or 2 (with 1, rooms send the other lane) [default: 2]
     #[arg(long, env = "CONFAB_SEND_THREADS")]
     pub send_threads: Option<usize>,
+    /// Send a burst's datagrams to one peer (a video frame's packets) as one UDP GSO message
+    /// where the kernel and network interface allow (Linux; turned off by itself, and said in
+    /// the log, when refused) [default: true]
+    #[arg(long, env = "CONFAB_UDP_GSO", action = clap::ArgAction::Set)]
+    pub udp_gso: Option<bool>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
@@ -171,6 +176,9 @@ pub struct Config {
     pub send_thread: bool,
     /// Send threads serving the lanes (`server::transport::send_thread`), 1 or 2.
     pub send_threads: usize,
+    /// Whether runs of datagrams to one peer go as one UDP GSO message
+    /// (`server::transport::coalesce`).
+    pub udp_gso: bool,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -280,6 +288,7 @@ impl Default for Config {
             ice_tcp_http: true,
             send_thread: true,
             send_threads: 2,
+            udp_gso: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -356,6 +365,7 @@ impl Settings {
                 .send_thread
                 .or(file.send_thread)
                 .unwrap_or(d.send_thread),
+            udp_gso: self.udp_gso.or(file.udp_gso).unwrap_or(d.udp_gso),
             send_threads: self
                 .send_threads
                 .or(file.send_threads)

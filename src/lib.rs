@@ -136,6 +136,7 @@
 //! | [`server::transport`] | the media sockets and the one routing table (ufrag → room) for UDP and ICE-TCP |
 //! | [`server::transport::udp`] | UDP ingress: the one port, routed by ufrag then by address |
 //! | [`server::transport::egress`] | UDP egress: a room's burst in `sendmmsg` batches |
+//! | [`server::transport::coalesce`] | a burst's datagrams to one peer as one UDP GSO message (`--udp-gso`) |
 //! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes, overlapping their sealing (`--send-thread`, `--send-threads`; threads `confab-send0`, `confab-send1`) |
 //! | [`server::transport::media_socket`] | the UDP media socket, registered for reading only (no wake per send) |
 //! | [`server::transport::recv_batch`] | many datagrams per receive call (`recvmmsg`) |

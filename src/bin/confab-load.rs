@@ -164,6 +164,16 @@ enum ScenarioArg {
         /// Bytes per datagram.
         #[arg(long, default_value_t = 1130)]
         bytes: usize,
+        /// CPUs the sending thread runs on (e.g. `1` or `0,1`), as a pinned server would:
+        /// the receivers stay on the process's own CPUs (`taskset` for those).
+        #[arg(long, value_delimiter = ',')]
+        sender_cpus: Vec<usize>,
+        /// Datagrams each receiver gets in a row (a video frame's packets).
+        #[arg(long, default_value_t = 1)]
+        per_peer: usize,
+        /// Send a receiver's datagrams in a row as one GSO message, as the server does.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        gso: bool,
     },
     /// A long stretch of room life at bounded rates (join/leave churn, chat, Q&A votes, raised
     /// hands, renegotiations, ICE restarts) for `--duration` seconds, sampling the server's RSS
@@ -364,6 +374,9 @@ async fn main() -> ExitCode {
         pps,
         batch,
         bytes,
+        sender_cpus,
+        per_peer,
+        gso,
     } = cli.scenario
     {
         let config = load::ceiling::CeilingConfig {
@@ -372,6 +385,9 @@ async fn main() -> ExitCode {
             batch: batch.unwrap_or(peers),
             bytes,
             duration: Duration::from_secs(cli.duration),
+            sender_cpus,
+            per_peer,
+            gso,
         };
         return match load::ceiling::run(&config).await {
             Ok(report) => print_report(cli.json, &report, || report.table()),

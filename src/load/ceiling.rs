@@ -23,6 +23,8 @@ use tokio::net::UdpSocket;
 pub const MAX_PEERS: usize = 2000;
 /// Fastest rate one run may ask for.
 pub const MAX_PPS: u64 = 2_000_000;
+/// CPU numbers `--sender-cpus` accepts are below this (the size of `cpu_set_t`).
+const MAX_CPU: usize = 1024;
 /// Time the sender runs before the measured window (socket buffers, caches, wake-up pattern).
 const WARMUP: Duration = Duration::from_millis(500);
 
@@ -40,6 +42,16 @@ pub struct CeilingConfig {
     pub bytes: usize,
     /// Measured window.
     pub duration: Duration,
+    /// CPUs the sending thread is pinned to (empty: wherever the process may run), so that
+    /// a ceiling for a pinned server is measured on the server's CPUs while its receivers
+    /// stay on the tester's.
+    pub sender_cpus: Vec<usize>,
+    /// Datagrams each receiver gets in a row (a video frame's packets to one subscriber);
+    /// 1 is one datagram per receiver in turn.
+    pub per_peer: usize,
+    /// Whether a receiver's datagrams in a row go as one GSO message, as the server sends
+    /// them ([`crate::server::transport::coalesce`]).
+    pub gso: bool,
 }
 
 /// What the kernel did.
@@ -88,6 +100,12 @@ impl CeilingConfig {
         }
         if self.duration.is_zero() || self.duration > super::MAX_PHASE {
             return Err("the window must be 1..=600 s".into());
+        }
+        if !(1..=crate::server::transport::coalesce::MAX_SEGMENTS).contains(&self.per_peer) {
+            return Err("--per-peer must be 1..=64".into());
+        }
+        if let Some(cpu) = self.sender_cpus.iter().find(|c| **c >= MAX_CPU) {
+            return Err(format!("--sender-cpus: CPU {cpu} is past {}", MAX_CPU - 1));
         }
         Ok(())
     }
@@ -167,6 +185,7 @@ fn send_paced(
     destinations: &[SocketAddr],
     received: &AtomicU64,
 ) -> Result<Sent, String> {
+    pin(&config.sender_cpus)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -184,10 +203,14 @@ fn send_paced(
     runtime
         .block_on(socket.writable())
         .map_err(|e| e.to_string())?;
-    // Every destination once, then the first `batch` again, so each batch is one slice.
-    let ring: Vec<Transmit> = destinations
-        .iter()
-        .chain(destinations.iter().cycle().take(config.batch))
+    crate::server::transport::coalesce::set_enabled(config.gso);
+    // Every destination once (`per_peer` times in a row), then the start again, so that
+    // each batch is one slice.
+    let k = config.per_peer;
+    let each = destinations.iter().flat_map(|d| std::iter::repeat_n(d, k));
+    let ring: Vec<Transmit> = each
+        .clone()
+        .chain(each.cycle().take(config.batch))
         .map(|d| Transmit {
             proto: Protocol::Udp,
             source,
@@ -237,12 +260,35 @@ fn send_paced(
                 .block_on(socket.writable())
                 .map_err(|e| e.to_string())?;
         }
-        at = (at + config.batch) % config.peers;
+        at = (at + config.batch) % (config.peers * k);
         next += interval;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
     }
+}
+
+/// Pins the calling thread to `cpus` (nothing when empty).
+fn pin(cpus: &[usize]) -> Result<(), String> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is a plain bitmask for which all-zero is the empty set; the CPU_SET
+    // indexes were checked against its size (MAX_CPU) in `check`.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return Err(format!(
+            "cannot pin the sender to CPUs {cpus:?}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// CPU seconds the calling thread has used.

@@ -423,6 +423,10 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
         if calls > 0.0 {
             r.server_datagrams_per_send = Some((y.udp_out - x.udp_out) / calls);
         }
+        let out = y.udp_out - x.udp_out;
+        if out > 0.0 {
+            r.server_coalesced_pct = Some(100.0 * (y.udp_coalesced - x.udp_coalesced) / out);
+        }
         r.server_udp_in_pps = Some((y.udp_in - x.udp_in) / secs);
         r.server_dropped = Some(y.udp_dropped - x.udp_dropped);
         r.server_participants = Some(y.participants);

@@ -109,6 +109,8 @@ pub struct ServerCounters {
     pub udp_out: f64,
     /// `confab_udp_send_calls_total`.
     pub udp_send_calls: f64,
+    /// `confab_udp_coalesced_datagrams_total` (0 from a server without GSO).
+    pub udp_coalesced: f64,
     /// `confab_udp_in_datagrams_total`.
     pub udp_in: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
@@ -169,6 +171,7 @@ fn parse_counters(text: &str) -> ServerCounters {
         forwarded: value("confab_rtp_forwarded_packets_total"),
         udp_out: value("confab_udp_out_datagrams_total"),
         udp_send_calls: value("confab_udp_send_calls_total"),
+        udp_coalesced: value("confab_udp_coalesced_datagrams_total"),
         udp_in: value("confab_udp_in_datagrams_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),

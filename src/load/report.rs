@@ -41,6 +41,9 @@ pub struct Report {
     /// Datagrams per sending system call (`sendmmsg` batching; compare `confab-load ceiling
     /// --batch`).
     pub server_datagrams_per_send: Option<f64>,
+    /// Of the datagrams sent, the share that went as a later segment of a GSO message (one
+    /// kernel send for several to one peer), percent.
+    pub server_coalesced_pct: Option<f64>,
     /// Server-counted datagrams received per second.
     pub server_udp_in_pps: Option<f64>,
     /// Datagrams the server dropped because a room queue was full, in the window.
@@ -185,6 +188,10 @@ impl Report {
             (
                 "server datagrams per send call",
                 f(self.server_datagrams_per_send, 1),
+            ),
+            (
+                "server datagrams GSO-coalesced %",
+                f(self.server_coalesced_pct, 1),
             ),
             ("server queue drops", f(self.server_dropped, 0)),
             (

@@ -19,6 +19,9 @@ pub struct Metrics {
     pub udp_out: Counter,
     /// System calls that sent datagrams: `udp_out` over this is the batching achieved.
     pub udp_send_calls: Counter,
+    /// Of `udp_out`, datagrams sent as a later segment of a GSO message (one kernel send for
+    /// several datagrams to one peer).
+    pub udp_coalesced: Counter,
     /// Send batches rooms handed to the send thread (`transport::send_thread`).
     pub udp_send_handoffs: Counter,
     /// Datagrams dropped because the send thread's queue stayed full.
@@ -103,6 +106,11 @@ impl Default for Metrics {
             &mut registry,
             "udp_send_calls",
             "System calls that sent datagrams (sendmmsg or sendto)",
+        );
+        let udp_coalesced = m(
+            &mut registry,
+            "udp_coalesced_datagrams",
+            "Datagrams sent as a later segment of a GSO message (several to one peer in one send)",
         );
         let udp_send_handoffs = m(
             &mut registry,
@@ -271,6 +279,7 @@ impl Default for Metrics {
             udp_dropped_full,
             udp_out,
             udp_send_calls,
+            udp_coalesced,
             udp_send_handoffs,
             udp_send_dropped,
             rtp_forwarded,

@@ -52,6 +52,10 @@ async fn ceiling_sends_a_fan_out_shape_and_times_only_the_sender() {
         batch: 8,
         bytes: 1130,
         duration: Duration::from_secs(1),
+        // CPU 0 exists everywhere: the pinned sender is what a pinned server's ceiling uses.
+        sender_cpus: vec![0],
+        per_peer: 1,
+        gso: true,
     };
     let report = tokio::time::timeout(Duration::from_secs(20), ceiling::run(&config))
         .await
@@ -78,6 +82,9 @@ async fn ceiling_refuses_shapes_it_cannot_send() {
         batch: 8,
         bytes: 1130,
         duration: Duration::from_secs(1),
+        sender_cpus: vec![],
+        per_peer: 1,
+        gso: true,
     };
     for bad in [
         ceiling::CeilingConfig {
@@ -98,6 +105,10 @@ async fn ceiling_refuses_shapes_it_cannot_send() {
         },
         ceiling::CeilingConfig {
             duration: Duration::ZERO,
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            sender_cpus: vec![4096],
             ..good.clone()
         },
     ] {

@@ -9,6 +9,7 @@
 //!
 //! Transport speaks only [`super::inbox`] to rooms; it never imports the room task.
 
+pub mod coalesce;
 pub mod egress;
 pub mod media_socket;
 pub mod recv_batch;
@@ -178,6 +179,7 @@ impl Transport {
         shutdown: watch::Receiver<bool>,
     ) -> Transport {
         let l = &config.limits;
+        coalesce::set_enabled(config.udp_gso);
         let sender = config
             .send_thread
             .then(|| {
@@ -262,6 +264,7 @@ fn send_runs(sockets: &[(SocketAddr, Arc<MediaSocket>)], metrics: &Metrics, batc
             let sent = egress::send_batch_fd(s.as_fd(), &rest[..run]);
             metrics.udp_out.inc_by(sent.datagrams as u64);
             metrics.udp_send_calls.inc_by(sent.calls as u64);
+            metrics.udp_coalesced.inc_by(sent.coalesced as u64);
         }
         rest = &rest[run..];
     }
