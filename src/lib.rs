@@ -112,7 +112,7 @@
 //! | [`media::track`] | a published track (up-track): its layers, their measured rates, its subscribers |
 //! | `media::audio_slots` | a few audio m-lines per subscriber, filled with the voices last heard |
 //! | [`media::fast`] | the lean send path (the default; `--send-path str0m` keeps str0m's own): SRTP keys copied out of str0m's DTLS, RFC 3711/7714 sealing, the nominated ICE pair, header rewrite, sender reports, TWCC feedback → GCC estimate (`control`, whose send register numbers every packet), NACK → RTX from a per-source history (`rtx`, `history`), a burst-bounded pacer for video (`pacer`, woken from the router's timeout), datagram buffers reused with egress (`pool`) |
-//! | [`media::fast::keys`] | SRTP keying material copied out of str0m's DTLS by a crypto provider that wraps the default one |
+//! | [`media::fast::keys`] | SRTP keying material copied out of str0m's DTLS (every browser peer's: the lean path and `srtcp_guard` read it) by a crypto provider that wraps the default one; `with_aes_cm`, the simulator's way to give both ends AES-CM keys |
 //! | [`media::fast::srtp`] | RFC 3711 key derivation, RFC 7714 AEAD-GCM SRTP/SRTCP; no SRTCP nonce used twice (its own reporter SSRC heads every compound), replay lists on what it opens |
 //! | [`media::fast::ice`] | the nominated ICE pair, from authenticated binding requests carrying USE-CANDIDATE (str0m does not expose it) |
 //! | [`media::fast::rtp_out`] | the RTP header a subscriber receives: SSRC, payload type, numbers, negotiated extensions (mid, transport-wide sequence, abs-send-time) |
@@ -124,7 +124,8 @@
 //! | [`media::fast::gcm`] | one AES-GCM key as aws-lc's own context (aws-lc-sys, the build aws-lc-rs links): each copy sealed in one pass from the shared payload into its datagram buffer |
 //! | [`media::fast::grid`] | the room's 50 ms time grid every lean subscriber's periodic work (estimator ticks, sender and receiver reports) and the router's reallocation and reaping are scheduled on, so a slot's work is one wake and one batch |
 //! | [`media::fast::reports`] | lean peers' receive statistics (RFC 3550 loss, jitter, LSR/DLSR) and our receiver reports toward what they publish |
-//! | [`media::fast::replay`] | RFC 3711 replay lists: the SRTCP the lean path opens (per source) and the relay's links |
+//! | [`media::fast::replay`] | RFC 3711 replay lists: the SRTCP the lean path opens or `srtcp_guard` checks (per source) and the relay's links |
+//! | [`media::fast::srtcp_guard`] | RFC 3711 replay protection for the SRTCP str0m opens (str0m 0.25 has none): each compound authenticated (GCM: `srtp::Opener`; AES-CM: HMAC-SHA1-80 with the derived SRTCP auth key), then its (SSRC, index) checked and recorded in `replay`'s lists; a replay is refused before str0m sees it |
 //! | [`media::fast::rtcp_in`] | a lean peer's SRTCP opened once and walked for its readers (`control`, `reports`, PLI/FIR); str0m is not given it (`fast::receive` joins it to the router) |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
@@ -194,7 +195,7 @@
 //! | `load::report` | a run's result: one flat record, printed as a table or as JSON |
 //! | [`load::delay`] | the SFU-added delay of a load window, from two scrapes of the server's forward-delay histogram |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
-//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
+//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtcp_guard_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
 //!
 //! [str0m]: https://docs.rs/str0m
 

@@ -115,6 +115,9 @@ impl ClientCore {
             .enable_vp8(true)
             // Egress stats carry what the server's receiver reports say (see `reported`).
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // The default provider's parts, through the wrapper that lets the simulator give
+            // a bot AES-CM keys (`keys::with_aes_cm`); without it, the default provider.
+            .set_crypto_provider(crate::media::fast::keys::provider())
             .build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut core = ClientCore {

@@ -137,10 +137,11 @@ pub struct RoomCounters {
     pub bad_datagrams: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
-    /// SRTCP compounds from lean peers the lean path opened, and those it refused.
+    /// SRTCP compounds authenticated before str0m could see them (opened by the lean path, or
+    /// let through to str0m by a peer's replay guard, `fast::srtcp_guard`), and those refused.
     pub srtcp_opened: u64,
     pub srtcp_refused: u64,
-    /// Of those refused, the replays (RFC 3711 replay list).
+    /// Of those refused, the replays (RFC 3711 replay list), on either path.
     pub srtcp_replayed: u64,
 }
 

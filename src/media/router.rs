@@ -345,7 +345,8 @@ impl Router {
         contents: &[u8],
         now: Instant,
     ) {
-        // A lean peer's SRTCP is read once, by the lean path (`fast::receive`). What it moves
+        // A lean peer's SRTCP is read once, by the lean path (`fast::receive`); any other
+        // SRTCP passes the peer's replay guard there before str0m sees it. What it moves
         // touches itself: this peer (touched there), publishers asked for keyframes through
         // `drain`.
         let Some(taken) = self.heard(id, proto, source, destination, contents, now) else {

@@ -8,6 +8,7 @@ use super::downtrack::{DownTrack, Incoming, Wishes};
 use super::fast::clock::Now;
 use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
+use super::fast::srtcp_guard::SrtcpGuard;
 use super::forwarder::{DropReason, Forwarder};
 use super::midmap::MidMap;
 use super::peer::Stage;
@@ -137,6 +138,9 @@ pub struct WebRtcPeer {
     /// Its media is rewritten, sealed and sent by confab itself (every peer when the room's
     /// send path is lean); str0m's send streams stay silent.
     pub fast: Option<Box<FastSender>>,
+    /// Replay protection for the SRTCP str0m opens (`fast::receive`): all of it on the str0m
+    /// send path or with AES-CM keys; on the lean path only what comes before its keys.
+    pub srtcp_guard: SrtcpGuard,
 }
 
 impl WebRtcPeer {
@@ -224,15 +228,16 @@ impl WebRtcPeer {
         } else {
             config
         };
-        let (mut rtc, slot) = if lean {
-            let config = config
+        let config = if lean {
+            config
                 .set_rtcp_report_interval_audio(SILENT_REPORTS)
-                .set_rtcp_report_interval_video(SILENT_REPORTS);
-            let (rtc, slot) = keys::build_tapped(config, now);
-            (rtc, Some(slot))
+                .set_rtcp_report_interval_video(SILENT_REPORTS)
         } else {
-            (config.build(now), None)
+            config
         };
+        // Every peer's keys are tapped: the lean path seals with them, and the SRTCP replay
+        // guard checks what str0m opens on any path.
+        let (mut rtc, slot) = keys::build_tapped(config, now);
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
             rtc.add_local_candidate(candidate);
@@ -254,7 +259,8 @@ impl WebRtcPeer {
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let estimate_from = room.bwe.then_some(INITIAL_ESTIMATE_KBPS * 1_000);
-        let fast = slot.map(|slot| Box::new(FastSender::new(&mut rtc, slot, estimate_from, now)));
+        let srtcp_guard = SrtcpGuard::new(slot.clone());
+        let fast = lean.then(|| Box::new(FastSender::new(&mut rtc, slot, estimate_from, now)));
         Ok(WebRtcPeer {
             may_publish,
             rtc,
@@ -277,6 +283,7 @@ impl WebRtcPeer {
             expected_since: None,
             last_heard: now,
             fast,
+            srtcp_guard,
         })
     }
 

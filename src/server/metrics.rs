@@ -28,7 +28,9 @@ pub struct Metrics {
     pub udp_send_dropped: Counter,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: Counter,
-    /// SRTCP compounds from lean peers opened by the lean path, and those it refused.
+    /// SRTCP compounds authenticated (opened by the lean path, or let through to str0m by the
+    /// replay guard), and those refused. Named `lean_` from when only the lean path checked
+    /// them; kept so that dashboards and the browser tests still find them.
     pub lean_srtcp_opened: Counter,
     pub lean_srtcp_refused: Counter,
     /// Of those refused, the replays (an SRTCP index seen, or older than the window).
@@ -130,17 +132,20 @@ impl Default for Metrics {
         let lean_srtcp_opened = m(
             &mut registry,
             "lean_srtcp_opened",
-            "SRTCP compounds from lean peers opened by the lean path",
+            "SRTCP compounds authenticated by confab: opened by the lean path, or checked for \
+             replays before str0m (str0m send path, AES-CM peers)",
         );
         let lean_srtcp_refused = m(
             &mut registry,
             "lean_srtcp_refused",
-            "SRTCP compounds from lean peers that failed to open",
+            "SRTCP compounds refused before str0m: unauthenticated, malformed or replayed, on \
+             any send path",
         );
         let lean_srtcp_replayed = m(
             &mut registry,
             "lean_srtcp_replayed",
-            "Of the refused SRTCP compounds, the replays (index seen or older than the window)",
+            "Of the refused SRTCP compounds, the replays (index seen or older than the \
+             window), on any send path",
         );
         let room_bad_datagrams = m(
             &mut registry,

@@ -35,6 +35,7 @@ mod relay;
 mod relay_harness;
 mod relay_promote;
 mod rooms;
+mod srtcp_guard;
 mod tls;
 mod vtime;
 mod webinar;

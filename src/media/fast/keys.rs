@@ -5,14 +5,18 @@
 //! thread that builds it: [`build_tapped`] leaves a [`KeySlot`] in a thread-local the
 //! provider takes from as str0m creates that `Rtc`'s DTLS instance (synchronously, inside
 //! `RtcConfig::build`). Every other `Rtc` built with the provider simply has no slot.
+//!
+//! dimpl (str0m 0.25's DTLS) offers every profile and, as the server, prefers GCM; neither side
+//! can be told to pick AES-CM. [`with_aes_cm`] lets the simulator give both ends of a
+//! connection AES_CM_128_HMAC_SHA1_80 keys all the same, so that str0m's own AES-CM SRTP runs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::crypto::dtls::{
-    DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion, ProtocolVersion,
-    SrtpProfile,
+    DtlsImplError, DtlsInstance, DtlsOutput, DtlsProvider, DtlsVersion, KeyingMaterial,
+    ProtocolVersion, SrtpProfile,
 };
 use str0m::crypto::CryptoError;
 use str0m::{Rtc, RtcConfig};
@@ -45,6 +49,25 @@ pub type KeySlot = Arc<OnceLock<Keying>>;
 
 thread_local! {
     static NEXT_SLOT: RefCell<Option<KeySlot>> = const { RefCell::new(None) };
+    static AES_CM: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Bytes of AES_CM_128_HMAC_SHA1_80 keying material (RFC 5764 §4.2: two 128-bit keys, two
+/// 112-bit salts).
+const AES_CM_MATERIAL: usize = 2 * 16 + 2 * 14;
+
+/// Runs `f` with every DTLS instance built through this provider on this thread (the
+/// server's `Rtc` in [`build_tapped`], a bot's in `bot::core`) handing str0m, and the key
+/// slot, AES_CM_128_HMAC_SHA1_80 keys: the first 60 bytes of what the handshake exported,
+/// which under DTLS 1.2 (str0m's default; its PRF output is a stream) are the 60 bytes the
+/// same handshake exports for AES-CM. Both ends must be built inside `f`. For the
+/// simulator's tests only: no production path calls it.
+#[doc(hidden)]
+pub fn with_aes_cm<R>(f: impl FnOnce() -> R) -> R {
+    let was = AES_CM.with(|c| c.replace(true));
+    let r = f();
+    AES_CM.with(|c| c.set(was));
+    r
 }
 
 /// The default provider, with its DTLS part wrapped.
@@ -103,9 +126,14 @@ impl DtlsProvider for TapProvider {
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
         let inner = self.inner.new_dtls(cert, now, dtls_version, mtu)?;
         let slot = NEXT_SLOT.with(|s| s.borrow_mut().take());
-        Ok(match slot {
-            Some(slot) => Box::new(TapInstance { inner, slot }),
-            None => inner,
+        let aes_cm = AES_CM.with(Cell::get);
+        Ok(match (slot, aes_cm) {
+            (None, false) => inner,
+            (slot, aes_cm) => Box::new(TapInstance {
+                inner,
+                slot,
+                aes_cm,
+            }),
         })
     }
 }
@@ -113,7 +141,9 @@ impl DtlsProvider for TapProvider {
 #[derive(Debug)]
 struct TapInstance {
     inner: Box<dyn DtlsInstance>,
-    slot: KeySlot,
+    slot: Option<KeySlot>,
+    /// See [`with_aes_cm`].
+    aes_cm: bool,
 }
 
 impl DtlsInstance for TapInstance {
@@ -127,9 +157,15 @@ impl DtlsInstance for TapInstance {
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
         let active = self.inner.is_active();
-        let out = self.inner.poll_output(buf);
-        if let DtlsOutput::KeyingMaterial(km, profile) = &out {
-            let _ = self.slot.set(Keying {
+        let mut out = self.inner.poll_output(buf);
+        if let DtlsOutput::KeyingMaterial(km, _) = &out {
+            if self.aes_cm && km.len() >= AES_CM_MATERIAL {
+                let km = KeyingMaterial::new(&km[..AES_CM_MATERIAL]);
+                out = DtlsOutput::KeyingMaterial(km, SrtpProfile::AES128_CM_SHA1_80);
+            }
+        }
+        if let (DtlsOutput::KeyingMaterial(km, profile), Some(slot)) = (&out, &self.slot) {
+            let _ = slot.set(Keying {
                 material: km.to_vec(),
                 profile: *profile,
                 active,

@@ -16,6 +16,9 @@
 //!   through its [`pacer`] once it has an estimate; RTX answering its NACKs;
 //! - [`rtcp_in`]: its SRTCP opened once, in our code, and walked packet by packet for the
 //!   readers below and its PLI/FIR; str0m is not given it ([`receive`] joins it to the room);
+//! - [`srtcp_guard`]: for every peer whose SRTCP str0m still opens (`--send-path str0m`,
+//!   AES-CM, before the lean opener is keyed), each compound authenticated and checked
+//!   against the same [`replay`] lists before str0m is given it;
 //! - [`control`]: transport-cc feedback resolved against the send register
 //!   (the one source of transport-wide numbers, estimation on or off) and fed to its
 //!   estimator; NACKs queued; the round trip from its receiver reports;
@@ -52,5 +55,6 @@ pub mod rtcp_in;
 pub mod rtp_out;
 pub mod rtx;
 pub mod sender;
+pub mod srtcp_guard;
 pub mod srtp;
 pub mod twcc;

@@ -1,7 +1,12 @@
-//! A datagram from a lean peer, before str0m: its SRTCP opened once by the lean path (and then
-//! not given to str0m), the nomination watched; then what follows for the room: the estimate
-//! moved, NACKs answered, keyframe requests routed to the publishers.
+//! A datagram from a browser peer, before str0m. From a lean peer: its SRTCP opened once by the
+//! lean path (and then not given to str0m), the nomination watched; then what follows for the
+//! room: the estimate moved, NACKs answered, keyframe requests routed to the publishers. SRTCP
+//! str0m is to open (any peer without a keyed lean opener) passes the replay guard first
+//! ([`super::srtcp_guard`]).
 
+use super::rtcp_in::is_rtcp;
+use super::srtcp_guard::{SrtcpGuard, Verdict};
+use crate::media::command::RoomCounters;
 use crate::media::peer::Peer;
 use crate::media::router::Router;
 use crate::model::ParticipantId;
@@ -17,9 +22,16 @@ impl Router {
         Some((f.rtcp_in.opened, f.rtcp_in.refused))
     }
 
+    /// SRTCP compounds from `id` its replay guard let through to str0m, refused, and of
+    /// those refused the replays.
+    pub fn srtcp_guarded(&self, id: ParticipantId) -> Option<(u64, u64, u64)> {
+        let g = &self.peers.get(&id)?.webrtc()?.srtcp_guard;
+        Some((g.fresh, g.refused, g.replayed))
+    }
+
     /// Notes that `id` was heard and lets its lean sender, if it has one, take the datagram.
     /// `None` for a peer that is not here; `Some(true)` when the lean path took the datagram
-    /// whole (str0m must not see it).
+    /// whole or the replay guard refused it (str0m must not see it).
     pub(in crate::media) fn heard(
         &mut self,
         id: ParticipantId,
@@ -30,22 +42,27 @@ impl Router {
         now: Instant,
     ) -> Option<bool> {
         let p = self.peers.get_mut(&id).and_then(Peer::webrtc_mut)?;
+        let counters = &mut self.counters;
         p.last_heard = now;
         self.timers.touch(id);
         let Some(fast) = p.fast.as_deref_mut() else {
-            return Some(false);
+            let refused =
+                is_rtcp(contents) && guard_refuses(&mut p.srtcp_guard, contents, counters);
+            return Some(refused);
         };
         let got = fast.on_receive(proto, source, destination, contents, now);
         if !got.taken {
-            return Some(false);
+            // Its lean opener has no keys (yet, or AES-CM): str0m opens it, once guarded.
+            let refused = got.rtcp && guard_refuses(&mut p.srtcp_guard, contents, counters);
+            return Some(refused);
         }
         match got.refused {
             true => {
-                self.counters.srtcp_refused += 1;
+                counters.srtcp_refused += 1;
                 let replayed = fast.rtcp_in.last_refused_was_replay();
-                self.counters.srtcp_replayed += u64::from(replayed);
+                counters.srtcp_replayed += u64::from(replayed);
             }
-            false => self.counters.srtcp_opened += 1,
+            false => counters.srtcp_opened += 1,
         }
         if got.moved {
             let (estimate, delivered, back) =
@@ -72,5 +89,22 @@ impl Router {
             self.keyframe_wanted(id, mid, kind, now);
         }
         Some(true)
+    }
+}
+
+/// Whether the guard refused an SRTCP compound str0m was to open (counted with the lean path's:
+/// a fresh one as opened, a refused one as refused, a replay also as replayed).
+fn guard_refuses(guard: &mut SrtcpGuard, contents: &[u8], counters: &mut RoomCounters) -> bool {
+    match guard.check(contents) {
+        Verdict::Unkeyed => false,
+        Verdict::Fresh => {
+            counters.srtcp_opened += 1;
+            false
+        }
+        Verdict::Refused { replayed } => {
+            counters.srtcp_refused += 1;
+            counters.srtcp_replayed += u64::from(replayed);
+            true
+        }
     }
 }

@@ -18,7 +18,8 @@
 //! - SDES (CNAME kept), BYE (ignored), XR RRTR/DLRR (answered only with its silenced reports).
 //!
 //! Before the keys are known, and for a peer whose profile the lean path cannot open
-//! (AES-CM: str0m sends for it), compounds go to str0m as before.
+//! (AES-CM: str0m sends for it), compounds go to str0m, through the peer's replay guard
+//! (`srtcp_guard`).
 
 use super::keys::{self, Keying};
 use super::srtp::{Opener, SrtpError};
@@ -37,6 +38,7 @@ pub const MAX_KEYFRAME_REQUESTS: usize = 8;
 /// Whether a datagram is RTCP by RFC 5761's rule (version 2, packet type 192..=223 in the
 /// second byte): what str0m's demux calls RTCP too, except payload types 64..=95 without the
 /// marker bit, which browsers never send and which stay str0m's.
+#[inline]
 pub fn is_rtcp(contents: &[u8]) -> bool {
     contents.len() >= 8 && contents[0] >> 6 == 2 && (192..=223).contains(&contents[1])
 }
@@ -46,7 +48,7 @@ pub enum Opened<'a> {
     /// No keys (yet, or a profile this path does not open): str0m takes it.
     Unkeyed,
     /// It failed authentication, was malformed or was a replay ([`RtcpIn::replayed`]): str0m
-    /// would refuse the first two too (and, having no replay list, accept the third).
+    /// would refuse the first two too (and, having no SRTCP replay list, accept the third).
     Refused,
     /// The clear compound.
     Clear(&'a [u8]),

@@ -71,8 +71,16 @@ pub enum Direction {
     Receive,
 }
 
-/// RFC 3711 §4.3: AES in counter mode over (master salt XOR label) as the PRF.
-fn derive(provider: &CryptoProvider, master: &[u8], salt: &[u8], label: u8, out: &mut [u8]) {
+/// RFC 3711 §4.3: AES in counter mode over (master salt XOR label) as the PRF, with a key
+/// derivation rate of zero (what DTLS-SRTP uses). Also the AES-CM profile's SRTCP
+/// authentication key (`srtcp_guard`).
+pub(super) fn derive(
+    provider: &CryptoProvider,
+    master: &[u8],
+    salt: &[u8],
+    label: u8,
+    out: &mut [u8],
+) {
     // The master salt (112 bits for AES-CM, 96 for GCM) sits at the block's start.
     let mut input = [0u8; 16];
     input[..salt.len().min(14)].copy_from_slice(&salt[..salt.len().min(14)]);

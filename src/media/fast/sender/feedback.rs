@@ -16,6 +16,9 @@ pub struct Received {
     pub taken: bool,
     /// It was SRTCP that failed to open.
     pub refused: bool,
+    /// It was SRTCP (taken or not): what the lean path leaves to str0m, the replay guard
+    /// checks first (`fast::receive`).
+    pub rtcp: bool,
 }
 
 impl FastSender {
@@ -25,12 +28,18 @@ impl FastSender {
         // A peer that only publishes is never asked `state()`: its keys are taken here.
         self.poll_keys();
         let clear = match self.rtcp_in.open(contents) {
-            Opened::Unkeyed => return Received::default(),
+            Opened::Unkeyed => {
+                return Received {
+                    rtcp: true,
+                    ..Received::default()
+                }
+            }
             Opened::Refused => {
                 return Received {
                     moved: false,
                     taken: true,
                     refused: true,
+                    rtcp: true,
                 }
             }
             Opened::Clear(clear) => clear,
@@ -45,6 +54,7 @@ impl FastSender {
             moved,
             taken: true,
             refused: false,
+            rtcp: true,
         }
     }
 
