@@ -205,13 +205,19 @@ pub fn lean_viewer_with_no_keyframe_due() -> (Sim, ParticipantId, ParticipantId)
         ..StreamShape::default()
     };
     let (mut sim, host, viewer) = lean_host_and_viewer(shape);
+    past_first_keyframe(&mut sim, viewer);
+    (sim, host, viewer)
+}
+
+/// Runs until `viewer` has its first keyframe, then past the room's keyframe-request spacing
+/// (3 s), so that a request it makes now is passed on.
+pub fn past_first_keyframe(sim: &mut Sim, viewer: ParticipantId) {
     assert!(
         sim.run_until(Duration::from_secs(3), |s| video_keyframes(s, viewer) > 0),
         "no first keyframe: {:?}",
         sim.stats(viewer)
     );
     sim.run_for(Duration::from_secs(3));
-    (sim, host, viewer)
 }
 
 /// The keyframes `id` has received on all its video tracks.

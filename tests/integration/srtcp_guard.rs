@@ -4,7 +4,7 @@
 //! str0m once (its PLI becomes a keyframe request to the publisher); the same datagram sent
 //! again is refused before str0m sees it, counted, and asks for nothing.
 
-use crate::common::{lean_room, video_keyframes};
+use crate::common::{lean_room, past_first_keyframe};
 use confab::bot::StreamShape;
 use confab::media::config::SendPath;
 use confab::media::fast::keys;
@@ -33,12 +33,7 @@ fn viewer_with_no_keyframe_due(
         false => join(&mut sim),
     }
     .expect("join");
-    assert!(
-        sim.run_until(Duration::from_secs(3), |s| video_keyframes(s, viewer) > 0),
-        "no first keyframe: {:?}",
-        sim.stats(viewer)
-    );
-    sim.run_for(Duration::from_secs(3));
+    past_first_keyframe(&mut sim, viewer);
     (sim, host, viewer)
 }
 
