@@ -316,6 +316,9 @@ world.scenario(`a gallery of ${CROWD} bots and a few people pages at 25 on a lap
     { timeoutMs: MEDIA_DEADLINE_MS, intervalMs: 500 },
   );
   assert.ok(video <= 25, `video on ${video} m-lines for 25 tiles`);
-  await lap.page.click('#grid .pager .next');
+  // The page now decodes up to 25 videos on a CI machine's two cores: Playwright's scroll
+  // into view waits for the renderer's next frame, which once took longer than the default
+  // 10 s (the button was visible, enabled and stable). A real click, given the media's time.
+  await lap.page.click('#grid .pager .next', { timeout: MEDIA_DEADLINE_MS });
   await waitFor('Lap: page 2', () => grid(lap), (g) => g.page === '2 / 2' && g.shown === total - 25, { timeoutMs: UI_DEADLINE_MS });
 });

@@ -101,7 +101,7 @@ impl Tables {
         self.order.clear();
         self.group.clear();
         if !gso {
-            self.group.extend(0..n as u32);
+            // `group` is read only by `run`, which only GSO calls.
             self.order.extend(0..n as u32);
             return;
         }
@@ -157,7 +157,8 @@ impl Tables {
         while p < order.len() {
             let first = order[p] as usize;
             let size = burst[first].contents.len();
-            let k = match gso && size > 0 {
+            // The segment size travels as a u16 (`UDP_SEGMENT`).
+            let k = match gso && size > 0 && size <= usize::from(u16::MAX) {
                 true => self.run(burst, &order[p..], size),
                 false => 1,
             };
@@ -205,8 +206,7 @@ impl Tables {
         let (mut k, mut bytes) = (1, size);
         while let Some(&i) = order.get(k) {
             let len = burst[i as usize].contents.len();
-            let fits =
-                k < MAX_SEGMENTS && bytes + len <= MAX_GSO_BYTES && size <= u16::MAX as usize;
+            let fits = k < MAX_SEGMENTS && bytes + len <= MAX_GSO_BYTES;
             if self.group[i as usize] != peer || len > size || len == 0 || !fits {
                 break;
             }
