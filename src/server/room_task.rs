@@ -104,6 +104,7 @@ pub async fn run(
         // 1 → 100 light, but not the server's CPU per forwarded packet (9 runs each, within
         // noise; 2026-12-01): the thread wake-ups it saves cost too little to see.
         out.hand_off = pipelined && !media.is_empty();
+        shared.metrics.room_passes.inc();
         let deadline = flush(
             &mut conf,
             &mut sessions,

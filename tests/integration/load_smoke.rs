@@ -38,6 +38,16 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
         out >= calls && out <= calls * batch,
         "{out} datagrams in {calls} calls"
     );
+    // Every counted receive call took at least one datagram; every room pass was counted.
+    let received = server.metric("confab_udp_in_datagrams_total");
+    let recv_calls = server.metric("confab_udp_recv_calls_total");
+    assert!(
+        recv_calls > 0.0 && recv_calls <= received,
+        "{received} datagrams in {recv_calls} receive calls"
+    );
+    // A room passes at least once per flush that sent something.
+    let passes = server.metric("confab_room_passes_total");
+    assert!(passes > 0.0, "no room passes counted");
     // The window's datagrams are part of the run's.
     let window_out = report.server_udp_out_pps.expect("counted") * report.window_s;
     assert!(window_out <= out + 1.0, "{window_out} > {out}");

@@ -75,6 +75,9 @@ pub async fn run_receiver(socket: Arc<MediaSocket>, announced: SocketAddr, t: Ar
                             break;
                         }
                     };
+                    if n > 0 {
+                        t.metrics.udp_recv_calls.inc();
+                    }
                     // One clock read per batch: the forward-delay histogram starts here.
                     let at = Instant::now();
                     for i in 0..n {
