@@ -75,6 +75,11 @@ pub struct Settings {
     /// the log, when refused) [default: true]
     #[arg(long, env = "CONFAB_UDP_GSO", action = clap::ArgAction::Set)]
     pub udp_gso: Option<bool>,
+    /// Queue RTCP arriving on the media port on a socket of its own (same port), read when
+    /// media wakes the receiver or after 20 ms, so that RTCP alone never wakes it (Linux;
+    /// one socket where the kernel refuses, said in the log) [default: true]
+    #[arg(long, env = "CONFAB_SPLIT_RTCP", action = clap::ArgAction::Set)]
+    pub split_rtcp: Option<bool>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
     /// UDP; browsers use it only when UDP fails [default: true]
     #[arg(long, env = "CONFAB_ICE_TCP", action = clap::ArgAction::Set)]
@@ -179,6 +184,8 @@ pub struct Config {
     /// Whether runs of datagrams to one peer go as one UDP GSO message
     /// (`server::transport::coalesce`).
     pub udp_gso: bool,
+    /// Whether the media port's RTCP is queued apart (`server::transport::rtcp_split`).
+    pub split_rtcp: bool,
     /// Where HTTPS/WSS gets its certificate, if served.
     pub tls: Option<Tls>,
     /// Room media behaviour.
@@ -289,6 +296,7 @@ impl Default for Config {
             send_thread: true,
             send_threads: 2,
             udp_gso: true,
+            split_rtcp: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,
@@ -366,6 +374,7 @@ impl Settings {
                 .or(file.send_thread)
                 .unwrap_or(d.send_thread),
             udp_gso: self.udp_gso.or(file.udp_gso).unwrap_or(d.udp_gso),
+            split_rtcp: self.split_rtcp.or(file.split_rtcp).unwrap_or(d.split_rtcp),
             send_threads: self
                 .send_threads
                 .or(file.send_threads)

@@ -141,6 +141,7 @@
 //! | [`server::transport::send_thread`] | send threads send rooms' big batches in destination lanes, overlapping their sealing (`--send-thread`, `--send-threads`; threads `confab-send0`, `confab-send1`) |
 //! | [`server::transport::media_socket`] | the UDP media socket, registered for reading only (no wake per send) |
 //! | [`server::transport::recv_batch`] | many datagrams per receive call (`recvmmsg`) |
+//! | [`server::transport::rtcp_split`] | the media port's RTCP queued on a second socket of the same port, read with media |
 //! | [`server::transport::stun`] | the ufrag a STUN binding request names |
 //! | [`server::transport::tcp`] | ICE-TCP fallback on the same port number: framing, caps, idle and leave closes |
 //! | [`server::transport::web_port`] | the HTTP(S) port shared with ICE-TCP: media told apart by its first byte |

@@ -25,6 +25,9 @@ pub struct Metrics {
     /// `recvmmsg` calls on the media port that returned datagrams: `udp_in` over this is
     /// the receive batching, and each such call is about one wake-up of the receive task.
     pub udp_recv_calls: Counter,
+    /// Of `udp_in`, datagrams read from the port's RTCP side (`transport::rtcp_split`), i.e.
+    /// received without a wake-up of their own.
+    pub udp_in_rtcp_side: Counter,
     /// Passes of the room tasks: an input (or a burst of media) or a timer handled, then one
     /// flush. With `udp_recv_calls`, the per-wake work behind the forwarded packets (issue 16:
     /// at 1 -> 100 light, ~350 passes per second against ~11,000 copies).
@@ -125,6 +128,11 @@ impl Default for Metrics {
             &mut registry,
             "udp_recv_calls",
             "System calls on the media port that received datagrams (recvmmsg)",
+        );
+        let udp_in_rtcp_side = m(
+            &mut registry,
+            "udp_in_rtcp_side_datagrams",
+            "Datagrams read from the media port's RTCP socket, with media or after a quiet spell",
         );
         let room_passes = m(
             &mut registry,
@@ -303,6 +311,7 @@ impl Default for Metrics {
             udp_send_calls,
             udp_coalesced,
             udp_recv_calls,
+            udp_in_rtcp_side,
             room_passes,
             udp_send_handoffs,
             udp_send_dropped,

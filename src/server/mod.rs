@@ -107,7 +107,8 @@ impl Bound {
         let mut port = config.udp_port;
         for ip in bind_ips {
             let addr = SocketAddr::new(ip, port);
-            let socket = MediaSocket::bind(addr, transport::egress::SOCKET_BUFFER)
+            let buffer = transport::egress::SOCKET_BUFFER;
+            let socket = MediaSocket::bind_split(addr, buffer, config.split_rtcp)
                 .map_err(|e| StartError::Bind(addr, e))?;
             let local = socket.local_addr().map_err(|e| StartError::Bind(addr, e))?;
             // Every interface shares the first socket's port: one port for all media.

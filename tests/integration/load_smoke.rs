@@ -45,6 +45,14 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
         recv_calls > 0.0 && recv_calls <= received,
         "{received} datagrams in {recv_calls} receive calls"
     );
+    // The viewers' RTCP is queued on the port's RTCP socket and read with media (or after a
+    // quiet spell), and the room still opens it.
+    let rtcp_side = server.metric("confab_udp_in_rtcp_side_datagrams_total");
+    assert!(
+        rtcp_side > 0.0 && rtcp_side < received,
+        "{rtcp_side} of {received} datagrams in came from the RTCP side"
+    );
+    assert!(server.metric("confab_lean_srtcp_opened_total") > 0.0);
     // The room forwarded, so it passed through its loop, and each pass is counted.
     let passes = server.metric("confab_room_passes_total");
     assert!(passes > 0.0, "no room passes counted");

@@ -10,6 +10,7 @@
 //!
 //! [`egress`]: super::egress
 
+use super::rtcp_split as split;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -19,6 +20,8 @@ use tokio::io::Interest;
 /// A non-blocking UDP socket whose reads wait on the runtime and whose writes never do.
 pub struct MediaSocket {
     fd: AsyncFd<std::net::UdpSocket>,
+    /// The same port's RTCP side (see [`split`]), read without readiness.
+    rtcp: Option<std::net::UdpSocket>,
 }
 
 impl MediaSocket {
@@ -26,11 +29,46 @@ impl MediaSocket {
     /// `net.core.{w,r}mem_max`; a smaller buffer only means earlier drops under bursts). Needs
     /// a runtime.
     pub fn bind(addr: SocketAddr, buffer: usize) -> io::Result<MediaSocket> {
-        let socket = std::net::UdpSocket::bind(addr)?;
-        let sock = socket2::SockRef::from(&socket);
-        let _ = sock.set_send_buffer_size(buffer);
-        let _ = sock.set_recv_buffer_size(buffer);
-        MediaSocket::from_std(socket)
+        MediaSocket::bind_split(addr, buffer, false)
+    }
+
+    /// As [`MediaSocket::bind`]; with `split_rtcp` (Linux), RTCP arriving on the port is
+    /// queued on a second socket that the receiver reads only when it wakes for the rest
+    /// ([`split`]). Falls back to one socket, with a warning, where the kernel refuses.
+    pub fn bind_split(
+        addr: SocketAddr,
+        buffer: usize,
+        split_rtcp: bool,
+    ) -> io::Result<MediaSocket> {
+        let (socket, rtcp) = if split_rtcp {
+            match split::bind(addr) {
+                Ok((s, r)) => (s, Some(r)),
+                Err(split::Error::Bind(e)) => return Err(e),
+                Err(split::Error::Refused(e)) => {
+                    // The port works as it did before the split; only the wake-ups it saves are lost.
+                    tracing::warn!(error = %e, "RTCP shares the media socket: split refused");
+                    (std::net::UdpSocket::bind(addr)?, None)
+                }
+            }
+        } else {
+            (std::net::UdpSocket::bind(addr)?, None)
+        };
+        for s in std::iter::once(&socket).chain(rtcp.as_ref()) {
+            let sock = socket2::SockRef::from(s);
+            let _ = sock.set_send_buffer_size(buffer);
+            let _ = sock.set_recv_buffer_size(buffer);
+        }
+        let mut m = MediaSocket::from_std(socket)?;
+        if let Some(r) = rtcp {
+            r.set_nonblocking(true)?;
+            m.rtcp = Some(r);
+        }
+        Ok(m)
+    }
+
+    /// The port's RTCP side, when split: a non-blocking socket the runtime never watches.
+    pub fn rtcp(&self) -> Option<BorrowedFd<'_>> {
+        self.rtcp.as_ref().map(|r| r.as_fd())
     }
 
     /// Wraps a bound socket (made non-blocking here). Needs a runtime.
@@ -40,7 +78,7 @@ impl MediaSocket {
         // long as it lives; the `AsyncFd` owns the socket and never hands it out by value.
         let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
             .map_err(io::Error::from)?;
-        Ok(MediaSocket { fd })
+        Ok(MediaSocket { fd, rtcp: None })
     }
 
     /// The bound address.

@@ -13,6 +13,7 @@ pub mod coalesce;
 pub mod egress;
 pub mod media_socket;
 pub mod recv_batch;
+pub mod rtcp_split;
 pub mod send_thread;
 pub mod stun;
 pub mod tcp;
@@ -143,6 +144,11 @@ impl Routes {
     /// The route of a local ufrag.
     pub fn lookup(&self, ufrag: &str) -> Option<Route> {
         self.table.read().ok()?.by_ufrag.get(ufrag).cloned()
+    }
+
+    /// Whether no participant is routed (nothing to receive media for).
+    pub fn is_empty(&self) -> bool {
+        self.table.read().map_or(true, |t| t.by_id.is_empty())
     }
 }
 
