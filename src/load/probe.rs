@@ -113,6 +113,11 @@ pub struct ServerCounters {
     pub udp_coalesced: f64,
     /// `confab_udp_in_datagrams_total`.
     pub udp_in: f64,
+    /// `confab_udp_recv_calls_total`: receive calls that took datagrams (about one wake-up
+    /// of the receiver each).
+    pub udp_recv_calls: f64,
+    /// `confab_room_passes_total`: room task passes (an input or a timer, then a flush).
+    pub room_passes: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
     pub udp_dropped: f64,
     /// `confab_participants`: participants the server holds now.
@@ -173,6 +178,8 @@ fn parse_counters(text: &str) -> ServerCounters {
         udp_send_calls: value("confab_udp_send_calls_total"),
         udp_coalesced: value("confab_udp_coalesced_datagrams_total"),
         udp_in: value("confab_udp_in_datagrams_total"),
+        udp_recv_calls: value("confab_udp_recv_calls_total"),
+        room_passes: value("confab_room_passes_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),
         delay: super::delay::parse(text, super::delay::ALL),

@@ -46,6 +46,11 @@ pub struct Report {
     pub server_coalesced_pct: Option<f64>,
     /// Server-counted datagrams received per second.
     pub server_udp_in_pps: Option<f64>,
+    /// The server's receive calls that took datagrams, per second: about its receiver's
+    /// wake-ups (0 from a server that does not count them).
+    pub server_recv_calls_ps: Option<f64>,
+    /// The server's room task passes per second (an input or a timer, then one flush).
+    pub server_room_passes_ps: Option<f64>,
     /// Datagrams the server dropped because a room queue was full, in the window.
     pub server_dropped: Option<f64>,
     /// RTP packets the publishers sent per second.
@@ -183,6 +188,14 @@ impl Report {
                     "{} / {}",
                     f(self.server_udp_out_pps, 0),
                     f(self.server_udp_in_pps, 0)
+                ),
+            ),
+            (
+                "server receive calls / room passes per s",
+                format!(
+                    "{} / {}",
+                    f(self.server_recv_calls_ps, 0),
+                    f(self.server_room_passes_ps, 0)
                 ),
             ),
             (

@@ -56,6 +56,13 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
     // The room forwarded, so it passed through its loop, and each pass is counted.
     let passes = server.metric("confab_room_passes_total");
     assert!(passes > 0.0, "no room passes counted");
+    // The report carries both per second of its window, no more than the run's totals.
+    let (calls_ps, passes_ps) = (
+        report.server_recv_calls_ps.expect("counted"),
+        report.server_room_passes_ps.expect("counted"),
+    );
+    assert!(calls_ps > 0.0 && calls_ps * report.window_s <= recv_calls + 1.0);
+    assert!(passes_ps > 0.0 && passes_ps * report.window_s <= passes + 1.0);
     // The window's datagrams are part of the run's.
     let window_out = report.server_udp_out_pps.expect("counted") * report.window_s;
     assert!(window_out <= out + 1.0, "{window_out} > {out}");
