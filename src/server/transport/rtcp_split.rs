@@ -11,6 +11,10 @@
 //! only the first; the receiver drains the second whenever it wakes for the first, and on a
 //! slow timer when the first is quiet ([`super::udp`]). Sending is unchanged (the first
 //! socket), so peers see one port as before.
+//!
+//! Off by default (`--split-rtcp`): in 1 → 300 runs without simulcast, the lean pacer held
+//! copies for up to 0.5 s in 4 of 10 runs with it and in none of 7 without (README, "What
+//! changed for speed"), which is not explained yet.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
