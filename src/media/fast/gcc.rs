@@ -117,6 +117,9 @@ impl Default for GccConfig {
 const GROUP_SPAN_US: i64 = 5_000;
 /// Longest a climb back after an unconfirmed cut may take before the cut stands.
 const RECOVERY_FOR: Duration = Duration::from_secs(5);
+/// The lowest fraction of the current rate one overuse may cut to.
+const MAX_CUT: f64 = 0.5;
+
 /// Acknowledged-rate buckets: 10 × 50 ms of arrival time.
 const RATE_BUCKETS: usize = 10;
 const RATE_BUCKET_US: i64 = 50_000;
@@ -141,18 +144,25 @@ struct AckedRate {
 impl AckedRate {
     fn add(&mut self, arrival_us: i64, size: u16) {
         let idx = arrival_us.div_euclid(RATE_BUCKET_US);
+        // An arrival a whole window away from the newest, ahead or behind, is a jump of the
+        // receiver's clock or a gap in the media, not throughput: start over from it. Kept, one
+        // such arrival emptied the window and read as a rate near zero, and the overuse cut that
+        // followed (0.85 × acked) took a 1 Mbit/s subscriber to 20 kbit/s (issue 16).
+        if self
+            .head
+            .is_some_and(|h| (idx - h).abs() >= RATE_BUCKETS as i64)
+        {
+            *self = Self::default();
+        }
         let head = *self.head.get_or_insert_with(|| {
             self.first_us = arrival_us;
             idx
         });
         if idx > head {
-            for i in (head + 1)..=idx.min(head + RATE_BUCKETS as i64) {
+            for i in (head + 1)..=idx {
                 self.buckets[i.rem_euclid(RATE_BUCKETS as i64) as usize] = 0;
             }
-            self.buckets[idx.rem_euclid(RATE_BUCKETS as i64) as usize] = 0;
             self.head = Some(idx);
-        } else if idx <= head - RATE_BUCKETS as i64 {
-            return;
         }
         let b = &mut self.buckets[idx.rem_euclid(RATE_BUCKETS as i64) as usize];
         *b = b.saturating_add(u32::from(size));
@@ -326,7 +336,9 @@ impl Gcc {
                 let may_cut = self.last_decrease.is_none_or(|t| now >= t + gap);
                 if may_cut {
                     let base = acked.unwrap_or(self.delay_rate);
-                    let cut = self.config.decrease_factor * base;
+                    // At most halved per overuse: a stalled or misread acked rate must not
+                    // collapse the estimate at once; real congestion cuts again one gap later.
+                    let cut = (self.config.decrease_factor * base).max(MAX_CUT * self.delay_rate);
                     // Overuse after a climb back confirms the cut; within one episode it does not.
                     self.recovery = match self.recovery {
                         Some(r) if !r.climbed => Some(r),
