@@ -77,8 +77,7 @@ pub struct Settings {
     pub udp_gso: Option<bool>,
     /// Queue RTCP arriving on the media port on a socket of its own (same port), read when
     /// media wakes the receiver or after 20 ms, so that RTCP alone never wakes it (Linux;
-    /// one socket where the kernel refuses, said in the log). Off until its effect on the
-    /// lean path's bandwidth estimation is understood (README) [default: false]
+    /// one socket where the kernel refuses, said in the log) [default: true]
     #[arg(long, env = "CONFAB_SPLIT_RTCP", action = clap::ArgAction::Set)]
     pub split_rtcp: Option<bool>,
     /// Also accept media over TCP on the UDP port's number (ICE-TCP), for networks that block
@@ -297,7 +296,7 @@ impl Default for Config {
             send_thread: true,
             send_threads: 2,
             udp_gso: true,
-            split_rtcp: false,
+            split_rtcp: true,
             tls: None,
             room: RoomConfig::default(),
             max_message_bytes: 512 * 1024,

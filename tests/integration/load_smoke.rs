@@ -8,9 +8,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webinar_one_to_five_connects_and_forwards_without_loss() {
-    // With the port's RTCP on a socket of its own (`--split-rtcp`), so that the whole path is
-    // covered end to end while the setting is off by default.
-    let server = TestServer::with(|c| c.split_rtcp = true).await;
+    let server = TestServer::start().await;
     let mut config = small_webinar(&server, 5);
     // Two viewers decrypt (latency), three only count: both receive paths are exercised.
     config.decrypting = 2;

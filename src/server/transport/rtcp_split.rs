@@ -12,9 +12,7 @@
 //! slow timer when the first is quiet ([`super::udp`]). Sending is unchanged (the first
 //! socket), so peers see one port as before.
 //!
-//! Off by default (`--split-rtcp`): in 1 → 300 runs without simulcast, the lean pacer held
-//! copies for up to 0.5 s in 4 of 10 runs with it and in none of 7 without (README, "What
-//! changed for speed"), which is not explained yet.
+//! On by default (`--split-rtcp false` turns it off).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -40,7 +38,7 @@ pub fn bind(addr: SocketAddr) -> Result<(UdpSocket, UdpSocket), Error> {
     let open = |at: SocketAddr| -> Result<Socket, Error> {
         let s = Socket::new(Domain::for_address(at), Type::DGRAM, Some(Protocol::UDP))
             .map_err(Error::Refused)?;
-        set_int(&s, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1).map_err(Error::Refused)?;
+        s.set_reuse_port(true).map_err(Error::Refused)?;
         s.bind(&at.into()).map_err(Error::Bind)?;
         Ok(s)
     };
@@ -103,25 +101,6 @@ fn steer(socket: &socket2::Socket) -> io::Result<()> {
             libc::SO_ATTACH_REUSEPORT_CBPF,
             (&prog as *const libc::sock_fprog).cast(),
             std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-#[cfg(target_os = "linux")]
-fn set_int(socket: &socket2::Socket, level: i32, name: i32, value: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: an int option, passed by pointer and size.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if r != 0 {
