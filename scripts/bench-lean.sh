@@ -16,7 +16,9 @@
 # Settings (environment): RUNS (2) runs per path and scenario, DURATION (8) seconds measured
 # per run, WARMUP (2) seconds before it, CEILING_S (5) seconds per ceiling run, CEILING_RUNS
 # (3) ceiling runs, of which the median counts, ONLY (all: w100 w100h w300 m10), LIMIT_S
-# (1200): no scenario starts later, and the last is cut short.
+# (1200): no scenario starts later, and the last is cut short. PATHS ("str0m lean"): the send
+# paths compared, in turn; `PATHS=lean` measures the default path alone in half the time
+# (with one path, RUNS must be 2 or more).
 # SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=1 TESTER_CPUS=0: CPU lists
 # (comma-separated numbers) for the server and for confab-load, so that neither waits for the
 # other's CPU nor evicts its caches; the end-to-end latency is then more nearly the SFU's. The
@@ -53,6 +55,7 @@ WARMUP=${WARMUP:-2}
 CEILING_S=${CEILING_S:-5}
 CEILING_RUNS=${CEILING_RUNS:-3}
 ONLY=${ONLY:-"w100 w100h w300 m10"}
+PATHS=${PATHS:-"str0m lean"}
 JANUS=${JANUS:-0}
 SERVER_CPUS=${SERVER_CPUS:-}
 TESTER_CPUS=${TESTER_CPUS:-}
@@ -152,12 +155,15 @@ for s in $ONLY; do
   json=$OUT/$s.json
   before=$(load)
   # shellcheck disable=SC2086
-  run_load "$s" "$json" "$OUT/$s.log" ${PIN_TESTER[@]+"${PIN_TESTER[@]}"} "$B/confab-load" --json --spawn "$OUT/confab-str0m" \
-    --spawn "$OUT/confab-lean" --runs "$RUNS" --duration "$DURATION" --warmup "$WARMUP" $opts ||
+  spawns=()
+  for v in $PATHS; do spawns+=(--spawn "$OUT/confab-$v"); done
+  run_load "$s" "$json" "$OUT/$s.log" ${PIN_TESTER[@]+"${PIN_TESTER[@]}"} "$B/confab-load" --json "${spawns[@]}" \
+    --runs "$RUNS" --duration "$DURATION" --warmup "$WARMUP" $opts ||
     continue
   after=$(load)
-  for i in 0 1; do
-    path=$([ "$i" = 0 ] && echo str0m || echo lean)
+  i=-1
+  for path in $PATHS; do
+    i=$((i + 1))
     q() { jq -r "$JQ_LIB .runs[$i] | $1" "$json"; }
     pps=$(q 'map(.server_udp_out_pps) | med | r0')
     batch=$(q 'map(.server_datagrams_per_send) | med | r0')

@@ -196,7 +196,7 @@
 //! | `load::report` | a run's result: one flat record, printed as a table or as JSON |
 //! | [`load::delay`] | the SFU-added delay of a load window, from two scrapes of the server's forward-delay histogram |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
-//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtcp_guard_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
+//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `config_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtcp_guard_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
 //!
 //! [str0m]: https://docs.rs/str0m
 
