@@ -5,6 +5,7 @@
 //! and the virtual-time simulator both wrap this one core.
 
 mod answer;
+mod feedback;
 mod keyframe;
 mod send;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, Transmit};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 /// Simulcast rids, lowest layer first.
@@ -92,6 +94,10 @@ pub struct ClientCore {
     connected: bool,
     restart_ice: bool,
     decrypt: bool,
+    /// Where this client's SRTP keys land once DTLS is done.
+    keys: crate::media::fast::keys::KeySlot,
+    /// Transport-wide feedback of a client that does not decrypt (`None` while it does).
+    feedback: Option<feedback::TwccFeedback>,
     /// When the datagram being handled reached the socket, if its shell knows.
     arrived: Option<Instant>,
     /// Real frames and packets to send instead of synthetic ones.
@@ -108,17 +114,17 @@ impl ClientCore {
         tracks: Vec<TrackInfo>,
         now: Instant,
     ) -> Result<Self, RtcError> {
-        let mut rtc = Rtc::builder()
+        let config = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
             // Egress stats carry what the server's receiver reports say (see `reported`).
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            // The default provider's parts, through the wrapper that lets the simulator give
-            // a bot AES-CM keys (`keys::with_aes_cm`); without it, the default provider.
-            .set_crypto_provider(crate::media::fast::keys::provider())
-            .build(now);
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        // The default provider's parts, through the wrapper that lets the simulator give a bot
+        // AES-CM keys (`keys::with_aes_cm`) and hands over the keys a count-only client seals
+        // its feedback with.
+        let (mut rtc, keys) = crate::media::fast::keys::build_tapped(config, now);
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut core = ClientCore {
             behaviour,
@@ -150,6 +156,8 @@ impl ClientCore {
             connected: false,
             restart_ice: false,
             decrypt: true,
+            keys,
+            feedback: None,
             arrived: None,
             real: None,
         };
@@ -186,6 +194,7 @@ impl ClientCore {
                 if let Some(pending) = self.pending.take() {
                     self.rtc.sdp_api().accept_answer(pending, answer)?;
                 }
+                self.learn_feedback_ext();
                 self.drain()?;
                 if std::mem::take(&mut self.dirty) {
                     self.negotiate();
@@ -255,6 +264,32 @@ impl ClientCore {
     /// Whether received media is decrypted (on by default); see [`super::BotConfig::decrypt`].
     pub fn set_decrypt(&mut self, decrypt: bool) {
         self.decrypt = decrypt;
+        self.feedback = match decrypt {
+            true => None,
+            false => Some(feedback::TwccFeedback::new(self.keys.clone())),
+        };
+        self.learn_feedback_ext();
+    }
+
+    /// Feedback packets a count-only client sent, and arrivals it left out (list full).
+    pub fn feedback_sent(&self) -> (u64, u64) {
+        self.feedback
+            .as_ref()
+            .map_or((0, 0), |f| (f.sent, f.dropped))
+    }
+
+    /// Reads the transport-wide extension's id from what the answer agreed (every m-line of
+    /// one transport shares it).
+    fn learn_feedback_ext(&mut self) {
+        let Some(fb) = self.feedback.as_mut().filter(|f| !f.has_ext_id()) else {
+            return;
+        };
+        let id = self.subs.keys().chain(&self.slots).find_map(|mid| {
+            self.rtc
+                .media(*mid)
+                .and_then(|m| m.remote_extmap().id_of(Extension::TransportSequenceNumber))
+        });
+        fb.set_ext_id(id);
     }
 
     /// Publishes from the next offer on (a viewer on the stage turning its camera on).
@@ -266,6 +301,12 @@ impl ClientCore {
     /// A datagram from the server.
     pub fn handle_datagram(&mut self, source: SocketAddr, contents: &[u8], now: Instant) {
         if !self.decrypt && self.count_undecrypted(contents) {
+            let arrived = self.arrived.unwrap_or(now);
+            if let Some(fb) = self.feedback.as_mut() {
+                if fb.on_rtp(contents, source, arrived) {
+                    self.send_feedback(now, true);
+                }
+            }
             return;
         }
         if let Ok(rx) = Receive::new(Protocol::Udp, source, self.local, contents) {
@@ -323,6 +364,7 @@ impl ClientCore {
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
         self.rtc.handle_input(Input::Timeout(now))?;
         self.drain()?;
+        self.send_feedback(now, false);
         if self.connected {
             if let Some(mid) = self.audio_mid {
                 while self.next_audio <= now {
@@ -352,6 +394,9 @@ impl ClientCore {
     /// When the core next wants time, without taking any queued output.
     pub fn next_timeout(&self) -> Instant {
         let mut next = self.rtc_timeout;
+        if let Some(due) = self.feedback.as_ref().and_then(|f| f.next_due()) {
+            next = next.min(due);
+        }
         if self.connected {
             if self.audio_mid.is_some() {
                 next = next.min(self.next_audio);
@@ -361,6 +406,18 @@ impl ClientCore {
             }
         }
         next
+    }
+
+    /// Queues the feedback packet if it is due (or `force`).
+    fn send_feedback(&mut self, now: Instant, force: bool) {
+        let local = self.local;
+        if let Some(t) = self
+            .feedback
+            .as_mut()
+            .and_then(|f| f.poll(local, now, force))
+        {
+            self.out.push_back(ClientOutput::Transmit(t));
+        }
     }
 
     fn drain(&mut self) -> Result<(), RtcError> {

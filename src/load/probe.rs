@@ -118,6 +118,9 @@ pub struct ServerCounters {
     pub udp_recv_calls: f64,
     /// `confab_room_passes_total`: room task passes (an input or a timer, then a flush).
     pub room_passes: f64,
+    /// `confab_lean_twcc_feedback_total`: subscribers' feedback compounds that reached
+    /// their estimators.
+    pub twcc_feedback: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
     pub udp_dropped: f64,
     /// `confab_participants`: participants the server holds now.
@@ -180,6 +183,7 @@ fn parse_counters(text: &str) -> ServerCounters {
         udp_in: value("confab_udp_in_datagrams_total"),
         udp_recv_calls: value("confab_udp_recv_calls_total"),
         room_passes: value("confab_room_passes_total"),
+        twcc_feedback: value("confab_lean_twcc_feedback_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),
         delay: super::delay::parse(text, super::delay::ALL),

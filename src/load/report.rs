@@ -51,6 +51,9 @@ pub struct Report {
     pub server_recv_calls_ps: Option<f64>,
     /// The server's room task passes per second (an input or a timer, then one flush).
     pub server_room_passes_ps: Option<f64>,
+    /// Subscribers' transport-cc feedback compounds the server's lean estimators took, per
+    /// second (browsers and the load tester's receivers send one per 50 ms; 0 on the str0m send path).
+    pub server_feedback_ps: Option<f64>,
     /// Datagrams the server dropped because a room queue was full, in the window.
     pub server_dropped: Option<f64>,
     /// RTP packets the publishers sent per second.
@@ -198,6 +201,7 @@ impl Report {
                     f(self.server_room_passes_ps, 0)
                 ),
             ),
+            ("server feedback per s", f(self.server_feedback_ps, 0)),
             (
                 "server datagrams per send call",
                 f(self.server_datagrams_per_send, 1),

@@ -143,6 +143,8 @@ pub struct RoomCounters {
     pub srtcp_refused: u64,
     /// Of those refused, the replays (RFC 3711 replay list), on either path.
     pub srtcp_replayed: u64,
+    /// Compounds from lean subscribers whose transport-cc feedback reached their estimator.
+    pub twcc_feedbacks: u64,
 }
 
 impl RoomCounters {

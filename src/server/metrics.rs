@@ -45,6 +45,7 @@ pub struct Metrics {
     pub lean_srtcp_refused: Counter,
     /// Of those refused, the replays (an SRTCP index seen, or older than the window).
     pub lean_srtcp_replayed: Counter,
+    pub lean_twcc_feedback: Counter,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
     pub room_bad_datagrams: Counter,
@@ -171,6 +172,12 @@ impl Default for Metrics {
             "lean_srtcp_replayed",
             "Of the refused SRTCP compounds, the replays (index seen or older than the \
              window), on any send path",
+        );
+        let lean_twcc_feedback = m(
+            &mut registry,
+            "lean_twcc_feedback",
+            "SRTCP compounds from lean-path subscribers whose transport-cc feedback reached \
+             their bandwidth estimator",
         );
         let room_bad_datagrams = m(
             &mut registry,
@@ -319,6 +326,7 @@ impl Default for Metrics {
             lean_srtcp_opened,
             lean_srtcp_refused,
             lean_srtcp_replayed,
+            lean_twcc_feedback,
             room_bad_datagrams,
             rtp_dropped,
             signalling_errors,

@@ -80,6 +80,7 @@ pub async fn run(
     let mut dropped = [0; DropReason::COUNT];
     let mut srtcp = (0, 0);
     let mut srtcp_replayed = 0;
+    let mut twcc_feedbacks = 0;
     let mut bad_datagrams = 0;
     let mut out = Outgoing::default();
     // With a send thread, a big fan-out is flushed at once so that its send overlaps the
@@ -146,6 +147,9 @@ pub async fn run(
         m.lean_srtcp_replayed
             .inc_by(c.srtcp_replayed - srtcp_replayed);
         srtcp_replayed = c.srtcp_replayed;
+        m.lean_twcc_feedback
+            .inc_by(c.twcc_feedbacks - twcc_feedbacks);
+        twcc_feedbacks = c.twcc_feedbacks;
         m.room_bad_datagrams.inc_by(c.bad_datagrams - bad_datagrams);
         bad_datagrams = c.bad_datagrams;
         if conf.is_empty()

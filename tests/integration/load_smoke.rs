@@ -53,6 +53,14 @@ async fn webinar_one_to_five_connects_and_forwards_without_loss() {
         "{rtcp_side} of {received} datagrams in came from the RTCP side"
     );
     assert!(server.metric("confab_lean_srtcp_opened_total") > 0.0);
+    // Every viewer sends transport-cc feedback every 50 ms, the three that only count too
+    // (sealed by the tester itself): more than the two decrypting ones could (40/s) reach the
+    // server's estimators.
+    let feedback_ps = report.server_feedback_ps.expect("counted");
+    assert!(
+        feedback_ps >= 50.0,
+        "{feedback_ps} feedback/s from 5 viewers"
+    );
     // The room forwarded, so it passed through its loop, and each pass is counted.
     let passes = server.metric("confab_room_passes_total");
     assert!(passes > 0.0, "no room passes counted");

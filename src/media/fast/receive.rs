@@ -65,6 +65,7 @@ impl Router {
             false => counters.srtcp_opened += 1,
         }
         if got.moved {
+            counters.twcc_feedbacks += 1;
             let (estimate, delivered, back) =
                 (fast.estimate(), fast.delivered(), fast.recovering());
             if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, back, now)) {

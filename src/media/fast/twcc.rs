@@ -1,4 +1,5 @@
-//! Transport-wide congestion control: a small send register and RTCP transport-cc feedback parsing.
+//! Transport-wide congestion control: a small send register and RTCP transport-cc feedback
+//! parsing (and writing, for the load tester's viewers: [`write_feedback`]).
 //!
 //! The fast path stamps every packet toward a subscriber with a transport-wide sequence number
 //! ([`SendRegister::on_send`]) and records only (sequence, send time, size). When the subscriber's
@@ -368,6 +369,93 @@ pub fn parse_feedback(buf: &[u8], fb: &mut Feedback) -> Result<(), FeedbackError
         }
     }
     Ok(())
+}
+
+/// How [`write_feedback`] packs statuses into chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chunking {
+    /// Run-length chunks only.
+    RunLength,
+    /// One-bit status vectors (14 statuses) where the next 14 have no large delta, two-bit
+    /// vectors (7) otherwise: what browsers send for steady media.
+    Vectors,
+    /// Two-bit status vectors only.
+    TwoBit,
+}
+
+/// Writes one transport-cc feedback packet (header, SSRCs, FCI, padded to a word) to `out`:
+/// statuses from `base_seq` on, deltas in 250 µs ticks, `reference` in 64 ms units (24 bits).
+/// The receiving side of what [`parse_feedback`] reads; the load tester's count-only viewers
+/// send it (a browser's feedback, at the same rate, without decrypting the media).
+#[allow(clippy::too_many_arguments)]
+pub fn write_feedback(
+    out: &mut Vec<u8>,
+    sender_ssrc: u32,
+    media_ssrc: u32,
+    base_seq: u16,
+    reference: u32,
+    fb_count: u8,
+    statuses: &[Option<i16>],
+    chunking: Chunking,
+) {
+    let symbol = |s: &Option<i16>| match s {
+        None => 0u16,
+        Some(d) if (0..=255).contains(d) => 1,
+        Some(_) => 2,
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0x80 | 15, 205, 0, 0]);
+    out.extend_from_slice(&sender_ssrc.to_be_bytes());
+    out.extend_from_slice(&media_ssrc.to_be_bytes());
+    out.extend_from_slice(&base_seq.to_be_bytes());
+    out.extend_from_slice(&(statuses.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(((reference & 0x00FF_FFFF) << 8) | u32::from(fb_count)).to_be_bytes());
+    let mut i = 0;
+    while i < statuses.len() {
+        let rest = &statuses[i..];
+        let one_bit_ok = rest.iter().take(14).all(|s| symbol(s) < 2);
+        let chunk = match chunking {
+            Chunking::RunLength => {
+                let s = symbol(&rest[0]);
+                let run = rest
+                    .iter()
+                    .take(0x1fff)
+                    .take_while(|x| symbol(x) == s)
+                    .count();
+                i += run;
+                (s << 13) | run as u16
+            }
+            Chunking::Vectors if one_bit_ok => {
+                let mut c = 0x8000;
+                for (k, s) in rest.iter().take(14).enumerate() {
+                    c |= symbol(s) << (13 - k);
+                }
+                i += 14;
+                c
+            }
+            Chunking::Vectors | Chunking::TwoBit => {
+                let mut c = 0xc000;
+                for (k, s) in rest.iter().take(7).enumerate() {
+                    c |= symbol(s) << (12 - 2 * k);
+                }
+                i += 7;
+                c
+            }
+        };
+        out.extend_from_slice(&chunk.to_be_bytes());
+    }
+    for s in statuses {
+        match (symbol(s), s) {
+            (1, Some(d)) => out.push(*d as u8),
+            (2, Some(d)) => out.extend_from_slice(&d.to_be_bytes()),
+            _ => {}
+        }
+    }
+    while !(out.len() - start).is_multiple_of(4) {
+        out.push(0);
+    }
+    let words = ((out.len() - start) / 4 - 1) as u16;
+    out[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
 }
 
 #[cfg(test)]

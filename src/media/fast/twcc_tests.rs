@@ -1,10 +1,10 @@
-//! Tests of the send register and feedback parser, with a test-only feedback writer.
+//! Tests of the send register, the feedback parser and writer.
 
 use super::*;
 use proptest::prelude::*;
 
-/// Writes a feedback packet; `chunking` picks run-length (0), one-bit (1) or two-bit (2) chunks
-/// where the statuses allow it.
+/// A feedback packet from test SSRCs; `chunking` picks run-length (0), vectors where the
+/// statuses allow one-bit ones (1) or two-bit vectors (2).
 pub(crate) fn write_feedback(
     base_seq: u16,
     reference: u32,
@@ -12,62 +12,22 @@ pub(crate) fn write_feedback(
     statuses: &[Option<i16>],
     chunking: u8,
 ) -> Vec<u8> {
-    let symbol = |s: &Option<i16>| match s {
-        None => 0u16,
-        Some(d) if (0..=255).contains(d) => 1,
-        Some(_) => 2,
+    let chunking = match chunking {
+        0 => Chunking::RunLength,
+        1 => Chunking::Vectors,
+        _ => Chunking::TwoBit,
     };
-    let mut chunks: Vec<u16> = Vec::new();
-    let mut i = 0;
-    while i < statuses.len() {
-        let rest = &statuses[i..];
-        let one_bit_ok = rest.iter().take(14).all(|s| symbol(s) < 2);
-        if chunking == 0 {
-            let s = symbol(&rest[0]);
-            let run = rest
-                .iter()
-                .take(0x1fff)
-                .take_while(|x| symbol(x) == s)
-                .count();
-            chunks.push((s << 13) | run as u16);
-            i += run;
-        } else if chunking == 1 && one_bit_ok {
-            let mut c = 0x8000;
-            for (k, s) in rest.iter().take(14).enumerate() {
-                c |= symbol(s) << (13 - k);
-            }
-            chunks.push(c);
-            i += 14;
-        } else {
-            let mut c = 0xc000;
-            for (k, s) in rest.iter().take(7).enumerate() {
-                c |= symbol(s) << (12 - 2 * k);
-            }
-            chunks.push(c);
-            i += 7;
-        }
-    }
-    let mut out = vec![0x80 | 15, 205, 0, 0];
-    out.extend_from_slice(&0x1111_1111u32.to_be_bytes());
-    out.extend_from_slice(&0x2222_2222u32.to_be_bytes());
-    out.extend_from_slice(&base_seq.to_be_bytes());
-    out.extend_from_slice(&(statuses.len() as u16).to_be_bytes());
-    out.extend_from_slice(&((reference << 8) | u32::from(fb_count)).to_be_bytes());
-    for c in chunks {
-        out.extend_from_slice(&c.to_be_bytes());
-    }
-    for s in statuses {
-        match (symbol(s), s) {
-            (1, Some(d)) => out.push(*d as u8),
-            (2, Some(d)) => out.extend_from_slice(&d.to_be_bytes()),
-            _ => {}
-        }
-    }
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
-    let words = (out.len() / 4 - 1) as u16;
-    out[2..4].copy_from_slice(&words.to_be_bytes());
+    let mut out = vec![];
+    super::write_feedback(
+        &mut out,
+        0x1111_1111,
+        0x2222_2222,
+        base_seq,
+        reference,
+        fb_count,
+        statuses,
+        chunking,
+    );
     out
 }
 
