@@ -18,7 +18,10 @@
 # (3) ceiling runs, of which the median counts, ONLY (all: w100 w100h w300 m10), LIMIT_S
 # (1200): no scenario starts later, and the last is cut short. PATHS ("str0m lean"): the send
 # paths compared, in turn; `PATHS=lean` measures the default path alone in half the time
-# (with one path, RUNS must be 2 or more).
+# (with one path, RUNS must be 2 or more). FEEDBACK_MS (50): the ceiling's receivers each
+# send a feedback datagram back at this period, which its sender reads as the server reads
+# its viewers' transport-cc feedback (confab-load's viewers send it every 50 ms, as browsers
+# do); 0: a send-only ceiling.
 # SERVER_CPUS / TESTER_CPUS (unset: no pinning), e.g. SERVER_CPUS=1 TESTER_CPUS=0: CPU lists
 # (comma-separated numbers) for the server and for confab-load, so that neither waits for the
 # other's CPU nor evicts its caches; the end-to-end latency is then more nearly the SFU's. The
@@ -57,6 +60,7 @@ CEILING_RUNS=${CEILING_RUNS:-3}
 ONLY=${ONLY:-"w100 w100h w300 m10"}
 PATHS=${PATHS:-"str0m lean"}
 JANUS=${JANUS:-0}
+FEEDBACK_MS=${FEEDBACK_MS:-50}
 SERVER_CPUS=${SERVER_CPUS:-}
 TESTER_CPUS=${TESTER_CPUS:-}
 PIN_SERVER=()
@@ -138,6 +142,7 @@ ceiling() {
   for ((i = 0; i < CEILING_RUNS; i++)); do
     v=$(timeout $((CEILING_S + 60)) ${PIN_TESTER[@]+"${PIN_TESTER[@]}"} "$B/confab-load" --json --quiet \
       --duration "$CEILING_S" ceiling --peers "$peers" --pps "$pps" --batch "$batch" \
+      --feedback-every "$FEEDBACK_MS" \
       ${SENDER_CPUS[@]+"${SENDER_CPUS[@]}"} 2>/dev/null |
       jq -r '.sent_per_cpu_s // empty')
     [ -z "$v" ] || all+=("$v")
@@ -232,7 +237,7 @@ echo "Issue 16's table: scripts/bench-lean.sh, $START–$(date -u +%H:%M) UTC, R
   "load average (1/5/15 min) before → after each scenario in the last column."
 echo
 if [ "${#ROWS[@]}" -gt 0 ]; then
-  echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch (median [min, max] of $CEILING_RUNS runs) | of ceiling | lost | latency p50 / p99 | SFU-added p50 / p99 / max (server) | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
+  echo "| scenario | path | fwd pkt/s | fwd pkt per CPU-s, median [min, max] | ceiling, same shape and batch, feedback read every ${FEEDBACK_MS} ms (median [min, max] of $CEILING_RUNS runs) | of ceiling | lost | latency p50 / p99 | SFU-added p50 / p99 / max (server) | RSS / participant | datagrams per send call | tester CPU, its wait for a CPU | clean runs | load |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for r in "${ROWS[@]}"; do echo "$r"; done
 fi

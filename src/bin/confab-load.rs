@@ -174,6 +174,11 @@ enum ScenarioArg {
         /// Send a receiver's datagrams in a row as one GSO message, as the server does.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         gso: bool,
+        /// Each receiver sends a feedback datagram back every this many ms, which the
+        /// sending thread reads as a server reads its subscribers' RTCP (0: none; browsers
+        /// send transport-wide feedback every 50 ms).
+        #[arg(long, default_value_t = 0)]
+        feedback_every: u64,
     },
     /// A long stretch of room life at bounded rates (join/leave churn, chat, Q&A votes, raised
     /// hands, renegotiations, ICE restarts) for `--duration` seconds, sampling the server's RSS
@@ -377,6 +382,7 @@ async fn main() -> ExitCode {
         sender_cpus,
         per_peer,
         gso,
+        feedback_every,
     } = cli.scenario
     {
         let config = load::ceiling::CeilingConfig {
@@ -388,6 +394,7 @@ async fn main() -> ExitCode {
             sender_cpus,
             per_peer,
             gso,
+            feedback_every: (feedback_every > 0).then(|| Duration::from_millis(feedback_every)),
         };
         return match load::ceiling::run(&config).await {
             Ok(report) => print_report(cli.json, &report, || report.table()),

@@ -8,8 +8,15 @@
 //! thread's CPU time. On loopback the sending call also delivers into the receiving socket and
 //! wakes its reader, so the figure includes that, exactly as the server's own CPU time does.
 //! The receivers are tokio sockets in this process, like the bots.
+//!
+//! An SFU also reads what its subscribers send back: a browser's transport-wide feedback,
+//! one datagram per 50 ms each. With `feedback_every`, every receiver sends a feedback-sized
+//! datagram to the sender at that period (from a random phase), and the sending thread reads
+//! them as the server reads its RTCP socket (`recvmmsg` batches, at most every
+//! [`READ_EVERY`]); their kernel cost is then in the same CPU time.
 
 use crate::server::transport::egress::{send_batch, MAX_BATCH, SOCKET_BUFFER};
+use crate::server::transport::recv_batch::{RecvBatch, RECV_BATCH};
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -27,6 +34,13 @@ pub const MAX_PPS: u64 = 2_000_000;
 const MAX_CPU: usize = 1024;
 /// Time the sender runs before the measured window (socket buffers, caches, wake-up pattern).
 const WARMUP: Duration = Duration::from_millis(500);
+/// Bytes of one feedback datagram: a transport-cc packet for a few frames' packets, sealed
+/// (SRTCP index and GCM tag).
+const FEEDBACK_BYTES: usize = 72;
+/// How often, at most, the sender reads the feedback: the server's RTCP side after media.
+const READ_EVERY: Duration = Duration::from_millis(5);
+/// Shortest feedback period a run may ask for.
+const MIN_FEEDBACK_EVERY: Duration = Duration::from_millis(10);
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -52,6 +66,9 @@ pub struct CeilingConfig {
     /// Whether a receiver's datagrams in a row go as one GSO message, as the server sends
     /// them ([`crate::server::transport::coalesce`]).
     pub gso: bool,
+    /// Each receiver sends the sender one feedback datagram per this period, which the
+    /// sending thread reads (`None`: nothing comes back).
+    pub feedback_every: Option<Duration>,
 }
 
 /// What the kernel did.
@@ -75,9 +92,12 @@ pub struct CeilingReport {
     pub lost: u64,
     /// CPU of the sending thread, percent of one core.
     pub sender_cpu_pct: f64,
-    /// Datagrams sent per CPU-second of the sending thread: the most any server on this
-    /// machine could forward per CPU-second at this rate and batch size.
+    /// Datagrams sent per CPU-second of the sending thread (which also read the feedback,
+    /// if any came): the most any server on this machine could forward per CPU-second at
+    /// this rate and batch size.
     pub sent_per_cpu_s: f64,
+    /// Feedback datagrams the sending thread read per second (0 without `feedback_every`).
+    pub feedback_read_pps: f64,
     /// The same as a cost, µs per datagram.
     pub us_per_datagram: f64,
     /// Datagrams per sending system call in the window (the batching achieved).
@@ -104,6 +124,9 @@ impl CeilingConfig {
         if !(1..=crate::server::transport::coalesce::MAX_SEGMENTS).contains(&self.per_peer) {
             return Err("--per-peer must be 1..=64".into());
         }
+        if self.feedback_every.is_some_and(|e| e < MIN_FEEDBACK_EVERY) {
+            return Err("--feedback-every must be at least 10 ms".into());
+        }
         if let Some(cpu) = self.sender_cpus.iter().find(|c| **c >= MAX_CPU) {
             return Err(format!("--sender-cpus: CPU {cpu} is past {}", MAX_CPU - 1));
         }
@@ -115,24 +138,46 @@ impl CeilingConfig {
 pub async fn run(config: &CeilingConfig) -> Result<CeilingReport, String> {
     config.check()?;
     let received = Arc::new(AtomicU64::new(0));
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let sender_addr = sender.local_addr().map_err(|e| e.to_string())?;
     let mut destinations = Vec::with_capacity(config.peers);
     let mut readers = Vec::with_capacity(config.peers);
     for _ in 0..config.peers {
         let socket = receiver().map_err(|e| format!("cannot bind a receiver: {e}"))?;
         destinations.push(socket.local_addr().map_err(|e| e.to_string())?);
         let count = received.clone();
+        let every = config.feedback_every;
         readers.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
-            while socket.recv(&mut buf).await.is_ok() {
-                count.fetch_add(1, Ordering::Relaxed);
+            let Some(every) = every else {
+                while socket.recv(&mut buf).await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            };
+            // RTCP's first two bytes (version 2, transport-cc), as the server's split steers.
+            let mut feedback = vec![0u8; FEEDBACK_BYTES];
+            feedback[..2].copy_from_slice(&[0x8f, 205]);
+            let phase = every.mul_f64(rand::random::<f64>());
+            let mut tick = tokio::time::interval_at((Instant::now() + phase).into(), every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    r = socket.recv(&mut buf) => match r {
+                        Ok(_) => { count.fetch_add(1, Ordering::Relaxed); }
+                        Err(_) => return,
+                    },
+                    _ = tick.tick() => { let _ = socket.send_to(&feedback, sender_addr).await; }
+                }
             }
         }));
     }
     let config = config.clone();
     let counted = received.clone();
-    let sent = tokio::task::spawn_blocking(move || send_paced(&config, &destinations, &counted))
-        .await
-        .map_err(|e| format!("the sender failed: {e}"))??;
+    let sent =
+        tokio::task::spawn_blocking(move || send_paced(&config, sender, &destinations, &counted))
+            .await
+            .map_err(|e| format!("the sender failed: {e}"))??;
     // What is still in flight arrives within milliseconds on loopback.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let read_after = received.load(Ordering::Relaxed);
@@ -152,6 +197,7 @@ pub async fn run(config: &CeilingConfig) -> Result<CeilingReport, String> {
         lost: sent.datagrams.saturating_sub(read),
         sender_cpu_pct: 100.0 * sent.cpu_s / window_s,
         sent_per_cpu_s: sent.datagrams as f64 / sent.cpu_s.max(1e-9),
+        feedback_read_pps: sent.feedback as f64 / window_s,
         us_per_datagram: 1e6 * sent.cpu_s / sent.datagrams.max(1) as f64,
         datagrams_per_call: sent.datagrams as f64 / sent.calls.max(1) as f64,
     })
@@ -177,11 +223,14 @@ struct Sent {
     cpu_s: f64,
     /// Receivers' count when the window started.
     received_before: u64,
+    /// Feedback datagrams read in the window.
+    feedback: u64,
 }
 
 /// Runs on its own thread, so that thread's CPU clock is the sending cost alone.
 fn send_paced(
     config: &CeilingConfig,
+    std_socket: std::net::UdpSocket,
     destinations: &[SocketAddr],
     received: &AtomicU64,
 ) -> Result<Sent, String> {
@@ -191,7 +240,6 @@ fn send_paced(
         .build()
         .map_err(|e| e.to_string())?;
     let _guard = runtime.enter();
-    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let _ = socket2::SockRef::from(&std_socket).set_send_buffer_size(SOCKET_BUFFER);
     std_socket
         .set_nonblocking(true)
@@ -224,7 +272,10 @@ fn send_paced(
     let mut at = 0;
     let mut datagrams = 0u64;
     let mut calls = 0u64;
-    let mut window_start: Option<(Instant, f64, u64, u64, u64)> = None;
+    let mut window_start: Option<(Instant, f64, u64, u64, u64, u64)> = None;
+    let mut inbox = RecvBatch::default();
+    let mut feedback = 0u64;
+    let mut read_at = start;
     loop {
         let now = Instant::now();
         if window_start.is_none() && now >= start + WARMUP {
@@ -234,9 +285,14 @@ fn send_paced(
                 datagrams,
                 calls,
                 received.load(Ordering::Relaxed),
+                feedback,
             ));
         }
-        if let Some((t0, cpu0, sent0, calls0, received0)) = window_start {
+        if config.feedback_every.is_some() && now >= read_at + READ_EVERY {
+            read_at = now;
+            feedback += read_all(&mut inbox, &socket);
+        }
+        if let Some((t0, cpu0, sent0, calls0, received0, feedback0)) = window_start {
             if now >= t0 + config.duration {
                 return Ok(Sent {
                     peers: config.peers,
@@ -248,6 +304,7 @@ fn send_paced(
                     calls: calls - calls0,
                     cpu_s: thread_cpu_s() - cpu0,
                     received_before: received0,
+                    feedback: feedback - feedback0,
                 });
             }
         }
@@ -266,6 +323,25 @@ fn send_paced(
             std::thread::sleep(wait);
         }
     }
+}
+
+/// Reads what the socket holds, in batches as the server does (bounded: a fast sender of
+/// feedback cannot keep the loop here); how many datagrams.
+fn read_all(inbox: &mut RecvBatch, socket: &UdpSocket) -> u64 {
+    use std::os::fd::AsFd;
+    let mut n = 0;
+    for _ in 0..64 {
+        match inbox.recv(socket.as_fd()) {
+            Ok(k) => {
+                n += k as u64;
+                if k < RECV_BATCH {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// Pins the calling thread to `cpus` (nothing when empty).
@@ -334,6 +410,10 @@ impl CeilingReport {
             (
                 "datagrams per send call",
                 format!("{:.1}", self.datagrams_per_call),
+            ),
+            (
+                "feedback read pkt/s",
+                format!("{:.0}", self.feedback_read_pps),
             ),
             (
                 "SENT PKT PER CPU-S (ceiling)",

@@ -431,6 +431,7 @@ fn fill(r: &mut Report, a: &Snapshot, b: &Snapshot, baseline: Option<ProcSample>
         r.server_recv_calls_ps = Some((y.udp_recv_calls - x.udp_recv_calls) / secs);
         r.server_room_passes_ps = Some((y.room_passes - x.room_passes) / secs);
         r.server_feedback_ps = Some((y.twcc_feedback - x.twcc_feedback) / secs);
+        r.server_allocations_ps = Some((y.allocations - x.allocations) / secs);
         r.server_dropped = Some(y.udp_dropped - x.udp_dropped);
         r.server_participants = Some(y.participants);
         if let Some(w) = x

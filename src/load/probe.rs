@@ -121,6 +121,8 @@ pub struct ServerCounters {
     /// `confab_lean_twcc_feedback_total`: subscribers' feedback compounds that reached
     /// their estimators.
     pub twcc_feedback: f64,
+    /// `confab_room_allocations_total`: subscribers' layer allocations decided.
+    pub allocations: f64,
     /// `confab_udp_dropped_datagrams_total` (room queue full).
     pub udp_dropped: f64,
     /// `confab_participants`: participants the server holds now.
@@ -184,6 +186,7 @@ fn parse_counters(text: &str) -> ServerCounters {
         udp_recv_calls: value("confab_udp_recv_calls_total"),
         room_passes: value("confab_room_passes_total"),
         twcc_feedback: value("confab_lean_twcc_feedback_total"),
+        allocations: value("confab_room_allocations_total"),
         udp_dropped: value("confab_udp_dropped_datagrams_total"),
         participants: value("confab_participants"),
         delay: super::delay::parse(text, super::delay::ALL),

@@ -54,6 +54,9 @@ pub struct Report {
     /// Subscribers' transport-cc feedback compounds the server's lean estimators took, per
     /// second (browsers and the load tester's receivers send one per 50 ms; 0 on the str0m send path).
     pub server_feedback_ps: Option<f64>,
+    /// Subscribers' layer allocations the server decided per second (a whole room's every
+    /// second, and each subscriber's whose estimate moved).
+    pub server_allocations_ps: Option<f64>,
     /// Datagrams the server dropped because a room queue was full, in the window.
     pub server_dropped: Option<f64>,
     /// RTP packets the publishers sent per second.
@@ -201,7 +204,14 @@ impl Report {
                     f(self.server_room_passes_ps, 0)
                 ),
             ),
-            ("server feedback per s", f(self.server_feedback_ps, 0)),
+            (
+                "server feedback / allocations per s",
+                format!(
+                    "{} / {}",
+                    f(self.server_feedback_ps, 0),
+                    f(self.server_allocations_ps, 0)
+                ),
+            ),
             (
                 "server datagrams per send call",
                 f(self.server_datagrams_per_send, 1),

@@ -145,6 +145,8 @@ pub struct RoomCounters {
     pub srtcp_replayed: u64,
     /// Compounds from lean subscribers whose transport-cc feedback reached their estimator.
     pub twcc_feedbacks: u64,
+    /// Subscribers' layer allocations decided (one per subscriber per re-decision).
+    pub allocations: u64,
 }
 
 impl RoomCounters {

@@ -54,6 +54,9 @@ pub struct Router {
     pub(super) forward_log: super::forward_log::ForwardLog,
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
+    /// Subscribers whose estimate moved since the last allocation: only theirs is re-decided
+    /// unless `alloc_dirty` asks for everyone's (see [`Router::estimate_moved`]).
+    pub(super) alloc_moved: Vec<ParticipantId>,
     /// Audio slots need re-deciding (voices heard, tracks came or went).
     pub(super) slots_dirty: bool,
     pub(super) next_alloc: Option<Instant>,
@@ -96,6 +99,7 @@ impl Router {
             forward_log: Default::default(),
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
+            alloc_moved: Vec::new(),
             slots_dirty: false,
             next_alloc: None,
             index_dirty: false,
@@ -495,11 +499,14 @@ impl Router {
                 self.timers.touch_all();
                 continue;
             }
-            if !self.alloc_dirty {
+            if self.alloc_dirty {
+                self.reallocate(now);
+                self.timers.touch_all();
+            } else if !self.alloc_moved.is_empty() {
+                self.reallocate_moved(now);
+            } else {
                 return;
             }
-            self.reallocate(now);
-            self.timers.touch_all();
         }
     }
 }

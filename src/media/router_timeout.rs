@@ -61,7 +61,7 @@ impl Router {
                 if let Some(e) = estimate {
                     let (delivered, back) = (f.delivered(), f.recovering());
                     if p.note_lean_estimate(e, delivered, back, now) {
-                        self.alloc_dirty = true;
+                        self.alloc_moved.push(id);
                     }
                 }
             }

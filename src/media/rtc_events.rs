@@ -65,7 +65,7 @@ impl Router {
                     return;
                 };
                 if p.note_estimate(estimate.as_u64()) {
-                    self.alloc_dirty = true;
+                    self.alloc_moved.push(id);
                 }
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Video && m.direction.is_receiving() => {

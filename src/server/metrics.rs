@@ -46,6 +46,7 @@ pub struct Metrics {
     /// Of those refused, the replays (an SRTCP index seen, or older than the window).
     pub lean_srtcp_replayed: Counter,
     pub lean_twcc_feedback: Counter,
+    pub room_allocations: Counter,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
     pub room_bad_datagrams: Counter,
@@ -172,6 +173,12 @@ impl Default for Metrics {
             "lean_srtcp_replayed",
             "Of the refused SRTCP compounds, the replays (index seen or older than the \
              window), on any send path",
+        );
+        let room_allocations = m(
+            &mut registry,
+            "room_allocations",
+            "Subscribers' layer allocations decided (each re-decision counts one per subscriber \
+             it covers)",
         );
         let lean_twcc_feedback = m(
             &mut registry,
@@ -327,6 +334,7 @@ impl Default for Metrics {
             lean_srtcp_refused,
             lean_srtcp_replayed,
             lean_twcc_feedback,
+            room_allocations,
             room_bad_datagrams,
             rtp_dropped,
             signalling_errors,

@@ -81,6 +81,7 @@ pub async fn run(
     let mut srtcp = (0, 0);
     let mut srtcp_replayed = 0;
     let mut twcc_feedbacks = 0;
+    let mut allocations = 0;
     let mut bad_datagrams = 0;
     let mut out = Outgoing::default();
     // With a send thread, a big fan-out is flushed at once so that its send overlaps the
@@ -150,6 +151,8 @@ pub async fn run(
         m.lean_twcc_feedback
             .inc_by(c.twcc_feedbacks - twcc_feedbacks);
         twcc_feedbacks = c.twcc_feedbacks;
+        m.room_allocations.inc_by(c.allocations - allocations);
+        allocations = c.allocations;
         m.room_bad_datagrams.inc_by(c.bad_datagrams - bad_datagrams);
         bad_datagrams = c.bad_datagrams;
         if conf.is_empty()

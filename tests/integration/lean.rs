@@ -305,3 +305,62 @@ fn lean_viewer_recovers_from_a_spurious_delay_burst() {
     let back = back.expect("back within 20 s");
     assert!(back <= Duration::from_secs(4), "back after {back:?}");
 }
+
+/// One viewer's estimate moving re-decides that viewer's layers, not the whole room's: with
+/// eleven other viewers (count-only, each sending transport-cc feedback), a capped viewer's
+/// fall to the low layer adds allocations for itself alone on top of the room's once-a-second
+/// pass over everyone. (Re-deciding everyone for every move made a 300-viewer room's work
+/// grow with the square of its size while estimates moved.)
+#[test]
+fn a_moving_estimate_reallocates_its_own_viewer_only() {
+    let (mut sim, _, viewer) = viewer_on_the_full_layer("kilo");
+    let others: Vec<ParticipantId> = (0..11)
+        .map(|i| {
+            let id = sim
+                .join(
+                    &format!("v{i}"),
+                    Role::Audience,
+                    false,
+                    StreamShape::default(),
+                )
+                .expect("join");
+            sim.set_decrypt(id, false);
+            id
+        })
+        .collect();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(
+        last_layer(&sim, viewer),
+        Some(2),
+        "steady on the full layer"
+    );
+    let peers = 2 + others.len() as u64;
+    let before = sim.conf.room.counters().allocations;
+    let capped = Link {
+        rate_bps: Some(300_000),
+        ..Link::default()
+    };
+    sim.set_links(viewer, Link::default(), capped);
+    let secs = 6;
+    sim.run_for(Duration::from_secs(secs));
+    assert_eq!(
+        last_layer(&sim, viewer),
+        Some(0),
+        "capped: on the low layer"
+    );
+    let allocations = sim.conf.room.counters().allocations - before;
+    // The periodic passes (one per second, each over every peer, one more for a boundary),
+    // then one per move of the capped viewer's estimate, and a whole room's when its layer
+    // switch changed what is forwarded. Re-deciding everyone for every move gave 104 more
+    // here (8 whole rooms); one each gives 20.
+    let periodic = (secs + 1) * peers;
+    let moves = allocations.saturating_sub(periodic);
+    eprintln!("{allocations} allocations in {secs} s, {periodic} periodic, {moves} more");
+    assert!(
+        moves < 3 * peers,
+        "{moves} allocations past the periodic ones: the room was re-decided for moves"
+    );
+    for id in others {
+        assert!(sim.stats(id).undecrypted.values().any(|t| t.packets > 0));
+    }
+}

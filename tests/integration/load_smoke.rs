@@ -89,6 +89,8 @@ async fn ceiling_sends_a_fan_out_shape_and_times_only_the_sender() {
         sender_cpus: vec![0],
         per_peer: 1,
         gso: true,
+        // Each receiver sends feedback back every 20 ms: 500 a second for the sender to read.
+        feedback_every: Some(Duration::from_millis(20)),
     };
     let report = tokio::time::timeout(Duration::from_secs(20), ceiling::run(&config))
         .await
@@ -105,6 +107,10 @@ async fn ceiling_sends_a_fan_out_shape_and_times_only_the_sender() {
     assert!(report.sender_cpu_pct > 0.0, "{report:?}");
     let cost = report.us_per_datagram;
     assert!(cost.is_finite() && cost > 0.0, "{report:?}");
+    assert!(
+        (250.0..=600.0).contains(&report.feedback_read_pps),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -118,6 +124,7 @@ async fn ceiling_refuses_shapes_it_cannot_send() {
         sender_cpus: vec![],
         per_peer: 1,
         gso: true,
+        feedback_every: None,
     };
     for bad in [
         ceiling::CeilingConfig {
@@ -142,6 +149,10 @@ async fn ceiling_refuses_shapes_it_cannot_send() {
         },
         ceiling::CeilingConfig {
             sender_cpus: vec![4096],
+            ..good.clone()
+        },
+        ceiling::CeilingConfig {
+            feedback_every: Some(Duration::from_millis(1)),
             ..good.clone()
         },
     ] {

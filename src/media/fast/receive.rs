@@ -69,7 +69,7 @@ impl Router {
             let (estimate, delivered, back) =
                 (fast.estimate(), fast.delivered(), fast.recovering());
             if estimate.is_some_and(|e| p.note_lean_estimate(e, delivered, back, now)) {
-                self.alloc_dirty = true;
+                self.alloc_moved.push(id);
             }
         }
         if p.fast.as_deref().is_some_and(|f| f.has_nacks()) {
