@@ -53,7 +53,8 @@ impl Router {
             self.timers.touch(*id);
         }
         ids.clear();
-        // Its buffer back, unless a move was noted meanwhile (none is: this runs in a pass).
+        // Its buffer back, unless a move was noted meanwhile (a str0m-path subscriber's drain
+        // can report one; the pump's next round takes it).
         if self.alloc_moved.is_empty() {
             self.alloc_moved = ids;
         }

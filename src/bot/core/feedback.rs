@@ -199,25 +199,19 @@ fn transport_seq(d: &[u8], id: u8) -> Option<u16> {
     }
     let mut i = 0;
     while i < ext.len() {
-        let (el_id, len, body) = if two_byte {
-            let (el_id, len) = (ext[i], usize::from(*ext.get(i + 1)?));
-            (el_id, len, i + 2)
-        } else {
-            let b = ext[i];
-            if b == 0 {
-                i += 1;
-                continue;
-            }
-            let el_id = b >> 4;
-            if el_id == 15 {
-                return None;
-            }
-            (el_id, usize::from(b & 0x0f) + 1, i + 1)
-        };
-        if two_byte && el_id == 0 {
+        let b = ext[i];
+        // A zero byte is padding in either form.
+        if b == 0 {
             i += 1;
             continue;
         }
+        let (el_id, len, body) = if two_byte {
+            (b, usize::from(*ext.get(i + 1)?), i + 2)
+        } else if b >> 4 == 15 {
+            return None;
+        } else {
+            (b >> 4, usize::from(b & 0x0f) + 1, i + 1)
+        };
         let value = ext.get(body..body + len)?;
         if el_id == id && len == 2 {
             return Some(u16::from_be_bytes([value[0], value[1]]));
