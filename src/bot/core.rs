@@ -271,13 +271,6 @@ impl ClientCore {
         self.learn_feedback_ext();
     }
 
-    /// Feedback packets a count-only client sent, and arrivals it left out (list full).
-    pub fn feedback_sent(&self) -> (u64, u64) {
-        self.feedback
-            .as_ref()
-            .map_or((0, 0), |f| (f.sent, f.dropped))
-    }
-
     /// Reads the transport-wide extension's id from what the answer agreed (every m-line of
     /// one transport shares it).
     fn learn_feedback_ext(&mut self) {

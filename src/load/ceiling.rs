@@ -227,7 +227,8 @@ struct Sent {
     feedback: u64,
 }
 
-/// Runs on its own thread, so that thread's CPU clock is the sending cost alone.
+/// Runs on its own thread, so that thread's CPU clock is the sending cost alone (and the
+/// feedback's reading, if any comes back).
 fn send_paced(
     config: &CeilingConfig,
     std_socket: std::net::UdpSocket,

@@ -32,11 +32,11 @@ impl Router {
     }
 
     /// Re-decides the layers of the subscribers whose estimates moved, and only theirs:
-    /// nothing another subscriber's allocation reads has changed. An audience of 300 sends
-    /// feedback every 50 ms, and while the estimates climb one of them moves by a tenth
-    /// every few milliseconds: re-deciding the whole room for each (and asking every peer
-    /// for its next deadline after) made the room's work grow with the square of its size.
-    /// Publishers are told only when a layer wanted or reached changed.
+    /// nothing another subscriber's allocation reads has changed. Every viewer's estimate
+    /// moves while it climbs after joining and whenever its network changes; re-deciding the
+    /// whole room for each move (and asking every peer for its next deadline after) made a
+    /// room's work grow with the square of its size then. Publishers are told only when a
+    /// layer wanted or reached changed.
     pub(super) fn reallocate_moved(&mut self, now: Instant) {
         let mut ids = std::mem::take(&mut self.alloc_moved);
         if ids.len() > MOST_MOVED {

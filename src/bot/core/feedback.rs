@@ -51,9 +51,6 @@ pub struct TwccFeedback {
     fb_count: u8,
     next: Instant,
     statuses: Vec<Option<i16>>,
-    /// Feedback packets sent, and arrivals left out because the list was full.
-    pub sent: u64,
-    pub dropped: u64,
 }
 
 impl TwccFeedback {
@@ -72,8 +69,6 @@ impl TwccFeedback {
             fb_count: 0,
             next: Instant::now(),
             statuses: Vec::new(),
-            sent: 0,
-            dropped: 0,
         }
     }
 
@@ -94,7 +89,7 @@ impl TwccFeedback {
             return false;
         };
         if self.pending.len() >= MAX_PENDING {
-            self.dropped += 1;
+            // Left out: the feedback due at once reports it lost, as a browser would.
             return true;
         }
         let seq = super::super::seq::extend_seq(self.last_seq, seq16);
@@ -131,7 +126,6 @@ impl TwccFeedback {
         let mut compound = self.write();
         let sealer = self.sealer.as_mut()?;
         sealer.seal_rtcp(&mut compound).ok()?;
-        self.sent += 1;
         Some(Transmit {
             proto: Protocol::Udp,
             source: local,
