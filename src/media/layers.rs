@@ -49,14 +49,8 @@ impl Router {
         if self.allocate_for(&ids, now) {
             self.announce_layers();
         }
-        for id in &ids {
-            self.timers.touch(*id);
-        }
-        ids.clear();
-        // Its buffer back, unless a move was noted meanwhile (a str0m-path subscriber's drain
-        // can report one; the pump's next round takes it).
-        if self.alloc_moved.is_empty() {
-            self.alloc_moved = ids;
+        for id in ids {
+            self.timers.touch(id);
         }
     }
 

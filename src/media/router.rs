@@ -55,7 +55,7 @@ pub struct Router {
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
     /// Subscribers whose estimate moved since the last allocation: only theirs is re-decided
-    /// unless `alloc_dirty` asks for everyone's (see [`Router::estimate_moved`]).
+    /// unless `alloc_dirty` asks for everyone's (see `Router::reallocate_moved`).
     pub(super) alloc_moved: Vec<ParticipantId>,
     /// Audio slots need re-deciding (voices heard, tracks came or went).
     pub(super) slots_dirty: bool,

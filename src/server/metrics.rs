@@ -45,7 +45,11 @@ pub struct Metrics {
     pub lean_srtcp_refused: Counter,
     /// Of those refused, the replays (an SRTCP index seen, or older than the window).
     pub lean_srtcp_replayed: Counter,
+    /// Transport-wide feedback packets the lean path read from subscribers and gave to their
+    /// bandwidth estimators (one per viewer about every 50 ms in browsers and the load tester).
     pub lean_twcc_feedback: Counter,
+    /// Subscribers whose layers were decided: the whole room once a second and on room-wide
+    /// changes, one subscriber when its own estimate moved.
     pub room_allocations: Counter,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).

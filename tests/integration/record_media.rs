@@ -200,7 +200,11 @@ pub fn decode_errors(file: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(file)
-        .args(["-f", "null", "-"])
+        // Keep the file's millisecond time base: by default ffmpeg re-stamps video on a
+        // 1/frame-rate grid, and 30 fps frames 33/34 ms apart, shifted by the Opus codec delay
+        // (−7 ms), can round two frames onto one tick, which its null muxer reports as "non
+        // monotonically increasing dts": a complaint about its own re-stamping, not the file.
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .expect("ffmpeg is installed");
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -38,6 +38,8 @@ const TWO_BYTE: u16 = 0x1000;
 pub struct TwccFeedback {
     keys: KeySlot,
     sealer: Option<Sealer>,
+    /// The keys cannot seal feedback: arrivals are no longer noted.
+    unsealable: bool,
     reporter: u32,
     /// The negotiated id of the transport-wide sequence extension, once known.
     ext_id: Option<u8>,
@@ -59,6 +61,7 @@ impl TwccFeedback {
         TwccFeedback {
             keys,
             sealer: None,
+            unsealable: false,
             reporter: rand::random::<u32>().max(1),
             ext_id: None,
             epoch: None,
@@ -85,6 +88,9 @@ impl TwccFeedback {
     /// Notes one RTP packet (clear header) from `server` that arrived at `arrived`; `true`
     /// when the list is full and feedback should go now.
     pub fn on_rtp(&mut self, d: &[u8], server: SocketAddr, arrived: Instant) -> bool {
+        if self.unsealable {
+            return false;
+        }
         let Some(seq16) = self.ext_id.and_then(|id| transport_seq(d, id)) else {
             return false;
         };
@@ -119,8 +125,14 @@ impl TwccFeedback {
         self.next = now + INTERVAL;
         if self.sealer.is_none() {
             let keying = self.keys.get()?;
-            // AES-CM keys (the simulator's `with_aes_cm`): no sealer, no feedback, as before.
-            self.sealer = Sealer::new(&keys::provider(), keying, self.reporter).ok();
+            let Ok(sealer) = Sealer::new(&keys::provider(), keying, self.reporter) else {
+                // AES-CM keys (the simulator's `with_aes_cm`): this viewer sends no feedback,
+                // so it stops noting arrivals rather than retrying the keys every interval.
+                self.unsealable = true;
+                self.pending.clear();
+                return None;
+            };
+            self.sealer = Some(sealer);
         }
         let server = self.server?;
         let mut compound = self.write();
