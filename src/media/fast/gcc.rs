@@ -263,6 +263,12 @@ impl Gcc {
         self.detector.signal
     }
 
+    /// When a tick without feedback in between would first act (cut for silence): until
+    /// then ticks change nothing.
+    pub fn silence_deadline(&self) -> Instant {
+        self.last_feedback + self.config.feedback_timeout
+    }
+
     /// Whether the estimate is climbing back after a cut the path has not confirmed.
     pub fn recovering(&self) -> bool {
         self.recovery.is_some()

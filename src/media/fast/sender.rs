@@ -251,9 +251,10 @@ impl FastSender {
         self.reports.align(grid, now);
     }
 
-    /// When this sender wants time next: its reports, and its estimator's tick.
+    /// When this sender wants time next: its reports, and its estimator's tick (every tick
+    /// only while it pads).
     pub fn next_wake(&self) -> Instant {
-        let wake = match self.control.next_tick() {
+        let wake = match self.control.next_tick(self.pad_to > 0) {
             Some(tick) => self.next_report.min(tick),
             None => self.next_report,
         };

@@ -50,6 +50,11 @@ impl FastSender {
             self.reports.on_packet(packet, now);
             rtcp_in::keyframe_requests(packet, &mut self.keyframes);
         }
+        if moved && self.pad_to == 0 {
+            // A sender that pads follows the estimate on its ticks, every 50 ms; one that
+            // does not has no tick until feedback goes missing, so it follows here.
+            self.follow_estimate(now);
+        }
         Received {
             moved,
             taken: true,
