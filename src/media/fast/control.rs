@@ -383,7 +383,10 @@ mod tests {
             assert!(every <= now + TICK_EVERY, "round {round}");
             let quiet = control.next_tick(false).expect("tick");
             let deadline = now + Duration::from_secs(1);
-            assert!(quiet >= deadline && quiet < deadline + TICK_EVERY, "round {round}");
+            assert!(
+                quiet >= deadline && quiet < deadline + TICK_EVERY,
+                "round {round}"
+            );
             // The ticks before the next feedback change nothing (so skipping them loses
             // nothing).
             let before = control.estimate();
@@ -396,7 +399,10 @@ mod tests {
         let quiet = control.next_tick(false).expect("tick");
         let before = control.estimate().expect("estimate");
         assert!(control.tick(quiet, true));
-        assert!(control.estimate().expect("estimate") < before, "cut for silence");
+        assert!(
+            control.estimate().expect("estimate") < before,
+            "cut for silence"
+        );
         let next = control.next_tick(false).expect("tick");
         assert!(next >= quiet + Duration::from_secs(1), "{:?}", next - quiet);
     }
