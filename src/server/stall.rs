@@ -41,7 +41,7 @@ async fn a_late_room_keeps_the_peers_it_has_not_read() {
             role: Some(Role::Audience),
             publish: false,
             // One decrypts (its str0m sends RTCP too); the others only count, as most of
-            // confab-load's viewers do, and then send nothing but STUN.
+            // confab-load's viewers do, and send STUN and transport-cc feedback.
             decrypt: i == 0,
             ..BotConfig::new(url.clone(), "late", format!("v{i}"))
         })
