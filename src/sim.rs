@@ -11,6 +11,7 @@ use crate::conference::record::{Credentials, Origin, RoomRecord};
 use crate::conference::{Admission, Conference, JoinRequest, Output};
 use crate::media::{RoomConfig, Router};
 use crate::protocol::{ParticipantId, Role, RoomMode, ServerMsg};
+use crate::server::room_task::MEDIA_BURST;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -384,6 +385,9 @@ impl Sim {
     /// Hands every datagram due by now to its receiver; returns whether there was any.
     fn deliver_due(&mut self) -> bool {
         let mut any = false;
+        // Datagrams to the server read in a row, as the room task reads them: the room holds
+        // their fan-outs until the burst ends (`Router::hold_fan_outs`).
+        let mut burst = 0;
         while self
             .in_flight
             .peek()
@@ -396,15 +400,24 @@ impl Sim {
             if f.to_server {
                 if let Some(id) = self.by_addr.get(&f.from).copied() {
                     self.timed(|c, now| {
+                        c.room.hold_fan_outs();
                         c.room
                             .handle_receive(id, Protocol::Udp, f.from, f.to, &f.data, now)
                     });
+                    burst += 1;
+                    if burst == MEDIA_BURST {
+                        burst = 0;
+                        self.timed(|c, now| c.room.release_fan_outs(now));
+                    }
                 }
             } else if let Some(id) = self.by_addr.get(&f.to).copied() {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.core.handle_datagram(f.from, &f.data, self.now);
                 }
             }
+        }
+        if burst > 0 {
+            self.timed(|c, now| c.room.release_fan_outs(now));
         }
         any
     }

@@ -20,11 +20,12 @@ use str0m::rtp::ExtensionValues;
 const MAX_QUEUE_AGE: Duration = Duration::from_millis(400);
 
 /// One incoming packet as every down-track of its up-track sees it: looked up once per packet.
-pub struct Incoming<'a> {
+pub struct Incoming {
     /// The up-track it belongs to.
     pub track: TrackId,
-    /// Its payload (shared, not copied, by each write).
-    pub payload: &'a Arc<[u8]>,
+    /// Its payload (shared, not copied, by each write; owned, so that a burst's packets can
+    /// be held for one fan-out: see `fanout::Held`).
+    pub payload: Arc<[u8]>,
     /// Its RTP marker.
     pub marker: bool,
     /// What the decision needs to know of it.

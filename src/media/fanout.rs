@@ -1,4 +1,4 @@
-//! The per-packet fan-out: one incoming packet, every down-track of its up-track.
+//! The fan-out: one up-track's incoming packets (one, or a burst's), every down-track of it.
 //!
 //! Called by the router with what it needs; it knows nothing of the router itself.
 
@@ -11,20 +11,47 @@ use super::peer_table::{PeerTable, Subscriber};
 use crate::model::ParticipantId;
 use std::collections::VecDeque;
 
-/// For each subscriber of the packet's up-track: decide, write, count. Returns what the
-/// down-tracks asked of the router (a keyframe, a reallocation). A subscriber whose write
-/// made it want time sooner is pushed to `sooner` (see `timers.rs`).
+/// Most packets of one up-track fanned out together (stack arrays of this size hold their
+/// wishes and counts). A burst is at most the room task's `MEDIA_BURST` datagrams (8), so a
+/// track's packets of a burst are one group; more would go in several.
+pub(super) const MAX_GROUP: usize = 16;
+
+/// Most packets held for one burst's fan-out ([`Held`]): a backstop for a caller that holds
+/// without releasing (past it, what is held is fanned out at once).
+pub(super) const MAX_HELD: usize = 32;
+
+/// Packets routed while the room task reads a burst of datagrams, fanned out when it ends
+/// (see `Router::hold_fan_outs`): each up-track's packets of the burst together, subscriber
+/// by subscriber, so that a subscriber's state (peer, down-track, sender, cipher: ~2 KB, cold
+/// again after a fan-out to a few hundred others) is brought in once per burst, not once per
+/// packet, and its packets of a frame are next to each other for one GSO message.
+#[derive(Default)]
+pub struct Held {
+    /// The room task reads a burst: packets wait here.
+    pub(super) on: bool,
+    pub(super) packets: Vec<Incoming>,
+    /// Copies the held packets will make, at most (their up-tracks' subscribers).
+    pub(super) copies: u32,
+}
+
+/// For each subscriber of the up-track of `ps` (one up-track's packets, in arrival order, at
+/// most [`MAX_GROUP`]): decide, write, count, each packet in turn. Leaves in `wishes` (one
+/// per packet) what the down-tracks asked of the router (a keyframe, a reallocation). A
+/// subscriber whose write made it want time sooner is pushed to `sooner` (see `timers.rs`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn fan_out(
-    p: &Incoming,
+    ps: &[Incoming],
+    wishes: &mut [Wishes],
     subscribers: &[Subscriber],
     peers: &mut PeerTable,
     counters: &mut RoomCounters,
     log: &mut ForwardLog,
     out: &mut VecDeque<Output>,
     sooner: &mut Vec<(ParticipantId, u32)>,
-) -> Wishes {
-    let mut wishes = Wishes::default();
-    let (mut now, mut later) = (0, 0);
+) {
+    let ps = &ps[..ps.len().min(MAX_GROUP).min(wishes.len())];
+    // Copies put out at once and marked due, per packet.
+    let mut counts = [(0u32, 0u32); MAX_GROUP];
     for (i, s) in subscribers.iter().enumerate() {
         // The next subscribers' state is cold (see `peer_table::prefetch`): four stages
         // ahead, each reading only what the one before brought in. Written out, not looped,
@@ -34,25 +61,30 @@ pub(super) fn fan_out(
         prefetch_ahead(subscribers, peers, i + 2, Stage::Mid);
         prefetch_ahead(subscribers, peers, i + 1, Stage::Near);
         // By the slot the list remembers: no map walk per copy.
-        let sent = match peers.at_mut(s.slot, s.id) {
-            Some(peer) => peer.forward(s.mid, s.at, p, &mut wishes, out),
-            None => Err(DropReason::SubscriptionGone),
-        };
-        match sent {
-            Ok(wake) => {
-                counters.rtp_forwarded += 1;
-                if wake {
-                    sooner.push((s.id, s.slot));
-                    later += 1;
-                } else {
-                    now += 1;
-                }
+        let Some(peer) = peers.at_mut(s.slot, s.id) else {
+            for _ in ps {
+                counters.count(DropReason::SubscriptionGone);
             }
-            Err(reason) => counters.count(reason),
+            continue;
+        };
+        for ((p, w), (now, later)) in ps.iter().zip(wishes.iter_mut()).zip(&mut counts) {
+            match peer.forward(s.mid, s.at, p, w, out) {
+                Ok(wake) => {
+                    counters.rtp_forwarded += 1;
+                    if wake {
+                        sooner.push((s.id, s.slot));
+                        *later += 1;
+                    } else {
+                        *now += 1;
+                    }
+                }
+                Err(reason) => counters.count(reason),
+            }
         }
     }
-    log.fanned_out(p.view.arrival, now, later);
-    wishes
+    for (p, &(now, later)) in ps.iter().zip(&counts) {
+        log.fanned_out(p.view.arrival, now, later);
+    }
 }
 
 /// One prefetch stage for the subscriber at `index`, if there is one and its slot still holds it.

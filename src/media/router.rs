@@ -52,6 +52,9 @@ pub struct Router {
     pub(super) counters: RoomCounters,
     /// Arrival times of the forwarded copies in `out` (see `forward_log`).
     pub(super) forward_log: super::forward_log::ForwardLog,
+    /// Packets routed while the room task reads a burst, fanned out at its end (see
+    /// [`Router::hold_fan_outs`]).
+    pub(super) held: super::fanout::Held,
     pub(super) speaker: SpeakerDetector,
     pub(super) alloc_dirty: bool,
     /// Subscribers whose estimate moved since the last allocation: only theirs is re-decided
@@ -97,6 +100,7 @@ impl Router {
             work: VecDeque::new(),
             counters: RoomCounters::default(),
             forward_log: Default::default(),
+            held: Default::default(),
             speaker: SpeakerDetector::new(config_speaker),
             alloc_dirty: false,
             alloc_moved: Vec::new(),

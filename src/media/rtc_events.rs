@@ -4,8 +4,8 @@
 
 use super::codec::VideoCodec;
 use super::config::SendPath;
-use super::downtrack::Incoming;
-use super::fanout::fan_out;
+use super::downtrack::{Incoming, Wishes};
+use super::fanout::{fan_out, MAX_GROUP, MAX_HELD};
 use super::forwarder::{DropReason, PacketView};
 use super::peer::Peer;
 use super::peer_table::Subscriber;
@@ -223,17 +223,17 @@ impl Router {
             );
         }
         let ext = &pkt.header.ext_vals;
+        let keyframe_start = video && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload);
         let incoming = Incoming {
             track: track_id,
-            payload: &pkt.payload,
+            payload: pkt.payload,
             marker: pkt.header.marker,
             view: PacketView {
                 seq: *pkt.seq_no,
                 time: pkt.time.numer(),
                 clock_rate,
                 video,
-                keyframe_start: video
-                    && VideoCodec::from_str0m(codec).is_keyframe_start(&pkt.payload),
+                keyframe_start,
                 arrival: now,
             },
             arrival_ns: super::fast::clock::nanos(now),
@@ -249,11 +249,78 @@ impl Router {
                 ..Default::default()
             },
         };
-        self.deliver(track_id, &incoming, now);
+        self.deliver(incoming);
     }
 
-    /// Fans one routed packet out to its up-track's subscribers and does what they wish.
-    pub(super) fn deliver(&mut self, track_id: TrackId, incoming: &Incoming, now: Instant) {
+    /// Fans one routed packet out to its up-track's subscribers and does what they wish; while
+    /// the room task reads a burst, holds it for [`Router::release_fan_outs`] instead.
+    pub(super) fn deliver(&mut self, incoming: Incoming) {
+        if !self.held.on {
+            return self.fan_out_group(std::slice::from_ref(&incoming));
+        }
+        if self.held.packets.len() >= MAX_HELD {
+            // A backstop only (see `MAX_HELD`); the pump this packet came from carries out
+            // what the held ones wished.
+            self.fan_out_held();
+        }
+        if self.index_dirty {
+            self.rebuild_index();
+        }
+        let subscribers = self
+            .tracks
+            .get(&incoming.track)
+            .map_or(0, |t| t.subscribers.len());
+        self.held.copies = self.held.copies.saturating_add(subscribers as u32);
+        self.held.packets.push(incoming);
+    }
+
+    /// The room task reads a burst of datagrams: their packets' fan-outs wait for
+    /// [`Router::release_fan_outs`], so that each subscriber gets a track's packets of the
+    /// burst in one visit (see `fanout::Held`). Only the room task's burst loop holds; every
+    /// other caller sees each packet fanned out as it is handled.
+    pub fn hold_fan_outs(&mut self) {
+        self.held.on = true;
+    }
+
+    /// Copies the packets held since [`Router::hold_fan_outs`] will make, at most.
+    pub fn held_copies(&self) -> u32 {
+        self.held.copies
+    }
+
+    /// Ends a burst: fans out what was held and carries out what the subscribers wished.
+    pub fn release_fan_outs(&mut self, now: Instant) {
+        self.held.on = false;
+        if self.held.packets.is_empty() {
+            return;
+        }
+        self.fan_out_held();
+        // The fan-out touched the subscribers it made want time (see `timers.rs`).
+        self.timers.hot = true;
+        self.pump(now);
+        self.timers.hot = false;
+    }
+
+    /// Fans out the held packets, each up-track's together, in arrival order within it.
+    fn fan_out_held(&mut self) {
+        let mut held = std::mem::take(&mut self.held.packets);
+        self.held.copies = 0;
+        // Stable: a track's packets keep their order. Tracks' relative order changes, which
+        // no subscriber can see (each has its own SSRCs and sequences).
+        held.sort_by_key(|p| p.track);
+        for run in held.chunk_by(|a, b| a.track == b.track) {
+            for group in run.chunks(MAX_GROUP) {
+                self.fan_out_group(group);
+            }
+        }
+        held.clear();
+        self.held.packets = held;
+    }
+
+    /// Fans out one up-track's packets (at most `MAX_GROUP`) and does what they wish.
+    fn fan_out_group(&mut self, ps: &[Incoming]) {
+        let Some(track_id) = ps.first().map(|p| p.track) else {
+            return;
+        };
         if self.index_dirty {
             self.rebuild_index();
         }
@@ -263,8 +330,10 @@ impl Router {
             Some(t) => std::mem::take(&mut t.subscribers),
             None => Vec::new(),
         };
-        let wishes = fan_out(
-            incoming,
+        let mut wishes = [Wishes::default(); MAX_GROUP];
+        fan_out(
+            ps,
+            &mut wishes,
             &subscribers,
             &mut self.peers,
             &mut self.counters,
@@ -277,11 +346,14 @@ impl Router {
                 t.subscribers = subscribers;
             }
         }
-        if wishes.reallocate {
-            self.alloc_dirty = true;
-        }
-        if let Some(layer) = wishes.keyframe {
-            self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, now);
+        for (p, w) in ps.iter().zip(&wishes) {
+            if w.reallocate {
+                self.alloc_dirty = true;
+            }
+            if let Some(layer) = w.keyframe {
+                let at = p.view.arrival;
+                self.request_keyframe(track_id, layer, KeyframeRequestKind::Pli, at);
+            }
         }
     }
 

@@ -77,6 +77,34 @@ pub fn take(room: &mut Router, into: &mut Vec<Forward>) {
     room.take_forwards(|at, n, held| into.push((at, n, held)));
 }
 
+/// Moves the oldest `n` copies of `from` (splitting an entry where `n` falls inside it) to a
+/// list of their own: those a send hands to the kernel before the rest.
+pub fn split_front(from: &mut Vec<Forward>, n: usize) -> Vec<Forward> {
+    let mut left = u32::try_from(n).unwrap_or(u32::MAX);
+    let mut whole = 0;
+    let mut part = None;
+    for &(at, copies, held) in from.iter() {
+        if left == 0 {
+            break;
+        }
+        if copies <= left {
+            left -= copies;
+            whole += 1;
+        } else {
+            part = Some((at, left, held));
+            break;
+        }
+    }
+    let mut front: Vec<Forward> = from.drain(..whole).collect();
+    if let Some((at, n, held)) = part {
+        front.push((at, n, held));
+        if let Some(first) = from.first_mut() {
+            first.1 -= n;
+        }
+    }
+    front
+}
+
 impl EncodeMetric for ForwardDelay {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let b = &self.0.buckets;
@@ -100,6 +128,23 @@ impl EncodeMetric for ForwardDelay {
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
+
+    #[test]
+    fn a_send_takes_the_oldest_copies_splitting_an_entry() {
+        let t = Instant::now();
+        let later = t + Duration::from_millis(1);
+        let mut log = vec![(t, 300, false), (later, 300, false), (later, 5, true)];
+        let front = split_front(&mut log, 450);
+        assert_eq!(front, vec![(t, 300, false), (later, 150, false)]);
+        assert_eq!(log, vec![(later, 150, false), (later, 5, true)]);
+        let all = split_front(&mut log, 1000);
+        assert_eq!(all, vec![(later, 150, false), (later, 5, true)]);
+        assert!(log.is_empty());
+        assert!(split_front(&mut log, 3).is_empty());
+        let mut one = vec![(t, 2, false)];
+        assert!(split_front(&mut one, 0).is_empty());
+        assert_eq!(one, vec![(t, 2, false)]);
+    }
 
     #[test]
     fn buckets_by_upper_bound_and_encodes_a_prometheus_histogram() {

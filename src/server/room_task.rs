@@ -259,13 +259,16 @@ pub async fn run(
             }
             Input::Signal(RoomMsg::Link(ev)) => relay.event(&mut conf, &sessions, &shared, ev),
             Input::Media(m) => {
+                // The burst's packets are fanned out together at its end, a subscriber's
+                // packets of one track in one visit to its state (`media::fanout::Held`).
+                conf.room.hold_fan_outs();
                 media_input(&mut conf, &mut links, &mut read_until, m);
                 // The rest of a burst already queued (a video frame's packets, a recvmmsg
                 // batch) is read before the flush, so that its fan-outs leave in one
                 // sendmmsg; signalling never waits behind more than MEDIA_BURST datagrams.
                 for _ in 1..MEDIA_BURST {
-                    if !rx.is_empty() || (pipelined && conf.room.forwards_pending() >= FLUSH_COPIES)
-                    {
+                    let copies = conf.room.forwards_pending() + conf.room.held_copies();
+                    if !rx.is_empty() || (pipelined && copies >= FLUSH_COPIES) {
                         break;
                     }
                     let Ok(m) = media.try_recv() else {
@@ -273,6 +276,7 @@ pub async fn run(
                     };
                     media_input(&mut conf, &mut links, &mut read_until, m);
                 }
+                conf.room.release_fan_outs(read_until);
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
@@ -311,7 +315,7 @@ pub async fn run(
 /// (`transport::coalesce`). Small, because each may queue a whole fan-out (up to this many
 /// times the audience in sealed packets) before the flush sends it. 4 → 8 with GSO: see
 /// `FLUSH_COPIES`.
-const MEDIA_BURST: usize = 8;
+pub const MEDIA_BURST: usize = 8;
 
 /// Copies put out after which a burst is flushed early when a send thread sends: the thread
 /// starts on them while the room seals the next input's. Below it inputs still share a batch,
@@ -491,8 +495,12 @@ fn flush(
             Output::Transmit(t) => {
                 batch.push(t);
                 if batch.len() >= MAX_BATCH {
-                    // Its copies are observed with the rest, when the timeout pass sends.
-                    shared.transport.send(batch, &mut Vec::new(), true);
+                    // Its copies leave now, and are observed now: the log's oldest, as many
+                    // as it holds (a burst's copies arrived within a millisecond or so of
+                    // each other; reports and STUN answers in it make this a few too many).
+                    forward_delay::take(&mut conf.room, forwards);
+                    let mut sent = forward_delay::split_front(forwards, batch.len());
+                    shared.transport.send(batch, &mut sent, true);
                 }
             }
             Output::Signal(id, msg) => {

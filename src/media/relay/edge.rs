@@ -258,7 +258,7 @@ impl Router {
         }
         let incoming = Incoming {
             track: pkt.track,
-            payload,
+            payload: Arc::clone(payload),
             marker: pkt.marker,
             view: PacketView {
                 seq: pkt.seq,
@@ -274,7 +274,7 @@ impl Router {
             params,
             ext,
         };
-        self.deliver(pkt.track, &incoming, now);
+        self.deliver(incoming);
     }
 
     /// Queues resend requests for the gaps due now (first asks and retries).

@@ -91,7 +91,7 @@ impl RelayPeer {
         };
         let datagram = self
             .sealer
-            .seal(&packet, p.payload)
+            .seal(&packet, &p.payload)
             .ok_or(DropReason::NoSendStream)?;
         self.counters.packets += 1;
         self.counters.bytes += datagram.len() as u64;
@@ -101,7 +101,7 @@ impl RelayPeer {
             destination: self.destination,
             contents: datagram.into(),
         }));
-        self.repair.keep(&packet, p.payload, p.view.arrival);
+        self.repair.keep(&packet, &p.payload, p.view.arrival);
         Ok(())
     }
 
