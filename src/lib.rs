@@ -45,7 +45,8 @@
 //! - Every packet a router receives and does not forward to a subscriber is counted under a
 //!   [`media::DropReason`]: before the fan-out once (unknown stream, not published, muted, …),
 //!   then once per down-track that drops it (each gate of [`media::downtrack`] names its own).
-//! - The per-packet path is router (`rtc_events::route`) → `fanout::fan_out` → `Peer::forward`
+//! - The per-packet path is router (`rtc_events::route`, held until the room task's burst
+//!   ends: `Router::hold_fan_outs`) → `fanout::fan_out` → `Peer::forward`
 //!   → `DownTrack` → str0m write: no allocation, hashing beyond the subscriber's map lookups,
 //!   or dynamic dispatch is added per packet (the peer kind is an enum `match`). On the lean
 //!   send path the write is `fast::sender` instead: rewrite, seal in place, and a `Transmit`
@@ -101,7 +102,7 @@
 //! | `media::negotiation` | offers → answers, publications and subscriptions per m-line |
 //! | [`media::msid`] | lip-sync groups: the answer names one stream per person's microphone and camera (a share its own) |
 //! | `media::timers` | each peer's next deadline in a heap with lazy deletion (a deadline on a grid boundary, as lean viewers' are, in that boundary's queue instead), with the slot the peer was read in: a wake visits only the due peers, each by one array read; who must touch a peer when |
-//! | `media::fanout` | the per-packet loop: for each subscriber of the up-track, decide, write, count |
+//! | `media::fanout` | the fan-out loop: for each subscriber of the up-track, decide, write, count, a packet or a burst's packets of the track in turn (a burst is held while the room task reads it: `Held`) |
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | [`media::midmap`] | a peer's down-tracks by mid: a `Vec` reached by the index the subscriber index remembers (no hash lookup per copy) |
