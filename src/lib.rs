@@ -51,7 +51,8 @@
 //!   or dynamic dispatch is added per packet (the peer kind is an enum `match`). On the lean
 //!   send path the write is `fast::sender` instead: rewrite, seal in place, and a `Transmit`
 //!   straight into the router's output (its datagram buffer taken from `fast::pool` and given
-//!   back by egress after the send). A relay peer (`Peer::Relay`) seals once per edge, not per
+//!   back by egress after the send; the room task takes a fan-out's output every full send
+//!   batch, between two subscribers: `media::Spill`). A relay peer (`Peer::Relay`) seals once per edge, not per
 //!   viewer; the edge feeds what it opens into the same path (`relay::edge` → `deliver`).
 //! - In `media/`, no file imports from a file that imports it: the fan-out takes the peers and
 //!   counters as arguments and knows nothing of the router.
@@ -190,6 +191,7 @@
 //! | `bot::delays` | a fixed-size log-linear histogram of one-way delays, cheap to copy |
 //! | `bot::seq` | received 16-bit RTP sequence numbers extended to 64 bits, for loss counting |
 //! | [`sim`] | virtual-time network of bot cores around a conference (scenario tests) |
+//! | `sim::burst` | the server's side of the simulated network: datagrams read in bursts, fan-outs released (and handed over) as the room task does |
 //! | `sim::net` | the simulator's links (delay, loss, bottleneck), datagrams in flight, seeded losses |
 //! | [`load`] | the load tester's engine behind `confab-load`: scenarios, probes, report; `crowd` fills a room; `soak` churns rooms for a long time and checks the server's memory returns; `ceiling` measures the kernel's own send cost; `compare` summarizes repeated runs |
 //! | `load::plan` | scenarios (meeting, webinar, rooms) turned into the bots to start, in join order |

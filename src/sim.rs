@@ -11,7 +11,7 @@ use crate::conference::record::{Credentials, Origin, RoomRecord};
 use crate::conference::{Admission, Conference, JoinRequest, Output};
 use crate::media::{RoomConfig, Router};
 use crate::protocol::{ParticipantId, Role, RoomMode, ServerMsg};
-use crate::server::room_task::MEDIA_BURST;
+use crate::server::transport::egress::MAX_BATCH;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
+mod burst;
 mod net;
 pub use net::Link;
 use net::{InFlight, Path, Rng};
@@ -57,6 +58,9 @@ pub struct Sim {
     srtcp_up: HashMap<ParticipantId, VecDeque<Vec<u8>>>,
     /// Datagrams the room sent to addresses no peer has (relay links), oldest first.
     foreign: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// A burst's fan-outs are handed over every this many datagrams, and how often they were
+    /// (see [`Sim::set_spill`]).
+    spill: (usize, u64),
 }
 
 /// Most datagrams [`Sim::take_foreign`] keeps between two takes; older ones are lost.
@@ -89,7 +93,19 @@ impl Sim {
             srtcp: HashMap::new(),
             srtcp_up: HashMap::new(),
             foreign: VecDeque::new(),
+            spill: (MAX_BATCH, 0),
         }
+    }
+
+    /// A burst's release hands over what its fan-outs queued every `every` datagrams, sent at
+    /// once (`Router::release_fan_outs_spilling`); by default at the room task's batch.
+    pub fn set_spill(&mut self, every: usize) {
+        self.spill.0 = every;
+    }
+
+    /// How many times a release handed over datagrams before it ended.
+    pub fn spills(&self) -> u64 {
+        self.spill.1
     }
 
     /// Advances time in fixed steps of `tick` instead of from one due event to the next: at
@@ -104,7 +120,7 @@ impl Sim {
     /// Calls into the room, adding the wall-clock time it takes to [`room_time`](Self::room_time).
     /// Never inlined: `scripts/callgrind.sh` collects instructions inside this function only.
     #[inline(never)]
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
+    pub(super) fn timed<R>(&mut self, f: impl FnOnce(&mut Conference, Instant) -> R) -> R {
         let start = Instant::now();
         let r = f(&mut self.conf, self.now);
         self.room_time += start.elapsed();
@@ -382,46 +398,6 @@ impl Sim {
         next
     }
 
-    /// Hands every datagram due by now to its receiver; returns whether there was any.
-    fn deliver_due(&mut self) -> bool {
-        let mut any = false;
-        // Datagrams to the server read in a row, as the room task reads them: the room holds
-        // their fan-outs until the burst ends (`Router::hold_fan_outs`).
-        let mut burst = 0;
-        while self
-            .in_flight
-            .peek()
-            .is_some_and(|Reverse(f)| f.at <= self.now)
-        {
-            let Some(Reverse(f)) = self.in_flight.pop() else {
-                break;
-            };
-            any = true;
-            if f.to_server {
-                if let Some(id) = self.by_addr.get(&f.from).copied() {
-                    self.timed(|c, now| {
-                        c.room.hold_fan_outs();
-                        c.room
-                            .handle_receive(id, Protocol::Udp, f.from, f.to, &f.data, now)
-                    });
-                    burst += 1;
-                    if burst == MEDIA_BURST {
-                        burst = 0;
-                        self.timed(|c, now| c.room.release_fan_outs(now));
-                    }
-                }
-            } else if let Some(id) = self.by_addr.get(&f.to).copied() {
-                if let Some(p) = self.peers.get_mut(&id) {
-                    p.core.handle_datagram(f.from, &f.data, self.now);
-                }
-            }
-        }
-        if burst > 0 {
-            self.timed(|c, now| c.room.release_fan_outs(now));
-        }
-        any
-    }
-
     /// Carries out outputs on every side, datagrams over zero-delay links included, until all
     /// are quiet.
     fn settle(&mut self) {
@@ -464,7 +440,7 @@ impl Sim {
         }
     }
 
-    fn carry_out(&mut self, o: Output) {
+    pub(super) fn carry_out(&mut self, o: Output) {
         match o {
             Output::Transmit(t) => {
                 if let Some(id) = self.by_addr.get(&t.destination).copied() {

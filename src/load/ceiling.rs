@@ -13,7 +13,7 @@
 //! one datagram per 50 ms each. With `feedback_every`, every receiver sends a feedback-sized
 //! datagram to the sender at that period (from a random phase), and the sending thread reads
 //! them as the server reads its RTCP socket (`recvmmsg` batches, at most every
-//! [`READ_EVERY`]); their kernel cost is then in the same CPU time.
+//! 5 ms, `READ_EVERY`); their kernel cost is then in the same CPU time.
 
 use crate::server::transport::egress::{send_batch, MAX_BATCH, SOCKET_BUFFER};
 use crate::server::transport::recv_batch::{RecvBatch, RECV_BATCH};

@@ -22,8 +22,8 @@ pub(super) const MAX_HELD: usize = 32;
 
 /// Packets routed while the room task reads a burst of datagrams, fanned out when it ends
 /// (see `Router::hold_fan_outs`): each up-track's packets of the burst together, subscriber
-/// by subscriber, so that a subscriber's state (peer, down-track, sender, cipher: ~2 KB, cold
-/// again after a fan-out to a few hundred others) is brought in once per burst, not once per
+/// by subscriber, so that a subscriber's state (peer, down-track, sender, cipher: cold again
+/// after a fan-out to a few hundred others) is brought in once per burst, not once per
 /// packet, and its packets of a frame are next to each other for one GSO message.
 #[derive(Default)]
 pub struct Held {
@@ -32,6 +32,47 @@ pub struct Held {
     pub(super) packets: Vec<Incoming>,
     /// Copies the held packets will make, at most (their up-tracks' subscribers).
     pub(super) copies: u32,
+}
+
+/// Where a release hands over the datagrams its fan-outs queued before it ends (see
+/// `Router::release_fan_outs_spilling`): a keyframe to a few hundred viewers is a couple of
+/// thousand sealed copies, and the first of them need not wait for the last to be sealed.
+pub struct Spill<'a> {
+    /// Hand over once this many datagrams were queued since the last hand-over.
+    pub every: usize,
+    /// Takes the queue (every datagram in it) and the log of its copies' arrivals.
+    pub to: &'a mut dyn FnMut(&mut VecDeque<Output>, &mut ForwardLog),
+    /// Queue length after the last hand-over.
+    pub(super) base: usize,
+}
+
+impl<'a> Spill<'a> {
+    /// Hands over to `to` every `every` datagrams queued.
+    pub fn new(
+        every: usize,
+        to: &'a mut dyn FnMut(&mut VecDeque<Output>, &mut ForwardLog),
+    ) -> Self {
+        Spill {
+            every: every.max(1),
+            to,
+            base: 0,
+        }
+    }
+
+    /// Subscribers to fan `per` packets out to before the next hand-over is due (at least
+    /// one: a hand-over falls between two subscribers, never inside one's packets).
+    pub(super) fn subscribers_before_due(&self, queued: usize, per: usize) -> usize {
+        let room = self.every.saturating_sub(queued.saturating_sub(self.base));
+        room.div_ceil(per.max(1)).max(1)
+    }
+
+    /// Hands the queue over if `every` datagrams were queued since the last time.
+    pub(super) fn maybe(&mut self, out: &mut VecDeque<Output>, log: &mut ForwardLog) {
+        if out.len().saturating_sub(self.base) >= self.every {
+            (self.to)(out, log);
+            self.base = out.len();
+        }
+    }
 }
 
 /// For each subscriber of the up-track of `ps` (one up-track's packets, in arrival order, at
@@ -49,6 +90,11 @@ pub(super) fn fan_out(
     out: &mut VecDeque<Output>,
     sooner: &mut Vec<(ParticipantId, u32)>,
 ) {
+    debug_assert!(
+        ps.len() <= MAX_GROUP.min(wishes.len()),
+        "a group of {}",
+        ps.len()
+    );
     let ps = &ps[..ps.len().min(MAX_GROUP).min(wishes.len())];
     // Copies put out at once and marked due, per packet.
     let mut counts = [(0u32, 0u32); MAX_GROUP];

@@ -53,6 +53,17 @@ impl ForwardLog {
         }
     }
 
+    /// Hands over (arrival, copies, whether the lean pacer held them) for every copy put out
+    /// since the last take: call it when those copies are sent.
+    pub fn take(&mut self, mut f: impl FnMut(Instant, u32, bool)) {
+        for (list, held) in [(&mut self.out, false), (&mut self.paced, true)] {
+            for &(at, n) in list.iter() {
+                f(at, n, held);
+            }
+            list.clear();
+        }
+    }
+
     /// A timeout pass drained every subscriber str0m copies were written to.
     pub fn drained(&mut self) {
         if self.on {
@@ -87,16 +98,9 @@ impl Router {
         log.out.iter().chain(&log.paced).map(|&(_, n)| n).sum()
     }
 
-    /// Hands over (arrival, copies, whether the lean pacer held them) for every copy put out
-    /// since the last take: call it when those copies are sent.
-    pub fn take_forwards(&mut self, mut f: impl FnMut(Instant, u32, bool)) {
-        let log = &mut self.forward_log;
-        for (list, held) in [(&mut log.out, false), (&mut log.paced, true)] {
-            for &(at, n) in list.iter() {
-                f(at, n, held);
-            }
-            list.clear();
-        }
+    /// [`ForwardLog::take`] of the room's log.
+    pub fn take_forwards(&mut self, f: impl FnMut(Instant, u32, bool)) {
+        self.forward_log.take(f);
     }
 }
 

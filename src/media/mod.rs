@@ -39,5 +39,6 @@ pub mod webrtc;
 
 pub use command::{Event, JoinError, OfferError, Output, RoomCounters};
 pub use config::RoomConfig;
+pub use fanout::Spill;
 pub use forwarder::{Decision, DropReason, Forwarder};
 pub use router::Router;

@@ -5,7 +5,7 @@
 use super::codec::VideoCodec;
 use super::config::SendPath;
 use super::downtrack::{Incoming, Wishes};
-use super::fanout::{fan_out, MAX_GROUP, MAX_HELD};
+use super::fanout::{fan_out, Spill, MAX_GROUP, MAX_HELD};
 use super::forwarder::{DropReason, PacketView};
 use super::peer::Peer;
 use super::peer_table::Subscriber;
@@ -256,12 +256,12 @@ impl Router {
     /// the room task reads a burst, holds it for [`Router::release_fan_outs`] instead.
     pub(super) fn deliver(&mut self, incoming: Incoming) {
         if !self.held.on {
-            return self.fan_out_group(std::slice::from_ref(&incoming));
+            return self.fan_out_group(std::slice::from_ref(&incoming), None);
         }
         if self.held.packets.len() >= MAX_HELD {
             // A backstop only (see `MAX_HELD`); the pump this packet came from carries out
             // what the held ones wished.
-            self.fan_out_held();
+            self.fan_out_held(None);
         }
         if self.index_dirty {
             self.rebuild_index();
@@ -289,11 +289,22 @@ impl Router {
 
     /// Ends a burst: fans out what was held and carries out what the subscribers wished.
     pub fn release_fan_outs(&mut self, now: Instant) {
+        self.release(now, None);
+    }
+
+    /// [`Self::release_fan_outs`], handing what the fan-outs queued to `spill` every
+    /// `spill.every` datagrams, between two subscribers: the room task sends a keyframe's
+    /// first copies while it seals the rest, which would otherwise wait for the last.
+    pub fn release_fan_outs_spilling(&mut self, now: Instant, spill: &mut Spill) {
+        self.release(now, Some(spill));
+    }
+
+    fn release(&mut self, now: Instant, spill: Option<&mut Spill>) {
         self.held.on = false;
         if self.held.packets.is_empty() {
             return;
         }
-        self.fan_out_held();
+        self.fan_out_held(spill);
         // The fan-out touched the subscribers it made want time (see `timers.rs`).
         self.timers.hot = true;
         self.pump(now);
@@ -301,15 +312,18 @@ impl Router {
     }
 
     /// Fans out the held packets, each up-track's together, in arrival order within it.
-    fn fan_out_held(&mut self) {
+    fn fan_out_held(&mut self, mut spill: Option<&mut Spill>) {
         let mut held = std::mem::take(&mut self.held.packets);
+        if let Some(s) = spill.as_deref_mut() {
+            s.base = self.out.len();
+        }
         self.held.copies = 0;
         // Stable: a track's packets keep their order. Tracks' relative order changes, which
         // no subscriber can see (each has its own SSRCs and sequences).
         held.sort_by_key(|p| p.track);
         for run in held.chunk_by(|a, b| a.track == b.track) {
             for group in run.chunks(MAX_GROUP) {
-                self.fan_out_group(group);
+                self.fan_out_group(group, spill.as_deref_mut());
             }
         }
         held.clear();
@@ -317,7 +331,7 @@ impl Router {
     }
 
     /// Fans out one up-track's packets (at most `MAX_GROUP`) and does what they wish.
-    fn fan_out_group(&mut self, ps: &[Incoming]) {
+    fn fan_out_group(&mut self, ps: &[Incoming], mut spill: Option<&mut Spill>) {
         let Some(track_id) = ps.first().map(|p| p.track) else {
             return;
         };
@@ -331,16 +345,27 @@ impl Router {
             None => Vec::new(),
         };
         let mut wishes = [Wishes::default(); MAX_GROUP];
-        fan_out(
-            ps,
-            &mut wishes,
-            &subscribers,
-            &mut self.peers,
-            &mut self.counters,
-            &mut self.forward_log,
-            &mut self.out,
-            &mut self.timers.touched,
-        );
+        let mut rest = &subscribers[..];
+        while !rest.is_empty() {
+            let n = spill.as_deref().map_or(rest.len(), |s| {
+                s.subscribers_before_due(self.out.len(), ps.len())
+            });
+            let (now, later) = rest.split_at(n.min(rest.len()));
+            fan_out(
+                ps,
+                &mut wishes,
+                now,
+                &mut self.peers,
+                &mut self.counters,
+                &mut self.forward_log,
+                &mut self.out,
+                &mut self.timers.touched,
+            );
+            rest = later;
+            if let Some(s) = spill.as_deref_mut() {
+                s.maybe(&mut self.out, &mut self.forward_log);
+            }
+        }
         if !self.index_dirty {
             if let Some(t) = self.tracks.get_mut(&track_id) {
                 t.subscribers = subscribers;

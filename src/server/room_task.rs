@@ -9,9 +9,10 @@ use super::transport::egress::MAX_BATCH;
 use super::transport::tcp;
 use super::Shared;
 use crate::conference::{Admission, ApiCall, ApiReply, Conference, JoinRequest, Output};
-use crate::media::DropReason;
+use crate::media::forward_log::ForwardLog;
+use crate::media::{self, DropReason, Spill};
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -276,7 +277,23 @@ pub async fn run(
                     };
                     media_input(&mut conf, &mut links, &mut read_until, m);
                 }
-                conf.room.release_fan_outs(read_until);
+                // A fan-out of more than a batch (a keyframe to a few hundred) sends each full
+                // batch as soon as it is sealed, not after the last copy is.
+                let Outgoing {
+                    batch, forwards, ..
+                } = &mut out;
+                let mut hand_over = |q: &mut VecDeque<media::Output>, log: &mut ForwardLog| {
+                    log.take(|at, n, held| forwards.push((at, n, held)));
+                    while let Some(media::Output::Transmit(_)) = q.front() {
+                        if let Some(media::Output::Transmit(t)) = q.pop_front() {
+                            if queue(t, &links, batch) {
+                                send_full(batch, forwards, &shared);
+                            }
+                        }
+                    }
+                };
+                let mut spill = Spill::new(MAX_BATCH, &mut hand_over);
+                conf.room.release_fan_outs_spilling(read_until, &mut spill);
             }
             #[cfg(test)]
             Input::Signal(RoomMsg::Panic) => panic!("a room task panics (test)"),
@@ -484,23 +501,10 @@ fn flush(
                 }
                 return t;
             }
-            Output::Transmit(t) if t.proto != Protocol::Udp => {
-                // Gone or backed up: lost, as on a congested path; ICE and RTX recover.
-                if let (Some(link), Some(framed)) =
-                    (links.get(&t.destination), tcp::frame(&t.contents))
-                {
-                    let _ = link.tx.try_send(framed);
-                }
-            }
             Output::Transmit(t) => {
-                batch.push(t);
-                if batch.len() >= MAX_BATCH {
-                    // Its copies leave now, and are observed now: the log's oldest, as many
-                    // as it holds (a burst's copies arrived within a millisecond or so of
-                    // each other; reports and STUN answers in it make this a few too many).
+                if queue(t, links, batch) {
                     forward_delay::take(&mut conf.room, forwards);
-                    let mut sent = forward_delay::split_front(forwards, batch.len());
-                    shared.transport.send(batch, &mut sent, true);
+                    send_full(batch, forwards, shared);
                 }
             }
             Output::Signal(id, msg) => {
@@ -533,4 +537,25 @@ fn flush(
             }
         }
     }
+}
+
+/// Puts a datagram on its way: over its TCP link, or into `batch`. True when `batch` is full.
+fn queue(t: Transmit, links: &HashMap<SocketAddr, Link>, batch: &mut Vec<Transmit>) -> bool {
+    if t.proto != Protocol::Udp {
+        // Gone or backed up: lost, as on a congested path; ICE and RTX recover.
+        if let (Some(link), Some(framed)) = (links.get(&t.destination), tcp::frame(&t.contents)) {
+            let _ = link.tx.try_send(framed);
+        }
+        return false;
+    }
+    batch.push(t);
+    batch.len() >= MAX_BATCH
+}
+
+/// Sends a full batch now. Its copies leave now and are observed now: the oldest of
+/// `forwards` (the room's log, taken), as many as it holds (a burst's copies arrived within a
+/// millisecond or so of each other; reports and STUN answers in it make this a few too many).
+fn send_full(batch: &mut Vec<Transmit>, forwards: &mut Vec<Forward>, shared: &Shared) {
+    let mut sent = forward_delay::split_front(forwards, batch.len());
+    shared.transport.send(batch, &mut sent, true);
 }

@@ -372,12 +372,28 @@ fn a_moving_estimate_reallocates_its_own_viewer_only() {
 /// viewer exactly once.
 #[test]
 fn a_burst_fanned_out_together_reaches_every_viewer_once() {
+    burst_reaches_every_viewer_once(None);
+}
+
+/// The same, with each release handing its datagrams over every 5 queued (the room task does
+/// it every `MAX_BATCH`, so that a keyframe's first copies to a few hundred viewers are sent
+/// while the rest are sealed): a hand-over falls between two viewers, and each still gets
+/// every packet once.
+#[test]
+fn a_burst_handed_over_in_parts_reaches_every_viewer_once() {
+    burst_reaches_every_viewer_once(Some(5));
+}
+
+fn burst_reaches_every_viewer_once(spill: Option<usize>) {
     let shape = StreamShape {
         keyframe_bytes: 20_000,
         keyframe_interval: Duration::from_millis(500),
         ..StreamShape::default()
     };
     let mut sim = Sim::new(lean_room());
+    if let Some(every) = spill {
+        sim.set_spill(every);
+    }
     sim.join("host", Role::Host, true, shape).expect("join");
     let viewers: Vec<_> = (0..4)
         .map(|i| {
@@ -415,4 +431,11 @@ fn a_burst_fanned_out_together_reaches_every_viewer_once() {
             assert_eq!(t.packets, last - first + 1, "viewer {i}, video {}", t.video);
         }
     }
+    // A keyframe is 17 packets to 4 viewers: handed over in parts when asked to.
+    assert_eq!(
+        sim.spills() > 0,
+        spill.is_some(),
+        "{} hand-overs",
+        sim.spills()
+    );
 }
