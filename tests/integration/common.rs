@@ -185,6 +185,21 @@ pub fn lean_room() -> RoomConfig {
     }
 }
 
+/// A virtual-time lean webinar: a publishing host of `shape` and `n` audience viewers (`v0`,
+/// `v1`, …), joined and not yet run: (sim, host, viewers).
+pub fn lean_webinar(shape: StreamShape, n: usize) -> (Sim, ParticipantId, Vec<ParticipantId>) {
+    let mut sim = Sim::new(lean_room());
+    let host = sim.join("host", Role::Host, true, shape).expect("join");
+    let viewers = (0..n)
+        .map(|i| {
+            let name = format!("v{i}");
+            sim.join(&name, Role::Audience, false, StreamShape::default())
+                .expect("join")
+        })
+        .collect();
+    (sim, host, viewers)
+}
+
 /// A virtual-time lean room with a publishing host and one audience viewer, both bots of
 /// `shape`, joined and not yet run: (sim, host, viewer). The lean tests' common start.
 pub fn lean_host_and_viewer(shape: StreamShape) -> (Sim, ParticipantId, ParticipantId) {

@@ -1,7 +1,8 @@
 //! The lean send path in virtual time: str0m bots receive what confab rewrote and sealed.
 
 use crate::common::{
-    lean_host_and_viewer, lean_room, lean_viewer_with_no_keyframe_due, str0m_room, video_keyframes,
+    lean_host_and_viewer, lean_room, lean_viewer_with_no_keyframe_due, lean_webinar, str0m_room,
+    video_keyframes,
 };
 use confab::bot::StreamShape;
 use confab::media::RoomConfig;
@@ -11,21 +12,7 @@ use std::time::Duration;
 
 #[test]
 fn webinar_audience_decrypts_the_fast_path_without_loss() {
-    let mut sim = Sim::new(lean_room());
-    let host = sim
-        .join("host", Role::Host, true, StreamShape::default())
-        .expect("join");
-    let audience: Vec<_> = (0..3)
-        .map(|i| {
-            sim.join(
-                &format!("a{i}"),
-                Role::Audience,
-                false,
-                StreamShape::default(),
-            )
-            .expect("join")
-        })
-        .collect();
+    let (mut sim, host, audience) = lean_webinar(StreamShape::default(), 3);
     let ok = sim.run_until(Duration::from_secs(5), |s| {
         audience.iter().all(|id| {
             let st = s.stats(*id);
@@ -390,17 +377,10 @@ fn burst_reaches_every_viewer_once(spill: Option<usize>) {
         keyframe_interval: Duration::from_millis(500),
         ..StreamShape::default()
     };
-    let mut sim = Sim::new(lean_room());
+    let (mut sim, _, viewers) = lean_webinar(shape, 4);
     if let Some(every) = spill {
         sim.set_spill(every);
     }
-    sim.join("host", Role::Host, true, shape).expect("join");
-    let viewers: Vec<_> = (0..4)
-        .map(|i| {
-            let (name, shape) = (format!("v{i}"), StreamShape::default());
-            sim.join(&name, Role::Audience, false, shape).expect("join")
-        })
-        .collect();
     let flowing = sim.run_until(Duration::from_secs(5), |s| {
         viewers.iter().all(|id| {
             let st = s.stats(*id);

@@ -2,7 +2,7 @@
 //! RTX from the per-source history, keyframe bursts paced while audio is not, and every layer
 //! switch starting on a keyframe.
 
-use crate::common::{lean_host_and_viewer, lean_room};
+use crate::common::{lean_host_and_viewer, lean_room, lean_webinar};
 use confab::bot::{StreamShape, TrackStats};
 use confab::protocol::{ClientMsg, ParticipantId, Role, ServerMsg, TrackId};
 use confab::sim::{Link, Sim};
@@ -164,14 +164,7 @@ fn lean_pacer_holds_keyframe_bursts_but_never_audio() {
         keyframe_interval: Duration::from_secs(1),
         ..StreamShape::default()
     };
-    let mut sim = Sim::new(lean_room());
-    sim.join("pub", Role::Host, true, shape).expect("join");
-    let viewers: Vec<_> = (0..5)
-        .map(|i| {
-            sim.join(&format!("v{i}"), Role::Audience, false, shape)
-                .expect("join")
-        })
-        .collect();
+    let (mut sim, _, viewers) = lean_webinar(shape, 5);
     // Steady state: the window after the connections' start-up.
     sim.run_for(Duration::from_secs(4));
     let before: Vec<_> = viewers.iter().map(|v| sim.stats(*v)).collect();
