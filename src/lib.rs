@@ -52,8 +52,9 @@
 //!   send path the write is `fast::sender` instead: rewrite, seal in place, and a `Transmit`
 //!   straight into the router's output (its datagram buffer taken from `fast::pool` and given
 //!   back by egress after the send; the room task takes a fan-out's output every full send
-//!   batch, between two subscribers: `media::Spill`). A relay peer (`Peer::Relay`) seals once per edge, not per
-//!   viewer; the edge feeds what it opens into the same path (`relay::edge` → `deliver`).
+//!   batch, between two subscribers: `media::Spill`). A relay peer (`Peer::Relay`) seals once
+//!   per edge, not per viewer; the edge feeds what it opens into the same path (`relay::edge`
+//!   → `deliver`).
 //! - In `media/`, no file imports from a file that imports it: the fan-out takes the peers and
 //!   counters as arguments and knows nothing of the router.
 //! - Nothing a client sends can panic the server; a str0m panic ends only its room's task

@@ -39,9 +39,9 @@ pub struct Held {
 /// thousand sealed copies, and the first of them need not wait for the last to be sealed.
 pub struct Spill<'a> {
     /// Hand over once this many datagrams were queued since the last hand-over.
-    pub every: usize,
+    every: usize,
     /// Takes the queue (every datagram in it) and the log of its copies' arrivals.
-    pub to: &'a mut dyn FnMut(&mut VecDeque<Output>, &mut ForwardLog),
+    to: &'a mut dyn FnMut(&mut VecDeque<Output>, &mut ForwardLog),
     /// Queue length after the last hand-over.
     pub(super) base: usize,
 }
