@@ -10,6 +10,7 @@ use super::peer::Stage;
 use super::peer_table::{PeerTable, Subscriber};
 use crate::model::ParticipantId;
 use std::collections::VecDeque;
+use str0m::net::Transmit;
 
 /// Most packets of one up-track fanned out together (stack arrays of this size hold their
 /// wishes and counts). A burst is at most the room task's `MEDIA_BURST` datagrams (8), so a
@@ -64,6 +65,18 @@ impl<'a> Spill<'a> {
     pub(super) fn subscribers_before_due(&self, queued: usize, per: usize) -> usize {
         let room = self.every.saturating_sub(queued.saturating_sub(self.base));
         room.div_ceil(per.max(1)).max(1)
+    }
+
+    /// The datagrams at the front of a handed-over queue, taken in order; stops at anything
+    /// else (left for the caller's next poll).
+    pub fn transmits(q: &mut VecDeque<Output>) -> impl Iterator<Item = Transmit> + '_ {
+        std::iter::from_fn(move || match q.pop_front()? {
+            Output::Transmit(t) => Some(t),
+            other => {
+                q.push_front(other);
+                None
+            }
+        })
     }
 
     /// Hands the queue over if `every` datagrams were queued since the last time.

@@ -284,11 +284,9 @@ pub async fn run(
                 } = &mut out;
                 let mut hand_over = |q: &mut VecDeque<media::Output>, log: &mut ForwardLog| {
                     log.take(|at, n, held| forwards.push((at, n, held)));
-                    while let Some(media::Output::Transmit(_)) = q.front() {
-                        if let Some(media::Output::Transmit(t)) = q.pop_front() {
-                            if queue(t, &links, batch) {
-                                send_full(batch, forwards, &shared);
-                            }
+                    for t in Spill::transmits(q) {
+                        if queue(t, &links, batch) {
+                            send_full(batch, forwards, &shared);
                         }
                     }
                 };

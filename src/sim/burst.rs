@@ -57,16 +57,14 @@ impl Sim {
         self.timed(|c, now| {
             let mut take = |q: &mut VecDeque<media::Output>, _: &mut ForwardLog| {
                 times += 1;
-                spilled.extend(q.drain(..));
+                spilled.extend(Spill::transmits(q));
             };
             c.room
                 .release_fan_outs_spilling(now, &mut Spill::new(every, &mut take));
         });
         self.spill.1 += times;
-        for o in spilled {
-            if let media::Output::Transmit(t) = o {
-                self.carry_out(Output::Transmit(t));
-            }
+        for t in spilled {
+            self.carry_out(Output::Transmit(t));
         }
     }
 }
