@@ -68,6 +68,22 @@ export async function openFirefoxPerson(browser, url, label) {
   };
   page.on('console', (m) => keep(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => keep(`pageerror: ${e.message}`));
+  // WebDriver BiDi shows no WebSocket frames: the page logs its own, as browser.mjs keeps
+  // Chromium's, so a failure says what the server told this person.
+  await page.evaluateOnNewDocument(() => {
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (e) => console.debug(`ws< ${String(e.data).slice(0, 160)}`));
+        this.addEventListener('close', () => console.debug('ws closed'));
+      }
+      send(data) {
+        console.debug(`ws> ${String(data).slice(0, 160)}`);
+        super.send(data);
+      }
+    };
+  });
   await page.goto(url);
   return { label, page, logs, context: { close: () => page.close() } };
 }
