@@ -147,6 +147,26 @@ pub struct RoomCounters {
     pub twcc_feedbacks: u64,
     /// Subscribers' layer allocations decided (one per subscriber per re-decision).
     pub allocations: u64,
+    /// Retransmissions the lean path sent answering subscribers' NACKs.
+    pub rtx_sent: u64,
+    /// Packets lean subscribers NACKed that were not retransmitted, by why.
+    pub nacks_unanswered: NacksUnanswered,
+}
+
+/// Packets a subscriber NACKed that the lean path did not retransmit, by why (one per packet
+/// named). Beside [`RoomCounters::rtx_sent`] they tell a repair the server left undone from
+/// one the network or the receiver lost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NacksUnanswered {
+    /// Not held (any more): a stream that is not the subscriber's, a number older than its
+    /// sequence map or the source's history keeps (about 1 s), or one that carried nothing.
+    pub gone: u64,
+    /// Retransmitted already within the last round trip: asked again before the first
+    /// retransmission could have arrived.
+    pub repeated: u64,
+    /// Its m-line has no RTX stream, so it is never repaired (see
+    /// [`FastSender::answer_nacks`](crate::media::fast::sender::FastSender::answer_nacks)).
+    pub no_rtx: u64,
 }
 
 impl RoomCounters {

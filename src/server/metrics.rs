@@ -6,6 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::media::{DropReason, RoomCounters};
+
 /// Every counter the server keeps.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +53,11 @@ pub struct Metrics {
     /// Subscribers whose layers were decided: the whole room once a second and on room-wide
     /// changes, one subscriber when its own estimate moved.
     pub room_allocations: Counter,
+    /// Retransmissions (RTX) the lean path sent answering subscribers' NACKs.
+    pub lean_rtx_sent: Counter,
+    /// Packets lean subscribers NACKed that were not retransmitted, by `reason`: `gone` (not
+    /// held any more), `repeated` (already resent within a round trip), `no_rtx`.
+    pub lean_nack_unanswered: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
     pub room_bad_datagrams: Counter,
@@ -189,6 +196,18 @@ impl Default for Metrics {
             "lean_twcc_feedback",
             "SRTCP compounds from lean-path subscribers whose transport-cc feedback reached \
              their bandwidth estimator",
+        );
+        let lean_rtx_sent = m(
+            &mut registry,
+            "lean_rtx_sent",
+            "Retransmissions (RTX) the lean send path sent answering subscribers' NACKs",
+        );
+        let lean_nack_unanswered = Family::default();
+        registry.register(
+            "lean_nack_unanswered",
+            "Packets lean-path subscribers NACKed that were not retransmitted, by reason: gone \
+             (no longer held), repeated (resent within a round trip), no_rtx",
+            lean_nack_unanswered.clone(),
         );
         let room_bad_datagrams = m(
             &mut registry,
@@ -338,6 +357,8 @@ impl Default for Metrics {
             lean_srtcp_refused,
             lean_srtcp_replayed,
             lean_twcc_feedback,
+            lean_rtx_sent,
+            lean_nack_unanswered,
             room_allocations,
             room_bad_datagrams,
             rtp_dropped,
@@ -352,6 +373,41 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds what a room counted since `seen` (its counters when last added), and moves `seen`
+    /// on to `now`.
+    pub fn add_room(&self, now: &RoomCounters, seen: &mut RoomCounters) {
+        let (c, s) = (now, &*seen);
+        self.rtp_forwarded.inc_by(c.rtp_forwarded - s.rtp_forwarded);
+        for &reason in DropReason::ALL {
+            self.dropped(reason.name(), c.dropped(reason) - s.dropped(reason));
+        }
+        self.lean_srtcp_opened
+            .inc_by(c.srtcp_opened - s.srtcp_opened);
+        self.lean_srtcp_refused
+            .inc_by(c.srtcp_refused - s.srtcp_refused);
+        self.lean_srtcp_replayed
+            .inc_by(c.srtcp_replayed - s.srtcp_replayed);
+        self.lean_twcc_feedback
+            .inc_by(c.twcc_feedbacks - s.twcc_feedbacks);
+        self.lean_rtx_sent.inc_by(c.rtx_sent - s.rtx_sent);
+        let (u, v) = (c.nacks_unanswered, s.nacks_unanswered);
+        for (reason, n) in [
+            ("gone", u.gone - v.gone),
+            ("repeated", u.repeated - v.repeated),
+            ("no_rtx", u.no_rtx - v.no_rtx),
+        ] {
+            if n > 0 {
+                self.lean_nack_unanswered
+                    .get_or_create(&vec![("reason", reason)])
+                    .inc_by(n);
+            }
+        }
+        self.room_allocations.inc_by(c.allocations - s.allocations);
+        self.room_bad_datagrams
+            .inc_by(c.bad_datagrams - s.bad_datagrams);
+        seen.clone_from(now);
+    }
+
     /// Adds `n` drops of `reason` (a `DropReason` name).
     pub fn dropped(&self, reason: &'static str, n: u64) {
         if n > 0 {

@@ -10,7 +10,7 @@ use super::transport::tcp;
 use super::Shared;
 use crate::conference::{Admission, ApiCall, ApiReply, Conference, JoinRequest, Output};
 use crate::media::forward_log::ForwardLog;
-use crate::media::{self, DropReason, Spill};
+use crate::media::{self, RoomCounters, Spill};
 use crate::protocol::{ClientMsg, LeaveReason, ParticipantId, ServerMsg};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -77,13 +77,8 @@ pub async fn run(
     shared.metrics.rooms.inc();
     conf.room.log_forwards();
     let mut sessions: HashMap<ParticipantId, OutboundTx> = HashMap::new();
-    let mut forwarded = 0;
-    let mut dropped = [0; DropReason::COUNT];
-    let mut srtcp = (0, 0);
-    let mut srtcp_replayed = 0;
-    let mut twcc_feedbacks = 0;
-    let mut allocations = 0;
-    let mut bad_datagrams = 0;
+    // The room's counters as last added to the server's metrics.
+    let mut counted = RoomCounters::default();
     let mut out = Outgoing::default();
     // With a send thread, a big fan-out is flushed at once so that its send overlaps the
     // sealing of the next (see `FLUSH_COPIES`).
@@ -127,35 +122,7 @@ pub async fn run(
             continue;
         }
         recording.count_drops(&conf, &shared);
-        let now_forwarded = conf.room.counters().rtp_forwarded;
-        shared
-            .metrics
-            .rtp_forwarded
-            .inc_by(now_forwarded - forwarded);
-        forwarded = now_forwarded;
-        let now_dropped = conf.room.counters().dropped;
-        for &reason in DropReason::ALL {
-            let i = reason as usize;
-            shared
-                .metrics
-                .dropped(reason.name(), now_dropped[i] - dropped[i]);
-        }
-        dropped = now_dropped;
-        let c = conf.room.counters();
-        let m = &shared.metrics;
-        m.lean_srtcp_opened.inc_by(c.srtcp_opened - srtcp.0);
-        m.lean_srtcp_refused.inc_by(c.srtcp_refused - srtcp.1);
-        srtcp = (c.srtcp_opened, c.srtcp_refused);
-        m.lean_srtcp_replayed
-            .inc_by(c.srtcp_replayed - srtcp_replayed);
-        srtcp_replayed = c.srtcp_replayed;
-        m.lean_twcc_feedback
-            .inc_by(c.twcc_feedbacks - twcc_feedbacks);
-        twcc_feedbacks = c.twcc_feedbacks;
-        m.room_allocations.inc_by(c.allocations - allocations);
-        allocations = c.allocations;
-        m.room_bad_datagrams.inc_by(c.bad_datagrams - bad_datagrams);
-        bad_datagrams = c.bad_datagrams;
+        shared.metrics.add_room(conf.room.counters(), &mut counted);
         if conf.is_empty()
             && shared
                 .rooms

@@ -62,6 +62,11 @@ fn lean_viewer_downlink_loss_is_repaired_by_rtx() {
     assert!(audio.lost() > 0, "the link lost nothing: {audio:?}");
     let resent = sim.conf.room.fast_resent(viewer).expect("on the lean path");
     assert!(resent > 0, "nothing was retransmitted");
+    // The room counts what the one viewer's sender sent, and every NACK found its packet.
+    let c = sim.conf.room.counters();
+    assert_eq!(c.rtx_sent, resent, "{c:?}");
+    let u = c.nacks_unanswered;
+    assert_eq!((u.gone, u.no_rtx), (0, 0), "{u:?}");
     // Each loss is answered about once: no storm of copies per NACK.
     let lost_raw = expected as f64 * 0.05;
     assert!(
@@ -73,6 +78,27 @@ fn lean_viewer_downlink_loss_is_repaired_by_rtx() {
         video.lost(),
         audio.lost()
     );
+}
+
+/// NACKs that reach the server after the history let their packets go (the way back slower
+/// than the 1 s it keeps) are counted as gone, not answered.
+#[test]
+fn nacks_too_late_to_answer_are_counted_as_gone() {
+    let (mut sim, _, viewer) = lean_host_and_viewer(StreamShape::default());
+    sim.run_for(Duration::from_secs(1));
+    let slow_back = Link {
+        delay: Duration::from_millis(1_200),
+        ..Link::default()
+    };
+    let lossy = Link {
+        loss: 0.05,
+        ..Link::default()
+    };
+    sim.set_links(viewer, slow_back, lossy);
+    sim.run_for(Duration::from_secs(4));
+    let c = sim.conf.room.counters();
+    assert!(c.nacks_unanswered.gone > 10, "{c:?}");
+    assert_eq!(Some(c.rtx_sent), sim.conf.room.fast_resent(viewer), "{c:?}");
 }
 
 fn simulcast_shape() -> StreamShape {

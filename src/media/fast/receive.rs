@@ -73,7 +73,7 @@ impl Router {
             }
         }
         if p.fast.as_deref().is_some_and(|f| f.has_nacks()) {
-            super::rtx::answer_nacks(p, &self.tracks, now, &mut self.out);
+            super::rtx::answer_nacks(p, &self.tracks, now, counters, &mut self.out);
         }
         let Some(fast) = p.fast.as_deref_mut().filter(|f| f.has_keyframe_requests()) else {
             return Some(true);

@@ -9,7 +9,7 @@
 use super::history::Histories;
 #[cfg(doc)]
 use super::sender::FastSender;
-use crate::media::command::Output;
+use crate::media::command::{Output, RoomCounters};
 use crate::media::router::Router;
 use crate::media::track::UpTrack;
 use crate::media::webrtc::WebRtcPeer;
@@ -18,13 +18,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 /// Answers the NACKs waiting at `peer`'s lean sender from the histories of the tracks its
-/// m-lines carry; the retransmissions join `out`. Returns how many went.
+/// m-lines carry; the retransmissions join `out`, and are counted in `counters` with the
+/// packets left unanswered.
 pub(in crate::media) fn answer_nacks(
     peer: &mut WebRtcPeer,
     tracks: &BTreeMap<TrackId, UpTrack>,
     now: Instant,
+    counters: &mut RoomCounters,
     out: &mut VecDeque<Output>,
-) -> usize {
+) {
     let WebRtcPeer {
         fast,
         rtc,
@@ -32,7 +34,7 @@ pub(in crate::media) fn answer_nacks(
         ..
     } = peer;
     let Some(fast) = fast.as_deref_mut() else {
-        return 0;
+        return;
     };
     let mut sent = Vec::new();
     let n = fast.answer_nacks(
@@ -43,10 +45,11 @@ pub(in crate::media) fn answer_nacks(
             let history = track.histories.layer(r.source)?;
             history.get_rtp(now, history.unwrap_low32(r.seq_low32)?)
         },
+        &mut counters.nacks_unanswered,
         &mut sent,
     );
+    counters.rtx_sent += n as u64;
     out.extend(sent.into_iter().map(Output::Transmit));
-    n
 }
 
 impl Router {

@@ -1,6 +1,7 @@
 //! Retransmissions on a subscriber's send path: its NACKs answered as RTX (RFC 4588).
 
 use super::{transmit, FastSender, Keys};
+use crate::media::command::NacksUnanswered;
 use crate::media::fast::history::{rtx_payload, SourceRef};
 use crate::media::fast::rtp_out::{self, Header};
 use crate::media::fast::srtp::RTP_OVERHEAD;
@@ -19,7 +20,7 @@ impl FastSender {
     /// (`payload_of` finds it: marker bit and payload) goes again as RTX on the m-line's RTX
     /// stream (RFC 4588: the original sequence number, then the payload), at most once per
     /// round trip, numbered and counted in the send register like any packet. Returns how many
-    /// went.
+    /// went; the packets named and not sent are counted in `unanswered`.
     ///
     /// A subscriber without RTX is not repaired: a plain retransmission would seal the same
     /// SRTP index again under a different header (a new transport-wide number), and AES-GCM
@@ -29,11 +30,13 @@ impl FastSender {
         rtc: &mut Rtc,
         now: Instant,
         mut payload_of: impl FnMut(Mid, SourceRef) -> Option<(bool, &'h [u8])>,
+        unanswered: &mut NacksUnanswered,
         out: &mut Vec<Transmit>,
     ) -> usize {
         let mut nacks = Vec::new();
         self.control.take_nacks(&mut nacks);
         let (Some(pair), Keys::Ready(sealer)) = (self.pair, &mut self.keys) else {
+            unanswered.gone += nacks.len() as u64;
             return 0;
         };
         let window = self.control.rtt();
@@ -41,15 +44,18 @@ impl FastSender {
         let before = out.len();
         for (ssrc, wire) in nacks {
             let Some(s) = self.streams.iter_mut().find(|s| s.ssrc == ssrc) else {
+                unanswered.gone += 1;
                 continue;
             };
             let Some(map) = s.seqs.as_mut() else {
+                unanswered.gone += 1;
                 continue;
             };
             let Some((out_seq, r)) = map
                 .unwrap_wire(wire)
                 .and_then(|q| Some((q, map.lookup(q)?)))
             else {
+                unanswered.gone += 1;
                 continue;
             };
             let Some(rtx_pt) = rtc
@@ -57,6 +63,7 @@ impl FastSender {
                 .find(|p| *p.pt() == s.pt)
                 .and_then(|p| p.resend())
             else {
+                unanswered.no_rtx += 1;
                 continue;
             };
             let Some(rtx) = rtc
@@ -64,12 +71,15 @@ impl FastSender {
                 .stream_tx_by_mid(s.mid, None)
                 .and_then(|t| t.rtx())
             else {
+                unanswered.no_rtx += 1;
                 continue;
             };
             let Some((marker, payload)) = payload_of(s.mid, r) else {
+                unanswered.gone += 1;
                 continue;
             };
             if !map.first_resend(out_seq, now, window) {
+                unanswered.repeated += 1;
                 continue;
             }
             let seq = self.rtx_seq.next_seq();
