@@ -8,6 +8,9 @@ use prometheus_client::registry::Registry;
 
 use crate::media::{DropReason, RoomCounters};
 
+/// Counters labelled `reason`.
+pub type ByReason = Family<Vec<(&'static str, &'static str)>, Counter>;
+
 /// Every counter the server keeps.
 pub struct Metrics {
     registry: Registry,
@@ -57,12 +60,12 @@ pub struct Metrics {
     pub lean_rtx_sent: Counter,
     /// Packets lean subscribers NACKed that were not retransmitted, by `reason`: `gone` (not
     /// held any more), `repeated` (already resent within a round trip), `no_rtx`.
-    pub lean_nack_unanswered: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub lean_nack_unanswered: ByReason,
     /// Datagrams a room took for one of its participants and could not use: neither STUN,
     /// DTLS, RTP nor RTCP, or refused by str0m (malformed STUN, a bad DTLS record, …).
     pub room_bad_datagrams: Counter,
     /// Packets not forwarded to a subscriber, by `reason` (a `DropReason` name).
-    pub rtp_dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub rtp_dropped: ByReason,
     /// Signalling messages refused (bad JSON, too large, rate limited, …).
     pub signalling_errors: Counter,
     /// Participants connected now.
@@ -114,6 +117,12 @@ impl Default for Metrics {
             let c = Counter::default();
             r.register(name, help, c.clone());
             c
+        };
+        // A counter per `reason` label.
+        let by_reason = |r: &mut Registry, name: &str, help: &str| {
+            let f = ByReason::default();
+            r.register(name, help, f.clone());
+            f
         };
         let udp_in = m(&mut registry, "udp_in_datagrams", "Datagrams received");
         let udp_unroutable = m(
@@ -202,23 +211,21 @@ impl Default for Metrics {
             "lean_rtx_sent",
             "Retransmissions (RTX) the lean send path sent answering subscribers' NACKs",
         );
-        let lean_nack_unanswered = Family::default();
-        registry.register(
+        let lean_nack_unanswered = by_reason(
+            &mut registry,
             "lean_nack_unanswered",
             "Packets lean-path subscribers NACKed that were not retransmitted, by reason: gone \
              (no longer held), repeated (resent within a round trip), no_rtx",
-            lean_nack_unanswered.clone(),
         );
         let room_bad_datagrams = m(
             &mut registry,
             "room_bad_datagrams",
             "Datagrams routed to a participant that its room could not use",
         );
-        let rtp_dropped = Family::default();
-        registry.register(
+        let rtp_dropped = by_reason(
+            &mut registry,
             "rtp_dropped_packets",
             "Packets not forwarded to a subscriber, by reason",
-            rtp_dropped.clone(),
         );
         let signalling_errors = m(
             &mut registry,

@@ -256,8 +256,8 @@ scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () =
   // On a machine short of CPU, Chromium's receiver now and then stops completing frames although
   // every packet it NACKed was retransmitted (asserted above on the lean path), and after 3 s
   // without a decodable frame asks for a keyframe (PLI), which ends the stall. Seen on both send
-  // paths with a busy loop on one of the two cores: str0m's in 2 of 14 runs (two such stalls in
-  // each), the lean path's in 1 of 22 (2026-12-02). One such stall is Chromium's; a second, or
+  // paths with a busy loop on one of the two cores: str0m's in 2 of 19 runs (two such stalls in
+  // each), the lean path's in 1 of 34 (2026-12-02). One such stall is Chromium's; a second, or
   // a long stall that no keyframe request ended, is the server's to answer for.
   const long = stalls.filter((s) => s.ms >= MAX_STALL_MS);
   const chromiums = long.length === 1 && long[0].keyframeAsked;
