@@ -159,7 +159,8 @@ pub struct RoomCounters {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct NacksUnanswered {
     /// Not held (any more): a stream that is not the subscriber's, a number older than its
-    /// sequence map or the source's history keeps (about 1 s), or one that carried nothing.
+    /// sequence map or the source's history keeps (about 1 s), or one that carried nothing;
+    /// also every packet named before the subscriber's keys and path are ready.
     pub gone: u64,
     /// Retransmitted already within the last round trip: asked again before the first
     /// retransmission could have arrived.
