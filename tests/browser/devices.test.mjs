@@ -40,6 +40,9 @@ world.scenario('the pre-join screen offers the devices and joins with the microp
   await shot(pia, 'prejoin-muted-1280x800');
   await pia.page.click('#join-view button[type=submit]');
   await inState(pia, 'joined');
+  // The room is joined before the camera and microphone are captured (a loaded machine takes
+  // seconds); until then the button is disabled and its pressed state means nothing.
+  await ui(pia, 'the microphone button live', () => !document.getElementById('mic').disabled, null);
   assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'true');
   assert.equal(await pia.page.evaluate(() => window.confab.client.muted.microphone), true);
   const remembered = await pia.page.evaluate(() => JSON.parse(localStorage.getItem('confab.devices')));

@@ -63,8 +63,11 @@ async function shots(person, name) {
 }
 
 // A machine without camera or microphone is told so in a banner over the top bar: read, closed.
+// The banner comes when the capture fails, which may be after the page shows the room, so the
+// click waits for it.
 async function dismissBanner(person) {
-  if (await person.page.isVisible('#banner')) await person.page.click('#banner .banner-close');
+  await person.page.click('#banner .banner-close');
+  await person.page.waitForSelector('#banner', { state: 'hidden' });
 }
 
 // Where a tile is and how it shows, or null when it has none on the page.
