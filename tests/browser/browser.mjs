@@ -235,6 +235,8 @@ export const videoFramesFrom = (person, participantId, source = 'camera') =>
 
 // Resolves once `person` decodes new video frames of `source` from `participantId` (a receiver
 // that is being reused may still report an earlier sender's totals, so growth is what counts).
+// A timeout says where the page's connection stood, so a failure tells a path that never came
+// up from media that never came.
 export async function decodesVideoFrom(person, participantId, timeoutMs, source = 'camera') {
   let previous = {};
   return waitFor(
@@ -243,12 +245,27 @@ export async function decodesVideoFrom(person, participantId, timeoutMs, source 
       const now = await videoFramesFrom(person, participantId, source);
       const grew = now && Object.entries(now).some(([ssrc, n]) => n > 0 && n > (previous[ssrc] ?? Infinity));
       previous = now ?? {};
-      return { grew, now };
+      return grew ? { grew, now } : { grew, now, pc: await connectionOf(person) };
     },
     (r) => r.grew,
     { timeoutMs, intervalMs: 500 },
   );
 }
+
+// Where `person`'s peer connection stands: its states, the bytes its transport has moved, and
+// what arrived on each m-line that has received anything.
+export const connectionOf = (person) =>
+  person.page.evaluate(async () => {
+    const pc = window.confab.client?.pc;
+    if (!pc) return null;
+    const out = { connection: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState, transport: null, inbound: [] };
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'transport') out.transport = { dtls: s.dtlsState, sent: s.bytesSent, received: s.bytesReceived };
+      if (s.type === 'inbound-rtp') out.inbound.push(`${s.mid ?? '?'}:${s.kind}:${s.packetsReceived}/${s.framesDecoded ?? '-'}`);
+    });
+    out.mids = pc.getTransceivers().map((t) => `${t.mid}:${t.currentDirection}`).join(' ');
+    return out;
+  });
 
 // The camera video `person` receives from `participant`, as its decoder sees it.
 export const cameraFrom = (person, participant) =>

@@ -9,6 +9,21 @@ import { createLink } from './netns.mjs';
 
 const SDP_LINE = /"type":"(offer|answer)"/;
 
+// The server's counters that moved (no histogram buckets): what it forwarded, dropped and why,
+// which a page's view of its own connection cannot say.
+async function serverCounters(server) {
+  if (!server) return '';
+  try {
+    const text = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    return text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#') && !/_bucket\{/.test(l) && !/ 0(\.0)?$/.test(l))
+      .join('\n');
+  } catch (err) {
+    return `(no /metrics: ${err.message})`;
+  }
+}
+
 // serverArgs: extra command-line arguments for confab (e.g. an auth secret); firefox: also a
 // Firefox (windows on a virtual display) for people opened with `{ firefox: true }`; netns: the
 // server listens on a veth link (`world.link`, see netns.mjs) and people opened with
@@ -49,7 +64,7 @@ export function useWorld({ serverArgs = [], firefox = false, netns = false } = {
           const pageLogs = [...world.people.values()]
             .flatMap((p) => p.logs.filter((l) => !SDP_LINE.test(l)).slice(-40))
             .join('\n');
-          err.message += `\n--- page logs ---\n${pageLogs}\n--- server output (tail) ---\n${world.server?.log().slice(-6000)}`;
+          err.message += `\n--- page logs ---\n${pageLogs}\n--- server counters ---\n${await serverCounters(world.server)}\n--- server output (tail) ---\n${world.server?.log().slice(-6000)}`;
           throw err;
         }
       });
