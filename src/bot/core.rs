@@ -176,6 +176,17 @@ impl ClientCore {
         self.negotiate();
     }
 
+    /// Moves to a new local address (its socket the caller's), as after a network change: the
+    /// old candidate is dropped, the new one added, and ICE restarts.
+    pub fn move_to(&mut self, local: SocketAddr) -> Result<(), RtcError> {
+        let old = Candidate::host(self.local, "udp")?;
+        self.rtc.direct_api().invalidate_candidate(&old);
+        self.rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        self.local = local;
+        self.restart_ice();
+        Ok(())
+    }
+
     /// Changes the level sent with audio from now on.
     pub fn set_audio_level(&mut self, level: i8) {
         self.behaviour.shape.audio_level = level;

@@ -204,7 +204,7 @@ async fn inbound(s: &mut Slot) -> Result<bool, Result<(), BotError>> {
                     .await
                     .map_err(|e| Err(BotError::Ws(e.to_string())))?;
             }
-            Ok(Inbound::Cmd(BotCmd::RestartIce)) => {
+            Ok(Inbound::Cmd(BotCmd::RestartIce | BotCmd::Move)) => {
                 s.m.core.restart_ice();
                 any = true;
             }

@@ -209,6 +209,9 @@ pub enum BotCmd {
     SendRaw(String),
     /// Restart ICE with the next offer.
     RestartIce,
+    /// Move to a new UDP port and restart ICE (a network change). A bot in a herd shares its
+    /// herd's polling and restarts ICE in place.
+    Move,
 }
 
 /// Why a bot stopped or could not start.

@@ -176,7 +176,7 @@ async fn drive(m: Member) -> Result<(), BotError> {
         events,
         mut stats,
     } = m;
-    let socket = UdpSocket::from_std(socket)?;
+    let mut socket = UdpSocket::from_std(socket)?;
     let mut timer = CoreTimer::new();
     loop {
         timer.set(flush(&mut core, &mut ws, &socket).await?);
@@ -208,6 +208,14 @@ async fn drive(m: Member) -> Result<(), BotError> {
                     ws.send(Message::Text(text.into())).await.map_err(ws_err)?;
                 }
                 Some(Inbound::Cmd(BotCmd::RestartIce)) => core.restart_ice(),
+                Some(Inbound::Cmd(BotCmd::Move)) => {
+                    // The old socket closes: what is still sent to it is lost, as on a
+                    // network that went away.
+                    let fresh = std::net::UdpSocket::bind((socket.local_addr()?.ip(), 0))?;
+                    fresh.set_nonblocking(true)?;
+                    core.move_to(fresh.local_addr()?).map_err(rtc_err)?;
+                    socket = UdpSocket::from_std(fresh)?;
+                }
             },
             _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

@@ -102,7 +102,7 @@ async fn drive(
                     ws.send(frame).await.map_err(ws_err)?;
                 }
                 // Not part of the comparison: Janus would need a renegotiation request.
-                Some(Inbound::Cmd(BotCmd::RestartIce)) => {}
+                Some(Inbound::Cmd(BotCmd::RestartIce | BotCmd::Move)) => {}
             },
             _ = timer.wait() => {
                 core.handle_timeout(Instant::now()).map_err(rtc_err)?;

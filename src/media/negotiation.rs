@@ -45,6 +45,10 @@ impl Router {
         }
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
+            // An ICE restart: the lean path must follow the browser to its new pair.
+            if let Some(f) = p.fast.as_deref_mut() {
+                f.follow_ice_credentials(&mut p.rtc);
+            }
             p.ufrag = ufrag.clone();
             self.emit(Event::RouteUfrag(id, ufrag));
         }

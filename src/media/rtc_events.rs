@@ -25,6 +25,7 @@ impl Router {
             Event::RtpPacket(pkt) => self.route(id, pkt),
             Event::KeyframeRequest(req) => self.keyframe_wanted(id, req.mid, req.kind, now),
             Event::IceConnectionStateChange(state) => {
+                tracing::debug!(participant = %id, ?state, "ice");
                 let Some(p) = self.peers.get_mut(&id).and_then(Peer::webrtc_mut) else {
                     return;
                 };
@@ -44,6 +45,7 @@ impl Router {
                 }
             }
             Event::Connected => {
+                tracing::debug!(participant = %id, "media connected");
                 // Subscriptions made before the connection was up start with a fresh keyframe.
                 let wanted: Vec<(TrackId, Layer)> = self
                     .peers

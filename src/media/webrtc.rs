@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 use str0m::format::{Codec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
-use str0m::net::TcpType;
+use str0m::net::{Protocol, TcpType};
 use str0m::rtp::{RtpWrite, Ssrc, StreamTx};
 use str0m::{Candidate, Rtc, RtcConfig, RtcError};
 
@@ -238,8 +238,11 @@ impl WebRtcPeer {
         // Every peer's keys are tapped: the lean path seals with them, and the SRTCP replay
         // guard checks what str0m opens on any path.
         let (mut rtc, slot) = keys::build_tapped(config, now);
+        // What the lean path ranks nominations by (see `fast::ice`).
+        let mut local = Vec::new();
         for addr in candidates {
             let candidate = Candidate::host(*addr, "udp")?;
+            local.push((Protocol::Udp, *addr, candidate.prio()));
             rtc.add_local_candidate(candidate);
             // Passive TCP: the browser connects; its ICE ranks these below UDP, so they are
             // used only where UDP does not get through.
@@ -254,13 +257,15 @@ impl WebRtcPeer {
                     .host(SocketAddr::new(addr.ip(), port))
                     .tcptype(TcpType::Passive)
                     .build()?;
+                local.push((Protocol::Tcp, tcp.addr(), tcp.prio()));
                 rtc.add_local_candidate(tcp);
             }
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let estimate_from = room.bwe.then_some(INITIAL_ESTIMATE_KBPS * 1_000);
         let srtcp_guard = SrtcpGuard::new(slot.clone());
-        let fast = lean.then(|| Box::new(FastSender::new(&mut rtc, slot, estimate_from, now)));
+        let fast =
+            lean.then(|| Box::new(FastSender::new(&mut rtc, local, slot, estimate_from, now)));
         Ok(WebRtcPeer {
             may_publish,
             rtc,

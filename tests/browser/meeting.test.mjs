@@ -232,7 +232,13 @@ scenario('an ICE restart (a network change) keeps the call going', async () => {
     state: await ida.page.evaluate(() => window.confab.client.pc.connectionState),
   }), (s) => s.ufrag && s.ufrag !== before && s.state === 'connected', { timeoutMs: MEDIA_DEADLINE_MS });
   // Media keeps flowing over the new path.
-  const frames = async () => Object.values((await videoFramesFrom(jon, idaId)) ?? {}).reduce((a, b) => a + b, 0);
-  const then = await frames();
-  await waitFor("Jon's decoding of Ida to go on", frames, (n) => n > then + 10, { timeoutMs: MEDIA_DEADLINE_MS });
+  const frames = async (who, from) => Object.values((await videoFramesFrom(who, from)) ?? {}).reduce((a, b) => a + b, 0);
+  const then = await frames(jon, idaId);
+  await waitFor("Jon's decoding of Ida to go on", () => frames(jon, idaId), (n) => n > then + 10, { timeoutMs: MEDIA_DEADLINE_MS });
+  // And the other way: what the server sends Ida follows her to the pair she nominated under
+  // the new credentials (integration test `meeting::after_a_network_change_*` moves a bot to
+  // a new port; here the browser may keep its old one).
+  const jonId = await myId(jon);
+  const seen = await frames(ida, jonId);
+  await waitFor("Ida's decoding of Jon to go on", () => frames(ida, jonId), (n) => n > seen + 10, { timeoutMs: MEDIA_DEADLINE_MS });
 });

@@ -160,15 +160,27 @@ async fn a_vanished_peer_is_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_restart_keeps_media_flowing() {
-    ice_restart(TestServer::start().await).await;
+    ice_restart(TestServer::start().await, || BotCmd::RestartIce).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_restart_keeps_media_flowing_on_the_str0m_path() {
-    ice_restart(TestServer::on_str0m().await).await;
+    ice_restart(TestServer::on_str0m().await, || BotCmd::RestartIce).await;
 }
 
-async fn ice_restart(server: TestServer) {
+/// A network change: Ben's old port is gone, and media must follow him to the new one
+/// (before, the lean path kept the pair nominated under the old credentials).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_network_change_media_follows_to_the_new_address() {
+    ice_restart(TestServer::start().await, || BotCmd::Move).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_network_change_media_follows_on_the_str0m_path() {
+    ice_restart(TestServer::on_str0m().await, || BotCmd::Move).await;
+}
+
+async fn ice_restart(server: TestServer, restart: impl Fn() -> BotCmd) {
     let a = Bot::join(bot(&server, "restart", "Ana"))
         .await
         .expect("a joins");
@@ -179,7 +191,7 @@ async fn ice_restart(server: TestServer) {
         b.wait_until(Duration::from_secs(15), |s| has_media_from(s, 1))
             .await
     );
-    b.command(BotCmd::RestartIce);
+    b.command(restart());
     let answer = b
         .wait_event(Duration::from_secs(5), |m| {
             matches!(m, ServerMsg::Answer { .. })

@@ -1,17 +1,23 @@
 //! The nominated ICE pair, from authenticated binding requests that carry USE-CANDIDATE.
 //!
-//! str0m (ICE-lite) answers the browser's checks but does not say which pair the browser
-//! nominated; the fast path must send where the browser listens. Like mediasoup, it takes
-//! the pair from a binding request whose USERNAME names our ufrag, whose MESSAGE-INTEGRITY
-//! verifies with our password and which carries USE-CANDIDATE; the latest such request wins.
+//! str0m (ICE-lite) answers the browser's checks but does not say which pair it sends on;
+//! the fast path must send where the browser listens. It takes the pair from a binding
+//! request whose USERNAME names our ufrag, whose MESSAGE-INTEGRITY verifies with our password
+//! and which carries USE-CANDIDATE. A browser may nominate several pairs (Firefox nominates
+//! its UDP pair and then its TCP ones): of those, the pair with the highest pair priority
+//! (RFC 8445 §6.1.2.3, from the request's PRIORITY and our candidate's) is the one it uses,
+//! and the one str0m's agent picks; the latest wins among equals. An ICE restart brings new
+//! credentials, and the first nomination under them wins whatever its priority.
 
 use std::net::SocketAddr;
 use str0m::net::Protocol;
+use str0m::IceCreds;
 
 const BINDING_REQUEST: u16 = 0x0001;
 const MAGIC_COOKIE: u32 = 0x2112_A442;
 const ATTR_USERNAME: u16 = 0x0006;
 const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+const ATTR_PRIORITY: u16 = 0x0024;
 const ATTR_USE_CANDIDATE: u16 = 0x0025;
 const HEADER_LEN: usize = 20;
 const HMAC_LEN: usize = 20;
@@ -27,33 +33,102 @@ pub struct Pair {
     pub remote: SocketAddr,
 }
 
-/// Whether `msg` is a binding request for `ufrag` carrying USE-CANDIDATE whose integrity
-/// verifies with `pass`. Anything malformed is simply not a nomination.
+/// Which pair the fast path sends on, and what decides it.
+pub struct Nomination {
+    creds: IceCreds,
+    /// Each local candidate's protocol, address and priority, as offered in our SDP.
+    local: Vec<(Protocol, SocketAddr, u32)>,
+    /// The pair priority of the pair in use; `None` before the first nomination and after an
+    /// ICE restart.
+    in_use: Option<u64>,
+}
+
+impl Nomination {
+    /// For a peer with our ICE credentials `creds` and local candidates `local`.
+    pub fn new(creds: IceCreds, local: Vec<(Protocol, SocketAddr, u32)>) -> Self {
+        Nomination {
+            creds,
+            local,
+            in_use: None,
+        }
+    }
+
+    /// A STUN datagram from the peer: the pair to send on from now, when it nominates one
+    /// that ranks at least as high as the pair in use.
+    pub fn on_stun(
+        &mut self,
+        msg: &[u8],
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
+    ) -> Option<Pair> {
+        let remote = nominates(msg, &self.creds.ufrag, &self.creds.pass, hmac)?;
+        // A destination that is none of our candidates ranks lowest.
+        let local = self
+            .local
+            .iter()
+            .find(|(p, a, _)| *p == proto && *a == destination)
+            .map_or(0, |c| c.2);
+        let priority = pair_priority(remote, local);
+        if self.in_use.is_some_and(|p| priority < p) {
+            return None;
+        }
+        self.in_use = Some(priority);
+        Some(Pair {
+            proto,
+            local: destination,
+            remote: source,
+        })
+    }
+
+    /// An ICE restart: our new credentials. The pair in use stays until the browser
+    /// nominates one under them.
+    pub fn restart(&mut self, creds: IceCreds) {
+        if creds.ufrag != self.creds.ufrag {
+            self.creds = creds;
+            self.in_use = None;
+        }
+    }
+}
+
+/// A pair's priority as the controlled agent computes it (RFC 8445 §6.1.2.3): G is the
+/// controlling agent's candidate priority (the browser's, from its PRIORITY attribute), D
+/// ours.
+pub fn pair_priority(remote: u32, local: u32) -> u64 {
+    let (g, d) = (u64::from(remote), u64::from(local));
+    (g.min(d) << 32) + 2 * g.max(d) + u64::from(g > d)
+}
+
+/// The PRIORITY of `msg` when it is a binding request for `ufrag` carrying USE-CANDIDATE
+/// whose integrity verifies with `pass` (0 when it has none). Anything malformed is simply
+/// not a nomination.
 pub fn nominates(
     msg: &[u8],
     ufrag: &str,
     pass: &str,
     hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
-) -> bool {
+) -> Option<u32> {
     if msg.len() < HEADER_LEN || msg[0] & 0xC0 != 0 {
-        return false;
+        return None;
     }
     let kind = u16::from_be_bytes([msg[0], msg[1]]);
     let len = usize::from(u16::from_be_bytes([msg[2], msg[3]]));
     let cookie = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
     if kind != BINDING_REQUEST || cookie != MAGIC_COOKIE || HEADER_LEN + len > msg.len() {
-        return false;
+        return None;
     }
     let mut at = HEADER_LEN;
     let end = HEADER_LEN + len;
     let mut user_ok = false;
     let mut use_candidate = false;
+    let mut priority = 0;
     while at + 4 <= end {
         let t = u16::from_be_bytes([msg[at], msg[at + 1]]);
         let l = usize::from(u16::from_be_bytes([msg[at + 2], msg[at + 3]]));
         let value = at + 4;
         if value + l > end {
-            return false;
+            return None;
         }
         match t {
             ATTR_USERNAME => {
@@ -63,10 +138,18 @@ pub fn nominates(
                     && name.starts_with(ufrag.as_bytes())
                     && name[ufrag.len()] == b':';
             }
+            ATTR_PRIORITY if l == 4 => {
+                priority = u32::from_be_bytes([
+                    msg[value],
+                    msg[value + 1],
+                    msg[value + 2],
+                    msg[value + 3],
+                ]);
+            }
             ATTR_USE_CANDIDATE => use_candidate = true,
             ATTR_MESSAGE_INTEGRITY => {
                 if l != HMAC_LEN || !user_ok || !use_candidate {
-                    return false;
+                    return None;
                 }
                 // The HMAC covers the message up to this attribute, with the header's
                 // length as if the message ended right after it (RFC 5389 §15.4).
@@ -75,13 +158,13 @@ pub fn nominates(
                 header.copy_from_slice(&msg[..HEADER_LEN]);
                 header[2..4].copy_from_slice(&covered.to_be_bytes());
                 let tag = hmac(pass.as_bytes(), &[&header, &msg[HEADER_LEN..at]]);
-                return constant_time_eq(&tag, &msg[value..value + l]);
+                return constant_time_eq(&tag, &msg[value..value + l]).then_some(priority);
             }
             _ => {}
         }
         at = value + l.div_ceil(4) * 4;
     }
-    false
+    None
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -99,6 +182,10 @@ mod tests {
 
     /// A binding request as a browser builds it.
     fn request(user: &str, use_candidate: bool, pass: &str) -> Vec<u8> {
+        request_at(user, use_candidate, pass, 1)
+    }
+
+    fn request_at(user: &str, use_candidate: bool, pass: &str, priority: u32) -> Vec<u8> {
         let mut m = vec![0x00, 0x01, 0, 0];
         m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
         m.extend_from_slice(&[7u8; 12]);
@@ -111,7 +198,7 @@ mod tests {
             }
         };
         attr(&mut m, ATTR_USERNAME, user.as_bytes());
-        attr(&mut m, 0x0024, &[0, 0, 0, 1]); // PRIORITY
+        attr(&mut m, ATTR_PRIORITY, &priority.to_be_bytes());
         if use_candidate {
             attr(&mut m, ATTR_USE_CANDIDATE, &[]);
         }
@@ -127,41 +214,125 @@ mod tests {
     }
 
     #[test]
-    fn an_authenticated_nomination_is_recognised() {
-        let m = request("abcd:wxyz", true, "secretpass");
-        assert!(nominates(&m, "abcd", "secretpass", hmac));
+    fn an_authenticated_nomination_is_recognised_with_its_priority() {
+        let m = request_at("abcd:wxyz", true, "secretpass", FOX_UDP);
+        assert_eq!(nominates(&m, "abcd", "secretpass", hmac), Some(FOX_UDP));
     }
 
     #[test]
     fn wrong_password_other_ufrag_or_no_use_candidate_is_not_a_nomination() {
-        assert!(!nominates(
-            &request("abcd:wxyz", true, "other"),
-            "abcd",
-            "secretpass",
-            hmac
-        ));
-        assert!(!nominates(
-            &request("abce:wxyz", true, "secretpass"),
-            "abcd",
-            "secretpass",
-            hmac
-        ));
-        assert!(!nominates(
-            &request("abcd:wxyz", false, "secretpass"),
-            "abcd",
-            "secretpass",
-            hmac
-        ));
+        for (user, use_candidate, pass) in [
+            ("abcd:wxyz", true, "other"),
+            ("abce:wxyz", true, "secretpass"),
+            ("abcd:wxyz", false, "secretpass"),
+        ] {
+            let m = request(user, use_candidate, pass);
+            assert_eq!(nominates(&m, "abcd", "secretpass", hmac), None, "{user}");
+        }
     }
 
     #[test]
     fn truncated_or_garbage_input_is_refused_without_panicking() {
         let m = request("abcd:wxyz", true, "secretpass");
         for n in 0..m.len() {
-            assert!(!nominates(&m[..n], "abcd", "secretpass", hmac));
+            assert_eq!(nominates(&m[..n], "abcd", "secretpass", hmac), None);
         }
         let mut bad = m.clone();
         bad[2] = 0xff;
-        assert!(!nominates(&bad, "abcd", "secretpass", hmac));
+        assert_eq!(nominates(&bad, "abcd", "secretpass", hmac), None);
+    }
+
+    #[test]
+    fn the_pair_priority_is_rfc_8445s() {
+        // 2^32·min(G, D) + 2·max(G, D) + (G > D), G the controlling side's.
+        assert_eq!(pair_priority(3, 5), (3 << 32) + 10);
+        assert_eq!(pair_priority(5, 3), (3 << 32) + 10 + 1);
+        assert!(pair_priority(100, 90) > pair_priority(100, 80));
+    }
+
+    fn creds(ufrag: &str) -> IceCreds {
+        IceCreds {
+            ufrag: ufrag.into(),
+            pass: "secretpass".into(),
+        }
+    }
+
+    /// What the server offers: a UDP and a passive TCP candidate on one address, as
+    /// `webrtc.rs` builds them.
+    fn local() -> (SocketAddr, SocketAddr, Vec<(Protocol, SocketAddr, u32)>) {
+        let udp: SocketAddr = "127.0.0.1:4000".parse().expect("address");
+        let tcp: SocketAddr = "127.0.0.1:4001".parse().expect("address");
+        let prio = |c: str0m::Candidate| c.prio();
+        let u = prio(str0m::Candidate::host(udp, "udp").expect("udp candidate"));
+        let t = prio(
+            str0m::Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(str0m::net::TcpType::Passive)
+                .build()
+                .expect("tcp candidate"),
+        );
+        assert!(u > t, "UDP ranks above TCP: {u} vs {t}");
+        (
+            udp,
+            tcp,
+            vec![(Protocol::Udp, udp, u), (Protocol::Tcp, tcp, t)],
+        )
+    }
+
+    /// What a browser's PRIORITY says of its UDP and TCP host candidates (RFC 8445 §5.1.2.1 as
+    /// peer-reflexive, type preference 110 for UDP and less for TCP, as Firefox ranks them).
+    const FOX_UDP: u32 = (110 << 24) | (65_535 << 8) | 255;
+    const FOX_TCP: u32 = (109 << 24) | (65_535 << 8) | 255;
+
+    #[test]
+    fn a_tcp_nomination_after_the_udp_one_does_not_take_the_pair() {
+        // What failed the Firefox stage scenario under load: Firefox nominated its UDP pair,
+        // then its TCP pairs; the latest won, and media went where Firefox was not reading.
+        let (udp, tcp, local) = local();
+        let browser_udp: SocketAddr = "127.0.0.1:50000".parse().expect("address");
+        let browser_tcp: SocketAddr = "127.0.0.1:50001".parse().expect("address");
+        let mut n = Nomination::new(creds("abcd"), local.clone());
+        let m = |p| request_at("abcd:wxyz", true, "secretpass", p);
+        let first = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac);
+        assert_eq!(first.map(|p| p.remote), Some(browser_udp));
+        assert_eq!(
+            n.on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, hmac),
+            None,
+            "a lower pair does not take over"
+        );
+        // The UDP pair's consent checks keep it; in the other order UDP takes over.
+        assert!(n
+            .on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac)
+            .is_some());
+        let mut n = Nomination::new(creds("abcd"), local);
+        assert!(n
+            .on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, hmac)
+            .is_some());
+        let later = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac);
+        assert_eq!(later.map(|p| p.proto), Some(Protocol::Udp));
+    }
+
+    #[test]
+    fn after_an_ice_restart_only_the_new_credentials_nominate_and_the_first_wins() {
+        let (udp, tcp, local) = local();
+        let before: SocketAddr = "127.0.0.1:50000".parse().expect("address");
+        let after: SocketAddr = "127.0.0.1:50002".parse().expect("address");
+        let mut n = Nomination::new(creds("abcd"), local);
+        let old = request_at("abcd:wxyz", true, "secretpass", FOX_UDP);
+        assert!(n.on_stun(&old, Protocol::Udp, before, udp, hmac).is_some());
+        n.restart(creds("efgh"));
+        assert_eq!(
+            n.on_stun(&old, Protocol::Udp, before, udp, hmac),
+            None,
+            "the old credentials no longer nominate"
+        );
+        // The network changed: only TCP gets through now, a lower pair than the old one.
+        let new = request_at("efgh:wxyz", true, "secretpass", FOX_TCP);
+        let pair = n.on_stun(&new, Protocol::Tcp, after, tcp, hmac);
+        assert_eq!(
+            pair.map(|p| (p.proto, p.remote)),
+            Some((Protocol::Tcp, after))
+        );
     }
 }

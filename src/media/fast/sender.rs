@@ -6,7 +6,7 @@ use super::clock::Now;
 use super::control::Control;
 use super::grid::Grid;
 use super::history::{RtxSequencer, SeqMap};
-use super::ice::{self, Pair};
+use super::ice::{Nomination, Pair};
 use super::keys::{self, KeySlot};
 use super::pacer::Pacer;
 use super::pool;
@@ -119,8 +119,8 @@ pub struct Packet {
 /// A subscriber's fast-path send state.
 pub struct FastSender {
     keys: Keys,
-    ufrag: String,
-    pass: String,
+    /// Which pair `pair` is (see `ice.rs`).
+    nomination: Nomination,
     pair: Option<Pair>,
     epoch: Instant,
     /// `epoch` in `clock::nanos`: a copy's time since it is one subtraction.
@@ -163,14 +163,20 @@ pub struct FastSender {
 }
 
 impl FastSender {
-    /// A sender for the `Rtc` whose keys land in `slot`, with its ICE credentials; with
-    /// `estimate_from` (bits per second) it runs its own bandwidth estimation from there.
-    pub fn new(rtc: &mut Rtc, slot: KeySlot, estimate_from: Option<u64>, now: Instant) -> Self {
+    /// A sender for the `Rtc` whose keys land in `slot`, with its ICE credentials and local
+    /// candidates (protocol, address, priority); with `estimate_from` (bits per second) it
+    /// runs its own bandwidth estimation from there.
+    pub fn new(
+        rtc: &mut Rtc,
+        candidates: Vec<(Protocol, SocketAddr, u32)>,
+        slot: KeySlot,
+        estimate_from: Option<u64>,
+        now: Instant,
+    ) -> Self {
         let creds = rtc.direct_api().local_ice_credentials();
         FastSender {
             keys: Keys::Waiting(slot),
-            ufrag: creds.ufrag,
-            pass: creds.pass,
+            nomination: Nomination::new(creds, candidates),
             pair: None,
             epoch: now,
             epoch_ns: Now::of(now).ns,
@@ -212,15 +218,22 @@ impl FastSender {
         if contents.first().is_some_and(|b| *b <= 3) {
             let p = keys::provider();
             let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
-            if ice::nominates(contents, &self.ufrag, &self.pass, hmac) {
-                self.pair = Some(Pair {
-                    proto,
-                    local: destination,
-                    remote: source,
-                });
+            let n = &mut self.nomination;
+            if let Some(pair) = n.on_stun(contents, proto, source, destination, hmac) {
+                if self.pair != Some(pair) {
+                    tracing::debug!(?proto, %source, %destination, "lean path: pair nominated");
+                }
+                self.pair = Some(pair);
             }
         }
         Received::default()
+    }
+
+    /// Our ICE credentials after a negotiation: new ones (an ICE restart) make the next
+    /// nomination under them the pair, whatever it is.
+    pub fn follow_ice_credentials(&mut self, rtc: &mut Rtc) {
+        self.nomination
+            .restart(rtc.direct_api().local_ice_credentials());
     }
 
     /// The downlink estimate in bits per second, when this sender estimates.
@@ -309,6 +322,7 @@ impl FastSender {
                 if let Err(e) = self.rtcp_in.keyed(keying) {
                     tracing::warn!(error = %e, "lean SRTCP opening unavailable; str0m reads it");
                 }
+                tracing::debug!(profile = ?keying.profile, "lean path: keys ready");
                 Keys::Ready(s)
             }
             Err(e) => {
@@ -317,20 +331,6 @@ impl FastSender {
                 Keys::Unsupported
             }
         };
-    }
-
-    /// An SSRC none of this peer's streams uses: the head of every compound sealed here.
-    fn reporter_ssrc(&self) -> u32 {
-        let mut ssrc = rand::random::<u32>() | 1;
-        while self.streams.iter().any(|s| s.ssrc == ssrc) {
-            ssrc = ssrc.wrapping_add(2);
-        }
-        ssrc
-    }
-
-    /// Forgets cached stream parameters (a renegotiation may have changed extension ids).
-    pub fn forget_streams(&mut self) {
-        self.streams.clear();
     }
 
     /// Rewrites, seals and addresses one packet for the m-line `mid`; `None` until ready or

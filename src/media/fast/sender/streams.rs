@@ -7,6 +7,20 @@ use str0m::media::Mid;
 use str0m::Rtc;
 
 impl FastSender {
+    /// An SSRC none of this peer's streams uses: the head of every compound sealed here.
+    pub(super) fn reporter_ssrc(&self) -> u32 {
+        let mut ssrc = rand::random::<u32>() | 1;
+        while self.streams.iter().any(|s| s.ssrc == ssrc) {
+            ssrc = ssrc.wrapping_add(2);
+        }
+        ssrc
+    }
+
+    /// Forgets cached stream parameters (a renegotiation may have changed extension ids).
+    pub fn forget_streams(&mut self) {
+        self.streams.clear();
+    }
+
     /// The index of `mid`'s stream: `hint` when it still holds it, else found or made (the
     /// m-line's send stream must exist); `pt` is the payload type it starts with.
     pub(super) fn stream_slot(
