@@ -4,12 +4,14 @@
 //! the fast path must send where the browser listens. It takes the pair from a binding
 //! request whose USERNAME names our ufrag, whose MESSAGE-INTEGRITY verifies with our password
 //! and which carries USE-CANDIDATE. A browser may nominate several pairs (Firefox nominates
-//! its UDP pair and then its TCP ones): of those, the pair with the highest pair priority
-//! (RFC 8445 §6.1.2.3, from the request's PRIORITY and our candidate's) is the one it uses,
-//! and the one str0m's agent picks; the latest wins among equals. An ICE restart brings new
-//! credentials, and the first nomination under them wins whatever its priority.
+//! its UDP pair and then its TCP ones): of those still checked within 15 s, the pair with the
+//! highest pair priority (RFC 8445 §6.1.2.3, from the request's PRIORITY and our candidate's)
+//! is the one it uses, and the one str0m's ICE-lite agent picks; the latest checked wins
+//! among equals. An ICE restart brings new credentials: the pair in use stays until one is
+//! nominated under them.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 use str0m::IceCreds;
 
@@ -33,14 +35,23 @@ pub struct Pair {
     pub remote: SocketAddr,
 }
 
-/// Which pair the fast path sends on, and what decides it.
+/// How long a nominated pair stays a candidate for sending without an authenticated binding
+/// request on it: str0m's ICE-lite agent drops such a pair after 15 s, and so does this, so
+/// both send on the same one. Browsers check consent every 4–6 s (RFC 7675 §5.1).
+const ALIVE: Duration = Duration::from_secs(15);
+
+/// Nominated pairs remembered (a browser nominates one per protocol and address it has;
+/// more only from a peer playing games, whose oldest are forgotten).
+const MAX_NOMINATED: usize = 8;
+
+/// Which pair the fast path sends on, and what decides it: the pairs the browser nominated
+/// and when each was last checked.
 pub struct Nomination {
     creds: IceCreds,
     /// Each local candidate's protocol, address and priority, as offered in our SDP.
     local: Vec<(Protocol, SocketAddr, u32)>,
-    /// The pair priority of the pair in use; `None` before the first nomination and after an
-    /// ICE restart.
-    in_use: Option<u64>,
+    /// (pair, its pair priority, last authenticated binding request on it).
+    nominated: Vec<(Pair, u64, Instant)>,
 }
 
 impl Nomination {
@@ -49,37 +60,53 @@ impl Nomination {
         Nomination {
             creds,
             local,
-            in_use: None,
+            nominated: Vec::new(),
         }
     }
 
-    /// A STUN datagram from the peer: the pair to send on from now, when it nominates one
-    /// that ranks at least as high as the pair in use.
+    /// A STUN datagram from the peer: the pair to send on from now (the best nominated pair
+    /// still checked), or `None` when the datagram is no authenticated binding request or
+    /// nothing is nominated yet under the current credentials.
     pub fn on_stun(
         &mut self,
         msg: &[u8],
         proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
+        now: Instant,
         hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
     ) -> Option<Pair> {
-        let remote = nominates(msg, &self.creds.ufrag, &self.creds.pass, hmac)?;
-        // A destination that is none of our candidates ranks lowest.
-        let local = self
-            .local
-            .iter()
-            .find(|(p, a, _)| *p == proto && *a == destination)
-            .map_or(0, |c| c.2);
-        let priority = pair_priority(remote, local);
-        if self.in_use.is_some_and(|p| priority < p) {
-            return None;
-        }
-        self.in_use = Some(priority);
-        Some(Pair {
+        let check = check(msg, &self.creds.ufrag, &self.creds.pass, hmac)?;
+        let pair = Pair {
             proto,
             local: destination,
             remote: source,
-        })
+        };
+        match self.nominated.iter_mut().find(|n| n.0 == pair) {
+            Some(n) => n.2 = now,
+            None if check.use_candidate => {
+                if self.nominated.len() >= MAX_NOMINATED {
+                    if let Some(i) = (0..self.nominated.len()).min_by_key(|&i| self.nominated[i].2)
+                    {
+                        self.nominated.swap_remove(i);
+                    }
+                }
+                // A destination that is none of our candidates ranks lowest.
+                let local = self
+                    .local
+                    .iter()
+                    .find(|(p, a, _)| *p == proto && *a == destination)
+                    .map_or(0, |c| c.2);
+                let priority = pair_priority(check.priority, local);
+                self.nominated.push((pair, priority, now));
+            }
+            None => {}
+        }
+        self.nominated
+            .retain(|n| now.saturating_duration_since(n.2) < ALIVE);
+        // The latest checked among equals.
+        let best = self.nominated.iter().max_by_key(|n| (n.1, n.2))?;
+        Some(best.0)
     }
 
     /// An ICE restart: our new credentials. The pair in use stays until the browser
@@ -87,7 +114,7 @@ impl Nomination {
     pub fn restart(&mut self, creds: IceCreds) {
         if creds.ufrag != self.creds.ufrag {
             self.creds = creds;
-            self.in_use = None;
+            self.nominated.clear();
         }
     }
 }
@@ -100,15 +127,23 @@ pub fn pair_priority(remote: u32, local: u32) -> u64 {
     (g.min(d) << 32) + 2 * g.max(d) + u64::from(g > d)
 }
 
-/// The PRIORITY of `msg` when it is a binding request for `ufrag` carrying USE-CANDIDATE
-/// whose integrity verifies with `pass` (0 when it has none). Anything malformed is simply
-/// not a nomination.
-pub fn nominates(
+/// What an authenticated binding request says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    /// Its PRIORITY (0 when it has none).
+    pub priority: u32,
+    /// Whether it carries USE-CANDIDATE.
+    pub use_candidate: bool,
+}
+
+/// `msg` when it is a binding request for `ufrag` whose integrity verifies with `pass`.
+/// Anything malformed is simply not a check.
+pub fn check(
     msg: &[u8],
     ufrag: &str,
     pass: &str,
     hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
-) -> Option<u32> {
+) -> Option<Check> {
     if msg.len() < HEADER_LEN || msg[0] & 0xC0 != 0 {
         return None;
     }
@@ -148,7 +183,7 @@ pub fn nominates(
             }
             ATTR_USE_CANDIDATE => use_candidate = true,
             ATTR_MESSAGE_INTEGRITY => {
-                if l != HMAC_LEN || !user_ok || !use_candidate {
+                if l != HMAC_LEN || !user_ok {
                     return None;
                 }
                 // The HMAC covers the message up to this attribute, with the header's
@@ -158,7 +193,11 @@ pub fn nominates(
                 header.copy_from_slice(&msg[..HEADER_LEN]);
                 header[2..4].copy_from_slice(&covered.to_be_bytes());
                 let tag = hmac(pass.as_bytes(), &[&header, &msg[HEADER_LEN..at]]);
-                return constant_time_eq(&tag, &msg[value..value + l]).then_some(priority);
+                let ok = constant_time_eq(&tag, &msg[value..value + l]);
+                return ok.then_some(Check {
+                    priority,
+                    use_candidate,
+                });
             }
             _ => {}
         }
@@ -174,6 +213,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nominates(
+        msg: &[u8],
+        ufrag: &str,
+        pass: &str,
+        hmac: impl Fn(&[u8], &[&[u8]]) -> [u8; 20],
+    ) -> Option<u32> {
+        let c = check(msg, ufrag, pass, hmac)?;
+        c.use_candidate.then_some(c.priority)
+    }
 
     fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
         let p = crate::media::fast::keys::provider();
@@ -285,51 +334,121 @@ mod tests {
     const FOX_UDP: u32 = (110 << 24) | (65_535 << 8) | 255;
     const FOX_TCP: u32 = (109 << 24) | (65_535 << 8) | 255;
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
     #[test]
     fn a_tcp_nomination_after_the_udp_one_does_not_take_the_pair() {
         // What failed the Firefox stage scenario under load: Firefox nominated its UDP pair,
         // then its TCP pairs; the latest won, and media went where Firefox was not reading.
         let (udp, tcp, local) = local();
-        let browser_udp: SocketAddr = "127.0.0.1:50000".parse().expect("address");
-        let browser_tcp: SocketAddr = "127.0.0.1:50001".parse().expect("address");
-        let mut n = Nomination::new(creds("abcd"), local.clone());
+        let (browser_udp, browser_tcp) = (addr(50000), addr(50001));
+        let t0 = Instant::now();
         let m = |p| request_at("abcd:wxyz", true, "secretpass", p);
-        let first = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac);
+        let mut n = Nomination::new(creds("abcd"), local.clone());
+        let first = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, t0, hmac);
         assert_eq!(first.map(|p| p.remote), Some(browser_udp));
+        let then = n.on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, t0, hmac);
         assert_eq!(
-            n.on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, hmac),
-            None,
+            then.map(|p| p.proto),
+            Some(Protocol::Udp),
             "a lower pair does not take over"
         );
-        // The UDP pair's consent checks keep it; in the other order UDP takes over.
-        assert!(n
-            .on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac)
-            .is_some());
+        // In the other order UDP takes over.
         let mut n = Nomination::new(creds("abcd"), local);
-        assert!(n
-            .on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, hmac)
-            .is_some());
-        let later = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, hmac);
+        let first = n.on_stun(&m(FOX_TCP), Protocol::Tcp, browser_tcp, tcp, t0, hmac);
+        assert_eq!(first.map(|p| p.proto), Some(Protocol::Tcp));
+        let later = n.on_stun(&m(FOX_UDP), Protocol::Udp, browser_udp, udp, t0, hmac);
         assert_eq!(later.map(|p| p.proto), Some(Protocol::Udp));
+    }
+
+    #[test]
+    fn a_pair_no_longer_checked_gives_way_after_15_s_as_in_str0m() {
+        // UDP stops getting through; the browser goes on checking its TCP pair.
+        let (udp, tcp, local) = local();
+        let (browser_udp, browser_tcp) = (addr(50000), addr(50001));
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let nominate = |p| request_at("abcd:wxyz", true, "secretpass", p);
+        let consent = request_at("abcd:wxyz", false, "secretpass", FOX_TCP);
+        let mut n = Nomination::new(creds("abcd"), local);
+        n.on_stun(
+            &nominate(FOX_UDP),
+            Protocol::Udp,
+            browser_udp,
+            udp,
+            t0,
+            hmac,
+        );
+        n.on_stun(
+            &nominate(FOX_TCP),
+            Protocol::Tcp,
+            browser_tcp,
+            tcp,
+            at(1),
+            hmac,
+        );
+        let on = |n: &mut Nomination, s| {
+            n.on_stun(&consent, Protocol::Tcp, browser_tcp, tcp, at(s), hmac)
+                .map(|p| p.proto)
+        };
+        assert_eq!(on(&mut n, 6), Some(Protocol::Udp));
+        assert_eq!(on(&mut n, 14), Some(Protocol::Udp));
+        assert_eq!(
+            on(&mut n, 16),
+            Some(Protocol::Tcp),
+            "15 s without a check on UDP"
+        );
+        // A check on the UDP pair in time keeps it.
+        let mut n = Nomination::new(creds("abcd"), local_only());
+        let udp_consent = request_at("abcd:wxyz", false, "secretpass", FOX_UDP);
+        n.on_stun(
+            &nominate(FOX_UDP),
+            Protocol::Udp,
+            browser_udp,
+            udp,
+            t0,
+            hmac,
+        );
+        n.on_stun(
+            &nominate(FOX_TCP),
+            Protocol::Tcp,
+            browser_tcp,
+            tcp,
+            at(1),
+            hmac,
+        );
+        n.on_stun(&udp_consent, Protocol::Udp, browser_udp, udp, at(10), hmac);
+        assert_eq!(on(&mut n, 16), Some(Protocol::Udp));
+        // A check alone nominates nothing.
+        let mut n = Nomination::new(creds("abcd"), local_only());
+        assert_eq!(on(&mut n, 0), None);
+    }
+
+    fn local_only() -> Vec<(Protocol, SocketAddr, u32)> {
+        local().2
     }
 
     #[test]
     fn after_an_ice_restart_only_the_new_credentials_nominate_and_the_first_wins() {
         let (udp, tcp, local) = local();
-        let before: SocketAddr = "127.0.0.1:50000".parse().expect("address");
-        let after: SocketAddr = "127.0.0.1:50002".parse().expect("address");
+        let (before, after) = (addr(50000), addr(50002));
+        let t0 = Instant::now();
         let mut n = Nomination::new(creds("abcd"), local);
         let old = request_at("abcd:wxyz", true, "secretpass", FOX_UDP);
-        assert!(n.on_stun(&old, Protocol::Udp, before, udp, hmac).is_some());
+        assert!(n
+            .on_stun(&old, Protocol::Udp, before, udp, t0, hmac)
+            .is_some());
         n.restart(creds("efgh"));
         assert_eq!(
-            n.on_stun(&old, Protocol::Udp, before, udp, hmac),
+            n.on_stun(&old, Protocol::Udp, before, udp, t0, hmac),
             None,
-            "the old credentials no longer nominate"
+            "the old credentials no longer check"
         );
         // The network changed: only TCP gets through now, a lower pair than the old one.
         let new = request_at("efgh:wxyz", true, "secretpass", FOX_TCP);
-        let pair = n.on_stun(&new, Protocol::Tcp, after, tcp, hmac);
+        let pair = n.on_stun(&new, Protocol::Tcp, after, tcp, t0, hmac);
         assert_eq!(
             pair.map(|p| (p.proto, p.remote)),
             Some((Protocol::Tcp, after))

@@ -219,7 +219,7 @@ impl FastSender {
             let p = keys::provider();
             let hmac = |k: &[u8], parts: &[&[u8]]| p.sha1_hmac_provider.sha1_hmac(k, parts);
             let n = &mut self.nomination;
-            if let Some(pair) = n.on_stun(contents, proto, source, destination, hmac) {
+            if let Some(pair) = n.on_stun(contents, proto, source, destination, now, hmac) {
                 if self.pair != Some(pair) {
                     tracing::debug!(?proto, %source, %destination, "lean path: pair nominated");
                 }
