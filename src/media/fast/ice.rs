@@ -372,27 +372,20 @@ mod tests {
         let at = |s| t0 + Duration::from_secs(s);
         let nominate = |p| request_at("abcd:wxyz", true, "secretpass", p);
         let consent = request_at("abcd:wxyz", false, "secretpass", FOX_TCP);
-        let mut n = Nomination::new(creds("abcd"), local);
-        n.on_stun(
-            &nominate(FOX_UDP),
-            Protocol::Udp,
-            browser_udp,
-            udp,
-            t0,
-            hmac,
-        );
-        n.on_stun(
-            &nominate(FOX_TCP),
-            Protocol::Tcp,
-            browser_tcp,
-            tcp,
-            at(1),
-            hmac,
-        );
+        // The browser nominates UDP, then TCP a second later.
+        let nominated = || {
+            let mut n = Nomination::new(creds("abcd"), local.clone());
+            let udp_n = nominate(FOX_UDP);
+            n.on_stun(&udp_n, Protocol::Udp, browser_udp, udp, t0, hmac);
+            let tcp_n = nominate(FOX_TCP);
+            n.on_stun(&tcp_n, Protocol::Tcp, browser_tcp, tcp, at(1), hmac);
+            n
+        };
         let on = |n: &mut Nomination, s| {
             n.on_stun(&consent, Protocol::Tcp, browser_tcp, tcp, at(s), hmac)
                 .map(|p| p.proto)
         };
+        let mut n = nominated();
         assert_eq!(on(&mut n, 6), Some(Protocol::Udp));
         assert_eq!(on(&mut n, 14), Some(Protocol::Udp));
         assert_eq!(
@@ -401,33 +394,13 @@ mod tests {
             "15 s without a check on UDP"
         );
         // A check on the UDP pair in time keeps it.
-        let mut n = Nomination::new(creds("abcd"), local_only());
+        let mut n = nominated();
         let udp_consent = request_at("abcd:wxyz", false, "secretpass", FOX_UDP);
-        n.on_stun(
-            &nominate(FOX_UDP),
-            Protocol::Udp,
-            browser_udp,
-            udp,
-            t0,
-            hmac,
-        );
-        n.on_stun(
-            &nominate(FOX_TCP),
-            Protocol::Tcp,
-            browser_tcp,
-            tcp,
-            at(1),
-            hmac,
-        );
         n.on_stun(&udp_consent, Protocol::Udp, browser_udp, udp, at(10), hmac);
         assert_eq!(on(&mut n, 16), Some(Protocol::Udp));
         // A check alone nominates nothing.
-        let mut n = Nomination::new(creds("abcd"), local_only());
+        let mut n = Nomination::new(creds("abcd"), local);
         assert_eq!(on(&mut n, 0), None);
-    }
-
-    fn local_only() -> Vec<(Protocol, SocketAddr, u32)> {
-        local().2
     }
 
     #[test]
