@@ -11,6 +11,13 @@ use crate::media::{DropReason, RoomCounters};
 /// Counters labelled `reason`.
 pub type ByReason = Family<Vec<(&'static str, &'static str)>, Counter>;
 
+/// Adds `n` to `family`'s counter for `reason`; a reason never counted is not shown at all.
+fn add_by_reason(family: &ByReason, reason: &'static str, n: u64) {
+    if n > 0 {
+        family.get_or_create(&vec![("reason", reason)]).inc_by(n);
+    }
+}
+
 /// Every counter the server keeps.
 pub struct Metrics {
     registry: Registry,
@@ -403,11 +410,7 @@ impl Metrics {
             ("repeated", u.repeated - v.repeated),
             ("no_rtx", u.no_rtx - v.no_rtx),
         ] {
-            if n > 0 {
-                self.lean_nack_unanswered
-                    .get_or_create(&vec![("reason", reason)])
-                    .inc_by(n);
-            }
+            add_by_reason(&self.lean_nack_unanswered, reason, n);
         }
         self.room_allocations.inc_by(c.allocations - s.allocations);
         self.room_bad_datagrams
@@ -417,11 +420,7 @@ impl Metrics {
 
     /// Adds `n` drops of `reason` (a `DropReason` name).
     pub fn dropped(&self, reason: &'static str, n: u64) {
-        if n > 0 {
-            self.rtp_dropped
-                .get_or_create(&vec![("reason", reason)])
-                .inc_by(n);
-        }
+        add_by_reason(&self.rtp_dropped, reason, n);
     }
 
     /// The text exposition format.
