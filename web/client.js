@@ -159,6 +159,10 @@ export class ConfabClient extends Emitter {
   get muted() {
     return this.#engine.muted;
   }
+  // The camera and microphone are being captured; `muted` says what they will be.
+  get capturing() {
+    return this.#engine.capturing;
+  }
   get sharing() {
     return this.#engine.sharing;
   }

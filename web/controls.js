@@ -70,7 +70,8 @@ export class Controls {
   update() {
     const $ = this.#$;
     const client = this.#client;
-    const muted = (source) => (client.canPublish(source) ? client.muted[source] : undefined);
+    // While the first capture runs, the buttons show (and change) the choice it will take.
+    const muted = (source) => (client.canPublish(source) || client.capturing ? client.muted[source] : undefined);
     paintToggle($('#mic'), muted('microphone'), 'mic', 'micOff', 'microphone');
     paintToggle($('#cam'), muted('camera'), 'cam', 'camOff', 'camera');
     // The audience sends nothing but may still choose where the sound comes out.

@@ -49,6 +49,7 @@ export class Engine extends Emitter {
   #dirty = false;
   #negotiating = false;
   #ended = false;
+  #capturing = false; // the camera and microphone are being captured for the first time
   /** @type {string | null} what the last accepted offer asked for; equal means no offer needed */
   #lastNegotiated = null;
   #lastPublished = '{}';
@@ -160,7 +161,14 @@ export class Engine extends Emitter {
       return;
     }
     const track = this.#publisher?.track(source);
-    if (!track) return;
+    if (!track) {
+      // Still capturing: the track takes this state when it comes (the first offer carries it).
+      if (this.#capturing) {
+        this.muted[source] = muted;
+        this.emit('muted');
+      }
+      return;
+    }
     track.enabled = !muted;
     this.muted[source] = muted;
     this.#publisher.setPaused(source, muted);
@@ -188,6 +196,11 @@ export class Engine extends Emitter {
     old?.stop();
     this.emit('local');
     return true;
+  }
+
+  // While the camera and microphone are captured, `muted` is the choice their tracks will take.
+  get capturing() {
+    return this.#capturing;
   }
 
   /** @param {Source} source */
@@ -343,10 +356,20 @@ export class Engine extends Emitter {
   }
 
   async #startPublishing() {
+    // Joining muted sends nothing from the first packet on; the choice counts once. It is the
+    // state from the moment the capture starts, so the buttons say it (and take a click) while
+    // the camera warms up.
+    const start = this.#opts.startMuted ?? {};
+    this.#opts.startMuted = undefined;
+    this.muted = { microphone: Boolean(start.microphone), camera: Boolean(start.camera) };
+    this.#capturing = true;
+    this.emit('muted');
     let stream;
     try {
       stream = await this.#opts.getMedia();
     } catch (err) {
+      this.#capturing = false;
+      this.emit('muted');
       this.emit('error', {
         code: 'no_media',
         message: `Camera and microphone are unavailable (${err.message || err.name}); you can still watch and listen`,
@@ -354,15 +377,13 @@ export class Engine extends Emitter {
       });
       return;
     }
+    this.#capturing = false;
     if (this.#ended || !this.#room.onStage) {
       stopStream(stream);
+      this.emit('muted');
       return;
     }
     this.localStream = stream;
-    // Joining muted sends nothing from the first packet on; the choice counts once.
-    const start = this.#opts.startMuted ?? {};
-    this.#opts.startMuted = undefined;
-    this.muted = { microphone: Boolean(start.microphone), camera: Boolean(start.camera) };
     for (const source of /** @type {const} */ (['microphone', 'camera'])) {
       const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
       if (!track) continue;
@@ -370,7 +391,7 @@ export class Engine extends Emitter {
       this.#publisher.setPaused(source, this.muted[source]);
       await this.#publisher.publish(source, track, stream);
     }
-    if (this.muted.microphone || this.muted.camera) this.emit('muted');
+    this.emit('muted');
     this.emit('local');
   }
 

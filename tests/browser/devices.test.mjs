@@ -38,11 +38,39 @@ world.scenario('the pre-join screen offers the devices and joins with the microp
   assert.equal(await pia.page.getAttribute('#pre-mic', 'aria-pressed'), 'true');
   assert.equal(await pia.page.getAttribute('#pre-mic', 'aria-label'), 'Mute microphone', 'the name stays; the state is aria-pressed');
   await shot(pia, 'prejoin-muted-1280x800');
+  // The room is joined before the camera and microphone are captured, which takes seconds on a
+  // loaded machine. Hold the meeting page's capture until released, to see that time.
+  await pia.page.evaluate(() => sessionStorage.setItem('test:hold-capture', '1'));
+  await pia.page.addInitScript(() => {
+    if (sessionStorage.getItem('test:hold-capture') !== '1') return;
+    sessionStorage.removeItem('test:hold-capture');
+    const devices = navigator.mediaDevices;
+    const capture = devices.getUserMedia.bind(devices);
+    /** @type {() => void} */
+    let release = () => {};
+    const held = new Promise((resolve) => {
+      release = () => resolve(undefined);
+      setTimeout(release, 20_000);
+    });
+    /** @type {any} */ (window).releaseCapture = release;
+    devices.getUserMedia = async (constraints) => {
+      await held;
+      return capture(constraints);
+    };
+  });
   await pia.page.click('#join-view button[type=submit]');
   await inState(pia, 'joined');
-  // The room is joined before the camera and microphone are captured (a loaded machine takes
-  // seconds); until then the button is disabled and its pressed state means nothing.
-  await ui(pia, 'the microphone button live', () => !document.getElementById('mic').disabled, null);
+  // While the capture runs, the button already says the choice, and a click changes it.
+  await ui(pia, 'the capture under way', () => window.confab.client.capturing, null);
+  assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'true', 'muted from the start');
+  assert.equal(await pia.page.isDisabled('#mic'), false);
+  await pia.page.click('#mic');
+  assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'false', 'a click while capturing unmutes');
+  await pia.page.click('#mic');
+  assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'true');
+  assert.equal(await pia.page.evaluate(() => window.confab.client.capturing), true, 'the clicks came before the tracks');
+  await pia.page.evaluate(() => /** @type {any} */ (window).releaseCapture());
+  await ui(pia, 'the capture done', () => !window.confab.client.capturing && window.confab.client.canPublish('microphone'), null);
   assert.equal(await pia.page.getAttribute('#mic', 'aria-pressed'), 'true');
   assert.equal(await pia.page.evaluate(() => window.confab.client.muted.microphone), true);
   const remembered = await pia.page.evaluate(() => JSON.parse(localStorage.getItem('confab.devices')));
