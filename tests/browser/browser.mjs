@@ -109,7 +109,9 @@ export function withoutPrejoin(url) {
 }
 
 // Polls `probe` until `accept` holds of its result; throws with the last result at the deadline.
-export async function waitFor(what, probe, accept = Boolean, { timeoutMs = 10_000, intervalMs = 250 } = {}) {
+// explain: called once on timeout, for what the failure should also say (where a connection
+// stood, say), which would cost too much to gather on every probe.
+export async function waitFor(what, probe, accept = Boolean, { timeoutMs = 10_000, intervalMs = 250, explain = undefined } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
@@ -120,7 +122,9 @@ export async function waitFor(what, probe, accept = Boolean, { timeoutMs = 10_00
       last = `threw: ${err.message}`;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last saw ${JSON.stringify(last)}`);
+      let more = '';
+      if (explain) more = `; ${JSON.stringify(await explain().catch((err) => `(could not say more: ${err.message})`))}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last saw ${JSON.stringify(last)}${more}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
@@ -245,10 +249,10 @@ export async function decodesVideoFrom(person, participantId, timeoutMs, source 
       const now = await videoFramesFrom(person, participantId, source);
       const grew = now && Object.entries(now).some(([ssrc, n]) => n > 0 && n > (previous[ssrc] ?? Infinity));
       previous = now ?? {};
-      return grew ? { grew, now } : { grew, now, pc: await connectionOf(person) };
+      return { grew, now };
     },
     (r) => r.grew,
-    { timeoutMs, intervalMs: 500 },
+    { timeoutMs, intervalMs: 500, explain: async () => ({ pc: await connectionOf(person) }) },
   );
 }
 

@@ -111,7 +111,7 @@ test('a viewer page on an edge node decodes the presenter on the origin, and pub
   } catch (err) {
     const metrics = await Promise.all(
       nodes.map(async (n) =>
-        (await (await fetch(`${n.url}/metrics`)).text())
+        (await n.metricsText())
           .split('\n')
           .filter((l) => /^confab_(relay|cluster_edge|rtp|dropped)/.test(l))
           .join('\n'),

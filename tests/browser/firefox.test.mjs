@@ -22,12 +22,8 @@ const SMALL = { width: 400, height: 300 };
 const ui = (person, what, fn, arg, accept = Boolean) =>
   waitFor(`${person.label}: ${what}`, () => person.page.evaluate(fn, arg), accept, { timeoutMs: UI_DEADLINE_MS });
 
-// `/metrics`' count of packets dropped for `reason`.
-async function dropped(reason) {
-  const text = await (await fetch(`${world.server.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^confab_rtp_dropped_packets_total\\{reason="${reason}"\\} (\\d+)$`, 'm'));
-  return Number(m?.[1] ?? 0);
-}
+// `/metrics`' count of packets dropped for `reason` (0 when none yet).
+const dropped = async (reason) => (await world.server.metric(`confab_rtp_dropped_packets_total{reason="${reason}"}`)) || 0;
 
 world.scenario('a Firefox user and a Chromium user meet: each sees and hears the other', async () => {
   const fox = await world.open('Fox', `room=${room}&name=Fox`, { firefox: true });

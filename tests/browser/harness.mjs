@@ -14,8 +14,7 @@ const SDP_LINE = /"type":"(offer|answer)"/;
 async function serverCounters(server) {
   if (!server) return '';
   try {
-    const text = await (await fetch(`${server.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
-    return text
+    return (await server.metricsText())
       .split('\n')
       .filter((l) => l && !l.startsWith('#') && !/_bucket\{/.test(l) && !/ 0(\.0)?$/.test(l))
       .join('\n');

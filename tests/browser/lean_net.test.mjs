@@ -82,11 +82,7 @@ const viewerStats = (person) =>
   }, COUNTERS);
 
 // `/metrics`' count in `family` for `reason` (0 when none yet).
-async function byReason(family, reason) {
-  const text = await (await fetch(`${world.server.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^confab_${family}_total\\{reason="${reason}"\\} (\\d+)$`, 'm'));
-  return Number(m?.[1] ?? 0);
-}
+const byReason = async (family, reason) => (await world.server.metric(`confab_${family}_total{reason="${reason}"}`)) || 0;
 
 // Server-side figures read around a window: SRTCP the lean path opened, refused and refused as
 // replays; video held back for congestion or until a keyframe; retransmissions sent, and the

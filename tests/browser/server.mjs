@@ -57,10 +57,16 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = 
     tcpPort: tcp,
     udpPort: udp,
     log: () => log,
-    // One value from /metrics (NaN when the server does not report it).
+    // The whole of /metrics, within 2 s.
+    async metricsText() {
+      return (await fetch(`${this.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    },
+    // One value from /metrics, labels included in `name` (NaN when the server does not report
+    // it: a counter never incremented is absent).
     async metric(name) {
-      const text = await (await fetch(`${this.url}/metrics`)).text();
-      return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+      const text = await this.metricsText();
+      const literal = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      return Number(text.match(new RegExp(`^${literal} (\\d+)$`, 'm'))?.[1]);
     },
     get running() {
       return exited === null;
