@@ -58,9 +58,16 @@ pub struct Sim {
     srtcp_up: HashMap<ParticipantId, VecDeque<Vec<u8>>>,
     /// Datagrams the room sent to addresses no peer has (relay links), oldest first.
     foreign: VecDeque<(SocketAddr, Vec<u8>)>,
-    /// A burst's fan-outs are handed over every this many datagrams, and how often they were
-    /// (see [`Sim::set_spill`]).
-    spill: (usize, u64),
+    /// When a burst's fan-outs are handed over, and how often they were.
+    spill: SpillCount,
+}
+
+/// The sim's side of [`Sim::set_spill`] and [`Sim::spills`].
+struct SpillCount {
+    /// A release hands over what its fan-outs queued every this many datagrams.
+    every: usize,
+    /// Hand-overs before the releases ended, all bursts together.
+    handed: u64,
 }
 
 /// Most datagrams [`Sim::take_foreign`] keeps between two takes; older ones are lost.
@@ -93,19 +100,22 @@ impl Sim {
             srtcp: HashMap::new(),
             srtcp_up: HashMap::new(),
             foreign: VecDeque::new(),
-            spill: (MAX_BATCH, 0),
+            spill: SpillCount {
+                every: MAX_BATCH,
+                handed: 0,
+            },
         }
     }
 
     /// A burst's release hands over what its fan-outs queued every `every` datagrams, sent at
     /// once (`Router::release_fan_outs_spilling`); by default at the room task's batch.
     pub fn set_spill(&mut self, every: usize) {
-        self.spill.0 = every;
+        self.spill.every = every;
     }
 
     /// How many times a release handed over datagrams before it ended.
     pub fn spills(&self) -> u64 {
-        self.spill.1
+        self.spill.handed
     }
 
     /// Advances time in fixed steps of `tick` instead of from one due event to the next: at

@@ -44,6 +44,9 @@ pub struct Metrics {
     /// flush. With `udp_recv_calls`, the per-wake work behind the forwarded packets (issue 16:
     /// at 1 -> 100 light, ~350 passes per second against ~11,000 copies).
     pub room_passes: Counter,
+    /// Full send batches a room sent while a burst's fan-outs were still being sealed (a
+    /// keyframe to a large audience: `media::Spill`).
+    pub room_spills: Counter,
     /// Send batches rooms handed to the send thread (`transport::send_thread`).
     pub udp_send_handoffs: Counter,
     /// Datagrams dropped because the send thread's queue stayed full.
@@ -167,6 +170,11 @@ impl Default for Metrics {
             &mut registry,
             "room_passes",
             "Room task passes: an input (or a burst of media) or a timer handled, then one flush",
+        );
+        let room_spills = m(
+            &mut registry,
+            "room_spills",
+            "Full send batches sent before a burst's fan-outs were all sealed",
         );
         let udp_send_handoffs = m(
             &mut registry,
@@ -364,6 +372,7 @@ impl Default for Metrics {
             udp_recv_calls,
             udp_in_rtcp_side,
             room_passes,
+            room_spills,
             udp_send_handoffs,
             udp_send_dropped,
             rtp_forwarded,

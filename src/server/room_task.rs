@@ -253,6 +253,7 @@ pub async fn run(
                     log.take(|at, n, held| forwards.push((at, n, held)));
                     for t in Spill::transmits(q) {
                         if queue(t, &links, batch) {
+                            shared.metrics.room_spills.inc();
                             send_full(batch, forwards, &shared);
                         }
                     }

@@ -53,7 +53,7 @@ impl Sim {
 
     /// Ends a burst as the room task does, the datagrams handed over sent at once.
     fn release(&mut self) {
-        let (every, mut spilled, mut times) = (self.spill.0, Vec::new(), 0);
+        let (every, mut spilled, mut times) = (self.spill.every, Vec::new(), 0);
         self.timed(|c, now| {
             let mut take = |q: &mut VecDeque<media::Output>, _: &mut ForwardLog| {
                 times += 1;
@@ -62,7 +62,7 @@ impl Sim {
             c.room
                 .release_fan_outs_spilling(now, &mut Spill::new(every, &mut take));
         });
-        self.spill.1 += times;
+        self.spill.handed += times;
         for t in spilled {
             self.carry_out(Output::Transmit(t));
         }
