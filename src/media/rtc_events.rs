@@ -192,6 +192,7 @@ impl Router {
             return self.counters.count(DropReason::Muted);
         }
         let layer = track.layer_index(rid);
+        let subscribers = track.subscribers.len();
         if let Some(l) = track.layers.get_mut(usize::from(layer)) {
             l.meter.add(pkt.payload.len(), now);
         }
@@ -251,12 +252,13 @@ impl Router {
                 ..Default::default()
             },
         };
-        self.deliver(incoming);
+        self.deliver(incoming, subscribers);
     }
 
     /// Fans one routed packet out to its up-track's subscribers and does what they wish; while
     /// the room task reads a burst, holds it for [`Router::release_fan_outs`] instead.
-    pub(super) fn deliver(&mut self, incoming: Incoming) {
+    /// `subscribers`: the up-track's, as `route` just read them (the most copies it makes).
+    pub(super) fn deliver(&mut self, incoming: Incoming, subscribers: usize) {
         if !self.held.on {
             return self.fan_out_group(std::slice::from_ref(&incoming), None);
         }
@@ -268,10 +270,6 @@ impl Router {
         if self.index_dirty {
             self.rebuild_index();
         }
-        let subscribers = self
-            .tracks
-            .get(&incoming.track)
-            .map_or(0, |t| t.subscribers.len());
         self.held.copies = self.held.copies.saturating_add(subscribers as u32);
         self.held.packets.push(incoming);
     }

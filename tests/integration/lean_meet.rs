@@ -147,6 +147,12 @@ fn a_lean_viewer_promoted_to_the_stage_publishes_and_gets_reports() {
     for id in [host, viewer, other] {
         clean(&sim, id);
     }
+    // A round trip needs one of the promoted viewer's sender reports (its str0m sends them
+    // every few seconds from when it started publishing) echoed in a report after it.
+    let echoed = |s: &Sim, id| s.stats(id).reported.values().any(|r| r.rtt.is_some());
+    sim.run_until(Duration::from_secs(6), |s| {
+        echoed(s, viewer) && echoed(s, host)
+    });
     reports_are_sane(&sim, viewer, 2);
     reports_are_sane(&sim, host, 2);
 }

@@ -274,7 +274,11 @@ impl Router {
             params,
             ext,
         };
-        self.deliver(incoming);
+        let subscribers = self
+            .tracks
+            .get(&pkt.track)
+            .map_or(0, |t| t.subscribers.len());
+        self.deliver(incoming, subscribers);
     }
 
     /// Queues resend requests for the gaps due now (first asks and retries).
