@@ -27,10 +27,11 @@ async fn a_herd_of_counting_viewers_receives_without_loss() {
 /// rest (`Spill`, the room's hand-over), and every viewer still gets every packet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyframe_wider_than_a_send_batch_leaves_in_parts_without_loss() {
+    use confab::server::room_task::MEDIA_BURST;
     use confab::server::transport::egress::MAX_BATCH;
-    // A burst is at most `MEDIA_BURST` (8) datagrams, so its copies pass a batch only with
-    // more viewers than a batch's eighth.
-    let viewers = MAX_BATCH / 8 + 12;
+    // A burst is at most `MEDIA_BURST` datagrams, so its copies pass a batch only with more
+    // viewers than that many times fewer than a batch.
+    let viewers = MAX_BATCH / MEDIA_BURST + 12;
     // Without a send thread (a server on one CPU) a burst is read whole before its release;
     // with one, the room stops reading at `FLUSH_COPIES` and a batch fills only past ~700
     // viewers.
@@ -39,7 +40,7 @@ async fn a_keyframe_wider_than_a_send_batch_leaves_in_parts_without_loss() {
     config.decrypting = 1;
     config.herd = true;
     config.ramp_timeout = Duration::from_secs(25);
-    // 30 kB keyframes (~25 packets, several bursts of 8), one a second.
+    // 30 kB keyframes (~25 packets, several bursts), one a second.
     config.shape.keyframe_bytes = 30_000;
     config.shape.keyframe_interval = Duration::from_secs(1);
     let report = run_load(&config).await;

@@ -226,8 +226,8 @@ impl Router {
                 .histories
                 .store(now, pkt.layer, pkt.seq, pkt.marker, &payload);
         }
-        let publisher = track.info.participant;
-        self.deliver_relayed(&pkt, publisher, &payload, pt, params, now);
+        let (publisher, subscribers) = (track.info.participant, track.subscribers.len());
+        self.deliver_relayed(&pkt, publisher, subscribers, &payload, pt, params, now);
         // The fan-out touched the subscribers it made want time (see `timers.rs`).
         self.timers.hot = true;
         self.pump(now);
@@ -237,11 +237,13 @@ impl Router {
 
     /// Fans out a packet that came over a relay link (either direction) as a local
     /// publisher's would: its audio level to the speaker detector, the view the forwarders
-    /// read.
+    /// read. `subscribers`: the up-track's, as the caller just read them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_relayed(
         &mut self,
         pkt: &RelayPacket,
         publisher: ParticipantId,
+        subscribers: usize,
         payload: &Arc<[u8]>,
         pt: Pt,
         params: PayloadParams,
@@ -274,10 +276,6 @@ impl Router {
             params,
             ext,
         };
-        let subscribers = self
-            .tracks
-            .get(&pkt.track)
-            .map_or(0, |t| t.subscribers.len());
         self.deliver(incoming, subscribers);
     }
 

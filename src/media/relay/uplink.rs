@@ -380,7 +380,7 @@ impl Router {
                 .histories
                 .store(now, pkt.layer, pkt.seq, pkt.marker, &payload);
         }
-        let publisher = track.info.participant;
+        let (publisher, subscribers) = (track.info.participant, track.subscribers.len());
         if let Some(tap) = &mut self.tap {
             // The recording hears an edge's stage like a local one.
             let known = if video {
@@ -393,7 +393,7 @@ impl Router {
                 pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now,
             );
         }
-        self.deliver_relayed(pkt, publisher, &payload, pt, params, now);
+        self.deliver_relayed(pkt, publisher, subscribers, &payload, pt, params, now);
         Ok(arrival)
     }
 
