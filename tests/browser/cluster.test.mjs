@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
-import { startServer } from './server.mjs';
+import { startServers } from './server.mjs';
 import { startRedis } from './redis.mjs';
 import { launchBrowser, openPerson, joined, waitFor, inboundStats } from './browser.mjs';
 
@@ -16,8 +16,8 @@ const people = [];
 
 before(async () => {
   redis = await startRedis();
-  nodes = await Promise.all(
-    ['n1', 'n2'].map((id) => startServer({ extraArgs: ['--redis-url', redis.url, '--node-id', id, '--cluster-secret', 'browser-test-cluster-secret'] })),
+  nodes = await startServers(
+    ['n1', 'n2'].map((id) => ({ extraArgs: ['--redis-url', redis.url, '--node-id', id, '--cluster-secret', 'browser-test-cluster-secret'] })),
   );
   browser = await launchBrowser();
 });

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
-import { startServer } from './server.mjs';
+import { startServers } from './server.mjs';
 import { startRedis } from './redis.mjs';
 import { launchBrowser, openPerson, joined, waitFor, inboundStats, myId, tileIds, decodesVideoFrom, packetsSent } from './browser.mjs';
 
@@ -22,7 +22,7 @@ const people = [];
 before(async () => {
   redis = await startRedis();
   const cluster = ['--redis-url', redis.url, '--cluster-secret', 'browser-test-cluster-secret', '--max-audience-per-node', '1'];
-  nodes = await Promise.all(['n1', 'n2'].map((id) => startServer({ extraArgs: [...cluster, '--node-id', id] })));
+  nodes = await startServers(['n1', 'n2'].map((id) => ({ extraArgs: [...cluster, '--node-id', id] })));
   browser = await launchBrowser();
 });
 

@@ -99,3 +99,15 @@ export async function startServer({ extraArgs = [], timeoutMs = 15_000, ports = 
   }
   return server;
 }
+
+// Starts one server per entry of `options` at once; if any fails, stops those that started
+// before rethrowing, so that no stray server keeps the test file from ending.
+export async function startServers(options) {
+  const started = await Promise.allSettled(options.map((o) => startServer(o)));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.filter((r) => r.status === 'fulfilled').map((r) => r.value.stop()));
+    throw failed.reason;
+  }
+  return started.map((r) => r.value);
+}
