@@ -139,7 +139,7 @@ pub struct WebRtcPeer {
     /// send path is lean); str0m's send streams stay silent.
     pub fast: Option<Box<FastSender>>,
     /// Replay protection for the SRTCP str0m opens (`fast::receive`): all of it on the str0m
-    /// send path or with AES-CM keys; on the lean path only what comes before its keys.
+    /// send path; on the lean path only what comes before its keys.
     pub srtcp_guard: SrtcpGuard,
 }
 

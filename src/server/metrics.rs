@@ -195,7 +195,7 @@ impl Default for Metrics {
             &mut registry,
             "lean_srtcp_opened",
             "SRTCP compounds authenticated by confab: opened by the lean path, or checked for \
-             replays before str0m (str0m send path, AES-CM peers)",
+             replays before str0m (str0m send path, peers not yet keyed)",
         );
         let lean_srtcp_refused = m(
             &mut registry,

@@ -16,6 +16,7 @@ mod hostile;
 mod http_hold;
 mod janus;
 mod lean;
+mod lean_cm;
 mod lean_meet;
 mod lean_replay;
 mod lean_rtx;

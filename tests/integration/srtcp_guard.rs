@@ -1,10 +1,10 @@
 //! SRTCP replayed on path toward str0m (RFC 3711 §3.3.2), in virtual time: peers whose SRTCP
-//! the lean path does not open (DTLS keys on AES_CM_128_HMAC_SHA1_80, a room on str0m's send
-//! path) get the replay guard in front of str0m. A real compound from a str0m bot reaches
+//! the lean path does not open (a room on str0m's send path, with DTLS keys on either profile)
+//! get the replay guard in front of str0m. A real compound from a str0m bot reaches
 //! str0m once (its PLI becomes a keyframe request to the publisher); the same datagram sent
 //! again is refused before str0m sees it, counted, and asks for nothing.
 
-use crate::common::{lean_room, past_first_keyframe};
+use crate::common::past_first_keyframe;
 use confab::bot::StreamShape;
 use confab::media::config::SendPath;
 use confab::media::fast::keys;
@@ -12,6 +12,14 @@ use confab::media::RoomConfig;
 use confab::protocol::{ParticipantId, Role};
 use confab::sim::Sim;
 use std::time::Duration;
+
+/// A room on str0m's send path.
+fn str0m_room() -> RoomConfig {
+    RoomConfig {
+        send_path: SendPath::Str0m,
+        ..RoomConfig::default()
+    }
+}
 
 /// A publishing host (GCM, as dimpl negotiates) and a viewer, joined in `config`'s room with
 /// the viewer's DTLS handing both ends AES-CM keys when `aes_cm`; run until the viewer has
@@ -88,38 +96,34 @@ fn a_replayed_pli_is_refused_before_str0m(
 }
 
 #[test]
-fn an_aes_cm_viewers_replayed_pli_asks_the_publisher_for_nothing() {
-    let (sim, host, viewer) = viewer_with_no_keyframe_due(lean_room(), true);
-    // The lean path seals and opens only GCM: a viewer it does not open is on AES-CM keys
-    // (str0m sends to it and reads its SRTCP), and the host (GCM) is opened by the lean path.
-    assert_eq!(sim.conf.room.fast_rtcp_in(viewer), Some((0, 0)));
-    assert!(sim.conf.room.fast_rtcp_in(host).is_some_and(|(o, _)| o > 0));
-    assert_eq!(sim.conf.room.srtcp_guarded(host).map(|g| g.0), Some(0));
-    a_replayed_pli_is_refused_before_str0m(sim, host, viewer);
-}
-
-#[test]
-fn on_str0ms_send_path_a_replayed_pli_asks_the_publisher_for_nothing() {
-    let config = RoomConfig {
-        send_path: SendPath::Str0m,
-        ..RoomConfig::default()
-    };
-    let (sim, host, viewer) = viewer_with_no_keyframe_due(config, false);
+fn on_str0ms_send_path_an_aes_cm_viewers_replayed_pli_asks_the_publisher_for_nothing() {
+    let (sim, host, viewer) = viewer_with_no_keyframe_due(str0m_room(), true);
     assert_eq!(sim.conf.room.fast_rtcp_in(viewer), None, "no lean sender");
     a_replayed_pli_is_refused_before_str0m(sim, host, viewer);
 }
 
 #[test]
+fn on_str0ms_send_path_a_replayed_pli_asks_the_publisher_for_nothing() {
+    let (sim, host, viewer) = viewer_with_no_keyframe_due(str0m_room(), false);
+    assert_eq!(sim.conf.room.fast_rtcp_in(viewer), None, "no lean sender");
+    a_replayed_pli_is_refused_before_str0m(sim, host, viewer);
+}
+
+/// In a lean room the lean path opens an AES-CM viewer's SRTCP itself (`lean_cm`): the guard
+/// is given nothing of it, and the GCM host's neither.
+#[test]
+fn in_a_lean_room_an_aes_cm_viewer_is_opened_by_the_lean_path() {
+    let (sim, host, viewer) = viewer_with_no_keyframe_due(crate::common::lean_room(), true);
+    for id in [host, viewer] {
+        assert!(sim.conf.room.fast_rtcp_in(id).is_some_and(|(o, _)| o > 0));
+        assert_eq!(sim.conf.room.srtcp_guarded(id).map(|g| g.0), Some(0));
+    }
+}
+
+#[test]
 fn a_forged_index_blocks_nothing_and_tampering_is_refused() {
     for aes_cm in [true, false] {
-        let config = match aes_cm {
-            true => lean_room(),
-            false => RoomConfig {
-                send_path: SendPath::Str0m,
-                ..RoomConfig::default()
-            },
-        };
-        let (mut sim, host, viewer) = viewer_with_no_keyframe_due(config, aes_cm);
+        let (mut sim, host, viewer) = viewer_with_no_keyframe_due(str0m_room(), aes_cm);
         let last = sim.srtcp_sent_by(viewer).pop().expect("a compound");
         // Its index moved a million ahead (its tag no longer matches): were it recorded, the
         // viewer's next compounds would all look older than the window.

@@ -126,8 +126,8 @@ impl TwccFeedback {
         if self.sealer.is_none() {
             let keying = self.keys.get()?;
             let Ok(sealer) = Sealer::new(&keys::provider(), keying, self.reporter) else {
-                // AES-CM keys (the simulator's `with_aes_cm`): this viewer sends no feedback,
-                // so it stops noting arrivals rather than retrying the keys every interval.
+                // Keys no sealer takes (material of the wrong length): this viewer sends no
+                // feedback, so it stops noting arrivals rather than retrying every interval.
                 self.unsealable = true;
                 self.pending.clear();
                 return None;

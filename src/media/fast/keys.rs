@@ -8,7 +8,8 @@
 //!
 //! dimpl (str0m 0.25's DTLS) offers every profile and, as the server, prefers GCM; neither side
 //! can be told to pick AES-CM. [`with_aes_cm`] lets the simulator give both ends of a
-//! connection AES_CM_128_HMAC_SHA1_80 keys all the same, so that str0m's own AES-CM SRTP runs.
+//! connection AES_CM_128_HMAC_SHA1_80 keys all the same, so that str0m's own AES-CM SRTP runs
+//! against the lean path's (`cm`).
 
 use std::cell::{Cell, RefCell};
 use std::sync::{Arc, OnceLock};

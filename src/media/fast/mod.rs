@@ -17,7 +17,7 @@
 //! - [`rtcp_in`]: its SRTCP opened once, in our code, and walked packet by packet for the
 //!   readers below and its PLI/FIR; str0m is not given it ([`receive`] joins it to the room);
 //! - [`srtcp_guard`]: for every peer whose SRTCP str0m still opens (`--send-path str0m`,
-//!   AES-CM, before the lean opener is keyed), each compound authenticated and checked
+//!   before the lean opener is keyed), each compound authenticated and checked
 //!   against the same [`replay`] lists before str0m is given it;
 //! - [`control`]: transport-cc feedback resolved against the send register
 //!   (the one source of transport-wide numbers, estimation on or off) and fed to its
@@ -39,6 +39,7 @@
 //! subscriber m-line), driven by [`rtx`].
 
 pub mod clock;
+pub mod cm;
 pub mod control;
 pub mod gcc;
 pub mod gcm;

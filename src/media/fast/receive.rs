@@ -52,7 +52,7 @@ impl Router {
         };
         let got = fast.on_receive(proto, source, destination, contents, now);
         if !got.taken {
-            // Its lean opener has no keys (yet, or AES-CM): str0m opens it, once guarded.
+            // Its lean opener has no keys (yet, or keys it cannot use): str0m opens it, once guarded.
             let refused = got.rtcp && guard_refuses(&mut p.srtcp_guard, contents, counters);
             return Some(refused);
         }

@@ -17,9 +17,9 @@
 //!   routed packets, which nothing reads;
 //! - SDES (CNAME kept), BYE (ignored), XR RRTR/DLRR (answered only with its silenced reports).
 //!
-//! Before the keys are known, and for a peer whose profile the lean path cannot open
-//! (AES-CM: str0m sends for it), compounds go to str0m, through the peer's replay guard
-//! (`srtcp_guard`).
+//! Before the keys are known, and for a peer whose keys the lean path cannot use (material of
+//! the wrong length: str0m sends for it), compounds go to str0m, through the peer's replay
+//! guard (`srtcp_guard`).
 
 use super::keys::{self, Keying};
 use super::srtp::{Opener, SrtpError};

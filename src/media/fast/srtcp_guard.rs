@@ -1,7 +1,6 @@
 //! RFC 3711 §3.3.2 replay protection for the SRTCP str0m opens: every peer whose compounds
-//! the lean path does not open itself (a room on `--send-path str0m`, a peer whose DTLS chose
-//! AES_CM_128_HMAC_SHA1_80, which the lean path does not implement, any peer before its lean
-//! opener is keyed). str0m 0.25 keeps replay windows for SRTP but none for SRTCP, so without
+//! the lean path does not open itself (every peer of a room on `--send-path str0m`, on either
+//! profile its DTLS chose; any peer before its lean opener is keyed). str0m 0.25 keeps replay windows for SRTP but none for SRTCP, so without
 //! this a captured NACK replayed on path would be answered with RTX again, and a replayed
 //! PLI/FIR would ask the publisher for another keyframe.
 //!

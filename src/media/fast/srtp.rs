@@ -1,5 +1,6 @@
 //! SRTP/SRTCP for the fast path: RFC 3711 key derivation and RFC 7714 AEAD-GCM, on aws-lc-rs
-//! (the version str0m's crypto provider already builds, called directly).
+//! (the version str0m's crypto provider already builds, called directly); and, for a peer
+//! whose handshake chose it, AES_CM_128_HMAC_SHA1_80 ([`super::cm`]).
 //!
 //! SRTCP nonces are built from (SSRC of the compound's first packet, SRTCP index). str0m keeps
 //! one index per context on the same key, so every compound sealed here must start with a
@@ -10,6 +11,7 @@
 //! compound whose index it saw, or that is older than the window, is refused before it is
 //! opened, and the list moves only for compounds that authenticated.
 
+use super::cm::{self, CmSession};
 use super::gcm::Gcm;
 use super::keys::Keying;
 use super::replay::SrtcpReplay;
@@ -17,10 +19,13 @@ use str0m::config::CryptoProvider;
 use str0m::crypto::dtls::SrtpProfile;
 use str0m::crypto::{AeadAes128Gcm, AeadAes256Gcm};
 
-/// Bytes a sealed RTP packet grows by (the GCM tag).
+/// Bytes a sealed RTP packet grows by at most (the GCM tag; AES-CM's is 10).
 pub const RTP_OVERHEAD: usize = super::gcm::TAG_LEN;
-/// Bytes a sealed RTCP compound grows by (tag, then E flag and index).
+/// Bytes a sealed RTCP compound grows by at most (GCM: tag, then E flag and index; AES-CM:
+/// E flag and index, then a 10-byte tag).
 pub const RTCP_OVERHEAD: usize = 16 + 4;
+/// What AES-CM SRTCP adds after the compound.
+const CM_RTCP_TRAILER: usize = 4 + cm::TAG_LEN;
 /// The last SRTCP index; past it the key would have to change (RFC 3711 §9.2).
 const MAX_SRTCP_INDEX: u32 = (1 << 31) - 1;
 
@@ -33,8 +38,8 @@ const LABEL_RTCP_SALT: u8 = 5;
 /// Why a context could not be made or a packet not sealed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SrtpError {
-    /// The handshake chose a profile the fast path does not implement (AES-CM + HMAC);
-    /// such a peer stays on str0m's path.
+    /// The handshake chose a profile the fast path does not implement (none that str0m 0.25
+    /// negotiates); such a peer would stay on str0m's path.
     #[error("SRTP profile {0} is not supported by the fast path")]
     Profile(String),
     /// The keying material has the wrong length for its profile.
@@ -55,7 +60,13 @@ pub enum SrtpError {
 }
 
 /// One direction's session keys.
-struct Session {
+enum Session {
+    Gcm(GcmSession),
+    /// Boxed: rare, and larger than the GCM keys every other sender carries.
+    Cm(Box<CmSession>),
+}
+
+struct GcmSession {
     rtp: Gcm,
     rtp_salt: [u8; 12],
     rtcp: Gcm,
@@ -105,17 +116,30 @@ fn session(
     keying: &Keying,
     dir: Direction,
 ) -> Result<Session, SrtpError> {
+    // The DTLS client's half comes first (RFC 5764 §4.2).
+    let client = keying.active == (dir == Direction::Send);
     let key_len = match keying.profile {
         SrtpProfile::AEAD_AES_128_GCM => AeadAes128Gcm::KEY_LEN,
         SrtpProfile::AEAD_AES_256_GCM => AeadAes256Gcm::KEY_LEN,
+        SrtpProfile::AES128_CM_SHA1_80 => {
+            let (key, salt) = (cm::KEY_LEN, cm::SALT_LEN);
+            let m = &keying.material;
+            if m.len() != 2 * key + 2 * salt {
+                return Err(SrtpError::Material(m.len()));
+            }
+            let (k, s) = if client { (0, 0) } else { (key, salt) };
+            let master = &m[k..k + key];
+            let salt = &m[2 * key + s..2 * key + s + salt];
+            let sealing = dir == Direction::Send;
+            let keys = CmSession::new(provider, master, salt, sealing);
+            return Ok(Session::Cm(Box::new(keys)));
+        }
         other => return Err(SrtpError::Profile(format!("{other:?}"))),
     };
     let m = &keying.material;
     if m.len() != 2 * key_len + 2 * 12 {
         return Err(SrtpError::Material(m.len()));
     }
-    // The DTLS client's half comes first (RFC 5764 §4.2).
-    let client = keying.active == (dir == Direction::Send);
     let (k, s) = if client { (0, 0) } else { (key_len, 12) };
     let master = &m[k..k + key_len];
     let mut salt = [0u8; 12];
@@ -129,12 +153,12 @@ fn session(
         derive(provider, master, &salt, label, &mut key[..key_len]);
         Gcm::new(&key[..key_len])
     };
-    Ok(Session {
+    Ok(Session::Gcm(GcmSession {
         rtp: cipher(LABEL_RTP_KEY),
         rtp_salt,
         rtcp: cipher(LABEL_RTCP_KEY),
         rtcp_salt,
-    })
+    }))
 }
 
 /// RFC 7714 §8.1: 0x0000, SSRC, ROC, SEQ, XOR the salt. Here, not str0m's (a call into
@@ -179,7 +203,9 @@ impl Sealer {
     /// calls it on the next subscriber's sealer before sealing the current copy.
     #[inline]
     pub fn prefetch(&self) {
-        self.keys.rtp.prefetch();
+        if let Session::Gcm(keys) = &self.keys {
+            keys.rtp.prefetch();
+        }
     }
 
     /// The SSRC every compound sealed here starts with.
@@ -206,9 +232,14 @@ impl Sealer {
         ssrc: u32,
         index: u64,
     ) {
-        let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
-        // GCM refuses only inputs past 64 GiB; a datagram is never near that.
-        self.keys.rtp.seal_append(&iv, start, payload, out);
+        match &mut self.keys {
+            Session::Gcm(keys) => {
+                let iv = rtp_iv(&keys.rtp_salt, ssrc, index);
+                // GCM refuses only inputs past 64 GiB; a datagram is never near that.
+                keys.rtp.seal_append(&iv, start, payload, out);
+            }
+            Session::Cm(keys) => keys.seal_rtp(out, start, payload, ssrc, index),
+        }
     }
 
     /// Seals a plain RTCP compound in place; returns the SRTCP index it used.
@@ -223,14 +254,24 @@ impl Sealer {
         if self.srtcp_index > MAX_SRTCP_INDEX {
             return Err(SrtpError::IndexExhausted);
         }
+        // The index moves before sealing: one that failed half-way is never used again.
         let index = self.srtcp_index;
         self.srtcp_index += 1;
+        let keys = match &mut self.keys {
+            Session::Gcm(keys) => keys,
+            Session::Cm(keys) => {
+                return match keys.seal_rtcp(compound, first, index) {
+                    true => Ok(index),
+                    false => Err(SrtpError::Malformed),
+                };
+            }
+        };
         let e_index = (index | 0x8000_0000).to_be_bytes();
         let mut aad = [0u8; 12];
         aad[..8].copy_from_slice(&compound[..8]);
         aad[8..].copy_from_slice(&e_index);
-        let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, first, index);
-        let Some(tag) = self.keys.rtcp.seal_in_place(&iv, &aad, &mut compound[8..]) else {
+        let iv = AeadAes128Gcm::rtcp_iv(keys.rtcp_salt, first, index);
+        let Some(tag) = keys.rtcp.seal_in_place(&iv, &aad, &mut compound[8..]) else {
             return Err(SrtpError::Malformed);
         };
         compound.extend_from_slice(&tag);
@@ -262,16 +303,27 @@ impl Opener {
         header_len: usize,
         index: u64,
     ) -> Result<Vec<u8>, SrtpError> {
-        if packet.len() < header_len + RTP_OVERHEAD || header_len < 12 {
+        if header_len < 12 || packet.len() < header_len {
+            return Err(SrtpError::Malformed);
+        }
+        let keys = match &mut self.keys {
+            Session::Gcm(keys) => keys,
+            Session::Cm(keys) => {
+                return keys
+                    .open_rtp(packet, header_len, index)
+                    .ok_or(SrtpError::Malformed)
+            }
+        };
+        if packet.len() < header_len + RTP_OVERHEAD {
             return Err(SrtpError::Malformed);
         }
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
         let (header, body) = packet.split_at(header_len);
         let mut out = header.to_vec();
         out.resize(header_len + body.len() - RTP_OVERHEAD, 0);
-        let iv = rtp_iv(&self.keys.rtp_salt, ssrc, index);
+        let iv = rtp_iv(&keys.rtp_salt, ssrc, index);
         let clear = &mut out[header_len..];
-        if !self.keys.rtp.open(&iv, header, body, clear) {
+        if !keys.rtp.open(&iv, header, body, clear) {
             return Err(SrtpError::Malformed);
         }
         Ok(out)
@@ -288,6 +340,9 @@ impl Opener {
     /// opens every compound it receives); returns its index.
     pub fn open_rtcp_into(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<u32, SrtpError> {
         out.clear();
+        if let Session::Cm(_) = self.keys {
+            return self.open_cm_rtcp(packet, out);
+        }
         if packet.len() < 8 + RTCP_OVERHEAD {
             return Err(SrtpError::Malformed);
         }
@@ -302,13 +357,46 @@ impl Opener {
         if !self.replay.fresh(ssrc, index) {
             return Err(SrtpError::Replayed);
         }
-        let iv = AeadAes128Gcm::rtcp_iv(self.keys.rtcp_salt, ssrc, index);
+        let Session::Gcm(keys) = &self.keys else {
+            return Err(SrtpError::Malformed);
+        };
+        let iv = AeadAes128Gcm::rtcp_iv(keys.rtcp_salt, ssrc, index);
         out.extend_from_slice(&rest[..8]);
         out.resize(rest.len() - 16, 0);
         let mut aad = [0u8; 12];
         aad[..8].copy_from_slice(&rest[..8]);
         aad[8..].copy_from_slice(trailer);
-        if !self.keys.rtcp.open(&iv, &aad, &rest[8..], &mut out[8..]) {
+        if !keys.rtcp.open(&iv, &aad, &rest[8..], &mut out[8..]) {
+            out.clear();
+            return Err(SrtpError::Malformed);
+        }
+        self.replay.mark(ssrc, index);
+        Ok(index)
+    }
+
+    /// [`Self::open_rtcp_into`] for AES-CM: compound, E flag and index, tag. The replay list is
+    /// asked before the tag is computed and moves only once it matched.
+    fn open_cm_rtcp(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<u32, SrtpError> {
+        let Session::Cm(keys) = &mut self.keys else {
+            return Err(SrtpError::Malformed);
+        };
+        if packet.len() < 8 + CM_RTCP_TRAILER {
+            return Err(SrtpError::Malformed);
+        }
+        let e_at = packet.len() - CM_RTCP_TRAILER;
+        let e = &packet[e_at..e_at + 4];
+        let e_index = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+        if e_index & 0x8000_0000 == 0 {
+            return Err(SrtpError::Malformed);
+        }
+        let index = e_index & MAX_SRTCP_INDEX;
+        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        if !self.replay.fresh(ssrc, index) {
+            return Err(SrtpError::Replayed);
+        }
+        if !keys.rtcp_authentic(packet)
+            || !keys.open_rtcp(&packet[..8], &packet[8..e_at], ssrc, index, out)
+        {
             out.clear();
             return Err(SrtpError::Malformed);
         }

@@ -1,5 +1,5 @@
-//! Tests of the fast path's SRTP: RFC 3711 key derivation, RFC 7714 round trips, the SRTCP
-//! nonce rule and replay lists, and the profiles it refuses.
+//! Tests of the fast path's SRTP: RFC 3711 key derivation, RFC 7714 round trips, libsrtp's
+//! AES-CM known answers both ways, the SRTCP nonce rule and replay lists.
 
 use super::*;
 use crate::media::fast::keys::provider;
@@ -15,6 +15,7 @@ fn hex(s: &str) -> Vec<u8> {
 fn keying(profile: SrtpProfile, active: bool) -> Keying {
     let len = match profile {
         SrtpProfile::AEAD_AES_128_GCM => 2 * 16 + 2 * 12,
+        SrtpProfile::AES128_CM_SHA1_80 => 2 * 16 + 2 * 14,
         _ => 2 * 32 + 2 * 12,
     };
     Keying {
@@ -135,15 +136,117 @@ fn no_ssrc_and_srtcp_index_pair_is_ever_sealed_twice() {
     );
 }
 
-#[test]
-fn aes_cm_profile_is_refused_so_the_peer_stays_on_str0m() {
-    let p = provider();
-    let k = Keying {
-        material: vec![0; 60],
+/// libsrtp `test/srtp_driver.c` `srtp_validate`, AES_CM_128_HMAC_SHA1_80 under RFC 3711
+/// Appendix B.3's master key and salt: as the DTLS client's half, so that our sealer (client)
+/// and opener (server) both use it.
+fn libsrtp_keying(active: bool) -> Keying {
+    let mut material = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
+    material.extend_from_slice(&[0x11; 16]);
+    material.extend_from_slice(&hex("0EC675AD498AFEEBB6960B3AABE6"));
+    material.extend_from_slice(&[0x22; 14]);
+    Keying {
+        material,
         profile: SrtpProfile::AES128_CM_SHA1_80,
-        active: true,
-    };
-    assert!(matches!(Sealer::new(&p, &k, 1), Err(SrtpError::Profile(_))));
+        active,
+    }
+}
+
+const LIBSRTP_RTP_PLAIN: &str = "800f1234decafbadcafebabeabababababababababababababababab";
+const LIBSRTP_SRTP: &str =
+    "800f1234decafbadcafebabe4e55dc4ce79978d88ca4d215949d2402b78d6acc99ea179b8dbb";
+const LIBSRTP_RTCP_PLAIN: &str = "81c8000bcafebabeabababababababababababababababab";
+const LIBSRTP_SRTCP: &str =
+    "81c8000bcafebabe7128035be487b9bdbef89041f977a5a880000001993e08cd54d6c1230798";
+
+#[test]
+fn aes_cm_seals_libsrtps_known_answers() {
+    let p = provider();
+    let mut sealer = Sealer::new(&p, &libsrtp_keying(true), 0xCAFE_BABE).expect("AES-CM");
+    let plain = hex(LIBSRTP_RTP_PLAIN);
+    let mut out = plain[..12].to_vec();
+    sealer.seal_rtp(&mut out, &plain[12..], 0xCAFE_BABE, 0x1234);
+    assert_eq!(
+        out,
+        hex(LIBSRTP_SRTP),
+        "SRTP: RTP keys, IV and the tag over ROC"
+    );
+    // After a relay's link id the header still starts the authenticated part.
+    let mut linked = vec![9, 9];
+    linked.extend_from_slice(&plain[..12]);
+    sealer.seal_rtp_from(&mut linked, 2, &plain[12..], 0xCAFE_BABE, 0x1234);
+    assert_eq!(linked[2..], hex(LIBSRTP_SRTP)[..]);
+    sealer.srtcp_index = 1;
+    let mut compound = hex(LIBSRTP_RTCP_PLAIN);
+    assert_eq!(sealer.seal_rtcp(&mut compound), Ok(1));
+    assert_eq!(compound, hex(LIBSRTP_SRTCP), "SRTCP: E flag, index, tag");
+    assert_eq!(sealer.srtcp_index, 2);
+}
+
+#[test]
+fn aes_cm_opens_libsrtps_known_answers_once() {
+    let p = provider();
+    let mut opener = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
+    let srtp = hex(LIBSRTP_SRTP);
+    assert_eq!(
+        opener.open_rtp(&srtp, 12, 0x1234),
+        Ok(hex(LIBSRTP_RTP_PLAIN))
+    );
+    // Another ROC is another tag.
+    assert_eq!(
+        opener.open_rtp(&srtp, 12, 0x1_1234),
+        Err(SrtpError::Malformed)
+    );
+    let srtcp = hex(LIBSRTP_SRTCP);
+    assert_eq!(opener.open_rtcp(&srtcp), Ok((hex(LIBSRTP_RTCP_PLAIN), 1)));
+    assert_eq!(opener.open_rtcp(&srtcp), Err(SrtpError::Replayed));
+    for at in [0, 9, 27, 30, srtcp.len() - 1] {
+        let mut bad = srtcp.clone();
+        bad[at] ^= 0x01;
+        let mut fresh = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
+        assert_eq!(
+            fresh.open_rtcp(&bad),
+            Err(SrtpError::Malformed),
+            "byte {at}"
+        );
+    }
+    let mut bad = srtp.clone();
+    bad[20] ^= 0x80;
+    assert_eq!(opener.open_rtp(&bad, 12, 0x1234), Err(SrtpError::Malformed));
+    // Too short for a tag, or for its trailer: refused, never a panic.
+    for len in 0..srtcp.len() {
+        let mut fresh = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
+        assert!(fresh.open_rtcp(&srtcp[..len]).is_err(), "len {len}");
+        assert!(fresh
+            .open_rtp(&srtp[..len.min(srtp.len())], 12, 0x1234)
+            .is_err());
+    }
+}
+
+#[test]
+fn aes_cm_round_trips_with_the_reporter_rule() {
+    let p = provider();
+    let profile = SrtpProfile::AES128_CM_SHA1_80;
+    let mut sealer = Sealer::new(&p, &keying(profile, false), 0xFEED).expect("AES-CM");
+    let mut opener = Opener::new(&p, &keying(profile, true)).expect("AES-CM");
+    let payload: Vec<u8> = (0..1200u32).map(|i| (i * 7) as u8).collect();
+    let mut out = vec![0x80, 96, 0, 5, 0, 0, 0, 9, 0xAA, 0xBB, 0xCC, 0xDD];
+    sealer.seal_rtp(&mut out, &payload, 0xAABB_CCDD, (3 << 16) | 5);
+    assert_eq!(out.len(), 12 + 1200 + 10);
+    let clear = opener.open_rtp(&out, 12, (3 << 16) | 5).expect("opens");
+    assert_eq!(&clear[12..], &payload[..]);
+    assert_eq!(
+        sealer.seal_rtcp(&mut compound(0xBEEF, 1)),
+        Err(SrtpError::NotReporter)
+    );
+    let mut seen = HashSet::new();
+    for n in 0..50u32 {
+        let mut c = compound(0xFEED, 1 + n % 3);
+        let plain = c.clone();
+        let index = sealer.seal_rtcp(&mut c).expect("seals");
+        assert!(seen.insert(index));
+        assert_eq!(c.len(), plain.len() + 14);
+        assert_eq!(opener.open_rtcp(&c), Ok((plain, index)));
+    }
 }
 
 #[test]
