@@ -377,19 +377,25 @@ export class Engine extends Emitter {
       });
       return;
     }
-    this.#capturing = false;
     if (this.#ended || !this.#room.onStage) {
+      this.#capturing = false;
       stopStream(stream);
       this.emit('muted');
       return;
     }
     this.localStream = stream;
-    for (const source of /** @type {const} */ (['microphone', 'camera'])) {
-      const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
-      if (!track) continue;
-      track.enabled = !this.muted[source];
-      this.#publisher.setPaused(source, this.muted[source]);
-      await this.#publisher.publish(source, track, stream);
+    // Still capturing until both tracks are published: a reused sender's publish waits on
+    // replaceTrack, and a click on the source not yet published must still be taken.
+    try {
+      for (const source of /** @type {const} */ (['microphone', 'camera'])) {
+        const track = stream.getTracks().find((t) => t.kind === KIND_OF[source]);
+        if (!track) continue;
+        track.enabled = !this.muted[source];
+        this.#publisher.setPaused(source, this.muted[source]);
+        await this.#publisher.publish(source, track, stream);
+      }
+    } finally {
+      this.#capturing = false;
     }
     this.emit('muted');
     this.emit('local');
