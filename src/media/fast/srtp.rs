@@ -340,33 +340,35 @@ impl Opener {
     /// opens every compound it receives); returns its index.
     pub fn open_rtcp_into(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<u32, SrtpError> {
         out.clear();
-        if let Session::Cm(_) = self.keys {
-            return self.open_cm_rtcp(packet, out);
-        }
-        if packet.len() < 8 + RTCP_OVERHEAD {
-            return Err(SrtpError::Malformed);
-        }
-        let (rest, trailer) = packet.split_at(packet.len() - 4);
-        let e_index = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        if e_index & 0x8000_0000 == 0 {
-            // Unencrypted SRTCP is never sent by browsers nor by this server.
-            return Err(SrtpError::Malformed);
-        }
-        let index = e_index & MAX_SRTCP_INDEX;
-        let ssrc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if !self.replay.fresh(ssrc, index) {
-            return Err(SrtpError::Replayed);
-        }
-        let Session::Gcm(keys) = &self.keys else {
-            return Err(SrtpError::Malformed);
+        // Where the E flag and index sit (last for GCM, before the tag for AES-CM), and what
+        // the shortest compound is: 8 clear bytes and what sealing adds.
+        let (trailer, least) = match self.keys {
+            Session::Gcm(_) => (4, 8 + RTCP_OVERHEAD),
+            Session::Cm(_) => (CM_RTCP_TRAILER, 8 + CM_RTCP_TRAILER),
         };
-        let iv = AeadAes128Gcm::rtcp_iv(keys.rtcp_salt, ssrc, index);
-        out.extend_from_slice(&rest[..8]);
-        out.resize(rest.len() - 16, 0);
-        let mut aad = [0u8; 12];
-        aad[..8].copy_from_slice(&rest[..8]);
-        aad[8..].copy_from_slice(trailer);
-        if !keys.rtcp.open(&iv, &aad, &rest[8..], &mut out[8..]) {
+        if packet.len() < least {
+            return Err(SrtpError::Malformed);
+        }
+        let (ssrc, index) = self.fresh_index(packet, trailer)?;
+        let e_at = packet.len() - trailer;
+        let opened = match &mut self.keys {
+            Session::Gcm(keys) => {
+                let (rest, e_index) = packet.split_at(e_at);
+                let iv = AeadAes128Gcm::rtcp_iv(keys.rtcp_salt, ssrc, index);
+                out.extend_from_slice(&rest[..8]);
+                out.resize(rest.len() - 16, 0);
+                let mut aad = [0u8; 12];
+                aad[..8].copy_from_slice(&rest[..8]);
+                aad[8..].copy_from_slice(e_index);
+                keys.rtcp.open(&iv, &aad, &rest[8..], &mut out[8..])
+            }
+            // The tag first: nothing is decrypted that did not authenticate.
+            Session::Cm(keys) => {
+                keys.rtcp_authentic(packet)
+                    && keys.open_rtcp(&packet[..8], &packet[8..e_at], ssrc, index, out)
+            }
+        };
+        if !opened {
             out.clear();
             return Err(SrtpError::Malformed);
         }
@@ -374,34 +376,22 @@ impl Opener {
         Ok(index)
     }
 
-    /// [`Self::open_rtcp_into`] for AES-CM: compound, E flag and index, tag. The replay list is
-    /// asked before the tag is computed and moves only once it matched.
-    fn open_cm_rtcp(&mut self, packet: &[u8], out: &mut Vec<u8>) -> Result<u32, SrtpError> {
-        let Session::Cm(keys) = &mut self.keys else {
-            return Err(SrtpError::Malformed);
-        };
-        if packet.len() < 8 + CM_RTCP_TRAILER {
-            return Err(SrtpError::Malformed);
-        }
-        let e_at = packet.len() - CM_RTCP_TRAILER;
-        let e = &packet[e_at..e_at + 4];
+    /// The heading SSRC and the index of a compound (at least 8 + `trailer` bytes) whose E
+    /// flag and index are `trailer` bytes from its end, if its replay list has not seen it.
+    /// Asked before anything is computed; the list moves only once the compound authenticated.
+    fn fresh_index(&self, packet: &[u8], trailer: usize) -> Result<(u32, u32), SrtpError> {
+        let e = &packet[packet.len() - trailer..];
         let e_index = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
         if e_index & 0x8000_0000 == 0 {
+            // Unencrypted SRTCP is never sent by browsers nor by this server.
             return Err(SrtpError::Malformed);
         }
         let index = e_index & MAX_SRTCP_INDEX;
         let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-        if !self.replay.fresh(ssrc, index) {
-            return Err(SrtpError::Replayed);
+        match self.replay.fresh(ssrc, index) {
+            true => Ok((ssrc, index)),
+            false => Err(SrtpError::Replayed),
         }
-        if !keys.rtcp_authentic(packet)
-            || !keys.open_rtcp(&packet[..8], &packet[8..e_at], ssrc, index, out)
-        {
-            out.clear();
-            return Err(SrtpError::Malformed);
-        }
-        self.replay.mark(ssrc, index);
-        Ok(index)
     }
 }
 
