@@ -45,7 +45,8 @@ pub struct Control {
 
 impl Control {
     /// A loop for a sender whose epoch is `now`; with `initial_bps` it estimates bandwidth
-    /// starting from there.
+    /// starting from there. Estimator and register share that epoch: the register's send
+    /// times are the estimator's (`Estimator::on_feedback`).
     pub fn new(initial_bps: Option<u64>, now: Instant) -> Self {
         let gcc = initial_bps.map(|bps| {
             let config = GccConfig {

@@ -50,7 +50,8 @@ impl Bitrate {
 
 /// A send-side bandwidth estimator: fed transport-wide feedback and time, read for the rate.
 pub trait Estimator {
-    /// Results of one feedback message, in sequence order.
+    /// Results of one feedback message, in sequence order, from a register made at the same
+    /// instant as the estimator (their `sent_us` are on its scale).
     fn on_feedback(&mut self, now: Instant, results: &[PacketResult]);
     /// Time passes without feedback (call every 25–100 ms).
     fn on_tick(&mut self, now: Instant);
@@ -503,15 +504,15 @@ impl Estimator for Gcc {
                 continue;
             };
             self.acked.add(arrival_us, r.size);
-            if let Some(s) = self.on_received(self.us(r.sent), arrival_us) {
+            if let Some(s) = self.on_received(r.sent_us as i64, arrival_us) {
                 // Overuse anywhere in the feedback wins over a later normal.
                 if signal != Some(Signal::Overuse) {
                     signal = Some(s);
                 }
             }
         }
-        if let Some(newest) = results.iter().map(|r| r.sent).max() {
-            let sample = now.saturating_duration_since(newest);
+        if let Some(newest) = results.iter().map(|r| r.sent_us).max() {
+            let sample = Duration::from_micros((self.us(now) as u64).saturating_sub(newest));
             if sample < Duration::from_secs(10) {
                 self.rtt = self.rtt.mul_f64(0.875) + sample.mul_f64(0.125);
             }

@@ -70,8 +70,10 @@ pub struct PacketResult {
     pub seq: u64,
     /// Bytes on the wire (clamped to 16,383).
     pub size: u16,
-    /// When it was sent.
-    pub sent: Instant,
+    /// When it was sent, in microseconds since the register's epoch: an estimator made at the
+    /// same instant reads it on its own scale with no clock arithmetic per packet
+    /// ([`SendRegister::instant`] turns it back into an `Instant`).
+    pub sent_us: u64,
     /// When it arrived, in microseconds on the receiver's clock (only differences mean
     /// anything); `None` if the receiver reported it lost.
     pub arrival_us: Option<i64>,
@@ -143,10 +145,16 @@ impl SendRegister {
         }
     }
 
-    fn sent_at(&self, rec: Record, now: Instant) -> Instant {
-        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+    /// When `rec` was sent on the register's scale, from its 32-bit microseconds and `now_us`
+    /// (computed once per feedback: this runs for every packet a feedback reports).
+    fn sent_at(rec: Record, now_us: u64) -> u64 {
         let age = u64::from((now_us as u32).wrapping_sub(rec.sent_us));
-        self.epoch + Duration::from_micros(now_us.saturating_sub(age))
+        now_us.saturating_sub(age)
+    }
+
+    /// A time on the register's scale ([`PacketResult::sent_us`]) as an `Instant`.
+    pub fn instant(&self, us: u64) -> Instant {
+        self.epoch + Duration::from_micros(us)
     }
 
     /// The 64-bit sequence number, at most `next - 1`, whose low 16 bits are `wire`.
@@ -171,6 +179,7 @@ impl SendRegister {
         let mut arrival_ticks = reference * 256; // 64 ms = 256 ticks of 250 µs
         let cap = self.records.len() as u64;
         let oldest = self.next.saturating_sub(cap);
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         for (i, status) in fb.statuses.iter().enumerate() {
             if let Some(delta) = status.delta {
                 arrival_ticks += i64::from(delta);
@@ -199,7 +208,7 @@ impl SendRegister {
             out.push(PacketResult {
                 seq,
                 size: rec.size_flags & SIZE_MASK,
-                sent: self.sent_at(rec, now),
+                sent_us: Self::sent_at(rec, now_us),
                 arrival_us,
             });
         }
