@@ -8,7 +8,10 @@
 //! holds: every compound sealed here starts with the sealer's own reporter SSRC, checked by
 //! the caller before it gets here.
 
-use super::srtp::derive;
+use super::srtp::{
+    derive, LABEL_RTCP_AUTH, LABEL_RTCP_KEY, LABEL_RTCP_SALT, LABEL_RTP_AUTH, LABEL_RTP_KEY,
+    LABEL_RTP_SALT,
+};
 use str0m::crypto::{Aes128CmSha1_80, Aes128CmSha1_80Cipher, CryptoProvider, Sha1HmacProvider};
 
 /// Master key and salt lengths.
@@ -18,13 +21,17 @@ pub const SALT_LEN: usize = Aes128CmSha1_80::SALT_LEN;
 pub const TAG_LEN: usize = Aes128CmSha1_80::HMAC_TAG_LEN;
 const AUTH_KEY_LEN: usize = Aes128CmSha1_80::HMAC_KEY_LEN;
 
-// RFC 3711 §4.3.2 key derivation labels.
-const LABEL_RTP_KEY: u8 = 0;
-const LABEL_RTP_AUTH: u8 = 1;
-const LABEL_RTP_SALT: u8 = 2;
-const LABEL_RTCP_KEY: u8 = 3;
-const LABEL_RTCP_AUTH: u8 = 4;
-const LABEL_RTCP_SALT: u8 = 5;
+/// `N` bytes of RFC 3711 §4.3 output for `label`: a key, salt or HMAC key by its length.
+fn derived<const N: usize>(
+    provider: &CryptoProvider,
+    master: &[u8],
+    salt: &[u8],
+    label: u8,
+) -> [u8; N] {
+    let mut out = [0u8; N];
+    derive(provider, master, salt, label, &mut out);
+    out
+}
 
 /// One direction's AES-CM session keys.
 pub(super) struct CmSession {
@@ -48,29 +55,14 @@ impl CmSession {
         salt: &[u8],
         encrypt: bool,
     ) -> Self {
-        let key = |label: u8| {
-            let mut k = [0u8; KEY_LEN];
-            derive(provider, master, salt, label, &mut k);
-            k
-        };
-        let salt_of = |label: u8| {
-            let mut s = [0u8; SALT_LEN];
-            derive(provider, master, salt, label, &mut s);
-            s
-        };
-        let auth = |label: u8| {
-            let mut a = [0u8; AUTH_KEY_LEN];
-            derive(provider, master, salt, label, &mut a);
-            a
-        };
         let ciphers = provider.srtp_provider.aes_128_cm_sha1_80();
         CmSession {
-            rtp: ciphers.create_cipher(key(LABEL_RTP_KEY), encrypt),
-            rtp_salt: salt_of(LABEL_RTP_SALT),
-            rtp_auth: auth(LABEL_RTP_AUTH),
-            rtcp: ciphers.create_cipher(key(LABEL_RTCP_KEY), encrypt),
-            rtcp_salt: salt_of(LABEL_RTCP_SALT),
-            rtcp_auth: auth(LABEL_RTCP_AUTH),
+            rtp: ciphers.create_cipher(derived(provider, master, salt, LABEL_RTP_KEY), encrypt),
+            rtp_salt: derived(provider, master, salt, LABEL_RTP_SALT),
+            rtp_auth: derived(provider, master, salt, LABEL_RTP_AUTH),
+            rtcp: ciphers.create_cipher(derived(provider, master, salt, LABEL_RTCP_KEY), encrypt),
+            rtcp_salt: derived(provider, master, salt, LABEL_RTCP_SALT),
+            rtcp_auth: derived(provider, master, salt, LABEL_RTCP_AUTH),
             hmac: provider.sha1_hmac_provider,
             scratch: Vec::new(),
         }

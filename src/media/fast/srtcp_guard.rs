@@ -18,8 +18,6 @@ use super::srtp::{self, Opener, SrtpError};
 use str0m::crypto::dtls::SrtpProfile;
 use str0m::crypto::{Aes128CmSha1_80, CryptoProvider, Sha1HmacProvider};
 
-/// RFC 3711 §4.3.2: the label of the SRTCP authentication key.
-const LABEL_RTCP_AUTH: u8 = 4;
 /// Bytes of the SRTCP authentication key of AES_CM_128_HMAC_SHA1_80 (RFC 3711 §8.2: 160 bits).
 const AUTH_KEY_LEN: usize = Aes128CmSha1_80::HMAC_KEY_LEN;
 /// What AES-CM SRTCP adds after the compound: E flag + index, then the 80-bit tag.
@@ -144,7 +142,7 @@ impl CmAuth {
     /// From a master key and salt (RFC 3711 §4.3.1 with a key derivation rate of zero).
     pub fn from_master(provider: &CryptoProvider, master: &[u8], salt: &[u8]) -> Self {
         let mut key = [0u8; AUTH_KEY_LEN];
-        srtp::derive(provider, master, salt, LABEL_RTCP_AUTH, &mut key);
+        srtp::derive(provider, master, salt, srtp::LABEL_RTCP_AUTH, &mut key);
         CmAuth {
             key,
             hmac: provider.sha1_hmac_provider,

@@ -30,10 +30,12 @@ const CM_RTCP_TRAILER: usize = 4 + cm::TAG_LEN;
 const MAX_SRTCP_INDEX: u32 = (1 << 31) - 1;
 
 // RFC 3711 §4.3.2 key derivation labels.
-const LABEL_RTP_KEY: u8 = 0;
-const LABEL_RTP_SALT: u8 = 2;
-const LABEL_RTCP_KEY: u8 = 3;
-const LABEL_RTCP_SALT: u8 = 5;
+pub(super) const LABEL_RTP_KEY: u8 = 0;
+pub(super) const LABEL_RTP_AUTH: u8 = 1;
+pub(super) const LABEL_RTP_SALT: u8 = 2;
+pub(super) const LABEL_RTCP_KEY: u8 = 3;
+pub(super) const LABEL_RTCP_AUTH: u8 = 4;
+pub(super) const LABEL_RTCP_SALT: u8 = 5;
 
 /// Why a context could not be made or a packet not sealed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
