@@ -25,6 +25,7 @@ fn decide(c: &mut Criterion) {
                 video: true,
                 keyframe_start: seq.is_multiple_of(90),
                 arrival: t0 + Duration::from_micros(seq * 300),
+                capture: t0 + Duration::from_micros(seq * 300),
             };
             black_box(f.decide(black_box(&p)))
         })
@@ -81,6 +82,7 @@ fn decide(c: &mut Criterion) {
                         video: true,
                         keyframe_start: key,
                         arrival: t0 + Duration::from_micros(n * 100),
+                        capture: t0 + Duration::from_micros(n * 100),
                     };
                     black_box(f.decide(&p));
                 }

@@ -108,6 +108,7 @@
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | [`media::midmap`] | a peer's down-tracks by mid: a `Vec` reached by the index the subscriber index remembers (no hash lookup per copy) |
+//! | [`media::lipsync`] | when a publisher captured a packet, on our clock: its sender reports' NTP clock carried onto ours by one offset per publisher, which our sender reports (str0m's `write_rtp` wallclock, the lean sender's) pair with the RTP time |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |

@@ -477,6 +477,9 @@ impl ClientCore {
                     t.keyframes += 1;
                 }
                 let at = self.arrived.unwrap_or(p.timestamp);
+                if let Some(info) = &p.last_sender_info {
+                    t.note_report_time(info, p.time, at);
+                }
                 if let Some(stamp) = read_stamp(&p.payload, video, at) {
                     t.delays_us.record(stamp.age_us);
                     if video {

@@ -21,6 +21,9 @@ pub struct StreamShape {
     pub simulcast: bool,
     /// RFC 6464 level sent with audio (0 loudest … 127 silence).
     pub audio_level: i8,
+    /// How long before it is sent each video frame was captured (an encoder's latency):
+    /// its sender reports say so, as a browser's do.
+    pub video_lag: Duration,
 }
 
 impl Default for StreamShape {
@@ -33,6 +36,7 @@ impl Default for StreamShape {
             audio_bytes: 80,
             simulcast: false,
             audio_level: 127,
+            video_lag: Duration::ZERO,
         }
     }
 }

@@ -113,7 +113,16 @@ pub struct TrackStats {
     pub last_layer: Option<u8>,
     /// Layer and keyframe-start of each video packet by sequence number (bounded).
     pub by_seq: std::collections::BTreeMap<u64, (u8, bool)>,
+    /// How long after the moment its sender reports name for a packet it arrived (ms, plus a
+    /// constant: the bot's clock and its sender's are not one), the least over the last
+    /// [`SYNC_WINDOW`]. Between the two tracks of one person, the difference is how much
+    /// later a receiver must play one to play them in sync. `None` before two windows.
+    pub report_lag_ms: Option<f64>,
+    sync_window: Option<(std::time::Instant, f64)>,
 }
+
+/// The window `TrackStats::report_lag_ms` is the least over.
+pub const SYNC_WINDOW: Duration = Duration::from_millis(500);
 
 impl TrackStats {
     /// Layer changes in sequence order, repairs included, where no packet is missing at the
@@ -131,6 +140,42 @@ impl TrackStats {
             last = Some((*seq, *layer));
         }
         out
+    }
+
+    /// A packet of RTP time `time` that arrived at `at`, under the last sender report
+    /// `info` of its stream.
+    pub fn note_report_time(
+        &mut self,
+        info: &str0m::rtp::rtcp::SenderInfo,
+        time: str0m::media::MediaTime,
+        at: std::time::Instant,
+    ) {
+        let secs = |t: std::time::SystemTime| {
+            t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let ticks = time.numer() as i64 - info.rtp_time.numer() as i64;
+        let named = secs(info.ntp_time) + ticks as f64 / f64::from(time.denom().max(1));
+        // Any fixed instant does: only differences between tracks mean anything (and the
+        // simulator's instants run ahead of the wall clock).
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(|| at);
+        let arrived = match at.checked_duration_since(base) {
+            Some(d) => d.as_secs_f64(),
+            None => -(base - at).as_secs_f64(),
+        };
+        let lag = (arrived - named) * 1000.0;
+        match &mut self.sync_window {
+            Some((start, least)) if at.saturating_duration_since(*start) < SYNC_WINDOW => {
+                *least = least.min(lag);
+            }
+            Some((start, least)) => {
+                self.report_lag_ms = Some(*least);
+                *start = at;
+                *least = lag;
+            }
+            None => self.sync_window = Some((at, lag)),
+        }
     }
 
     /// Packets missing from the seen sequence range.

@@ -92,6 +92,9 @@ pub struct PacketView {
     pub keyframe_start: bool,
     /// When it arrived.
     pub arrival: Instant,
+    /// When its publisher captured it, on our clock (`lipsync`; its arrival until the
+    /// publisher's first sender report): what sender reports pair with its RTP time.
+    pub capture: Instant,
 }
 
 /// Forwarding state of one subscription.
@@ -159,6 +162,7 @@ mod tests {
             video: true,
             keyframe_start: key,
             arrival: at,
+            capture: at,
         }
     }
 
@@ -191,6 +195,7 @@ mod tests {
             video: false,
             keyframe_start: false,
             arrival: t,
+            capture: t,
         };
         assert_eq!(f.decide(&p), Decision::Forward { seq: 1, time: 960 });
     }

@@ -19,6 +19,7 @@ pub mod forward_log;
 pub mod forwarder;
 pub mod keyframe;
 mod layers;
+pub mod lipsync;
 pub mod midmap;
 pub mod msid;
 mod negotiation;

@@ -7,6 +7,7 @@ use super::config::SendPath;
 use super::downtrack::{Incoming, Wishes};
 use super::fanout::{fan_out, Spill, MAX_GROUP, MAX_HELD};
 use super::forwarder::{DropReason, PacketView};
+use super::lipsync::SenderReport;
 use super::peer::Peer;
 use super::peer_table::Subscriber;
 use super::router::{Router, Work};
@@ -180,11 +181,18 @@ impl Router {
             return self.counters.count(DropReason::UnknownPayloadType);
         };
         let (codec, clock_rate) = (params.spec().codec, params.spec().clock_rate.get());
-        if let Some(f) = p.fast.as_deref_mut() {
-            let h = &pkt.header;
+        let h = &pkt.header;
+        // The lean path reads the peer's sender reports once it has its keys (str0m then sees
+        // none); str0m's is the one before, or on its own path.
+        let lean_report = p.fast.as_deref_mut().and_then(|f| {
             f.reports
-                .on_rtp(*h.ssrc, *pkt.seq_no, h.timestamp, clock_rate, now);
-        }
+                .on_rtp(*h.ssrc, *pkt.seq_no, h.timestamp, clock_rate, now)
+        });
+        let report =
+            lean_report.or_else(|| pkt.last_sender_info.as_ref().map(SenderReport::from_str0m));
+        let capture = p
+            .capture_clock
+            .capture(report, h.timestamp, clock_rate, now);
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return self.counters.count(DropReason::NotPublished);
         };
@@ -238,6 +246,7 @@ impl Router {
                 video,
                 keyframe_start,
                 arrival: now,
+                capture,
             },
             arrival_ns: super::fast::clock::nanos(now),
             layer,

@@ -10,6 +10,7 @@ use super::fast::keys;
 use super::fast::sender::{FastSender, Out, Packet, State};
 use super::fast::srtcp_guard::SrtcpGuard;
 use super::forwarder::{DropReason, Forwarder};
+use super::lipsync::CaptureClock;
 use super::midmap::MidMap;
 use super::peer::Stage;
 use super::peer_table::prefetch;
@@ -141,6 +142,9 @@ pub struct WebRtcPeer {
     /// Replay protection for the SRTCP str0m opens (`fast::receive`): all of it on the str0m
     /// send path; on the lean path only what comes before its keys.
     pub srtcp_guard: SrtcpGuard,
+    /// Its clock carried onto ours, from its sender reports: when it captured what it
+    /// publishes, which our sender reports pair with the RTP time (`lipsync`).
+    pub capture_clock: CaptureClock,
 }
 
 impl WebRtcPeer {
@@ -289,6 +293,7 @@ impl WebRtcPeer {
             last_heard: now,
             fast,
             srtcp_guard,
+            capture_clock: CaptureClock::default(),
         })
     }
 
@@ -356,6 +361,7 @@ impl WebRtcPeer {
                         seq,
                         time,
                         clock_rate: p.view.clock_rate,
+                        captured: p.view.capture,
                         source: p.view.video.then_some((p.layer, p.view.seq)),
                     };
                     let payload = &p.payload[..];
@@ -382,10 +388,16 @@ impl WebRtcPeer {
         };
         let (seq, time) = down.number(p, wishes, || queue_age(tx, now))?;
         tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), time as u32, now, p.payload.clone())
-                .marker(p.marker)
-                .ext_vals(p.ext.clone())
-                .nackable(p.view.video),
+            RtpWrite::new(
+                pt,
+                seq.into(),
+                time as u32,
+                p.view.capture,
+                p.payload.clone(),
+            )
+            .marker(p.marker)
+            .ext_vals(p.ext.clone())
+            .nackable(p.view.video),
         );
         // str0m releases written media only from a timeout, so draining now would find
         // nothing to send and cost a full poll. The subscriber is due instead: every packet

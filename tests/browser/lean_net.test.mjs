@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { useWorld } from './harness.mjs';
-import { waitFor, playoutSkews } from './browser.mjs';
+import { waitFor, playoutSkews, undetectableSkew } from './browser.mjs';
 import { netnsUnavailable, udpDatagrams } from './netns.mjs';
 import { nonceRepeats, rtpCount } from './lean_wire.mjs';
 
@@ -26,9 +26,6 @@ const MAX_STALL_MS = 3000;
 const STALL_KEPT_MS = 500; // stalls reported; shorter ones are a frame interval or a look's jitter
 const CAP_HOLD_MS = 5000;
 const SYNC_WINDOW_MS = 6000;
-// Lip sync is judged acceptable within about -125..+45 ms (ITU-R BT.1359); Chromium's own
-// target is far closer.
-const MAX_SKEW_MS = 100;
 // Each scenario goes on from where the one before left the viewer; without one, there is
 // nothing to measure.
 const scenario = (name, body, first = false) =>
@@ -150,7 +147,7 @@ scenario('audio and video play in sync', async () => {
     `# A/V: playout-timestamp skew median ${median} ms over ${samples} samples; video ${videoMs.toFixed(1)} ms from arrival to decoded, audio ${audioMs.toFixed(1)} ms in its jitter buffer`,
   );
   assert.ok(samples >= SYNC_WINDOW_MS / 1000, `no sync group: ${samples} samples with both playout timestamps`);
-  assert.ok(Math.abs(median) < MAX_SKEW_MS, `audio and video play ${median} ms apart`);
+  assert.ok(undetectableSkew(median), `audio and video play ${median} ms apart`);
 });
 
 scenario('under 5 % loss the viewer NACKs and the lean path repairs', async () => {

@@ -1,10 +1,14 @@
-//! Lip-sync groups on a real server over loopback, on both send paths: the answer a viewer
-//! gets names one stream (msid) for the microphone and the camera of the person they receive,
-//! which is what makes a browser lip-sync the two.
+//! Lip sync on both send paths. On a real server over loopback: the answer a viewer gets
+//! names one stream (msid) for the microphone and the camera of the person they receive,
+//! which is what makes a browser lip-sync the two. In virtual time: our sender reports keep
+//! the relation between a person's audio and video that their own sender reports state, not
+//! the one their arrival times suggest (`media::lipsync`).
 
-use crate::common::{bot, TestServer};
-use confab::bot::{Bot, BotCmd, BotStats};
-use confab::protocol::ServerMsg;
+use crate::common::{bot, lean_room, str0m_room, TestServer};
+use confab::bot::{Bot, BotCmd, BotStats, StreamShape};
+use confab::media::config::RoomConfig;
+use confab::protocol::{ParticipantId, Role, ServerMsg};
+use confab::sim::Sim;
 use std::time::Duration;
 
 /// Whether audio and video both arrive.
@@ -94,4 +98,73 @@ async fn a_persons_microphone_and_camera_are_one_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_microphone_and_camera_are_one_stream_on_the_str0m_path() {
     one_stream_per_person(TestServer::on_str0m().await).await;
+}
+
+/// How long before it is sent the publisher captured each video frame (its encoder's
+/// latency, as its sender reports say). A browser's is a few to tens of milliseconds, more
+/// on a loaded machine.
+const VIDEO_LAG: Duration = Duration::from_millis(80);
+
+/// (audio, video) `report_lag_ms` of what `viewer` receives, once both have one.
+fn report_lags(sim: &Sim, viewer: ParticipantId) -> Option<(f64, f64)> {
+    let st = sim.stats(viewer);
+    let lag = |video: bool| {
+        st.tracks
+            .values()
+            .find(|t| t.video == video)
+            .and_then(|t| t.report_lag_ms)
+    };
+    Some((lag(false)?, lag(true)?))
+}
+
+/// How much later than audio a viewer must play a host's video to play them in sync, by
+/// our sender reports (ms; medians of 20 samples over 4 s once both streams had reports).
+fn video_behind_audio(room: RoomConfig) -> f64 {
+    let shape = StreamShape {
+        video_lag: VIDEO_LAG,
+        ..StreamShape::default()
+    };
+    let mut sim = Sim::new(room);
+    let _host = sim.join("host", Role::Host, true, shape).expect("join");
+    let viewer = sim
+        .join("viewer", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    // The publisher's first reports (str0m sends audio's every 5 s), then ours on them.
+    sim.run_for(Duration::from_secs(6));
+    assert!(
+        sim.run_until(Duration::from_secs(5), |s| report_lags(s, viewer).is_some()),
+        "no sender reports on both: {:?}",
+        sim.stats(viewer)
+    );
+    let mut skews = vec![];
+    for _ in 0..20 {
+        sim.run_for(Duration::from_millis(200));
+        let (audio, video) = report_lags(&sim, viewer).expect("still reported");
+        skews.push(video - audio);
+    }
+    skews.sort_by(f64::total_cmp);
+    skews[skews.len() / 2]
+}
+
+/// The host's video is captured `VIDEO_LAG` before it is sent, its audio as it is sent: in
+/// sync, the viewer plays video that much behind its arrival relative to audio. Before
+/// `lipsync`, our reports paired each stream's RTP time with its arrival and said 0 (±5).
+fn keeps_the_publishers_relation(room: RoomConfig) {
+    let skew = video_behind_audio(room);
+    eprintln!("video {skew:.1} ms behind audio by our sender reports");
+    let want = VIDEO_LAG.as_secs_f64() * 1000.0;
+    assert!(
+        (skew - want).abs() < 10.0,
+        "video {skew:.1} ms behind audio by our reports, the publisher said {want} ms"
+    );
+}
+
+#[test]
+fn our_sender_reports_keep_the_publishers_audio_video_relation() {
+    keeps_the_publishers_relation(lean_room());
+}
+
+#[test]
+fn our_sender_reports_keep_the_publishers_audio_video_relation_on_the_str0m_path() {
+    keeps_the_publishers_relation(str0m_room());
 }

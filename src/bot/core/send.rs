@@ -65,6 +65,7 @@ impl ClientCore {
         }
         self.frames += 1;
         let ts = (self.frames * 90_000 / u64::from(shape.fps.max(1))) as u32;
+        let captured = now.checked_sub(shape.video_lag).unwrap_or(now);
         let layers: &[u8] = if shape.simulcast { &[0, 1, 2] } else { &[0] };
         for &layer in layers {
             let rid = shape.simulcast.then(|| Rid::from(RIDS[usize::from(layer)]));
@@ -96,7 +97,7 @@ impl ClientCore {
                 };
                 let seq = &mut self.seq_video[usize::from(layer)];
                 tx.write_rtp(
-                    RtpWrite::new(pt, (*seq).into(), ts, now, payload)
+                    RtpWrite::new(pt, (*seq).into(), ts, captured, payload)
                         .marker(i + 1 == count)
                         .nackable(true),
                 );

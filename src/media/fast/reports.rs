@@ -12,6 +12,7 @@
 //! reporter SSRC, which the sender seals.
 
 use super::grid::Grid;
+use crate::media::lipsync::SenderReport;
 use std::time::{Duration, Instant};
 
 /// How often the publisher hears from us (str0m's video default).
@@ -44,6 +45,8 @@ struct Source {
     transit: Option<u32>,
     /// Middle 32 bits of the last sender report's NTP time, and when it arrived.
     last_sr: Option<(u32, Instant)>,
+    /// The last sender report's RTP/NTP pair (for `lipsync`).
+    report: Option<SenderReport>,
     last_heard: Instant,
     /// Heard since the last report.
     fresh: bool,
@@ -85,8 +88,16 @@ impl Reports {
         }
     }
 
-    /// One RTP packet routed from the peer: `seq` extended, `time` as on the wire.
-    pub fn on_rtp(&mut self, ssrc: u32, seq: u64, time: u32, clock_rate: u32, now: Instant) {
+    /// One RTP packet routed from the peer: `seq` extended, `time` as on the wire. Returns
+    /// the last sender report on its stream, if one came.
+    pub fn on_rtp(
+        &mut self,
+        ssrc: u32,
+        seq: u64,
+        time: u32,
+        clock_rate: u32,
+        now: Instant,
+    ) -> Option<SenderReport> {
         let at = match self.sources.iter().position(|s| s.ssrc == ssrc) {
             Some(i) => i,
             None => {
@@ -94,7 +105,7 @@ impl Reports {
                     self.sources
                         .retain(|s| now.saturating_duration_since(s.last_heard) < FORGET_AFTER);
                     if self.sources.len() == MAX_SOURCES {
-                        return;
+                        return None;
                     }
                 }
                 self.sources.push(Source {
@@ -108,6 +119,7 @@ impl Reports {
                     jitter_q4: 0,
                     transit: None,
                     last_sr: None,
+                    report: None,
                     last_heard: now,
                     fresh: true,
                 });
@@ -136,6 +148,7 @@ impl Reports {
             s.jitter_q4 = (j + i64::from(d) - ((j + 8) >> 4)).clamp(0, i64::from(u32::MAX)) as u32;
         }
         s.transit = Some(transit);
+        s.report
     }
 
     /// Takes one packet of an opened compound from the peer; returns whether it was a sender
@@ -149,6 +162,9 @@ impl Reports {
         let lsr = u32::from_be_bytes([packet[10], packet[11], packet[12], packet[13]]);
         if let Some(s) = self.sources.iter_mut().find(|s| s.ssrc == ssrc) {
             s.last_sr = Some((lsr, now));
+            let ntp = u64::from_be_bytes(packet[8..16].try_into().unwrap_or_default());
+            let rtp = u32::from_be_bytes([packet[16], packet[17], packet[18], packet[19]]);
+            s.report = Some(SenderReport::from_wire(ntp, rtp));
         }
         self.srs_seen += 1;
         true

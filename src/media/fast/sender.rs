@@ -65,7 +65,7 @@ struct StreamOut {
     ids: ExtIds,
     /// Its header's fixed part, laid out once.
     template: Template,
-    /// The last packet sent: its 64-bit timestamp, clock rate and when it was sent.
+    /// The last packet sent: its 64-bit timestamp, clock rate and when it was captured.
     last: Option<(u64, u32, Instant)>,
     packets: u32,
     octets: u32,
@@ -111,6 +111,9 @@ pub struct Packet {
     pub time: u64,
     /// The clock the timestamp counts in.
     pub clock_rate: u32,
+    /// When its publisher captured it, on our clock (`lipsync`): what the sender report
+    /// pairs with `time`, not when we send it.
+    pub captured: Instant,
     /// For video: its source (layer) and the source's sequence number, so that a NACK can
     /// find the payload in the per-source history.
     pub source: Option<(u8, u64)>,
@@ -380,7 +383,7 @@ impl FastSender {
                 .record(pkt.seq, layer, source_seq, pkt.time as u32);
         }
         stream.pt = pkt.pt;
-        stream.last = Some((pkt.time, pkt.clock_rate, now.at));
+        stream.last = Some((pkt.time, pkt.clock_rate, pkt.captured));
         self.sent_since_pad = self.sent_since_pad.saturating_add(buf.len());
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(payload.len() as u32);
@@ -538,7 +541,7 @@ fn seal_report(sealer: &mut Sealer, pair: Pair, mut c: Vec<u8>, kind: &str) -> O
     }
 }
 
-/// The RTP time `since` after a packet stamped `time` was sent: media time runs with the
+/// The RTP time `since` after a packet stamped `time` was captured: media time runs with the
 /// clock between packets, which is what makes the report's RTP/NTP pair one moment.
 pub fn rtp_at(time: u64, clock_rate: u32, since: Duration) -> u64 {
     time + (since.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u64

@@ -269,6 +269,7 @@ impl Router {
                 video,
                 keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(payload),
                 arrival: now,
+                capture: now,
             },
             arrival_ns: crate::media::fast::clock::nanos(now),
             layer: pkt.layer,
