@@ -130,7 +130,7 @@
 //! | [`media::fast::grid`] | the room's 50 ms time grid every lean subscriber's periodic work (estimator ticks, sender and receiver reports) and the router's reallocation and reaping are scheduled on, so a slot's work is one wake and one batch |
 //! | [`media::fast::reports`] | lean peers' receive statistics (RFC 3550 loss, jitter, LSR/DLSR) and our receiver reports toward what they publish |
 //! | [`media::fast::replay`] | RFC 3711 replay lists: the SRTCP the lean path opens or `srtcp_guard` checks (per source) and the relay's links |
-//! | [`media::fast::srtcp_guard`] | RFC 3711 replay protection for the SRTCP str0m opens (str0m 0.25 has none): each compound authenticated (GCM: `srtp::Opener`; AES-CM: HMAC-SHA1-80 with the derived SRTCP auth key), then its (SSRC, index) checked and recorded in `replay`'s lists; a replay is refused before str0m sees it |
+//! | [`media::fast::srtcp_guard`] | RFC 3711 replay protection for the SRTCP str0m opens (str0m 0.25 has none): each compound authenticated by opening it with the lean path's `srtp::Opener` (either profile), then its (SSRC, index) checked and recorded in `replay`'s lists; a replay is refused before str0m sees it |
 //! | [`media::fast::rtcp_in`] | a lean peer's SRTCP opened once and walked for its readers (`control`, `reports`, PLI/FIR); str0m is not given it (`fast::receive` joins it to the router) |
 //! | [`media::forwarder`] | keyframe wait + renumbering per down-track; `Decision`; the drop reasons |
 //! | [`media::rewrite`] | 64-bit seq/timestamp continuity across source switches |
@@ -202,7 +202,7 @@
 //! | `load::report` | a run's result: one flat record, printed as a table or as JSON |
 //! | [`load::delay`] | the SFU-added delay of a load window, from two scrapes of the server's forward-delay histogram |
 //! | [`load::janus`] | the same bots against Janus's videoroom (`confab-load --target janus`): Janus API over WebSocket, publisher offers, viewers answer; `load::janus_shell` runs them |
-//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `config_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtcp_guard_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with |
+//! | `conference::tests` (and `tests::host`), `protocol::tests`, `…_tests` | unit tests in files of their own: the conference's behaviour, the wire messages; `bot::shell_tests`, `config_tests`, `media::fast::gcc_tests`, `history_tests`, `reports_tests`, `srtcp_guard_tests`, `srtp_tests`, `twcc_tests`, `media::relay::wire_tests`, `server::transport::send_thread_tests`: each the `tests` of the module its name begins with; `media::fast::libsrtp_vectors`: the known answers `srtp_tests` and `srtcp_guard_tests` share |
 //!
 //! [str0m]: https://docs.rs/str0m
 

@@ -47,6 +47,8 @@ pub mod grid;
 pub mod history;
 pub mod ice;
 pub mod keys;
+#[cfg(test)]
+mod libsrtp_vectors;
 pub mod pacer;
 pub mod pool;
 pub mod receive;

@@ -3,14 +3,8 @@
 
 use super::*;
 use crate::media::fast::keys::provider;
+use crate::media::fast::libsrtp_vectors::{self as libsrtp, hex};
 use std::collections::HashSet;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn keying(profile: SrtpProfile, active: bool) -> Keying {
     let len = match profile {
@@ -28,20 +22,21 @@ fn keying(profile: SrtpProfile, active: bool) -> Keying {
 #[test]
 fn key_derivation_matches_rfc_3711_appendix_b3() {
     let p = provider();
-    let master = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
-    let salt = hex("0EC675AD498AFEEBB6960B3AABE6");
+    let (master, salt) = (hex(libsrtp::MASTER), hex(libsrtp::SALT));
     let mut key = [0u8; 16];
     derive(&p, &master, &salt, LABEL_RTP_KEY, &mut key);
     assert_eq!(key.to_vec(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
     let mut s = [0u8; 14];
     derive(&p, &master, &salt, LABEL_RTP_SALT, &mut s);
     assert_eq!(s.to_vec(), hex("30CBBC08863D8C85D49DB34A9AE1"));
-    let mut auth = [0u8; 20];
-    derive(&p, &master, &salt, 1, &mut auth);
-    assert_eq!(
-        auth.to_vec(),
-        hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
-    );
+    // B.3's whole 94-byte label-1 output: six AES blocks, the last one cut, so the block
+    // counter in the PRF input is exercised (a 160-bit HMAC key takes two blocks).
+    let mut auth = [0u8; 94];
+    derive(&p, &master, &salt, LABEL_RTP_AUTH, &mut auth);
+    let rfc = "CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE\
+               E049646C43D9327AD175578EF72270986371C10C9A369AC2F94A8C5FBCDDDC25\
+               6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2";
+    assert_eq!(auth.to_vec(), hex(rfc));
 }
 
 #[test]
@@ -136,73 +131,51 @@ fn no_ssrc_and_srtcp_index_pair_is_ever_sealed_twice() {
     );
 }
 
-/// libsrtp `test/srtp_driver.c` `srtp_validate`, AES_CM_128_HMAC_SHA1_80 under RFC 3711
-/// Appendix B.3's master key and salt: as the DTLS client's half, so that our sealer (client)
-/// and opener (server) both use it.
-fn libsrtp_keying(active: bool) -> Keying {
-    let mut material = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
-    material.extend_from_slice(&[0x11; 16]);
-    material.extend_from_slice(&hex("0EC675AD498AFEEBB6960B3AABE6"));
-    material.extend_from_slice(&[0x22; 14]);
-    Keying {
-        material,
-        profile: SrtpProfile::AES128_CM_SHA1_80,
-        active,
-    }
-}
-
-const LIBSRTP_RTP_PLAIN: &str = "800f1234decafbadcafebabeabababababababababababababababab";
-const LIBSRTP_SRTP: &str =
-    "800f1234decafbadcafebabe4e55dc4ce79978d88ca4d215949d2402b78d6acc99ea179b8dbb";
-const LIBSRTP_RTCP_PLAIN: &str = "81c8000bcafebabeabababababababababababababababab";
-const LIBSRTP_SRTCP: &str =
-    "81c8000bcafebabe7128035be487b9bdbef89041f977a5a880000001993e08cd54d6c1230798";
-
 #[test]
 fn aes_cm_seals_libsrtps_known_answers() {
     let p = provider();
-    let mut sealer = Sealer::new(&p, &libsrtp_keying(true), 0xCAFE_BABE).expect("AES-CM");
-    let plain = hex(LIBSRTP_RTP_PLAIN);
+    let mut sealer = Sealer::new(&p, &libsrtp::keying(true), 0xCAFE_BABE).expect("AES-CM");
+    let plain = hex(libsrtp::RTP_PLAIN);
     let mut out = plain[..12].to_vec();
     sealer.seal_rtp(&mut out, &plain[12..], 0xCAFE_BABE, 0x1234);
     assert_eq!(
         out,
-        hex(LIBSRTP_SRTP),
+        hex(libsrtp::SRTP),
         "SRTP: RTP keys, IV and the tag over ROC"
     );
     // After a relay's link id the header still starts the authenticated part.
     let mut linked = vec![9, 9];
     linked.extend_from_slice(&plain[..12]);
     sealer.seal_rtp_from(&mut linked, 2, &plain[12..], 0xCAFE_BABE, 0x1234);
-    assert_eq!(linked[2..], hex(LIBSRTP_SRTP)[..]);
+    assert_eq!(linked[2..], hex(libsrtp::SRTP)[..]);
     sealer.srtcp_index = 1;
-    let mut compound = hex(LIBSRTP_RTCP_PLAIN);
+    let mut compound = hex(libsrtp::RTCP_PLAIN);
     assert_eq!(sealer.seal_rtcp(&mut compound), Ok(1));
-    assert_eq!(compound, hex(LIBSRTP_SRTCP), "SRTCP: E flag, index, tag");
+    assert_eq!(compound, hex(libsrtp::SRTCP), "SRTCP: E flag, index, tag");
     assert_eq!(sealer.srtcp_index, 2);
 }
 
 #[test]
 fn aes_cm_opens_libsrtps_known_answers_once() {
     let p = provider();
-    let mut opener = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
-    let srtp = hex(LIBSRTP_SRTP);
+    let mut opener = Opener::new(&p, &libsrtp::keying(false)).expect("AES-CM");
+    let srtp = hex(libsrtp::SRTP);
     assert_eq!(
         opener.open_rtp(&srtp, 12, 0x1234),
-        Ok(hex(LIBSRTP_RTP_PLAIN))
+        Ok(hex(libsrtp::RTP_PLAIN))
     );
     // Another ROC is another tag.
     assert_eq!(
         opener.open_rtp(&srtp, 12, 0x1_1234),
         Err(SrtpError::Malformed)
     );
-    let srtcp = hex(LIBSRTP_SRTCP);
-    assert_eq!(opener.open_rtcp(&srtcp), Ok((hex(LIBSRTP_RTCP_PLAIN), 1)));
+    let srtcp = hex(libsrtp::SRTCP);
+    assert_eq!(opener.open_rtcp(&srtcp), Ok((hex(libsrtp::RTCP_PLAIN), 1)));
     assert_eq!(opener.open_rtcp(&srtcp), Err(SrtpError::Replayed));
     for at in [0, 9, 27, 30, srtcp.len() - 1] {
         let mut bad = srtcp.clone();
         bad[at] ^= 0x01;
-        let mut fresh = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
+        let mut fresh = Opener::new(&p, &libsrtp::keying(false)).expect("AES-CM");
         assert_eq!(
             fresh.open_rtcp(&bad),
             Err(SrtpError::Malformed),
@@ -214,7 +187,7 @@ fn aes_cm_opens_libsrtps_known_answers_once() {
     assert_eq!(opener.open_rtp(&bad, 12, 0x1234), Err(SrtpError::Malformed));
     // Too short for a tag, or for its trailer: refused, never a panic.
     for len in 0..srtcp.len() {
-        let mut fresh = Opener::new(&p, &libsrtp_keying(false)).expect("AES-CM");
+        let mut fresh = Opener::new(&p, &libsrtp::keying(false)).expect("AES-CM");
         assert!(fresh.open_rtcp(&srtcp[..len]).is_err(), "len {len}");
         assert!(fresh
             .open_rtp(&srtp[..len.min(srtp.len())], 12, 0x1234)
