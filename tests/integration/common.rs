@@ -5,7 +5,7 @@ use confab::bot::StreamShape;
 use confab::media::config::SendPath;
 use confab::media::RoomConfig;
 use confab::protocol::{ParticipantId, Role};
-use confab::sim::Sim;
+use confab::sim::{Link, Sim};
 use confab::{Bound, Config};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -233,6 +233,19 @@ pub fn past_first_keyframe(sim: &mut Sim, viewer: ParticipantId) {
         sim.stats(viewer)
     );
     sim.run_for(Duration::from_secs(3));
+}
+
+/// One second of clean media for `viewer`, then `lossy` of 5 % loss on its downlink, then
+/// the loss lifted: what it lost has been NACKed, and is repaired over the next round trips.
+pub fn downlink_loss_spell(sim: &mut Sim, viewer: ParticipantId, lossy: Duration) {
+    sim.run_for(Duration::from_secs(1));
+    let link = Link {
+        loss: 0.05,
+        ..Link::default()
+    };
+    sim.set_links(viewer, Link::default(), link);
+    sim.run_for(lossy);
+    sim.set_links(viewer, Link::default(), Link::default());
 }
 
 /// The keyframes `id` has received on all its video tracks.

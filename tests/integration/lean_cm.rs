@@ -3,11 +3,11 @@
 //! hands both ends of a bot's connection AES-CM keys: the bot's str0m is then the independent
 //! implementation that opens what the lean path seals, and seals what it opens.
 
-use crate::common::{lean_room, past_first_keyframe};
+use crate::common::{downlink_loss_spell, lean_room, past_first_keyframe};
 use confab::bot::{BotStats, StreamShape};
 use confab::media::fast::keys;
 use confab::protocol::{ParticipantId, Role};
-use confab::sim::{Link, Sim};
+use confab::sim::Sim;
 use std::time::Duration;
 
 /// A publishing host and a viewer in a lean room, `cm` saying whose keys are AES-CM.
@@ -83,14 +83,7 @@ fn an_aes_cm_viewer_is_served_by_the_lean_path_and_its_replays_refused() {
 #[test]
 fn an_aes_cm_viewers_losses_are_repaired_with_rtx_it_opens() {
     let (mut sim, _, viewer) = room(false, true, StreamShape::default());
-    sim.run_for(Duration::from_secs(1));
-    let lossy = Link {
-        loss: 0.05,
-        ..Link::default()
-    };
-    sim.set_links(viewer, Link::default(), lossy);
-    sim.run_for(Duration::from_secs(3));
-    sim.set_links(viewer, Link::default(), Link::default());
+    downlink_loss_spell(&mut sim, viewer, Duration::from_secs(3));
     sim.run_for(Duration::from_secs(1));
     let resent = sim.conf.room.fast_resent(viewer).expect("lean");
     assert!(resent > 0, "NACKs (AES-CM SRTCP) answered with RTX");

@@ -2,10 +2,10 @@
 //! captured compounds, sent again, are refused before they are read, so a replayed PLI asks
 //! the publisher for nothing and a replayed NACK is answered with no second RTX.
 
-use crate::common::{lean_host_and_viewer, lean_viewer_with_no_keyframe_due};
+use crate::common::{downlink_loss_spell, lean_host_and_viewer, lean_viewer_with_no_keyframe_due};
 use confab::bot::StreamShape;
 use confab::protocol::ParticipantId;
-use confab::sim::{Link, Sim};
+use confab::sim::Sim;
 use std::time::Duration;
 
 /// Sends every SRTCP datagram `id` sent (the last 256) again; returns how many.
@@ -50,15 +50,8 @@ fn a_replayed_pli_asks_the_publisher_for_nothing() {
 #[test]
 fn a_replayed_nack_brings_no_second_rtx() {
     let (mut sim, _, viewer) = lean_host_and_viewer(StreamShape::default());
-    sim.run_for(Duration::from_secs(1));
-    let lossy = Link {
-        loss: 0.05,
-        ..Link::default()
-    };
-    sim.set_links(viewer, Link::default(), lossy);
-    sim.run_for(Duration::from_secs(2));
-    // The loss stops; what was lost has been repaired once the round trips are over.
-    sim.set_links(viewer, Link::default(), Link::default());
+    downlink_loss_spell(&mut sim, viewer, Duration::from_secs(2));
+    // What was lost has been repaired once the round trips are over.
     sim.run_for(Duration::from_millis(300));
     let resent = sim.conf.room.fast_resent(viewer).expect("on the lean path");
     assert!(resent > 0, "nothing was lost and resent");
