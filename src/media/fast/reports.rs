@@ -157,14 +157,15 @@ impl Reports {
         if packet.len() < 28 || packet[1] != SR {
             return false;
         }
-        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-        // The middle 32 bits of the 64-bit NTP time.
-        let lsr = u32::from_be_bytes([packet[10], packet[11], packet[12], packet[13]]);
+        let word = |at: usize| {
+            u32::from_be_bytes([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]])
+        };
+        let ssrc = word(4);
+        let ntp = u64::from(word(8)) << 32 | u64::from(word(12));
         if let Some(s) = self.sources.iter_mut().find(|s| s.ssrc == ssrc) {
-            s.last_sr = Some((lsr, now));
-            let ntp = u64::from_be_bytes(packet[8..16].try_into().unwrap_or_default());
-            let rtp = u32::from_be_bytes([packet[16], packet[17], packet[18], packet[19]]);
-            s.report = Some(SenderReport::from_wire(ntp, rtp));
+            // LSR: the middle 32 bits of the 64-bit NTP time.
+            s.last_sr = Some(((ntp >> 16) as u32, now));
+            s.report = Some(SenderReport::from_wire(ntp, word(16)));
         }
         self.srs_seen += 1;
         true

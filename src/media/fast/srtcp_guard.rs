@@ -91,14 +91,13 @@ impl SrtcpGuard {
 
 /// The guard's keys for what the peer sends.
 fn keyed(keying: &Keying) -> Keys {
-    let made = Opener::new(&super::keys::provider(), keying);
-    made.map_or_else(
-        |e| {
+    match Opener::new(&super::keys::provider(), keying) {
+        Ok(opener) => Keys::Open(Box::new((opener, Vec::new()))),
+        Err(e) => {
             tracing::warn!(error = %e, "SRTCP replay guard unavailable; str0m reads SRTCP unchecked");
             Keys::Off
-        },
-        |o| Keys::Open(Box::new((o, Vec::new()))),
-    )
+        }
+    }
 }
 
 #[cfg(test)]
