@@ -36,6 +36,7 @@ fn one_second(voices: u64) -> Vec<(Duration, Input)> {
                         marker: k == n - 1,
                         payload,
                         arrival: Instant::now(),
+                        capture: None,
                     },
                 ),
             ));
@@ -61,6 +62,7 @@ fn one_second(voices: u64) -> Vec<(Duration, Input)> {
                         marker: false,
                         payload: enc.encode_vec_float(&pcm, 1500).unwrap(),
                         arrival: Instant::now(),
+                        capture: None,
                     },
                 ),
             ));

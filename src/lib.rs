@@ -108,7 +108,7 @@
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | [`media::midmap`] | a peer's down-tracks by mid: a `Vec` reached by the index the subscriber index remembers (no hash lookup per copy) |
-//! | [`media::lipsync`] | when a publisher captured a packet, on our clock: its sender reports' NTP clock carried onto ours by one offset per publisher, which our sender reports (str0m's `write_rtp` wallclock, the lean sender's) pair with the RTP time |
+//! | [`media::lipsync`] | when a publisher captured a packet, on our clock: its sender reports' NTP clock carried onto ours by one offset per publisher, which our sender reports (str0m's `write_rtp` wallclock, the lean sender's) pair with the RTP time, and the recording (`record_tap`) places voices and stage video at |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |
@@ -171,7 +171,7 @@
 //! | `server::stall` | (unit tests) a room that runs late keeps the peers whose datagrams it has not read yet |
 //! | `server::loopback` | (unit tests) a served server on loopback ports for `isolation` and `stall` |
 //! | [`record`] | server-side recording: VP8 depacketizer, stage video, Opus mix, streaming WebM, writer thread (fed by `media::record_tap`) |
-//! | [`record::vp8`], [`record::stage`], [`record::mix`] | RFC 7741 depacketizing into whole frames; the stage video switched on the new source's keyframe, on one timeline; every voice mixed into one Opus track |
+//! | [`record::vp8`], [`record::stage`], [`record::mix`] | RFC 7741 depacketizing into whole frames; the stage video switched on the new source's keyframe, on one timeline; every voice mixed into one Opus track; both laid on their publishers' capture instants (lip sync) |
 //! | [`record::recorder`], [`record::writer`] | the sans-IO recording core (packets and stage choices in, WebM blocks out); the file and the thread that owns a recorder |
 //! | [`record::webm`], [`record::ebml`] | the streaming WebM muxer (playable if cut anywhere) and its EBML (RFC 8794) primitives |
 //! | [`cluster`] | several nodes as one (`--redis-url`): heartbeats with load, room → node map in Redis, least-loaded placement, failover, drain |

@@ -88,6 +88,9 @@ pub struct ClientCore {
     /// Layers the server asked for; `None` until it says (send everything).
     active_rids: Option<Vec<String>>,
     last_key: Instant,
+    /// Where the media clock's slots count from: real media is chosen by slot, as a capture
+    /// device's frames are, so a clip's audio and video stay aligned whatever is skipped.
+    media_start: Instant,
     next_audio: Instant,
     next_video: Instant,
     rtc_timeout: Instant,
@@ -150,6 +153,7 @@ impl ClientCore {
             force_key: [true; 3],
             active_rids: None,
             last_key: now,
+            media_start: now,
             next_audio: now,
             next_video: now,
             rtc_timeout: now,

@@ -75,7 +75,8 @@ impl RecordTap {
         self.handle.stop();
     }
 
-    /// One routed packet of `track`'s `layer`; `vp8`/`opus` say what its payload is.
+    /// One routed packet of `track`'s `layer`; `vp8`/`opus` say what its payload is; `capture`
+    /// when its publisher's sender reports place it (`media::lipsync`).
     #[allow(clippy::too_many_arguments)]
     pub fn packet(
         &mut self,
@@ -88,6 +89,7 @@ impl RecordTap {
         marker: bool,
         payload: &[u8],
         arrival: Instant,
+        capture: Option<Instant>,
     ) {
         let source = source_of(track, layer);
         if video {
@@ -110,6 +112,7 @@ impl RecordTap {
             marker,
             payload: payload.to_vec(),
             arrival,
+            capture,
         };
         self.handle.send(if video {
             Input::Video(source, rtp)

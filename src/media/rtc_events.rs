@@ -231,6 +231,7 @@ impl Router {
                 pkt.header.marker,
                 &pkt.payload,
                 now,
+                report.map(|_| capture),
             );
         }
         let ext = &pkt.header.ext_vals;

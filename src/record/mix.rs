@@ -1,5 +1,6 @@
 //! Every voice mixed into one Opus track: decode each stream, add it in at its place on the
-//! recording's timeline (by RTP timestamp, anchored at arrival), encode 20 ms frames.
+//! recording's timeline (by RTP timestamp, anchored at its publisher's capture instant once
+//! its sender reports give one, before that at arrival), encode 20 ms frames.
 //!
 //! A frame is encoded once the clock is [`MixConfig::delay_ms`] past its end, so packets up to
 //! that late (jitter) are still mixed in; later ones are dropped and counted. Small gaps are
@@ -16,6 +17,9 @@ pub const RATE: u64 = 48_000;
 pub const FRAME: usize = 960;
 /// Longest Opus packet (120 ms).
 const MAX_PACKET_SAMPLES: usize = 5_760;
+/// How far (samples) a voice's mapping may stray from its captures before it is laid on them
+/// again: as the stage's `CAPTURE_SHIFT_MS`.
+const CAPTURE_SHIFT: u64 = super::stage::CAPTURE_SHIFT_MS * RATE / 1000;
 /// Gaps up to this many samples are concealed by the decoder; longer ones stay silent.
 const MAX_PLC_SAMPLES: u64 = 3 * FRAME as u64;
 
@@ -78,6 +82,8 @@ struct Voice {
     decoder: Decoder,
     /// (extended RTP timestamp, sample position) of the anchor packet.
     anchor: Option<(u64, u64)>,
+    /// Whether the anchor lies at a capture instant (else at an arrival).
+    on_capture: bool,
     ts_ext: Option<u64>,
     /// Where this voice's last decoded samples ended.
     next_pos: Option<u64>,
@@ -185,7 +191,8 @@ impl Mixer {
         self.voices.remove(&source);
     }
 
-    /// Mixes in one Opus packet of `source` that arrived at `arrival_ms` (recording time).
+    /// Mixes in one Opus packet of `source` that arrived at `arrival_ms` (recording time) and
+    /// was captured at `capture_ms`, when its publisher's sender reports say.
     pub fn push(
         &mut self,
         source: SourceId,
@@ -193,12 +200,14 @@ impl Mixer {
         timestamp: u32,
         payload: &[u8],
         arrival_ms: u64,
+        capture_ms: Option<u64>,
     ) -> Result<(), OpusError> {
         let voice = match self.voices.entry(source) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(Voice {
                 decoder: Decoder::new(RATE as u32, Channels::Mono)?,
                 anchor: None,
+                on_capture: false,
                 ts_ext: None,
                 next_pos: None,
                 seen: None,
@@ -214,24 +223,42 @@ impl Mixer {
         let mapped = voice
             .anchor
             .map(|(rtp, pos)| pos as i64 + (ts as i64 - rtp as i64));
+        // A voice anchored at an arrival (before its first sender report) moves to its
+        // capture instant when one comes, and again when its captures move (the publisher's
+        // clock offset did): it lines up with the stage video, which is laid on captures too.
+        // A capture already encoded over lands at the clock (as an arrival would): compared
+        // there, a voice whose captures are further back than the jitter window is not laid
+        // again on every packet.
+        let capture_pos = capture_ms.map(|c| (c * RATE / 1000).max(self.emitted));
+        let recapture = match (capture_pos, mapped) {
+            (Some(c), Some(p)) => !voice.on_capture || p.abs_diff(c as i64) > CAPTURE_SHIFT,
+            _ => false,
+        };
+        // Samples of this packet that the voice has already covered, when its anchor moves
+        // back: skipped once rather than heard twice.
+        let mut overlap = 0;
         let pos = match mapped {
             // Behind the clock is fine (that is jitter, judged below); far ahead, or behind by
             // more than the horizon, means the source's clock jumped.
             Some(p)
-                if p >= 0
+                if !recapture
+                    && p >= 0
                     && (p as u64) <= arrival_pos + horizon
                     && p as u64 + horizon >= arrival_pos =>
             {
                 p as u64
             }
             _ => {
-                if voice.anchor.is_some() {
+                if voice.anchor.is_some() && !recapture {
                     self.stats.resyncs += 1;
                 }
                 // Anchor so the packet lands just inside the jitter window.
-                let pos = arrival_pos.max(self.emitted);
+                let pos = capture_pos.unwrap_or(arrival_pos.max(self.emitted));
                 voice.anchor = Some((ts, pos));
-                voice.next_pos = None;
+                voice.on_capture = capture_ms.is_some();
+                if let Some(next) = voice.next_pos.take().filter(|_| recapture) {
+                    overlap = next.saturating_sub(pos);
+                }
                 pos
             }
         };
@@ -265,7 +292,13 @@ impl Mixer {
                 return Ok(());
             }
         };
-        add_at(&mut self.acc, self.emitted, pos, &self.pcm[..n]);
+        let skip = (overlap as usize).min(n);
+        add_at(
+            &mut self.acc,
+            self.emitted,
+            pos + skip as u64,
+            &self.pcm[skip..n],
+        );
         voice.next_pos = Some(pos + n as u64);
         self.stats.mixed += 1;
         Ok(())
@@ -354,7 +387,7 @@ mod tests {
                 .encode_float(&tone(440.0, i as usize * FRAME, FRAME), &mut buf)
                 .unwrap();
             // a: on time; b: a random-looking 0..60 ms of jitter, with an unrelated RTP clock.
-            m.push(SourceId(1), i, (i * 960) as u32, &buf[..n], i * 20)
+            m.push(SourceId(1), i, (i * 960) as u32, &buf[..n], i * 20, None)
                 .unwrap();
             let n = enc_b
                 .encode_float(&tone(660.0, i as usize * FRAME, FRAME), &mut buf)
@@ -366,6 +399,7 @@ mod tests {
                 (7_000_000 + i * 960) as u32,
                 &buf[..n],
                 i * 20 + jitter,
+                None,
             )
             .unwrap();
             m.poll(i * 20, false, &mut out).unwrap();
@@ -391,11 +425,11 @@ mod tests {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1500];
         let n = enc.encode_float(&tone(440.0, 0, FRAME), &mut buf).unwrap();
-        m.push(SourceId(1), 1, 0, &buf[..n], 0).unwrap();
-        m.push(SourceId(1), 1, 0, &buf[..n], 0).unwrap();
+        m.push(SourceId(1), 1, 0, &buf[..n], 0, None).unwrap();
+        m.push(SourceId(1), 1, 0, &buf[..n], 0, None).unwrap();
         m.poll(1_000, false, &mut out).unwrap();
         // seq 2 belongs at 20 ms, long encoded by now.
-        m.push(SourceId(1), 2, 960, &buf[..n], 1_000).unwrap();
+        m.push(SourceId(1), 2, 960, &buf[..n], 1_000, None).unwrap();
         let st = m.stats();
         assert_eq!((st.mixed, st.duplicate), (1, 1));
         // Far behind the anchor's mapping: re-anchored at the clock rather than lost.
@@ -411,5 +445,67 @@ mod tests {
         assert_eq!(out.len(), 50);
         assert!(rms(&out) < 0.001);
         assert!(m.acc.capacity() < 200_000);
+    }
+
+    #[test]
+    fn a_voice_moves_once_from_its_arrival_to_its_capture() {
+        let mut enc = Encoder::new(48_000, Channels::Mono, Application::Voip).unwrap();
+        let mut m = Mixer::new(MixConfig::default()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1500];
+        // Each packet arrives 40 ms after its capture; the capture is known from packet 25 on
+        // (the publisher's first sender report).
+        for i in 0..50u64 {
+            let n = enc
+                .encode_float(&tone(440.0, i as usize * FRAME, FRAME), &mut buf)
+                .unwrap();
+            let capture = (i >= 25).then_some(i * 20);
+            m.push(
+                SourceId(1),
+                i,
+                (i * 960) as u32,
+                &buf[..n],
+                i * 20 + 40,
+                capture,
+            )
+            .unwrap();
+            m.poll(i * 20 + 40, false, &mut out).unwrap();
+            let (_, at) = m.voices[&SourceId(1)].anchor.unwrap();
+            let want = if i < 25 { 40 } else { 500 };
+            assert_eq!(at * 1000 / RATE, want, "anchor after packet {i}");
+        }
+        let st = m.stats();
+        assert_eq!((st.mixed, st.late, st.resyncs), (50, 0, 0), "{st:?}");
+    }
+
+    #[test]
+    fn a_voice_captured_further_back_than_the_window_is_laid_once() {
+        let mut enc = Encoder::new(48_000, Channels::Mono, Application::Voip).unwrap();
+        let mut m = Mixer::new(MixConfig::default()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1500];
+        // Captured 300 ms before arrival, beyond the 120 ms jitter window, with 0..30 ms of
+        // jitter: laid at the clock once, then followed by its RTP clock.
+        m.poll(1_000, false, &mut out).unwrap();
+        for i in 0..50u64 {
+            let n = enc
+                .encode_float(&tone(440.0, i as usize * FRAME, FRAME), &mut buf)
+                .unwrap();
+            let arrival = 1_000 + i * 20 + (i * 7) % 30;
+            m.push(
+                SourceId(1),
+                i,
+                (i * 960) as u32,
+                &buf[..n],
+                arrival,
+                Some(arrival - 300),
+            )
+            .unwrap();
+            m.poll(1_000 + i * 20, false, &mut out).unwrap();
+        }
+        let st = m.stats();
+        assert_eq!((st.mixed, st.late, st.resyncs), (50, 0, 0), "{st:?}");
+        let (ts, _) = m.voices[&SourceId(1)].anchor.unwrap();
+        assert_eq!(ts, 1 << 32, "still the first packet's anchor");
     }
 }

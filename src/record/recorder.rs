@@ -46,6 +46,10 @@ pub struct RtpIn {
     pub payload: Vec<u8>,
     /// When the room received it.
     pub arrival: Instant,
+    /// When its publisher captured it, on the room's clock, once the publisher's sender
+    /// reports say (`media::lipsync`): what the recording's timeline is anchored at, so a
+    /// person's voice and picture line up however long each took to reach us.
+    pub capture: Option<Instant>,
 }
 
 /// What the room tells a recording.
@@ -200,9 +204,9 @@ impl<S: Sink> Recorder<S> {
             }
             Input::Video(source, p) => self.video(source, p, now),
             Input::Audio(source, p) => {
-                let at = self.ms(p.arrival);
+                let (at, captured) = (self.ms(p.arrival), p.capture.map(|c| self.ms(c)));
                 self.mixer
-                    .push(source, p.seq, p.timestamp, &p.payload, at)?;
+                    .push(source, p.seq, p.timestamp, &p.payload, at, captured)?;
             }
         }
         self.handle_timeout(now)
@@ -225,8 +229,9 @@ impl<S: Sink> Recorder<S> {
                 return;
             }
         };
-        let arrival = self.ms(p.arrival);
-        if let StageDecision::Write(time_ms) = self.stage.decide(source, &frame, arrival) {
+        let (arrival, captured) = (self.ms(p.arrival), p.capture.map(|c| self.ms(c)));
+        if let StageDecision::Write(time_ms) = self.stage.decide(source, &frame, arrival, captured)
+        {
             // Two frames in one millisecond (a burst from a loaded encoder, a switch) would give
             // players equal timestamps: every frame gets its own millisecond.
             let time_ms = self.last_video_ms.map_or(time_ms, |l| time_ms.max(l + 1));

@@ -10,6 +10,14 @@ pub const RESYNC_MS: u64 = 2_000;
 /// A frame mapped this far behind its arrival also re-anchors, so stage video never lags the
 /// audio mix by more than this (the interleaver relies on it).
 pub const BEHIND_MS: u64 = 500;
+/// The furthest before its arrival a frame is anchored at its capture: a publisher whose
+/// frames take longer than this to reach us is recorded at their arrival less this, keeping
+/// the anchor well inside [`BEHIND_MS`].
+pub const CAPTURE_LEAD_MS: u64 = BEHIND_MS / 2;
+/// How far a source's mapping may stray from its captures before it is laid on them again.
+/// Captures move when the publisher's clock offset does (`media::lipsync`): once its voice's
+/// first sender report shows how much faster than its camera it is, typically 50–100 ms.
+pub const CAPTURE_SHIFT_MS: u64 = 20;
 /// The least time between the last frame before a new anchor and the first after it.
 pub const SWITCH_GAP_MS: u64 = 34;
 
@@ -29,6 +37,8 @@ pub struct Stage {
     pending: Option<SourceId>,
     /// (RTP timestamp, recording ms) of the current source's anchor frame.
     anchor: Option<(u64, u64)>,
+    /// Whether the anchor lies at a capture instant (else at an arrival).
+    on_capture: bool,
     last_ms: Option<u64>,
     switches: u64,
 }
@@ -70,8 +80,18 @@ impl Stage {
         self.switches
     }
 
-    /// Decides a frame of `source` that arrived at `arrival_ms` (recording time).
-    pub fn decide(&mut self, source: SourceId, frame: &Frame, arrival_ms: u64) -> StageDecision {
+    /// Decides a frame of `source` that arrived at `arrival_ms` (recording time) and was
+    /// captured at `capture_ms` when its publisher's sender reports say (`media::lipsync`).
+    /// A new anchor lies at the capture, so the frame is written when its sound was heard
+    /// (the mix anchors voices the same way) rather than a camera's encoding and a keyframe's
+    /// size later.
+    pub fn decide(
+        &mut self,
+        source: SourceId,
+        frame: &Frame,
+        arrival_ms: u64,
+        capture_ms: Option<u64>,
+    ) -> StageDecision {
         if self.pending == Some(source) && frame.keyframe {
             self.current = Some(source);
             self.pending = None;
@@ -86,31 +106,34 @@ impl Stage {
             // Rounded to the nearest ms, as ffmpeg does: truncating makes 30 fps frames land
             // 33, 33, 34 ms apart, which decoders at a 1/30 time base read as duplicates.
             .map(|(rtp, ms)| ms as i64 + (frame.timestamp as i64 - rtp as i64 + 45).div_euclid(90));
-        let mut anchored = false;
-        let ms = match mapped {
-            Some(m)
-                if m >= 0
-                    && m as u64 + BEHIND_MS >= arrival_ms
-                    && m as u64 <= arrival_ms + RESYNC_MS =>
-            {
-                m as u64
+        let capture =
+            capture_ms.map(|c| c.clamp(arrival_ms.saturating_sub(CAPTURE_LEAD_MS), arrival_ms));
+        let fits = mapped.filter(|&m| {
+            m >= 0 && m as u64 + BEHIND_MS >= arrival_ms && m as u64 <= arrival_ms + RESYNC_MS
+        });
+        let ms = match (fits, capture) {
+            // The source's captures are known now, or moved: laid on them again, the frames
+            // go on (squeezed, a millisecond apart, until their times pass the last one)
+            // rather than wait a frame interval, which would keep them late by that.
+            (Some(m), Some(c)) if !self.on_capture || m.abs_diff(c as i64) > CAPTURE_SHIFT_MS => {
+                self.anchor = Some((frame.timestamp, c));
+                self.on_capture = true;
+                c
             }
-            _ => {
-                anchored = true;
-                arrival_ms
+            (Some(m), _) => m as u64,
+            (None, _) => {
+                // A new anchor (a switch, a resync) keeps a frame interval after the last
+                // frame: the old source may have sent one just before, and players that
+                // assume 30 fps read frames closer than that as duplicates.
+                let ms = capture.unwrap_or(arrival_ms);
+                let ms = self.last_ms.map_or(ms, |l| ms.max(l + SWITCH_GAP_MS));
+                self.anchor = Some((frame.timestamp, ms));
+                self.on_capture = capture.is_some();
+                ms
             }
         };
-        // Never go back in time. A new anchor (a switch, a resync) keeps a frame interval
-        // after the last frame: the old source may have sent one just before, and players
-        // that assume 30 fps read frames closer than that as duplicates.
-        let gap = if anchored { SWITCH_GAP_MS } else { 1 };
-        let ms = match self.last_ms {
-            Some(last) if ms < last + gap => last + gap,
-            _ => ms,
-        };
-        if anchored {
-            self.anchor = Some((frame.timestamp, ms));
-        }
+        // Never go back in time.
+        let ms = self.last_ms.map_or(ms, |last| ms.max(last + 1));
         self.last_ms = Some(ms);
         StageDecision::Write(ms)
     }
@@ -120,6 +143,7 @@ impl Stage {
         if self.current == Some(source) {
             self.current = None;
             self.anchor = None;
+            self.on_capture = false;
         }
         if self.pending == Some(source) {
             self.pending = None;
@@ -145,30 +169,39 @@ mod tests {
         let (a, b) = (SourceId(1), SourceId(2));
         let mut s = Stage::default();
         assert_eq!(s.select(Some(a)), Some(a));
-        assert_eq!(s.decide(a, &frame(1000, false), 0), StageDecision::Skip);
         assert_eq!(
-            s.decide(a, &frame(4000, true), 33),
+            s.decide(a, &frame(1000, false), 0, None),
+            StageDecision::Skip
+        );
+        assert_eq!(
+            s.decide(a, &frame(4000, true), 33, None),
             StageDecision::Write(33)
         );
         assert_eq!(
-            s.decide(a, &frame(7000, false), 70),
+            s.decide(a, &frame(7000, false), 70, None),
             StageDecision::Write(66)
         );
         // Asking for b keeps a on the stage until b's keyframe.
         assert_eq!(s.select(Some(b)), Some(b));
-        assert_eq!(s.decide(b, &frame(500_000, false), 99), StageDecision::Skip);
         assert_eq!(
-            s.decide(a, &frame(10_000, false), 100),
+            s.decide(b, &frame(500_000, false), 99, None),
+            StageDecision::Skip
+        );
+        assert_eq!(
+            s.decide(a, &frame(10_000, false), 100, None),
             StageDecision::Write(100)
         );
         // b's clock is unrelated to a's; the recording time continues from the arrival.
         assert_eq!(
-            s.decide(b, &frame(503_000, true), 120),
+            s.decide(b, &frame(503_000, true), 120, None),
             StageDecision::Write(134)
         );
-        assert_eq!(s.decide(a, &frame(13_000, false), 133), StageDecision::Skip);
         assert_eq!(
-            s.decide(b, &frame(506_000, false), 150),
+            s.decide(a, &frame(13_000, false), 133, None),
+            StageDecision::Skip
+        );
+        assert_eq!(
+            s.decide(b, &frame(506_000, false), 150, None),
             StageDecision::Write(167)
         );
         assert_eq!(s.switches(), 2);
@@ -180,18 +213,79 @@ mod tests {
         let mut s = Stage::default();
         s.select(Some(a));
         assert_eq!(
-            s.decide(a, &frame(90_000, true), 500),
+            s.decide(a, &frame(90_000, true), 500, None),
             StageDecision::Write(500)
         );
         // The encoder restarted with an older timestamp: anchored anew, still after 500.
         assert_eq!(
-            s.decide(a, &frame(10, true), 480),
+            s.decide(a, &frame(10, true), 480, None),
             StageDecision::Write(534)
         );
         // A pause of 10 s in RTP but 3 s by the clock: follows the clock.
         assert_eq!(
-            s.decide(a, &frame(10 + 900_000, false), 3_500),
+            s.decide(a, &frame(10 + 900_000, false), 3_500, None),
             StageDecision::Write(3_500)
+        );
+    }
+
+    #[test]
+    fn a_new_anchor_lies_at_the_capture_within_its_bound() {
+        let (a, b) = (SourceId(1), SourceId(2));
+        let mut s = Stage::default();
+        s.select(Some(a));
+        // Captured 90 ms before it arrived: written at its capture, and the frames after
+        // follow their RTP clock from there, whatever their own delays.
+        assert_eq!(
+            s.decide(a, &frame(9_000, true), 1_090, Some(1_000)),
+            StageDecision::Write(1_000)
+        );
+        assert_eq!(
+            s.decide(a, &frame(12_000, false), 1_070, Some(1_033)),
+            StageDecision::Write(1_033)
+        );
+        // A capture further back than CAPTURE_LEAD_MS is taken at that bound.
+        s.select(Some(b));
+        assert_eq!(
+            s.decide(b, &frame(0, true), 3_000, Some(1_500)),
+            StageDecision::Write(3_000 - CAPTURE_LEAD_MS)
+        );
+    }
+
+    #[test]
+    fn frames_move_onto_their_captures_when_they_come_or_move() {
+        let a = SourceId(1);
+        let mut s = Stage::default();
+        s.select(Some(a));
+        // Before the publisher's reports: placed by arrival.
+        assert_eq!(
+            s.decide(a, &frame(0, true), 1_100, None),
+            StageDecision::Write(1_100)
+        );
+        // The first capture: laid on it, 100 ms back; the frames in between are squeezed
+        // (time never goes back) until their own times pass the last one.
+        assert_eq!(
+            s.decide(a, &frame(3_000, false), 1_133, Some(1_033)),
+            StageDecision::Write(1_101)
+        );
+        assert_eq!(
+            s.decide(a, &frame(6_000, false), 1_167, Some(1_066)),
+            StageDecision::Write(1_102)
+        );
+        for (ts, ms) in [(9_000, 1_100), (12_000, 1_133)] {
+            assert_eq!(
+                s.decide(a, &frame(ts, false), ms + 100, Some(ms)),
+                StageDecision::Write(ms.max(1_103))
+            );
+        }
+        // Captures that stray less than CAPTURE_SHIFT_MS (a new sender report) move nothing.
+        assert_eq!(
+            s.decide(a, &frame(15_000, false), 1_266, Some(1_176)),
+            StageDecision::Write(1_166)
+        );
+        // They move by 60 ms (the publisher's clock offset was laid again): followed.
+        assert_eq!(
+            s.decide(a, &frame(18_000, false), 1_300, Some(1_260)),
+            StageDecision::Write(1_260)
         );
     }
 }

@@ -30,6 +30,7 @@ mod lobby;
 mod meeting;
 mod record;
 mod record_media;
+mod record_sync;
 mod recording_faults;
 mod recording_room;
 mod relay;

@@ -367,6 +367,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
         marker: true,
         payload: vec![0x10; 1200],
         arrival: Instant::now(),
+        capture: None,
     };
     let mut refused = 0;
     for seq in 0..10_000u64 {

@@ -24,9 +24,25 @@ pub struct ClipFrame {
 /// and returns its frames (read from the IVF container).
 pub fn vp8_clip(dir: &Path, w: u32, h: u32, secs: u32) -> Vec<ClipFrame> {
     let out = dir.join(format!("clip-{w}x{h}.ivf"));
+    vp8_encode(&format!("testsrc=size={w}x{h}:rate=30"), &out, secs)
+}
+
+/// `secs` of black at 320×240, 30 fps, but for one white frame, number `flash` (from 0): a
+/// picture whose moment can be found again in a recording.
+pub fn flash_clip(dir: &Path, secs: u32, flash: u32) -> Vec<ClipFrame> {
+    let out = dir.join(format!("flash-{flash}.ivf"));
+    let source = format!(
+        "color=c=black:size=320x240:rate=30,\
+         drawbox=color=white:t=fill:enable='eq(n,{flash})'"
+    );
+    vp8_encode(&source, &out, secs)
+}
+
+/// Encodes `secs` of the lavfi `source` with libvpx (30 fps, a keyframe every 30 frames) into
+/// `out` and returns its frames (read from the IVF container).
+fn vp8_encode(source: &str, out: &Path, secs: u32) -> Vec<ClipFrame> {
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size={w}x{h}:rate=30"))
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
         .args([
             "-t",
             &secs.to_string(),
@@ -38,11 +54,11 @@ pub fn vp8_clip(dir: &Path, w: u32, h: u32, secs: u32) -> Vec<ClipFrame> {
             "600k",
         ])
         .args(["-deadline", "realtime", "-cpu-used", "8", "-f", "ivf"])
-        .arg(&out)
+        .arg(out)
         .status()
         .expect("ffmpeg is installed (scripts/test.sh installs it)");
     assert!(status.success(), "ffmpeg failed to encode the clip");
-    let ivf = std::fs::read(&out).expect("ivf written");
+    let ivf = std::fs::read(out).expect("ivf written");
     assert_eq!(&ivf[..4], b"DKIF");
     let header = u16::from_le_bytes([ivf[6], ivf[7]]) as usize;
     let mut frames = Vec::new();
@@ -79,6 +95,12 @@ impl VideoSender {
 
     /// The inputs of the next frame (the clip loops), arriving at `at`.
     pub fn frame(&mut self, at: Instant) -> Vec<Input> {
+        self.frame_captured(at, None)
+    }
+
+    /// The inputs of the next frame, arriving at `at`, captured at `capture` as its
+    /// publisher's sender reports would say.
+    pub fn frame_captured(&mut self, at: Instant, capture: Option<Instant>) -> Vec<Input> {
         let i = self.next;
         self.next += 1;
         let f = &self.frames[i % self.frames.len()];
@@ -98,6 +120,7 @@ impl VideoSender {
                         marker: k == n - 1,
                         payload,
                         arrival: at,
+                        capture,
                     },
                 )
             })
@@ -110,6 +133,8 @@ pub struct VoiceSender {
     pub source: SourceId,
     enc: opus::Encoder,
     freq: f32,
+    /// The first sample of the tone: silence before it.
+    onset: u64,
     n: u64,
     seq: u64,
 }
@@ -121,16 +146,35 @@ impl VoiceSender {
             enc: opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
                 .expect("opus encoder"),
             freq,
+            onset: 0,
             n: 0,
             seq: 0,
         }
     }
 
+    /// A voice silent until its `onset`-th sample (48 kHz), then the tone: a sound whose
+    /// moment can be found again in a recording.
+    pub fn from_sample(source: SourceId, freq: f32, onset: u64) -> Self {
+        VoiceSender {
+            onset,
+            ..Self::new(source, freq)
+        }
+    }
+
     /// The next 20 ms packet, arriving at `at`.
     pub fn packet(&mut self, at: Instant) -> Input {
+        self.packet_captured(at, None)
+    }
+
+    /// The next 20 ms packet, arriving at `at`, captured at `capture` as its publisher's
+    /// sender reports would say.
+    pub fn packet_captured(&mut self, at: Instant, capture: Option<Instant>) -> Input {
         let start = self.n * 960;
         let pcm: Vec<f32> = (start..start + 960)
-            .map(|i| 0.4 * (i as f32 * self.freq * std::f32::consts::TAU / 48_000.0).sin())
+            .map(|i| {
+                let on = if i >= self.onset { 0.4 } else { 0.0 };
+                on * (i as f32 * self.freq * std::f32::consts::TAU / 48_000.0).sin()
+            })
             .collect();
         let payload = self.enc.encode_vec_float(&pcm, 1500).expect("encode");
         self.n += 1;
@@ -143,6 +187,7 @@ impl VoiceSender {
                 marker: false,
                 payload,
                 arrival: at,
+                capture,
             },
         )
     }
@@ -242,4 +287,47 @@ pub fn mean_volume(file: &Path) -> f64 {
         .find_map(|l| l.split("mean_volume:").nth(1))
         .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
         .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// When a recording's stage video shows a bright picture (mean luma over 128), in seconds
+/// of its timeline (ffmpeg's signalstats, printed per frame by its metadata filter).
+pub fn bright_frames(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "info", "-i"])
+        .arg(file)
+        .args(["-map", "0:v", "-vf"])
+        .arg("signalstats,metadata=print:key=lavfi.signalstats.YAVG")
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut pts = None;
+    let mut bright = Vec::new();
+    for line in text.lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            pts = t.trim().parse::<f64>().ok();
+        } else if let Some(y) = line.split("YAVG=").nth(1) {
+            if y.trim().parse::<f64>().is_ok_and(|y| y > 128.0) {
+                bright.extend(pts.take());
+            }
+        }
+    }
+    bright
+}
+
+/// When a recording's audio rises out of silence (below −40 dB for at least 0.2 s), in
+/// seconds of its timeline (ffmpeg's silencedetect).
+pub fn sound_onsets(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "info", "-i"])
+        .arg(file)
+        .args(["-map", "0:a", "-af", "silencedetect=noise=-40dB:d=0.2"])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is installed");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split("silence_end:").nth(1))
+        .filter_map(|v| v.split('|').next()?.trim().parse().ok())
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 use super::{ClientCore, RIDS};
 use crate::bot::media::{audio_payload, video_frame};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::format::Codec;
 use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpWrite};
@@ -17,17 +17,20 @@ impl ClientCore {
             .map(|p| p.pt())
     }
 
+    /// The media clock's slot (of `every`) that `at` is in.
+    fn slot(&self, at: Instant, every: Duration) -> u64 {
+        let n = at.saturating_duration_since(self.media_start).as_nanos() / every.as_nanos().max(1);
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
     /// One Opus packet (the clip's, or synthetic) with its audio level.
     pub(super) fn send_audio(&mut self, mid: Mid, now: Instant) -> Result<(), RtcError> {
         let Some(pt) = self.pt(Codec::Opus) else {
             return Ok(());
         };
         let ts = (self.seq_audio * 960) as u32;
-        let payload = match self
-            .real
-            .as_ref()
-            .and_then(|r| r.audio_packet(self.seq_audio))
-        {
+        let slot = self.slot(self.next_audio, Duration::from_millis(20));
+        let payload = match self.real.as_ref().and_then(|r| r.audio_packet(slot)) {
             Some(p) => p,
             None => audio_payload(&self.behaviour.shape, now),
         };
@@ -66,6 +69,7 @@ impl ClientCore {
         self.frames += 1;
         let ts = (self.frames * 90_000 / u64::from(shape.fps.max(1))) as u32;
         let captured = now.checked_sub(shape.video_lag).unwrap_or(now);
+        let slot = self.slot(self.next_video, Duration::from_secs(1) / shape.fps.max(1));
         let layers: &[u8] = if shape.simulcast { &[0, 1, 2] } else { &[0] };
         for &layer in layers {
             let rid = shape.simulcast.then(|| Rid::from(RIDS[usize::from(layer)]));
@@ -81,11 +85,7 @@ impl ClientCore {
                 continue;
             }
             let key = periodic || std::mem::take(&mut self.force_key[usize::from(layer)]);
-            let packets = match self
-                .real
-                .as_ref()
-                .and_then(|r| r.video_frame(self.frames - 1))
-            {
+            let packets = match self.real.as_ref().and_then(|r| r.video_frame(slot)) {
                 Some(p) => p,
                 None => video_frame(&shape, layer, key, self.frames as u16, now),
             };

@@ -389,8 +389,9 @@ impl Router {
                 codec == Codec::Opus
             };
             let (seq, time, marker) = (pkt.seq, pkt.time as u32, pkt.marker);
+            // The relay carries no publisher clock: placed at its arrival, as before reports.
             tap.packet(
-                pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now,
+                pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now, None,
             );
         }
         self.deliver_relayed(pkt, publisher, subscribers, &payload, pt, params, now);
