@@ -16,6 +16,7 @@ fn packet(seq: u64) -> RelayPacket {
         seq,
         time: seq * 3000,
         audio_level: None,
+        capture_us: seq * 33_333,
     }
 }
 

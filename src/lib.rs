@@ -95,7 +95,7 @@
 //! | [`media::relay`] | cross-node relay, media half: the origin's `Peer::Relay` per edge link (every track, the layers the edge needs, sealed), the edge's relayed up-tracks and what it asks back |
 //! | `media::relay::origin` | the origin's end of a link: a peer subscribed to every track, sending what the edge needs, sealed, to its relay address |
 //! | `media::relay::edge` | the edge's end of a link: relayed up-tracks fed from opened datagrams into the normal fan-out; the needs and keyframe requests the origin must hear |
-//! | [`media::relay::wire`] | the relay datagram `[link id][SRTP packet]`: HKDF link key, sealing, opening, replay window |
+//! | [`media::relay::wire`] | the relay datagram `[link id][SRTP packet]`: HKDF link key, sealing, opening, replay window; each packet's capture instant on the sending node's clock |
 //! | [`media::relay::repair`] | relay loss repair: the edge's gap detection per relayed source and its resend requests, the origin's bounded per-source history resealed under fresh indexes |
 //! | `media::relay::uplink` | promotion from an edge: the edge's relay peer toward the origin (local tracks only, its own key, ids from a block the origin gave the link), the origin's opener feeding them in as the promoted participant's tracks, needs and keyframe requests back to the edge |
 //! | [`media::record_tap`] | the room's recording tap: every up-track's RTP (Opus voices, the stage's VP8), stage choice, keyframe asks |
@@ -108,7 +108,7 @@
 //! | [`media::forward_log`] | arrival times of the forwarded copies put out (one entry per fan-out or pacer release), for the forward-delay histogram |
 //! | [`media::downtrack`] | `DownTrack`: layer selector + payload-type map + congestion gate + forwarder → forward or a named drop |
 //! | [`media::midmap`] | a peer's down-tracks by mid: a `Vec` reached by the index the subscriber index remembers (no hash lookup per copy) |
-//! | [`media::lipsync`] | when a publisher captured a packet, on our clock: its sender reports' NTP clock carried onto ours by one offset per publisher, which our sender reports (str0m's `write_rtp` wallclock, the lean sender's) pair with the RTP time, and the recording (`record_tap`) places voices and stage video at |
+//! | [`media::lipsync`] | when a publisher captured a packet, on our clock: its sender reports' NTP clock carried onto ours by one offset per publisher, which our sender reports (str0m's `write_rtp` wallclock, the lean sender's) pair with the RTP time, and the recording (`record_tap`) places voices and stage video at; also a relay link's clock (the sending node's captures in each datagram) carried onto the receiving node's |
 //! | `media::layers` | applying allocation: layers per subscriber, last-N, publisher pauses |
 //! | [`media::allocation`] | choosing layers within a bandwidth budget, by priority |
 //! | [`media::simulcast`] | rid ↔ layer; switching layers only on a keyframe |

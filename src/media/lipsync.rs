@@ -88,7 +88,13 @@ impl CaptureClock {
         let Some(report) = report else {
             return arrival;
         };
-        let ntp = report.ntp_ns_of(rtp, clock_rate);
+        self.place(report.ntp_ns_of(rtp, clock_rate), arrival)
+    }
+
+    /// When a packet captured at `ntp` ns on the other clock (the publisher's NTP time, or
+    /// another node's `fast::clock` for a relayed packet) and arriving at `arrival` was
+    /// captured, on ours: the same offset, laid and moved as [`Self::capture`] says.
+    pub fn place(&mut self, ntp: i128, arrival: Instant) -> Instant {
         let (base, base_ntp) = *self.anchor.get_or_insert_with(|| {
             self.anchored += 1;
             (arrival, ntp)

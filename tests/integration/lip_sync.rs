@@ -168,3 +168,45 @@ fn our_sender_reports_keep_the_publishers_audio_video_relation() {
 fn our_sender_reports_keep_the_publishers_audio_video_relation_on_the_str0m_path() {
     keeps_the_publishers_relation(str0m_room());
 }
+
+/// The same across nodes: the host publishes on an origin, the viewer watches on an edge. The
+/// relay datagram carries each packet's capture on the origin's clock, which the edge carries
+/// onto its own by one offset per link; before, the edge took each packet's arrival there.
+#[test]
+fn an_edge_viewer_gets_the_publishers_audio_video_relation() {
+    use crate::relay_harness::Cluster;
+    let shape = StreamShape {
+        video_lag: VIDEO_LAG,
+        ..StreamShape::default()
+    };
+    let mut c = Cluster::cascade(lean_room());
+    c.origin
+        .join("host", Role::Presenter, true, shape)
+        .expect("join");
+    let viewer = c.edges[0]
+        .sim
+        .join("viewer", Role::Audience, false, StreamShape::default())
+        .expect("join");
+    c.run_for(Duration::from_secs(6));
+    assert!(
+        c.run_until(Duration::from_secs(5), |c| {
+            report_lags(&c.edges[0].sim, viewer).is_some()
+        }),
+        "no sender reports on both: {:?}",
+        c.edges[0].sim.stats(viewer)
+    );
+    let mut skews = vec![];
+    for _ in 0..20 {
+        c.run_for(Duration::from_millis(200));
+        let (audio, video) = report_lags(&c.edges[0].sim, viewer).expect("still reported");
+        skews.push(video - audio);
+    }
+    skews.sort_by(f64::total_cmp);
+    let skew = skews[skews.len() / 2];
+    eprintln!("edge: video {skew:.1} ms behind audio by the edge's sender reports");
+    let want = VIDEO_LAG.as_secs_f64() * 1000.0;
+    assert!(
+        (skew - want).abs() < 10.0,
+        "video {skew:.1} ms behind audio at the edge, the publisher said {want} ms"
+    );
+}

@@ -6,6 +6,7 @@ use super::super::command::Event;
 use super::super::config::SendPath;
 use super::super::downtrack::Incoming;
 use super::super::forwarder::PacketView;
+use super::super::lipsync::CaptureClock;
 use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
@@ -36,6 +37,8 @@ pub struct EdgeLink {
     announced: Option<Vec<(TrackId, LayerSet)>>,
     /// Each relayed source's numbers: what is missing and asked again.
     gaps: Gaps,
+    /// The origin's clock carried onto ours, for the captures the datagrams carry.
+    clock: CaptureClock,
 }
 
 impl EdgeLink {
@@ -71,6 +74,7 @@ impl Router {
             events: VecDeque::new(),
             announced: None,
             gaps: Gaps::default(),
+            clock: CaptureClock::default(),
         }));
         Ok(())
     }
@@ -192,6 +196,7 @@ impl Router {
             Ok(opened) => opened,
             Err(reason) => return edge.drop(reason),
         };
+        let capture = edge.clock.place(i128::from(pkt.capture_us) * 1000, now);
         let Some(track) = self.tracks.get_mut(&pkt.track).filter(|t| t.relayed) else {
             return edge.drop(RelayDrop::UnknownTrack);
         };
@@ -227,7 +232,8 @@ impl Router {
                 .store(now, pkt.layer, pkt.seq, pkt.marker, &payload);
         }
         let (publisher, subscribers) = (track.info.participant, track.subscribers.len());
-        self.deliver_relayed(&pkt, publisher, subscribers, &payload, pt, params, now);
+        let at = (capture, now);
+        self.deliver_relayed(&pkt, publisher, subscribers, &payload, pt, params, at);
         // The fan-out touched the subscribers it made want time (see `timers.rs`).
         self.timers.hot = true;
         self.pump(now);
@@ -237,7 +243,8 @@ impl Router {
 
     /// Fans out a packet that came over a relay link (either direction) as a local
     /// publisher's would: its audio level to the speaker detector, the view the forwarders
-    /// read. `subscribers`: the up-track's, as the caller just read them.
+    /// read. `subscribers`: the up-track's, as the caller just read them; `(capture, now)`:
+    /// when its publisher captured it (the datagram's, carried onto our clock) and now.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_relayed(
         &mut self,
@@ -247,7 +254,7 @@ impl Router {
         payload: &Arc<[u8]>,
         pt: Pt,
         params: PayloadParams,
-        now: Instant,
+        (capture, now): (Instant, Instant),
     ) {
         let codec = params.spec().codec;
         let video = codec.is_video();
@@ -269,7 +276,7 @@ impl Router {
                 video,
                 keyframe_start: video && VideoCodec::from_str0m(codec).is_keyframe_start(payload),
                 arrival: now,
-                capture: now,
+                capture,
             },
             arrival_ns: crate::media::fast::clock::nanos(now),
             layer: pkt.layer,

@@ -88,6 +88,7 @@ impl RelayPeer {
             seq: p.view.seq,
             time: p.view.time,
             audio_level,
+            capture_us: crate::media::fast::clock::nanos(p.view.capture) / 1000,
         };
         let datagram = self
             .sealer

@@ -26,7 +26,7 @@
 
 use super::super::fast::history::{HistoryConfig, SourceHistory};
 use super::super::simulcast::Layer;
-use super::wire::{RelayPacket, ReplayWindow};
+use super::wire::{self, RelayPacket, ReplayWindow};
 use super::RelayEvent;
 use crate::model::TrackId;
 use crate::rate::TokenBucket;
@@ -55,8 +55,9 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_millis(600);
 const RESET_BEHIND: u64 = 1024;
 /// How often the edge looks for numbers to ask again while some are missing.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
-/// Bytes stored before a payload: extended timestamp (8), payload type, level flag, level.
-const PREFIX: usize = 11;
+/// Bytes stored before a payload: extended timestamp (8), payload type, level flag, level,
+/// capture (6: a resent packet keeps its own moment, see `wire`).
+const PREFIX: usize = 17;
 
 /// Bounds of one source's history on the origin: those of the lean path's NACK histories,
 /// with room for the stored header.
@@ -102,6 +103,8 @@ impl RepairStore {
         self.scratch.push(p.pt);
         self.scratch.push(u8::from(p.audio_level.is_some()));
         self.scratch.push(p.audio_level.unwrap_or(0));
+        self.scratch
+            .extend_from_slice(&(p.capture_us & wire::CAPTURE_MASK).to_be_bytes()[2..]);
         self.scratch.extend_from_slice(payload);
         // Reordered or oversized packets are only not repairable.
         let _ = h.insert_rtp(now, p.seq, p.marker, &self.scratch);
@@ -127,6 +130,11 @@ impl RepairStore {
             seq,
             time: u64::from_be_bytes(time),
             audio_level: (head[9] != 0).then_some(head[10]),
+            capture_us: {
+                let mut b = [0u8; 8];
+                b[2..].copy_from_slice(&head[11..17]);
+                u64::from_be_bytes(b)
+            },
         };
         Some((packet, payload))
     }
@@ -369,6 +377,7 @@ mod tests {
             seq: 70_000,
             time: 1 << 33,
             audio_level: Some(0x85),
+            capture_us: 123_456_789_012,
         };
         s.keep(&p, b"opus", t0);
         let (q, payload) = s.get(TrackId(2), 0, 70_000, t0).expect("kept");

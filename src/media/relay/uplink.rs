@@ -25,6 +25,7 @@
 
 use super::super::command::Event;
 use super::super::config::SendPath;
+use super::super::lipsync::CaptureClock;
 use super::super::peer::Peer;
 use super::super::router::Router;
 use super::super::simulcast::Layer;
@@ -64,6 +65,8 @@ struct UplinkIn {
     announced: Option<Vec<(TrackId, LayerSet)>>,
     /// Each uplinked source's numbers: what is missing and asked of the edge again.
     gaps: Gaps,
+    /// The edge's clock carried onto ours, for the captures the datagrams carry.
+    clock: CaptureClock,
 }
 
 /// A router's uplink state: an origin's ends, or an edge's own.
@@ -162,6 +165,7 @@ impl Router {
             counters: RelayCounters::default(),
             announced: None,
             gaps: Gaps::default(),
+            clock: CaptureClock::default(),
         });
         Ok(first)
     }
@@ -309,7 +313,8 @@ impl Router {
             Ok(opened) => opened,
             Err(reason) => return u.counters.dropped[reason as usize] += 1,
         };
-        let fed = self.feed_uplinked(link, &pkt, &clear, now);
+        let capture = u.clock.place(i128::from(pkt.capture_us) * 1000, now);
+        let fed = self.feed_uplinked(link, &pkt, &clear, (capture, now));
         let Some(u) = self.uplink.ins.iter_mut().find(|u| u.link == link) else {
             return;
         };
@@ -337,7 +342,7 @@ impl Router {
         link: RelayId,
         pkt: &RelayPacket,
         clear: &[u8],
-        now: Instant,
+        (capture, now): (Instant, Instant),
     ) -> Result<Arrival, RelayDrop> {
         let track = self
             .tracks
@@ -389,12 +394,13 @@ impl Router {
                 codec == Codec::Opus
             };
             let (seq, time, marker) = (pkt.seq, pkt.time as u32, pkt.marker);
-            // The relay carries no publisher clock: placed at its arrival, as before reports.
+            let at = Some(capture);
             tap.packet(
-                pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now, None,
+                pkt.track, pkt.layer, video, known, seq, time, marker, &payload, now, at,
             );
         }
-        self.deliver_relayed(pkt, publisher, subscribers, &payload, pt, params, now);
+        let at = (capture, now);
+        self.deliver_relayed(pkt, publisher, subscribers, &payload, pt, params, at);
         Ok(arrival)
     }
 

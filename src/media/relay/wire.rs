@@ -3,13 +3,19 @@
 //! One datagram carries one publisher packet from the origin to an edge node:
 //!
 //! ```text
-//!  0       4                16                                   40
-//!  | link  | RTP header (12) | extension 0xBEDE, 5 words (20)     | sealed payload | tag (16)
+//!  0       4                16                                   48
+//!  | link  | RTP header (12) | extension 0xBEDE, 7 words (28)     | sealed payload | tag (16)
 //!  | id BE | V=2 X=1 M PT    | id 1 len 8: relay index (u64 BE)   |
 //!  |       | seq (original)  | id 2 len 8: seq ROC, timestamp hi  |
 //!  |       | ts (original)   | id 3 len 1: RFC 6464 level (audio) |
-//!  |       | SSRC = track·4+layer                                 |
+//!  |       | SSRC = track·4+layer  id 4 len 6: capture (µs, 48 bits) |
+//!  |       |                 | one byte of padding                |
 //! ```
+//!
+//! The capture is when the packet's publisher captured it on the sending node's clock
+//! (`fast::clock`, `media::lipsync`); the receiving node carries it onto its own by one offset
+//! per link, so a person's audio and video keep their relation across nodes (and a resent
+//! packet its own moment).
 //!
 //! The RTP header keeps the publisher's marker, low sequence number and timestamp; the
 //! extension completes them to str0m's extended values, so the edge needs no extender. The
@@ -46,7 +52,9 @@ use str0m::media::Pt;
 /// Bytes before the RTP header: the link id.
 pub const LINK_ID_LEN: usize = 4;
 /// RTP header plus the relay's extension block.
-pub const HEADER_LEN: usize = 12 + 4 + 20;
+pub const HEADER_LEN: usize = 12 + 4 + 28;
+/// The capture field's range: 48 bits of microseconds (8.9 years of a process's clock).
+pub const CAPTURE_MASK: u64 = (1 << 48) - 1;
 /// Bytes a relay datagram adds around a payload.
 pub const OVERHEAD: usize = LINK_ID_LEN + HEADER_LEN + RTP_OVERHEAD;
 /// Layers a track may have on the relay (the SSRC keeps two bits for it).
@@ -192,6 +200,9 @@ pub struct RelayPacket {
     pub time: u64,
     /// RFC 6464 byte (voice activity bit, level), audio only.
     pub audio_level: Option<u8>,
+    /// When its publisher captured it, on the sending node's clock: `fast::clock` µs, within
+    /// [`CAPTURE_MASK`].
+    pub capture_us: u64,
 }
 
 /// Why a datagram was not accepted.
@@ -277,7 +288,7 @@ impl RelaySealer {
         buf.extend_from_slice(&(p.seq as u16).to_be_bytes());
         buf.extend_from_slice(&(p.time as u32).to_be_bytes());
         buf.extend_from_slice(&ssrc.to_be_bytes());
-        buf.extend_from_slice(&[0xBE, 0xDE, 0, 5]);
+        buf.extend_from_slice(&[0xBE, 0xDE, 0, 7]);
         buf.push(0x17);
         buf.extend_from_slice(&index.to_be_bytes());
         buf.push(0x27);
@@ -287,6 +298,9 @@ impl RelaySealer {
             Some(level) => buf.extend_from_slice(&[0x30, level]),
             None => buf.extend_from_slice(&[0, 0]),
         }
+        buf.push(0x45);
+        buf.extend_from_slice(&(p.capture_us & CAPTURE_MASK).to_be_bytes()[2..]);
+        buf.push(0);
         debug_assert_eq!(buf.len(), LINK_ID_LEN + HEADER_LEN);
         // Sealed in place after the link id: the authenticated header is RTP's alone.
         self.sealer
@@ -320,10 +334,12 @@ impl RelayOpener {
         }
         let d = &datagram[LINK_ID_LEN..];
         let ext_ok = d[0] == 0x90
-            && d[12..16] == [0xBE, 0xDE, 0, 5]
+            && d[12..16] == [0xBE, 0xDE, 0, 7]
             && d[16] == 0x17
             && d[25] == 0x27
-            && (d[34] == 0x30 || d[34..36] == [0, 0]);
+            && (d[34] == 0x30 || d[34..36] == [0, 0])
+            && d[36] == 0x45
+            && d[43] == 0;
         if !ext_ok {
             return Err(RelayDrop::Malformed);
         }
@@ -352,6 +368,11 @@ impl RelayOpener {
             seq: (u64::from(be32(26)) << 16) | seq16,
             time: (u64::from(be32(30)) << 32) | u64::from(be32(4)),
             audio_level: (d[34] == 0x30).then_some(d[35]),
+            capture_us: {
+                let mut b = [0u8; 8];
+                b[2..].copy_from_slice(&d[37..43]);
+                u64::from_be_bytes(b)
+            },
         };
         Ok((packet, clear))
     }

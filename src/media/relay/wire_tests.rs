@@ -15,6 +15,7 @@ fn packet(track: u64, layer: Layer, seq: u64) -> RelayPacket {
         seq,
         time: 0x1_2345_6789 + seq * 3000,
         audio_level: (layer == 0).then_some(0x80 | 33),
+        capture_us: CAPTURE_MASK - seq,
     }
 }
 
@@ -128,6 +129,7 @@ fn each_direction_has_its_own_key() {
         seq: 1,
         time: 960,
         audio_level: Some(0x85),
+        capture_us: 0,
     };
     // Same link id, same index: only the key tells the directions apart.
     let mut sealer = RelaySealer::new(9, &down).expect("sealer");
