@@ -4,7 +4,7 @@
 use crate::record_media::*;
 use confab::record::writer::FileSink;
 use confab::record::{
-    Input, RecordError, RecordEvent, Recorder, RecorderConfig, Recording, RecordingConfig, SourceId,
+    Input, RecordError, RecordEvent, Recorder, Recording, RecordingConfig, SourceId,
 };
 use std::fs::File;
 use std::path::Path;
@@ -47,13 +47,7 @@ fn camera_and_voice(
     ts_base: u32,
     hz: f32,
 ) -> Recorder<FileSink> {
-    let mut rec = Recorder::new(
-        RecorderConfig::default(),
-        FileSink::new(File::create(path).expect("file")),
-        start,
-        0,
-    )
-    .expect("recorder");
+    let mut rec = file_recorder(path, start);
     let mut cam = VideoSender::new(SourceId(1), clip, ts_base);
     let mut voice = VoiceSender::new(SourceId(2), hz);
     rec.handle(Input::Stage(Some(cam.source)), start)
@@ -127,13 +121,7 @@ fn the_stage_switches_from_640x360_to_1280x720_on_a_keyframe() {
     let large = vp8_clip(&dir, 1280, 720, 2);
     let path = dir.join("switch.webm");
     let start = Instant::now();
-    let mut rec = Recorder::new(
-        RecorderConfig::default(),
-        FileSink::new(File::create(&path).expect("file")),
-        start,
-        0,
-    )
-    .expect("recorder");
+    let mut rec = file_recorder(&path, start);
     let mut cam = VideoSender::new(SourceId(1), small, 1_000);
     let mut screen = VideoSender::new(SourceId(3), large, 3_000_000_000);
     let mut voice = VoiceSender::new(SourceId(2), 330.0);

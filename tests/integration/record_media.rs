@@ -2,7 +2,8 @@
 //! packetization, and ffprobe/ffmpeg checks of the files written.
 
 use confab::record::vp8::packetize;
-use confab::record::{Input, RtpIn, SourceId};
+use confab::record::writer::FileSink;
+use confab::record::{Input, Recorder, RecorderConfig, RtpIn, SourceId};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,6 +14,12 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// A recorder with the default settings writing the file `path`, starting at `start`.
+pub fn file_recorder(path: &Path, start: Instant) -> Recorder<FileSink> {
+    let file = FileSink::new(std::fs::File::create(path).expect("file"));
+    Recorder::new(RecorderConfig::default(), file, start, 0).expect("recorder")
 }
 
 /// One VP8 frame of a clip.

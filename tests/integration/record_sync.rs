@@ -5,9 +5,7 @@
 //! the file.
 
 use crate::record_media::*;
-use confab::record::writer::FileSink;
-use confab::record::{Input, Recorder, RecorderConfig, SourceId};
-use std::fs::File;
+use confab::record::{Input, SourceId};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,13 +24,7 @@ const SECS: u32 = 3;
 fn record(dir: &Path, with_captures: bool) -> (f64, f64) {
     let path = dir.join(format!("sync-{with_captures}.webm"));
     let start = Instant::now();
-    let mut rec = Recorder::new(
-        RecorderConfig::default(),
-        FileSink::new(File::create(&path).expect("file")),
-        start,
-        0,
-    )
-    .expect("recorder");
+    let mut rec = file_recorder(&path, start);
     let mut cam = VideoSender::new(SourceId(1), flash_clip(dir, SECS, FLASH), 0x8000_0000);
     let onset = u64::from(FLASH) * 48_000 / 30;
     let mut voice = VoiceSender::from_sample(SourceId(2), 1_000.0, onset);
