@@ -2,7 +2,8 @@
 //! room's origin at `/cluster/link`, authenticated by the relay header.
 //!
 //! Edge → origin: `hello` (room, edge id, the edge's relay UDP address, the 16-byte HKDF salt
-//! of the link key), then `needs` (which layers of which tracks its viewers want),
+//! of the link key, the relay datagram layout it speaks: another than the origin's is closed
+//! with a reason), then `needs` (which layers of which tracks its viewers want),
 //! `keyframe` requests and `resend` (relay datagrams that did not arrive). Origin → edge:
 //! `welcome` (the link id the datagrams carry), `tracks` (the stage's tracks: the whole list
 //! on each change, a stage being a handful of tracks) and `close`. For a viewer promoted on
@@ -16,6 +17,7 @@
 
 use super::proxy::{authentic, CONNECT_TIMEOUT, RELAY_HEADER};
 use crate::media::relay::repair::MAX_RESEND;
+use crate::media::relay::wire::WIRE_VERSION;
 use crate::media::relay::{LayerSet, RelayTrack};
 use crate::server::room_task::RoomMsg;
 use crate::server::session::WRITE_TIMEOUT;
@@ -59,6 +61,10 @@ pub enum LinkMsg {
         relay: SocketAddr,
         /// 16 random bytes, hex: the HKDF salt of the link key.
         salt: String,
+        /// The relay datagram layout the edge speaks (`wire::WIRE_VERSION`); 0 from an edge
+        /// that names none (before version 2).
+        #[serde(default)]
+        wire: u32,
     },
     /// Origin → edge: the link is open.
     Welcome {
@@ -210,6 +216,16 @@ fn unhex16(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// Why an edge speaking relay datagram layout `wire` cannot link to this origin, if it cannot.
+fn wire_mismatch(wire: u32) -> Option<String> {
+    (wire != WIRE_VERSION).then(|| {
+        format!(
+            "the edge speaks relay datagram layout {wire}, this origin {WIRE_VERSION}: \
+             run one confab version across the cluster"
+        )
+    })
+}
+
 fn parse(text: &str) -> Option<LinkMsg> {
     if text.len() > MAX_MESSAGE {
         return None;
@@ -270,10 +286,16 @@ async fn origin_side(socket: WebSocket, shared: Arc<Shared>) {
         edge,
         relay,
         salt,
+        wire,
     }) = parse(text.as_str())
     else {
         return;
     };
+    if let Some(reason) = wire_mismatch(wire) {
+        tracing::warn!(room, edge, wire, "relay link refused: {reason}");
+        let _ = send_axum(&mut sink, &LinkMsg::Close { reason }).await;
+        return;
+    }
     let (Some(salt), Some(room_tx)) = (unhex16(&salt), shared.rooms.sender(&room)) else {
         let bye = LinkMsg::Close {
             reason: "no such room here, or a bad salt".into(),
@@ -421,6 +443,7 @@ async fn hello_and_run(
         edge: cluster.id().to_string(),
         relay,
         salt: hex(&salt),
+        wire: WIRE_VERSION,
     };
     if !send_up(&mut sink, &hello).await {
         return Err("hello not sent".into());
@@ -502,9 +525,20 @@ mod tests {
             edge: "n2".into(),
             relay: "127.0.0.1:9".parse().expect("addr"),
             salt: hex(&[0xab; 16]),
+            wire: WIRE_VERSION,
         };
         let text = serde_json::to_string(&hello).expect("json");
         assert_eq!(parse(&text), Some(hello));
+        assert_eq!(wire_mismatch(WIRE_VERSION), None);
+        // An edge from before the capture field names no layout: refused with a reason.
+        let old =
+            r#"{"type":"hello","link":7,"room":"r","edge":"n2","relay":"127.0.0.1:9","salt":"ab"}"#;
+        let Some(LinkMsg::Hello { wire, .. }) = parse(old) else {
+            panic!("an old hello still parses");
+        };
+        assert_eq!(wire, 0);
+        let reason = wire_mismatch(wire).expect("refused");
+        assert!(reason.contains("layout 0") && reason.contains("one confab version"));
         assert_eq!(unhex16(&hex(&[7; 16])), Some([7; 16]));
         assert_eq!(unhex16("zz"), None);
         assert_eq!(unhex16(&"é".repeat(16)), None);

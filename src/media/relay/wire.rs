@@ -49,6 +49,10 @@ use str0m::crypto::dtls::SrtpProfile;
 use str0m::format::{CodecConfig, PayloadParams};
 use str0m::media::Pt;
 
+/// The datagram's layout, named in the link's hello (`cluster::link`) so that nodes of
+/// different versions refuse each other there rather than drop every datagram as malformed:
+/// 1 before the capture field (a 36-byte header; its hello named none), 2 with it.
+pub const WIRE_VERSION: u32 = 2;
 /// Bytes before the RTP header: the link id.
 pub const LINK_ID_LEN: usize = 4;
 /// RTP header plus the relay's extension block.
